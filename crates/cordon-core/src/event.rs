@@ -1,0 +1,429 @@
+//! The run log's events and their hash chain.
+//!
+//! Each event's hash is SHA-256 over a canonical JSON encoding (object keys sorted, no
+//! white space) of `{run_id, seq, ts, kind, payload, prev_hash}`. The first event's
+//! `prev_hash` is [`GENESIS_HASH`]. Changing any stored field of any event breaks the chain
+//! at that event, which [`verify_chain`] reports.
+
+use crate::{Item, RunId, Usage};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The `prev_hash` of a run's first event.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One recorded step of a run, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The run it belongs to.
+    pub run_id: RunId,
+    /// Position in the run, from 0, without gaps.
+    pub seq: u64,
+    /// When it was recorded (RFC 3339, UTC).
+    pub ts: String,
+    /// The event's kind, the tag of [`EventPayload`].
+    pub kind: String,
+    /// The kind's fields, as JSON.
+    pub payload: Value,
+    /// The previous event's hash ([`GENESIS_HASH`] for the first).
+    pub prev_hash: String,
+    /// This event's hash.
+    pub hash: String,
+}
+
+impl Event {
+    /// Builds the event that follows `prev_hash` at `seq`, computing its hash.
+    pub fn new(
+        run_id: &RunId,
+        seq: u64,
+        ts: String,
+        payload: &EventPayload,
+        prev_hash: &str,
+    ) -> Self {
+        let (kind, payload) = payload.to_parts();
+        let hash = event_hash(run_id, seq, &ts, &kind, &payload, prev_hash);
+        Event {
+            run_id: run_id.clone(),
+            seq,
+            ts,
+            kind,
+            payload,
+            prev_hash: prev_hash.to_string(),
+            hash,
+        }
+    }
+
+    /// The typed payload, or an error naming the event when it does not parse.
+    pub fn typed(&self) -> Result<EventPayload, serde_json::Error> {
+        EventPayload::from_parts(&self.kind, &self.payload)
+    }
+}
+
+/// Information about the agent, recorded once when a run starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// The agent's name.
+    pub name: String,
+    /// The operator's instructions to the model.
+    pub instructions: String,
+    /// `PROVIDER:MODEL` as given.
+    pub model: String,
+    /// The wire protocol used (`responses` or `chat`).
+    pub api: String,
+    /// Model settings (temperature and so on) as sent.
+    pub settings: Value,
+    /// Names of the tools offered.
+    pub tools: Vec<String>,
+    /// The most model calls the run may make.
+    pub max_turns: u32,
+    /// The JSON schema the final output must match, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Value>,
+}
+
+/// A whole model response, recorded so that resume never asks for it again.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModelResponse {
+    /// The provider's response id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The model that answered, as the provider names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The output items: messages, reasoning, tool calls.
+    pub items: Vec<Item>,
+    /// Tokens spent.
+    pub usage: Usage,
+    /// Why the model stopped (`stop`, `tool_calls`, `completed`, `length`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    /// Stream events this version of cordon did not understand, or could not parse, kept
+    /// as they came.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_events: Vec<Value>,
+    /// The provider's final response object, when the protocol sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<Value>,
+}
+
+impl ModelResponse {
+    /// The tool calls the model asked for, in order.
+    pub fn tool_calls(&self) -> Vec<crate::ToolCall> {
+        self.items
+            .iter()
+            .filter_map(|i| match i {
+                Item::ToolCall(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The text of the assistant's messages, joined.
+    pub fn text(&self) -> String {
+        self.items
+            .iter()
+            .filter_map(Item::message_text)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// What happened, one kind per variant. The tag is the event's `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
+pub enum EventPayload {
+    /// A run began.
+    RunStarted {
+        /// The agent and its model settings.
+        agent: AgentInfo,
+        /// The version of cordon running it.
+        cordon_version: String,
+        /// Digest of the workspace manifest, once manifests exist.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        manifest_digest: Option<String>,
+        /// Digest of the policy, once policies exist.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy_digest: Option<String>,
+    },
+    /// Input from the user: the task, or later additions.
+    UserInput {
+        /// What the user said.
+        text: String,
+    },
+    /// A model call is about to be made.
+    ModelRequest {
+        /// Which model call of the run this is, from 1.
+        turn: u32,
+        /// How many conversation items are sent.
+        input_items: usize,
+    },
+    /// A model call failed and will be tried again.
+    ModelRetry {
+        /// The turn being retried.
+        turn: u32,
+        /// The attempt that failed, from 1.
+        attempt: u32,
+        /// What went wrong.
+        error: String,
+        /// How long cordon waits before the next attempt.
+        delay_ms: u64,
+    },
+    /// The model answered, in full.
+    ModelResponse {
+        /// The turn answered.
+        turn: u32,
+        /// The whole response.
+        response: ModelResponse,
+    },
+    /// A tool call is about to run.
+    ToolCallIntent {
+        /// The call's id.
+        call_id: String,
+        /// The tool's name.
+        tool: String,
+        /// The exact arguments as the model gave them.
+        arguments: String,
+        /// Stable key for the call's side effects: `run_id/call_id`.
+        idempotency_key: String,
+    },
+    /// A tool call finished (or was refused); what the model reads.
+    ToolResult {
+        /// The call answered.
+        call_id: String,
+        /// The tool's name.
+        tool: String,
+        /// The output as given to the model.
+        output: String,
+        /// Whether the call failed.
+        is_error: bool,
+        /// How long it took.
+        duration_ms: u64,
+    },
+    /// The model's final output did not match the required schema; it is asked again.
+    OutputInvalid {
+        /// Why validation failed.
+        error: String,
+    },
+    /// A budget ran out; the run stops.
+    BudgetExceeded {
+        /// Which budget (`max_turns`, ...).
+        budget: String,
+        /// The limit.
+        limit: u64,
+        /// How much had been used.
+        used: u64,
+    },
+    /// The run finished with a final answer.
+    RunCompleted {
+        /// The final answer's text.
+        output: String,
+        /// The parsed final output, when a schema was required.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        structured: Option<Value>,
+    },
+    /// The run stopped on an error.
+    RunFailed {
+        /// What went wrong, as shown to the user.
+        error: String,
+    },
+}
+
+impl EventPayload {
+    /// Splits into the stored `kind` and `payload` columns.
+    pub fn to_parts(&self) -> (String, Value) {
+        let v = serde_json::to_value(self).expect("event payloads always serialize");
+        let kind = v["kind"].as_str().unwrap_or_default().to_string();
+        let payload = v.get("payload").cloned().unwrap_or(Value::Null);
+        (kind, payload)
+    }
+
+    /// Rebuilds from the stored `kind` and `payload` columns.
+    pub fn from_parts(kind: &str, payload: &Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({ "kind": kind, "payload": payload }))
+    }
+}
+
+/// Encodes JSON canonically: object keys sorted by their bytes, no white space.
+pub fn canonical_json(v: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The hash of an event with these stored fields (lowercase hex SHA-256).
+pub fn event_hash(
+    run_id: &RunId,
+    seq: u64,
+    ts: &str,
+    kind: &str,
+    payload: &Value,
+    prev_hash: &str,
+) -> String {
+    let body = serde_json::json!({
+        "run_id": run_id.as_str(),
+        "seq": seq,
+        "ts": ts,
+        "kind": kind,
+        "payload": payload,
+        "prev_hash": prev_hash,
+    });
+    hex::encode(Sha256::digest(canonical_json(&body).as_bytes()))
+}
+
+/// The first place a run's hash chain does not hold.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("event {seq} ({kind}): {reason}")]
+pub struct ChainBreak {
+    /// The first bad event's position.
+    pub seq: u64,
+    /// Its kind, as stored.
+    pub kind: String,
+    /// What does not hold.
+    pub reason: String,
+}
+
+/// Checks that `events` (in stored order) form an unbroken chain from the genesis hash.
+pub fn verify_chain(events: &[Event]) -> Result<(), ChainBreak> {
+    let mut prev = GENESIS_HASH.to_string();
+    for (i, e) in events.iter().enumerate() {
+        let bad = |reason: String| ChainBreak {
+            seq: e.seq,
+            kind: e.kind.clone(),
+            reason,
+        };
+        if e.seq != i as u64 {
+            return Err(bad(format!(
+                "expected seq {i}: an event is missing or out of order"
+            )));
+        }
+        if e.prev_hash != prev {
+            return Err(bad(
+                "prev_hash does not match the previous event's hash".into()
+            ));
+        }
+        let want = event_hash(&e.run_id, e.seq, &e.ts, &e.kind, &e.payload, &e.prev_hash);
+        if e.hash != want {
+            return Err(bad(
+                "content does not match its hash: the event was changed after it was written"
+                    .into(),
+            ));
+        }
+        prev = e.hash.clone();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: u64) -> Vec<Event> {
+        let run = RunId::from("r1");
+        let mut prev = GENESIS_HASH.to_string();
+        (0..n)
+            .map(|seq| {
+                let e = Event::new(
+                    &run,
+                    seq,
+                    "t".into(),
+                    &EventPayload::UserInput {
+                        text: format!("m{seq}"),
+                    },
+                    &prev,
+                );
+                prev = e.hash.clone();
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_depth() {
+        let v = serde_json::json!({"b": 1, "a": {"d": [1, {"z": 0, "y": "é"}], "c": null}});
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{"c":null,"d":[1,{"y":"é","z":0}]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn an_untouched_chain_verifies() {
+        assert_eq!(verify_chain(&chain(5)), Ok(()));
+    }
+
+    #[test]
+    fn an_edited_payload_is_named() {
+        let mut c = chain(5);
+        c[2].payload = serde_json::json!({"text": "forged"});
+        let err = verify_chain(&c).unwrap_err();
+        assert_eq!(err.seq, 2);
+        assert!(err.reason.contains("changed"));
+    }
+
+    #[test]
+    fn a_removed_event_is_named() {
+        let mut c = chain(5);
+        c.remove(3);
+        assert_eq!(verify_chain(&c).unwrap_err().seq, 4);
+    }
+
+    #[test]
+    fn a_rehashed_forgery_breaks_the_next_link() {
+        let mut c = chain(5);
+        c[1].payload = serde_json::json!({"text": "forged"});
+        c[1].hash = event_hash(
+            &c[1].run_id,
+            1,
+            &c[1].ts,
+            &c[1].kind,
+            &c[1].payload,
+            &c[1].prev_hash,
+        );
+        let err = verify_chain(&c).unwrap_err();
+        assert_eq!(err.seq, 2);
+        assert!(err.reason.contains("prev_hash"));
+    }
+
+    #[test]
+    fn payloads_round_trip_through_parts() {
+        let p = EventPayload::BudgetExceeded {
+            budget: "max_turns".into(),
+            limit: 3,
+            used: 3,
+        };
+        let (kind, payload) = p.to_parts();
+        assert_eq!(kind, "budget_exceeded");
+        assert_eq!(EventPayload::from_parts(&kind, &payload).unwrap(), p);
+    }
+}

@@ -1,0 +1,218 @@
+//! Run state as a fold over a run's events: never stored, always derived.
+
+use crate::{AgentInfo, CallKind, Event, EventPayload, Item, Role, ToolResult, Usage};
+use serde::Serialize;
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Started and not yet ended (or ended by a crash).
+    Running,
+    /// Finished with a final answer.
+    Completed,
+    /// Stopped on an error.
+    Failed,
+    /// Stopped because a budget ran out.
+    BudgetExceeded,
+}
+
+impl RunStatus {
+    /// The status as shown to people and stored in listings.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::BudgetExceeded => "budget_exceeded",
+        }
+    }
+}
+
+/// A tool call with an intent recorded but no result yet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PendingCall {
+    /// The call's id.
+    pub call_id: String,
+    /// The tool's name.
+    pub tool: String,
+    /// The exact arguments.
+    pub arguments: String,
+}
+
+/// Everything known about a run, computed from its events.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunState {
+    /// The agent, once `run_started` is seen.
+    pub agent: Option<AgentInfo>,
+    /// Where the run stands.
+    pub status: RunStatus,
+    /// Model calls answered so far.
+    pub turns: u32,
+    /// Tool calls finished so far.
+    pub tool_calls: u32,
+    /// Tokens spent so far.
+    pub usage: Usage,
+    /// The conversation as the model will next see it.
+    pub items: Vec<Item>,
+    /// Calls with an intent but no result.
+    pub pending: Vec<PendingCall>,
+    /// The final answer, once completed.
+    pub final_output: Option<String>,
+    /// The error or budget that ended the run, if one did.
+    pub ended_by: Option<String>,
+    /// Sequence number of the next event.
+    pub next_seq: u64,
+}
+
+impl Default for RunState {
+    fn default() -> Self {
+        RunState {
+            agent: None,
+            status: RunStatus::Running,
+            turns: 0,
+            tool_calls: 0,
+            usage: Usage::default(),
+            items: Vec::new(),
+            pending: Vec::new(),
+            final_output: None,
+            ended_by: None,
+            next_seq: 0,
+        }
+    }
+}
+
+impl RunState {
+    /// Folds a run's events, in order, into its state.
+    pub fn fold(events: &[Event]) -> Result<Self, serde_json::Error> {
+        let mut state = RunState::default();
+        for e in events {
+            state.apply(&e.typed()?);
+            state.next_seq = e.seq + 1;
+        }
+        Ok(state)
+    }
+
+    /// Applies one event. The runner calls this as it appends, so the live state and a
+    /// re-folded state can never differ.
+    pub fn apply(&mut self, payload: &EventPayload) {
+        match payload {
+            EventPayload::RunStarted { agent, .. } => self.agent = Some(agent.clone()),
+            EventPayload::UserInput { text } => self.items.push(Item::text(Role::User, text.clone())),
+            EventPayload::ModelRequest { .. } | EventPayload::ModelRetry { .. } => {}
+            EventPayload::ModelResponse { response, .. } => {
+                self.turns += 1;
+                self.usage.add(&response.usage);
+                self.items.extend(response.items.iter().cloned());
+            }
+            EventPayload::ToolCallIntent {
+                call_id,
+                tool,
+                arguments,
+                ..
+            } => self.pending.push(PendingCall {
+                call_id: call_id.clone(),
+                tool: tool.clone(),
+                arguments: arguments.clone(),
+            }),
+            EventPayload::ToolResult { call_id, output, .. } => {
+                self.pending.retain(|p| &p.call_id != call_id);
+                self.tool_calls += 1;
+                let kind = self.call_kind(call_id);
+                self.items.push(Item::ToolResult(ToolResult {
+                    call_id: call_id.clone(),
+                    kind,
+                    output: output.clone(),
+                }));
+            }
+            EventPayload::OutputInvalid { error } => self.items.push(Item::text(
+                Role::User,
+                format!("Your final answer must be JSON matching the required schema. It did not: {error}. Answer again."),
+            )),
+            EventPayload::BudgetExceeded { budget, limit, used } => {
+                self.status = RunStatus::BudgetExceeded;
+                self.ended_by = Some(format!("{budget} exceeded (limit {limit}, used {used})"));
+            }
+            EventPayload::RunCompleted { output, .. } => {
+                self.status = RunStatus::Completed;
+                self.final_output = Some(output.clone());
+            }
+            EventPayload::RunFailed { error } => {
+                self.status = RunStatus::Failed;
+                self.ended_by = Some(error.clone());
+            }
+        }
+    }
+
+    /// The kind of the call with this id, as the model made it.
+    fn call_kind(&self, call_id: &str) -> CallKind {
+        self.items
+            .iter()
+            .rev()
+            .find_map(|i| match i {
+                Item::ToolCall(c) if c.call_id == call_id => Some(c.kind),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ModelResponse, ToolCall};
+
+    #[test]
+    fn folding_rebuilds_the_conversation_and_counters() {
+        let call = ToolCall {
+            call_id: "c1".into(),
+            name: "patch".into(),
+            kind: CallKind::Custom,
+            input: "x".into(),
+            id: None,
+        };
+        let events = [
+            EventPayload::UserInput { text: "hi".into() },
+            EventPayload::ModelResponse {
+                turn: 1,
+                response: ModelResponse {
+                    items: vec![Item::ToolCall(call)],
+                    usage: Usage {
+                        input_tokens: 10,
+                        output_tokens: 2,
+                        ..Usage::default()
+                    },
+                    ..ModelResponse::default()
+                },
+            },
+            EventPayload::ToolCallIntent {
+                call_id: "c1".into(),
+                tool: "patch".into(),
+                arguments: "x".into(),
+                idempotency_key: "r/c1".into(),
+            },
+        ];
+        let mut s = RunState::default();
+        for e in &events {
+            s.apply(e);
+        }
+        assert_eq!(s.pending.len(), 1, "an intent without a result is pending");
+        s.apply(&EventPayload::ToolResult {
+            call_id: "c1".into(),
+            tool: "patch".into(),
+            output: "ok".into(),
+            is_error: false,
+            duration_ms: 1,
+        });
+        assert!(s.pending.is_empty());
+        assert_eq!((s.turns, s.tool_calls, s.usage.total_tokens()), (1, 1, 12));
+        assert_eq!(s.items.len(), 3);
+        match &s.items[2] {
+            Item::ToolResult(r) => {
+                assert_eq!(r.kind, CallKind::Custom, "result kind follows the call")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(s.status, RunStatus::Running);
+    }
+}
