@@ -180,6 +180,14 @@ impl Script {
         })
     }
 
+    /// Parses a script written in TOML.
+    pub fn from_toml(text: &str) -> Result<Script, ScriptError> {
+        toml::from_str(text).map_err(|e| ScriptError::Parse {
+            path: "(inline)".into(),
+            message: e.to_string(),
+        })
+    }
+
     /// The model name reported in responses.
     pub fn model_name(&self) -> &str {
         self.model.as_deref().unwrap_or("scripted-model")

@@ -325,6 +325,8 @@ async fn handle(
         Some(Fault::Disconnect { after_events }) => {
             frames.truncate(after_events);
             steps.extend(frames.iter().map(|f| Step::Send(f.to_wire())));
+            // Let what was sent reach the client before the drop, as on a real network.
+            steps.push(Step::Sleep(50));
             steps.push(Step::Fail);
         }
         Some(Fault::Stall { ms }) => {

@@ -1,0 +1,443 @@
+//! Chat Completions: request bodies and the streamed answer. Works with OpenAI and with
+//! compatible servers (Ollama, vLLM, llama.cpp, LM Studio). Custom (free-form) tools are
+//! offered as functions taking one `input` string, so they work with every provider.
+
+use crate::client::StreamEvent;
+use crate::request::{ModelRequest, put};
+use cordon_core::{CallKind, Content, Item, ModelResponse, Role, ToolCall, ToolKind, Usage};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashSet};
+
+/// The JSON body for `POST /chat/completions`.
+pub fn request_body(req: &ModelRequest, stream: bool, max_tokens_field: &str) -> Value {
+    let s = &req.settings;
+    let mut body = Map::new();
+    body.insert("model".into(), json!(req.model));
+    body.insert("messages".into(), Value::Array(messages(req)));
+    if !req.tools.is_empty() {
+        body.insert(
+            "tools".into(),
+            Value::Array(req.tools.iter().map(tool).collect()),
+        );
+        put(&mut body, "parallel_tool_calls", &s.parallel_tool_calls);
+        if let Some(choice) = &s.tool_choice {
+            let v = match choice.as_str() {
+                "auto" | "required" | "none" => json!(choice),
+                name => json!({ "type": "function", "function": { "name": name } }),
+            };
+            body.insert("tool_choice".into(), v);
+        }
+    }
+    body.insert("stream".into(), json!(stream));
+    if stream {
+        body.insert("stream_options".into(), json!({ "include_usage": true }));
+    }
+    put(&mut body, "temperature", &s.temperature);
+    put(&mut body, "top_p", &s.top_p);
+    put(&mut body, max_tokens_field, &s.max_output_tokens);
+    put(&mut body, "reasoning_effort", &s.reasoning_effort);
+    if let Some(out) = &req.output_schema {
+        body.insert(
+            "response_format".into(),
+            json!({ "type": "json_schema", "json_schema": { "name": out.name, "schema": out.schema, "strict": false } }),
+        );
+    }
+    for (k, v) in &s.extra {
+        body.insert(k.clone(), v.clone());
+    }
+    Value::Object(body)
+}
+
+fn tool(spec: &cordon_core::ToolSpec) -> Value {
+    let parameters = match &spec.kind {
+        ToolKind::Function { parameters, .. } => parameters.clone(),
+        ToolKind::Custom { .. } => json!({
+            "type": "object",
+            "properties": { "input": { "type": "string", "description": "The tool's free-form input." } },
+            "required": ["input"],
+        }),
+    };
+    json!({ "type": "function", "function": { "name": spec.name, "description": spec.description, "parameters": parameters } })
+}
+
+fn messages(req: &ModelRequest) -> Vec<Value> {
+    let mut out = Vec::new();
+    if let Some(i) = &req.instructions {
+        out.push(json!({ "role": "system", "content": i }));
+    }
+    for item in &req.input {
+        match item {
+            Item::Message { role, content, .. } => {
+                let role = match role {
+                    Role::System | Role::Developer => "system",
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                };
+                let has_image = content.iter().any(|c| matches!(c, Content::Image { .. }));
+                let content = if has_image {
+                    Value::Array(
+                        content
+                            .iter()
+                            .map(|c| match c {
+                                Content::Text { text } | Content::Refusal { text } => {
+                                    json!({ "type": "text", "text": text })
+                                }
+                                Content::Image { url } => {
+                                    json!({ "type": "image_url", "image_url": { "url": url } })
+                                }
+                            })
+                            .collect(),
+                    )
+                } else {
+                    json!(item.message_text().unwrap_or_default())
+                };
+                out.push(json!({ "role": role, "content": content }));
+            }
+            Item::Reasoning { .. } => {}
+            Item::ToolCall(c) => {
+                let arguments = match c.kind {
+                    CallKind::Function => c.input.clone(),
+                    CallKind::Custom => json!({ "input": c.input }).to_string(),
+                };
+                let call = json!({ "id": c.call_id, "type": "function", "function": { "name": c.name, "arguments": arguments } });
+                // Calls join the assistant message just before them. Content stays a string:
+                // some servers reject `null`.
+                match out.last_mut() {
+                    Some(last) if last["role"] == "assistant" => {
+                        match last["tool_calls"].as_array_mut() {
+                            Some(calls) => calls.push(call),
+                            None => last["tool_calls"] = json!([call]),
+                        }
+                    }
+                    _ => out
+                        .push(json!({ "role": "assistant", "content": "", "tool_calls": [call] })),
+                }
+            }
+            Item::ToolResult(r) => {
+                out.push(json!({ "role": "tool", "tool_call_id": r.call_id, "content": r.output }))
+            }
+        }
+    }
+    out
+}
+
+#[derive(Default)]
+struct PartialCall {
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+/// Delta fields the decoder understands; others are kept as unknown.
+const KNOWN_DELTA: &[&str] = &[
+    "role",
+    "content",
+    "tool_calls",
+    "function_call",
+    "reasoning_content",
+    "reasoning",
+    "refusal",
+];
+
+/// Builds a response from Chat Completions chunks.
+pub struct Decoder {
+    custom_tools: HashSet<String>,
+    id: Option<String>,
+    model: Option<String>,
+    text: String,
+    calls: BTreeMap<u64, PartialCall>,
+    finish: Option<String>,
+    usage: Usage,
+    unknown: Vec<Value>,
+    done: bool,
+}
+
+impl Decoder {
+    /// A decoder for a request that offered these custom tools.
+    pub fn new(req: &ModelRequest) -> Self {
+        let custom_tools = req
+            .tools
+            .iter()
+            .filter(|t| matches!(t.kind, ToolKind::Custom { .. }))
+            .map(|t| t.name.clone())
+            .collect();
+        Decoder {
+            custom_tools,
+            id: None,
+            model: None,
+            text: String::new(),
+            calls: BTreeMap::new(),
+            finish: None,
+            usage: Usage::default(),
+            unknown: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// Takes one SSE event's data; returns an error message if the server sent one.
+    pub fn on_data(&mut self, data: &str, out: &dyn Fn(StreamEvent)) -> Result<(), String> {
+        if data.trim() == "[DONE]" {
+            self.done = true;
+            return Ok(());
+        }
+        let v: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            Err(e) => {
+                self.unknown
+                    .push(json!({ "malformed": data, "error": e.to_string() }));
+                return Ok(());
+            }
+        };
+        if let Some(err) = v.get("error") {
+            return Err(err["message"]
+                .as_str()
+                .map_or_else(|| err.to_string(), str::to_string));
+        }
+        self.id = self
+            .id
+            .take()
+            .or_else(|| v["id"].as_str().map(str::to_string));
+        self.model = self
+            .model
+            .take()
+            .or_else(|| v["model"].as_str().map(str::to_string));
+        if v["usage"].is_object() {
+            self.usage = parse_usage(&v["usage"]);
+        }
+        for choice in v["choices"].as_array().into_iter().flatten() {
+            self.on_delta(&choice["delta"], out);
+            if let Some(f) = choice["finish_reason"].as_str() {
+                self.finish = Some(f.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a whole (non-streamed) `chat.completion` object.
+    pub fn on_whole(&mut self, v: &Value, out: &dyn Fn(StreamEvent)) -> Result<(), String> {
+        if let Some(err) = v.get("error") {
+            return Err(err.to_string());
+        }
+        self.id = v["id"].as_str().map(str::to_string);
+        self.model = v["model"].as_str().map(str::to_string);
+        self.usage = parse_usage(&v["usage"]);
+        let choice = &v["choices"][0];
+        let mut message = choice["message"].clone();
+        // A whole message's calls carry no index; give them one so they read as deltas.
+        if let Some(calls) = message["tool_calls"].as_array_mut() {
+            for (i, c) in calls.iter_mut().enumerate() {
+                c["index"] = json!(i);
+            }
+        }
+        self.on_delta(&message, out);
+        self.finish = choice["finish_reason"].as_str().map(str::to_string);
+        self.done = true;
+        Ok(())
+    }
+
+    fn on_delta(&mut self, delta: &Value, out: &dyn Fn(StreamEvent)) {
+        let Some(obj) = delta.as_object() else { return };
+        if let Some(t) = obj
+            .get("content")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            self.text.push_str(t);
+            out(StreamEvent::TextDelta(t.to_string()));
+        }
+        for key in ["reasoning_content", "reasoning"] {
+            if let Some(t) = obj.get(key).and_then(Value::as_str) {
+                out(StreamEvent::ReasoningDelta(t.to_string()));
+            }
+        }
+        let mut deltas: Vec<Value> = obj
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(fc) = obj.get("function_call").filter(|f| f.is_object()) {
+            deltas.push(json!({ "index": 0, "function": fc }));
+        }
+        for d in deltas {
+            let index = d["index"].as_u64().unwrap_or(0);
+            let call = self.calls.entry(index).or_default();
+            if let Some(id) = d["id"].as_str() {
+                call.id = id.to_string();
+            }
+            if let Some(name) = d["function"]["name"].as_str().filter(|n| !n.is_empty()) {
+                let first = call.name.is_empty();
+                call.name.push_str(name);
+                if first {
+                    out(StreamEvent::ToolCallStarted {
+                        name: call.name.clone(),
+                        call_id: call.id.clone(),
+                    });
+                }
+            }
+            if let Some(a) = d["function"]["arguments"].as_str() {
+                call.arguments.push_str(a);
+            }
+        }
+        let extra: Map<String, Value> = obj
+            .iter()
+            .filter(|(k, v)| !KNOWN_DELTA.contains(&k.as_str()) && !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !extra.is_empty() {
+            self.unknown.push(json!({ "delta": extra }));
+        }
+    }
+
+    /// The whole response, if the stream completed (`[DONE]`, or a finish reason before
+    /// the server closed the stream).
+    pub fn finish(self) -> Option<ModelResponse> {
+        if !self.done && self.finish.is_none() {
+            return None;
+        }
+        let mut items = Vec::new();
+        if !self.text.is_empty() {
+            items.push(Item::text(Role::Assistant, self.text));
+        }
+        for (i, c) in self.calls {
+            let call_id = if c.id.is_empty() {
+                format!("call_{i}")
+            } else {
+                c.id
+            };
+            let (kind, input) = if self.custom_tools.contains(&c.name) {
+                let input = serde_json::from_str::<Value>(&c.arguments)
+                    .ok()
+                    .and_then(|v| v["input"].as_str().map(str::to_string))
+                    .unwrap_or(c.arguments);
+                (CallKind::Custom, input)
+            } else {
+                (CallKind::Function, c.arguments)
+            };
+            items.push(Item::ToolCall(ToolCall {
+                call_id,
+                name: c.name,
+                kind,
+                input,
+                id: None,
+            }));
+        }
+        Some(ModelResponse {
+            id: self.id,
+            model: self.model,
+            items,
+            usage: self.usage,
+            stop_reason: self.finish,
+            unknown_events: self.unknown,
+            raw: None,
+        })
+    }
+}
+
+fn parse_usage(u: &Value) -> Usage {
+    let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    Usage {
+        input_tokens: n("/prompt_tokens"),
+        cached_input_tokens: n("/prompt_tokens_details/cached_tokens"),
+        output_tokens: n("/completion_tokens"),
+        reasoning_tokens: n("/completion_tokens_details/reasoning_tokens"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::ModelSettings;
+    use cordon_core::{ToolResult, ToolSpec};
+
+    fn req(input: Vec<Item>) -> ModelRequest {
+        ModelRequest {
+            model: "m".into(),
+            instructions: Some("sys".into()),
+            input,
+            tools: vec![ToolSpec::custom("apply_patch", "patch", None)],
+            settings: ModelSettings::default(),
+            output_schema: None,
+        }
+    }
+
+    #[test]
+    fn tool_calls_join_the_assistant_message_and_custom_input_is_wrapped() {
+        let call = |id: &str, kind| {
+            Item::ToolCall(ToolCall {
+                call_id: id.into(),
+                name: "apply_patch".into(),
+                kind,
+                input: "P".into(),
+                id: None,
+            })
+        };
+        let body = request_body(
+            &req(vec![
+                Item::text(Role::User, "do it"),
+                Item::text(Role::Assistant, "ok"),
+                call("a", CallKind::Custom),
+                call("b", CallKind::Function),
+                Item::ToolResult(ToolResult {
+                    call_id: "a".into(),
+                    kind: CallKind::Custom,
+                    output: "done".into(),
+                }),
+            ]),
+            true,
+            "max_tokens",
+        );
+        let m = body["messages"].as_array().unwrap();
+        assert_eq!(m.len(), 4, "{m:?}");
+        assert_eq!(m[2]["tool_calls"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            m[2]["tool_calls"][0]["function"]["arguments"],
+            r#"{"input":"P"}"#
+        );
+        assert_eq!(m[3]["role"], "tool");
+        assert_eq!(
+            body["tools"][0]["function"]["parameters"]["required"][0],
+            "input"
+        );
+    }
+
+    #[test]
+    fn deltas_assemble_into_whole_calls() {
+        let mut d = Decoder::new(&req(vec![]));
+        let ignore = |_| {};
+        for chunk in [
+            r#"{"id":"x","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c0","function":{"name":"apply_patch","arguments":"{\"in"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"c1","function":{"name":"calc","arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"put\":\"P\"}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"audio":{"id":"a"}},"finish_reason":"tool_calls"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7}}"#,
+            "[DONE]",
+        ] {
+            d.on_data(chunk, &ignore).unwrap();
+        }
+        let r = d.finish().unwrap();
+        let calls = r.tool_calls();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(
+            (calls[0].kind, calls[0].input.as_str()),
+            (CallKind::Custom, "P")
+        );
+        assert_eq!(
+            (calls[1].kind, calls[1].input.as_str()),
+            (CallKind::Function, "{}")
+        );
+        assert_eq!(r.usage.total_tokens(), 12);
+        assert_eq!(r.unknown_events.len(), 1, "the unknown audio delta is kept");
+    }
+
+    #[test]
+    fn a_stream_without_done_or_finish_is_incomplete() {
+        let mut d = Decoder::new(&req(vec![]));
+        d.on_data(
+            r#"{"choices":[{"index":0,"delta":{"content":"hal"}}]}"#,
+            &|_| {},
+        )
+        .unwrap();
+        assert!(d.finish().is_none());
+    }
+}

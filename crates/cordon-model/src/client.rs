@@ -1,0 +1,287 @@
+//! The model client: one call, with retries.
+
+use crate::error::ModelError;
+use crate::provider::{Api, ProviderConfig};
+use crate::request::ModelRequest;
+use crate::{chat, responses};
+use cordon_core::ModelResponse;
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// The longest wait between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// The longest `Retry-After` honoured; longer requests fall back to backoff.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// How much of an error body is kept in messages.
+const BODY_EXCERPT: usize = 500;
+
+/// Something worth showing while a call is under way.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// Assistant text as it arrives.
+    TextDelta(String),
+    /// Reasoning summary text as it arrives.
+    ReasoningDelta(String),
+    /// The model began a tool call.
+    ToolCallStarted {
+        /// The tool's name.
+        name: String,
+        /// The call's id (may be empty until known).
+        call_id: String,
+    },
+    /// An attempt failed; another follows after `delay`.
+    Retrying {
+        /// The attempt that failed, from 1.
+        attempt: u32,
+        /// What went wrong.
+        error: String,
+        /// How long until the next attempt.
+        delay: Duration,
+    },
+}
+
+/// A client for one provider.
+pub struct ModelClient {
+    provider: ProviderConfig,
+    http: reqwest::Client,
+    /// Set once the server sent an empty body to a streamed request (a known llama.cpp
+    /// quirk with tools); later calls then ask for whole answers.
+    stream_broken: AtomicBool,
+}
+
+impl ModelClient {
+    /// A client for `provider`.
+    pub fn new(provider: ProviderConfig) -> Result<Self, ModelError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("cordon/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ModelError::Connect {
+                provider: provider.name.clone(),
+                url: provider.base_url.clone(),
+                message: format!("cannot set up the HTTP client: {e}"),
+            })?;
+        Ok(ModelClient {
+            provider,
+            http,
+            stream_broken: AtomicBool::new(false),
+        })
+    }
+
+    /// The provider this client talks to.
+    pub fn provider(&self) -> &ProviderConfig {
+        &self.provider
+    }
+
+    /// Sends `req` and returns the whole response, retrying what can be retried. Display
+    /// events go to `events` as they happen (a closed receiver is fine).
+    pub async fn respond(
+        &self,
+        req: &ModelRequest,
+        events: &UnboundedSender<StreamEvent>,
+    ) -> Result<ModelResponse, ModelError> {
+        let mut attempt = 1;
+        loop {
+            let result =
+                tokio::time::timeout(self.provider.attempt_timeout, self.attempt(req, events))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ModelError::Timeout {
+                            provider: self.provider.name.clone(),
+                            detail: format!(
+                                "the attempt took longer than {}s",
+                                self.provider.attempt_timeout.as_secs()
+                            ),
+                        })
+                    });
+            let err = match result {
+                Ok(r) => return Ok(r),
+                Err(e) => e,
+            };
+            if !err.is_retryable() {
+                return Err(err);
+            }
+            if attempt > self.provider.max_retries {
+                return Err(ModelError::RetriesExhausted {
+                    attempts: attempt,
+                    last: Box::new(err),
+                });
+            }
+            let delay = self.delay(attempt, err.retry_after());
+            tracing::warn!(attempt, ?delay, error = %err, "model call failed; retrying");
+            let _ = events.send(StreamEvent::Retrying {
+                attempt,
+                error: err.to_string(),
+                delay,
+            });
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// Exponential backoff with jitter (75 to 100 % of the step), or the provider's
+    /// `Retry-After` when it gave a reasonable one.
+    fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(d) = retry_after.filter(|d| *d <= MAX_RETRY_AFTER) {
+            return d;
+        }
+        let step = self
+            .provider
+            .retry_initial
+            .saturating_mul(1 << (attempt - 1).min(16))
+            .min(MAX_BACKOFF);
+        step.mul_f64(0.75 + fastrand::f64() * 0.25)
+    }
+
+    async fn attempt(
+        &self,
+        req: &ModelRequest,
+        events: &UnboundedSender<StreamEvent>,
+    ) -> Result<ModelResponse, ModelError> {
+        let p = &self.provider;
+        let stream = p.stream && !self.stream_broken.load(Ordering::Relaxed);
+        let url = p.endpoint();
+        let body = match p.api {
+            Api::Responses => responses::request_body(req, stream),
+            Api::Chat => chat::request_body(req, stream, &p.max_tokens_field),
+        };
+        let mut http = self.http.post(&url).json(&body);
+        if let Some(key) = &p.api_key {
+            http = http.bearer_auth(key.expose());
+        }
+        let connect_err = |e: reqwest::Error| ModelError::Connect {
+            provider: p.name.clone(),
+            url: url.clone(),
+            message: p.redact(&error_chain(&e)),
+        };
+        let resp = http.send().await.map_err(connect_err)?;
+        let status = resp.status();
+        if !status.is_success() {
+            let retry_after = retry_after(resp.headers());
+            let text = resp.text().await.unwrap_or_default();
+            return Err(ModelError::Http {
+                provider: p.name.clone(),
+                url,
+                status: status.as_u16(),
+                body: p.redact(&excerpt(&text)),
+                retry_after,
+            });
+        }
+        let emit = |e: StreamEvent| {
+            let _ = events.send(e);
+        };
+        let cut = |detail: String| ModelError::StreamCut {
+            provider: p.name.clone(),
+            detail: p.redact(&detail),
+        };
+        if !stream {
+            let v: serde_json::Value = resp
+                .json()
+                .await
+                .map_err(|e| cut(format!("the answer is not JSON: {e}")))?;
+            return match p.api {
+                Api::Responses => Ok(responses::parse_whole(&v)),
+                Api::Chat => {
+                    let mut d = chat::Decoder::new(req);
+                    d.on_whole(&v, &emit)
+                        .map_err(|m| self.provider_error(m, false))?;
+                    d.finish()
+                        .ok_or_else(|| cut("no choices in the answer".into()))
+                }
+            };
+        }
+
+        let mut sse = resp.bytes_stream().eventsource();
+        let mut responses_decoder = responses::Decoder::default();
+        let mut chat_decoder = chat::Decoder::new(req);
+        let mut seen = 0usize;
+        loop {
+            let next = tokio::time::timeout(p.idle_timeout, sse.next())
+                .await
+                .map_err(|_| ModelError::Timeout {
+                    provider: p.name.clone(),
+                    detail: format!("the stream sent nothing for {}s", p.idle_timeout.as_secs()),
+                })?;
+            let ev = match next {
+                None => break,
+                Some(Ok(ev)) => ev,
+                Some(Err(e)) => return Err(cut(format!("after {seen} events: {e}"))),
+            };
+            seen += 1;
+            match p.api {
+                Api::Responses => {
+                    if let responses::Step::Failed { message, retryable } =
+                        responses_decoder.on_event(&ev.event, &ev.data, &emit)
+                    {
+                        return Err(self.provider_error(message, retryable));
+                    }
+                }
+                Api::Chat => {
+                    chat_decoder
+                        .on_data(&ev.data, &emit)
+                        .map_err(|m| self.provider_error(m, false))?;
+                }
+            }
+        }
+        if seen == 0 {
+            // Some servers (llama.cpp with tools) answer a streamed request with an empty
+            // body; ask for whole answers from now on and try again.
+            tracing::warn!(provider = %p.name, "empty streamed answer; falling back to non-streamed requests");
+            self.stream_broken.store(true, Ordering::Relaxed);
+            return Err(cut(
+                "the server sent an empty stream; retrying without streaming".into(),
+            ));
+        }
+        let done = match p.api {
+            Api::Responses => responses_decoder.finish(),
+            Api::Chat => chat_decoder.finish(),
+        };
+        done.ok_or_else(|| {
+            cut(format!(
+                "the connection closed after {seen} events without a final event"
+            ))
+        })
+    }
+
+    fn provider_error(&self, message: String, retryable: bool) -> ModelError {
+        ModelError::Provider {
+            provider: self.provider.name.clone(),
+            message: self.provider.redact(&message),
+            retryable,
+        }
+    }
+}
+
+/// The provider's requested delay: `retry-after-ms`, or `Retry-After` in seconds.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
+        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+    }
+    get("retry-after")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|s| Duration::from_secs_f64(s.max(0.0)))
+}
+
+fn excerpt(text: &str) -> String {
+    let t = text.trim();
+    match t.char_indices().nth(BODY_EXCERPT) {
+        Some((i, _)) => format!("{}…", &t[..i]),
+        None => t.to_string(),
+    }
+}
+
+/// An error with its causes, which reqwest keeps apart.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

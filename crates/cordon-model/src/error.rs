@@ -1,0 +1,118 @@
+//! What can go wrong talking to a model.
+
+use std::time::Duration;
+
+/// A failed model call. Messages never contain the API key.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The provider answered with an HTTP error.
+    #[error("{provider} answered HTTP {status} at {url}: {body}")]
+    Http {
+        /// The provider's name.
+        provider: String,
+        /// The URL called.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The start of the answer's body.
+        body: String,
+        /// The delay the provider asked for, if any.
+        retry_after: Option<Duration>,
+    },
+    /// No connection could be made, or it broke before an answer.
+    #[error("cannot reach {provider} at {url}: {message}")]
+    Connect {
+        /// The provider's name.
+        provider: String,
+        /// The URL called.
+        url: String,
+        /// What the network layer said.
+        message: String,
+    },
+    /// The stream stopped before the response was complete.
+    #[error("{provider}'s stream ended before the response was complete: {detail}")]
+    StreamCut {
+        /// The provider's name.
+        provider: String,
+        /// How it ended.
+        detail: String,
+    },
+    /// The stream stayed silent too long, or the attempt took too long.
+    #[error("{provider} timed out: {detail}")]
+    Timeout {
+        /// The provider's name.
+        provider: String,
+        /// Which limit was hit.
+        detail: String,
+    },
+    /// The provider reported an error inside the stream.
+    #[error("{provider} reported an error: {message}")]
+    Provider {
+        /// The provider's name.
+        provider: String,
+        /// The provider's message (and code, if any).
+        message: String,
+        /// Whether trying again may help.
+        retryable: bool,
+    },
+    /// Retries ran out.
+    #[error("{last} (gave up after {attempts} attempts)")]
+    RetriesExhausted {
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last attempt's error.
+        last: Box<ModelError>,
+    },
+}
+
+impl ModelError {
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ModelError::Http { status, .. } => matches!(status, 408 | 409 | 429) || *status >= 500,
+            ModelError::Connect { .. }
+            | ModelError::StreamCut { .. }
+            | ModelError::Timeout { .. } => true,
+            ModelError::Provider { retryable, .. } => *retryable,
+            ModelError::RetriesExhausted { .. } => false,
+        }
+    }
+
+    /// What the user can do about it, in one sentence.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            ModelError::RetriesExhausted { last, .. } => last.hint(),
+            ModelError::Http {
+                status: 401 | 403, ..
+            } => {
+                "check the provider's API key (for OpenAI, the OPENAI_API_KEY environment variable)"
+            }
+            ModelError::Http { status: 404, .. } => {
+                "check the model name and the provider's base_url (it should end in /v1)"
+            }
+            ModelError::Http { status: 429, .. } => {
+                "the provider is rate limiting: wait, or raise max_retries"
+            }
+            ModelError::Http {
+                status: 400..=499, ..
+            } => "the provider rejected the request: see its message above",
+            ModelError::Http { .. } | ModelError::Provider { .. } => {
+                "the provider failed: try again later"
+            }
+            ModelError::Connect { .. } => {
+                "is the server running, and is base_url right (OPENAI_BASE_URL, or the config file)?"
+            }
+            ModelError::StreamCut { .. } | ModelError::Timeout { .. } => {
+                "the connection is unreliable or the server is overloaded: try again, or raise the timeouts in the config file"
+            }
+        }
+    }
+
+    /// The delay the provider asked for.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ModelError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
