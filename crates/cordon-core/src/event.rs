@@ -230,6 +230,23 @@ pub enum EventPayload {
 }
 
 impl EventPayload {
+    /// The event's kind, as stored in the `kind` column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventPayload::RunStarted { .. } => "run_started",
+            EventPayload::UserInput { .. } => "user_input",
+            EventPayload::ModelRequest { .. } => "model_request",
+            EventPayload::ModelRetry { .. } => "model_retry",
+            EventPayload::ModelResponse { .. } => "model_response",
+            EventPayload::ToolCallIntent { .. } => "tool_call_intent",
+            EventPayload::ToolResult { .. } => "tool_result",
+            EventPayload::OutputInvalid { .. } => "output_invalid",
+            EventPayload::BudgetExceeded { .. } => "budget_exceeded",
+            EventPayload::RunCompleted { .. } => "run_completed",
+            EventPayload::RunFailed { .. } => "run_failed",
+        }
+    }
+
     /// Splits into the stored `kind` and `payload` columns.
     pub fn to_parts(&self) -> (String, Value) {
         let v = serde_json::to_value(self).expect("event payloads always serialize");
@@ -413,6 +430,60 @@ mod tests {
         let err = verify_chain(&c).unwrap_err();
         assert_eq!(err.seq, 2);
         assert!(err.reason.contains("prev_hash"));
+    }
+
+    #[test]
+    fn kind_matches_the_serialized_tag() {
+        let samples = [
+            EventPayload::UserInput {
+                text: String::new(),
+            },
+            EventPayload::ModelRequest {
+                turn: 1,
+                input_items: 0,
+            },
+            EventPayload::ModelRetry {
+                turn: 1,
+                attempt: 1,
+                error: String::new(),
+                delay_ms: 0,
+            },
+            EventPayload::ModelResponse {
+                turn: 1,
+                response: ModelResponse::default(),
+            },
+            EventPayload::ToolCallIntent {
+                call_id: String::new(),
+                tool: String::new(),
+                arguments: String::new(),
+                idempotency_key: String::new(),
+            },
+            EventPayload::ToolResult {
+                call_id: String::new(),
+                tool: String::new(),
+                output: String::new(),
+                is_error: false,
+                duration_ms: 0,
+            },
+            EventPayload::OutputInvalid {
+                error: String::new(),
+            },
+            EventPayload::BudgetExceeded {
+                budget: String::new(),
+                limit: 0,
+                used: 0,
+            },
+            EventPayload::RunCompleted {
+                output: String::new(),
+                structured: None,
+            },
+            EventPayload::RunFailed {
+                error: String::new(),
+            },
+        ];
+        for p in samples {
+            assert_eq!(p.kind(), p.to_parts().0);
+        }
     }
 
     #[test]

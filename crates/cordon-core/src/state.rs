@@ -18,6 +18,26 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// The status a run has after an event of this kind, for the kinds that change it.
+    /// Listings use this to derive a run's status from its last such event.
+    pub fn after_kind(kind: &str) -> Option<RunStatus> {
+        match kind {
+            "run_started" => Some(RunStatus::Running),
+            "run_completed" => Some(RunStatus::Completed),
+            "run_failed" => Some(RunStatus::Failed),
+            "budget_exceeded" => Some(RunStatus::BudgetExceeded),
+            _ => None,
+        }
+    }
+
+    /// Every event kind that changes a run's status.
+    pub const CHANGING_KINDS: [&'static str; 4] = [
+        "run_started",
+        "run_completed",
+        "run_failed",
+        "budget_exceeded",
+    ];
+
     /// The status as shown to people and stored in listings.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -96,6 +116,9 @@ impl RunState {
     /// Applies one event. The runner calls this as it appends, so the live state and a
     /// re-folded state can never differ.
     pub fn apply(&mut self, payload: &EventPayload) {
+        if let Some(status) = RunStatus::after_kind(payload.kind()) {
+            self.status = status;
+        }
         match payload {
             EventPayload::RunStarted { agent, .. } => self.agent = Some(agent.clone()),
             EventPayload::UserInput { text } => self.items.push(Item::text(Role::User, text.clone())),
@@ -130,15 +153,12 @@ impl RunState {
                 format!("Your final answer must be JSON matching the required schema. It did not: {error}. Answer again."),
             )),
             EventPayload::BudgetExceeded { budget, limit, used } => {
-                self.status = RunStatus::BudgetExceeded;
                 self.ended_by = Some(format!("{budget} exceeded (limit {limit}, used {used})"));
             }
             EventPayload::RunCompleted { output, .. } => {
-                self.status = RunStatus::Completed;
                 self.final_output = Some(output.clone());
             }
             EventPayload::RunFailed { error } => {
-                self.status = RunStatus::Failed;
                 self.ended_by = Some(error.clone());
             }
         }

@@ -1,1 +1,27 @@
-//! placeholder
+//! cordon's run log: every run is an append-only, hash-chained sequence of events in a
+//! SQLite file.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cordon_store::StoreError> {
+//! use cordon_core::{EventPayload, RunId};
+//! let store = cordon_store::Store::open(std::path::Path::new("/tmp/cordon.db")).await?;
+//! let mut log = store.create_run(&RunId::new()).await?;
+//! log.append(&EventPayload::UserInput { text: "hello".into() }).await?;
+//! let events = store.events(log.run_id()).await?;
+//! cordon_core::verify_chain(&events).expect("untouched");
+//! # Ok(()) }
+//! ```
+//!
+//! The file is in WAL mode with `synchronous = NORMAL`: an appended event survives the
+//! process being killed at any point (not necessarily a power cut). Triggers refuse
+//! `UPDATE` and `DELETE` on events; the hash chain catches whoever goes around them.
+
+mod error;
+mod paths;
+mod runlog;
+mod store;
+
+pub use error::StoreError;
+pub use paths::default_store_path;
+pub use runlog::RunLog;
+pub use store::{RunSummary, Store};

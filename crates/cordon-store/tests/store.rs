@@ -1,0 +1,123 @@
+//! The run log in a real SQLite file.
+
+use cordon_core::{EventPayload, RunId, RunState, RunStatus, verify_chain};
+use cordon_store::{Store, StoreError};
+
+fn input(text: &str) -> EventPayload {
+    EventPayload::UserInput { text: text.into() }
+}
+
+#[tokio::test]
+async fn appended_events_chain_survive_reopening_and_fold() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/cordon.db");
+    let run = RunId::new();
+    {
+        let store = Store::open(&path).await.unwrap();
+        let mut log = store.create_run(&run).await.unwrap();
+        log.append(&input("first")).await.unwrap();
+        log.append(&input("second")).await.unwrap();
+    }
+    let store = Store::open(&path).await.unwrap();
+    let mut log = store.open_run(&run).await.unwrap();
+    assert_eq!(log.next_seq(), 2);
+    log.append(&EventPayload::RunFailed {
+        error: "boom".into(),
+    })
+    .await
+    .unwrap();
+    let events = store.events(&run).await.unwrap();
+    assert_eq!(events.len(), 3);
+    verify_chain(&events).unwrap();
+    let state = RunState::fold(&events).unwrap();
+    assert_eq!(state.items.len(), 2);
+    assert_eq!(state.status, RunStatus::Failed);
+}
+
+#[tokio::test]
+async fn the_log_refuses_updates_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("c.db")).await.unwrap();
+    let run = RunId::new();
+    store
+        .create_run(&run)
+        .await
+        .unwrap()
+        .append(&input("x"))
+        .await
+        .unwrap();
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("c.db").display()))
+            .await
+            .unwrap();
+    for sql in ["UPDATE events SET payload = '{}'", "DELETE FROM events"] {
+        let err = sqlx::query(sql)
+            .execute(&pool)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn two_writers_on_one_run_conflict_instead_of_forking_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("c.db")).await.unwrap();
+    let run = RunId::new();
+    store
+        .create_run(&run)
+        .await
+        .unwrap()
+        .append(&input("x"))
+        .await
+        .unwrap();
+    let mut a = store.open_run(&run).await.unwrap();
+    let mut b = store.open_run(&run).await.unwrap();
+    a.append(&input("a")).await.unwrap();
+    assert!(matches!(
+        b.append(&input("b")).await,
+        Err(StoreError::Conflict { seq: 1, .. })
+    ));
+    verify_chain(&store.events(&run).await.unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn runs_are_listed_newest_first_and_resolved_by_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("c.db")).await.unwrap();
+    let (r1, r2) = (RunId::from("aaaa-1"), RunId::from("aabb-2"));
+    for (run, end) in [(&r1, true), (&r2, false)] {
+        let mut log = store.create_run(run).await.unwrap();
+        log.append(&input("task")).await.unwrap();
+        if end {
+            log.append(&EventPayload::RunCompleted {
+                output: "done".into(),
+                structured: None,
+            })
+            .await
+            .unwrap();
+        }
+    }
+    let runs = store.list_runs(None, 10).await.unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
+        ["aabb-2", "aaaa-1"]
+    );
+    assert_eq!(runs[1].status, RunStatus::Completed);
+    assert_eq!(runs[0].task, "task");
+    let done = store
+        .list_runs(Some(RunStatus::Completed), 10)
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(store.resolve("aab").await.unwrap(), r2);
+    assert!(matches!(
+        store.resolve("aa").await,
+        Err(StoreError::Ambiguous { .. })
+    ));
+    assert!(matches!(
+        store.resolve("zz").await,
+        Err(StoreError::NoSuchRun(_))
+    ));
+}
