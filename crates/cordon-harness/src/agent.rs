@@ -1,0 +1,119 @@
+//! What an agent is: instructions, a model, settings, tools, limits.
+
+use crate::output::OutputValidator;
+use cordon_core::AgentInfo;
+use cordon_model::ModelSettings;
+use cordon_tools::Tool;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The default limit on model calls in one run.
+pub const DEFAULT_MAX_TURNS: u32 = 20;
+
+/// An agent definition that a [`Runner`](crate::Runner) can run.
+#[derive(Clone)]
+pub struct Agent {
+    /// The agent's name.
+    pub name: String,
+    /// The operator's instructions.
+    pub instructions: String,
+    /// `PROVIDER:MODEL`, as recorded.
+    pub model: String,
+    /// The model's name at the provider.
+    pub model_name: String,
+    /// Tuning.
+    pub settings: ModelSettings,
+    /// The most model calls one run may make.
+    pub max_turns: u32,
+    /// The tools offered to the model.
+    pub tools: Vec<Arc<dyn Tool>>,
+    pub(crate) output: Option<OutputValidator>,
+}
+
+/// An agent definition that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The output schema is not a valid JSON schema.
+    #[error("the output schema is not a valid JSON schema: {0}")]
+    BadSchema(String),
+    /// Two tools share a name.
+    #[error("two tools are named '{0}'; tool names must be unique")]
+    DuplicateTool(String),
+}
+
+impl Agent {
+    /// An agent using `model_name` at the provider named in `model` (`PROVIDER:MODEL`).
+    pub fn new(name: &str, model: &str, model_name: &str) -> Self {
+        Agent {
+            name: name.to_string(),
+            instructions: String::new(),
+            model: model.to_string(),
+            model_name: model_name.to_string(),
+            settings: ModelSettings::default(),
+            max_turns: DEFAULT_MAX_TURNS,
+            tools: Vec::new(),
+            output: None,
+        }
+    }
+
+    /// Sets the instructions.
+    pub fn instructions(mut self, text: &str) -> Self {
+        self.instructions = text.to_string();
+        self
+    }
+
+    /// Adds a tool.
+    pub fn tool(mut self, tool: Arc<dyn Tool>) -> Self {
+        self.tools.push(tool);
+        self
+    }
+
+    /// Sets the limit on model calls.
+    pub fn max_turns(mut self, n: u32) -> Self {
+        self.max_turns = n;
+        self
+    }
+
+    /// Sets the model settings.
+    pub fn settings(mut self, settings: ModelSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Requires the final answer to be JSON matching `schema`; the model is asked again
+    /// (within `max_turns`) when it is not.
+    pub fn output_schema(mut self, schema: Value) -> Result<Self, AgentError> {
+        self.output = Some(OutputValidator::new(schema)?);
+        Ok(self)
+    }
+
+    /// Checks the definition as a whole (unique tool names).
+    pub fn check(&self) -> Result<(), AgentError> {
+        let mut seen = std::collections::HashSet::new();
+        for t in &self.tools {
+            let name = t.spec().name;
+            if !seen.insert(name.clone()) {
+                return Err(AgentError::DuplicateTool(name));
+            }
+        }
+        Ok(())
+    }
+
+    /// What is recorded about the agent when a run starts.
+    pub fn info(&self, api: &str) -> AgentInfo {
+        AgentInfo {
+            name: self.name.clone(),
+            instructions: self.instructions.clone(),
+            model: self.model.clone(),
+            api: api.to_string(),
+            settings: serde_json::to_value(&self.settings).unwrap_or(Value::Null),
+            tools: self.tools.iter().map(|t| t.spec().name).collect(),
+            max_turns: self.max_turns,
+            output_schema: self.output.as_ref().map(|o| o.schema().clone()),
+        }
+    }
+
+    pub(crate) fn find_tool(&self, name: &str) -> Option<&Arc<dyn Tool>> {
+        self.tools.iter().find(|t| t.spec().name == name)
+    }
+}

@@ -1,0 +1,301 @@
+//! The agent loop.
+
+use crate::Agent;
+use crate::observer::{RunObserver, Silent};
+use cordon_core::{EventPayload, ModelResponse, RunId, RunState, RunStatus, ToolCall, VERSION};
+use cordon_model::{ModelClient, ModelError, ModelRequest, OutputSchema, StreamEvent};
+use cordon_store::{RunLog, Store, StoreError};
+use cordon_tools::{ToolContext, ToolError};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The run's id.
+    pub run_id: RunId,
+    /// Completed, failed or budget exceeded.
+    pub status: RunStatus,
+    /// The final answer's text, when completed.
+    pub output: Option<String>,
+    /// The parsed final answer, when a schema was required.
+    pub structured: Option<Value>,
+    /// What stopped the run, when it did not complete.
+    pub error: Option<String>,
+    /// What the user can do about that error.
+    pub hint: Option<&'static str>,
+    /// The run's state at the end.
+    pub state: RunState,
+}
+
+/// A run that could not be recorded. (Model and tool failures do not end up here: they
+/// are recorded in the run and reported in its [`RunOutcome`].)
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The run log could not be written or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The agent definition is unusable.
+    #[error(transparent)]
+    Agent(#[from] crate::AgentError),
+}
+
+/// Runs agents against one model client, recording into one store.
+pub struct Runner {
+    client: Arc<ModelClient>,
+    store: Store,
+    observer: Arc<dyn RunObserver>,
+}
+
+/// One run in progress: its log, its folded state, and who watches.
+struct Live<'a> {
+    log: RunLog,
+    state: RunState,
+    observer: &'a dyn RunObserver,
+}
+
+impl Live<'_> {
+    /// Appends an event, then applies it to the state: the log always comes first.
+    async fn record(&mut self, payload: EventPayload) -> Result<(), StoreError> {
+        let event = self.log.append(&payload).await?;
+        self.state.apply(&payload);
+        self.state.next_seq = event.seq + 1;
+        self.observer.on_event(&event);
+        Ok(())
+    }
+}
+
+impl Runner {
+    /// A runner using `client` for model calls and `store` for run logs.
+    pub fn new(client: Arc<ModelClient>, store: Store) -> Self {
+        Runner {
+            client,
+            store,
+            observer: Arc::new(Silent),
+        }
+    }
+
+    /// Shows the run's progress to `observer`.
+    pub fn observer(mut self, observer: Arc<dyn RunObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// The store runs are recorded in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Starts a new run of `agent` on `task` and drives it to its end.
+    pub async fn run(&self, agent: &Agent, task: &str) -> Result<RunOutcome, RunError> {
+        agent.check()?;
+        let run_id = RunId::new();
+        let mut live = Live {
+            log: self.store.create_run(&run_id).await?,
+            state: RunState::default(),
+            observer: self.observer.as_ref(),
+        };
+        live.record(EventPayload::RunStarted {
+            agent: agent.info(self.client.provider().api.as_str()),
+            cordon_version: VERSION.to_string(),
+            manifest_digest: None,
+            policy_digest: None,
+        })
+        .await?;
+        live.record(EventPayload::UserInput {
+            text: task.to_string(),
+        })
+        .await?;
+        self.drive(agent, &mut live).await
+    }
+
+    /// The loop: model call, tool calls, repeat.
+    async fn drive(&self, agent: &Agent, live: &mut Live<'_>) -> Result<RunOutcome, RunError> {
+        let mut hint = None;
+        let mut structured = None;
+        while live.state.status == RunStatus::Running {
+            if live.state.turns >= agent.max_turns {
+                let used = live.state.turns as u64;
+                live.record(EventPayload::BudgetExceeded {
+                    budget: "max_turns".into(),
+                    limit: agent.max_turns as u64,
+                    used,
+                })
+                .await?;
+                break;
+            }
+            let turn = live.state.turns + 1;
+            live.record(EventPayload::ModelRequest {
+                turn,
+                input_items: live.state.items.len(),
+            })
+            .await?;
+            let response = match self.call_model(agent, live, turn).await? {
+                Ok(r) => r,
+                Err(e) => {
+                    hint = Some(e.hint());
+                    live.record(EventPayload::RunFailed {
+                        error: e.to_string(),
+                    })
+                    .await?;
+                    break;
+                }
+            };
+            let calls = response.tool_calls();
+            let text = response.text();
+            live.record(EventPayload::ModelResponse { turn, response })
+                .await?;
+            if calls.is_empty() {
+                match agent.output.as_ref().map(|o| o.check(&text)) {
+                    Some(Err(error)) => live.record(EventPayload::OutputInvalid { error }).await?,
+                    checked => {
+                        structured = checked.and_then(Result::ok);
+                        live.record(EventPayload::RunCompleted {
+                            output: text,
+                            structured: structured.clone(),
+                        })
+                        .await?
+                    }
+                }
+                continue;
+            }
+            self.run_tools(agent, live, calls).await?;
+        }
+        let state = live.state.clone();
+        Ok(RunOutcome {
+            run_id: live.log.run_id().clone(),
+            status: state.status,
+            output: state.final_output.clone(),
+            structured,
+            error: state.ended_by.clone(),
+            hint,
+            state,
+        })
+    }
+
+    /// One model call, streaming to the observer and recording each retry as it happens.
+    async fn call_model(
+        &self,
+        agent: &Agent,
+        live: &mut Live<'_>,
+        turn: u32,
+    ) -> Result<Result<ModelResponse, ModelError>, StoreError> {
+        let request = ModelRequest {
+            model: agent.model_name.clone(),
+            instructions: Some(agent.instructions.clone()).filter(|i| !i.is_empty()),
+            input: live.state.items.clone(),
+            tools: agent.tools.iter().map(|t| t.spec()).collect(),
+            settings: agent.settings.clone(),
+            output_schema: agent.output.as_ref().map(|o| OutputSchema {
+                name: "final_output".into(),
+                schema: o.schema().clone(),
+            }),
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let call = self.client.respond(&request, &tx);
+        tokio::pin!(call);
+        let result = loop {
+            tokio::select! {
+                biased;
+                Some(ev) = rx.recv() => self.on_stream(live, turn, ev).await?,
+                r = &mut call => break r,
+            }
+        };
+        while let Ok(ev) = rx.try_recv() {
+            self.on_stream(live, turn, ev).await?;
+        }
+        Ok(result)
+    }
+
+    async fn on_stream(
+        &self,
+        live: &mut Live<'_>,
+        turn: u32,
+        ev: StreamEvent,
+    ) -> Result<(), StoreError> {
+        self.observer.on_stream(&ev);
+        if let StreamEvent::Retrying {
+            attempt,
+            error,
+            delay,
+        } = ev
+        {
+            live.record(EventPayload::ModelRetry {
+                turn,
+                attempt,
+                error,
+                delay_ms: delay.as_millis() as u64,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Records every call's intent, runs them all at once, then records each result in
+    /// the model's order.
+    async fn run_tools(
+        &self,
+        agent: &Agent,
+        live: &mut Live<'_>,
+        calls: Vec<ToolCall>,
+    ) -> Result<(), StoreError> {
+        let run_id = live.log.run_id().clone();
+        let mut tasks = Vec::new();
+        for call in calls {
+            let idempotency_key = format!("{run_id}/{}", call.call_id);
+            live.record(EventPayload::ToolCallIntent {
+                call_id: call.call_id.clone(),
+                tool: call.name.clone(),
+                arguments: call.input.clone(),
+                idempotency_key: idempotency_key.clone(),
+            })
+            .await?;
+            let ctx = ToolContext {
+                run_id: run_id.clone(),
+                call_id: call.call_id.clone(),
+                idempotency_key,
+            };
+            let tool = agent.find_tool(&call.name).cloned();
+            let available: Vec<String> = agent.tools.iter().map(|t| t.spec().name).collect();
+            let (name, input) = (call.name.clone(), call.input.clone());
+            // Each call runs in its own task: concurrently, and a panic stays in its call.
+            let handle = tokio::spawn(async move {
+                let started = Instant::now();
+                let result = match &tool {
+                    Some(t) => t.call(&ctx, &input).await,
+                    None => Err(ToolError::Failed(format!(
+                        "there is no tool named '{name}'; the available tools are: {}",
+                        available.join(", ")
+                    ))),
+                };
+                (result, started.elapsed())
+            });
+            tasks.push((call, handle));
+        }
+        for (call, task) in tasks {
+            let (result, elapsed) = task.await.unwrap_or_else(|e| {
+                tracing::error!(tool = %call.name, error = %e, "a tool call crashed");
+                (
+                    Err(ToolError::Failed(
+                        "the tool crashed; this is a bug in the tool, not in your call".into(),
+                    )),
+                    Default::default(),
+                )
+            });
+            let (output, is_error) = match result {
+                Ok(out) => (out, false),
+                Err(e) => (format!("error: {e}"), true),
+            };
+            live.record(EventPayload::ToolResult {
+                call_id: call.call_id,
+                tool: call.name,
+                output,
+                is_error,
+                duration_ms: elapsed.as_millis() as u64,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,256 @@
+//! The agent loop against the scripted server and a real run store.
+
+use cordon_core::{RunStatus, verify_chain};
+use cordon_harness::{Agent, FunctionTool, Runner, Tool, ToolError};
+use cordon_model::{Api, ModelClient, ProviderConfig};
+use cordon_testkit::{Script, ScriptedServer};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Setup {
+    server: ScriptedServer,
+    runner: Runner,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(script: &str, api: Api) -> Setup {
+    let server = ScriptedServer::start(Script::from_toml(script).unwrap())
+        .await
+        .unwrap();
+    let mut p = ProviderConfig::new("scripted", api, &server.base_url(), None);
+    p.retry_initial = Duration::from_millis(5);
+    p.max_retries = 1;
+    let dir = tempfile::tempdir().unwrap();
+    let store = cordon_store::Store::open(&dir.path().join("runs.db"))
+        .await
+        .unwrap();
+    let runner = Runner::new(Arc::new(ModelClient::new(p).unwrap()), store);
+    Setup {
+        server,
+        runner,
+        _dir: dir,
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Wait {
+    /// A label.
+    label: String,
+}
+
+/// A tool that only returns once `n` calls are in flight together: run one at a time, the
+/// calls would wait forever (and the test times out).
+fn rendezvous(n: usize) -> Arc<dyn Tool> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    Arc::new(FunctionTool::new(
+        "rendezvous",
+        "Waits for its peers.",
+        move |w: Wait| {
+            let barrier = barrier.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(5), barrier.wait())
+                    .await
+                    .map_err(|_| {
+                        ToolError::Failed("peers never came: calls ran one at a time".into())
+                    })?;
+                Ok(format!("met as {}", w.label))
+            }
+        },
+    ))
+}
+
+const PARALLEL: &str = r#"
+[[turns]]
+text = "Meeting up."
+tool_calls = [
+  { name = "rendezvous", arguments = { label = "a" } },
+  { name = "rendezvous", arguments = { label = "b" } },
+  { name = "rendezvous", arguments = { label = "c" } },
+]
+[[turns]]
+tool_calls = [{ name = "calculator", arguments = { expression = "17 * 23 + 4" } }]
+[[turns]]
+text = "All met, and the sum is 395."
+"#;
+
+#[tokio::test]
+async fn parallel_calls_run_concurrently_and_results_go_back_in_order() {
+    for api in [Api::Responses, Api::Chat] {
+        let s = setup(PARALLEL, api).await;
+        let agent = Agent::new("t", "scripted:x", "scripted-model")
+            .tool(rendezvous(3))
+            .tool(cordon_tools::builtin::by_name("calculator").unwrap());
+        let out = s.runner.run(&agent, "meet and add").await.unwrap();
+        assert_eq!(out.status, RunStatus::Completed, "{api:?}: {:?}", out.error);
+        assert_eq!(out.output.as_deref(), Some("All met, and the sum is 395."));
+        assert_eq!((out.state.turns, out.state.tool_calls), (3, 4));
+
+        let reqs = s.server.requests();
+        assert_eq!(reqs.len(), 3);
+        let second = reqs[1].body.to_string();
+        for label in ["met as a", "met as b", "met as c"] {
+            assert!(
+                second.contains(label),
+                "{api:?}: results fed back: {second}"
+            );
+        }
+        assert!(
+            reqs[2].body.to_string().contains("395"),
+            "calculator result fed back"
+        );
+
+        let events = s.runner.store().events(&out.run_id).await.unwrap();
+        verify_chain(&events).unwrap();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            &kinds[..5],
+            [
+                "run_started",
+                "user_input",
+                "model_request",
+                "model_response",
+                "tool_call_intent"
+            ]
+        );
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "tool_call_intent").count(),
+            4
+        );
+        assert_eq!(*kinds.last().unwrap(), "run_completed");
+        // Every intent is recorded before any of its batch's results.
+        let first_result = kinds.iter().position(|k| *k == "tool_result").unwrap();
+        assert_eq!(
+            kinds[first_result - 3..first_result],
+            ["tool_call_intent"; 3]
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_tools_and_bad_arguments_go_back_to_the_model() {
+    let s = setup(
+        r#"
+        [[turns]]
+        tool_calls = [
+          { name = "teleport", arguments = {} },
+          { name = "calculator", arguments_raw = "{\"expression\": 12" },
+          { name = "calculator", arguments = { expr = "1" } },
+        ]
+        [[turns]]
+        text = "Sorry."
+        "#,
+        Api::Chat,
+    )
+    .await;
+    let agent = Agent::new("t", "scripted:x", "m")
+        .tool(cordon_tools::builtin::by_name("calculator").unwrap());
+    let out = s.runner.run(&agent, "go").await.unwrap();
+    assert_eq!(out.status, RunStatus::Completed);
+    let fed_back = s.server.requests()[1].body["messages"].to_string();
+    assert!(
+        fed_back.contains("no tool named 'teleport'") && fed_back.contains("calculator"),
+        "{fed_back}"
+    );
+    assert!(
+        fed_back.contains("invalid arguments: invalid type: integer"),
+        "{fed_back}"
+    );
+    assert!(
+        fed_back.contains("missing field `expression`"),
+        "{fed_back}"
+    );
+}
+
+#[tokio::test]
+async fn max_turns_ends_the_run_as_budget_exceeded() {
+    let s = setup(
+        r#"
+        [[turns]]
+        tool_calls = [{ name = "calculator", arguments = { expression = "1" } }]
+        [[turns]]
+        tool_calls = [{ name = "calculator", arguments = { expression = "2" } }]
+        [[turns]]
+        text = "never reached"
+        "#,
+        Api::Responses,
+    )
+    .await;
+    let agent = Agent::new("t", "scripted:x", "m")
+        .tool(cordon_tools::builtin::by_name("calculator").unwrap())
+        .max_turns(2);
+    let out = s.runner.run(&agent, "loop").await.unwrap();
+    assert_eq!(out.status, RunStatus::BudgetExceeded);
+    assert!(out.error.unwrap().contains("max_turns"));
+    assert_eq!(s.server.requests().len(), 2, "no third model call");
+}
+
+#[tokio::test]
+async fn structured_output_is_validated_and_the_model_asked_again() {
+    let s = setup(
+        r#"
+        [[turns]]
+        text = "The answer is four."
+        [[turns]]
+        text = '{"answer": "4"}'
+        [[turns]]
+        text = '{"answer": 4}'
+        "#,
+        Api::Responses,
+    )
+    .await;
+    let agent = Agent::new("t", "scripted:x", "m")
+        .output_schema(serde_json::json!({
+            "type": "object", "required": ["answer"], "properties": { "answer": { "type": "integer" } }
+        }))
+        .unwrap();
+    let out = s.runner.run(&agent, "2+2 as JSON").await.unwrap();
+    assert_eq!(out.status, RunStatus::Completed);
+    assert_eq!(out.structured.unwrap()["answer"], 4);
+    let reqs = s.server.requests();
+    assert_eq!(reqs[0].body["text"]["format"]["type"], "json_schema");
+    let third = reqs[2].body["input"].to_string();
+    assert!(
+        third.contains("/answer"),
+        "the model is told what was wrong: {third}"
+    );
+}
+
+#[tokio::test]
+async fn a_provider_failure_is_recorded_and_reported() {
+    let s = setup(
+        r#"
+        [[turns]]
+        text = "never"
+        faults = [{ kind = "status", status = 500 }, { kind = "status", status = 500 }]
+        "#,
+        Api::Responses,
+    )
+    .await;
+    let out = s
+        .runner
+        .run(&Agent::new("t", "scripted:x", "m"), "hi")
+        .await
+        .unwrap();
+    assert_eq!(out.status, RunStatus::Failed);
+    assert!(
+        out.error.as_deref().unwrap().contains("HTTP 500"),
+        "{:?}",
+        out.error
+    );
+    assert!(out.hint.is_some());
+    let events = s.runner.store().events(&out.run_id).await.unwrap();
+    verify_chain(&events).unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "run_started",
+            "user_input",
+            "model_request",
+            "model_retry",
+            "run_failed"
+        ]
+    );
+}

@@ -1,0 +1,202 @@
+//! Built-in tools that touch nothing outside cordon: safe to offer without a sandbox.
+
+use crate::{FunctionTool, Tool, ToolError};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Arguments of `calculator`.
+#[derive(Deserialize, JsonSchema)]
+pub struct CalculatorArgs {
+    /// An arithmetic expression: numbers, + - * / % ^, parentheses, sqrt(...).
+    pub expression: String,
+}
+
+/// Arguments of `current_time` (none).
+#[derive(Deserialize, JsonSchema)]
+pub struct NoArgs {}
+
+/// The names of the built-in tools.
+pub const NAMES: [&str; 2] = ["calculator", "current_time"];
+
+/// The built-in tool called `name`, if there is one.
+pub fn by_name(name: &str) -> Option<Arc<dyn Tool>> {
+    match name {
+        "calculator" => Some(Arc::new(FunctionTool::new(
+            "calculator",
+            "Evaluates an arithmetic expression exactly as written and returns the number.",
+            |a: CalculatorArgs| async move {
+                evaluate(&a.expression)
+                    .map(format_number)
+                    .map_err(ToolError::Failed)
+            },
+        ))),
+        "current_time" => Some(Arc::new(FunctionTool::new(
+            "current_time",
+            "Returns the current date and time in UTC (RFC 3339).",
+            |_: NoArgs| async move {
+                time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .map_err(|e| ToolError::Failed(e.to_string()))
+            },
+        ))),
+        _ => None,
+    }
+}
+
+/// Evaluates an arithmetic expression.
+pub fn evaluate(expr: &str) -> Result<f64, String> {
+    let mut p = Parser {
+        chars: expr.chars().filter(|c| !c.is_whitespace()).collect(),
+        pos: 0,
+    };
+    let v = p.sum()?;
+    if p.pos < p.chars.len() {
+        return Err(format!(
+            "unexpected '{}' at position {} of '{expr}'",
+            p.chars[p.pos],
+            p.pos + 1
+        ));
+    }
+    if !v.is_finite() {
+        return Err(format!("'{expr}' has no finite value (division by zero?)"));
+    }
+    Ok(v)
+}
+
+fn format_number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+struct Parser {
+    chars: Vec<char>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, c: char) -> bool {
+        let hit = self.peek() == Some(c);
+        if hit {
+            self.pos += 1;
+        }
+        hit
+    }
+
+    fn sum(&mut self) -> Result<f64, String> {
+        let mut v = self.product()?;
+        loop {
+            if self.eat('+') {
+                v += self.product()?;
+            } else if self.eat('-') {
+                v -= self.product()?;
+            } else {
+                return Ok(v);
+            }
+        }
+    }
+
+    fn product(&mut self) -> Result<f64, String> {
+        let mut v = self.power()?;
+        loop {
+            if self.eat('*') {
+                v *= self.power()?;
+            } else if self.eat('/') {
+                v /= self.power()?;
+            } else if self.eat('%') {
+                v %= self.power()?;
+            } else {
+                return Ok(v);
+            }
+        }
+    }
+
+    fn power(&mut self) -> Result<f64, String> {
+        let base = self.unary()?;
+        if self.eat('^') {
+            return Ok(base.powf(self.power()?));
+        }
+        Ok(base)
+    }
+
+    fn unary(&mut self) -> Result<f64, String> {
+        if self.eat('-') {
+            return Ok(-self.unary()?);
+        }
+        if self.eat('+') {
+            return self.unary();
+        }
+        self.atom()
+    }
+
+    fn atom(&mut self) -> Result<f64, String> {
+        if self.eat('(') {
+            let v = self.sum()?;
+            return if self.eat(')') {
+                Ok(v)
+            } else {
+                Err("missing ')'".into())
+            };
+        }
+        let start = self.pos;
+        while self.peek().is_some_and(|c| c.is_ascii_alphabetic()) {
+            self.pos += 1;
+        }
+        if self.pos > start {
+            let name: String = self.chars[start..self.pos].iter().collect();
+            if name != "sqrt" || !self.eat('(') {
+                return Err(format!("unknown name '{name}' (only sqrt(...) is known)"));
+            }
+            let v = self.sum()?;
+            return if self.eat(')') {
+                Ok(v.sqrt())
+            } else {
+                Err("missing ')' after sqrt(".into())
+            };
+        }
+        while self.peek().is_some_and(|c| c.is_ascii_digit() || c == '.') {
+            self.pos += 1;
+        }
+        let text: String = self.chars[start..self.pos].iter().collect();
+        if text.is_empty() {
+            return Err(match self.peek() {
+                Some(c) => format!(
+                    "expected a number at position {}, found '{c}'",
+                    self.pos + 1
+                ),
+                None => "the expression ends where a number was expected".into(),
+            });
+        }
+        text.parse()
+            .map_err(|_| format!("'{text}' is not a number"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arithmetic_follows_precedence() {
+        assert_eq!(evaluate("17 * 23 + 4").unwrap(), 395.0);
+        assert_eq!(evaluate("-(2 + 3) * 2 ^ 3 ^ 2 / 512").unwrap(), -5.0);
+        assert_eq!(evaluate("sqrt(16) + 7 % 4").unwrap(), 7.0);
+        assert_eq!(format_number(evaluate("1/4").unwrap()), "0.25");
+        assert_eq!(format_number(395.0), "395");
+    }
+
+    #[test]
+    fn bad_expressions_say_where() {
+        assert!(evaluate("2 +").unwrap_err().contains("ends"));
+        assert!(evaluate("2 $ 3").unwrap_err().contains("position 2"));
+        assert!(evaluate("1/0").unwrap_err().contains("finite"));
+        assert!(evaluate("cos(1)").unwrap_err().contains("cos"));
+    }
+}

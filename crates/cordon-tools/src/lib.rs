@@ -1,0 +1,30 @@
+//! Model-facing tools for cordon.
+//!
+//! A [`Tool`] has a [`ToolSpec`](cordon_core::ToolSpec) (what the model is told) and an
+//! async `call` taking the model's exact input text. [`FunctionTool`] builds one from a
+//! typed closure: the argument type's JSON schema comes from `schemars`, and arguments the
+//! model gets wrong come back to it as a clear error instead of a crash.
+//!
+//! ```
+//! use cordon_tools::{FunctionTool, ToolError};
+//! use schemars::JsonSchema;
+//! use serde::Deserialize;
+//!
+//! #[derive(Deserialize, JsonSchema)]
+//! struct Greet {
+//!     /// Who to greet.
+//!     name: String,
+//! }
+//!
+//! let tool = FunctionTool::new("greet", "Greets someone by name.", |a: Greet| async move {
+//!     Ok::<_, ToolError>(format!("Hello, {}!", a.name))
+//! });
+//! # let _ = tool;
+//! ```
+
+pub mod builtin;
+mod function;
+mod tool;
+
+pub use function::FunctionTool;
+pub use tool::{Tool, ToolContext, ToolError, ToolFuture};

@@ -1,0 +1,41 @@
+//! The tool interface.
+
+use cordon_core::{RunId, ToolSpec};
+use std::future::Future;
+use std::pin::Pin;
+
+/// What a tool is told about the call it serves.
+#[derive(Debug, Clone)]
+pub struct ToolContext {
+    /// The run the call belongs to.
+    pub run_id: RunId,
+    /// The model's id for the call.
+    pub call_id: String,
+    /// A key stable across retries and resumes of this call (`run_id/call_id`), for tools
+    /// with side effects elsewhere.
+    pub idempotency_key: String,
+}
+
+/// Why a tool call failed. The message goes back to the model, so it says what to fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ToolError {
+    /// The model's arguments do not fit the tool.
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
+    /// The tool ran and failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The future a tool call returns.
+pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = Result<String, ToolError>> + Send + 'a>>;
+
+/// A tool the model may call.
+pub trait Tool: Send + Sync {
+    /// What the model is told about the tool.
+    fn spec(&self) -> ToolSpec;
+
+    /// Runs one call with the model's exact input (JSON arguments for a function tool,
+    /// free text for a custom tool) and returns what the model reads.
+    fn call<'a>(&'a self, ctx: &'a ToolContext, input: &'a str) -> ToolFuture<'a>;
+}
