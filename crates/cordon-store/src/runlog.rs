@@ -61,12 +61,23 @@ impl RunLog {
     }
 }
 
-/// The current time, RFC 3339 in UTC with milliseconds.
+/// The current time, RFC 3339 in UTC with exactly three fractional digits, so that
+/// timestamps line up and sort as text.
 fn now_rfc3339() -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     let now = time::OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-        .unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339)
+    now.format(FORMAT)
         .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_have_a_fixed_width() {
+        let t = super::now_rfc3339();
+        assert_eq!(t.len(), "2026-11-23T13:32:03.250Z".len(), "{t}");
+        assert!(t.ends_with('Z'));
+    }
 }

@@ -1,0 +1,131 @@
+//! The command line.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// cordon runs AI agents whose every step is recorded in a tamper-evident run log.
+///
+/// Start with `cordon run "a task"`; then `cordon runs` lists what ran, `cordon show RUN`
+/// prints a run's events, and `cordon verify RUN` checks that nobody changed them.
+///
+/// Exit codes: 0 success, 1 run failed, 2 bad input, 3 budget exceeded, 4 run log tampered.
+#[derive(Parser)]
+#[command(name = "cordon", version, max_term_width = 100)]
+pub struct Cli {
+    /// The run store (SQLite file). Default: $XDG_STATE_HOME/cordon/cordon.db.
+    #[arg(long, global = true, env = "CORDON_STORE", value_name = "FILE")]
+    pub store: Option<PathBuf>,
+
+    /// The config file (providers, default model). Default: $XDG_CONFIG_HOME/cordon/config.toml.
+    #[arg(long, global = true, env = "CORDON_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run an agent on a task, streaming its answer and tool calls as they happen.
+    ///
+    /// Examples:
+    ///   cordon run "What is 17 * 23?"                                  (openai, OPENAI_API_KEY)
+    ///   cordon run --model ollama:qwen3:8b "Summarise this repo"       (local Ollama)
+    ///   cordon run --agent examples/agent.toml --model scripted:examples/script.toml "..."
+    #[command(verbatim_doc_comment)]
+    Run(RunArgs),
+
+    /// List runs, newest first.
+    Runs {
+        /// Only runs with this status.
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        /// At most this many runs.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Print a run's events.
+    Show {
+        /// The run's id, or enough of its start to be unique.
+        run: String,
+        /// The events as JSON Lines, exactly as stored.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Re-compute a run's hash chain and name the first event that does not match.
+    Verify {
+        /// The run's id, or enough of its start to be unique.
+        run: String,
+        /// A JSON object instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Measure cordon itself.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The task for the agent.
+    pub task: String,
+
+    /// The agent file (TOML: name, model, instructions, model_settings, max_turns, tools, output).
+    #[arg(long, value_name = "FILE")]
+    pub agent: Option<PathBuf>,
+
+    /// The model as PROVIDER:MODEL: openai:gpt-5-mini (Responses API), openai-chat:gpt-4.1
+    /// (Chat Completions), ollama:qwen3:8b, scripted:SCRIPT.toml or scripted-chat:SCRIPT.toml
+    /// (the built-in scripted server), or a provider from the config file.
+    #[arg(long, short, value_name = "PROVIDER:MODEL")]
+    pub model: Option<String>,
+
+    /// Override the agent's limit on model calls.
+    #[arg(long, value_name = "N")]
+    pub max_turns: Option<u32>,
+
+    /// Print the run's events as JSON Lines (one per event, as stored) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// A scripted session of many turns (one tool call each) with zero model delay, the run
+    /// log on disk: reports turns per second and per-turn time (median, p95).
+    Harness {
+        /// How many model turns.
+        #[arg(long, default_value_t = 200)]
+        turns: u32,
+        /// The wire protocol to use.
+        #[arg(long, value_enum, default_value_t = ApiArg::Responses)]
+        api: ApiArg,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ApiArg {
+    Responses,
+    Chat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum StatusArg {
+    Running,
+    Completed,
+    Failed,
+    BudgetExceeded,
+}

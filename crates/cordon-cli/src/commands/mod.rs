@@ -1,0 +1,61 @@
+//! One module per command.
+
+mod bench;
+mod inspect;
+mod run;
+
+use crate::cli::{BenchCommand, Cli, Command};
+use crate::exit::Failure;
+use cordon_store::Store;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Runs the command the user asked for.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::run(args, cli.store.as_deref(), cli.config.as_deref()).await,
+        Command::Runs {
+            status,
+            limit,
+            json,
+        } => {
+            inspect::runs(
+                &open_store(cli.store.as_deref()).await?,
+                status,
+                limit,
+                json,
+            )
+            .await
+        }
+        Command::Show { run, json } => {
+            inspect::show(&open_store(cli.store.as_deref()).await?, &run, json).await
+        }
+        Command::Verify { run, json } => {
+            inspect::verify(&open_store(cli.store.as_deref()).await?, &run, json).await
+        }
+        Command::Bench(BenchCommand::Harness { turns, api, json }) => {
+            bench::harness(turns, api, json).await
+        }
+    }
+}
+
+/// Opens the store named on the command line, or the default one.
+pub async fn open_store(path: Option<&Path>) -> anyhow::Result<Store> {
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => cordon_store::default_store_path()?,
+    };
+    Store::open(&path).await.map_err(|e| {
+        Failure::bad_input(
+            e.to_string(),
+            "pass a writable file with --store, or set CORDON_STORE",
+        )
+    })
+}
+
+/// Finds a run by id or unique id prefix.
+pub async fn find_run(store: &Store, id: &str) -> anyhow::Result<cordon_core::RunId> {
+    store.resolve(id).await.map_err(|e| {
+        Failure::bad_input(e.to_string(), "`cordon runs` lists the runs in this store")
+    })
+}

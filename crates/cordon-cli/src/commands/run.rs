@@ -1,0 +1,81 @@
+//! `cordon run`: run an agent on a task.
+
+use crate::agent_file::AgentFile;
+use crate::cli::RunArgs;
+use crate::config::{Config, FALLBACK_MODEL};
+use crate::display::{Human, JsonLines};
+use crate::exit;
+use cordon_core::RunStatus;
+use cordon_harness::{RunObserver, Runner};
+use cordon_model::ModelClient;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub async fn run(
+    args: RunArgs,
+    store: Option<&Path>,
+    config: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let (file, schema, origin) = match &args.agent {
+        Some(p) => {
+            let (f, s) = AgentFile::load(p)?;
+            (f, s, p.display().to_string())
+        }
+        None => (
+            AgentFile::default_agent(),
+            None,
+            "the default agent".to_string(),
+        ),
+    };
+    let spec = args
+        .model
+        .clone()
+        .or_else(|| file.model.clone())
+        .or_else(|| config.default_model.clone())
+        .unwrap_or_else(|| FALLBACK_MODEL.to_string());
+    let model = config.resolve(&spec).await?;
+    let mut agent = file.into_agent(schema, &spec, &model.model_name, &origin)?;
+    if let Some(n) = args.max_turns {
+        agent = agent.max_turns(n);
+    }
+    let store = super::open_store(store).await?;
+    let observer: Arc<dyn RunObserver> = if args.json {
+        Arc::new(JsonLines)
+    } else {
+        Arc::new(Human::default())
+    };
+    let client = Arc::new(ModelClient::new(model.provider)?);
+    let runner = Runner::new(client, store).observer(observer);
+    let out = runner.run(&agent, &args.task).await?;
+
+    let s = &out.state;
+    let summary = format!(
+        "run {} {} · {} turns · {} tool calls · {} tokens",
+        out.run_id,
+        out.status.as_str(),
+        s.turns,
+        s.tool_calls,
+        s.usage.total_tokens()
+    );
+    if !args.json {
+        eprintln!("{summary}");
+    }
+    Ok(match out.status {
+        RunStatus::Completed => ExitCode::SUCCESS,
+        RunStatus::BudgetExceeded => {
+            eprintln!("error: {}", out.error.unwrap_or_default());
+            eprintln!("  hint: raise max_turns in the agent file, or pass --max-turns");
+            ExitCode::from(exit::BUDGET_EXCEEDED)
+        }
+        RunStatus::Failed | RunStatus::Running => {
+            eprintln!("error: {}", out.error.unwrap_or_default());
+            if let Some(h) = out.hint {
+                eprintln!("  hint: {h}");
+            }
+            eprintln!("  (the run is recorded: cordon show {})", out.run_id);
+            ExitCode::from(exit::RUN_FAILED)
+        }
+    })
+}
