@@ -128,6 +128,18 @@ struct PartialCall {
     arguments: String,
 }
 
+/// Chunk fields the decoder understands or knowingly ignores; others are kept as unknown.
+const KNOWN_CHUNK: &[&str] = &[
+    "id",
+    "object",
+    "created",
+    "model",
+    "choices",
+    "usage",
+    "system_fingerprint",
+    "service_tier",
+];
+
 /// Delta fields the decoder understands; others are kept as unknown.
 const KNOWN_DELTA: &[&str] = &[
     "role",
@@ -192,6 +204,14 @@ impl Decoder {
             return Err(err["message"]
                 .as_str()
                 .map_or_else(|| err.to_string(), str::to_string));
+        }
+        if let Some(obj) = v.as_object() {
+            for (k, val) in obj {
+                let seen = self.unknown.iter().any(|u| u["chunk_field"] == k.as_str());
+                if !KNOWN_CHUNK.contains(&k.as_str()) && !val.is_null() && !seen {
+                    self.unknown.push(json!({ "chunk_field": k, "value": val }));
+                }
+            }
         }
         self.id = self
             .id
@@ -410,7 +430,7 @@ mod tests {
             r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"c1","function":{"name":"calc","arguments":"{}"}}]}}]}"#,
             r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"put\":\"P\"}"}}]}}]}"#,
             r#"{"choices":[{"index":0,"delta":{"audio":{"id":"a"}},"finish_reason":"tool_calls"}]}"#,
-            r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7},"x_vendor":{"queue_ms":3}}"#,
             "[DONE]",
         ] {
             d.on_data(chunk, &ignore).unwrap();
@@ -427,7 +447,12 @@ mod tests {
             (CallKind::Function, "{}")
         );
         assert_eq!(r.usage.total_tokens(), 12);
-        assert_eq!(r.unknown_events.len(), 1, "the unknown audio delta is kept");
+        assert_eq!(
+            r.unknown_events.len(),
+            2,
+            "the unknown delta and chunk fields are kept: {:?}",
+            r.unknown_events
+        );
     }
 
     #[test]

@@ -1,0 +1,91 @@
+//! `cordon-testkit serve` as a program: prints its base URL, serves the script over
+//! HTTP, and logs each request as a JSON line.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+/// Sends one HTTP/1.1 request and returns the whole answer (head and body).
+fn post(addr: &str, path: &str, body: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn the_server_binary_serves_a_script_and_logs_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.toml");
+    let log = dir.path().join("requests.jsonl");
+    std::fs::write(
+        &script,
+        "[[turns]]\ntext = \"hello from the binary\"\n[[turns]]\ntext = \"second\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cordon-testkit"))
+        .args(["serve", "--port", "0", "--script"])
+        .arg(&script)
+        .arg("--requests-log")
+        .arg(&log)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line.trim().to_string();
+    assert!(
+        base.starts_with("http://127.0.0.1:") && base.ends_with("/v1"),
+        "{base}"
+    );
+    let addr = base
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_string();
+
+    let chat = post(
+        &addr,
+        "/v1/chat/completions",
+        r#"{"model":"m","messages":[],"stream":true}"#,
+    );
+    assert!(chat.starts_with("HTTP/1.1 200"), "{chat}");
+    assert!(
+        chat.contains("text/event-stream")
+            && chat.contains("hello from")
+            && chat.contains("data: [DONE]"),
+        "{chat}"
+    );
+
+    let whole = post(&addr, "/v1/responses", r#"{"model":"m","input":"hi"}"#);
+    assert!(
+        whole.contains(r#""object":"response""#) && whole.contains("second"),
+        "{whole}"
+    );
+
+    let bad = post(&addr, "/v1/responses", r#"{"input":"hi"}"#);
+    assert!(
+        bad.starts_with("HTTP/1.1 400") && bad.contains("Missing required parameter: 'model'"),
+        "{bad}"
+    );
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let logged: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let served: Vec<&str> = logged
+        .iter()
+        .map(|r| r["served"].as_str().unwrap())
+        .collect();
+    assert_eq!(served, ["turn 0", "turn 1", "rejected"]);
+}
