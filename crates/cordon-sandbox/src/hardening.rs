@@ -1,0 +1,261 @@
+//! Confinement the supervisor applies to itself before it runs anything, so that every
+//! command inherits it: Landlock (the best ABI the kernel has), a seccomp filter, rlimits.
+
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
+};
+use seccompiler::{
+    SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What to confine, sent by the harness in the first frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hardening {
+    /// Paths the sandbox may read and execute.
+    pub read_only: Vec<String>,
+    /// Paths the sandbox may read, write and execute.
+    pub read_write: Vec<String>,
+    /// Refuse every TCP bind and connect (for tiers without a network namespace).
+    pub block_tcp: bool,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+/// Resource limits applied with `setrlimit`, inherited by every command.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Processes the sandbox's user may have (`RLIMIT_NPROC`).
+    pub max_processes: u64,
+    /// Address space of one process, in bytes (`RLIMIT_AS`).
+    pub address_space: u64,
+    /// Largest file a process may write, in bytes (`RLIMIT_FSIZE`).
+    pub file_size: u64,
+    /// Open files per process (`RLIMIT_NOFILE`).
+    pub open_files: u64,
+    /// CPU seconds per process (`RLIMIT_CPU`).
+    pub cpu_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_processes: 512,
+            address_space: 4 << 30,
+            file_size: 1 << 30,
+            open_files: 1024,
+            cpu_seconds: 3600,
+        }
+    }
+}
+
+/// What confinement took effect, reported back and recorded in the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    /// `fully enforced`, `partially enforced` or `not enforced`, with the kernel's ABI.
+    pub landlock: String,
+    /// Whether the seccomp filter is installed.
+    pub seccomp: bool,
+    /// Whether the rlimits are set (core dumps off included).
+    pub rlimits: bool,
+}
+
+impl Applied {
+    /// Nothing applied: the unconfined mode a user asked for by name.
+    pub fn none() -> Self {
+        Applied {
+            landlock: "not applied (unconfined)".into(),
+            seccomp: false,
+            rlimits: false,
+        }
+    }
+}
+
+/// Applies everything to the calling process. Call it while single-threaded, before any
+/// runtime starts, so every later thread and child inherits it.
+pub fn apply(h: &Hardening) -> Result<Applied, String> {
+    set_limits(&h.limits)?;
+    let landlock = landlock(h)?;
+    install_seccomp()?;
+    Ok(Applied {
+        landlock,
+        seccomp: true,
+        rlimits: true,
+    })
+}
+
+fn set_limits(l: &Limits) -> Result<(), String> {
+    use nix::sys::resource::{Resource, setrlimit};
+    let set = |r: Resource, v: u64, name: &str| {
+        setrlimit(r, v, v).map_err(|e| format!("setrlimit {name}: {e}"))
+    };
+    set(Resource::RLIMIT_CORE, 0, "core")?;
+    set(Resource::RLIMIT_NPROC, l.max_processes, "nproc")?;
+    set(Resource::RLIMIT_AS, l.address_space, "as")?;
+    set(Resource::RLIMIT_FSIZE, l.file_size, "fsize")?;
+    set(Resource::RLIMIT_NOFILE, l.open_files, "nofile")?;
+    set(Resource::RLIMIT_CPU, l.cpu_seconds, "cpu")?;
+    Ok(())
+}
+
+fn landlock(h: &Hardening) -> Result<String, String> {
+    let abi = ABI::V6;
+    let err = |e: landlock::RulesetError| format!("landlock: {e}");
+    let existing = |paths: &[String]| -> Vec<String> {
+        paths
+            .iter()
+            .filter(|p| std::path::Path::new(p).exists())
+            .cloned()
+            .collect()
+    };
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(abi))
+        .map_err(err)?
+        .scope(Scope::from_all(abi))
+        .map_err(err)?;
+    if h.block_tcp {
+        ruleset = ruleset
+            .handle_access(AccessNet::from_all(abi))
+            .map_err(err)?;
+    }
+    let status = ruleset
+        .create()
+        .map_err(err)?
+        .add_rules(path_beneath_rules(
+            existing(&h.read_only),
+            AccessFs::from_read(abi),
+        ))
+        .map_err(err)?
+        .add_rules(path_beneath_rules(
+            existing(&h.read_write),
+            AccessFs::from_all(abi),
+        ))
+        .map_err(err)?
+        .restrict_self()
+        .map_err(err)?;
+    let how = match status.ruleset {
+        RulesetStatus::FullyEnforced => "fully enforced",
+        RulesetStatus::PartiallyEnforced => "partially enforced (older kernel ABI)",
+        RulesetStatus::NotEnforced => "not enforced (no Landlock in this kernel)",
+    };
+    Ok(format!("{how}; kernel: {:?}", status.landlock))
+}
+
+/// Namespace-creating flags refused to `clone`.
+const NS_FLAGS: [u64; 7] = [
+    libc::CLONE_NEWUSER as u64,
+    libc::CLONE_NEWNS as u64,
+    libc::CLONE_NEWNET as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWCGROUP as u64,
+];
+
+/// Syscalls refused outright: debugging other processes, mounts, namespaces, kernel keyrings,
+/// BPF, perf, module and kexec loading, io_uring (which would bypass this filter), and others
+/// no command needs.
+const DENIED: &[i64] = &[
+    libc::SYS_ptrace,
+    libc::SYS_process_vm_readv,
+    libc::SYS_process_vm_writev,
+    libc::SYS_mount,
+    libc::SYS_umount2,
+    libc::SYS_pivot_root,
+    libc::SYS_move_mount,
+    libc::SYS_open_tree,
+    libc::SYS_fsopen,
+    libc::SYS_fsconfig,
+    libc::SYS_fsmount,
+    libc::SYS_fspick,
+    libc::SYS_unshare,
+    libc::SYS_setns,
+    libc::SYS_keyctl,
+    libc::SYS_add_key,
+    libc::SYS_request_key,
+    libc::SYS_bpf,
+    libc::SYS_perf_event_open,
+    libc::SYS_userfaultfd,
+    libc::SYS_kexec_load,
+    libc::SYS_kexec_file_load,
+    libc::SYS_init_module,
+    libc::SYS_finit_module,
+    libc::SYS_delete_module,
+    libc::SYS_reboot,
+    libc::SYS_swapon,
+    libc::SYS_swapoff,
+    libc::SYS_acct,
+    libc::SYS_quotactl,
+    libc::SYS_open_by_handle_at,
+    libc::SYS_name_to_handle_at,
+    libc::SYS_syslog,
+    libc::SYS_io_uring_setup,
+    libc::SYS_io_uring_enter,
+    libc::SYS_io_uring_register,
+];
+
+fn install_seccomp() -> Result<(), String> {
+    let cond = |arg: u8, op: SeccompCmpOp, value: u64| {
+        SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)
+            .map_err(|e| format!("seccomp: {e}"))
+    };
+    let rule =
+        |conds: Vec<SeccompCondition>| SeccompRule::new(conds).map_err(|e| format!("seccomp: {e}"));
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
+        DENIED.iter().map(|s| (*s, Vec::new())).collect();
+    // Raw packets and kernel interfaces over sockets.
+    rules.insert(
+        libc::SYS_socket,
+        vec![
+            rule(vec![cond(0, SeccompCmpOp::Eq, libc::AF_NETLINK as u64)?])?,
+            rule(vec![cond(0, SeccompCmpOp::Eq, libc::AF_PACKET as u64)?])?,
+            rule(vec![cond(
+                1,
+                SeccompCmpOp::MaskedEq(0xf),
+                libc::SOCK_RAW as u64,
+            )?])?,
+        ],
+    );
+    // Typing into a terminal that is not ours, and console tricks.
+    rules.insert(
+        libc::SYS_ioctl,
+        vec![
+            rule(vec![cond(1, SeccompCmpOp::Eq, libc::TIOCSTI)?])?,
+            rule(vec![cond(1, SeccompCmpOp::Eq, libc::TIOCLINUX)?])?,
+        ],
+    );
+    // New namespaces through clone's flags.
+    let clone_rules = NS_FLAGS
+        .iter()
+        .map(|f| rule(vec![cond(0, SeccompCmpOp::MaskedEq(*f), *f)?]))
+        .collect::<Result<Vec<_>, String>>()?;
+    rules.insert(libc::SYS_clone, clone_rules);
+    let arch = std::env::consts::ARCH
+        .try_into()
+        .map_err(|e| format!("seccomp: {e}"))?;
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .map_err(|e| format!("seccomp: {e}"))?;
+    let program: seccompiler::BpfProgram =
+        filter.try_into().map_err(|e| format!("seccomp: {e}"))?;
+    // clone3 passes its flags in memory the filter cannot read: answer ENOSYS so that libc
+    // falls back to clone, whose flags the filter above checks.
+    let clone3 = SeccompFilter::new(
+        [(libc::SYS_clone3, Vec::new())].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        arch,
+    )
+    .map_err(|e| format!("seccomp: {e}"))?;
+    let clone3: seccompiler::BpfProgram = clone3.try_into().map_err(|e| format!("seccomp: {e}"))?;
+    seccompiler::apply_filter(&program).map_err(|e| format!("seccomp: {e}"))?;
+    seccompiler::apply_filter(&clone3).map_err(|e| format!("seccomp: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! The supervisor: a small program inside the sandbox that confines itself, then spawns
+//! the commands the harness asks for and streams their output back. One runs per sandbox,
+//! so a command is cheap and processes live on between tool calls.
+//!
+//! It reads requests on stdin and writes replies on stdout (see [`crate::protocol`]).
+
+use crate::hardening;
+use crate::protocol::{self, PROTOCOL_VERSION, Reply, Request, Stream};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::ChildStdin;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// A running command: its process group and its stdin.
+struct Running {
+    pgid: i32,
+    stdin: Option<ChildStdin>,
+}
+
+type Table = Arc<Mutex<HashMap<u64, Running>>>;
+
+/// Runs the supervisor until the harness closes the channel. Never returns early on a bad
+/// request: it answers with an error instead.
+pub fn main() -> ExitCode {
+    // The first frame arrives before any thread exists, so the confinement applied next is
+    // inherited by every thread and command that follows.
+    let hello: Request = match protocol::read_frame_blocking(&mut std::io::stdin().lock()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cordon supervisor: no hello from the harness: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Request::Hello {
+        version,
+        hardening,
+        workspace,
+    } = hello
+    else {
+        eprintln!("cordon supervisor: the first frame must be hello");
+        return ExitCode::from(2);
+    };
+    let confinement = match hardening
+        .as_ref()
+        .map_or_else(|| Ok(hardening::Applied::none()), hardening::apply)
+    {
+        Ok(a) => a,
+        Err(e) => {
+            // Never run anything unconfined: say why and stop.
+            eprintln!("cordon supervisor: cannot confine the sandbox: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cordon supervisor: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(serve(version, confinement, PathBuf::from(workspace)))
+}
+
+async fn serve(version: u32, confinement: hardening::Applied, workspace: PathBuf) -> ExitCode {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Reply>();
+    let writer = tokio::spawn(async move {
+        let mut out = tokio::io::stdout();
+        while let Some(reply) = rx.recv().await {
+            if protocol::write_frame(&mut out, &reply).await.is_err() {
+                break;
+            }
+        }
+    });
+    if version != PROTOCOL_VERSION {
+        let _ = tx.send(Reply::Error {
+            id: None,
+            message: format!("protocol version {version} is not {PROTOCOL_VERSION}: harness and sandbox are different cordon builds"),
+        });
+    }
+    let _ = tx.send(Reply::Hello {
+        version: PROTOCOL_VERSION,
+        confinement,
+    });
+    let table: Table = Arc::default();
+    let mut input = tokio::io::stdin();
+    loop {
+        let request: Request = match protocol::read_frame(&mut input).await {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(e) => {
+                let _ = tx.send(Reply::Error {
+                    id: None,
+                    message: e.to_string(),
+                });
+                break;
+            }
+        };
+        handle(request, &workspace, &table, &tx).await;
+    }
+    // The harness is gone: nothing here may outlive it.
+    for running in table.lock().expect("table lock").values() {
+        let _ = killpg(Pid::from_raw(running.pgid), Signal::SIGKILL);
+    }
+    drop(tx);
+    let _ = writer.await;
+    ExitCode::SUCCESS
+}
+
+async fn handle(request: Request, workspace: &Path, table: &Table, tx: &UnboundedSender<Reply>) {
+    let fail = |id: Option<u64>, message: String| {
+        let _ = tx.send(Reply::Error { id, message });
+    };
+    match request {
+        Request::Hello { .. } => fail(None, "hello was already said".into()),
+        Request::Exec {
+            id,
+            argv,
+            cwd,
+            env,
+            tty,
+        } => {
+            if tty.is_some() {
+                return fail(
+                    Some(id),
+                    "PTY sessions are not available in this build yet".into(),
+                );
+            }
+            if let Err(e) = spawn(id, argv, &cwd, env, workspace, table, tx) {
+                fail(Some(id), e);
+            }
+        }
+        Request::Write { id, data } => {
+            let bytes = match protocol::decode(&data) {
+                Ok(b) => b,
+                Err(e) => return fail(Some(id), e.to_string()),
+            };
+            let stdin = table
+                .lock()
+                .expect("table lock")
+                .get_mut(&id)
+                .and_then(|r| r.stdin.take());
+            match stdin {
+                Some(mut stdin) => {
+                    let result = stdin.write_all(&bytes).await.and(stdin.flush().await);
+                    if let Some(r) = table.lock().expect("table lock").get_mut(&id) {
+                        r.stdin = Some(stdin);
+                    }
+                    if let Err(e) = result {
+                        fail(Some(id), format!("write to stdin: {e}"));
+                    }
+                }
+                None => fail(
+                    Some(id),
+                    "no running process with open stdin has this id".into(),
+                ),
+            }
+        }
+        Request::CloseStdin { id } => {
+            if let Some(r) = table.lock().expect("table lock").get_mut(&id) {
+                r.stdin = None;
+            }
+        }
+        Request::Resize { id, .. } => fail(Some(id), "not a PTY session".into()),
+        Request::Signal { id, signal } => {
+            let pgid = table.lock().expect("table lock").get(&id).map(|r| r.pgid);
+            let signal = Signal::try_from(signal);
+            match (pgid, signal) {
+                (Some(pgid), Ok(sig)) => {
+                    if let Err(e) = killpg(Pid::from_raw(pgid), sig) {
+                        fail(Some(id), format!("signal: {e}"));
+                    }
+                }
+                (None, _) => fail(Some(id), "no running process has this id".into()),
+                (_, Err(e)) => fail(Some(id), format!("signal: {e}")),
+            }
+        }
+    }
+}
+
+/// The working directory, resolved through symlinks, refused unless inside the workspace.
+pub fn resolve_cwd(workspace: &Path, cwd: &str) -> Result<PathBuf, String> {
+    let wanted = if Path::new(cwd).is_absolute() {
+        PathBuf::from(cwd)
+    } else {
+        workspace.join(cwd)
+    };
+    let real = std::fs::canonicalize(&wanted).map_err(|e| format!("workdir '{cwd}': {e}"))?;
+    let root = std::fs::canonicalize(workspace)
+        .map_err(|e| format!("workspace {}: {e}", workspace.display()))?;
+    if !real.starts_with(&root) {
+        return Err(format!(
+            "workdir '{cwd}' resolves to {} which is outside the workspace {}",
+            real.display(),
+            root.display()
+        ));
+    }
+    if !real.is_dir() {
+        return Err(format!("workdir '{cwd}' is not a directory"));
+    }
+    Ok(real)
+}
+
+fn spawn(
+    id: u64,
+    argv: Vec<String>,
+    cwd: &str,
+    env: Vec<(String, String)>,
+    workspace: &Path,
+    table: &Table,
+    tx: &UnboundedSender<Reply>,
+) -> Result<(), String> {
+    let program = argv.first().ok_or("empty command")?;
+    let cwd = resolve_cwd(workspace, cwd)?;
+    let mut child = tokio::process::Command::new(program)
+        .args(&argv[1..])
+        .current_dir(&cwd)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start '{program}': {e}"))?;
+    let pid = child.id().ok_or("the process ended before it started")?;
+    table.lock().expect("table lock").insert(
+        id,
+        Running {
+            pgid: pid as i32,
+            stdin: child.stdin.take(),
+        },
+    );
+    let _ = tx.send(Reply::Started { id, pid });
+    let out = tokio::spawn(pump(id, Stream::Stdout, child.stdout.take(), tx.clone()));
+    let err = tokio::spawn(pump(id, Stream::Stderr, child.stderr.take(), tx.clone()));
+    let tx = tx.clone();
+    let table = table.clone();
+    tokio::spawn(async move {
+        let status = child.wait().await;
+        let _ = out.await;
+        let _ = err.await;
+        table.lock().expect("table lock").remove(&id);
+        let (code, signal) = match status {
+            Ok(s) => (s.code(), s.signal()),
+            Err(_) => (None, None),
+        };
+        let _ = tx.send(Reply::Exited { id, code, signal });
+    });
+    Ok(())
+}
+
+/// Streams one pipe to the harness until it closes.
+async fn pump<R: AsyncRead + Unpin>(
+    id: u64,
+    stream: Stream,
+    pipe: Option<R>,
+    tx: UnboundedSender<Reply>,
+) {
+    let Some(mut pipe) = pipe else { return };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let _ = tx.send(Reply::Output {
+                    id,
+                    stream,
+                    data: protocol::encode(&buf[..n]),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Isolation tiers: which one to use, and what each promises.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// How a sandbox is isolated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// bubblewrap: user, mount, pid, network, IPC and UTS namespaces, an unprivileged uid,
+    /// no capabilities; then Landlock, seccomp and rlimits inside.
+    Namespaces,
+    /// Landlock, seccomp, rlimits and a scrubbed environment, without namespaces: for hosts
+    /// that refuse user namespaces. No pid or network namespace.
+    Landlock,
+    /// No isolation at all: only when asked for by name.
+    Unconfined,
+}
+
+impl Tier {
+    /// The tier's name, as given to `--sandbox`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Tier::Namespaces => "namespaces",
+            Tier::Landlock => "landlock",
+            Tier::Unconfined => "unconfined",
+        }
+    }
+
+    /// What the tier cannot promise, said plainly.
+    pub fn limits(&self) -> &'static [&'static str] {
+        match self {
+            Tier::Namespaces => &[],
+            Tier::Landlock => &[
+                "no pid namespace: host processes are visible in /proc (signals to them are blocked by Landlock scoping)",
+                "no network namespace: TCP is blocked by Landlock, but UDP and Unix sockets are not",
+                "same uid as cordon: what the harness's user can read through the allowed paths, the sandbox can read",
+            ],
+            Tier::Unconfined => {
+                &["no isolation: commands run as cordon's user, with its files and network"]
+            }
+        }
+    }
+}
+
+/// Which tier to use: the best that works, or one by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TierChoice {
+    /// Namespaces where user namespaces work, else Landlock; never unconfined.
+    Auto,
+    /// Exactly this tier, or an error saying why it cannot be had.
+    Exactly(Tier),
+}
+
+/// The result of probing the host, for `cordon doctor`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Probe {
+    /// The bubblewrap binary, if found.
+    pub bwrap: Option<PathBuf>,
+    /// Whether bubblewrap could build the namespaces, and why not if not.
+    pub namespaces: Result<(), String>,
+}
+
+/// Finds `bwrap` on PATH (or in /usr/bin).
+pub fn find_bwrap() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|d| d.join("bwrap"))
+        .find(|p| p.is_file())
+}
+
+/// Checks whether bubblewrap can build the namespaces the namespaces tier needs.
+pub fn probe() -> Probe {
+    let bwrap = find_bwrap();
+    let namespaces = match &bwrap {
+        None => Err("bubblewrap is not installed (apt-get install bubblewrap)".to_string()),
+        Some(b) => try_namespaces(b),
+    };
+    Probe { bwrap, namespaces }
+}
+
+fn try_namespaces(bwrap: &Path) -> Result<(), String> {
+    let out = Command::new(bwrap)
+        .args([
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-ipc",
+            "--unshare-uts",
+        ])
+        .args(["--disable-userns", "--die-with-parent", "--cap-drop", "ALL"])
+        .args(["--ro-bind", "/", "/", "--proc", "/proc", "--", "/bin/true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", bwrap.display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "bubblewrap cannot create namespaces here ({}): user namespaces are probably not allowed",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
