@@ -37,6 +37,10 @@ pub struct Limits {
     pub open_files: u64,
     /// CPU seconds per process (`RLIMIT_CPU`).
     pub cpu_seconds: u64,
+    /// Memory for the whole sandbox, in bytes (cgroup, where available).
+    pub memory: u64,
+    /// Size of the sandbox's private /tmp (a tmpfs, so held in memory), in bytes.
+    pub tmp_size: u64,
 }
 
 impl Default for Limits {
@@ -47,6 +51,8 @@ impl Default for Limits {
             file_size: 1 << 30,
             open_files: 1024,
             cpu_seconds: 3600,
+            memory: 4 << 30,
+            tmp_size: 512 << 20,
         }
     }
 }
@@ -60,6 +66,9 @@ pub struct Applied {
     pub seccomp: bool,
     /// Whether the rlimits are set (core dumps off included).
     pub rlimits: bool,
+    /// The cgroup limits on the whole sandbox, if the host allowed them.
+    #[serde(default)]
+    pub cgroups: Option<String>,
 }
 
 impl Applied {
@@ -69,6 +78,7 @@ impl Applied {
             landlock: "not applied (unconfined)".into(),
             seccomp: false,
             rlimits: false,
+            cgroups: None,
         }
     }
 }
@@ -83,6 +93,7 @@ pub fn apply(h: &Hardening) -> Result<Applied, String> {
         landlock,
         seccomp: true,
         rlimits: true,
+        cgroups: None,
     })
 }
 

@@ -5,6 +5,7 @@
 //! itself further with Landlock, seccomp and rlimits before it spawns anything. Commands
 //! then start inside the already-built sandbox over a framed channel ([`protocol`]).
 
+pub mod cgroup;
 pub mod hardening;
 pub mod local;
 pub mod protocol;

@@ -161,6 +161,7 @@ pub struct LocalSandbox {
     confinement: Applied,
     inner_workspace: String,
     env: Vec<(String, String)>,
+    cgroups: Option<crate::cgroup::SandboxCgroups>,
     _state: tempfile::TempDir,
 }
 
@@ -208,6 +209,21 @@ impl LocalSandbox {
                 (c, None, workspace.display().to_string())
             }
         };
+        let name = state.path().file_name().map_or_else(
+            || "sandbox".to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let cgroups = match tier {
+            Tier::Unconfined => None,
+            _ => crate::cgroup::SandboxCgroups::create(
+                &name,
+                config.limits.max_processes,
+                config.limits.memory,
+            ),
+        };
+        if let Some(cg) = &cgroups {
+            command = join_cgroups_first(command, &cg.procs_files());
+        }
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -237,7 +253,7 @@ impl LocalSandbox {
             protocol::read_frame::<_, Reply>(&mut stdout).await
         };
         let first = tokio::time::timeout(Duration::from_secs(20), started).await;
-        let confinement = match first {
+        let mut confinement = match first {
             Ok(Ok(Some(Reply::Hello {
                 version,
                 confinement,
@@ -265,6 +281,7 @@ impl LocalSandbox {
                 confinement.landlock
             )));
         }
+        confinement.cgroups = cgroups.as_ref().map(|c| c.describe());
         // The supervisor's stderr is for diagnostics only.
         tokio::spawn(async move {
             let mut buf = String::new();
@@ -302,6 +319,7 @@ impl LocalSandbox {
             confinement,
             inner_workspace,
             env,
+            cgroups,
             _state: state,
         })
     }
@@ -369,6 +387,7 @@ impl LocalSandbox {
     /// Stops the sandbox and everything in it.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
+        drop(self.cgroups.take());
     }
 }
 
@@ -564,7 +583,10 @@ fn namespaces_command(
     c.arg("--ro-bind")
         .arg(state.join("group"))
         .arg("/etc/group");
-    c.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+    c.args(["--proc", "/proc", "--dev", "/dev"]);
+    c.arg("--size")
+        .arg(config.limits.tmp_size.to_string())
+        .args(["--tmpfs", "/tmp"]);
     c.arg("--ro-bind")
         .arg(&config.supervisor.program)
         .arg(INNER_SUPERVISOR);
@@ -635,6 +657,30 @@ fn landlock_command(
         limits: config.limits,
     };
     Ok((c, Some(hardening), ws))
+}
+
+/// Wraps `command` in a shell that first moves itself into the sandbox's cgroups, then
+/// execs the command: nothing the sandbox starts can fork before the limits apply.
+fn join_cgroups_first(command: Command, procs_files: &[PathBuf]) -> Command {
+    let inner = command.as_std();
+    let mut script = String::new();
+    for f in procs_files {
+        script.push_str(&format!("echo $$ > '{}' || exit 97; ", f.display()));
+    }
+    script.push_str("exec \"$@\"");
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c").arg(script).arg("cordon-sandbox");
+    c.arg(inner.get_program()).args(inner.get_args());
+    if let Some(dir) = inner.get_current_dir() {
+        c.current_dir(dir);
+    }
+    c.env_clear();
+    for (k, v) in inner.get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    c
 }
 
 /// A passwd and group naming only the sandbox's user, so no host account names leak in.

@@ -17,8 +17,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::ChildStdin;
 use tokio::sync::mpsc::UnboundedSender;
 
-/// A running command: its process group and its stdin.
+/// A running command: its pid (also its process group) and its stdin.
 struct Running {
+    pid: i32,
     pgid: i32,
     stdin: Option<ChildStdin>,
 }
@@ -67,7 +68,47 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Orphaned processes come to the supervisor, which reaps them (see `reap_orphans`), so
+    // they never pile up as zombies holding the sandbox's process budget.
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        eprintln!("cordon supervisor: cannot become a subreaper: {e}");
+    }
     runtime.block_on(serve(version, confinement, PathBuf::from(workspace)))
+}
+
+/// Reaps exited processes that the supervisor did not start itself (orphans of commands).
+/// Its own children are left to tokio, which reports their exit status: the zombie is only
+/// peeked at (`WNOWAIT`) until its pid is known not to be one of them.
+async fn reap_orphans(table: Table) {
+    use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
+    let Ok(mut sigchld) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
+    else {
+        return;
+    };
+    loop {
+        // Every SIGCHLD, and every 200 ms in case one was coalesced away.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), sigchld.recv()).await;
+        for _ in 0..4096 {
+            let peek = waitid(
+                Id::All,
+                WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+            );
+            let pid = match peek {
+                Ok(WaitStatus::Exited(pid, _)) | Ok(WaitStatus::Signaled(pid, _, _)) => pid,
+                _ => break,
+            };
+            let ours = table
+                .lock()
+                .expect("table lock")
+                .values()
+                .any(|r| r.pid == pid.as_raw());
+            if ours {
+                // Tokio will collect it; look again after it has.
+                break;
+            }
+            let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+        }
+    }
 }
 
 async fn serve(version: u32, confinement: hardening::Applied, workspace: PathBuf) -> ExitCode {
@@ -91,6 +132,7 @@ async fn serve(version: u32, confinement: hardening::Applied, workspace: PathBuf
         confinement,
     });
     let table: Table = Arc::default();
+    tokio::spawn(reap_orphans(table.clone()));
     let mut input = tokio::io::stdin();
     loop {
         let request: Request = match protocol::read_frame(&mut input).await {
@@ -235,6 +277,7 @@ fn spawn(
     table.lock().expect("table lock").insert(
         id,
         Running {
+            pid: pid as i32,
             pgid: pid as i32,
             stdin: child.stdin.take(),
         },

@@ -1,0 +1,420 @@
+//! The escape suite: every test really attempts an attack from inside a sandbox, and fails
+//! if the attack works. Each runs against both isolation tiers; the Landlock tier's
+//! documented limits (`Tier::limits`) are the only places where it is allowed to differ.
+
+use cordon_sandbox::{LocalSandbox, Output, SandboxConfig, SupervisorCommand, Tier, TierChoice};
+use std::path::Path;
+use std::time::Duration;
+
+struct Lab {
+    sandbox: LocalSandbox,
+    workspace: tempfile::TempDir,
+}
+
+async fn lab(tier: Tier, tune: impl FnOnce(&mut SandboxConfig)) -> Lab {
+    let workspace = tempfile::tempdir().unwrap();
+    let mut config = SandboxConfig::new(
+        workspace.path(),
+        SupervisorCommand {
+            program: env!("CARGO_BIN_EXE_cordon-supervisor").into(),
+            args: vec![],
+        },
+    );
+    config.tier = TierChoice::Exactly(tier);
+    tune(&mut config);
+    let sandbox = LocalSandbox::create(config)
+        .await
+        .expect("the sandbox starts");
+    Lab { sandbox, workspace }
+}
+
+impl Lab {
+    async fn sh(&self, script: &str) -> Output {
+        self.sh_in(".", script).await.expect("the command runs")
+    }
+
+    async fn sh_in(&self, cwd: &str, script: &str) -> Result<Output, cordon_sandbox::SandboxError> {
+        let argv = vec!["/bin/sh".to_string(), "-c".to_string(), script.to_string()];
+        self.sandbox.run(&argv, cwd, Duration::from_secs(30)).await
+    }
+
+    fn ws(&self) -> &Path {
+        self.workspace.path()
+    }
+}
+
+fn secret() -> String {
+    format!(
+        "cordon-secret-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .elapsed()
+            .map_or(0, |d| d.as_nanos())
+            ^ 0x5eed
+    )
+}
+
+/// Generates one test per tier for an attack.
+macro_rules! attack {
+    ($name:ident, |$lab:ident, $tier:ident| $body:block) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            async fn namespaces() {
+                run(Tier::Namespaces).await
+            }
+            #[tokio::test]
+            async fn landlock() {
+                run(Tier::Landlock).await
+            }
+            async fn run($tier: Tier) {
+                let $lab = lab($tier, |_| {}).await;
+                let _ = &$tier;
+                $body
+            }
+        }
+    };
+}
+
+attack!(read_a_file_in_the_harness_home, |lab, tier| {
+    let home = std::env::var("HOME").expect("HOME is set");
+    let target = Path::new(&home).join(format!(".cordon-escape-{}-{tier:?}", std::process::id()));
+    let s = secret();
+    std::fs::write(&target, &s).unwrap();
+    let out = lab
+        .sh(&format!(
+            "cat '{}'; cat ~root/.bash_history; ls -la '{home}'",
+            target.display()
+        ))
+        .await;
+    std::fs::remove_file(&target).unwrap();
+    assert!(
+        !out.stdout_text().contains(&s),
+        "read the secret: {}",
+        out.stdout_text()
+    );
+    assert!(
+        !out.stdout_text().contains(".cordon-escape"),
+        "listed the harness home: {}",
+        out.stdout_text()
+    );
+});
+
+attack!(write_outside_the_workspace, |lab, _tier| {
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("pwned");
+    let out = lab
+        .sh(&format!(
+            "echo x > '{}'; echo x > /usr/pwned; echo x > /etc/pwned; echo x > /pwned; echo x > ../pwned; echo inside > ok",
+            target.display()
+        ))
+        .await;
+    assert!(!target.exists(), "wrote outside: {}", out.stderr_text());
+    assert!(
+        !Path::new("/usr/pwned").exists()
+            && !Path::new("/etc/pwned").exists()
+            && !Path::new("/pwned").exists()
+    );
+    assert!(!lab.ws().parent().unwrap().join("pwned").exists());
+    assert_eq!(
+        std::fs::read_to_string(lab.ws().join("ok")).unwrap(),
+        "inside\n",
+        "the workspace itself is writable"
+    );
+});
+
+attack!(see_the_harness_environment, |lab, _tier| {
+    // The test process's own environment stands in for the harness's (cargo sets these).
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    let out = lab
+        .sh("env; cat /proc/1/environ /proc/$PPID/environ 2>/dev/null | tr '\\0' '\\n'")
+        .await;
+    let text = out.stdout_text();
+    assert!(
+        !text.contains(manifest) && !text.contains("CARGO_"),
+        "harness variables leaked: {text}"
+    );
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        .collect();
+    for name in names {
+        assert!(
+            [
+                "PATH", "HOME", "LANG", "TERM", "PWD", "SHLVL", "_", "TMPDIR", "OLDPWD"
+            ]
+            .contains(&name),
+            "unexpected variable {name} in: {text}"
+        );
+    }
+});
+
+attack!(connect_to_a_host_loopback_listener, |lab, _tier| {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let out = lab
+        .sh(&format!(
+            "bash -c 'echo hello > /dev/tcp/127.0.0.1/{port}' && echo CONNECTED; \
+             perl -MIO::Socket::INET -e 'IO::Socket::INET->new(PeerAddr => \"127.0.0.1:{port}\", Timeout => 2) and print \"CONNECTED\\n\"'"
+        ))
+        .await;
+    assert!(
+        !out.stdout_text().contains("CONNECTED"),
+        "connected: {}",
+        out.stdout_text()
+    );
+    assert!(
+        listener.accept().is_err(),
+        "the host listener received a connection"
+    );
+});
+
+attack!(open_raw_and_netlink_sockets, |lab, _tier| {
+    // AF_PACKET (17) raw, AF_INET (2) SOCK_RAW (3), AF_NETLINK (16).
+    let out = lab
+        .sh("for spec in '17 3 768' '2 3 1' '16 3 0'; do \
+               perl -e '($d,$t,$p)=split / /, $ARGV[0]; socket(S,$d,$t,$p) ? print \"OPENED $ARGV[0]\\n\" : print \"refused: $!\\n\"' \"$spec\"; \
+             done; ip link show 2>&1 | head -1")
+        .await;
+    let text = out.stdout_text();
+    assert!(!text.contains("OPENED"), "{text}");
+    assert_eq!(text.matches("refused").count(), 3, "{text}");
+});
+
+attack!(see_or_signal_a_host_process, |lab, tier| {
+    let mut host = std::process::Command::new("sleep")
+        .arg("120")
+        .spawn()
+        .unwrap();
+    let pid = host.id();
+    let out = lab
+        .sh(&format!("ls /proc/{pid}/ >/dev/null 2>&1 && echo SEEN; kill -0 {pid} 2>/dev/null && echo SIGNALLABLE; kill -9 {pid}; ls /proc | grep -c '^[0-9]'"))
+        .await;
+    let alive = host.try_wait().unwrap().is_none();
+    let _ = host.kill();
+    let _ = host.wait();
+    assert!(alive, "the sandbox killed a host process");
+    let text = out.stdout_text();
+    assert!(!text.contains("SIGNALLABLE"), "{text}");
+    assert!(
+        !text.contains("SEEN"),
+        "{tier:?}: host process visible: {text}"
+    );
+});
+
+attack!(ptrace_another_process, |lab, _tier| {
+    // SYS_ptrace is 101 on x86_64; PTRACE_ATTACH is 16.
+    if std::env::consts::ARCH != "x86_64" {
+        return;
+    }
+    let out = lab
+        .sh("sleep 30 & p=$!; perl -e 'my $r = syscall(101, 16, $ARGV[0], 0, 0); print $r == 0 ? \"ATTACHED\\n\" : \"refused: $!\\n\"' $p; kill $p")
+        .await;
+    assert!(
+        out.stdout_text()
+            .contains("refused: Operation not permitted"),
+        "{}",
+        out.stdout_text()
+    );
+});
+
+attack!(mount_a_filesystem, |lab, _tier| {
+    let out = lab.sh("mkdir -p m; mount -t tmpfs none m 2>&1 && echo MOUNTED; perl -e 'syscall(165, \"none\", \"m\", \"tmpfs\", 0, 0) == 0 ? print \"MOUNTED\\n\" : print \"refused: $!\\n\"'").await;
+    assert!(
+        !out.stdout_text().contains("MOUNTED"),
+        "{}",
+        out.stdout_text()
+    );
+});
+
+attack!(create_a_nested_user_namespace, |lab, _tier| {
+    let out = lab
+        .sh("unshare --user --map-root-user id -u 2>&1 && echo NESTED; unshare --user --pid --fork true 2>&1 && echo NESTED")
+        .await;
+    assert!(
+        !out.stdout_text().contains("NESTED"),
+        "{}",
+        out.stdout_text()
+    );
+});
+
+attack!(gain_privileges_through_a_setuid_binary, |lab, _tier| {
+    // A copy of `id` owned by another user with the setuid bit: honoured, it would report
+    // that user as the effective uid.
+    let copy = lab.ws().join("id-setuid");
+    std::fs::copy("/usr/bin/id", &copy).unwrap();
+    std::process::Command::new("chown")
+        .arg("65534:65534")
+        .arg(&copy)
+        .status()
+        .unwrap();
+    std::process::Command::new("chmod")
+        .arg("6755")
+        .arg(&copy)
+        .status()
+        .unwrap();
+    let out = lab
+        .sh("./id-setuid -u; id -u; su -c 'echo ROOT' root </dev/null 2>&1 | tail -1")
+        .await;
+    let lines: Vec<String> = out.stdout_text().lines().map(str::to_string).collect();
+    assert_eq!(
+        lines[0], lines[1],
+        "the setuid bit changed the effective uid: {lines:?}"
+    );
+    assert!(!out.stdout_text().contains("ROOT"), "{}", out.stdout_text());
+});
+
+attack!(escape_workdir_with_dotdot_or_a_symlink, |lab, _tier| {
+    std::os::unix::fs::symlink("/etc", lab.ws().join("etc-link")).unwrap();
+    std::os::unix::fs::symlink("..", lab.ws().join("up")).unwrap();
+    for cwd in ["..", "../..", "etc-link", "up", "/", "/etc"] {
+        match lab.sh_in(cwd, "pwd").await {
+            Ok(out) => panic!("workdir {cwd} was accepted: ran in {}", out.stdout_text()),
+            Err(e) => assert!(
+                e.to_string().contains("outside the workspace"),
+                "{cwd}: {e}"
+            ),
+        }
+    }
+    assert!(
+        lab.sh_in("sub/..", "echo fine").await.is_err(),
+        "missing dirs are refused too"
+    );
+    std::fs::create_dir(lab.ws().join("sub")).unwrap();
+    assert_eq!(
+        lab.sh_in("sub", "pwd")
+            .await
+            .unwrap()
+            .stdout_text()
+            .trim_end()
+            .rsplit('/')
+            .next(),
+        Some("sub")
+    );
+});
+
+attack!(inject_input_into_a_terminal, |lab, _tier| {
+    // TIOCSTI (0x5412) would push characters into a terminal's input queue.
+    let out = lab
+        .sh("perl -e 'my $c = \"x\"; ioctl(STDIN, 0x5412, $c) ? print \"INJECTED\\n\" : print \"refused: $!\\n\"'; \
+             perl -e 'open(T, \"+<\", \"/dev/tty\") or print \"no tty: $!\\n\"'")
+        .await;
+    let text = out.stdout_text();
+    assert!(
+        text.contains("refused: Operation not permitted"),
+        "the filter, not the fd type, refused it: {text}"
+    );
+    assert!(!text.contains("INJECTED"));
+});
+
+/// Runs an attack that stresses resources with small limits.
+async fn limited(tier: Tier) -> Lab {
+    lab(tier, |c| {
+        c.limits.max_processes = 64;
+        c.limits.memory = 256 << 20;
+        c.limits.address_space = 512 << 20;
+        c.limits.file_size = 16 << 20;
+        c.limits.tmp_size = 32 << 20;
+    })
+    .await
+}
+
+macro_rules! resource_attack {
+    ($name:ident, |$lab:ident| $body:block) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            async fn namespaces() {
+                let $lab = limited(Tier::Namespaces).await;
+                $body
+            }
+            #[tokio::test]
+            async fn landlock() {
+                let $lab = limited(Tier::Landlock).await;
+                $body
+            }
+        }
+    };
+}
+
+resource_attack!(a_fork_bomb_is_contained, |lab| {
+    assert!(
+        lab.sandbox.confinement().cgroups.is_some(),
+        "no pids cgroup: a fork bomb could not be contained here"
+    );
+    // First a counted flood, to see the limit hold; then the real thing.
+    // Each process that starts leaves a marker, so the host can count them.
+    lab.sh(
+        "for i in $(seq 300); do (: > started.$i; sleep 5) 2>/dev/null & done 2>/dev/null; wait",
+    )
+    .await;
+    let started = std::fs::read_dir(lab.ws())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("started.")
+        })
+        .count();
+    assert!(started > 10, "the flood ran ({started} started)");
+    assert!(
+        started <= 64,
+        "{started} processes started under a limit of 64"
+    );
+    let bomb = lab
+        .sandbox
+        .run(
+            &["/bin/sh".into(), "-c".into(), "b(){ b | b & }; b".into()],
+            ".",
+            Duration::from_secs(3),
+        )
+        .await;
+    assert!(bomb.is_ok(), "the sandbox survives: {bomb:?}");
+    // The bomb's processes take a moment to die and be reaped; then the sandbox works again.
+    let mut alive = String::new();
+    for _ in 0..50 {
+        if let Ok(out) = lab.sh_in(".", "echo alive").await {
+            alive = out.stdout_text();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(alive, "alive\n", "and still works");
+    assert!(
+        std::process::Command::new("true")
+            .status()
+            .unwrap()
+            .success(),
+        "the host can still fork"
+    );
+});
+
+resource_attack!(a_memory_bomb_is_contained, |lab| {
+    let out = lab
+        .sh("perl -e '$x = \"a\" x (2 * 1024**3); print \"ALLOCATED\\n\"'; echo exit=$?")
+        .await;
+    assert!(
+        !out.stdout_text().contains("ALLOCATED"),
+        "{}",
+        out.stdout_text()
+    );
+    assert_eq!(lab.sh("echo alive").await.stdout_text(), "alive\n");
+});
+
+resource_attack!(a_disk_fill_is_contained, |lab| {
+    let out = lab
+        .sh("dd if=/dev/zero of=big bs=1M count=200 2>&1 | tail -1; dd if=/dev/zero of=/tmp/big bs=1M count=200 2>&1 | tail -1; ls -l big")
+        .await;
+    let size = std::fs::metadata(lab.ws().join("big"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(
+        size <= 16 << 20,
+        "a {size}-byte file was written past the 16 MiB limit: {}",
+        out.stdout_text()
+    );
+    assert_eq!(lab.sh("echo alive").await.stdout_text(), "alive\n");
+});
