@@ -73,6 +73,60 @@ pub enum Command {
     /// Measure cordon itself.
     #[command(subcommand)]
     Bench(BenchCommand),
+
+    /// Run commands in a sandbox by hand: to debug a policy, or from scripts.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+
+    /// Check which isolation tiers work on this host, and why or why not.
+    Doctor {
+        /// A JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SandboxCommand {
+    /// Run one command in a fresh sandbox and exit with its status.
+    ///
+    /// Exit status: the command's; 128+N if signal N killed it; 124 if --timeout killed it;
+    /// 125 if the sandbox could not start.
+    ///
+    /// Example: cordon sandbox exec --workspace . -- sh -c 'ls -la; id'
+    Exec {
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+        /// Kill the command's whole process group after this many seconds.
+        #[arg(long, default_value_t = 600, value_name = "SECS")]
+        timeout: u64,
+        /// The command and its arguments.
+        #[arg(required = true, last = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+}
+
+/// Where and how a sandbox is built.
+#[derive(Args, Clone)]
+pub struct SandboxArgs {
+    /// The directory the sandbox works in (read-write unless --read-only). Default: the current directory.
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Mount the workspace read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// The isolation tier: auto (namespaces where they work, else landlock), namespaces,
+    /// landlock, or unconfined (no isolation at all; only when you mean it).
+    #[arg(long, value_enum, default_value_t = TierArg::Auto)]
+    pub sandbox: TierArg,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum TierArg {
+    Auto,
+    Namespaces,
+    Landlock,
+    Unconfined,
 }
 
 #[derive(Args)]

@@ -11,6 +11,14 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Inside a sandbox, this binary is the supervisor. It must start before anything else
+    // (no runtime, no threads): it confines itself first.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == commands::sandbox::SUPERVISOR_ARG)
+    {
+        return cordon_sandbox::supervisor::main();
+    }
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Runtime::new() {

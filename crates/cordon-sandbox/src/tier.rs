@@ -33,9 +33,9 @@ impl Tier {
         match self {
             Tier::Namespaces => &[],
             Tier::Landlock => &[
-                "no pid namespace: host processes are visible in /proc (signals to them are blocked by Landlock scoping)",
-                "no network namespace: TCP is blocked by Landlock, but UDP and Unix sockets are not",
-                "same uid as cordon: what the harness's user can read through the allowed paths, the sandbox can read",
+                "no pid namespace: /proc is not readable at all (so tools that need it, like ps, fail); signals to outside processes are blocked by Landlock scoping",
+                "no network namespace: TCP is blocked by Landlock; UDP is not (this kernel's Landlock has no UDP rules)",
+                "same uid as cordon: inside the allowed paths, the sandbox can read whatever cordon's user can",
             ],
             Tier::Unconfined => {
                 &["no isolation: commands run as cordon's user, with its files and network"]

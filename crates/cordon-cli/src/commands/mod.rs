@@ -3,8 +3,9 @@
 mod bench;
 mod inspect;
 mod run;
+pub mod sandbox;
 
-use crate::cli::{BenchCommand, Cli, Command};
+use crate::cli::{BenchCommand, Cli, Command, SandboxCommand};
 use crate::exit::Failure;
 use cordon_store::Store;
 use std::path::Path;
@@ -36,6 +37,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Harness { turns, api, json }) => {
             bench::harness(turns, api, json).await
         }
+        Command::Sandbox(SandboxCommand::Exec {
+            sandbox,
+            timeout,
+            command,
+        }) => sandbox::exec(&sandbox, timeout, &command).await,
+        Command::Doctor { json } => sandbox::doctor(json).await,
     }
 }
 
