@@ -26,6 +26,9 @@ use std::path::Path;
 const DEFAULT_INSTRUCTIONS: &str =
     "You are a careful assistant. Use the tools when they help, and answer concisely.";
 
+/// The tools that run commands, and so need a sandbox.
+pub const SHELL_TOOLS: [&str; 2] = ["exec_command", "write_stdin"];
+
 /// An agent file's contents.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,7 +59,7 @@ pub struct OutputSection {
 }
 
 impl AgentFile {
-    /// The agent used without `--agent`: every built-in tool.
+    /// The agent used without `--agent`: every tool, the shell tools included.
     pub fn default_agent() -> AgentFile {
         AgentFile {
             name: "cordon".into(),
@@ -65,6 +68,7 @@ impl AgentFile {
             max_turns: None,
             tools: cordon_tools::builtin::NAMES
                 .iter()
+                .chain(SHELL_TOOLS.iter())
                 .map(|s| s.to_string())
                 .collect(),
             model_settings: ModelSettings::default(),
@@ -127,14 +131,22 @@ impl AgentFile {
         Ok((file, schema))
     }
 
-    /// Builds the agent for `model` (`PROVIDER:MODEL`) and the provider's `model_name`.
+    /// Whether the agent uses tools that run commands.
+    pub fn needs_sandbox(&self) -> bool {
+        self.tools.iter().any(|t| SHELL_TOOLS.contains(&t.as_str()))
+    }
+
+    /// Builds the agent for `model` (`PROVIDER:MODEL`) and the provider's `model_name`;
+    /// `shell` provides the shell tools when the agent uses them.
     pub fn into_agent(
         self,
         schema: Option<Value>,
         model: &str,
         model_name: &str,
         origin: &str,
+        shell: Option<&std::sync::Arc<cordon_tools::ShellTools>>,
     ) -> anyhow::Result<Agent> {
+        let shell_tools: Vec<_> = shell.map(|s| s.tools()).unwrap_or_default();
         let mut agent = Agent::new(&self.name, model, model_name)
             .instructions(&self.instructions)
             .settings(self.model_settings);
@@ -142,15 +154,17 @@ impl AgentFile {
             agent = agent.max_turns(n);
         }
         for name in &self.tools {
-            let tool = cordon_tools::builtin::by_name(name).ok_or_else(|| {
-                Failure::bad_input(
-                    format!("{origin}: unknown tool '{name}'"),
-                    format!(
-                        "the tools available are: {}",
-                        cordon_tools::builtin::NAMES.join(", ")
-                    ),
-                )
-            })?;
+            let from_shell = shell_tools.iter().find(|t| t.spec().name == *name).cloned();
+            let tool = from_shell
+                .or_else(|| cordon_tools::builtin::by_name(name))
+                .ok_or_else(|| {
+                    let mut known = cordon_tools::builtin::NAMES.to_vec();
+                    known.extend(SHELL_TOOLS);
+                    Failure::bad_input(
+                        format!("{origin}: unknown tool '{name}'"),
+                        format!("the tools available are: {}", known.join(", ")),
+                    )
+                })?;
             agent = agent.tool(tool);
         }
         if let Some(s) = schema {

@@ -151,6 +151,14 @@ pub struct RunArgs {
     /// Print the run's events as JSON Lines (one per event, as stored) instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// Where the shell tools (exec_command, write_stdin) run.
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+
+    /// Kill any one command the model runs after this many seconds.
+    #[arg(long, default_value_t = 1800, value_name = "SECS")]
+    pub command_timeout: u64,
 }
 
 #[derive(Subcommand)]

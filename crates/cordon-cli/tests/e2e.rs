@@ -60,6 +60,7 @@ impl Env {
     fn cordon(&self) -> Command {
         let mut c = Command::cargo_bin("cordon").unwrap();
         c.env_clear()
+            .current_dir(self.dir.path())
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
             .env("CORDON_STORE", self.store())

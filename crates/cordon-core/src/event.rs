@@ -145,6 +145,9 @@ pub enum EventPayload {
         /// Digest of the policy, once policies exist.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         policy_digest: Option<String>,
+        /// The sandbox the run's commands use: its tier and what it enforces.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sandbox: Option<Value>,
     },
     /// Input from the user: the task, or later additions.
     UserInput {

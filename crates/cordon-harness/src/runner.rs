@@ -46,6 +46,7 @@ pub struct Runner {
     client: Arc<ModelClient>,
     store: Store,
     observer: Arc<dyn RunObserver>,
+    sandbox: Option<Value>,
 }
 
 /// One run in progress: its log, its folded state, and who watches.
@@ -73,12 +74,19 @@ impl Runner {
             client,
             store,
             observer: Arc::new(Silent),
+            sandbox: None,
         }
     }
 
     /// Shows the run's progress to `observer`.
     pub fn observer(mut self, observer: Arc<dyn RunObserver>) -> Self {
         self.observer = observer;
+        self
+    }
+
+    /// Records, at the start of each run, the sandbox its commands use.
+    pub fn sandbox_info(mut self, info: Value) -> Self {
+        self.sandbox = Some(info);
         self
     }
 
@@ -101,6 +109,7 @@ impl Runner {
             cordon_version: VERSION.to_string(),
             manifest_digest: None,
             policy_digest: None,
+            sandbox: self.sandbox.clone(),
         })
         .await?;
         live.record(EventPayload::UserInput {

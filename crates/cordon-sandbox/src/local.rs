@@ -398,6 +398,15 @@ pub struct Process {
     inner: Arc<Inner>,
 }
 
+impl Process {
+    /// Takes the process's event stream, to read it elsewhere while this handle still
+    /// writes, signals and kills (`next_event` and `collect` see nothing afterwards).
+    pub fn take_events(&mut self) -> UnboundedReceiver<ProcessEvent> {
+        let (_, empty) = tokio::sync::mpsc::unbounded_channel();
+        std::mem::replace(&mut self.events, empty)
+    }
+}
+
 /// A finished command's output.
 #[derive(Debug, Clone, Default)]
 pub struct Output {

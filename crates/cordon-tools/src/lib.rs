@@ -24,7 +24,10 @@
 
 pub mod builtin;
 mod function;
+pub mod shell;
 mod tool;
+pub mod truncate;
 
 pub use function::FunctionTool;
+pub use shell::ShellTools;
 pub use tool::{Tool, ToolContext, ToolError, ToolFuture};

@@ -8,9 +8,11 @@ use crate::exit;
 use cordon_core::RunStatus;
 use cordon_harness::{RunObserver, Runner};
 use cordon_model::ModelClient;
+use cordon_tools::ShellTools;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub async fn run(
     args: RunArgs,
@@ -36,7 +38,15 @@ pub async fn run(
         .or_else(|| config.default_model.clone())
         .unwrap_or_else(|| FALLBACK_MODEL.to_string());
     let model = config.resolve(&spec).await?;
-    let mut agent = file.into_agent(schema, &spec, &model.model_name, &origin)?;
+    let sandbox = if file.needs_sandbox() {
+        Some(Arc::new(super::sandbox::create(&args.sandbox).await?))
+    } else {
+        None
+    };
+    let shell = sandbox
+        .as_ref()
+        .map(|s| ShellTools::new(s.clone(), Duration::from_secs(args.command_timeout)));
+    let mut agent = file.into_agent(schema, &spec, &model.model_name, &origin, shell.as_ref())?;
     if let Some(n) = args.max_turns {
         agent = agent.max_turns(n);
     }
@@ -47,7 +57,15 @@ pub async fn run(
         Arc::new(Human::default())
     };
     let client = Arc::new(ModelClient::new(model.provider)?);
-    let runner = Runner::new(client, store).observer(observer);
+    let mut runner = Runner::new(client, store).observer(observer);
+    if let Some(sb) = &sandbox {
+        runner = runner.sandbox_info(serde_json::json!({
+            "tier": sb.tier().as_str(),
+            "workspace": sb.workspace(),
+            "confinement": sb.confinement(),
+            "limits": sb.tier().limits(),
+        }));
+    }
     let out = runner.run(&agent, &args.task).await?;
 
     let s = &out.state;

@@ -1,0 +1,117 @@
+//! `cordon run` with the shell tools: a scripted model drives exec_command and write_stdin
+//! in a real sandbox, through the real binary.
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+const SCRIPT: &str = r#"
+[[turns]]
+tool_calls = [{ name = "exec_command", arguments = { cmd = "echo hello > made.txt; cat made.txt; pwd; id -u" } }]
+[[turns]]
+tool_calls = [{ name = "exec_command", arguments = { cmd = "read line; echo got:$line; sleep 0.2; echo bye", yield_time_ms = 300 } }]
+[[turns]]
+tool_calls = [{ name = "write_stdin", arguments = { session_id = 2, chars = "ping\n", yield_time_ms = 3000 } }]
+[[turns]]
+tool_calls = [{ name = "exec_command", arguments = { cmd = "seq 1 100000", max_output_tokens = 100 } }]
+[[turns]]
+tool_calls = [
+  { name = "exec_command", arguments = { cmd = "pwd", workdir = "../.." } },
+  { name = "write_stdin", arguments = { session_id = 2 } },
+]
+[[turns]]
+text = "All done."
+"#;
+
+#[test]
+fn a_model_works_in_the_sandbox_through_the_shell_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let script = dir.path().join("script.toml");
+    std::fs::write(&script, SCRIPT).unwrap();
+    let out = Command::cargo_bin("cordon")
+        .unwrap()
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("CORDON_STORE", dir.path().join("runs.db"))
+        .args(["run", "--json", "--workspace"])
+        .arg(&ws)
+        .arg("--model")
+        .arg(format!("scripted:{}", script.display()))
+        .arg("make a file")
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sandbox = &events[0]["payload"]["sandbox"];
+    assert_eq!(
+        sandbox["tier"], "namespaces",
+        "the tier is recorded: {}",
+        events[0]
+    );
+    assert_eq!(sandbox["confinement"]["seccomp"], true);
+    let results: Vec<String> = events
+        .iter()
+        .filter(|e| e["kind"] == "tool_result")
+        .map(|e| e["payload"]["output"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(results.len(), 6, "{results:#?}");
+
+    assert!(
+        results[0].contains("Process exited with code 0"),
+        "{}",
+        results[0]
+    );
+    assert!(
+        results[0].contains("hello\n/workspace\n1000"),
+        "{}",
+        results[0]
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("made.txt")).unwrap(),
+        "hello\n",
+        "the file is in the workspace"
+    );
+
+    assert!(
+        results[1].contains("Process running with session ID 2"),
+        "{}",
+        results[1]
+    );
+    assert!(
+        results[2].contains("got:ping")
+            && results[2].contains("bye")
+            && results[2].contains("exited with code 0"),
+        "{}",
+        results[2]
+    );
+
+    assert!(
+        results[3].contains("tokens truncated")
+            && results[3].contains("\n1\n2\n")
+            && results[3].contains("100000"),
+        "head and tail kept"
+    );
+    assert!(
+        results[3].contains("Original token count: 147"),
+        "the original size is reported: {}",
+        &results[3][..200]
+    );
+
+    assert!(
+        results[4].contains("outside the workspace"),
+        "{}",
+        results[4]
+    );
+    assert!(
+        results[5].contains("no session 2"),
+        "an exited session is gone: {}",
+        results[5]
+    );
+}
