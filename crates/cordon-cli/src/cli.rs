@@ -176,6 +176,19 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Sandbox costs: create to a finished `true` (median, p95), and the extra cost of one
+    /// exec in a running sandbox over spawning /bin/true directly.
+    Sandbox {
+        /// Sandboxes to create, and execs to time.
+        #[arg(long, default_value_t = 50)]
+        iterations: u32,
+        /// The isolation tier to measure.
+        #[arg(long, value_enum, default_value_t = TierArg::Namespaces)]
+        sandbox: TierArg,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]

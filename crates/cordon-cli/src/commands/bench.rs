@@ -150,6 +150,87 @@ pub async fn harness(turns: u32, api: ApiArg, json: bool) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
+/// `cordon bench sandbox`.
+pub async fn sandbox(
+    iterations: u32,
+    tier: crate::cli::TierArg,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let iterations = iterations.max(5) as usize;
+    let workspace = tempfile::tempdir()?;
+    let args = crate::cli::SandboxArgs {
+        workspace: Some(workspace.path().to_path_buf()),
+        read_only: false,
+        sandbox: tier,
+    };
+    let truth = vec!["/bin/true".to_string()];
+    let mut create = Vec::new();
+    let mut tier_name = String::new();
+    for _ in 0..iterations {
+        let started = Instant::now();
+        let sb = super::sandbox::create(&args).await?;
+        let out = sb.run(&truth, ".", Duration::from_secs(10)).await?;
+        create.push(started.elapsed());
+        anyhow::ensure!(out.code == Some(0), "true failed in the sandbox");
+        tier_name = sb.tier().as_str().to_string();
+        sb.stop().await;
+    }
+    let sb = super::sandbox::create(&args).await?;
+    let mut sandboxed = Vec::new();
+    for _ in 0..iterations * 4 {
+        let started = Instant::now();
+        sb.run(&truth, ".", Duration::from_secs(10)).await?;
+        sandboxed.push(started.elapsed());
+    }
+    let mut direct = Vec::new();
+    for _ in 0..iterations * 4 {
+        let started = Instant::now();
+        tokio::process::Command::new("/bin/true").status().await?;
+        direct.push(started.elapsed());
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (c50, c95) = (percentile(&create, 50), percentile(&create, 95));
+    let (s50, s95) = (percentile(&sandboxed, 50), percentile(&sandboxed, 95));
+    let (d50, d95) = (percentile(&direct, 50), percentile(&direct, 95));
+    let overhead = s50.saturating_sub(d50);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "sandbox", "tier": tier_name, "iterations": iterations,
+                "create_to_true_ms": { "median": ms(c50), "p95": ms(c95) },
+                "exec_true_ms": { "median": ms(s50), "p95": ms(s95) },
+                "direct_true_ms": { "median": ms(d50), "p95": ms(d95) },
+                "exec_overhead_ms": ms(overhead),
+                "pty_round_trip_ms": null,
+            })
+        );
+    } else {
+        println!(
+            "sandbox bench ({tier_name} tier, {iterations} sandboxes, {} execs)",
+            iterations * 4
+        );
+        println!(
+            "  create → `true` finished     median {:>7.3} ms   p95 {:>7.3} ms",
+            ms(c50),
+            ms(c95)
+        );
+        println!(
+            "  exec `true` in the sandbox   median {:>7.3} ms   p95 {:>7.3} ms",
+            ms(s50),
+            ms(s95)
+        );
+        println!(
+            "  spawn /bin/true directly     median {:>7.3} ms   p95 {:>7.3} ms",
+            ms(d50),
+            ms(d95)
+        );
+        println!("  exec overhead (median)       {:>7.3} ms", ms(overhead));
+        println!("  PTY round trip               not measured: PTY sessions are not built yet");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The `p`th percentile (nearest rank) of some durations.
 fn percentile(values: &[Duration], p: usize) -> Duration {
     let mut v = values.to_vec();

@@ -37,6 +37,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Harness { turns, api, json }) => {
             bench::harness(turns, api, json).await
         }
+        Command::Bench(BenchCommand::Sandbox {
+            iterations,
+            sandbox,
+            json,
+        }) => bench::sandbox(iterations, sandbox, json).await,
         Command::Sandbox(SandboxCommand::Exec {
             sandbox,
             timeout,
