@@ -100,9 +100,17 @@ pub enum SandboxCommand {
         /// Kill the command's whole process group after this many seconds.
         #[arg(long, default_value_t = 600, value_name = "SECS")]
         timeout: u64,
+        /// Run the command under a pseudo-terminal, connected to this one.
+        #[arg(long)]
+        tty: bool,
         /// The command and its arguments.
         #[arg(required = true, last = true, value_name = "CMD")]
         command: Vec<String>,
+    },
+    /// Open an interactive shell (bash -l) in a fresh sandbox.
+    Shell {
+        #[command(flatten)]
+        sandbox: SandboxArgs,
     },
 }
 

@@ -133,3 +133,21 @@ fn doctor_reports_each_tier() {
         "the landlock tier states its limits"
     );
 }
+
+#[test]
+fn tty_runs_under_a_terminal_fed_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cordon(dir.path())
+        .args(["sandbox", "exec", "--tty", "--workspace"])
+        .arg(dir.path())
+        .args(["--", "sh"])
+        .write_stdin("tty; echo $((6*7)); exit 4\n")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{stdout}");
+    assert!(
+        stdout.contains("/dev/pts/") && stdout.contains("42"),
+        "{stdout}"
+    );
+}

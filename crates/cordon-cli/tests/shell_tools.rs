@@ -19,6 +19,10 @@ tool_calls = [
   { name = "write_stdin", arguments = { session_id = 2 } },
 ]
 [[turns]]
+tool_calls = [{ name = "exec_command", arguments = { cmd = "tty; read -r x; echo typed:$x", tty = true, yield_time_ms = 500 } }]
+[[turns]]
+tool_calls = [{ name = "write_stdin", arguments = { session_id = 5, chars = "abc\n", yield_time_ms = 3000 } }]
+[[turns]]
 text = "All done."
 "#;
 
@@ -61,7 +65,7 @@ fn a_model_works_in_the_sandbox_through_the_shell_tools() {
         .filter(|e| e["kind"] == "tool_result")
         .map(|e| e["payload"]["output"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(results.len(), 6, "{results:#?}");
+    assert_eq!(results.len(), 8, "{results:#?}");
 
     assert!(
         results[0].contains("Process exited with code 0"),

@@ -52,6 +52,8 @@ const DEVICES: &[&str] = &[
     "/dev/full",
     "/dev/random",
     "/dev/urandom",
+    "/dev/ptmx",
+    "/dev/pts",
 ];
 
 /// How to start the supervisor: a program and its arguments (the `cordon` binary with
@@ -455,6 +457,17 @@ impl Process {
     /// Closes its standard input.
     pub async fn close_stdin(&self) -> Result<(), SandboxError> {
         self.inner.send(&Request::CloseStdin { id: self.id }).await
+    }
+
+    /// Resizes its terminal (PTY sessions only).
+    pub async fn resize(&self, rows: u16, cols: u16) -> Result<(), SandboxError> {
+        self.inner
+            .send(&Request::Resize {
+                id: self.id,
+                rows,
+                cols,
+            })
+            .await
     }
 
     /// Kills its whole process group.

@@ -17,11 +17,32 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::ChildStdin;
 use tokio::sync::mpsc::UnboundedSender;
 
-/// A running command: its pid (also its process group) and its stdin.
+/// Where a command's input goes: a pipe, or its terminal.
+enum Input {
+    Pipe(ChildStdin),
+    Pty(pty_process::OwnedWritePty),
+}
+
+impl Input {
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Input::Pipe(p) => {
+                p.write_all(bytes).await?;
+                p.flush().await
+            }
+            Input::Pty(p) => {
+                p.write_all(bytes).await?;
+                p.flush().await
+            }
+        }
+    }
+}
+
+/// A running command: its pid (also its process group) and its input.
 struct Running {
     pid: i32,
     pgid: i32,
-    stdin: Option<ChildStdin>,
+    stdin: Option<Input>,
 }
 
 type Table = Arc<Mutex<HashMap<u64, Running>>>;
@@ -170,13 +191,7 @@ async fn handle(request: Request, workspace: &Path, table: &Table, tx: &Unbounde
             env,
             tty,
         } => {
-            if tty.is_some() {
-                return fail(
-                    Some(id),
-                    "PTY sessions are not available in this build yet".into(),
-                );
-            }
-            if let Err(e) = spawn(id, argv, &cwd, env, workspace, table, tx) {
+            if let Err(e) = spawn(id, argv, &cwd, env, tty, workspace, table, tx) {
                 fail(Some(id), e);
             }
         }
@@ -192,7 +207,7 @@ async fn handle(request: Request, workspace: &Path, table: &Table, tx: &Unbounde
                 .and_then(|r| r.stdin.take());
             match stdin {
                 Some(mut stdin) => {
-                    let result = stdin.write_all(&bytes).await.and(stdin.flush().await);
+                    let result = stdin.write_all(&bytes).await;
                     if let Some(r) = table.lock().expect("table lock").get_mut(&id) {
                         r.stdin = Some(stdin);
                     }
@@ -211,7 +226,17 @@ async fn handle(request: Request, workspace: &Path, table: &Table, tx: &Unbounde
                 r.stdin = None;
             }
         }
-        Request::Resize { id, .. } => fail(Some(id), "not a PTY session".into()),
+        Request::Resize { id, rows, cols } => {
+            let table = table.lock().expect("table lock");
+            match table.get(&id).and_then(|r| r.stdin.as_ref()) {
+                Some(Input::Pty(pty)) => {
+                    if let Err(e) = pty.resize(pty_process::Size::new(rows, cols)) {
+                        fail(Some(id), format!("resize: {e}"));
+                    }
+                }
+                _ => fail(Some(id), "not a running PTY session".into()),
+            }
+        }
         Request::Signal { id, signal } => {
             let pgid = table.lock().expect("table lock").get(&id).map(|r| r.pgid);
             let signal = Signal::try_from(signal);
@@ -251,47 +276,83 @@ pub fn resolve_cwd(workspace: &Path, cwd: &str) -> Result<PathBuf, String> {
     Ok(real)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn spawn(
     id: u64,
     argv: Vec<String>,
     cwd: &str,
     env: Vec<(String, String)>,
+    tty: Option<(u16, u16)>,
     workspace: &Path,
     table: &Table,
     tx: &UnboundedSender<Reply>,
 ) -> Result<(), String> {
     let program = argv.first().ok_or("empty command")?;
     let cwd = resolve_cwd(workspace, cwd)?;
-    let mut child = tokio::process::Command::new(program)
-        .args(&argv[1..])
-        .current_dir(&cwd)
-        .env_clear()
-        .envs(env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("cannot start '{program}': {e}"))?;
+    let cannot = |e: &dyn std::fmt::Display| format!("cannot start '{program}': {e}");
+    let (mut child, input, pumps) = match tty {
+        None => {
+            let mut child = tokio::process::Command::new(program)
+                .args(&argv[1..])
+                .current_dir(&cwd)
+                .env_clear()
+                .envs(env)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .spawn()
+                .map_err(|e| cannot(&e))?;
+            let input = child.stdin.take().map(Input::Pipe);
+            let pumps = vec![
+                tokio::spawn(pump(id, Stream::Stdout, child.stdout.take(), tx.clone())),
+                tokio::spawn(pump(id, Stream::Stderr, child.stderr.take(), tx.clone())),
+            ];
+            (child, input, pumps)
+        }
+        Some((rows, cols)) => {
+            // The command leads a new session with the pty as its controlling terminal, so
+            // its process group is its own pid, as for piped commands.
+            let (pty, pts) = pty_process::open().map_err(|e| format!("cannot open a pty: {e}"))?;
+            pty.resize(pty_process::Size::new(rows, cols))
+                .map_err(|e| format!("cannot size the pty: {e}"))?;
+            let child = pty_process::Command::new(program)
+                .args(&argv[1..])
+                .current_dir(&cwd)
+                .env_clear()
+                .envs(env)
+                .spawn(pts)
+                .map_err(|e| cannot(&e))?;
+            let (read, write) = pty.into_split();
+            let pumps = vec![tokio::spawn(pump(id, Stream::Pty, Some(read), tx.clone()))];
+            (child, Some(Input::Pty(write)), pumps)
+        }
+    };
     let pid = child.id().ok_or("the process ended before it started")?;
     table.lock().expect("table lock").insert(
         id,
         Running {
             pid: pid as i32,
             pgid: pid as i32,
-            stdin: child.stdin.take(),
+            stdin: input,
         },
     );
     let _ = tx.send(Reply::Started { id, pid });
-    let out = tokio::spawn(pump(id, Stream::Stdout, child.stdout.take(), tx.clone()));
-    let err = tokio::spawn(pump(id, Stream::Stderr, child.stderr.take(), tx.clone()));
     let tx = tx.clone();
     let table = table.clone();
     tokio::spawn(async move {
         let status = child.wait().await;
-        let _ = out.await;
-        let _ = err.await;
-        table.lock().expect("table lock").remove(&id);
+        // A terminal's reader sees EIO once every holder of the terminal is gone; dropping
+        // our side of it then ends the pump.
+        let input = table
+            .lock()
+            .expect("table lock")
+            .remove(&id)
+            .and_then(|r| r.stdin);
+        for p in pumps {
+            let _ = p.await;
+        }
+        drop(input);
         let (code, signal) = match status {
             Ok(s) => (s.code(), s.signal()),
             Err(_) => (None, None),

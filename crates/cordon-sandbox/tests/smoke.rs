@@ -37,3 +37,58 @@ async fn commands_run_inside_with_a_clean_environment() {
     assert!(text.contains("/workspace"));
     assert_eq!(out.stderr_text(), "err\n");
 }
+
+async fn read_until(p: &mut cordon_sandbox::Process, needle: &str) -> String {
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !seen.contains(needle) {
+        match tokio::time::timeout_at(deadline, p.next_event()).await {
+            Ok(Some(cordon_sandbox::ProcessEvent::Output(_, data))) => {
+                seen.push_str(&String::from_utf8_lossy(&data))
+            }
+            Ok(Some(cordon_sandbox::ProcessEvent::Failed(why))) => panic!("failed: {why}"),
+            Ok(Some(cordon_sandbox::ProcessEvent::Exited { .. })) | Ok(None) => break,
+            Ok(Some(_)) => {}
+            Err(_) => panic!("no '{needle}' in: {seen:?}"),
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn pty_sessions_echo_resize_and_end() {
+    for tier in [Tier::Namespaces, Tier::Landlock] {
+        let ws = tempfile::tempdir().unwrap();
+        let mut config = SandboxConfig::new(ws.path(), supervisor());
+        config.tier = TierChoice::Exactly(tier);
+        let sb = LocalSandbox::create(config).await.unwrap();
+        let mut p = sb
+            .spawn(&["/bin/sh".to_string()], ".", &[], Some((24, 80)))
+            .await
+            .unwrap();
+        p.write(b"tty; stty size; echo $((6*7))\n").await.unwrap();
+        let out = read_until(&mut p, "42\r\n").await;
+        assert!(
+            out.contains("/dev/pts/") && out.contains("24 80"),
+            "{tier:?}: {out:?}"
+        );
+        p.resize(40, 132).await.unwrap();
+        p.write(b"stty size\n").await.unwrap();
+        let out = read_until(&mut p, "40 132").await;
+        assert!(out.contains("40 132"), "{tier:?}: {out:?}");
+        p.write(b"exit 5\n").await.unwrap();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), p.next_event())
+                .await
+                .unwrap()
+            {
+                Some(cordon_sandbox::ProcessEvent::Exited { code, .. }) => {
+                    assert_eq!(code, Some(5));
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("no exit"),
+            }
+        }
+    }
+}

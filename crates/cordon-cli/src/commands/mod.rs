@@ -45,8 +45,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sandbox(SandboxCommand::Exec {
             sandbox,
             timeout,
+            tty,
             command,
-        }) => sandbox::exec(&sandbox, timeout, &command).await,
+        }) => match tty {
+            false => sandbox::exec(&sandbox, timeout, &command).await,
+            true => sandbox::interactive(&sandbox, timeout, &command).await,
+        },
+        Command::Sandbox(SandboxCommand::Shell { sandbox }) => {
+            let bash = ["/bin/bash".to_string(), "-l".to_string()];
+            sandbox::interactive(&sandbox, u64::MAX / 4, &bash).await
+        }
         Command::Doctor { json } => sandbox::doctor(json).await,
     }
 }

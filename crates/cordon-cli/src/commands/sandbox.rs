@@ -116,6 +116,125 @@ pub async fn exec(
     }
 }
 
+/// A command under a pseudo-terminal wired to this one: keystrokes in (raw mode, when this
+/// is a terminal), output out, window size followed; exits with the command's status.
+pub async fn interactive(
+    args: &SandboxArgs,
+    timeout: u64,
+    command: &[String],
+) -> anyhow::Result<ExitCode> {
+    let sandbox = create(args).await?;
+    let (rows, cols) = terminal_size().unwrap_or((24, 80));
+    let mut process = sandbox.spawn(command, ".", &[], Some((rows, cols))).await?;
+    let mut events = process.take_events();
+    let process = std::sync::Arc::new(process);
+    let raw = RawMode::enable();
+    let input = process.clone();
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdin.read(&mut buf).await {
+            if n == 0 || input.write(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    let resizer = process.clone();
+    tokio::spawn(async move {
+        let Ok(mut winch) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+        else {
+            return;
+        };
+        while winch.recv().await.is_some() {
+            if let Some((r, c)) = terminal_size() {
+                let _ = resizer.resize(r, c).await;
+            }
+        }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    let status = loop {
+        let event = match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(e) => e,
+            Err(_) => {
+                process.kill().await?;
+                break TIMED_OUT;
+            }
+        };
+        match event {
+            Some(ProcessEvent::Output(_, data)) => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&data);
+                let _ = out.flush();
+            }
+            Some(ProcessEvent::Exited { code, signal }) => {
+                break match (code, signal) {
+                    (Some(c), _) => c.clamp(0, 255) as u8,
+                    (None, Some(s)) => (128 + s).clamp(0, 255) as u8,
+                    (None, None) => 1,
+                };
+            }
+            Some(ProcessEvent::Failed(why)) => {
+                drop(raw);
+                return Err(Failure::bad_input(
+                    why,
+                    "check the command's name and path inside the sandbox",
+                ));
+            }
+            Some(ProcessEvent::Started(_)) => {}
+            None => break 1,
+        }
+    };
+    drop(raw);
+    Ok(ExitCode::from(status))
+}
+
+/// This terminal's size, from `stty size` (rows, columns).
+fn terminal_size() -> Option<(u16, u16)> {
+    let out = std::process::Command::new("stty")
+        .arg("size")
+        .stdin(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let mut parts = text.split_whitespace();
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// This terminal in raw mode (keys go straight to the sandbox), restored when dropped.
+/// Nothing changes when stdin is not a terminal.
+struct RawMode(Option<nix::sys::termios::Termios>);
+
+impl RawMode {
+    fn enable() -> RawMode {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let Ok(saved) = tcgetattr(&stdin) else {
+            return RawMode(None);
+        };
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        if tcsetattr(&stdin, SetArg::TCSANOW, &raw).is_err() {
+            return RawMode(None);
+        }
+        RawMode(Some(saved))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                saved,
+            );
+        }
+    }
+}
+
 /// `cordon doctor`: tries each tier for real and says what works.
 pub async fn doctor(json: bool) -> anyhow::Result<ExitCode> {
     let probe = cordon_sandbox::tier::probe();
