@@ -6,9 +6,11 @@
 //! then start inside the already-built sandbox over a framed channel ([`protocol`]).
 
 pub mod cgroup;
+pub mod files;
 pub mod hardening;
 pub mod local;
 pub mod protocol;
+mod sandbox;
 pub mod supervisor;
 pub mod tier;
 
@@ -16,5 +18,6 @@ pub use hardening::Limits;
 pub use local::{
     LocalSandbox, Output, Process, ProcessEvent, SandboxConfig, SandboxError, SupervisorCommand,
 };
-pub use protocol::Stream;
+pub use protocol::{DirEntry, Stream};
+pub use sandbox::{Sandbox, SandboxFuture};
 pub use tier::{Tier, TierChoice};

@@ -143,6 +143,8 @@ pub enum ProcessEvent {
 struct Inner {
     stdin: tokio::sync::Mutex<ChildStdin>,
     procs: Mutex<HashMap<u64, UnboundedSender<ProcessEvent>>>,
+    /// File requests waiting for their one reply.
+    pending: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<Reply>>>,
     next_id: AtomicU64,
 }
 
@@ -295,6 +297,7 @@ impl LocalSandbox {
         let inner = Arc::new(Inner {
             stdin: tokio::sync::Mutex::new(stdin),
             procs: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         });
         tokio::spawn(route_replies(stdout, inner.clone()));
@@ -384,6 +387,129 @@ impl LocalSandbox {
         let p = self.spawn(argv, cwd, &[], None).await?;
         p.close_stdin().await?;
         p.collect(timeout).await
+    }
+
+    /// Sends a file request and waits for its reply.
+    async fn file_request(&self, make: impl FnOnce(u64) -> Request) -> Result<Reply, SandboxError> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner
+            .pending
+            .lock()
+            .expect("pending lock")
+            .insert(id, tx);
+        self.inner.send(&make(id)).await?;
+        match rx.await {
+            Ok(Reply::Error { message, .. }) => Err(SandboxError::Refused(message)),
+            Ok(reply) => Ok(reply),
+            Err(_) => Err(SandboxError::Gone(
+                "the supervisor ended during a file request".into(),
+            )),
+        }
+    }
+
+    /// Reads a file in the workspace (workspace-relative path).
+    pub async fn read_file(&self, path: &str) -> Result<Vec<u8>, SandboxError> {
+        match self
+            .file_request(|id| Request::ReadFile {
+                id,
+                path: path.into(),
+            })
+            .await?
+        {
+            Reply::File { data, .. } => {
+                protocol::decode(&data).map_err(|e| SandboxError::Gone(e.to_string()))
+            }
+            other => Err(SandboxError::Gone(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Writes a file in the workspace, creating its directories.
+    pub async fn write_file(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: Option<u32>,
+    ) -> Result<(), SandboxError> {
+        let data = protocol::encode(data);
+        self.file_request(|id| Request::WriteFile {
+            id,
+            path: path.into(),
+            data,
+            mode,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Lists a directory in the workspace.
+    pub async fn list_dir(&self, path: &str) -> Result<Vec<protocol::DirEntry>, SandboxError> {
+        match self
+            .file_request(|id| Request::ListDir {
+                id,
+                path: path.into(),
+            })
+            .await?
+        {
+            Reply::Entries { entries, .. } => Ok(entries),
+            other => Err(SandboxError::Gone(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Removes a file, or a directory (with `recursive`, and everything in it).
+    pub async fn remove(&self, path: &str, recursive: bool) -> Result<(), SandboxError> {
+        self.file_request(|id| Request::Remove {
+            id,
+            path: path.into(),
+            recursive,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The workspace as a tar archive, made inside the sandbox.
+    pub async fn archive(&self) -> Result<Vec<u8>, SandboxError> {
+        let argv: Vec<String> = ["tar", "-C", &self.inner_workspace, "-cf", "-", "."]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let out = self.run(&argv, ".", Duration::from_secs(3600)).await?;
+        if out.code != Some(0) {
+            return Err(SandboxError::Refused(format!(
+                "archive failed: {}",
+                out.stderr_text().trim()
+            )));
+        }
+        Ok(out.stdout)
+    }
+
+    /// Unpacks a tar archive into the workspace, inside the sandbox (so an archive with
+    /// hostile paths can do no more than a command could).
+    pub async fn restore(&self, tar: &[u8]) -> Result<(), SandboxError> {
+        let argv: Vec<String> = [
+            "tar",
+            "-C",
+            &self.inner_workspace,
+            "--no-same-owner",
+            "-xf",
+            "-",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let p = self.spawn(&argv, ".", &[], None).await?;
+        for chunk in tar.chunks(1 << 20) {
+            p.write(chunk).await?;
+        }
+        p.close_stdin().await?;
+        let out = p.collect(Duration::from_secs(3600)).await?;
+        if out.code != Some(0) {
+            return Err(SandboxError::Refused(format!(
+                "restore failed: {}",
+                out.stderr_text().trim()
+            )));
+        }
+        Ok(())
     }
 
     /// Stops the sandbox and everything in it.
@@ -527,6 +653,19 @@ async fn route_replies(mut stdout: tokio::process::ChildStdout, inner: Arc<Inner
             Ok(None) => break "the supervisor exited".to_string(),
             Err(e) => break e.to_string(),
         };
+        let waiting = match &reply {
+            Reply::File { id, .. }
+            | Reply::Entries { id, .. }
+            | Reply::Done { id }
+            | Reply::Error { id: Some(id), .. } => {
+                inner.pending.lock().expect("pending lock").remove(id)
+            }
+            _ => None,
+        };
+        if let Some(tx) = waiting {
+            let _ = tx.send(reply);
+            continue;
+        }
         let (id, event, last) = match reply {
             Reply::Started { id, pid } => (id, ProcessEvent::Started(pid), false),
             Reply::Output { id, stream, data } => match protocol::decode(&data) {
@@ -542,7 +681,10 @@ async fn route_replies(mut stdout: tokio::process::ChildStdout, inner: Arc<Inner
                 tracing::warn!(%message, "sandbox supervisor reported an error");
                 continue;
             }
-            Reply::Hello { .. } => continue,
+            Reply::Hello { .. }
+            | Reply::File { .. }
+            | Reply::Entries { .. }
+            | Reply::Done { .. } => continue,
         };
         let mut procs = inner.procs.lock().expect("procs lock");
         if let Some(tx) = procs.get(&id) {
@@ -552,6 +694,7 @@ async fn route_replies(mut stdout: tokio::process::ChildStdout, inner: Arc<Inner
             procs.remove(&id);
         }
     };
+    inner.pending.lock().expect("pending lock").clear();
     for (_, tx) in inner.procs.lock().expect("procs lock").drain() {
         let _ = tx.send(ProcessEvent::Failed(format!("the sandbox broke: {why}")));
     }

@@ -82,6 +82,53 @@ pub enum Request {
         /// The signal number.
         signal: i32,
     },
+    /// Read a file in the workspace.
+    ReadFile {
+        /// The request's id.
+        id: u64,
+        /// Workspace-relative (or absolute inside the workspace).
+        path: String,
+    },
+    /// Write a file in the workspace, creating its parent directories.
+    WriteFile {
+        /// The request's id.
+        id: u64,
+        /// Workspace-relative (or absolute inside the workspace).
+        path: String,
+        /// Base64 of the content.
+        data: String,
+        /// Permission bits, if not the default.
+        mode: Option<u32>,
+    },
+    /// List a directory in the workspace.
+    ListDir {
+        /// The request's id.
+        id: u64,
+        /// Workspace-relative (or absolute inside the workspace).
+        path: String,
+    },
+    /// Remove a file, or a directory (with `recursive`, and everything in it).
+    Remove {
+        /// The request's id.
+        id: u64,
+        /// Workspace-relative (or absolute inside the workspace).
+        path: String,
+        /// Remove a directory and its contents.
+        recursive: bool,
+    },
+}
+
+/// One entry of a listed directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirEntry {
+    /// The entry's name.
+    pub name: String,
+    /// `file`, `dir`, `symlink` or `other`.
+    pub kind: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Permission bits.
+    pub mode: u32,
 }
 
 /// What the supervisor reports.
@@ -119,6 +166,25 @@ pub enum Reply {
         code: Option<i32>,
         /// The signal that killed it, if one did.
         signal: Option<i32>,
+    },
+    /// A file's content.
+    File {
+        /// The request.
+        id: u64,
+        /// Base64 of the content.
+        data: String,
+    },
+    /// A directory's entries, sorted by name.
+    Entries {
+        /// The request.
+        id: u64,
+        /// The entries.
+        entries: Vec<DirEntry>,
+    },
+    /// A write or remove is done.
+    Done {
+        /// The request.
+        id: u64,
     },
     /// A request failed.
     Error {

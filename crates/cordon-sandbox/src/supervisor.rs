@@ -182,8 +182,33 @@ async fn handle(request: Request, workspace: &Path, table: &Table, tx: &Unbounde
     let fail = |id: Option<u64>, message: String| {
         let _ = tx.send(Reply::Error { id, message });
     };
+    let file = |r| {
+        let _ = tx.send(crate::files::serve(workspace, r));
+    };
     match request {
         Request::Hello { .. } => fail(None, "hello was already said".into()),
+        Request::ReadFile { id, path } => file(crate::files::FileRequest::Read { id, path }),
+        Request::WriteFile {
+            id,
+            path,
+            data,
+            mode,
+        } => file(crate::files::FileRequest::Write {
+            id,
+            path,
+            data,
+            mode,
+        }),
+        Request::ListDir { id, path } => file(crate::files::FileRequest::List { id, path }),
+        Request::Remove {
+            id,
+            path,
+            recursive,
+        } => file(crate::files::FileRequest::Remove {
+            id,
+            path,
+            recursive,
+        }),
         Request::Exec {
             id,
             argv,

@@ -92,3 +92,70 @@ async fn pty_sessions_echo_resize_and_end() {
         }
     }
 }
+
+#[tokio::test]
+async fn files_are_read_written_listed_removed_and_archived_through_the_interface() {
+    use cordon_sandbox::Sandbox;
+    for tier in [Tier::Namespaces, Tier::Landlock] {
+        let ws = tempfile::tempdir().unwrap();
+        let mut config = SandboxConfig::new(ws.path(), supervisor());
+        config.tier = TierChoice::Exactly(tier);
+        let sb: std::sync::Arc<dyn Sandbox> =
+            std::sync::Arc::new(LocalSandbox::create(config).await.unwrap());
+
+        sb.write_file("src/deep/main.rs", b"fn main() {}\n", Some(0o755))
+            .await
+            .unwrap();
+        assert_eq!(
+            sb.read_file("src/deep/main.rs").await.unwrap(),
+            b"fn main() {}\n"
+        );
+        let host = ws.path().join("src/deep/main.rs");
+        assert_eq!(
+            std::fs::read(&host).unwrap(),
+            b"fn main() {}\n",
+            "{tier:?}: written into the host workspace"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&host).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        let entries = sb.list_dir("src").await.unwrap();
+        assert_eq!(
+            (entries[0].name.as_str(), entries[0].kind.as_str()),
+            ("deep", "dir")
+        );
+
+        // Paths that lead out are refused, however they try.
+        std::os::unix::fs::symlink("/etc", ws.path().join("etc")).unwrap();
+        std::os::unix::fs::symlink(ws.path().parent().unwrap(), ws.path().join("up")).unwrap();
+        for bad in ["../x", "etc/passwd", "/etc/passwd", "up/escaped", "etc"] {
+            assert!(sb.read_file(bad).await.is_err(), "{tier:?}: read {bad}");
+            assert!(
+                sb.write_file(bad, b"x", None).await.is_err(),
+                "{tier:?}: write {bad}"
+            );
+        }
+        assert!(
+            sb.write_file("up/sub/escaped", b"x", None).await.is_err(),
+            "{tier:?}: parents through a link"
+        );
+        assert!(!ws.path().parent().unwrap().join("escaped").exists());
+        assert!(!ws.path().parent().unwrap().join("sub").exists());
+
+        let tar = sb.archive().await.unwrap();
+        sb.remove("src", true).await.unwrap();
+        assert!(!ws.path().join("src").exists());
+        sb.restore(&tar).await.unwrap();
+        assert_eq!(
+            std::fs::read(&host).unwrap(),
+            b"fn main() {}\n",
+            "{tier:?}: restored"
+        );
+        assert!(
+            sb.remove(".", true).await.is_err(),
+            "the workspace itself stays"
+        );
+    }
+}

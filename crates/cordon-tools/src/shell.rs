@@ -8,7 +8,7 @@
 
 use crate::truncate::{DEFAULT_MAX_TOKENS, approx_tokens, truncate_middle};
 use crate::{FunctionTool, Tool, ToolError};
-use cordon_sandbox::{LocalSandbox, Process, ProcessEvent};
+use cordon_sandbox::{Process, ProcessEvent, Sandbox};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -85,7 +85,7 @@ struct Session {
 
 /// The shell tools over one sandbox. Clone the [`Arc`] from [`ShellTools::tools`] into an agent.
 pub struct ShellTools {
-    sandbox: Arc<LocalSandbox>,
+    sandbox: Arc<dyn Sandbox>,
     sessions: Mutex<BTreeMap<u64, Session>>,
     next_session: Mutex<u64>,
     hard_timeout: Duration,
@@ -93,7 +93,7 @@ pub struct ShellTools {
 
 impl ShellTools {
     /// Shell tools running in `sandbox`; no command may run longer than `hard_timeout`.
-    pub fn new(sandbox: Arc<LocalSandbox>, hard_timeout: Duration) -> Arc<Self> {
+    pub fn new(sandbox: Arc<dyn Sandbox>, hard_timeout: Duration) -> Arc<Self> {
         Arc::new(ShellTools {
             sandbox,
             sessions: Mutex::new(BTreeMap::new()),

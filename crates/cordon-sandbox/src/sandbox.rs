@@ -1,0 +1,129 @@
+//! The sandbox interface that every backend implements: the local one here, container and
+//! remote ones later. Commands and files go through the supervisor's protocol, so a
+//! [`Process`] is the same whatever started the supervisor.
+
+use crate::hardening::Applied;
+use crate::local::{Output, Process, SandboxError};
+use crate::protocol::DirEntry;
+use crate::tier::Tier;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// A boxed future, so the trait can be used as `dyn Sandbox`.
+pub type SandboxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SandboxError>> + Send + 'a>>;
+
+/// An isolated workspace where commands run and files are read and written.
+pub trait Sandbox: Send + Sync {
+    /// The isolation tier in force.
+    fn tier(&self) -> Tier;
+
+    /// What confinement took effect, as the supervisor reported it.
+    fn confinement(&self) -> &Applied;
+
+    /// The workspace's path as commands inside see it.
+    fn workspace(&self) -> &str;
+
+    /// Starts a command (under a terminal of `tty` rows and columns, if given) in `cwd`
+    /// (workspace-relative, or absolute inside it), with `env` added to the sandbox's.
+    fn spawn<'a>(
+        &'a self,
+        argv: &'a [String],
+        cwd: &'a str,
+        env: &'a [(String, String)],
+        tty: Option<(u16, u16)>,
+    ) -> SandboxFuture<'a, Process>;
+
+    /// Runs a command to its end, or to `timeout` (its process group is then killed).
+    fn run<'a>(
+        &'a self,
+        argv: &'a [String],
+        cwd: &'a str,
+        timeout: Duration,
+    ) -> SandboxFuture<'a, Output>;
+
+    /// Reads a file in the workspace.
+    fn read_file<'a>(&'a self, path: &'a str) -> SandboxFuture<'a, Vec<u8>>;
+
+    /// Writes a file in the workspace, creating its directories.
+    fn write_file<'a>(
+        &'a self,
+        path: &'a str,
+        data: &'a [u8],
+        mode: Option<u32>,
+    ) -> SandboxFuture<'a, ()>;
+
+    /// Lists a directory in the workspace.
+    fn list_dir<'a>(&'a self, path: &'a str) -> SandboxFuture<'a, Vec<DirEntry>>;
+
+    /// Removes a file, or a directory with `recursive`.
+    fn remove<'a>(&'a self, path: &'a str, recursive: bool) -> SandboxFuture<'a, ()>;
+
+    /// The workspace as a tar archive.
+    fn archive(&self) -> SandboxFuture<'_, Vec<u8>>;
+
+    /// Unpacks a tar archive into the workspace.
+    fn restore<'a>(&'a self, tar: &'a [u8]) -> SandboxFuture<'a, ()>;
+}
+
+impl Sandbox for crate::LocalSandbox {
+    fn tier(&self) -> Tier {
+        crate::LocalSandbox::tier(self)
+    }
+
+    fn confinement(&self) -> &Applied {
+        crate::LocalSandbox::confinement(self)
+    }
+
+    fn workspace(&self) -> &str {
+        crate::LocalSandbox::workspace(self)
+    }
+
+    fn spawn<'a>(
+        &'a self,
+        argv: &'a [String],
+        cwd: &'a str,
+        env: &'a [(String, String)],
+        tty: Option<(u16, u16)>,
+    ) -> SandboxFuture<'a, Process> {
+        Box::pin(crate::LocalSandbox::spawn(self, argv, cwd, env, tty))
+    }
+
+    fn run<'a>(
+        &'a self,
+        argv: &'a [String],
+        cwd: &'a str,
+        timeout: Duration,
+    ) -> SandboxFuture<'a, Output> {
+        Box::pin(crate::LocalSandbox::run(self, argv, cwd, timeout))
+    }
+
+    fn read_file<'a>(&'a self, path: &'a str) -> SandboxFuture<'a, Vec<u8>> {
+        Box::pin(crate::LocalSandbox::read_file(self, path))
+    }
+
+    fn write_file<'a>(
+        &'a self,
+        path: &'a str,
+        data: &'a [u8],
+        mode: Option<u32>,
+    ) -> SandboxFuture<'a, ()> {
+        Box::pin(crate::LocalSandbox::write_file(self, path, data, mode))
+    }
+
+    fn list_dir<'a>(&'a self, path: &'a str) -> SandboxFuture<'a, Vec<DirEntry>> {
+        Box::pin(crate::LocalSandbox::list_dir(self, path))
+    }
+
+    fn remove<'a>(&'a self, path: &'a str, recursive: bool) -> SandboxFuture<'a, ()> {
+        Box::pin(crate::LocalSandbox::remove(self, path, recursive))
+    }
+
+    fn archive(&self) -> SandboxFuture<'_, Vec<u8>> {
+        Box::pin(crate::LocalSandbox::archive(self))
+    }
+
+    fn restore<'a>(&'a self, tar: &'a [u8]) -> SandboxFuture<'a, ()> {
+        Box::pin(crate::LocalSandbox::restore(self, tar))
+    }
+}
