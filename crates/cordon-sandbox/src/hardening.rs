@@ -2,8 +2,8 @@
 //! command inherits it: Landlock (the best ABI the kernel has), a seccomp filter, rlimits.
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, LandlockStatus, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
 };
 use seccompiler::{
     SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
@@ -62,6 +62,9 @@ impl Default for Limits {
 pub struct Applied {
     /// `fully enforced`, `partially enforced` or `not enforced`, with the kernel's ABI.
     pub landlock: String,
+    /// The Landlock ABI in effect (0: none).
+    #[serde(default)]
+    pub landlock_abi: u32,
     /// Whether the seccomp filter is installed.
     pub seccomp: bool,
     /// Whether the rlimits are set (core dumps off included).
@@ -76,6 +79,7 @@ impl Applied {
     pub fn none() -> Self {
         Applied {
             landlock: "not applied (unconfined)".into(),
+            landlock_abi: 0,
             seccomp: false,
             rlimits: false,
             cgroups: None,
@@ -87,10 +91,11 @@ impl Applied {
 /// runtime starts, so every later thread and child inherits it.
 pub fn apply(h: &Hardening) -> Result<Applied, String> {
     set_limits(&h.limits)?;
-    let landlock = landlock(h)?;
+    let (landlock, landlock_abi) = landlock(h)?;
     install_seccomp()?;
     Ok(Applied {
         landlock,
+        landlock_abi,
         seccomp: true,
         rlimits: true,
         cgroups: None,
@@ -111,8 +116,10 @@ fn set_limits(l: &Limits) -> Result<(), String> {
     Ok(())
 }
 
-fn landlock(h: &Hardening) -> Result<String, String> {
-    let abi = ABI::V6;
+fn landlock(h: &Hardening) -> Result<(String, u32), String> {
+    // The newest ABI this crate knows: best-effort mode keeps what the kernel supports, so a
+    // newer kernel gets its newer rules (UDP, for one) without a change here.
+    let abi = ABI::V10;
     let err = |e: landlock::RulesetError| format!("landlock: {e}");
     let existing = |paths: &[String]| -> Vec<String> {
         paths
@@ -147,12 +154,17 @@ fn landlock(h: &Hardening) -> Result<String, String> {
         .map_err(err)?
         .restrict_self()
         .map_err(err)?;
+    let effective = match status.landlock {
+        LandlockStatus::Available { effective_abi, .. } => effective_abi as u32,
+        _ => 0,
+    };
     let how = match status.ruleset {
         RulesetStatus::FullyEnforced => "fully enforced",
-        RulesetStatus::PartiallyEnforced => "partially enforced (older kernel ABI)",
+        // Rights newer than the kernel are left out: everything it supports is enforced.
+        RulesetStatus::PartiallyEnforced => "enforced with every right this kernel has",
         RulesetStatus::NotEnforced => "not enforced (no Landlock in this kernel)",
     };
-    Ok(format!("{how}; kernel: {:?}", status.landlock))
+    Ok((format!("{how} (ABI {effective})"), effective))
 }
 
 /// Namespace-creating flags refused to `clone`.

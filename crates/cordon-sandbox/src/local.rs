@@ -13,6 +13,8 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
+/// The oldest Landlock ABI the landlock tier accepts.
+const MIN_LANDLOCK_ABI: u32 = 6;
 /// Where the workspace appears inside a namespaces-tier sandbox.
 pub const INNER_WORKSPACE: &str = "/workspace";
 /// Where the supervisor binary appears inside a namespaces-tier sandbox.
@@ -276,13 +278,12 @@ impl LocalSandbox {
                 return Err(SandboxError::Start(format!("{what}: {}", why.trim())));
             }
         };
-        if tier != Tier::Unconfined
-            && !confinement.landlock.starts_with("fully")
-            && tier == Tier::Landlock
-        {
+        // Without namespaces, Landlock carries the tier: it needs TCP rules (ABI 4) and
+        // signal scoping (ABI 6) to keep its promises.
+        if tier == Tier::Landlock && confinement.landlock_abi < MIN_LANDLOCK_ABI {
             return Err(SandboxError::NoTier(format!(
-                "the landlock tier needs Landlock, and it is {}",
-                confinement.landlock
+                "the landlock tier needs Landlock ABI {MIN_LANDLOCK_ABI} or newer, and this kernel has {} ({})",
+                confinement.landlock_abi, confinement.landlock
             )));
         }
         confinement.cgroups = cgroups.as_ref().map(|c| c.describe());
