@@ -119,3 +119,29 @@ fn a_model_works_in_the_sandbox_through_the_shell_tools() {
         results[5]
     );
 }
+
+#[test]
+fn an_unconfined_run_warns_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("script.toml");
+    std::fs::write(&script, "[[turns]]\ntext = \"nothing to do\"\n").unwrap();
+    let out = Command::cargo_bin("cordon")
+        .unwrap()
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("CORDON_STORE", dir.path().join("runs.db"))
+        .current_dir(dir.path())
+        .args(["run", "--json", "--sandbox", "unconfined", "--model"])
+        .arg(format!("scripted:{}", script.display()))
+        .arg("hi")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: --sandbox unconfined"), "{stderr}");
+    let first: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(first["payload"]["sandbox"]["tier"], "unconfined", "{first}");
+    assert_eq!(first["payload"]["sandbox"]["confinement"]["seccomp"], false);
+}
