@@ -41,6 +41,9 @@ pub struct Limits {
     pub memory: u64,
     /// Size of the sandbox's private /tmp (a tmpfs, so held in memory), in bytes.
     pub tmp_size: u64,
+    /// Free space to keep on the workspace's filesystem, in bytes: below it, the supervisor
+    /// kills every command (there are no quotas to stop a fill of many files otherwise).
+    pub disk_reserve: u64,
 }
 
 impl Default for Limits {
@@ -53,6 +56,7 @@ impl Default for Limits {
             cpu_seconds: 3600,
             memory: 4 << 30,
             tmp_size: 512 << 20,
+            disk_reserve: 1 << 30,
         }
     }
 }

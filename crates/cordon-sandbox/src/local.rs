@@ -253,6 +253,7 @@ impl LocalSandbox {
             version: PROTOCOL_VERSION,
             hardening,
             workspace: inner_workspace.clone(),
+            disk_reserve: config.limits.disk_reserve,
         };
         let started = async {
             protocol::write_frame(&mut stdin, &hello).await?;

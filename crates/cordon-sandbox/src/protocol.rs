@@ -40,6 +40,8 @@ pub enum Request {
         hardening: Option<crate::hardening::Hardening>,
         /// The workspace as the sandbox sees it: working directories must stay inside.
         workspace: String,
+        /// Free space to keep on the workspace's filesystem (see [`crate::Limits`]).
+        disk_reserve: u64,
     },
     /// Start a command.
     Exec {

@@ -63,6 +63,7 @@ pub fn main() -> ExitCode {
         version,
         hardening,
         workspace,
+        disk_reserve,
     } = hello
     else {
         eprintln!("cordon supervisor: the first frame must be hello");
@@ -94,7 +95,43 @@ pub fn main() -> ExitCode {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         eprintln!("cordon supervisor: cannot become a subreaper: {e}");
     }
-    runtime.block_on(serve(version, confinement, PathBuf::from(workspace)))
+    runtime.block_on(serve(
+        version,
+        confinement,
+        PathBuf::from(workspace),
+        disk_reserve,
+    ))
+}
+
+/// Kills every command when free space on the workspace's filesystem falls below
+/// `reserve`: a disk fill is stopped before it harms the host.
+async fn guard_disk(workspace: PathBuf, reserve: u64, table: Table, tx: UnboundedSender<Reply>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let Ok(st) = nix::sys::statvfs::statvfs(&workspace) else {
+            continue;
+        };
+        let free = st.blocks_available() * st.fragment_size();
+        if free >= reserve {
+            continue;
+        }
+        let pgids: Vec<i32> = table
+            .lock()
+            .expect("table lock")
+            .values()
+            .map(|r| r.pgid)
+            .collect();
+        if pgids.is_empty() {
+            continue;
+        }
+        for pgid in pgids {
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        }
+        let _ = tx.send(Reply::Error {
+            id: None,
+            message: format!("the disk is nearly full ({free} bytes free, {reserve} kept in reserve): every command was killed"),
+        });
+    }
 }
 
 /// Reaps exited processes that the supervisor did not start itself (orphans of commands).
@@ -132,7 +169,12 @@ async fn reap_orphans(table: Table) {
     }
 }
 
-async fn serve(version: u32, confinement: hardening::Applied, workspace: PathBuf) -> ExitCode {
+async fn serve(
+    version: u32,
+    confinement: hardening::Applied,
+    workspace: PathBuf,
+    disk_reserve: u64,
+) -> ExitCode {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Reply>();
     let writer = tokio::spawn(async move {
         let mut out = tokio::io::stdout();
@@ -154,6 +196,12 @@ async fn serve(version: u32, confinement: hardening::Applied, workspace: PathBuf
     });
     let table: Table = Arc::default();
     tokio::spawn(reap_orphans(table.clone()));
+    tokio::spawn(guard_disk(
+        workspace.clone(),
+        disk_reserve,
+        table.clone(),
+        tx.clone(),
+    ));
     let mut input = tokio::io::stdin();
     loop {
         let request: Request = match protocol::read_frame(&mut input).await {

@@ -405,8 +405,9 @@ resource_attack!(a_memory_bomb_is_contained, |lab| {
 });
 
 resource_attack!(a_disk_fill_is_contained, |lab| {
+    // One huge file stops at the file-size limit; /tmp stops at its tmpfs size.
     let out = lab
-        .sh("dd if=/dev/zero of=big bs=1M count=200 2>&1 | tail -1; dd if=/dev/zero of=/tmp/big bs=1M count=200 2>&1 | tail -1; ls -l big")
+        .sh("dd if=/dev/zero of=big bs=1M count=200 2>&1 | tail -1; dd if=/dev/zero of=/tmp/big bs=1M count=200 2>&1 | tail -1")
         .await;
     let size = std::fs::metadata(lab.ws().join("big"))
         .map(|m| m.len())
@@ -418,3 +419,47 @@ resource_attack!(a_disk_fill_is_contained, |lab| {
     );
     assert_eq!(lab.sh("echo alive").await.stdout_text(), "alive\n");
 });
+
+/// Free bytes on the filesystem holding `path`.
+fn free_bytes(path: &Path) -> u64 {
+    let st = nix::sys::statvfs::statvfs(path).unwrap();
+    st.blocks_available() * st.fragment_size()
+}
+
+mod a_fill_of_many_files_stops_at_the_disk_reserve {
+    use super::*;
+
+    async fn run(tier: Tier) {
+        // Keep all but 40 MiB of what is free now; then write 200 MiB in 5 MiB files, each
+        // well under the file-size limit.
+        let probe = tempfile::tempdir().unwrap();
+        let reserve = free_bytes(probe.path()).saturating_sub(40 << 20);
+        let lab = lab(tier, |c| c.limits.disk_reserve = reserve).await;
+        let out = lab
+            .sh("for i in $(seq 40); do dd if=/dev/zero of=fill.$i bs=1M count=5 2>/dev/null; sleep 0.05; done; echo FINISHED")
+            .await;
+        let written: u64 = std::fs::read_dir(lab.ws())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert!(
+            !out.stdout_text().contains("FINISHED"),
+            "{tier:?}: the fill ran to its end ({written} bytes)"
+        );
+        assert!(
+            written < 120 << 20,
+            "{tier:?}: {written} bytes written past a 40 MiB margin"
+        );
+        assert_eq!(out.signal, Some(9), "{tier:?}: killed");
+    }
+
+    #[tokio::test]
+    async fn namespaces() {
+        run(Tier::Namespaces).await
+    }
+
+    #[tokio::test]
+    async fn landlock() {
+        run(Tier::Landlock).await
+    }
+}
