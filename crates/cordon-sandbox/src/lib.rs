@@ -1,11 +1,18 @@
 //! cordon's sandbox: where the commands a model chooses run.
 //!
-//! A [`LocalSandbox`] starts once per session: bubblewrap builds user, mount, pid, network,
-//! IPC and UTS namespaces around a small supervisor (see [`supervisor`]), which confines
-//! itself further with Landlock, seccomp and rlimits before it spawns anything. Commands
-//! then start inside the already-built sandbox over a framed channel ([`protocol`]).
+//! - [`Sandbox`]: the interface every backend implements (commands, PTY sessions, files,
+//!   archive and restore).
+//! - [`LocalSandbox`]: the backend on this host. bubblewrap builds user, mount, pid, network,
+//!   IPC and UTS namespaces around a small [`supervisor`] (or, in the Landlock tier, nothing
+//!   does), which confines itself with Landlock, seccomp and rlimits ([`hardening`]) before it
+//!   spawns anything; [`cgroup`]s limit the whole sandbox where the host allows.
+//! - [`Client`]: the harness's side of the supervisor's framed channel ([`protocol`]), the
+//!   same for every backend.
+//! - [`tier`]: which isolation tier, probed and reported.
 
 pub mod cgroup;
+mod client;
+mod error;
 pub mod files;
 pub mod hardening;
 pub mod local;
@@ -14,10 +21,10 @@ mod sandbox;
 pub mod supervisor;
 pub mod tier;
 
+pub use client::{Client, Output, Process, ProcessEvent};
+pub use error::SandboxError;
 pub use hardening::Limits;
-pub use local::{
-    LocalSandbox, Output, Process, ProcessEvent, SandboxConfig, SandboxError, SupervisorCommand,
-};
+pub use local::{LocalSandbox, SandboxConfig, SupervisorCommand};
 pub use protocol::{DirEntry, Stream};
 pub use sandbox::{Sandbox, SandboxFuture};
 pub use tier::{Tier, TierChoice};

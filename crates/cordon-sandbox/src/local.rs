@@ -1,17 +1,15 @@
 //! The local backend: bubblewrap (or Landlock alone) around the supervisor, on this host.
 
+use crate::client::Client;
+use crate::error::SandboxError;
 use crate::hardening::{Applied, Hardening, Limits};
-use crate::protocol::{self, PROTOCOL_VERSION, Reply, Request, Stream};
+use crate::protocol::{self, PROTOCOL_VERSION, Reply, Request};
 use crate::tier::{self, Tier, TierChoice};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::process::{Child, Command};
 
 /// The oldest Landlock ABI the landlock tier accepts.
 const MIN_LANDLOCK_ABI: u32 = 6;
@@ -99,74 +97,12 @@ impl SandboxConfig {
     }
 }
 
-/// Why a sandbox could not be made or used.
-#[derive(Debug, thiserror::Error)]
-pub enum SandboxError {
-    /// No tier that isolates works here.
-    #[error("no isolation tier works on this host: {0}")]
-    NoTier(String),
-    /// The supervisor did not start or confine itself.
-    #[error("the sandbox did not start: {0}")]
-    Start(String),
-    /// The workspace is unusable.
-    #[error("workspace {path}: {message}")]
-    Workspace {
-        /// The directory.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// The channel to the supervisor broke.
-    #[error("the sandbox's supervisor is gone: {0}")]
-    Gone(String),
-    /// A request was refused inside the sandbox.
-    #[error("{0}")]
-    Refused(String),
-}
-
-/// What happens to a process, in order: started, output, exited (or failed).
-#[derive(Debug, Clone, PartialEq)]
-pub enum ProcessEvent {
-    /// It started with this pid (inside the sandbox).
-    Started(u32),
-    /// Output.
-    Output(Stream, Vec<u8>),
-    /// It ended; all its output came before this.
-    Exited {
-        /// Exit code, if it exited.
-        code: Option<i32>,
-        /// Signal, if one killed it.
-        signal: Option<i32>,
-    },
-    /// It could not start, or the sandbox broke.
-    Failed(String),
-}
-
-struct Inner {
-    stdin: tokio::sync::Mutex<ChildStdin>,
-    procs: Mutex<HashMap<u64, UnboundedSender<ProcessEvent>>>,
-    /// File requests waiting for their one reply.
-    pending: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<Reply>>>,
-    next_id: AtomicU64,
-}
-
-impl Inner {
-    async fn send(&self, req: &Request) -> Result<(), SandboxError> {
-        let mut stdin = self.stdin.lock().await;
-        protocol::write_frame(&mut *stdin, req)
-            .await
-            .map_err(|e| SandboxError::Gone(e.to_string()))
-    }
-}
-
 /// A running sandbox on this host. Dropping it kills everything inside.
 pub struct LocalSandbox {
-    inner: Arc<Inner>,
+    client: Client,
     child: Child,
     tier: Tier,
     confinement: Applied,
-    inner_workspace: String,
-    env: Vec<(String, String)>,
     cgroups: Option<crate::cgroup::SandboxCgroups>,
     _state: tempfile::TempDir,
 }
@@ -296,13 +232,6 @@ impl LocalSandbox {
                 tracing::debug!(stderr = %buf.trim(), "sandbox supervisor said");
             }
         });
-        let inner = Arc::new(Inner {
-            stdin: tokio::sync::Mutex::new(stdin),
-            procs: Mutex::new(HashMap::new()),
-            pending: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
-        });
-        tokio::spawn(route_replies(stdout, inner.clone()));
         let mut env = vec![
             (
                 "PATH".to_string(),
@@ -320,12 +249,10 @@ impl LocalSandbox {
         }
         env.extend(config.env.iter().cloned());
         Ok(LocalSandbox {
-            inner,
+            client: Client::start(stdin, stdout, env, inner_workspace),
             child,
             tier,
             confinement,
-            inner_workspace,
-            env,
             cgroups,
             _state: state,
         })
@@ -341,364 +268,15 @@ impl LocalSandbox {
         &self.confinement
     }
 
-    /// The workspace's path as commands see it.
-    pub fn workspace(&self) -> &str {
-        &self.inner_workspace
-    }
-
-    /// Starts a command. `cwd` is relative to the workspace (or absolute inside it); `env`
-    /// adds to the sandbox's environment.
-    pub async fn spawn(
-        &self,
-        argv: &[String],
-        cwd: &str,
-        env: &[(String, String)],
-        tty: Option<(u16, u16)>,
-    ) -> Result<Process, SandboxError> {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        self.inner.procs.lock().expect("procs lock").insert(id, tx);
-        let mut full_env = self.env.clone();
-        full_env.extend(env.iter().cloned());
-        let req = Request::Exec {
-            id,
-            argv: argv.to_vec(),
-            cwd: cwd.to_string(),
-            env: full_env,
-            tty,
-        };
-        if let Err(e) = self.inner.send(&req).await {
-            self.inner.procs.lock().expect("procs lock").remove(&id);
-            return Err(e);
-        }
-        Ok(Process {
-            id,
-            events: rx,
-            inner: self.inner.clone(),
-        })
-    }
-
-    /// Runs a command to its end (or `timeout`, when its whole process group is killed)
-    /// and collects its output.
-    pub async fn run(
-        &self,
-        argv: &[String],
-        cwd: &str,
-        timeout: Duration,
-    ) -> Result<Output, SandboxError> {
-        let p = self.spawn(argv, cwd, &[], None).await?;
-        p.close_stdin().await?;
-        p.collect(timeout).await
-    }
-
-    /// Sends a file request and waits for its reply.
-    async fn file_request(&self, make: impl FnOnce(u64) -> Request) -> Result<Reply, SandboxError> {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.inner
-            .pending
-            .lock()
-            .expect("pending lock")
-            .insert(id, tx);
-        self.inner.send(&make(id)).await?;
-        match rx.await {
-            Ok(Reply::Error { message, .. }) => Err(SandboxError::Refused(message)),
-            Ok(reply) => Ok(reply),
-            Err(_) => Err(SandboxError::Gone(
-                "the supervisor ended during a file request".into(),
-            )),
-        }
-    }
-
-    /// Reads a file in the workspace (workspace-relative path).
-    pub async fn read_file(&self, path: &str) -> Result<Vec<u8>, SandboxError> {
-        match self
-            .file_request(|id| Request::ReadFile {
-                id,
-                path: path.into(),
-            })
-            .await?
-        {
-            Reply::File { data, .. } => {
-                protocol::decode(&data).map_err(|e| SandboxError::Gone(e.to_string()))
-            }
-            other => Err(SandboxError::Gone(format!("unexpected reply {other:?}"))),
-        }
-    }
-
-    /// Writes a file in the workspace, creating its directories.
-    pub async fn write_file(
-        &self,
-        path: &str,
-        data: &[u8],
-        mode: Option<u32>,
-    ) -> Result<(), SandboxError> {
-        let data = protocol::encode(data);
-        self.file_request(|id| Request::WriteFile {
-            id,
-            path: path.into(),
-            data,
-            mode,
-        })
-        .await
-        .map(|_| ())
-    }
-
-    /// Lists a directory in the workspace.
-    pub async fn list_dir(&self, path: &str) -> Result<Vec<protocol::DirEntry>, SandboxError> {
-        match self
-            .file_request(|id| Request::ListDir {
-                id,
-                path: path.into(),
-            })
-            .await?
-        {
-            Reply::Entries { entries, .. } => Ok(entries),
-            other => Err(SandboxError::Gone(format!("unexpected reply {other:?}"))),
-        }
-    }
-
-    /// Removes a file, or a directory (with `recursive`, and everything in it).
-    pub async fn remove(&self, path: &str, recursive: bool) -> Result<(), SandboxError> {
-        self.file_request(|id| Request::Remove {
-            id,
-            path: path.into(),
-            recursive,
-        })
-        .await
-        .map(|_| ())
-    }
-
-    /// The workspace as a tar archive, made inside the sandbox.
-    pub async fn archive(&self) -> Result<Vec<u8>, SandboxError> {
-        let argv: Vec<String> = ["tar", "-C", &self.inner_workspace, "-cf", "-", "."]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let out = self.run(&argv, ".", Duration::from_secs(3600)).await?;
-        if out.code != Some(0) {
-            return Err(SandboxError::Refused(format!(
-                "archive failed: {}",
-                out.stderr_text().trim()
-            )));
-        }
-        Ok(out.stdout)
-    }
-
-    /// Unpacks a tar archive into the workspace, inside the sandbox (so an archive with
-    /// hostile paths can do no more than a command could).
-    pub async fn restore(&self, tar: &[u8]) -> Result<(), SandboxError> {
-        let argv: Vec<String> = [
-            "tar",
-            "-C",
-            &self.inner_workspace,
-            "--no-same-owner",
-            "-xf",
-            "-",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let p = self.spawn(&argv, ".", &[], None).await?;
-        for chunk in tar.chunks(1 << 20) {
-            p.write(chunk).await?;
-        }
-        p.close_stdin().await?;
-        let out = p.collect(Duration::from_secs(3600)).await?;
-        if out.code != Some(0) {
-            return Err(SandboxError::Refused(format!(
-                "restore failed: {}",
-                out.stderr_text().trim()
-            )));
-        }
-        Ok(())
+    /// The client that talks to this sandbox's supervisor.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Stops the sandbox and everything in it.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
         drop(self.cgroups.take());
-    }
-}
-
-/// A process in a sandbox.
-pub struct Process {
-    id: u64,
-    events: UnboundedReceiver<ProcessEvent>,
-    inner: Arc<Inner>,
-}
-
-impl Process {
-    /// Takes the process's event stream, to read it elsewhere while this handle still
-    /// writes, signals and kills (`next_event` and `collect` see nothing afterwards).
-    pub fn take_events(&mut self) -> UnboundedReceiver<ProcessEvent> {
-        let (_, empty) = tokio::sync::mpsc::unbounded_channel();
-        std::mem::replace(&mut self.events, empty)
-    }
-}
-
-/// A finished command's output.
-#[derive(Debug, Clone, Default)]
-pub struct Output {
-    /// Standard output (or the terminal's output).
-    pub stdout: Vec<u8>,
-    /// Standard error.
-    pub stderr: Vec<u8>,
-    /// Exit code, if it exited.
-    pub code: Option<i32>,
-    /// Signal, if one ended it.
-    pub signal: Option<i32>,
-    /// Whether the timeout killed it.
-    pub timed_out: bool,
-    /// How long it ran.
-    pub duration: Duration,
-}
-
-impl Output {
-    /// Standard output as text.
-    pub fn stdout_text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    /// Standard error as text.
-    pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).into_owned()
-    }
-}
-
-impl Process {
-    /// The next thing that happened to the process; `None` once it has ended.
-    pub async fn next_event(&mut self) -> Option<ProcessEvent> {
-        self.events.recv().await
-    }
-
-    /// Writes to its standard input.
-    pub async fn write(&self, data: &[u8]) -> Result<(), SandboxError> {
-        self.inner
-            .send(&Request::Write {
-                id: self.id,
-                data: protocol::encode(data),
-            })
-            .await
-    }
-
-    /// Closes its standard input.
-    pub async fn close_stdin(&self) -> Result<(), SandboxError> {
-        self.inner.send(&Request::CloseStdin { id: self.id }).await
-    }
-
-    /// Resizes its terminal (PTY sessions only).
-    pub async fn resize(&self, rows: u16, cols: u16) -> Result<(), SandboxError> {
-        self.inner
-            .send(&Request::Resize {
-                id: self.id,
-                rows,
-                cols,
-            })
-            .await
-    }
-
-    /// Kills its whole process group.
-    pub async fn kill(&self) -> Result<(), SandboxError> {
-        self.inner
-            .send(&Request::Signal {
-                id: self.id,
-                signal: libc::SIGKILL,
-            })
-            .await
-    }
-
-    /// Collects everything until it ends, killing its process group at `timeout`.
-    pub async fn collect(mut self, timeout: Duration) -> Result<Output, SandboxError> {
-        let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut out = Output::default();
-        loop {
-            let event = match tokio::time::timeout_at(deadline, self.next_event()).await {
-                Ok(e) => e,
-                Err(_) => {
-                    out.timed_out = true;
-                    self.kill().await?;
-                    // Keep reading: the kill brings the exit and the last output.
-                    match tokio::time::timeout(Duration::from_secs(5), self.next_event()).await {
-                        Ok(e) => e,
-                        Err(_) => {
-                            return Err(SandboxError::Gone(
-                                "the process did not die after SIGKILL".into(),
-                            ));
-                        }
-                    }
-                }
-            };
-            match event {
-                Some(ProcessEvent::Started(_)) => {}
-                Some(ProcessEvent::Output(Stream::Stderr, data)) => out.stderr.extend(data),
-                Some(ProcessEvent::Output(_, data)) => out.stdout.extend(data),
-                Some(ProcessEvent::Exited { code, signal }) => {
-                    out.code = code;
-                    out.signal = signal;
-                    out.duration = started.elapsed();
-                    return Ok(out);
-                }
-                Some(ProcessEvent::Failed(why)) => return Err(SandboxError::Refused(why)),
-                None => return Err(SandboxError::Gone("the process's events stopped".into())),
-            }
-        }
-    }
-}
-
-/// Reads the supervisor's replies and hands each to its process.
-async fn route_replies(mut stdout: tokio::process::ChildStdout, inner: Arc<Inner>) {
-    let why = loop {
-        let reply: Reply = match protocol::read_frame(&mut stdout).await {
-            Ok(Some(r)) => r,
-            Ok(None) => break "the supervisor exited".to_string(),
-            Err(e) => break e.to_string(),
-        };
-        let waiting = match &reply {
-            Reply::File { id, .. }
-            | Reply::Entries { id, .. }
-            | Reply::Done { id }
-            | Reply::Error { id: Some(id), .. } => {
-                inner.pending.lock().expect("pending lock").remove(id)
-            }
-            _ => None,
-        };
-        if let Some(tx) = waiting {
-            let _ = tx.send(reply);
-            continue;
-        }
-        let (id, event, last) = match reply {
-            Reply::Started { id, pid } => (id, ProcessEvent::Started(pid), false),
-            Reply::Output { id, stream, data } => match protocol::decode(&data) {
-                Ok(bytes) => (id, ProcessEvent::Output(stream, bytes), false),
-                Err(e) => (id, ProcessEvent::Failed(e.to_string()), true),
-            },
-            Reply::Exited { id, code, signal } => (id, ProcessEvent::Exited { code, signal }, true),
-            Reply::Error {
-                id: Some(id),
-                message,
-            } => (id, ProcessEvent::Failed(message), true),
-            Reply::Error { id: None, message } => {
-                tracing::warn!(%message, "sandbox supervisor reported an error");
-                continue;
-            }
-            Reply::Hello { .. }
-            | Reply::File { .. }
-            | Reply::Entries { .. }
-            | Reply::Done { .. } => continue,
-        };
-        let mut procs = inner.procs.lock().expect("procs lock");
-        if let Some(tx) = procs.get(&id) {
-            let _ = tx.send(event);
-        }
-        if last {
-            procs.remove(&id);
-        }
-    };
-    inner.pending.lock().expect("pending lock").clear();
-    for (_, tx) in inner.procs.lock().expect("procs lock").drain() {
-        let _ = tx.send(ProcessEvent::Failed(format!("the sandbox broke: {why}")));
     }
 }
 

@@ -2,8 +2,9 @@
 //! remote ones later. Commands and files go through the supervisor's protocol, so a
 //! [`Process`] is the same whatever started the supervisor.
 
+use crate::client::{Output, Process};
+use crate::error::SandboxError;
 use crate::hardening::Applied;
-use crate::local::{Output, Process, SandboxError};
 use crate::protocol::DirEntry;
 use crate::tier::Tier;
 use std::future::Future;
@@ -76,7 +77,7 @@ impl Sandbox for crate::LocalSandbox {
     }
 
     fn workspace(&self) -> &str {
-        crate::LocalSandbox::workspace(self)
+        self.client().workspace()
     }
 
     fn spawn<'a>(
@@ -86,7 +87,7 @@ impl Sandbox for crate::LocalSandbox {
         env: &'a [(String, String)],
         tty: Option<(u16, u16)>,
     ) -> SandboxFuture<'a, Process> {
-        Box::pin(crate::LocalSandbox::spawn(self, argv, cwd, env, tty))
+        Box::pin(self.client().spawn(argv, cwd, env, tty))
     }
 
     fn run<'a>(
@@ -95,11 +96,11 @@ impl Sandbox for crate::LocalSandbox {
         cwd: &'a str,
         timeout: Duration,
     ) -> SandboxFuture<'a, Output> {
-        Box::pin(crate::LocalSandbox::run(self, argv, cwd, timeout))
+        Box::pin(self.client().run(argv, cwd, timeout))
     }
 
     fn read_file<'a>(&'a self, path: &'a str) -> SandboxFuture<'a, Vec<u8>> {
-        Box::pin(crate::LocalSandbox::read_file(self, path))
+        Box::pin(self.client().read_file(path))
     }
 
     fn write_file<'a>(
@@ -108,22 +109,22 @@ impl Sandbox for crate::LocalSandbox {
         data: &'a [u8],
         mode: Option<u32>,
     ) -> SandboxFuture<'a, ()> {
-        Box::pin(crate::LocalSandbox::write_file(self, path, data, mode))
+        Box::pin(self.client().write_file(path, data, mode))
     }
 
     fn list_dir<'a>(&'a self, path: &'a str) -> SandboxFuture<'a, Vec<DirEntry>> {
-        Box::pin(crate::LocalSandbox::list_dir(self, path))
+        Box::pin(self.client().list_dir(path))
     }
 
     fn remove<'a>(&'a self, path: &'a str, recursive: bool) -> SandboxFuture<'a, ()> {
-        Box::pin(crate::LocalSandbox::remove(self, path, recursive))
+        Box::pin(self.client().remove(path, recursive))
     }
 
     fn archive(&self) -> SandboxFuture<'_, Vec<u8>> {
-        Box::pin(crate::LocalSandbox::archive(self))
+        Box::pin(self.client().archive())
     }
 
     fn restore<'a>(&'a self, tar: &'a [u8]) -> SandboxFuture<'a, ()> {
-        Box::pin(crate::LocalSandbox::restore(self, tar))
+        Box::pin(self.client().restore(tar))
     }
 }

@@ -2,6 +2,7 @@
 //! if the attack works. Each runs against both isolation tiers; the Landlock tier's
 //! documented limits (`Tier::limits`) are the only places where it is allowed to differ.
 
+use cordon_sandbox::Sandbox as _;
 use cordon_sandbox::{LocalSandbox, Output, SandboxConfig, SupervisorCommand, Tier, TierChoice};
 use std::path::Path;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! A sandbox starts, runs commands, and keeps its processes between calls.
 
-use cordon_sandbox::{LocalSandbox, SandboxConfig, SupervisorCommand, Tier, TierChoice};
+use cordon_sandbox::{LocalSandbox, Sandbox, SandboxConfig, SupervisorCommand, Tier, TierChoice};
 use std::time::Duration;
 
 fn supervisor() -> SupervisorCommand {
@@ -95,7 +95,6 @@ async fn pty_sessions_echo_resize_and_end() {
 
 #[tokio::test]
 async fn files_are_read_written_listed_removed_and_archived_through_the_interface() {
-    use cordon_sandbox::Sandbox;
     for tier in [Tier::Namespaces, Tier::Landlock] {
         let ws = tempfile::tempdir().unwrap();
         let mut config = SandboxConfig::new(ws.path(), supervisor());

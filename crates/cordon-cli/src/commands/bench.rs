@@ -4,6 +4,7 @@ use crate::cli::ApiArg;
 use cordon_core::Event;
 use cordon_harness::{Agent, RunObserver, Runner};
 use cordon_model::{Api, ModelClient, ProviderConfig};
+use cordon_sandbox::Sandbox as _;
 use cordon_testkit::{Script, ScriptedCall, ScriptedServer, Turn};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};

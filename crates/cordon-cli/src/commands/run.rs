@@ -8,6 +8,7 @@ use crate::exit;
 use cordon_core::RunStatus;
 use cordon_harness::{RunObserver, Runner};
 use cordon_model::ModelClient;
+use cordon_sandbox::Sandbox as _;
 use cordon_tools::ShellTools;
 use std::path::Path;
 use std::process::ExitCode;

@@ -2,6 +2,7 @@
 
 use crate::cli::{SandboxArgs, TierArg};
 use crate::exit::Failure;
+use cordon_sandbox::Sandbox as _;
 use cordon_sandbox::{
     LocalSandbox, ProcessEvent, SandboxConfig, Stream, SupervisorCommand, Tier, TierChoice,
 };
