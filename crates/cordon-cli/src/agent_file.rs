@@ -26,8 +26,8 @@ use std::path::Path;
 const DEFAULT_INSTRUCTIONS: &str =
     "You are a careful assistant. Use the tools when they help, and answer concisely.";
 
-/// The tools that run commands, and so need a sandbox.
-pub const SHELL_TOOLS: [&str; 2] = ["exec_command", "write_stdin"];
+/// The tools that work in a sandbox (commands, file edits), and so need one.
+pub const SANDBOX_TOOLS: [&str; 3] = ["exec_command", "write_stdin", "apply_patch"];
 
 /// An agent file's contents.
 #[derive(Debug, Deserialize)]
@@ -68,7 +68,7 @@ impl AgentFile {
             max_turns: None,
             tools: cordon_tools::builtin::NAMES
                 .iter()
-                .chain(SHELL_TOOLS.iter())
+                .chain(SANDBOX_TOOLS.iter())
                 .map(|s| s.to_string())
                 .collect(),
             model_settings: ModelSettings::default(),
@@ -133,20 +133,21 @@ impl AgentFile {
 
     /// Whether the agent uses tools that run commands.
     pub fn needs_sandbox(&self) -> bool {
-        self.tools.iter().any(|t| SHELL_TOOLS.contains(&t.as_str()))
+        self.tools
+            .iter()
+            .any(|t| SANDBOX_TOOLS.contains(&t.as_str()))
     }
 
     /// Builds the agent for `model` (`PROVIDER:MODEL`) and the provider's `model_name`;
-    /// `shell` provides the shell tools when the agent uses them.
+    /// `sandbox_tools` are the tools over the run's sandbox, when it has one.
     pub fn into_agent(
         self,
         schema: Option<Value>,
         model: &str,
         model_name: &str,
         origin: &str,
-        shell: Option<&std::sync::Arc<cordon_tools::ShellTools>>,
+        sandbox_tools: &[std::sync::Arc<dyn cordon_tools::Tool>],
     ) -> anyhow::Result<Agent> {
-        let shell_tools: Vec<_> = shell.map(|s| s.tools()).unwrap_or_default();
         let mut agent = Agent::new(&self.name, model, model_name)
             .instructions(&self.instructions)
             .settings(self.model_settings);
@@ -154,12 +155,15 @@ impl AgentFile {
             agent = agent.max_turns(n);
         }
         for name in &self.tools {
-            let from_shell = shell_tools.iter().find(|t| t.spec().name == *name).cloned();
-            let tool = from_shell
+            let from_sandbox = sandbox_tools
+                .iter()
+                .find(|t| t.spec().name == *name)
+                .cloned();
+            let tool = from_sandbox
                 .or_else(|| cordon_tools::builtin::by_name(name))
                 .ok_or_else(|| {
                     let mut known = cordon_tools::builtin::NAMES.to_vec();
-                    known.extend(SHELL_TOOLS);
+                    known.extend(SANDBOX_TOOLS);
                     Failure::bad_input(
                         format!("{origin}: unknown tool '{name}'"),
                         format!("the tools available are: {}", known.join(", ")),

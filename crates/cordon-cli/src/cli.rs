@@ -78,6 +78,19 @@ pub enum Command {
     #[command(subcommand)]
     Sandbox(SandboxCommand),
 
+    /// Apply an apply_patch-format patch to a directory, all or nothing.
+    ///
+    /// Prints what it did (`A path`, `M path`, `D path`). On any error the directory is left
+    /// unchanged: exit 1 when the patch does not fit the files, 2 when it is malformed.
+    ApplyPatch {
+        /// The directory the patch's paths are relative to.
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        root: PathBuf,
+        /// The patch file, or - (the default) for standard input.
+        #[arg(default_value = "-", value_name = "PATCH_FILE")]
+        patch: String,
+    },
+
     /// Check which isolation tiers work on this host, and why or why not.
     Doctor {
         /// A JSON object instead of text.

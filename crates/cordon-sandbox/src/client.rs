@@ -146,8 +146,8 @@ impl Client {
         }
     }
 
-    /// Reads a file in the workspace (workspace-relative path).
-    pub async fn read_file(&self, path: &str) -> Result<Vec<u8>, SandboxError> {
+    /// Reads a file in the workspace (workspace-relative path); `None` if there is none.
+    pub async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, SandboxError> {
         match self
             .file_request(|id| Request::ReadFile {
                 id,
@@ -155,9 +155,12 @@ impl Client {
             })
             .await?
         {
-            Reply::File { data, .. } => {
-                protocol::decode(&data).map_err(|e| SandboxError::Gone(e.to_string()))
-            }
+            Reply::File { data: None, .. } => Ok(None),
+            Reply::File {
+                data: Some(data), ..
+            } => protocol::decode(&data)
+                .map(Some)
+                .map_err(|e| SandboxError::Gone(e.to_string())),
             other => Err(SandboxError::Gone(format!("unexpected reply {other:?}"))),
         }
     }

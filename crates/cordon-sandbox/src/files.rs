@@ -47,14 +47,18 @@ pub fn resolve(workspace: &Path, path: &str) -> Result<PathBuf, String> {
 pub fn serve(workspace: &Path, request: FileRequest) -> Reply {
     let id = request.id();
     let result = match request {
-        FileRequest::Read { path, .. } => resolve(workspace, &path).and_then(|p| {
-            std::fs::read(&p)
-                .map(|data| Reply::File {
+        FileRequest::Read { path, .. } => {
+            resolve(workspace, &path).and_then(|p| match std::fs::read(&p) {
+                Ok(data) => Ok(Reply::File {
                     id,
-                    data: protocol::encode(&data),
-                })
-                .map_err(|e| format!("read '{path}': {e}"))
-        }),
+                    data: Some(protocol::encode(&data)),
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Ok(Reply::File { id, data: None })
+                }
+                Err(e) => Err(format!("read '{path}': {e}")),
+            })
+        }
         FileRequest::Write {
             path, data, mode, ..
         } => write(workspace, &path, &data, mode).map(|()| Reply::Done { id }),
@@ -99,7 +103,7 @@ fn write(workspace: &Path, path: &str, data: &str, mode: Option<u32>) -> Result<
 
 /// Creates the directories above `path` one at a time, each resolved (so no symlink can
 /// send them elsewhere) before it is made.
-fn make_parents(workspace: &Path, path: &str) -> Result<(), String> {
+pub fn make_parents(workspace: &Path, path: &str) -> Result<(), String> {
     let p = Path::new(path);
     let rel = if p.is_absolute() {
         p.strip_prefix(workspace).unwrap_or(p)

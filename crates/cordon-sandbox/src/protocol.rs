@@ -169,12 +169,12 @@ pub enum Reply {
         /// The signal that killed it, if one did.
         signal: Option<i32>,
     },
-    /// A file's content.
+    /// A file's content (`None`: there is no such file).
     File {
         /// The request.
         id: u64,
         /// Base64 of the content.
-        data: String,
+        data: Option<String>,
     },
     /// A directory's entries, sorted by name.
     Entries {

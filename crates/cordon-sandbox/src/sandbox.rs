@@ -43,8 +43,8 @@ pub trait Sandbox: Send + Sync {
         timeout: Duration,
     ) -> SandboxFuture<'a, Output>;
 
-    /// Reads a file in the workspace.
-    fn read_file<'a>(&'a self, path: &'a str) -> SandboxFuture<'a, Vec<u8>>;
+    /// Reads a file in the workspace; `None` if there is no such file.
+    fn read_file<'a>(&'a self, path: &'a str) -> SandboxFuture<'a, Option<Vec<u8>>>;
 
     /// Writes a file in the workspace, creating its directories.
     fn write_file<'a>(
@@ -99,7 +99,7 @@ impl Sandbox for crate::LocalSandbox {
         Box::pin(self.client().run(argv, cwd, timeout))
     }
 
-    fn read_file<'a>(&'a self, path: &'a str) -> SandboxFuture<'a, Vec<u8>> {
+    fn read_file<'a>(&'a self, path: &'a str) -> SandboxFuture<'a, Option<Vec<u8>>> {
         Box::pin(self.client().read_file(path))
     }
 

@@ -106,7 +106,7 @@ async fn files_are_read_written_listed_removed_and_archived_through_the_interfac
             .await
             .unwrap();
         assert_eq!(
-            sb.read_file("src/deep/main.rs").await.unwrap(),
+            sb.read_file("src/deep/main.rs").await.unwrap().unwrap(),
             b"fn main() {}\n"
         );
         let host = ws.path().join("src/deep/main.rs");

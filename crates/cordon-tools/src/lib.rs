@@ -24,6 +24,7 @@
 
 pub mod builtin;
 mod function;
+pub mod patch;
 pub mod shell;
 mod tool;
 pub mod truncate;

@@ -56,6 +56,39 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             sandbox::interactive(&sandbox, u64::MAX / 4, &bash).await
         }
         Command::Doctor { json } => sandbox::doctor(json).await,
+        Command::ApplyPatch { root, patch } => apply_patch(&root, &patch),
+    }
+}
+
+/// `cordon apply-patch`: the patch engine on a host directory.
+fn apply_patch(root: &Path, patch: &str) -> anyhow::Result<ExitCode> {
+    use cordon_tools::patch::{PatchError, apply_to_dir};
+    let text = if patch == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(patch).map_err(|e| {
+            Failure::bad_input(
+                format!("cannot read the patch {patch}: {e}"),
+                "give a patch file, or - for standard input",
+            )
+        })?
+    };
+    match apply_to_dir(root, &text) {
+        Ok(summary) => {
+            for line in summary {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ PatchError::Parse(_)) => Err(Failure::bad_input(
+            format!("{e}; nothing was changed"),
+            "a patch starts with '*** Begin Patch' and ends with '*** End Patch' (see the README)",
+        )),
+        Err(e) => Err(anyhow::Error::new(crate::exit::Failure {
+            code: crate::exit::RUN_FAILED,
+            message: format!("{e}\nnothing was changed in {}", root.display()),
+            hint: None,
+        })),
     }
 }
 

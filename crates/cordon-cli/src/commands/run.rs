@@ -44,10 +44,13 @@ pub async fn run(
     } else {
         None
     };
-    let shell = sandbox
-        .as_ref()
-        .map(|s| ShellTools::new(s.clone(), Duration::from_secs(args.command_timeout)));
-    let mut agent = file.into_agent(schema, &spec, &model.model_name, &origin, shell.as_ref())?;
+    let mut sandbox_tools: Vec<Arc<dyn cordon_tools::Tool>> = Vec::new();
+    if let Some(sb) = &sandbox {
+        sandbox_tools
+            .extend(ShellTools::new(sb.clone(), Duration::from_secs(args.command_timeout)).tools());
+        sandbox_tools.push(cordon_tools::patch::ApplyPatch::new(sb.clone()));
+    }
+    let mut agent = file.into_agent(schema, &spec, &model.model_name, &origin, &sandbox_tools)?;
     if let Some(n) = args.max_turns {
         agent = agent.max_turns(n);
     }

@@ -1,0 +1,154 @@
+//! `cordon apply-patch`, and the `apply_patch` tool in a run, through the real binary.
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn cordon(home: &std::path::Path) -> Command {
+    let mut c = Command::cargo_bin("cordon").unwrap();
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("CORDON_STORE", home.join("runs.db"))
+        .timeout(std::time::Duration::from_secs(60));
+    c
+}
+
+#[test]
+fn apply_patch_changes_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("a.txt"), "one\r\ntwo\r\n").unwrap();
+    std::fs::write(root.join("b.txt"), "keep\n").unwrap();
+    let good = "*** Begin Patch\n*** Update File: a.txt\n-two\n+2\n*** Add File: d/n.txt\n+new\n*** Delete File: b.txt\n*** End Patch\n";
+    let out = cordon(dir.path())
+        .arg("apply-patch")
+        .arg("--root")
+        .arg(&root)
+        .write_stdin(good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "M a.txt\nA d/n.txt\nD b.txt\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("a.txt")).unwrap(),
+        "one\r\n2\r\n",
+        "CRLF kept"
+    );
+    assert!(!root.join("b.txt").exists());
+
+    // The second operation does not fit: the first must not happen either.
+    let bad = "*** Begin Patch\n*** Add File: x.txt\n+x\n*** Update File: a.txt\n-three\n+3\n*** End Patch\n";
+    let patch_file = dir.path().join("bad.patch");
+    std::fs::write(&patch_file, bad).unwrap();
+    let out = cordon(dir.path())
+        .arg("apply-patch")
+        .arg("--root")
+        .arg(&root)
+        .arg(&patch_file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("these lines were not found")
+            && stderr.contains("three")
+            && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    assert!(!root.join("x.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(root.join("a.txt")).unwrap(),
+        "one\r\n2\r\n"
+    );
+
+    // A link leading out is refused, and a malformed patch is bad input.
+    std::os::unix::fs::symlink(dir.path(), root.join("out")).unwrap();
+    let escape = "*** Begin Patch\n*** Add File: out/escaped.txt\n+x\n*** End Patch\n";
+    let out = cordon(dir.path())
+        .arg("apply-patch")
+        .arg("--root")
+        .arg(&root)
+        .write_stdin(escape)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!dir.path().join("escaped.txt").exists());
+    let out = cordon(dir.path())
+        .arg("apply-patch")
+        .arg("--root")
+        .arg(&root)
+        .write_stdin("not a patch")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+const SCRIPT: &str = r#"
+[[turns]]
+tool_calls = [{ name = "apply_patch", input = "*** Begin Patch\n*** Update File: main.py\n@@ def greet():\n-    print('hi')\n+    print('hello')\n*** Add File: notes.md\n+# Notes\n*** End Patch\n" }]
+[[turns]]
+tool_calls = [{ name = "apply_patch", input = "*** Begin Patch\n*** Update File: main.py\n-nothing like this\n+x\n*** End Patch\n" }]
+[[turns]]
+text = "Edited."
+"#;
+
+#[test]
+fn the_model_edits_files_with_apply_patch_on_both_protocols() {
+    for prefix in ["scripted", "scripted-chat"] {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir(&ws).unwrap();
+        std::fs::write(ws.join("main.py"), "def greet():\n    print('hi')\n").unwrap();
+        let script = dir.path().join("script.toml");
+        std::fs::write(&script, SCRIPT).unwrap();
+        let out = cordon(dir.path())
+            .args(["run", "--json", "--workspace"])
+            .arg(&ws)
+            .arg("--model")
+            .arg(format!("{prefix}:{}", script.display()))
+            .arg("say hello")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{prefix}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(ws.join("main.py")).unwrap(),
+            "def greet():\n    print('hello')\n",
+            "{prefix}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(ws.join("notes.md")).unwrap(),
+            "# Notes\n"
+        );
+        let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let results: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["kind"] == "tool_result")
+            .collect();
+        assert_eq!(
+            results[0]["payload"]["output"], "Done. M main.py, A notes.md",
+            "{prefix}"
+        );
+        assert_eq!(results[1]["payload"]["is_error"], true);
+        assert!(
+            results[1]["payload"]["output"]
+                .as_str()
+                .unwrap()
+                .contains("No file was changed")
+        );
+    }
+}

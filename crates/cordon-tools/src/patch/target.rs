@@ -1,0 +1,138 @@
+//! Where a patch is applied: a directory on the host, or a sandbox's workspace. Either way
+//! the whole plan is computed first, and only then written.
+
+use super::{ApplyError, Op, ParseError, Plan, parse, plan};
+use cordon_sandbox::Sandbox;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A patch that was not applied (and changed nothing).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PatchError {
+    /// The patch text is not in the format.
+    #[error("the patch is malformed: {0}")]
+    Parse(#[from] ParseError),
+    /// The patch does not fit the files.
+    #[error("the patch does not apply: {0}")]
+    Apply(#[from] ApplyError),
+    /// Reading or writing failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Every path a patch reads or writes.
+fn paths(ops: &[Op]) -> Vec<String> {
+    let mut out = Vec::new();
+    for op in ops {
+        match op {
+            Op::Add { path, .. } | Op::Delete { path } => out.push(path.clone()),
+            Op::Update { path, move_to, .. } => {
+                out.push(path.clone());
+                out.extend(move_to.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Plans `ops` against the files read beforehand into `files`.
+fn plan_from(ops: &[Op], files: &BTreeMap<String, Option<String>>) -> Result<Plan, PatchError> {
+    Ok(plan(ops, &|p| Ok(files.get(p).cloned().flatten()))?)
+}
+
+fn text(path: &str, bytes: Vec<u8>) -> Result<String, PatchError> {
+    String::from_utf8(bytes).map_err(|_| {
+        PatchError::Io(format!(
+            "'{path}' is not UTF-8 text; apply_patch edits text files"
+        ))
+    })
+}
+
+/// Applies patch `text` to the directory `root`; returns the summary (`A path`, `M path`,
+/// `D path`). Paths may not leave `root`, through `..` or through symlinks.
+pub fn apply_to_dir(root: &Path, text_in: &str) -> Result<Vec<String>, PatchError> {
+    let ops = parse(text_in)?;
+    let root = std::fs::canonicalize(root)
+        .map_err(|e| PatchError::Io(format!("{}: {e}", root.display())))?;
+    let mut files = BTreeMap::new();
+    for path in paths(&ops) {
+        let content = match cordon_sandbox::files::resolve(&root, &path) {
+            Ok(p) if p.is_file() => Some(text(
+                &path,
+                std::fs::read(&p).map_err(|e| PatchError::Io(format!("read '{path}': {e}")))?,
+            )?),
+            Ok(p) if p.exists() => {
+                return Err(PatchError::Io(format!("'{path}' is not a regular file")));
+            }
+            Ok(_) => None,
+            // A path whose directory does not exist yet is a file that does not exist yet;
+            // other refusals (links leading out, '..') stop the patch.
+            Err(e) if e.contains("its directory") => None,
+            Err(e) => return Err(PatchError::Io(e)),
+        };
+        files.insert(path, content);
+    }
+    let plan = plan_from(&ops, &files)?;
+    let io = |e: String| PatchError::Io(e);
+    // Writes first, each through a temporary file and a rename; removals last.
+    for (path, content) in &plan.files {
+        if let Some(content) = content {
+            cordon_sandbox::files::make_parents(&root, path).map_err(io)?;
+            let target = cordon_sandbox::files::resolve(&root, path).map_err(io)?;
+            let tmp = target.with_file_name(format!(
+                ".{}.cordon-patch",
+                target.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            std::fs::write(&tmp, content).map_err(|e| io(format!("write '{path}': {e}")))?;
+            if let Ok(meta) = std::fs::metadata(&target) {
+                let _ = std::fs::set_permissions(&tmp, meta.permissions());
+            }
+            std::fs::rename(&tmp, &target).map_err(|e| io(format!("write '{path}': {e}")))?;
+        }
+    }
+    for (path, content) in &plan.files {
+        if content.is_none() {
+            let target = cordon_sandbox::files::resolve(&root, path).map_err(io)?;
+            std::fs::remove_file(&target).map_err(|e| io(format!("delete '{path}': {e}")))?;
+        }
+    }
+    Ok(plan.summary)
+}
+
+/// Applies patch `text` in a sandbox's workspace; returns the summary.
+pub async fn apply_in_sandbox(
+    sandbox: &dyn Sandbox,
+    text_in: &str,
+) -> Result<Vec<String>, PatchError> {
+    let ops = parse(text_in)?;
+    let mut files = BTreeMap::new();
+    for path in paths(&ops) {
+        let bytes = sandbox
+            .read_file(&path)
+            .await
+            .map_err(|e| PatchError::Io(e.to_string()))?;
+        let content = match bytes {
+            Some(b) => Some(text(&path, b)?),
+            None => None,
+        };
+        files.insert(path, content);
+    }
+    let plan = plan_from(&ops, &files)?;
+    for (path, content) in &plan.files {
+        if let Some(content) = content {
+            sandbox
+                .write_file(path, content.as_bytes(), None)
+                .await
+                .map_err(|e| PatchError::Io(format!("write '{path}': {e}")))?;
+        }
+    }
+    for (path, content) in &plan.files {
+        if content.is_none() {
+            sandbox
+                .remove(path, false)
+                .await
+                .map_err(|e| PatchError::Io(format!("delete '{path}': {e}")))?;
+        }
+    }
+    Ok(plan.summary)
+}
