@@ -27,7 +27,7 @@ const DEFAULT_INSTRUCTIONS: &str =
     "You are a careful assistant. Use the tools when they help, and answer concisely.";
 
 /// The tools that work in a sandbox (commands, file edits), and so need one.
-pub const SANDBOX_TOOLS: [&str; 3] = ["exec_command", "write_stdin", "apply_patch"];
+pub const SANDBOX_TOOLS: [&str; 4] = ["exec_command", "write_stdin", "apply_patch", "view_image"];
 
 /// An agent file's contents.
 #[derive(Debug, Deserialize)]

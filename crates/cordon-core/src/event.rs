@@ -198,6 +198,9 @@ pub enum EventPayload {
         tool: String,
         /// The output as given to the model.
         output: String,
+        /// Images returned with the output, as `data:` URLs.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        images: Vec<String>,
         /// Whether the call failed.
         is_error: bool,
         /// How long it took.
@@ -465,6 +468,7 @@ mod tests {
                 call_id: String::new(),
                 tool: String::new(),
                 output: String::new(),
+                images: Vec::new(),
                 is_error: false,
                 duration_ms: 0,
             },

@@ -77,6 +77,9 @@ pub struct ToolResult {
     pub kind: CallKind,
     /// What the model reads.
     pub output: String,
+    /// Images the tool returns with its output, as `data:` URLs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 /// One entry of a conversation.

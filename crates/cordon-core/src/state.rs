@@ -138,7 +138,9 @@ impl RunState {
                 tool: tool.clone(),
                 arguments: arguments.clone(),
             }),
-            EventPayload::ToolResult { call_id, output, .. } => {
+            EventPayload::ToolResult {
+                call_id, output, images, ..
+            } => {
                 self.pending.retain(|p| &p.call_id != call_id);
                 self.tool_calls += 1;
                 let kind = self.call_kind(call_id);
@@ -146,6 +148,7 @@ impl RunState {
                     call_id: call_id.clone(),
                     kind,
                     output: output.clone(),
+                    images: images.clone(),
                 }));
             }
             EventPayload::OutputInvalid { error } => self.items.push(Item::text(
@@ -221,6 +224,7 @@ mod tests {
             call_id: "c1".into(),
             tool: "patch".into(),
             output: "ok".into(),
+            images: Vec::new(),
             is_error: false,
             duration_ms: 1,
         });

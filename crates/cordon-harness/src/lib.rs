@@ -30,6 +30,6 @@ mod output;
 mod runner;
 
 pub use agent::{Agent, AgentError};
-pub use cordon_tools::{FunctionTool, Tool, ToolContext, ToolError};
+pub use cordon_tools::{FunctionTool, Tool, ToolContext, ToolError, ToolOutput};
 pub use observer::RunObserver;
 pub use runner::{RunError, RunOutcome, Runner};

@@ -292,14 +292,15 @@ impl Runner {
                     Default::default(),
                 )
             });
-            let (output, is_error) = match result {
-                Ok(out) => (out, false),
-                Err(e) => (format!("error: {e}"), true),
+            let (output, images, is_error) = match result {
+                Ok(out) => (out.text, out.images, false),
+                Err(e) => (format!("error: {e}"), Vec::new(), true),
             };
             live.record(EventPayload::ToolResult {
                 call_id: call.call_id,
                 tool: call.name,
                 output,
+                images,
                 is_error,
                 duration_ms: elapsed.as_millis() as u64,
             })

@@ -114,7 +114,19 @@ fn messages(req: &ModelRequest) -> Vec<Value> {
                 }
             }
             Item::ToolResult(r) => {
-                out.push(json!({ "role": "tool", "tool_call_id": r.call_id, "content": r.output }))
+                out.push(json!({ "role": "tool", "tool_call_id": r.call_id, "content": r.output }));
+                // Tool messages carry text only: images follow as a user message.
+                if !r.images.is_empty() {
+                    let mut parts = vec![
+                        json!({ "type": "text", "text": format!("Images returned by tool call {}:", r.call_id) }),
+                    ];
+                    parts.extend(
+                        r.images
+                            .iter()
+                            .map(|url| json!({ "type": "image_url", "image_url": { "url": url } })),
+                    );
+                    out.push(json!({ "role": "user", "content": parts }));
+                }
             }
         }
     }
@@ -401,19 +413,28 @@ mod tests {
                     call_id: "a".into(),
                     kind: CallKind::Custom,
                     output: "done".into(),
+                    images: vec!["data:image/png;base64,AAAA".into()],
                 }),
             ]),
             true,
             "max_tokens",
         );
         let m = body["messages"].as_array().unwrap();
-        assert_eq!(m.len(), 4, "{m:?}");
+        assert_eq!(m.len(), 5, "{m:?}");
         assert_eq!(m[2]["tool_calls"].as_array().unwrap().len(), 2);
         assert_eq!(
             m[2]["tool_calls"][0]["function"]["arguments"],
             r#"{"input":"P"}"#
         );
         assert_eq!(m[3]["role"], "tool");
+        assert_eq!(
+            m[4]["role"], "user",
+            "images follow a tool result as a user message"
+        );
+        assert_eq!(
+            m[4]["content"][1]["image_url"]["url"],
+            "data:image/png;base64,AAAA"
+        );
         assert_eq!(
             body["tools"][0]["function"]["parameters"]["required"][0],
             "input"

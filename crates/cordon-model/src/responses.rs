@@ -139,14 +139,23 @@ fn input_item(item: &Item, store: bool) -> Option<Value> {
                 &c.id,
             ),
         },
-        Item::ToolResult(r) => match r.kind {
-            CallKind::Function => {
-                json!({ "type": "function_call_output", "call_id": r.call_id, "output": r.output })
-            }
-            CallKind::Custom => {
-                json!({ "type": "custom_tool_call_output", "call_id": r.call_id, "output": r.output })
-            }
-        },
+        Item::ToolResult(r) => {
+            // With images, the output is a list of input parts rather than a string.
+            let output = if r.images.is_empty() {
+                json!(r.output)
+            } else {
+                let mut parts = vec![json!({ "type": "input_text", "text": r.output })];
+                parts.extend(r.images.iter().map(
+                    |url| json!({ "type": "input_image", "image_url": url, "detail": "auto" }),
+                ));
+                Value::Array(parts)
+            };
+            let kind = match r.kind {
+                CallKind::Function => "function_call_output",
+                CallKind::Custom => "custom_tool_call_output",
+            };
+            json!({ "type": kind, "call_id": r.call_id, "output": output })
+        }
     })
 }
 
@@ -412,6 +421,7 @@ mod tests {
             call_id: "c1".into(),
             kind: CallKind::Custom,
             output: "done".into(),
+            images: vec!["data:image/png;base64,AAAA".into()],
         };
         let body = request_body(
             &req(vec![Item::ToolCall(call), Item::ToolResult(result)], false),
@@ -424,6 +434,10 @@ mod tests {
             "no provider ids without store"
         );
         assert_eq!(body["input"][1]["type"], "custom_tool_call_output");
+        assert_eq!(
+            body["input"][1]["output"][1]["type"], "input_image",
+            "images ride in the output list"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Function tools built from typed closures.
 
-use crate::{Tool, ToolContext, ToolError, ToolFuture};
+use crate::{Tool, ToolContext, ToolError, ToolFuture, ToolOutput};
 use cordon_core::ToolSpec;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -8,18 +8,20 @@ use serde_json::Value;
 use std::future::Future;
 use std::marker::PhantomData;
 
-/// A tool whose JSON arguments deserialize into `A`; its parameter schema is `A`'s.
+/// A tool whose JSON arguments deserialize into `A`; its parameter schema is `A`'s. The
+/// closure returns text (a `String`) or a [`ToolOutput`] with images.
 pub struct FunctionTool<A, F> {
     spec: ToolSpec,
     f: F,
     args: PhantomData<fn(A)>,
 }
 
-impl<A, F, Fut> FunctionTool<A, F>
+impl<A, F, Fut, O> FunctionTool<A, F>
 where
     A: JsonSchema + DeserializeOwned + Send + 'static,
     F: Fn(A) -> Fut + Send + Sync,
-    Fut: Future<Output = Result<String, ToolError>> + Send + 'static,
+    Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+    O: Into<ToolOutput>,
 {
     /// A function tool named `name` that runs `f` on the parsed arguments.
     pub fn new(name: &str, description: &str, f: F) -> Self {
@@ -31,11 +33,12 @@ where
     }
 }
 
-impl<A, F, Fut> Tool for FunctionTool<A, F>
+impl<A, F, Fut, O> Tool for FunctionTool<A, F>
 where
     A: JsonSchema + DeserializeOwned + Send + 'static,
     F: Fn(A) -> Fut + Send + Sync,
-    Fut: Future<Output = Result<String, ToolError>> + Send + 'static,
+    Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+    O: Into<ToolOutput>,
 {
     fn spec(&self) -> ToolSpec {
         self.spec.clone()
@@ -44,7 +47,10 @@ where
     fn call<'a>(&'a self, _ctx: &'a ToolContext, input: &'a str) -> ToolFuture<'a> {
         let input = if input.trim().is_empty() { "{}" } else { input };
         match serde_json::from_str::<A>(input) {
-            Ok(args) => Box::pin((self.f)(args)),
+            Ok(args) => {
+                let fut = (self.f)(args);
+                Box::pin(async move { fut.await.map(Into::into) })
+            }
             Err(e) => {
                 let msg = format!(
                     "{e}; the arguments must be a JSON object matching the tool's parameters"
@@ -98,7 +104,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(t.call(&ctx(), r#"{"n": 21}"#).await.unwrap(), "42");
+        assert_eq!(t.call(&ctx(), r#"{"n": 21}"#).await.unwrap().text, "42");
         let err = t.call(&ctx(), r#"{"n": "x"}"#).await.unwrap_err();
         assert!(
             matches!(err, ToolError::InvalidArguments(ref m) if m.contains("invalid type")),

@@ -24,6 +24,7 @@
 
 pub mod builtin;
 mod function;
+pub mod image;
 pub mod patch;
 pub mod shell;
 mod tool;
@@ -31,4 +32,4 @@ pub mod truncate;
 
 pub use function::FunctionTool;
 pub use shell::ShellTools;
-pub use tool::{Tool, ToolContext, ToolError, ToolFuture};
+pub use tool::{Tool, ToolContext, ToolError, ToolFuture, ToolOutput};

@@ -27,8 +27,26 @@ pub enum ToolError {
     Failed(String),
 }
 
+/// What a tool call gives back to the model: text, and images (as `data:` URLs).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ToolOutput {
+    /// What the model reads.
+    pub text: String,
+    /// Images shown to the model with the text.
+    pub images: Vec<String>,
+}
+
+impl From<String> for ToolOutput {
+    fn from(text: String) -> Self {
+        ToolOutput {
+            text,
+            images: Vec::new(),
+        }
+    }
+}
+
 /// The future a tool call returns.
-pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = Result<String, ToolError>> + Send + 'a>>;
+pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = Result<ToolOutput, ToolError>> + Send + 'a>>;
 
 /// A tool the model may call.
 pub trait Tool: Send + Sync {

@@ -49,6 +49,7 @@ pub async fn run(
         sandbox_tools
             .extend(ShellTools::new(sb.clone(), Duration::from_secs(args.command_timeout)).tools());
         sandbox_tools.push(cordon_tools::patch::ApplyPatch::new(sb.clone()));
+        sandbox_tools.push(cordon_tools::image::view_image(sb.clone()));
     }
     let mut agent = file.into_agent(schema, &spec, &model.model_name, &origin, &sandbox_tools)?;
     if let Some(n) = args.max_turns {

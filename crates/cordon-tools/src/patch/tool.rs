@@ -52,7 +52,7 @@ impl Tool for ApplyPatch {
         Box::pin(async move {
             apply_in_sandbox(self.sandbox.as_ref(), input)
                 .await
-                .map(|summary| format!("Done. {}", summary.join(", ")))
+                .map(|summary| format!("Done. {}", summary.join(", ")).into())
                 .map_err(|e| ToolError::Failed(format!("{e}. No file was changed.")))
         })
     }
