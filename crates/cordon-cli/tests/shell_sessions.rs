@@ -34,13 +34,15 @@ async fn the_hard_timeout_kills_a_session() {
     let out = tools[0]
         .call(&ctx(), r#"{"cmd": "sleep 30", "yield_time_ms": 100}"#)
         .await
-        .unwrap();
+        .unwrap()
+        .text;
     assert!(out.contains("session ID 1"), "{out}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let out = tools[1]
         .call(&ctx(), r#"{"session_id": 1, "yield_time_ms": 2000}"#)
         .await
-        .unwrap();
+        .unwrap()
+        .text;
     assert!(
         out.contains("hard timeout") && out.contains("killed by signal 9"),
         "{out}"
@@ -62,7 +64,8 @@ async fn at_most_64_sessions_live_and_the_oldest_goes_first() {
                 r#"{"cmd": "sleep 60", "yield_time_ms": 10, "login": false}"#,
             )
             .await
-            .unwrap();
+            .unwrap()
+            .text;
         assert!(out.contains("Process running with session ID"), "{out}");
     }
     assert_eq!(shell.live_sessions(), 64);
@@ -75,6 +78,7 @@ async fn at_most_64_sessions_live_and_the_oldest_goes_first() {
     let newest = tools[1]
         .call(&ctx(), r#"{"session_id": 71, "yield_time_ms": 10}"#)
         .await
-        .unwrap();
+        .unwrap()
+        .text;
     assert!(newest.contains("session ID 71"), "{newest}");
 }
