@@ -1,0 +1,604 @@
+//! Loading and checking a manifest: every problem with its file, line, column and a hint.
+//! Nothing is materialized from a manifest that has one.
+
+use crate::schema::{EntryType, EnvValue, Grant, ModeValue, RawEntry, RawManifest};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The default workspace root inside the sandbox.
+pub const DEFAULT_ROOT: &str = "/workspace";
+
+/// One thing wrong with a manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// 1-based line in the manifest file.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it.
+    pub hint: String,
+}
+
+/// A manifest that cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct ManifestError {
+    /// The manifest file.
+    pub file: String,
+    /// Everything wrong with it.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(
+                f,
+                "{}:{}:{}: {}\n  hint: {}",
+                self.file, p.line, p.column, p.message, p.hint
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What an entry puts in the workspace.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EntryKind {
+    /// These bytes.
+    File(Vec<u8>),
+    /// An empty directory (children are entries of their own).
+    Dir,
+    /// A copy of a host file.
+    LocalFile {
+        /// The host path.
+        source: PathBuf,
+    },
+    /// A copy of a host directory.
+    LocalDir {
+        /// The host path.
+        source: PathBuf,
+        /// Globs of paths to leave out.
+        ignore: Vec<String>,
+    },
+    /// A clone of a git repository.
+    GitRepo {
+        /// Where to clone from.
+        url: String,
+        /// Branch or tag.
+        git_ref: Option<String>,
+        /// Commit.
+        commit: Option<String>,
+        /// Only this directory.
+        subpath: Option<String>,
+        /// Clone depth.
+        depth: Option<u32>,
+    },
+    /// A copy of an object store prefix.
+    ObjectStore {
+        /// `s3`, `gcs`, `azure` or `r2`.
+        provider: String,
+        /// The bucket.
+        bucket: String,
+        /// The prefix.
+        prefix: String,
+        /// A custom endpoint.
+        endpoint: Option<String>,
+        /// The region.
+        region: Option<String>,
+    },
+}
+
+/// One checked entry, at its full workspace path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Workspace-relative path.
+    pub path: String,
+    /// What it is.
+    pub kind: EntryKind,
+    /// Permission bits, if given.
+    pub mode: Option<u32>,
+    /// Read-only inside the sandbox.
+    pub read_only: bool,
+    /// Never captured in snapshots.
+    pub ephemeral: bool,
+    /// What it is for.
+    pub description: Option<String>,
+}
+
+/// A checked manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// The workspace's path inside the sandbox.
+    pub root: String,
+    /// The manifest file's directory: sources are relative to it.
+    pub base_dir: PathBuf,
+    /// Entries, parents before children.
+    pub entries: Vec<Entry>,
+    /// Environment for commands.
+    pub env: BTreeMap<String, EnvValue>,
+    /// Host paths mounted in.
+    pub grants: Vec<Grant>,
+    /// Output directories.
+    pub outputs: Vec<String>,
+    /// SHA-256 of the manifest file, for the run log.
+    pub digest: String,
+}
+
+/// Loads and checks the manifest at `path` (TOML; `.json` and `.yaml`/`.yml` by extension).
+pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
+        file: file.clone(),
+        problems: vec![Problem {
+            line: 1,
+            column: 1,
+            message: format!("cannot read it: {e}"),
+            hint: "check the path".into(),
+        }],
+    })?;
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base_dir = std::fs::canonicalize(&base_dir).unwrap_or(base_dir);
+    parse(&text, &file, &base_dir)
+}
+
+/// Parses and checks manifest `text`; `file` names it in messages (its extension picks the
+/// format) and `base_dir` anchors relative sources.
+pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Manifest, ManifestError> {
+    let fail = |line: usize, column: usize, message: String| ManifestError {
+        file: file.to_string(),
+        problems: vec![Problem {
+            line,
+            column,
+            message,
+            hint: "see the manifest section of the README for the fields each entry type takes"
+                .into(),
+        }],
+    };
+    let raw: RawManifest = if file.ends_with(".json") {
+        serde_json::from_str(text).map_err(|e| fail(e.line(), e.column(), e.to_string()))?
+    } else if file.ends_with(".yaml") || file.ends_with(".yml") {
+        serde_yaml::from_str(text).map_err(|e| {
+            let (l, c) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            fail(l, c, e.to_string())
+        })?
+    } else {
+        toml::from_str(text).map_err(|e| {
+            let (l, c) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            fail(l, c, e.message().to_string())
+        })?
+    };
+    let mut checker = Checker {
+        text,
+        problems: Vec::new(),
+        entries: Vec::new(),
+        base_dir,
+    };
+    let root = raw.root.clone().unwrap_or_else(|| DEFAULT_ROOT.to_string());
+    if !root.starts_with('/') {
+        checker.problem(
+            "root",
+            0,
+            format!("root '{root}' is not an absolute path"),
+            "write it like /workspace",
+        );
+    }
+    checker.entries_of(&raw.entries, "", 0);
+    checker.overlaps();
+    for (name, value) in &raw.env {
+        if !valid_env_name(name) {
+            checker.problem(
+                name,
+                0,
+                format!("'{name}' is not a valid environment variable name"),
+                "use letters, digits and _, not starting with a digit",
+            );
+        }
+        if let EnvValue::FromHost { from_host } = value
+            && !valid_env_name(from_host)
+        {
+            checker.problem(
+                from_host,
+                0,
+                format!("'{from_host}' is not a valid environment variable name"),
+                "name the host variable to pass",
+            );
+        }
+    }
+    for grant in &raw.grants {
+        if !grant.path.starts_with('/') {
+            checker.problem(
+                &grant.path,
+                0,
+                format!("grant '{}' is not an absolute host path", grant.path),
+                "grants name host paths like /opt/data",
+            );
+        }
+        if grant.mode != "ro" && grant.mode != "rw" {
+            checker.problem(
+                &grant.path,
+                0,
+                format!("grant mode '{}' is neither ro nor rw", grant.mode),
+                "use mode = \"ro\" or \"rw\"",
+            );
+        }
+    }
+    for out in &raw.outputs {
+        if let Err(why) = check_path(out) {
+            checker.problem(
+                out,
+                0,
+                format!("output '{out}' {why}"),
+                "outputs are workspace-relative directories",
+            );
+        } else if let Some(e) = checker.entries.iter().find(|e| e.path == *out)
+            && e.kind != EntryKind::Dir
+        {
+            checker.problem(
+                out,
+                0,
+                format!("output '{out}' is declared as an entry that is not a dir"),
+                "make it a dir entry, or leave it out of entries",
+            );
+        }
+    }
+    if !checker.problems.is_empty() {
+        return Err(ManifestError {
+            file: file.to_string(),
+            problems: checker.problems,
+        });
+    }
+    let mut entries = checker.entries;
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Manifest {
+        root,
+        base_dir: base_dir.to_path_buf(),
+        entries,
+        env: raw.env,
+        grants: raw.grants,
+        outputs: raw.outputs,
+        digest: hex::encode(Sha256::digest(text.as_bytes())),
+    })
+}
+
+struct Checker<'a> {
+    text: &'a str,
+    problems: Vec<Problem>,
+    entries: Vec<Entry>,
+    base_dir: &'a Path,
+}
+
+impl Checker<'_> {
+    /// Records a problem at the first place `key` is written at or after byte `from`.
+    fn problem(&mut self, key: &str, from: usize, message: String, hint: &str) {
+        let at = locate(self.text, key, from);
+        let (line, column) = line_col(self.text, at);
+        self.problems.push(Problem {
+            line,
+            column,
+            message,
+            hint: hint.to_string(),
+        });
+    }
+
+    fn entries_of(&mut self, entries: &BTreeMap<String, RawEntry>, parent: &str, from: usize) {
+        for (key, raw) in entries {
+            let at = locate(self.text, key, from);
+            let path = if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}/{key}")
+            };
+            if let Err(why) = check_path(key) {
+                self.problem(
+                    key,
+                    from,
+                    format!("entry '{key}' {why}"),
+                    "entry keys are workspace-relative paths, like src/main.py",
+                );
+                continue;
+            }
+            let allowed = raw.kind.fields();
+            for f in raw.set_fields() {
+                if !allowed.contains(&f) {
+                    self.problem(
+                        f,
+                        at,
+                        format!(
+                            "entry '{path}': field '{f}' does not apply to type '{}'",
+                            raw.kind.as_str()
+                        ),
+                        &format!(
+                            "a {} entry takes: {}",
+                            raw.kind.as_str(),
+                            allowed.join(", ")
+                        ),
+                    );
+                }
+            }
+            let mode = match &raw.mode {
+                None => None,
+                Some(m) => match parse_mode(m) {
+                    Ok(m) => Some(m),
+                    Err(why) => {
+                        self.problem(
+                            "mode",
+                            at,
+                            format!("entry '{path}': {why}"),
+                            "write a mode like \"0644\" or \"0755\"",
+                        );
+                        None
+                    }
+                },
+            };
+            let kind = match self.kind(raw, &path, at) {
+                Some(k) => k,
+                None => continue,
+            };
+            self.entries.push(Entry {
+                path: path.clone(),
+                kind,
+                mode,
+                read_only: raw.read_only,
+                ephemeral: raw.ephemeral,
+                description: raw.description.clone(),
+            });
+            if let Some(children) = &raw.children {
+                self.entries_of(children, &path, at);
+            }
+        }
+    }
+
+    fn kind(&mut self, raw: &RawEntry, path: &str, at: usize) -> Option<EntryKind> {
+        let missing = |this: &mut Self, field: &str, hint: &str| {
+            this.problem(
+                path.rsplit('/').next().unwrap_or(path),
+                at.saturating_sub(1),
+                format!(
+                    "entry '{path}': a {} entry needs '{field}'",
+                    raw.kind.as_str()
+                ),
+                hint,
+            );
+            None
+        };
+        match raw.kind {
+            EntryType::File => match (&raw.content, &raw.base64) {
+                (Some(text), None) => Some(EntryKind::File(text.clone().into_bytes())),
+                (None, Some(b64)) => {
+                    match base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
+                        Ok(bytes) => Some(EntryKind::File(bytes)),
+                        Err(e) => {
+                            self.problem(
+                                "base64",
+                                at,
+                                format!("entry '{path}': base64 does not decode: {e}"),
+                                "give standard base64",
+                            );
+                            None
+                        }
+                    }
+                }
+                (None, None) => missing(
+                    self,
+                    "content",
+                    "give content = \"...\" (text) or base64 = \"...\" (bytes)",
+                ),
+                (Some(_), Some(_)) => {
+                    self.problem(
+                        "base64",
+                        at,
+                        format!("entry '{path}': give content or base64, not both"),
+                        "keep one of them",
+                    );
+                    None
+                }
+            },
+            EntryType::Dir => Some(EntryKind::Dir),
+            EntryType::LocalFile | EntryType::LocalDir => {
+                let Some(source) = &raw.source else {
+                    return missing(
+                        self,
+                        "source",
+                        "source is a host path relative to the manifest's directory",
+                    );
+                };
+                let source = self.base_dir.join(source);
+                Some(match raw.kind {
+                    EntryType::LocalFile => EntryKind::LocalFile { source },
+                    _ => {
+                        let ignore = raw.ignore.clone().unwrap_or_default();
+                        for g in &ignore {
+                            if let Err(e) = globset::Glob::new(g) {
+                                self.problem(
+                                    g,
+                                    at,
+                                    format!("entry '{path}': ignore glob '{g}' is invalid: {e}"),
+                                    "globs look like *.log or build/**",
+                                );
+                            }
+                        }
+                        EntryKind::LocalDir { source, ignore }
+                    }
+                })
+            }
+            EntryType::GitRepo => {
+                let Some(url) = &raw.url else {
+                    return missing(self, "url", "url is the repository to clone");
+                };
+                if raw.git_ref.is_some() && raw.commit.is_some() {
+                    self.problem(
+                        "commit",
+                        at,
+                        format!("entry '{path}': give ref or commit, not both"),
+                        "a commit already names one state",
+                    );
+                    return None;
+                }
+                if let Some(sub) = &raw.subpath
+                    && let Err(why) = check_path(sub)
+                {
+                    self.problem(
+                        "subpath",
+                        at,
+                        format!("entry '{path}': subpath '{sub}' {why}"),
+                        "subpath is a directory inside the repository",
+                    );
+                    return None;
+                }
+                Some(EntryKind::GitRepo {
+                    url: url.clone(),
+                    git_ref: raw.git_ref.clone(),
+                    commit: raw.commit.clone(),
+                    subpath: raw.subpath.clone(),
+                    depth: raw.depth,
+                })
+            }
+            EntryType::ObjectStore => {
+                let (Some(provider), Some(bucket)) = (&raw.provider, &raw.bucket) else {
+                    return missing(
+                        self,
+                        "provider' and 'bucket",
+                        "an object_store entry names its provider (s3, gcs, azure, r2) and bucket",
+                    );
+                };
+                if !["s3", "gcs", "azure", "r2"].contains(&provider.as_str()) {
+                    self.problem(
+                        "provider",
+                        at,
+                        format!(
+                            "entry '{path}': provider '{provider}' is not one of s3, gcs, azure, r2"
+                        ),
+                        "pick one of s3, gcs, azure, r2",
+                    );
+                    return None;
+                }
+                Some(EntryKind::ObjectStore {
+                    provider: provider.clone(),
+                    bucket: bucket.clone(),
+                    prefix: raw.prefix.clone().unwrap_or_default(),
+                    endpoint: raw.endpoint.clone(),
+                    region: raw.region.clone(),
+                })
+            }
+        }
+    }
+
+    /// Two entries overlap when one lies inside the other, unless the inner one was
+    /// declared as a child of the outer dir.
+    fn overlaps(&mut self) {
+        let paths: Vec<(String, bool)> = self
+            .entries
+            .iter()
+            .map(|e| (e.path.clone(), e.kind == EntryKind::Dir))
+            .collect();
+        for (a, a_is_dir) in &paths {
+            for (b, _) in &paths {
+                if b.starts_with(&format!("{a}/")) && !a_is_dir {
+                    let key = b.rsplit('/').next().unwrap_or(b).to_string();
+                    self.problem(
+                        &key,
+                        0,
+                        format!("entry '{b}' lies inside entry '{a}', which is not a dir"),
+                        "declare it as a child of a dir entry, or move one of them",
+                    );
+                }
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (p, _) in &paths {
+            if !seen.insert(p.clone()) {
+                self.problem(
+                    p,
+                    0,
+                    format!("entry '{p}' is declared twice"),
+                    "keep one declaration",
+                );
+            }
+        }
+    }
+}
+
+/// Workspace-relative: not empty, not absolute, no `..`, `.` or empty segments.
+fn check_path(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Err("is empty".into());
+    }
+    if p.starts_with('/') {
+        return Err("is absolute".into());
+    }
+    if p.contains('\0') {
+        return Err("contains a NUL byte".into());
+    }
+    for seg in p.split('/') {
+        match seg {
+            "" => return Err("has an empty path segment".into()),
+            "." => return Err("has a '.' segment".into()),
+            ".." => return Err("has a '..' segment (even one that stays inside is refused)".into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn parse_mode(m: &ModeValue) -> Result<u32, String> {
+    let value = match m {
+        ModeValue::Number(n) => *n,
+        ModeValue::Text(t) => {
+            let digits = t.trim_start_matches("0o");
+            u32::from_str_radix(digits, 8).map_err(|_| format!("mode '{t}' is not octal"))?
+        }
+    };
+    if value > 0o777 {
+        return Err(format!(
+            "mode {value:o} has bits beyond 0777 (setuid, setgid and sticky are not allowed)"
+        ));
+    }
+    Ok(value)
+}
+
+fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Where `key` is first written at or after byte `from`: quoted, or bare before `=` or `:`.
+fn locate(text: &str, key: &str, from: usize) -> usize {
+    let from = from.min(text.len());
+    let hay = &text[from..];
+    let quoted = [format!("\"{key}\""), format!("'{key}'")];
+    for q in &quoted {
+        if let Some(i) = hay.find(q.as_str()) {
+            return from + i;
+        }
+    }
+    let mut search = 0;
+    while let Some(i) = hay[search..].find(key) {
+        let at = search + i;
+        let before = hay[..at].chars().last();
+        let after = hay[at + key.len()..].trim_start().chars().next();
+        if before.is_none_or(|c| !c.is_alphanumeric() && c != '_')
+            && matches!(after, Some('=' | ':' | ']' | '.'))
+        {
+            return from + at;
+        }
+        search = at + key.len();
+    }
+    from
+}
+
+/// 1-based line and column of byte `offset`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
