@@ -91,11 +91,26 @@ pub enum Command {
         patch: String,
     },
 
+    /// Work with workspace manifests.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+
     /// Check which isolation tiers work on this host, and why or why not.
     Doctor {
         /// A JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ManifestCommand {
+    /// Check a manifest and print the workspace it declares as a tree.
+    ///
+    /// Exit 0 when it is valid; 2, with every problem's file, line and column, when not.
+    Check {
+        /// The manifest (TOML; .json and .yaml by extension).
+        file: PathBuf,
     },
 }
 
@@ -140,6 +155,10 @@ pub struct SandboxArgs {
     /// landlock, or unconfined (no isolation at all; only when you mean it).
     #[arg(long, value_enum, default_value_t = TierArg::Auto)]
     pub sandbox: TierArg,
+    /// Build a fresh workspace from this manifest (in --workspace, which must then be empty,
+    /// or in a new directory under cordon's state directory).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]

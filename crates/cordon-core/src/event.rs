@@ -149,6 +149,13 @@ pub enum EventPayload {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sandbox: Option<Value>,
     },
+    /// The workspace was built from a manifest.
+    WorkspaceMaterialized {
+        /// SHA-256 of the manifest file.
+        manifest_digest: String,
+        /// One receipt per entry: path, type, digest, bytes, files.
+        receipts: Value,
+    },
     /// Input from the user: the task, or later additions.
     UserInput {
         /// What the user said.
@@ -240,6 +247,7 @@ impl EventPayload {
     pub fn kind(&self) -> &'static str {
         match self {
             EventPayload::RunStarted { .. } => "run_started",
+            EventPayload::WorkspaceMaterialized { .. } => "workspace_materialized",
             EventPayload::UserInput { .. } => "user_input",
             EventPayload::ModelRequest { .. } => "model_request",
             EventPayload::ModelRetry { .. } => "model_retry",

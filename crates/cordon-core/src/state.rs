@@ -122,7 +122,9 @@ impl RunState {
         match payload {
             EventPayload::RunStarted { agent, .. } => self.agent = Some(agent.clone()),
             EventPayload::UserInput { text } => self.items.push(Item::text(Role::User, text.clone())),
-            EventPayload::ModelRequest { .. } | EventPayload::ModelRetry { .. } => {}
+            EventPayload::ModelRequest { .. }
+            | EventPayload::ModelRetry { .. }
+            | EventPayload::WorkspaceMaterialized { .. } => {}
             EventPayload::ModelResponse { response, .. } => {
                 self.turns += 1;
                 self.usage.add(&response.usage);

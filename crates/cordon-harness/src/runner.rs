@@ -47,6 +47,7 @@ pub struct Runner {
     store: Store,
     observer: Arc<dyn RunObserver>,
     sandbox: Option<Value>,
+    workspace: Option<(String, Value)>,
 }
 
 /// One run in progress: its log, its folded state, and who watches.
@@ -75,6 +76,7 @@ impl Runner {
             store,
             observer: Arc::new(Silent),
             sandbox: None,
+            workspace: None,
         }
     }
 
@@ -87,6 +89,13 @@ impl Runner {
     /// Records, at the start of each run, the sandbox its commands use.
     pub fn sandbox_info(mut self, info: Value) -> Self {
         self.sandbox = Some(info);
+        self
+    }
+
+    /// Records, at the start of each run, the manifest the workspace was built from and its
+    /// receipts.
+    pub fn workspace_receipts(mut self, manifest_digest: String, receipts: Value) -> Self {
+        self.workspace = Some((manifest_digest, receipts));
         self
     }
 
@@ -107,11 +116,18 @@ impl Runner {
         live.record(EventPayload::RunStarted {
             agent: agent.info(self.client.provider().api.as_str()),
             cordon_version: VERSION.to_string(),
-            manifest_digest: None,
+            manifest_digest: self.workspace.as_ref().map(|(d, _)| d.clone()),
             policy_digest: None,
             sandbox: self.sandbox.clone(),
         })
         .await?;
+        if let Some((manifest_digest, receipts)) = &self.workspace {
+            live.record(EventPayload::WorkspaceMaterialized {
+                manifest_digest: manifest_digest.clone(),
+                receipts: receipts.clone(),
+            })
+            .await?;
+        }
         live.record(EventPayload::UserInput {
             text: task.to_string(),
         })

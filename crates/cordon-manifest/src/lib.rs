@@ -6,8 +6,10 @@
 //! and reports every problem with its file, line and column; nothing is materialized from a
 //! manifest with a problem.
 
+pub mod materialize;
 pub mod schema;
 pub mod tree;
 pub mod validate;
 
+pub use materialize::{MaterializeError, Receipt, materialize};
 pub use validate::{Entry, EntryKind, Manifest, ManifestError, Problem, load, parse};

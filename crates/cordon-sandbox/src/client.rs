@@ -183,6 +183,17 @@ impl Client {
         .map(|_| ())
     }
 
+    /// Makes a directory (and its parents) in the workspace.
+    pub async fn make_dir(&self, path: &str, mode: Option<u32>) -> Result<(), SandboxError> {
+        self.file_request(|id| Request::MakeDir {
+            id,
+            path: path.into(),
+            mode,
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Lists a directory in the workspace.
     pub async fn list_dir(&self, path: &str) -> Result<Vec<protocol::DirEntry>, SandboxError> {
         match self

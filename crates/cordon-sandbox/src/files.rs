@@ -62,6 +62,9 @@ pub fn serve(workspace: &Path, request: FileRequest) -> Reply {
         FileRequest::Write {
             path, data, mode, ..
         } => write(workspace, &path, &data, mode).map(|()| Reply::Done { id }),
+        FileRequest::MakeDir { path, mode, .. } => {
+            make_dir(workspace, &path, mode).map(|()| Reply::Done { id })
+        }
         FileRequest::List { path, .. } => resolve(workspace, &path)
             .and_then(|p| list(&p).map(|entries| Reply::Entries { id, entries })),
         FileRequest::Remove {
@@ -94,6 +97,19 @@ fn write(workspace: &Path, path: &str, data: &str, mode: Option<u32>) -> Result<
     make_parents(workspace, path)?;
     let p = resolve(workspace, path)?;
     std::fs::write(&p, bytes).map_err(|e| format!("write '{path}': {e}"))?;
+    if let Some(m) = mode {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m & 0o777))
+            .map_err(|e| format!("chmod '{path}': {e}"))?;
+    }
+    Ok(())
+}
+
+fn make_dir(workspace: &Path, path: &str, mode: Option<u32>) -> Result<(), String> {
+    make_parents(workspace, path)?;
+    let p = resolve(workspace, path)?;
+    if !p.is_dir() {
+        std::fs::create_dir(&p).map_err(|e| format!("make directory '{path}': {e}"))?;
+    }
     if let Some(m) = mode {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m & 0o777))
             .map_err(|e| format!("chmod '{path}': {e}"))?;
@@ -169,6 +185,15 @@ pub enum FileRequest {
         /// Mode.
         mode: Option<u32>,
     },
+    /// Make a directory.
+    MakeDir {
+        /// Request id.
+        id: u64,
+        /// Path.
+        path: String,
+        /// Mode.
+        mode: Option<u32>,
+    },
     /// List.
     List {
         /// Request id.
@@ -192,6 +217,7 @@ impl FileRequest {
         match self {
             FileRequest::Read { id, .. }
             | FileRequest::Write { id, .. }
+            | FileRequest::MakeDir { id, .. }
             | FileRequest::List { id, .. }
             | FileRequest::Remove { id, .. } => *id,
         }

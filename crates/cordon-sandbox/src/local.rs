@@ -81,6 +81,11 @@ pub struct SandboxConfig {
     pub supervisor: SupervisorCommand,
     /// Resource limits.
     pub limits: Limits,
+    /// Where the workspace appears inside (namespaces tier; the landlock tier sees the host
+    /// path).
+    pub root: String,
+    /// Host paths made visible at the same path inside, and whether writable.
+    pub grants: Vec<(PathBuf, bool)>,
 }
 
 impl SandboxConfig {
@@ -93,6 +98,8 @@ impl SandboxConfig {
             tier: TierChoice::Auto,
             supervisor,
             limits: Limits::default(),
+            root: INNER_WORKSPACE.to_string(),
+            grants: Vec::new(),
         }
     }
 }
@@ -288,7 +295,7 @@ fn namespaces_command(
     let bwrap = tier::find_bwrap().ok_or_else(|| {
         SandboxError::NoTier("bubblewrap is not installed (apt-get install bubblewrap)".into())
     })?;
-    write_identity_files(state)?;
+    write_identity_files(state, &config.root)?;
     let mut c = Command::new(bwrap);
     c.args(["--unshare-user", "--uid", INNER_ID, "--gid", INNER_ID]);
     c.args([
@@ -340,8 +347,13 @@ fn namespaces_command(
     } else {
         "--bind"
     };
-    c.arg(bind).arg(workspace).arg(INNER_WORKSPACE);
-    c.args(["--chdir", INNER_WORKSPACE, "--clearenv", "--"]);
+    c.arg(bind).arg(workspace).arg(&config.root);
+    for (path, writable) in &config.grants {
+        c.arg(if *writable { "--bind" } else { "--ro-bind" })
+            .arg(path)
+            .arg(path);
+    }
+    c.args(["--chdir", &config.root, "--clearenv", "--"]);
     c.arg(INNER_SUPERVISOR).args(&config.supervisor.args);
     c.env_clear();
     let (mut ro, mut rw) = (
@@ -354,17 +366,18 @@ fn namespaces_command(
         vec!["/tmp".to_string(), "/dev".to_string()],
     );
     if config.read_only {
-        ro.push(INNER_WORKSPACE.into());
+        ro.push(config.root.clone());
     } else {
-        rw.push(INNER_WORKSPACE.into());
+        rw.push(config.root.clone());
     }
+    add_grants(config, &mut ro, &mut rw);
     let hardening = Hardening {
         read_only: ro,
         read_write: rw,
         block_tcp: false,
         limits: config.limits,
     };
-    Ok((c, Some(hardening), INNER_WORKSPACE.to_string()))
+    Ok((c, Some(hardening), config.root.clone()))
 }
 
 fn landlock_command(
@@ -389,6 +402,7 @@ fn landlock_command(
     } else {
         rw.push(ws.clone());
     }
+    add_grants(config, &mut ro, &mut rw);
     let mut c = Command::new(&config.supervisor.program);
     c.args(&config.supervisor.args)
         .env_clear()
@@ -428,14 +442,22 @@ fn join_cgroups_first(command: Command, procs_files: &[PathBuf]) -> Command {
     c
 }
 
+/// Granted host paths join the Landlock rules, read-only or read-write as granted.
+fn add_grants(config: &SandboxConfig, ro: &mut Vec<String>, rw: &mut Vec<String>) {
+    for (path, writable) in &config.grants {
+        let p = path.display().to_string();
+        if *writable { rw.push(p) } else { ro.push(p) }
+    }
+}
+
 /// A passwd and group naming only the sandbox's user, so no host account names leak in.
-fn write_identity_files(state: &Path) -> Result<(), SandboxError> {
+fn write_identity_files(state: &Path, home: &str) -> Result<(), SandboxError> {
     let err = |e: std::io::Error| {
         SandboxError::Start(format!("cannot write the sandbox's identity files: {e}"))
     };
     std::fs::write(
         state.join("passwd"),
-        format!("cordon:x:{INNER_ID}:{INNER_ID}:cordon sandbox:{INNER_WORKSPACE}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+        format!("cordon:x:{INNER_ID}:{INNER_ID}:cordon sandbox:{home}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
     )
     .map_err(err)?;
     std::fs::write(

@@ -109,6 +109,15 @@ pub enum Request {
         /// Workspace-relative (or absolute inside the workspace).
         path: String,
     },
+    /// Make a directory (and its parents) in the workspace.
+    MakeDir {
+        /// The request's id.
+        id: u64,
+        /// Workspace-relative (or absolute inside the workspace).
+        path: String,
+        /// Permission bits, if not the default.
+        mode: Option<u32>,
+    },
     /// Remove a file, or a directory (with `recursive`, and everything in it).
     Remove {
         /// The request's id.

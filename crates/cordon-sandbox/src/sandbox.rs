@@ -54,6 +54,9 @@ pub trait Sandbox: Send + Sync {
         mode: Option<u32>,
     ) -> SandboxFuture<'a, ()>;
 
+    /// Makes a directory (and its parents) in the workspace.
+    fn make_dir<'a>(&'a self, path: &'a str, mode: Option<u32>) -> SandboxFuture<'a, ()>;
+
     /// Lists a directory in the workspace.
     fn list_dir<'a>(&'a self, path: &'a str) -> SandboxFuture<'a, Vec<DirEntry>>;
 
@@ -110,6 +113,10 @@ impl Sandbox for crate::LocalSandbox {
         mode: Option<u32>,
     ) -> SandboxFuture<'a, ()> {
         Box::pin(self.client().write_file(path, data, mode))
+    }
+
+    fn make_dir<'a>(&'a self, path: &'a str, mode: Option<u32>) -> SandboxFuture<'a, ()> {
+        Box::pin(self.client().make_dir(path, mode))
     }
 
     fn list_dir<'a>(&'a self, path: &'a str) -> SandboxFuture<'a, Vec<DirEntry>> {

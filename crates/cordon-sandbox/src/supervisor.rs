@@ -247,6 +247,9 @@ async fn handle(request: Request, workspace: &Path, table: &Table, tx: &Unbounde
             data,
             mode,
         }),
+        Request::MakeDir { id, path, mode } => {
+            file(crate::files::FileRequest::MakeDir { id, path, mode })
+        }
         Request::ListDir { id, path } => file(crate::files::FileRequest::List { id, path }),
         Request::Remove {
             id,

@@ -163,20 +163,21 @@ pub async fn sandbox(
         workspace: Some(workspace.path().to_path_buf()),
         read_only: false,
         sandbox: tier,
+        manifest: None,
     };
     let truth = vec!["/bin/true".to_string()];
     let mut create = Vec::new();
     let mut tier_name = String::new();
     for _ in 0..iterations {
         let started = Instant::now();
-        let sb = super::sandbox::create(&args).await?;
+        let sb = super::sandbox::create(&args).await?.sandbox;
         let out = sb.run(&truth, ".", Duration::from_secs(10)).await?;
         create.push(started.elapsed());
         anyhow::ensure!(out.code == Some(0), "true failed in the sandbox");
         tier_name = sb.tier().as_str().to_string();
         sb.stop().await;
     }
-    let sb = super::sandbox::create(&args).await?;
+    let sb = super::sandbox::create(&args).await?.sandbox;
     let mut sandboxed = Vec::new();
     for _ in 0..iterations * 4 {
         let started = Instant::now();

@@ -5,7 +5,7 @@ mod inspect;
 mod run;
 pub mod sandbox;
 
-use crate::cli::{BenchCommand, Cli, Command, SandboxCommand};
+use crate::cli::{BenchCommand, Cli, Command, ManifestCommand, SandboxCommand};
 use crate::exit::Failure;
 use cordon_store::Store;
 use std::path::Path;
@@ -56,8 +56,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             sandbox::interactive(&sandbox, u64::MAX / 4, &bash).await
         }
         Command::Doctor { json } => sandbox::doctor(json).await,
+        Command::Manifest(ManifestCommand::Check { file }) => manifest_check(&file),
         Command::ApplyPatch { root, patch } => apply_patch(&root, &patch),
     }
+}
+
+/// `cordon manifest check`: validate and print the tree.
+fn manifest_check(file: &Path) -> anyhow::Result<ExitCode> {
+    let m = sandbox::load_manifest(file)?;
+    print!("{}", cordon_manifest::tree::render(&m));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `cordon apply-patch`: the patch engine on a host directory.

@@ -39,11 +39,13 @@ pub async fn run(
         .or_else(|| config.default_model.clone())
         .unwrap_or_else(|| FALLBACK_MODEL.to_string());
     let model = config.resolve(&spec).await?;
-    let sandbox = if file.needs_sandbox() {
-        Some(Arc::new(super::sandbox::create(&args.sandbox).await?))
+    let prepared = if file.needs_sandbox() || args.sandbox.manifest.is_some() {
+        Some(super::sandbox::create(&args.sandbox).await?)
     } else {
         None
     };
+    let materialized = prepared.as_ref().and_then(|p| p.materialized.clone());
+    let sandbox = prepared.map(|p| Arc::new(p.sandbox));
     let mut sandbox_tools: Vec<Arc<dyn cordon_tools::Tool>> = Vec::new();
     if let Some(sb) = &sandbox {
         sandbox_tools
@@ -63,6 +65,9 @@ pub async fn run(
     };
     let client = Arc::new(ModelClient::new(model.provider)?);
     let mut runner = Runner::new(client, store).observer(observer);
+    if let Some((digest, receipts)) = materialized {
+        runner = runner.workspace_receipts(digest, serde_json::to_value(receipts)?);
+    }
     if let Some(sb) = &sandbox {
         runner = runner.sandbox_info(serde_json::json!({
             "tier": sb.tier().as_str(),

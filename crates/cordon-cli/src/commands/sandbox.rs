@@ -29,14 +29,59 @@ pub fn supervisor() -> anyhow::Result<SupervisorCommand> {
     })
 }
 
-/// Builds the sandbox the arguments describe.
-pub async fn create(args: &SandboxArgs) -> anyhow::Result<LocalSandbox> {
-    let workspace = match &args.workspace {
-        Some(w) => w.clone(),
-        None => std::env::current_dir()?,
+/// A sandbox ready for work, and the manifest it was built from, if any.
+pub struct Prepared {
+    /// The sandbox.
+    pub sandbox: LocalSandbox,
+    /// The manifest's digest and the receipts of what it put in the workspace.
+    pub materialized: Option<(String, Vec<cordon_manifest::Receipt>)>,
+}
+
+/// Loads a manifest, turning its problems into one bad-input error.
+pub fn load_manifest(path: &Path) -> anyhow::Result<cordon_manifest::Manifest> {
+    cordon_manifest::load(path).map_err(|e| {
+        anyhow::Error::new(Failure {
+            code: crate::exit::BAD_INPUT,
+            message: format!("the manifest is not valid:\n{e}"),
+            hint: None,
+        })
+    })
+}
+
+/// Builds the sandbox the arguments describe; with a manifest, in a fresh workspace that is
+/// then materialized.
+pub async fn create(args: &SandboxArgs) -> anyhow::Result<Prepared> {
+    let manifest = args.manifest.as_deref().map(load_manifest).transpose()?;
+    let workspace = match (&args.workspace, &manifest) {
+        (Some(w), None) => w.clone(),
+        (None, None) => std::env::current_dir()?,
+        (Some(w), Some(_)) => {
+            std::fs::create_dir_all(w)?;
+            if std::fs::read_dir(w)?.next().is_some() {
+                return Err(Failure::bad_input(
+                    format!(
+                        "--workspace {} is not empty, and a manifest builds a fresh workspace",
+                        w.display()
+                    ),
+                    "give an empty or new directory, or leave --workspace out",
+                ));
+            }
+            w.clone()
+        }
+        (None, Some(_)) => {
+            let state = cordon_store::default_store_path()?;
+            let dir = state
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("workspaces")
+                .join(cordon_core::RunId::new().to_string());
+            std::fs::create_dir_all(&dir)?;
+            eprintln!("workspace: {}", dir.display());
+            dir
+        }
     };
     let mut config = SandboxConfig::new(&workspace, supervisor()?);
-    config.read_only = args.read_only;
+    config.read_only = args.read_only && manifest.is_none();
     config.tier = match args.sandbox {
         TierArg::Auto => TierChoice::Auto,
         TierArg::Namespaces => TierChoice::Exactly(Tier::Namespaces),
@@ -48,7 +93,27 @@ pub async fn create(args: &SandboxArgs) -> anyhow::Result<LocalSandbox> {
             TierChoice::Exactly(Tier::Unconfined)
         }
     };
-    LocalSandbox::create(config).await.map_err(|e| {
+    if let Some(m) = &manifest {
+        config.root = m.root.clone();
+        config.grants = m
+            .grants
+            .iter()
+            .map(|g| (std::path::PathBuf::from(&g.path), g.mode == "rw"))
+            .collect();
+        for (name, value) in &m.env {
+            let value = match value {
+                cordon_manifest::schema::EnvValue::Literal(v) => v.clone(),
+                cordon_manifest::schema::EnvValue::FromHost { from_host } => std::env::var(from_host).map_err(|_| {
+                    Failure::bad_input(
+                        format!("the manifest's env {name} comes from the host variable {from_host}, which is not set"),
+                        format!("export {from_host}=... before running cordon"),
+                    )
+                })?,
+            };
+            config.env.push((name.clone(), value));
+        }
+    }
+    let sandbox = LocalSandbox::create(config).await.map_err(|e| {
         anyhow::Error::new(Failure {
             code: SANDBOX_FAILED,
             message: e.to_string(),
@@ -56,6 +121,25 @@ pub async fn create(args: &SandboxArgs) -> anyhow::Result<LocalSandbox> {
                 "`cordon doctor` shows which isolation tiers work here and what is missing".into(),
             ),
         })
+    })?;
+    let materialized = match &manifest {
+        None => None,
+        Some(m) => {
+            let receipts = cordon_manifest::materialize(m, &sandbox)
+                .await
+                .map_err(|e| {
+                    anyhow::Error::new(Failure {
+                        code: crate::exit::RUN_FAILED,
+                        message: format!("cannot build the workspace: {e}"),
+                        hint: None,
+                    })
+                })?;
+            Some((m.digest.clone(), receipts))
+        }
+    };
+    Ok(Prepared {
+        sandbox,
+        materialized,
     })
 }
 
@@ -65,7 +149,7 @@ pub async fn exec(
     timeout: u64,
     command: &[String],
 ) -> anyhow::Result<ExitCode> {
-    let sandbox = create(args).await?;
+    let sandbox = create(args).await?.sandbox;
     tracing::info!(tier = sandbox.tier().as_str(), confinement = ?sandbox.confinement(), "sandbox ready");
     let mut process = sandbox.spawn(command, ".", &[], None).await?;
     process.close_stdin().await?;
@@ -124,7 +208,7 @@ pub async fn interactive(
     timeout: u64,
     command: &[String],
 ) -> anyhow::Result<ExitCode> {
-    let sandbox = create(args).await?;
+    let sandbox = create(args).await?.sandbox;
     let (rows, cols) = terminal_size().unwrap_or((24, 80));
     let mut process = sandbox.spawn(command, ".", &[], Some((rows, cols))).await?;
     let mut events = process.take_events();

@@ -1,0 +1,282 @@
+//! Manifests through the real binary: check, materialize into a sandbox, record in a run.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::Path;
+
+fn cordon(home: &Path) -> Command {
+    let mut c = Command::cargo_bin("cordon").unwrap();
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("CORDON_STORE", home.join("runs.db"))
+        .env("MY_TOKEN", "from-the-host")
+        .timeout(std::time::Duration::from_secs(60));
+    c
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let ok = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
+
+/// A manifest beside a data directory and a git repository, all made here.
+fn fixture(home: &Path) -> std::path::PathBuf {
+    let base = home.join("project");
+    std::fs::create_dir_all(base.join("data/sub")).unwrap();
+    std::fs::write(base.join("data/keep.csv"), "a,b\n").unwrap();
+    std::fs::write(base.join("data/sub/deep.txt"), "deep\n").unwrap();
+    std::fs::write(base.join("data/skip.tmp"), "no\n").unwrap();
+    std::fs::write(base.join("README.md"), "# readme\n").unwrap();
+    let repo = home.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    std::fs::write(repo.join("lib.rs"), "pub fn f() {}\n").unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    let manifest = base.join("cordon.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r##"
+outputs = ["out"]
+
+[entries."bin/run.sh"]
+type = "file"
+content = "#!/bin/sh\necho ran\n"
+mode = "0755"
+
+[entries.data]
+type = "local_dir"
+source = "data"
+ignore = ["*.tmp"]
+
+[entries."docs/README.md"]
+type = "local_file"
+source = "README.md"
+
+[entries.repo]
+type = "git_repo"
+url = "file://{repo}"
+ref = "main"
+
+[env]
+LOG = "debug"
+TOKEN = {{ from_host = "MY_TOKEN" }}
+"##,
+            repo = repo.display()
+        ),
+    )
+    .unwrap();
+    manifest
+}
+
+#[test]
+fn check_prints_the_tree_or_every_problem_with_its_place() {
+    let home = tempfile::tempdir().unwrap();
+    let manifest = fixture(home.path());
+    let out = cordon(home.path())
+        .args(["manifest", "check"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        tree.starts_with("/workspace\n") && tree.contains("run.sh  (file, 19 bytes, mode 0755)"),
+        "{tree}"
+    );
+    assert!(
+        tree.contains("data/  (local_dir from data, ignoring *.tmp)")
+            && tree.contains("out/  (output, created empty)"),
+        "{tree}"
+    );
+
+    let bad = home.path().join("bad.toml");
+    std::fs::write(&bad, "[entries.\"../escape\"]\ntype = \"file\"\ncontent = \"x\"\n\n[entries.ok]\ntype = \"file\"\ncontent = \"y\"\nmode = \"7777\"\n").unwrap();
+    let out = cordon(home.path())
+        .args(["manifest", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml:1:10: entry '../escape' has a '..' segment"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bad.toml:8:1: entry 'ok': mode 7777"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_manifest_builds_a_fresh_workspace_in_the_sandbox() {
+    let home = tempfile::tempdir().unwrap();
+    let manifest = fixture(home.path());
+    let ws = home.path().join("ws");
+    let out = cordon(home.path())
+        .args(["sandbox", "exec", "--manifest"])
+        .arg(&manifest)
+        .arg("--workspace")
+        .arg(&ws)
+        .args(["--", "sh", "-c", "find . -path ./repo/.git -prune -o -print | sort; ./bin/run.sh; echo \"$LOG $TOKEN\"; stat -c %a bin/run.sh"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for path in [
+        "./bin/run.sh",
+        "./data/keep.csv",
+        "./data/sub/deep.txt",
+        "./docs/README.md",
+        "./repo/lib.rs",
+        "./out",
+    ] {
+        assert!(
+            stdout.contains(&format!("{path}\n")),
+            "{path} missing: {stdout}"
+        );
+    }
+    assert!(!stdout.contains("skip.tmp"), "ignored: {stdout}");
+    assert!(stdout.contains("ran\ndebug from-the-host\n755"), "{stdout}");
+
+    // Not again into the same (now full) directory.
+    let again = cordon(home.path())
+        .args(["sandbox", "exec", "--manifest"])
+        .arg(&manifest)
+        .arg("--workspace")
+        .arg(&ws)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
+}
+
+#[test]
+fn sources_that_lead_out_are_refused() {
+    let home = tempfile::tempdir().unwrap();
+    let base = home.path().join("p");
+    std::fs::create_dir_all(base.join("d")).unwrap();
+    std::fs::write(home.path().join("secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink(home.path().join("secret.txt"), base.join("d/link")).unwrap();
+    for (name, entry) in [
+        (
+            "outside.toml",
+            "[entries.s]\ntype = \"local_file\"\nsource = \"../secret.txt\"\n",
+        ),
+        (
+            "link.toml",
+            "[entries.d]\ntype = \"local_dir\"\nsource = \"d\"\n",
+        ),
+    ] {
+        let manifest = base.join(name);
+        std::fs::write(&manifest, entry).unwrap();
+        let ws = home.path().join(format!("ws-{name}"));
+        let out = cordon(home.path())
+            .args(["sandbox", "exec", "--manifest"])
+            .arg(&manifest)
+            .arg("--workspace")
+            .arg(&ws)
+            .args(["--", "true"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(
+            stderr.contains("outside the manifest's directory")
+                || stderr.contains("leads out of the source"),
+            "{name}: {stderr}"
+        );
+        let leaked = walk_contains(&ws, "secret");
+        assert!(!leaked, "{name}: the secret reached the workspace");
+    }
+}
+
+fn walk_contains(dir: &Path, needle: &str) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                walk_contains(&p, needle)
+            } else {
+                std::fs::read_to_string(&p).is_ok_and(|t| t.contains(needle))
+            }
+        })
+}
+
+#[test]
+fn a_run_records_the_manifest_and_its_receipts() {
+    let home = tempfile::tempdir().unwrap();
+    let manifest = fixture(home.path());
+    let script = home.path().join("s.toml");
+    std::fs::write(&script, "[[turns]]\ntool_calls = [{ name = \"exec_command\", arguments = { cmd = \"cat data/keep.csv\" } }]\n[[turns]]\ntext = \"ok\"\n").unwrap();
+    let out = cordon(home.path())
+        .args(["run", "--json", "--manifest"])
+        .arg(&manifest)
+        .arg("--model")
+        .arg(format!("scripted:{}", script.display()))
+        .arg("look")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("workspace: ") && stderr.contains("/cordon/workspaces/"),
+        "{stderr}"
+    );
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let digest = events[0]["payload"]["manifest_digest"].as_str().unwrap();
+    assert_eq!(digest.len(), 64);
+    assert_eq!(events[1]["kind"], "workspace_materialized");
+    let receipts = events[1]["payload"]["receipts"].as_array().unwrap();
+    let data = receipts.iter().find(|r| r["path"] == "data").unwrap();
+    assert_eq!(
+        (data["files"].as_u64(), data["bytes"].as_u64()),
+        (Some(2), Some(9)),
+        "{data}"
+    );
+    assert!(
+        !events[1].to_string().contains("from-the-host"),
+        "from_host values are never recorded"
+    );
+    let result = events.iter().find(|e| e["kind"] == "tool_result").unwrap();
+    assert!(
+        result["payload"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("a,b")
+    );
+}

@@ -1,0 +1,374 @@
+//! Putting a manifest's entries into a sandbox's workspace: in parallel with a bound, each
+//! with a receipt (digest, size) for the run log.
+
+use crate::validate::{Entry, EntryKind, Manifest};
+use cordon_sandbox::Sandbox;
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How many entries are materialized at once.
+const PARALLEL_ENTRIES: usize = 8;
+/// How many files of one directory are written at once.
+const PARALLEL_FILES: usize = 16;
+/// The longest a git clone may take.
+const GIT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What one entry put in the workspace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Receipt {
+    /// The entry's workspace path.
+    pub path: String,
+    /// The entry's type.
+    pub kind: String,
+    /// SHA-256 of the content (for a directory: of its sorted paths, modes and file digests).
+    pub digest: String,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Files written.
+    pub files: u64,
+}
+
+/// Why materialization stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("entry '{path}': {message}")]
+pub struct MaterializeError {
+    /// The entry.
+    pub path: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Writes every entry of `manifest` into `sandbox`, and the outputs' directories.
+pub async fn materialize(
+    manifest: &Manifest,
+    sandbox: &dyn Sandbox,
+) -> Result<Vec<Receipt>, MaterializeError> {
+    // Directories first, so entries nested in them find them with their modes.
+    for e in manifest.entries.iter().filter(|e| e.kind == EntryKind::Dir) {
+        sandbox
+            .make_dir(&e.path, e.mode)
+            .await
+            .map_err(|err| fail(&e.path, err))?;
+    }
+    for o in &manifest.outputs {
+        sandbox
+            .make_dir(o, None)
+            .await
+            .map_err(|err| fail(o, err))?;
+    }
+    let mut receipts: Vec<Receipt> =
+        futures::stream::iter(manifest.entries.iter().map(|e| entry(manifest, sandbox, e)))
+            .buffer_unordered(PARALLEL_ENTRIES)
+            .try_collect()
+            .await?;
+    receipts.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(receipts)
+}
+
+fn fail(path: &str, err: impl std::fmt::Display) -> MaterializeError {
+    MaterializeError {
+        path: path.to_string(),
+        message: err.to_string(),
+    }
+}
+
+async fn entry(
+    m: &Manifest,
+    sandbox: &dyn Sandbox,
+    e: &Entry,
+) -> Result<Receipt, MaterializeError> {
+    let receipt = |digest: String, bytes: u64, files: u64| Receipt {
+        path: e.path.clone(),
+        kind: kind_name(&e.kind).into(),
+        digest,
+        bytes,
+        files,
+    };
+    match &e.kind {
+        EntryKind::Dir => Ok(receipt(hex::encode(Sha256::digest(b"")), 0, 0)),
+        EntryKind::File(bytes) => {
+            sandbox
+                .write_file(&e.path, bytes, e.mode)
+                .await
+                .map_err(|err| fail(&e.path, err))?;
+            Ok(receipt(
+                hex::encode(Sha256::digest(bytes)),
+                bytes.len() as u64,
+                1,
+            ))
+        }
+        EntryKind::LocalFile { source } => {
+            let source = allowed_source(m, source).map_err(|err| fail(&e.path, err))?;
+            let bytes = tokio::fs::read(&source)
+                .await
+                .map_err(|err| fail(&e.path, format!("read {}: {err}", source.display())))?;
+            let mode = e.mode.or_else(|| {
+                std::fs::metadata(&source)
+                    .ok()
+                    .map(|md| md.permissions().mode() & 0o777)
+            });
+            sandbox
+                .write_file(&e.path, &bytes, mode)
+                .await
+                .map_err(|err| fail(&e.path, err))?;
+            Ok(receipt(
+                hex::encode(Sha256::digest(&bytes)),
+                bytes.len() as u64,
+                1,
+            ))
+        }
+        EntryKind::LocalDir { source, ignore } => {
+            let source = allowed_source(m, source).map_err(|err| fail(&e.path, err))?;
+            let (digest, bytes, files) = copy_dir(sandbox, &source, &e.path, ignore)
+                .await
+                .map_err(|err| fail(&e.path, err))?;
+            Ok(receipt(digest, bytes, files))
+        }
+        EntryKind::GitRepo {
+            url,
+            git_ref,
+            commit,
+            subpath,
+            depth,
+        } => {
+            let clone = clone(url, git_ref.as_deref(), commit.as_deref(), *depth)
+                .await
+                .map_err(|err| fail(&e.path, err))?;
+            let from = match subpath {
+                Some(sub) => clone.path().join(sub),
+                None => clone.path().to_path_buf(),
+            };
+            let (digest, bytes, files) = copy_dir(sandbox, &from, &e.path, &[])
+                .await
+                .map_err(|err| fail(&e.path, err))?;
+            Ok(receipt(digest, bytes, files))
+        }
+        EntryKind::ObjectStore { .. } => Err(fail(
+            &e.path,
+            "object_store entries are not built yet in this version of cordon; copy the data in with a local_dir for now",
+        )),
+    }
+}
+
+fn kind_name(k: &EntryKind) -> &'static str {
+    match k {
+        EntryKind::File(_) => "file",
+        EntryKind::Dir => "dir",
+        EntryKind::LocalFile { .. } => "local_file",
+        EntryKind::LocalDir { .. } => "local_dir",
+        EntryKind::GitRepo { .. } => "git_repo",
+        EntryKind::ObjectStore { .. } => "object_store",
+    }
+}
+
+/// `source`, resolved through symlinks, if it lies under the manifest's directory or a grant.
+fn allowed_source(m: &Manifest, source: &Path) -> Result<PathBuf, String> {
+    let real =
+        std::fs::canonicalize(source).map_err(|e| format!("source {}: {e}", source.display()))?;
+    let mut roots = vec![m.base_dir.clone()];
+    roots.extend(m.grants.iter().map(|g| PathBuf::from(&g.path)));
+    if roots
+        .iter()
+        .any(|r| std::fs::canonicalize(r).is_ok_and(|r| real.starts_with(r)))
+    {
+        Ok(real)
+    } else {
+        Err(format!(
+            "source {} resolves to {}, outside the manifest's directory {} and every grant",
+            source.display(),
+            real.display(),
+            m.base_dir.display()
+        ))
+    }
+}
+
+/// What a source directory holds: its directories (with modes) and files.
+struct Listing {
+    dirs: Vec<(String, u32)>,
+    files: Vec<Found>,
+}
+
+/// One file found under a source directory.
+struct Found {
+    rel: String,
+    path: PathBuf,
+    mode: u32,
+}
+
+/// Copies a host directory into the sandbox at `dest`; returns (digest, bytes, files).
+async fn copy_dir(
+    sandbox: &dyn Sandbox,
+    source: &Path,
+    dest: &str,
+    ignore: &[String],
+) -> Result<(String, u64, u64), String> {
+    let mut globs = globset::GlobSetBuilder::new();
+    for g in ignore {
+        globs.add(globset::Glob::new(g.trim_end_matches('/')).map_err(|e| e.to_string())?);
+    }
+    let globs = globs.build().map_err(|e| e.to_string())?;
+    let root = std::fs::canonicalize(source).map_err(|e| format!("{}: {e}", source.display()))?;
+    let Listing { dirs, files } = walk(&root, &globs)?;
+    sandbox
+        .make_dir(dest, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    for (rel, mode) in &dirs {
+        sandbox
+            .make_dir(&format!("{dest}/{rel}"), Some(*mode))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let written: Vec<(String, String, u32, u64)> =
+        futures::stream::iter(files.into_iter().map(|f| async move {
+            let bytes = tokio::fs::read(&f.path)
+                .await
+                .map_err(|e| format!("read {}: {e}", f.path.display()))?;
+            sandbox
+                .write_file(&format!("{dest}/{}", f.rel), &bytes, Some(f.mode))
+                .await
+                .map_err(|e| format!("{}: {e}", f.rel))?;
+            Ok::<_, String>((
+                f.rel,
+                hex::encode(Sha256::digest(&bytes)),
+                f.mode,
+                bytes.len() as u64,
+            ))
+        }))
+        .buffer_unordered(PARALLEL_FILES)
+        .try_collect()
+        .await?;
+    let mut listing: Vec<String> = written
+        .iter()
+        .map(|(rel, d, mode, _)| format!("{rel}\0{mode:o}\0{d}"))
+        .collect();
+    listing.extend(dirs.iter().map(|(rel, mode)| format!("{rel}/\0{mode:o}")));
+    listing.sort();
+    let digest = hex::encode(Sha256::digest(listing.join("\n").as_bytes()));
+    Ok((
+        digest,
+        written.iter().map(|w| w.3).sum(),
+        written.len() as u64,
+    ))
+}
+
+/// Every directory and file under `root` that no glob ignores. A symlink is followed only
+/// when it stays inside `root` (its target is copied); one that leads out stops the copy.
+fn walk(root: &Path, ignore: &globset::GlobSet) -> Result<Listing, String> {
+    let mut dirs = Vec::new();
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(root)
+                .map_err(|e| e.to_string())?
+                .to_string_lossy()
+                .into_owned();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if ignore.is_match(&rel) || ignore.is_match(&name) {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).map_err(|e| e.to_string())?;
+            let (real, meta) = if meta.file_type().is_symlink() {
+                let target =
+                    std::fs::canonicalize(&path).map_err(|e| format!("symlink {rel}: {e}"))?;
+                if !target.starts_with(root) {
+                    return Err(format!(
+                        "symlink {rel} leads out of the source, to {}",
+                        target.display()
+                    ));
+                }
+                let m = std::fs::metadata(&target).map_err(|e| e.to_string())?;
+                (target, m)
+            } else {
+                (path.clone(), meta)
+            };
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_dir() {
+                dirs.push((rel, mode));
+                stack.push(real);
+            } else if meta.is_file() {
+                files.push(Found {
+                    rel,
+                    path: real,
+                    mode,
+                });
+            }
+        }
+    }
+    dirs.sort();
+    Ok(Listing { dirs, files })
+}
+
+/// Clones a repository on the host: hooks off, no prompts, bounded in time.
+async fn clone(
+    url: &str,
+    git_ref: Option<&str>,
+    commit: Option<&str>,
+    depth: Option<u32>,
+) -> Result<tempfile::TempDir, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("cordon-git-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let git = |args: Vec<String>| {
+        let mut c = tokio::process::Command::new("git");
+        c.args([
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "protocol.file.allow=always",
+        ])
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "/bin/false")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+        c
+    };
+    let mut args: Vec<String> = vec!["clone".into(), "--no-tags".into(), "--quiet".into()];
+    if let (Some(d), None) = (depth, commit) {
+        args.extend(["--depth".into(), d.to_string()]);
+    }
+    if let Some(r) = git_ref {
+        args.extend(["--branch".into(), r.into()]);
+    }
+    args.extend(["--".into(), url.into(), dir.path().display().to_string()]);
+    run_git(git(args)).await?;
+    if let Some(c) = commit {
+        run_git(git(vec![
+            "-C".into(),
+            dir.path().display().to_string(),
+            "checkout".into(),
+            "--quiet".into(),
+            "--detach".into(),
+            c.into(),
+        ]))
+        .await?;
+    }
+    Ok(dir)
+}
+
+async fn run_git(mut cmd: tokio::process::Command) -> Result<(), String> {
+    let out = tokio::time::timeout(GIT_TIMEOUT, cmd.output())
+        .await
+        .map_err(|_| format!("git took longer than {}s", GIT_TIMEOUT.as_secs()))?
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "git failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
