@@ -71,6 +71,14 @@ ignore = ["*.tmp"]
 type = "local_file"
 source = "README.md"
 
+[entries."AGENTS.md"]
+type = "file"
+content = "Root rules: run the tests."
+
+[entries."docs/AGENTS.md"]
+type = "file"
+content = "Docs rules: keep it short."
+
 [entries.repo]
 type = "git_repo"
 url = "file://{repo}"
@@ -272,6 +280,24 @@ fn a_run_records_the_manifest_and_its_receipts() {
         !events[1].to_string().contains("from-the-host"),
         "from_host values are never recorded"
     );
+    let instructions = events[0]["payload"]["agent"]["instructions"]
+        .as_str()
+        .unwrap();
+    let at = |needle: &str| {
+        instructions
+            .find(needle)
+            .unwrap_or_else(|| panic!("no '{needle}' in: {instructions}"))
+    };
+    assert!(
+        at("You are a careful assistant") < at("# Workspace"),
+        "the operator's instructions come first"
+    );
+    assert!(at("  bin/\n    run.sh") > at("# Workspace"));
+    assert!(
+        at("## AGENTS.md\n\nRoot rules") < at("## docs/AGENTS.md\n\nDocs rules"),
+        "root first: {instructions}"
+    );
+    assert!(at("not the operator's instructions") < at("Root rules"));
     let result = events.iter().find(|e| e["kind"] == "tool_result").unwrap();
     assert!(
         result["payload"]["output"]

@@ -6,10 +6,12 @@
 //! and reports every problem with its file, line and column; nothing is materialized from a
 //! manifest with a problem.
 
+pub mod context;
 pub mod materialize;
 pub mod schema;
 pub mod tree;
 pub mod validate;
 
+pub use context::workspace_context;
 pub use materialize::{MaterializeError, Receipt, materialize};
 pub use validate::{Entry, EntryKind, Manifest, ManifestError, Problem, load, parse};

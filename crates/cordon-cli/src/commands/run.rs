@@ -57,6 +57,10 @@ pub async fn run(
     if let Some(n) = args.max_turns {
         agent = agent.max_turns(n);
     }
+    if let Some(sb) = &sandbox {
+        let context = cordon_manifest::workspace_context(sb.as_ref()).await;
+        agent.instructions = format!("{}\n\n{context}", agent.instructions);
+    }
     let store = super::open_store(store).await?;
     let observer: Arc<dyn RunObserver> = if args.json {
         Arc::new(JsonLines)
