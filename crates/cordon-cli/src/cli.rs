@@ -216,6 +216,19 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Manifest materialization: a local_dir of many files copied into a fresh sandbox's
+    /// workspace; reports time and throughput.
+    Manifest {
+        /// How many files.
+        #[arg(long, default_value_t = 10_000)]
+        files: u32,
+        /// Their total size, in MiB.
+        #[arg(long, default_value_t = 200)]
+        mib: u32,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Sandbox costs: create to a finished `true` (median, p95), and the extra cost of one
     /// exec in a running sandbox over spawning /bin/true directly.
     Sandbox {

@@ -151,6 +151,82 @@ pub async fn harness(turns: u32, api: ApiArg, json: bool) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
+/// `cordon bench manifest`: a local_dir of `files` files, `mib` MiB in all, materialized
+/// into a fresh sandbox.
+pub async fn manifest(files: u32, mib: u32, json: bool) -> anyhow::Result<ExitCode> {
+    let files = files.max(1) as usize;
+    let total = mib as usize * 1024 * 1024;
+    let per_file = (total / files).max(1);
+    let scratch = tempfile::Builder::new()
+        .prefix("cordon-bench-manifest-")
+        .tempdir()?;
+    let source = scratch.path().join("project/data");
+    if !json {
+        eprintln!(
+            "writing {files} files of {per_file} bytes under {} …",
+            source.display()
+        );
+    }
+    // Spread over 100 directories, with content that does not compress to nothing.
+    let mut block = vec![0u8; per_file];
+    for (i, b) in block.iter_mut().enumerate() {
+        *b = (i * 31 % 251) as u8;
+    }
+    for i in 0..files {
+        let dir = source.join(format!("d{:03}", i % 100));
+        if i < 100 {
+            std::fs::create_dir_all(&dir)?;
+        }
+        block[0] = (i % 256) as u8;
+        std::fs::write(dir.join(format!("f{i:05}.bin")), &block)?;
+    }
+    let manifest_path = scratch.path().join("project/cordon.toml");
+    std::fs::write(
+        &manifest_path,
+        "[entries.data]\ntype = \"local_dir\"\nsource = \"data\"\n",
+    )?;
+    let args = crate::cli::SandboxArgs {
+        workspace: Some(scratch.path().join("ws")),
+        read_only: false,
+        sandbox: crate::cli::TierArg::Auto,
+        manifest: Some(manifest_path),
+    };
+    let started = Instant::now();
+    let prepared = super::sandbox::create(&args).await?;
+    let elapsed = started.elapsed();
+    let (_, receipts) = prepared.materialized.clone().expect("a manifest was given");
+    let bytes: u64 = receipts.iter().map(|r| r.bytes).sum();
+    let written: u64 = receipts.iter().map(|r| r.files).sum();
+    anyhow::ensure!(
+        written as usize == files,
+        "only {written} of {files} files were materialized"
+    );
+    let mib_s = bytes as f64 / (1024.0 * 1024.0) / elapsed.as_secs_f64();
+    let files_s = written as f64 / elapsed.as_secs_f64();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "manifest", "files": written, "bytes": bytes,
+                "seconds": elapsed.as_secs_f64(), "mib_per_sec": mib_s, "files_per_sec": files_s,
+                "tier": prepared.sandbox.tier().as_str(),
+            })
+        );
+    } else {
+        println!(
+            "manifest bench: {written} files, {:.1} MiB, into a fresh {} sandbox",
+            bytes as f64 / 1048576.0,
+            prepared.sandbox.tier().as_str()
+        );
+        println!(
+            "  sandbox create + materialize   {:.2} s",
+            elapsed.as_secs_f64()
+        );
+        println!("  throughput                     {mib_s:.1} MiB/s, {files_s:.0} files/s");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `cordon bench sandbox`.
 pub async fn sandbox(
     iterations: u32,

@@ -37,6 +37,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Harness { turns, api, json }) => {
             bench::harness(turns, api, json).await
         }
+        Command::Bench(BenchCommand::Manifest { files, mib, json }) => {
+            bench::manifest(files, mib, json).await
+        }
         Command::Bench(BenchCommand::Sandbox {
             iterations,
             sandbox,
