@@ -8,6 +8,7 @@
 
 pub mod context;
 pub mod materialize;
+pub mod objects;
 pub mod schema;
 pub mod tree;
 pub mod validate;

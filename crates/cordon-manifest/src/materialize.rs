@@ -147,10 +147,25 @@ async fn entry(
                 .map_err(|err| fail(&e.path, err))?;
             Ok(receipt(digest, bytes, files))
         }
-        EntryKind::ObjectStore { .. } => Err(fail(
-            &e.path,
-            "object_store entries are not built yet in this version of cordon; copy the data in with a local_dir for now",
-        )),
+        EntryKind::ObjectStore {
+            provider,
+            bucket,
+            prefix,
+            endpoint,
+            region,
+        } => {
+            let loc = crate::objects::Location {
+                provider,
+                bucket,
+                prefix,
+                endpoint: endpoint.as_deref(),
+                region: region.as_deref(),
+            };
+            let (digest, bytes, files) = crate::objects::copy_prefix(sandbox, &e.path, &loc)
+                .await
+                .map_err(|err| fail(&e.path, err))?;
+            Ok(receipt(digest, bytes, files))
+        }
     }
 }
 
