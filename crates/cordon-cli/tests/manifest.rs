@@ -306,3 +306,96 @@ fn a_run_records_the_manifest_and_its_receipts() {
             .contains("a,b")
     );
 }
+
+#[test]
+fn grants_read_only_entries_and_pinned_git_commits() {
+    let home = tempfile::tempdir().unwrap();
+    let (g_ro, g_rw) = (home.path().join("shared-ro"), home.path().join("shared-rw"));
+    std::fs::create_dir_all(&g_ro).unwrap();
+    std::fs::create_dir_all(&g_rw).unwrap();
+    std::fs::write(g_ro.join("g.txt"), "granted").unwrap();
+    let repo = home.path().join("repo");
+    std::fs::create_dir_all(repo.join("src")).unwrap();
+    git(&repo, &["init", "-q"]);
+    std::fs::write(repo.join("src/a.rs"), "v1").unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "one"]);
+    let first = String::from_utf8(
+        std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&repo)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    std::fs::write(repo.join("src/a.rs"), "v2").unwrap();
+    git(&repo, &["commit", "-q", "-am", "two"]);
+    let manifest = home.path().join("m.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+[[grants]]
+path = "{ro}"
+mode = "ro"
+[[grants]]
+path = "{rw}"
+mode = "rw"
+
+[entries."locked.txt"]
+type = "file"
+content = "fixed"
+read_only = true
+
+[entries."free.txt"]
+type = "file"
+content = "free"
+
+[entries.lib]
+type = "git_repo"
+url = "file://{repo}"
+commit = "{first}"
+subpath = "src"
+"#,
+            ro = g_ro.display(),
+            rw = g_rw.display(),
+            repo = repo.display(),
+            first = first.trim()
+        ),
+    )
+    .unwrap();
+    let script = format!(
+        "cat {ro}/g.txt; echo; (echo x > {ro}/new) 2>/dev/null || echo RO-REFUSED; echo y > {rw}/new && echo RW-OK; \
+         (echo z > locked.txt) 2>/dev/null || echo LOCKED; echo w > free.txt && echo FREE; cat lib/a.rs; echo; ls -a lib",
+        ro = g_ro.display(),
+        rw = g_rw.display()
+    );
+    let ws = home.path().join("ws");
+    let out = cordon(home.path())
+        .args(["sandbox", "exec", "--sandbox", "namespaces", "--manifest"])
+        .arg(&manifest)
+        .arg("--workspace")
+        .arg(&ws)
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("granted\nRO-REFUSED\nRW-OK\nLOCKED\nFREE\nv1\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(".git"), "only the subpath: {stdout}");
+    assert!(!g_ro.join("new").exists());
+    assert_eq!(std::fs::read_to_string(g_rw.join("new")).unwrap(), "y\n");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("locked.txt")).unwrap(),
+        "fixed"
+    );
+    assert_eq!(std::fs::read_to_string(ws.join("free.txt")).unwrap(), "w\n");
+}

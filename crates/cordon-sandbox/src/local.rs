@@ -86,6 +86,9 @@ pub struct SandboxConfig {
     pub root: String,
     /// Host paths made visible at the same path inside, and whether writable.
     pub grants: Vec<(PathBuf, bool)>,
+    /// Workspace-relative paths mounted read-only over a writable workspace (namespaces tier;
+    /// Landlock cannot take back a right it granted on the workspace).
+    pub read_only_paths: Vec<String>,
 }
 
 impl SandboxConfig {
@@ -100,6 +103,7 @@ impl SandboxConfig {
             limits: Limits::default(),
             root: INNER_WORKSPACE.to_string(),
             grants: Vec::new(),
+            read_only_paths: Vec::new(),
         }
     }
 }
@@ -348,6 +352,22 @@ fn namespaces_command(
         "--bind"
     };
     c.arg(bind).arg(workspace).arg(&config.root);
+    for rel in &config.read_only_paths {
+        // Only paths that resolve inside the workspace: a link must not pick the mount point.
+        match std::fs::canonicalize(workspace.join(rel)) {
+            Ok(real) if real.starts_with(workspace) => {
+                c.arg("--ro-bind")
+                    .arg(&real)
+                    .arg(format!("{}/{rel}", config.root));
+            }
+            _ => {
+                return Err(SandboxError::Workspace {
+                    path: workspace.join(rel),
+                    message: "a read-only entry is missing or leads out of the workspace".into(),
+                });
+            }
+        }
+    }
     for (path, writable) in &config.grants {
         c.arg(if *writable { "--bind" } else { "--ro-bind" })
             .arg(path)

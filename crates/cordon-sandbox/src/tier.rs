@@ -36,6 +36,7 @@ impl Tier {
                 "no pid namespace: /proc is not readable at all (so tools that need it, like ps, fail); signals to outside processes are blocked by Landlock scoping",
                 "no network namespace: TCP is blocked by Landlock; UDP is not (this kernel's Landlock has no UDP rules)",
                 "same uid as cordon: inside the allowed paths, the sandbox can read whatever cordon's user can",
+                "read_only manifest entries are not enforced: Landlock cannot take back a right it granted on the workspace",
             ],
             Tier::Unconfined => {
                 &["no isolation: commands run as cordon's user, with its files and network"]

@@ -113,15 +113,28 @@ pub async fn create(args: &SandboxArgs) -> anyhow::Result<Prepared> {
             config.env.push((name.clone(), value));
         }
     }
-    let sandbox = LocalSandbox::create(config).await.map_err(|e| {
-        anyhow::Error::new(Failure {
-            code: SANDBOX_FAILED,
-            message: e.to_string(),
-            hint: Some(
-                "`cordon doctor` shows which isolation tiers work here and what is missing".into(),
-            ),
+    let start = |config: SandboxConfig| async move {
+        LocalSandbox::create(config).await.map_err(|e| {
+            anyhow::Error::new(Failure {
+                code: SANDBOX_FAILED,
+                message: e.to_string(),
+                hint: Some(
+                    "`cordon doctor` shows which isolation tiers work here and what is missing"
+                        .into(),
+                ),
+            })
         })
-    })?;
+    };
+    let read_only: Vec<String> = manifest
+        .iter()
+        .flat_map(|m| {
+            m.entries
+                .iter()
+                .filter(|e| e.read_only)
+                .map(|e| e.path.clone())
+        })
+        .collect();
+    let mut sandbox = start(config.clone()).await?;
     let materialized = match &manifest {
         None => None,
         Some(m) => {
@@ -137,6 +150,13 @@ pub async fn create(args: &SandboxArgs) -> anyhow::Result<Prepared> {
             Some((m.digest.clone(), receipts))
         }
     };
+    if !read_only.is_empty() {
+        // Read-only entries are mounted when a sandbox starts, and they exist only now: the
+        // sandbox that built them steps aside for one that mounts them read-only.
+        sandbox.stop().await;
+        config.read_only_paths = read_only;
+        sandbox = start(config).await?;
+    }
     Ok(Prepared {
         sandbox,
         materialized,
