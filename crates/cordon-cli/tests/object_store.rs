@@ -93,7 +93,7 @@ fn an_s3_prefix_is_copied_in_with_the_harness_credentials_kept_out() {
             "--",
             "sh",
             "-c",
-            "find remote -type f | sort; cat remote/a.txt remote/sub/b.txt; env",
+            "find remote -type f | sort; cat remote/a.txt remote/sub/b.txt; (echo x > remote/a.txt) 2>/dev/null || echo READ-ONLY; env",
         ])
         .timeout(Duration::from_secs(60))
         .output()
@@ -105,7 +105,7 @@ fn an_s3_prefix_is_copied_in_with_the_harness_credentials_kept_out() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.starts_with("remote/a.txt\nremote/sub/b.txt\nalphabeta"),
+        stdout.starts_with("remote/a.txt\nremote/sub/b.txt\nalphabetaREAD-ONLY\n"),
         "{stdout}"
     );
     assert!(

@@ -118,9 +118,8 @@ pub struct RawEntry {
     pub region: Option<String>,
     /// Permission bits of the entry.
     pub mode: Option<ModeValue>,
-    /// Read-only inside the sandbox.
-    #[serde(default)]
-    pub read_only: bool,
+    /// Read-only inside the sandbox (default: true for object_store entries, else false).
+    pub read_only: Option<bool>,
     /// Never captured in snapshots.
     #[serde(default)]
     pub ephemeral: bool,

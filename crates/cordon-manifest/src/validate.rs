@@ -346,7 +346,7 @@ impl Checker<'_> {
                 path: path.clone(),
                 kind,
                 mode,
-                read_only: raw.read_only,
+                read_only: raw.read_only.unwrap_or(raw.kind == EntryType::ObjectStore),
                 ephemeral: raw.ephemeral,
                 description: raw.description.clone(),
             });
