@@ -71,6 +71,13 @@ ignore = ["*.tmp"]
 type = "local_file"
 source = "README.md"
 
+[entries.cfg]
+type = "dir"
+mode = "0750"
+[entries.cfg.children."app.toml"]
+type = "file"
+content = "x = 1"
+
 [entries."AGENTS.md"]
 type = "file"
 content = "Root rules: run the tests."
@@ -149,7 +156,7 @@ fn a_manifest_builds_a_fresh_workspace_in_the_sandbox() {
         .arg(&manifest)
         .arg("--workspace")
         .arg(&ws)
-        .args(["--", "sh", "-c", "find . -path ./repo/.git -prune -o -print | sort; ./bin/run.sh; echo \"$LOG $TOKEN\"; stat -c %a bin/run.sh"])
+        .args(["--", "sh", "-c", "find . -path ./repo/.git -prune -o -print | sort; ./bin/run.sh; echo \"$LOG $TOKEN\"; stat -c %a bin/run.sh cfg"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -160,6 +167,7 @@ fn a_manifest_builds_a_fresh_workspace_in_the_sandbox() {
     );
     for path in [
         "./bin/run.sh",
+        "./cfg/app.toml",
         "./data/keep.csv",
         "./data/sub/deep.txt",
         "./docs/README.md",
@@ -172,7 +180,10 @@ fn a_manifest_builds_a_fresh_workspace_in_the_sandbox() {
         );
     }
     assert!(!stdout.contains("skip.tmp"), "ignored: {stdout}");
-    assert!(stdout.contains("ran\ndebug from-the-host\n755"), "{stdout}");
+    assert!(
+        stdout.contains("ran\ndebug from-the-host\n755\n750"),
+        "{stdout}"
+    );
 
     // Not again into the same (now full) directory.
     let again = cordon(home.path())
