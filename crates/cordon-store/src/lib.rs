@@ -19,9 +19,11 @@
 mod error;
 mod paths;
 mod runlog;
+pub mod snapshot;
 mod store;
 
 pub use error::StoreError;
-pub use paths::default_store_path;
+pub use paths::{default_snapshot_dir, default_store_path};
 pub use runlog::RunLog;
+pub use snapshot::{Snapshot, SnapshotError, SnapshotStore};
 pub use store::{RunSummary, Store};

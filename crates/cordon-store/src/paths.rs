@@ -15,3 +15,8 @@ pub fn default_store_path() -> Result<PathBuf, StoreError> {
         .ok_or(StoreError::NoHome)?;
     Ok(state.join("cordon").join("cordon.db"))
 }
+
+/// `$XDG_STATE_HOME/cordon/snapshots`, beside the default run store.
+pub fn default_snapshot_dir() -> Result<PathBuf, StoreError> {
+    Ok(default_store_path()?.with_file_name("snapshots"))
+}

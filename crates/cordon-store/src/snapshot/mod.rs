@@ -1,0 +1,226 @@
+//! Content-addressed workspace snapshots.
+//!
+//! A snapshot lists every path of a workspace with its kind, mode, and (for files) the BLAKE3
+//! hash of its content; contents are stored once each, zstd-compressed, under their hash. A
+//! snapshot taken after a small change costs in proportion to the change: files whose size,
+//! modification time and inode match the previous snapshot are not read again.
+
+mod capture;
+mod restore;
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub use capture::TakeStats;
+
+/// What a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+}
+
+/// One path of a snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Workspace-relative, `/`-separated.
+    pub path: String,
+    /// File, directory or link.
+    pub kind: Kind,
+    /// Permission bits (never setuid, setgid or sticky).
+    pub mode: u32,
+    /// Files: BLAKE3 of the content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// Files: size in bytes.
+    #[serde(default)]
+    pub size: u64,
+    /// Links: where they point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Files: modification time (ns) and inode when taken, so the next snapshot can skip the
+    /// file if neither changed. Not part of the snapshot's identity.
+    #[serde(default)]
+    pub mtime_ns: i128,
+    /// See `mtime_ns`.
+    #[serde(default)]
+    pub ino: u64,
+}
+
+/// A workspace at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// BLAKE3 of the listing (paths, kinds, modes, hashes, targets).
+    pub id: String,
+    /// When it was taken (RFC 3339, UTC).
+    pub created: String,
+    /// Every path, sorted.
+    pub entries: Vec<Entry>,
+}
+
+impl Snapshot {
+    /// Total bytes of file content.
+    pub fn bytes(&self) -> u64 {
+        self.entries.iter().map(|e| e.size).sum()
+    }
+
+    /// How many files.
+    pub fn files(&self) -> usize {
+        self.entries.iter().filter(|e| e.kind == Kind::File).count()
+    }
+}
+
+/// Why a snapshot operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Reading or writing failed.
+    #[error("{0}")]
+    Io(String),
+    /// No snapshot has this id (or prefix), or more than one does.
+    #[error("{0}")]
+    NotFound(String),
+    /// A snapshot asked for something unsafe; nothing past it was restored.
+    #[error("refusing to restore: {0}")]
+    Unsafe(String),
+    /// Stored content does not match its hash.
+    #[error("object {0} is corrupt: its content does not match its hash")]
+    Corrupt(String),
+}
+
+pub(crate) fn io(what: impl std::fmt::Display, e: std::io::Error) -> SnapshotError {
+    SnapshotError::Io(format!("{what}: {e}"))
+}
+
+/// A local directory of snapshots and their contents.
+#[derive(Debug, Clone)]
+pub struct SnapshotStore {
+    dir: PathBuf,
+}
+
+/// A stored snapshot, as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotSummary {
+    /// Its id.
+    pub id: String,
+    /// When it was taken.
+    pub created: String,
+    /// How many files.
+    pub files: usize,
+    /// Bytes of file content.
+    pub bytes: u64,
+}
+
+impl SnapshotStore {
+    /// Opens (creating) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<SnapshotStore, SnapshotError> {
+        for sub in ["objects", "snapshots"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(|e| io(dir.join(sub).display(), e))?;
+        }
+        Ok(SnapshotStore {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn object_path(&self, hash: &str) -> PathBuf {
+        self.dir
+            .join("objects")
+            .join(&hash[..2])
+            .join(format!("{hash}.zst"))
+    }
+
+    fn snapshot_path(&self, id: &str) -> PathBuf {
+        self.dir.join("snapshots").join(format!("{id}.json"))
+    }
+
+    /// The snapshot with this id, or the only one whose id starts with it.
+    pub fn load(&self, id: &str) -> Result<Snapshot, SnapshotError> {
+        let mut matches: Vec<String> = std::fs::read_dir(self.dir.join("snapshots"))
+            .map_err(|e| io("snapshots", e))?
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_suffix(".json")
+                    .map(str::to_string)
+            })
+            .filter(|s| s.starts_with(id))
+            .collect();
+        match matches.len() {
+            0 => Err(SnapshotError::NotFound(format!(
+                "no snapshot matches '{id}' (see `cordon snapshot list`)"
+            ))),
+            1 => {
+                let p = self.snapshot_path(&matches.remove(0));
+                let text = std::fs::read(&p).map_err(|e| io(p.display(), e))?;
+                serde_json::from_slice(&text)
+                    .map_err(|e| SnapshotError::Io(format!("{}: {e}", p.display())))
+            }
+            n => Err(SnapshotError::NotFound(format!(
+                "'{id}' matches {n} snapshots; give more of the id"
+            ))),
+        }
+    }
+
+    /// Every stored snapshot, newest first.
+    pub fn list(&self) -> Result<Vec<SnapshotSummary>, SnapshotError> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(self.dir.join("snapshots")).map_err(|e| io("snapshots", e))? {
+            let e = e.map_err(|e| io("snapshots", e))?;
+            let Some(id) = e
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let s = self.load(&id)?;
+            out.push(SnapshotSummary {
+                files: s.files(),
+                bytes: s.bytes(),
+                id: s.id,
+                created: s.created,
+            });
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(out)
+    }
+
+    /// Deletes stored contents that no snapshot refers to; returns how many and their bytes.
+    pub fn gc(&self) -> Result<(usize, u64), SnapshotError> {
+        let mut live = std::collections::HashSet::new();
+        for s in self.list()? {
+            for e in self.load(&s.id)?.entries {
+                live.extend(e.hash);
+            }
+        }
+        let (mut removed, mut bytes) = (0, 0);
+        for shard in std::fs::read_dir(self.dir.join("objects")).map_err(|e| io("objects", e))? {
+            let shard = shard.map_err(|e| io("objects", e))?.path();
+            for obj in std::fs::read_dir(&shard).map_err(|e| io(shard.display(), e))? {
+                let obj = obj.map_err(|e| io(shard.display(), e))?.path();
+                let hash = obj
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_string();
+                if !live.contains(&hash) {
+                    bytes += obj.metadata().map(|m| m.len()).unwrap_or(0);
+                    std::fs::remove_file(&obj).map_err(|e| io(obj.display(), e))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok((removed, bytes))
+    }
+}
