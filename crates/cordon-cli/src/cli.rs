@@ -20,6 +20,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "CORDON_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// The snapshot store (a directory). Default: $XDG_STATE_HOME/cordon/snapshots.
+    #[arg(long, global = true, env = "CORDON_SNAPSHOTS", value_name = "DIR")]
+    pub snapshots: Option<PathBuf>,
+
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -91,6 +95,10 @@ pub enum Command {
         patch: String,
     },
 
+    /// Workspace snapshots: content-addressed, incremental, restorable.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+
     /// Work with workspace manifests.
     #[command(subcommand)]
     Manifest(ManifestCommand),
@@ -101,6 +109,45 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum SnapshotCommand {
+    /// Snapshot a directory now (incremental against the newest snapshot of the store).
+    Take {
+        /// The directory.
+        dir: PathBuf,
+        /// Leave out this workspace-relative path (repeatable).
+        #[arg(long, value_name = "PATH")]
+        exclude: Vec<String>,
+        /// A JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List snapshots, newest first.
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a snapshot's paths.
+    Show {
+        /// The snapshot's id, or enough of its start to be unique.
+        id: String,
+        /// The whole snapshot as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a snapshot into an empty (or new) directory.
+    Restore {
+        /// The snapshot's id, or enough of its start to be unique.
+        id: String,
+        /// Where to restore it.
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
+    /// Delete stored contents that no snapshot refers to.
+    Gc,
 }
 
 #[derive(Subcommand)]
@@ -212,6 +259,16 @@ pub enum BenchCommand {
         /// The wire protocol to use.
         #[arg(long, value_enum, default_value_t = ApiArg::Responses)]
         api: ApiArg,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Snapshots: a workspace of mixed files (large and small); full snapshot time and
+    /// throughput, a checkpoint after a 1 MiB change, and restore time.
+    Snapshot {
+        /// The workspace's size, in MiB.
+        #[arg(long, default_value_t = 1024)]
+        mib: u32,
         /// Print the results as JSON.
         #[arg(long)]
         json: bool,

@@ -4,6 +4,7 @@ mod bench;
 mod inspect;
 mod run;
 pub mod sandbox;
+mod snapshot;
 
 use crate::cli::{BenchCommand, Cli, Command, ManifestCommand, SandboxCommand};
 use crate::exit::Failure;
@@ -37,6 +38,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Harness { turns, api, json }) => {
             bench::harness(turns, api, json).await
         }
+        Command::Bench(BenchCommand::Snapshot { mib, json }) => snapshot::bench(mib, json),
         Command::Bench(BenchCommand::Manifest { files, mib, json }) => {
             bench::manifest(files, mib, json).await
         }
@@ -60,6 +62,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Doctor { json } => sandbox::doctor(json).await,
         Command::Manifest(ManifestCommand::Check { file }) => manifest_check(&file),
+        Command::Snapshot(cmd) => snapshot::run(cmd, cli.snapshots.as_deref()),
         Command::ApplyPatch { root, patch } => apply_patch(&root, &patch),
     }
 }
