@@ -46,6 +46,8 @@ pub struct AgentFile {
     pub model_settings: ModelSettings,
     #[serde(default)]
     pub output: Option<OutputSection>,
+    #[serde(default)]
+    pub budgets: cordon_harness::Budgets,
 }
 
 /// The `[output]` section.
@@ -73,6 +75,7 @@ impl AgentFile {
                 .collect(),
             model_settings: ModelSettings::default(),
             output: None,
+            budgets: cordon_harness::Budgets::default(),
         }
     }
 
@@ -147,10 +150,12 @@ impl AgentFile {
         model_name: &str,
         origin: &str,
         sandbox_tools: &[std::sync::Arc<dyn cordon_tools::Tool>],
+        price: Option<cordon_harness::Price>,
     ) -> anyhow::Result<Agent> {
         let mut agent = Agent::new(&self.name, model, model_name)
             .instructions(&self.instructions)
-            .settings(self.model_settings);
+            .settings(self.model_settings)
+            .budgets(self.budgets, price);
         if let Some(n) = self.max_turns {
             agent = agent.max_turns(n);
         }
@@ -176,9 +181,12 @@ impl AgentFile {
                 Failure::bad_input(format!("{origin}: {e}"), "fix the schema in [output]")
             })?;
         }
-        agent
-            .check()
-            .map_err(|e| Failure::bad_input(format!("{origin}: {e}"), "list each tool once"))?;
+        agent.check().map_err(|e| {
+            Failure::bad_input(
+                format!("{origin}: {e}"),
+                format!("list each tool once; prices go in the config file as [prices.\"{model_name}\"] with input_per_mtok and output_per_mtok"),
+            )
+        })?;
         Ok(agent)
     }
 }

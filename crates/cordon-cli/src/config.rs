@@ -31,6 +31,9 @@ pub struct Config {
     /// Providers, by name; a name of a built-in one overrides it.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderEntry>,
+    /// Prices by model name (as the provider names it), for cost budgets.
+    #[serde(default)]
+    pub prices: BTreeMap<String, cordon_harness::Price>,
     #[serde(skip)]
     path: Option<PathBuf>,
 }

@@ -80,6 +80,9 @@ pub struct AgentInfo {
     /// The JSON schema the final output must match, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_schema: Option<Value>,
+    /// Budgets beyond `max_turns` (tool calls, tokens, wall time, cost), as set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budgets: Option<Value>,
 }
 
 /// A whole model response, recorded so that resume never asks for it again.
@@ -220,12 +223,13 @@ pub enum EventPayload {
     },
     /// A budget ran out; the run stops.
     BudgetExceeded {
-        /// Which budget (`max_turns`, ...).
+        /// Which budget (`max_turns`, `max_tool_calls`, `max_input_tokens`,
+        /// `max_output_tokens`, `max_wall_time_secs`, `max_cost_usd`).
         budget: String,
         /// The limit.
-        limit: u64,
-        /// How much had been used.
-        used: u64,
+        limit: f64,
+        /// How much had been used (or would have been, for a batch of tool calls).
+        used: f64,
     },
     /// The run finished with a final answer.
     RunCompleted {
@@ -485,8 +489,8 @@ mod tests {
             },
             EventPayload::BudgetExceeded {
                 budget: String::new(),
-                limit: 0,
-                used: 0,
+                limit: 0.0,
+                used: 0.0,
             },
             EventPayload::RunCompleted {
                 output: String::new(),
@@ -505,8 +509,8 @@ mod tests {
     fn payloads_round_trip_through_parts() {
         let p = EventPayload::BudgetExceeded {
             budget: "max_turns".into(),
-            limit: 3,
-            used: 3,
+            limit: 3.0,
+            used: 3.0,
         };
         let (kind, payload) = p.to_parts();
         assert_eq!(kind, "budget_exceeded");

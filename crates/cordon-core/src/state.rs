@@ -49,6 +49,15 @@ impl RunStatus {
     }
 }
 
+/// A budget figure as people read it: whole numbers plainly, others to two places.
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 /// A tool call with an intent recorded but no result yet.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PendingCall {
@@ -158,7 +167,7 @@ impl RunState {
                 format!("Your final answer must be JSON matching the required schema. It did not: {error}. Answer again."),
             )),
             EventPayload::BudgetExceeded { budget, limit, used } => {
-                self.ended_by = Some(format!("{budget} exceeded (limit {limit}, used {used})"));
+                self.ended_by = Some(format!("{budget} exceeded (limit {}, used {})", number(*limit), number(*used)));
             }
             EventPayload::RunCompleted { output, .. } => {
                 self.final_output = Some(output.clone());

@@ -27,6 +27,10 @@ pub struct Agent {
     pub max_turns: u32,
     /// The tools offered to the model.
     pub tools: Vec<Arc<dyn Tool>>,
+    /// Limits beyond `max_turns`.
+    pub budgets: crate::Budgets,
+    /// The model's price, for `max_cost_usd`.
+    pub price: Option<crate::Price>,
     pub(crate) output: Option<OutputValidator>,
 }
 
@@ -39,6 +43,11 @@ pub enum AgentError {
     /// Two tools share a name.
     #[error("two tools are named '{0}'; tool names must be unique")]
     DuplicateTool(String),
+    /// A cost budget without a price to count it with.
+    #[error(
+        "max_cost_usd needs the model's price: add it to the [prices] table of the config file"
+    )]
+    NoPrice,
 }
 
 impl Agent {
@@ -52,6 +61,8 @@ impl Agent {
             settings: ModelSettings::default(),
             max_turns: DEFAULT_MAX_TURNS,
             tools: Vec::new(),
+            budgets: crate::Budgets::default(),
+            price: None,
             output: None,
         }
     }
@@ -87,8 +98,18 @@ impl Agent {
         Ok(self)
     }
 
-    /// Checks the definition as a whole (unique tool names).
+    /// Sets limits beyond `max_turns`, and the model's price for `max_cost_usd`.
+    pub fn budgets(mut self, budgets: crate::Budgets, price: Option<crate::Price>) -> Self {
+        self.budgets = budgets;
+        self.price = price;
+        self
+    }
+
+    /// Checks the definition as a whole (unique tool names, a price for a cost budget).
     pub fn check(&self) -> Result<(), AgentError> {
+        if self.budgets.max_cost_usd.is_some() && self.price.is_none() {
+            return Err(AgentError::NoPrice);
+        }
         let mut seen = std::collections::HashSet::new();
         for t in &self.tools {
             let name = t.spec().name;
@@ -110,6 +131,8 @@ impl Agent {
             tools: self.tools.iter().map(|t| t.spec().name).collect(),
             max_turns: self.max_turns,
             output_schema: self.output.as_ref().map(|o| o.schema().clone()),
+            budgets: (!self.budgets.is_empty())
+                .then(|| serde_json::to_value(&self.budgets).unwrap_or(Value::Null)),
         }
     }
 

@@ -55,6 +55,8 @@ struct Live<'a> {
     log: RunLog,
     state: RunState,
     observer: &'a dyn RunObserver,
+    /// When the run started, from its first event: wall-time budgets count from it.
+    started: Option<time::OffsetDateTime>,
 }
 
 impl Live<'_> {
@@ -63,8 +65,37 @@ impl Live<'_> {
         let event = self.log.append(&payload).await?;
         self.state.apply(&payload);
         self.state.next_seq = event.seq + 1;
+        if self.started.is_none() {
+            self.started = time::OffsetDateTime::parse(
+                &event.ts,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok();
+        }
         self.observer.on_event(&event);
         Ok(())
+    }
+
+    /// Seconds since the run's first event.
+    fn elapsed_secs(&self) -> f64 {
+        self.started.map_or(0.0, |t| {
+            (time::OffsetDateTime::now_utc() - t)
+                .as_seconds_f64()
+                .max(0.0)
+        })
+    }
+
+    /// Records that a budget ran out.
+    async fn overrun(
+        &mut self,
+        (budget, limit, used): crate::budget::Overrun,
+    ) -> Result<(), StoreError> {
+        self.record(EventPayload::BudgetExceeded {
+            budget: budget.into(),
+            limit,
+            used,
+        })
+        .await
     }
 }
 
@@ -112,6 +143,7 @@ impl Runner {
             log: self.store.create_run(&run_id).await?,
             state: RunState::default(),
             observer: self.observer.as_ref(),
+            started: None,
         };
         live.record(EventPayload::RunStarted {
             agent: agent.info(self.client.provider().api.as_str()),
@@ -140,14 +172,15 @@ impl Runner {
         let mut hint = None;
         let mut structured = None;
         while live.state.status == RunStatus::Running {
-            if live.state.turns >= agent.max_turns {
-                let used = live.state.turns as u64;
-                live.record(EventPayload::BudgetExceeded {
-                    budget: "max_turns".into(),
-                    limit: agent.max_turns as u64,
-                    used,
-                })
-                .await?;
+            let elapsed = live.elapsed_secs();
+            if let Some(overrun) = crate::budget::before_model(
+                agent.max_turns,
+                &agent.budgets,
+                agent.price.as_ref(),
+                &live.state,
+                elapsed,
+            ) {
+                live.overrun(overrun).await?;
                 break;
             }
             let turn = live.state.turns + 1;
@@ -265,6 +298,15 @@ impl Runner {
         live: &mut Live<'_>,
         calls: Vec<ToolCall>,
     ) -> Result<(), StoreError> {
+        // A batch that would break a budget does not start at all.
+        if let Some(overrun) = crate::budget::before_tools(
+            &agent.budgets,
+            &live.state,
+            calls.len(),
+            live.elapsed_secs(),
+        ) {
+            return live.overrun(overrun).await;
+        }
         let run_id = live.log.run_id().clone();
         let mut tasks = Vec::new();
         for call in calls {

@@ -254,3 +254,168 @@ async fn a_provider_failure_is_recorded_and_reported() {
         ]
     );
 }
+
+const LOOP: &str = r#"
+[[turns]]
+tool_calls = [{ name = "calculator", arguments = { expression = "1" } }]
+usage = { input_tokens = 1000, output_tokens = 60 }
+[[turns]]
+tool_calls = [{ name = "calculator", arguments = { expression = "2" } }]
+usage = { input_tokens = 1000, output_tokens = 60 }
+[[turns]]
+tool_calls = [{ name = "calculator", arguments = { expression = "3" } }]
+usage = { input_tokens = 1000, output_tokens = 60 }
+[[turns]]
+text = "done"
+"#;
+
+async fn budget_run(
+    script: &str,
+    budgets: cordon_harness::Budgets,
+    price: Option<cordon_harness::Price>,
+) -> (cordon_harness::RunOutcome, Setup) {
+    let s = setup(script, Api::Chat).await;
+    let agent = Agent::new("t", "scripted:x", "m")
+        .tool(cordon_tools::builtin::by_name("calculator").unwrap())
+        .budgets(budgets, price);
+    let out = s.runner.run(&agent, "spend").await.unwrap();
+    (out, s)
+}
+
+#[tokio::test]
+async fn each_budget_ends_the_run_and_says_which() {
+    use cordon_harness::{Budgets, Price};
+    let (out, s) = budget_run(
+        LOOP,
+        Budgets {
+            max_output_tokens: Some(100),
+            ..Budgets::default()
+        },
+        None,
+    )
+    .await;
+    assert_eq!(out.status, RunStatus::BudgetExceeded);
+    assert_eq!(
+        out.error.as_deref(),
+        Some("max_output_tokens exceeded (limit 100, used 120)")
+    );
+    assert_eq!(
+        s.server.requests().len(),
+        2,
+        "no model call after the budget ran out"
+    );
+
+    let price = Price {
+        input_per_mtok: 1000.0,
+        cached_input_per_mtok: None,
+        output_per_mtok: 0.0,
+    };
+    let (out, _) = budget_run(
+        LOOP,
+        Budgets {
+            max_cost_usd: Some(1.5),
+            ..Budgets::default()
+        },
+        Some(price),
+    )
+    .await;
+    assert_eq!(
+        out.error.as_deref(),
+        Some("max_cost_usd exceeded (limit 1.50, used 2)")
+    );
+
+    let (out, _) = budget_run(
+        LOOP,
+        Budgets {
+            max_input_tokens: Some(3000),
+            ..Budgets::default()
+        },
+        None,
+    )
+    .await;
+    assert_eq!(
+        out.error.as_deref(),
+        Some("max_input_tokens exceeded (limit 3000, used 3000)")
+    );
+}
+
+#[tokio::test]
+async fn a_batch_of_tool_calls_that_would_break_the_budget_does_not_start() {
+    let script = r#"
+    [[turns]]
+    tool_calls = [
+      { name = "calculator", arguments = { expression = "1" } },
+      { name = "calculator", arguments = { expression = "2" } },
+      { name = "calculator", arguments = { expression = "3" } },
+    ]
+    [[turns]]
+    text = "never"
+    "#;
+    let (out, s) = budget_run(
+        script,
+        cordon_harness::Budgets {
+            max_tool_calls: Some(2),
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    assert_eq!(
+        out.error.as_deref(),
+        Some("max_tool_calls exceeded (limit 2, used 3)")
+    );
+    let events = s.runner.store().events(&out.run_id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .all(|e| e.kind != "tool_call_intent" && e.kind != "tool_result"),
+        "no call ran"
+    );
+    verify_chain(&events).unwrap();
+}
+
+#[tokio::test]
+async fn wall_time_counts_from_the_run_start() {
+    let script = r#"
+    [[turns]]
+    tool_calls = [{ name = "calculator", arguments = { expression = "1" } }]
+    delay_ms = 1200
+    [[turns]]
+    text = "never"
+    "#;
+    let (out, s) = budget_run(
+        script,
+        cordon_harness::Budgets {
+            max_wall_time_secs: Some(1),
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    assert!(
+        out.error
+            .as_deref()
+            .unwrap()
+            .starts_with("max_wall_time_secs exceeded (limit 1, used 1."),
+        "{:?}",
+        out.error
+    );
+    assert_eq!(s.server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_cost_budget_needs_a_price() {
+    let s = setup(LOOP, Api::Chat).await;
+    let agent = Agent::new("t", "scripted:x", "m").budgets(
+        cordon_harness::Budgets {
+            max_cost_usd: Some(1.0),
+            ..Default::default()
+        },
+        None,
+    );
+    let err = s.runner.run(&agent, "x").await.unwrap_err().to_string();
+    assert!(
+        err.contains("max_cost_usd needs the model's price"),
+        "{err}"
+    );
+}

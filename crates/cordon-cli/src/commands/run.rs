@@ -53,7 +53,14 @@ pub async fn run(
         sandbox_tools.push(cordon_tools::patch::ApplyPatch::new(sb.clone()));
         sandbox_tools.push(cordon_tools::image::view_image(sb.clone()));
     }
-    let mut agent = file.into_agent(schema, &spec, &model.model_name, &origin, &sandbox_tools)?;
+    let mut agent = file.into_agent(
+        schema,
+        &spec,
+        &model.model_name,
+        &origin,
+        &sandbox_tools,
+        config.prices.get(&model.model_name).copied(),
+    )?;
     if let Some(n) = args.max_turns {
         agent = agent.max_turns(n);
     }
@@ -98,7 +105,9 @@ pub async fn run(
         RunStatus::Completed => ExitCode::SUCCESS,
         RunStatus::BudgetExceeded => {
             eprintln!("error: {}", out.error.unwrap_or_default());
-            eprintln!("  hint: raise max_turns in the agent file, or pass --max-turns");
+            eprintln!(
+                "  hint: raise it in the agent file (max_turns, or [budgets]); --max-turns raises max_turns"
+            );
             ExitCode::from(exit::BUDGET_EXCEEDED)
         }
         RunStatus::Failed | RunStatus::Running => {

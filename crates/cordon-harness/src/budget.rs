@@ -1,0 +1,160 @@
+//! Budgets: limits on what one run may spend, counted from its log (so they survive a
+//! resume) and checked before each model call and each batch of tool calls.
+
+use cordon_core::{RunState, Usage};
+use serde::{Deserialize, Serialize};
+
+/// Limits beyond `max_turns`. Unset means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budgets {
+    /// Tool calls in the whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tool_calls: Option<u64>,
+    /// Input tokens over all model calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_input_tokens: Option<u64>,
+    /// Output tokens over all model calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u64>,
+    /// Seconds since the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wall_time_secs: Option<u64>,
+    /// US dollars, from usage and the model's price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
+}
+
+impl Budgets {
+    /// Whether any limit is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Budgets::default()
+    }
+}
+
+/// What a model costs, in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Per million input tokens.
+    pub input_per_mtok: f64,
+    /// Per million cached input tokens (default: the input price).
+    #[serde(default)]
+    pub cached_input_per_mtok: Option<f64>,
+    /// Per million output tokens.
+    pub output_per_mtok: f64,
+}
+
+impl Price {
+    /// The cost of `usage`, in US dollars.
+    pub fn cost(&self, u: &Usage) -> f64 {
+        let cached = u.cached_input_tokens.min(u.input_tokens);
+        let fresh = u.input_tokens - cached;
+        (fresh as f64 * self.input_per_mtok
+            + cached as f64 * self.cached_input_per_mtok.unwrap_or(self.input_per_mtok)
+            + u.output_tokens as f64 * self.output_per_mtok)
+            / 1_000_000.0
+    }
+}
+
+/// A budget that ran out: its name, its limit, what was used.
+pub type Overrun = (&'static str, f64, f64);
+
+/// The first budget used up before another model call, if any.
+pub fn before_model(
+    max_turns: u32,
+    b: &Budgets,
+    price: Option<&Price>,
+    state: &RunState,
+    elapsed_secs: f64,
+) -> Option<Overrun> {
+    let checks: [(&'static str, Option<f64>, f64); 5] = [
+        ("max_turns", Some(max_turns as f64), state.turns as f64),
+        (
+            "max_input_tokens",
+            b.max_input_tokens.map(|v| v as f64),
+            state.usage.input_tokens as f64,
+        ),
+        (
+            "max_output_tokens",
+            b.max_output_tokens.map(|v| v as f64),
+            state.usage.output_tokens as f64,
+        ),
+        (
+            "max_wall_time_secs",
+            b.max_wall_time_secs.map(|v| v as f64),
+            elapsed_secs,
+        ),
+        (
+            "max_cost_usd",
+            b.max_cost_usd,
+            price.map_or(0.0, |p| p.cost(&state.usage)),
+        ),
+    ];
+    checks
+        .into_iter()
+        .find_map(|(name, limit, used)| limit.filter(|l| used >= *l).map(|l| (name, l, used)))
+}
+
+/// The budget a batch of `calls` tool calls would break, if any.
+pub fn before_tools(
+    b: &Budgets,
+    state: &RunState,
+    calls: usize,
+    elapsed_secs: f64,
+) -> Option<Overrun> {
+    if let Some(max) = b.max_tool_calls {
+        let after = state.tool_calls as u64 + calls as u64;
+        if after > max {
+            return Some(("max_tool_calls", max as f64, after as f64));
+        }
+    }
+    b.max_wall_time_secs
+        .filter(|l| elapsed_secs >= *l as f64)
+        .map(|l| ("max_wall_time_secs", l as f64, elapsed_secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_counts_cached_input_at_its_own_price() {
+        let p = Price {
+            input_per_mtok: 2.0,
+            cached_input_per_mtok: Some(0.5),
+            output_per_mtok: 8.0,
+        };
+        let u = Usage {
+            input_tokens: 1_000_000,
+            cached_input_tokens: 500_000,
+            output_tokens: 250_000,
+            reasoning_tokens: 0,
+        };
+        assert!((p.cost(&u) - (1.0 + 0.25 + 2.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_first_budget_used_up_is_named() {
+        let mut s = RunState::default();
+        s.usage.output_tokens = 120;
+        let b = Budgets {
+            max_output_tokens: Some(100),
+            ..Budgets::default()
+        };
+        assert_eq!(
+            before_model(10, &b, None, &s, 0.0),
+            Some(("max_output_tokens", 100.0, 120.0))
+        );
+        s.tool_calls = 3;
+        let b = Budgets {
+            max_tool_calls: Some(4),
+            ..Budgets::default()
+        };
+        assert_eq!(
+            before_tools(&b, &s, 2, 0.0),
+            Some(("max_tool_calls", 4.0, 5.0))
+        );
+        assert_eq!(before_tools(&b, &s, 1, 0.0), None);
+    }
+}
