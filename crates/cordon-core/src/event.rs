@@ -216,6 +216,15 @@ pub enum EventPayload {
         /// How long it took.
         duration_ms: u64,
     },
+    /// The workspace was snapshotted after tool calls that may have changed it.
+    Checkpoint {
+        /// The snapshot's id in the snapshot store.
+        snapshot_id: String,
+        /// Files read to take it (the rest were unchanged).
+        files_read: u64,
+        /// Bytes read to take it.
+        bytes_read: u64,
+    },
     /// The model's final output did not match the required schema; it is asked again.
     OutputInvalid {
         /// Why validation failed.
@@ -258,6 +267,7 @@ impl EventPayload {
             EventPayload::ModelResponse { .. } => "model_response",
             EventPayload::ToolCallIntent { .. } => "tool_call_intent",
             EventPayload::ToolResult { .. } => "tool_result",
+            EventPayload::Checkpoint { .. } => "checkpoint",
             EventPayload::OutputInvalid { .. } => "output_invalid",
             EventPayload::BudgetExceeded { .. } => "budget_exceeded",
             EventPayload::RunCompleted { .. } => "run_completed",

@@ -90,6 +90,8 @@ pub struct RunState {
     pub final_output: Option<String>,
     /// The error or budget that ended the run, if one did.
     pub ended_by: Option<String>,
+    /// The newest checkpoint's snapshot id.
+    pub last_checkpoint: Option<String>,
     /// Sequence number of the next event.
     pub next_seq: u64,
 }
@@ -106,6 +108,7 @@ impl Default for RunState {
             pending: Vec::new(),
             final_output: None,
             ended_by: None,
+            last_checkpoint: None,
             next_seq: 0,
         }
     }
@@ -134,6 +137,7 @@ impl RunState {
             EventPayload::ModelRequest { .. }
             | EventPayload::ModelRetry { .. }
             | EventPayload::WorkspaceMaterialized { .. } => {}
+            EventPayload::Checkpoint { snapshot_id, .. } => self.last_checkpoint = Some(snapshot_id.clone()),
             EventPayload::ModelResponse { response, .. } => {
                 self.turns += 1;
                 self.usage.add(&response.usage);

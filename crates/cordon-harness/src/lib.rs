@@ -26,12 +26,14 @@
 
 mod agent;
 pub mod budget;
+mod checkpoint;
 mod observer;
 mod output;
 mod runner;
 
 pub use agent::{Agent, AgentError};
 pub use budget::{Budgets, Price};
+pub use checkpoint::{CheckpointInfo, Checkpointer};
 pub use cordon_tools::{FunctionTool, Tool, ToolContext, ToolError, ToolOutput};
 pub use observer::RunObserver;
 pub use runner::{RunError, RunOutcome, Runner};

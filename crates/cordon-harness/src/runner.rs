@@ -48,6 +48,7 @@ pub struct Runner {
     observer: Arc<dyn RunObserver>,
     sandbox: Option<Value>,
     workspace: Option<(String, Value)>,
+    checkpointer: Option<Arc<dyn crate::Checkpointer>>,
 }
 
 /// One run in progress: its log, its folded state, and who watches.
@@ -108,6 +109,7 @@ impl Runner {
             observer: Arc::new(Silent),
             sandbox: None,
             workspace: None,
+            checkpointer: None,
         }
     }
 
@@ -127,6 +129,12 @@ impl Runner {
     /// receipts.
     pub fn workspace_receipts(mut self, manifest_digest: String, receipts: Value) -> Self {
         self.workspace = Some((manifest_digest, receipts));
+        self
+    }
+
+    /// Checkpoints the workspace after tool calls that may have changed it.
+    pub fn checkpointer(mut self, c: Arc<dyn crate::Checkpointer>) -> Self {
+        self.checkpointer = Some(c);
         self
     }
 
@@ -308,6 +316,11 @@ impl Runner {
             return live.overrun(overrun).await;
         }
         let run_id = live.log.run_id().clone();
+        let changed = calls.iter().any(|c| {
+            agent
+                .find_tool(&c.name)
+                .is_some_and(|t| t.changes_workspace())
+        });
         let mut tasks = Vec::new();
         for call in calls {
             let idempotency_key = format!("{run_id}/{}", call.call_id);
@@ -363,6 +376,22 @@ impl Runner {
                 duration_ms: elapsed.as_millis() as u64,
             })
             .await?;
+        }
+        // One checkpoint for the whole batch, if any of its calls may have changed the files.
+        if changed && let Some(c) = &self.checkpointer {
+            match c.checkpoint().await {
+                Ok(info) => {
+                    live.record(EventPayload::Checkpoint {
+                        snapshot_id: info.snapshot_id,
+                        files_read: info.files_read,
+                        bytes_read: info.bytes_read,
+                    })
+                    .await?
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "checkpoint failed; the run goes on without it")
+                }
+            }
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ use std::marker::PhantomData;
 pub struct FunctionTool<A, F> {
     spec: ToolSpec,
     f: F,
+    changes_workspace: bool,
     args: PhantomData<fn(A)>,
 }
 
@@ -23,11 +24,18 @@ where
     Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
     O: Into<ToolOutput>,
 {
+    /// Marks the tool as one whose calls may change the workspace (checkpoints follow them).
+    pub fn changing_workspace(mut self) -> Self {
+        self.changes_workspace = true;
+        self
+    }
+
     /// A function tool named `name` that runs `f` on the parsed arguments.
     pub fn new(name: &str, description: &str, f: F) -> Self {
         FunctionTool {
             spec: ToolSpec::function(name, description, parameters_schema::<A>()),
             f,
+            changes_workspace: false,
             args: PhantomData,
         }
     }
@@ -42,6 +50,10 @@ where
 {
     fn spec(&self) -> ToolSpec {
         self.spec.clone()
+    }
+
+    fn changes_workspace(&self) -> bool {
+        self.changes_workspace
     }
 
     fn call<'a>(&'a self, _ctx: &'a ToolContext, input: &'a str) -> ToolFuture<'a> {

@@ -113,7 +113,8 @@ impl ShellTools {
                     let tools = exec.clone();
                     async move { tools.exec(a).await }
                 },
-            )),
+            )
+            .changing_workspace()),
             Arc::new(FunctionTool::new(
                 "write_stdin",
                 "Writes characters to a running exec_command session's standard input (or nothing, to wait for more output) and returns what it printed since.",
@@ -121,7 +122,8 @@ impl ShellTools {
                     let tools = write.clone();
                     async move { tools.write(a).await }
                 },
-            )),
+            )
+            .changing_workspace()),
         ]
     }
 

@@ -53,6 +53,11 @@ pub trait Tool: Send + Sync {
     /// What the model is told about the tool.
     fn spec(&self) -> ToolSpec;
 
+    /// Whether a call may change the workspace, so that a checkpoint should follow it.
+    fn changes_workspace(&self) -> bool {
+        false
+    }
+
     /// Runs one call with the model's exact input (JSON arguments for a function tool,
     /// free text for a custom tool) and returns what the model reads.
     fn call<'a>(&'a self, ctx: &'a ToolContext, input: &'a str) -> ToolFuture<'a>;

@@ -15,7 +15,15 @@ use std::process::ExitCode;
 /// Runs the command the user asked for.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => run::run(args, cli.store.as_deref(), cli.config.as_deref()).await,
+        Command::Run(args) => {
+            run::run(
+                args,
+                cli.store.as_deref(),
+                cli.config.as_deref(),
+                cli.snapshots.as_deref(),
+            )
+            .await
+        }
         Command::Runs {
             status,
             limit,

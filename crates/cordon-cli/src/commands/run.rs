@@ -19,6 +19,7 @@ pub async fn run(
     args: RunArgs,
     store: Option<&Path>,
     config: Option<&Path>,
+    snapshots: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
     let (file, schema, origin) = match &args.agent {
@@ -45,6 +46,18 @@ pub async fn run(
         None
     };
     let materialized = prepared.as_ref().and_then(|p| p.materialized.clone());
+    let checkpoints = match &prepared {
+        Some(p) => Some(Arc::new(SnapshotCheckpointer {
+            store: cordon_store::SnapshotStore::open(&match snapshots {
+                Some(d) => d.to_path_buf(),
+                None => cordon_store::default_snapshot_dir()?,
+            })?,
+            dir: p.workspace.clone(),
+            exclude: p.ephemeral.clone(),
+            previous: std::sync::Mutex::new(None),
+        })),
+        None => None,
+    };
     let sandbox = prepared.map(|p| Arc::new(p.sandbox));
     let mut sandbox_tools: Vec<Arc<dyn cordon_tools::Tool>> = Vec::new();
     if let Some(sb) = &sandbox {
@@ -78,6 +91,9 @@ pub async fn run(
     let mut runner = Runner::new(client, store).observer(observer);
     if let Some((digest, receipts)) = materialized {
         runner = runner.workspace_receipts(digest, serde_json::to_value(receipts)?);
+    }
+    if let Some(c) = checkpoints {
+        runner = runner.checkpointer(c);
     }
     if let Some(sb) = &sandbox {
         runner = runner.sandbox_info(serde_json::json!({
@@ -119,4 +135,43 @@ pub async fn run(
             ExitCode::from(exit::RUN_FAILED)
         }
     })
+}
+
+/// Checkpoints a run's workspace into the snapshot store, each incremental to the last.
+struct SnapshotCheckpointer {
+    store: cordon_store::SnapshotStore,
+    dir: std::path::PathBuf,
+    exclude: Vec<String>,
+    previous: std::sync::Mutex<Option<cordon_store::Snapshot>>,
+}
+
+impl cordon_harness::Checkpointer for SnapshotCheckpointer {
+    fn checkpoint(
+        &self,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<cordon_harness::CheckpointInfo, String>>
+                + Send
+                + '_,
+        >,
+    > {
+        Box::pin(async move {
+            let previous = self.previous.lock().expect("checkpoint lock").clone();
+            let (store, dir, exclude) =
+                (self.store.clone(), self.dir.clone(), self.exclude.clone());
+            // Reading the workspace is blocking work: off the runtime's threads.
+            let (snap, stats) =
+                tokio::task::spawn_blocking(move || store.take(&dir, &exclude, previous.as_ref()))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+            let info = cordon_harness::CheckpointInfo {
+                snapshot_id: snap.id.clone(),
+                files_read: stats.files_read,
+                bytes_read: stats.bytes_read,
+            };
+            *self.previous.lock().expect("checkpoint lock") = Some(snap);
+            Ok(info)
+        })
+    }
 }

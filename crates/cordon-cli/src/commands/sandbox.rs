@@ -33,6 +33,10 @@ pub fn supervisor() -> anyhow::Result<SupervisorCommand> {
 pub struct Prepared {
     /// The sandbox.
     pub sandbox: LocalSandbox,
+    /// The workspace's directory on this host.
+    pub workspace: std::path::PathBuf,
+    /// Workspace paths never captured in checkpoints (the manifest's ephemeral entries).
+    pub ephemeral: Vec<String>,
     /// The manifest's digest and the receipts of what it put in the workspace.
     pub materialized: Option<(String, Vec<cordon_manifest::Receipt>)>,
 }
@@ -157,8 +161,19 @@ pub async fn create(args: &SandboxArgs) -> anyhow::Result<Prepared> {
         config.read_only_paths = read_only;
         sandbox = start(config).await?;
     }
+    let ephemeral = manifest
+        .iter()
+        .flat_map(|m| {
+            m.entries
+                .iter()
+                .filter(|e| e.ephemeral)
+                .map(|e| e.path.clone())
+        })
+        .collect();
     Ok(Prepared {
         sandbox,
+        workspace,
+        ephemeral,
         materialized,
     })
 }

@@ -48,6 +48,10 @@ impl Tool for ApplyPatch {
         )
     }
 
+    fn changes_workspace(&self) -> bool {
+        true
+    }
+
     fn call<'a>(&'a self, _ctx: &'a ToolContext, input: &'a str) -> ToolFuture<'a> {
         Box::pin(async move {
             apply_in_sandbox(self.sandbox.as_ref(), input)

@@ -1,0 +1,82 @@
+//! Checkpoints during a run: after tool calls that may change the workspace, and restorable.
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+#[test]
+fn a_run_checkpoints_after_workspace_changes_and_each_restores() {
+    let home = tempfile::tempdir().unwrap();
+    let ws = home.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let script = home.path().join("s.toml");
+    std::fs::write(
+        &script,
+        r#"
+[[turns]]
+tool_calls = [{ name = "exec_command", arguments = { cmd = "printf 'a\n' > f.txt" } }]
+[[turns]]
+tool_calls = [{ name = "calculator", arguments = { expression = "1+1" } }]
+[[turns]]
+tool_calls = [{ name = "apply_patch", input = "*** Begin Patch\n*** Update File: f.txt\n-a\n+b\n*** End Patch\n" }]
+[[turns]]
+text = "done"
+"#,
+    )
+    .unwrap();
+    let snapshots = home.path().join("snaps");
+    let out = Command::cargo_bin("cordon")
+        .unwrap()
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("CORDON_STORE", home.path().join("runs.db"))
+        .env("CORDON_SNAPSHOTS", &snapshots)
+        .args(["run", "--json", "--workspace"])
+        .arg(&ws)
+        .arg("--model")
+        .arg(format!("scripted:{}", script.display()))
+        .arg("edit")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let checkpoints: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "checkpoint")
+        .collect();
+    assert_eq!(
+        checkpoints.len(),
+        2,
+        "after exec_command and apply_patch, not after calculator"
+    );
+    assert_eq!(checkpoints[1]["payload"]["files_read"], 1, "incremental");
+    let after_tool = |i: usize| {
+        events[events.iter().position(|e| e == checkpoints[i]).unwrap() - 1]["kind"].clone()
+    };
+    assert_eq!(
+        after_tool(0),
+        "tool_result",
+        "a checkpoint follows its batch's results"
+    );
+
+    for (cp, expected) in checkpoints.iter().zip(["a\n", "b\n"]) {
+        let id = cp["payload"]["snapshot_id"].as_str().unwrap();
+        let to = home.path().join(format!("restored-{expected}").trim());
+        let r = Command::cargo_bin("cordon")
+            .unwrap()
+            .env("CORDON_SNAPSHOTS", &snapshots)
+            .args(["snapshot", "restore", id, "--to"])
+            .arg(&to)
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        assert_eq!(std::fs::read_to_string(to.join("f.txt")).unwrap(), expected);
+    }
+}
