@@ -43,6 +43,27 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
 
+    /// Continue a run that stopped: after a crash, a provider failure, or a budget.
+    ///
+    /// The workspace comes back from the run's last checkpoint, in a fresh sandbox; a model
+    /// response already recorded is never requested again.
+    Resume {
+        /// The run's id, or enough of its start to be unique.
+        run: String,
+        /// Raise the limit on model calls (for a run stopped by max_turns).
+        #[arg(long, value_name = "N")]
+        max_turns: Option<u32>,
+        /// Print the new events as JSON Lines instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Where to restore the workspace (empty or new), and the tier.
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+        /// Kill any one command the model runs after this many seconds.
+        #[arg(long, default_value_t = 1800, value_name = "SECS")]
+        command_timeout: u64,
+    },
+
     /// List runs, newest first.
     Runs {
         /// Only runs with this status.

@@ -240,6 +240,16 @@ pub enum EventPayload {
         /// How much had been used (or would have been, for a batch of tool calls).
         used: f64,
     },
+    /// The run was picked up again (after a crash, a failure or a budget), in a fresh sandbox
+    /// restored from its last checkpoint.
+    RunResumed {
+        /// The checkpoint the workspace was restored from, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_checkpoint: Option<String>,
+        /// Budgets raised for the rest of the run, as given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        raised: Option<Value>,
+    },
     /// The run finished with a final answer.
     RunCompleted {
         /// The final answer's text.
@@ -270,6 +280,7 @@ impl EventPayload {
             EventPayload::Checkpoint { .. } => "checkpoint",
             EventPayload::OutputInvalid { .. } => "output_invalid",
             EventPayload::BudgetExceeded { .. } => "budget_exceeded",
+            EventPayload::RunResumed { .. } => "run_resumed",
             EventPayload::RunCompleted { .. } => "run_completed",
             EventPayload::RunFailed { .. } => "run_failed",
         }

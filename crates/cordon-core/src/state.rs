@@ -22,7 +22,7 @@ impl RunStatus {
     /// Listings use this to derive a run's status from its last such event.
     pub fn after_kind(kind: &str) -> Option<RunStatus> {
         match kind {
-            "run_started" => Some(RunStatus::Running),
+            "run_started" | "run_resumed" => Some(RunStatus::Running),
             "run_completed" => Some(RunStatus::Completed),
             "run_failed" => Some(RunStatus::Failed),
             "budget_exceeded" => Some(RunStatus::BudgetExceeded),
@@ -31,8 +31,9 @@ impl RunStatus {
     }
 
     /// Every event kind that changes a run's status.
-    pub const CHANGING_KINDS: [&'static str; 4] = [
+    pub const CHANGING_KINDS: [&'static str; 5] = [
         "run_started",
+        "run_resumed",
         "run_completed",
         "run_failed",
         "budget_exceeded",
@@ -136,7 +137,8 @@ impl RunState {
             EventPayload::UserInput { text } => self.items.push(Item::text(Role::User, text.clone())),
             EventPayload::ModelRequest { .. }
             | EventPayload::ModelRetry { .. }
-            | EventPayload::WorkspaceMaterialized { .. } => {}
+            | EventPayload::WorkspaceMaterialized { .. }
+            | EventPayload::RunResumed { .. } => {}
             EventPayload::Checkpoint { snapshot_id, .. } => self.last_checkpoint = Some(snapshot_id.clone()),
             EventPayload::ModelResponse { response, .. } => {
                 self.turns += 1;
@@ -180,6 +182,27 @@ impl RunState {
                 self.ended_by = Some(error.clone());
             }
         }
+    }
+
+    /// Tool calls the model asked for that have neither an intent nor a result: the run
+    /// stopped between recording the model's answer and starting its calls.
+    pub fn unstarted_calls(&self) -> Vec<crate::ToolCall> {
+        let answered: std::collections::HashSet<&str> = self
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::ToolResult(r) => Some(r.call_id.as_str()),
+                _ => None,
+            })
+            .chain(self.pending.iter().map(|p| p.call_id.as_str()))
+            .collect();
+        self.items
+            .iter()
+            .filter_map(|i| match i {
+                Item::ToolCall(c) if !answered.contains(c.call_id.as_str()) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The kind of the call with this id, as the model made it.

@@ -39,6 +39,12 @@ pub enum RunError {
     /// The agent definition is unusable.
     #[error(transparent)]
     Agent(#[from] crate::AgentError),
+    /// The run's log does not fold into a state.
+    #[error("the run log does not make sense: {0}")]
+    Corrupt(String),
+    /// There is nothing to resume.
+    #[error("run {0} has completed; there is nothing to resume")]
+    Finished(String),
 }
 
 /// Runs agents against one model client, recording into one store.
@@ -298,8 +304,7 @@ impl Runner {
         Ok(())
     }
 
-    /// Records every call's intent, runs them all at once, then records each result in
-    /// the model's order.
+    /// Records every call's intent, then runs them all at once (see [`Runner::execute`]).
     async fn run_tools(
         &self,
         agent: &Agent,
@@ -316,30 +321,44 @@ impl Runner {
             return live.overrun(overrun).await;
         }
         let run_id = live.log.run_id().clone();
+        for call in &calls {
+            live.record(EventPayload::ToolCallIntent {
+                call_id: call.call_id.clone(),
+                tool: call.name.clone(),
+                arguments: call.input.clone(),
+                idempotency_key: format!("{run_id}/{}", call.call_id),
+            })
+            .await?;
+        }
+        self.execute(agent, live, calls).await
+    }
+
+    /// Runs calls whose intents are recorded, concurrently, each in its own task (a panic stays
+    /// in its call); records each result in the model's order; then one checkpoint for the
+    /// batch if any call may have changed the workspace.
+    async fn execute(
+        &self,
+        agent: &Agent,
+        live: &mut Live<'_>,
+        calls: Vec<ToolCall>,
+    ) -> Result<(), StoreError> {
+        let run_id = live.log.run_id().clone();
         let changed = calls.iter().any(|c| {
             agent
                 .find_tool(&c.name)
                 .is_some_and(|t| t.changes_workspace())
         });
+        let available: Vec<String> = agent.tools.iter().map(|t| t.spec().name).collect();
         let mut tasks = Vec::new();
         for call in calls {
-            let idempotency_key = format!("{run_id}/{}", call.call_id);
-            live.record(EventPayload::ToolCallIntent {
-                call_id: call.call_id.clone(),
-                tool: call.name.clone(),
-                arguments: call.input.clone(),
-                idempotency_key: idempotency_key.clone(),
-            })
-            .await?;
             let ctx = ToolContext {
                 run_id: run_id.clone(),
                 call_id: call.call_id.clone(),
-                idempotency_key,
+                idempotency_key: format!("{run_id}/{}", call.call_id),
             };
             let tool = agent.find_tool(&call.name).cloned();
-            let available: Vec<String> = agent.tools.iter().map(|t| t.spec().name).collect();
+            let available = available.clone();
             let (name, input) = (call.name.clone(), call.input.clone());
-            // Each call runs in its own task: concurrently, and a panic stays in its call.
             let handle = tokio::spawn(async move {
                 let started = Instant::now();
                 let result = match &tool {
@@ -377,7 +396,6 @@ impl Runner {
             })
             .await?;
         }
-        // One checkpoint for the whole batch, if any of its calls may have changed the files.
         if changed && let Some(c) = &self.checkpointer {
             match c.checkpoint().await {
                 Ok(info) => {
@@ -394,5 +412,69 @@ impl Runner {
             }
         }
         Ok(())
+    }
+
+    /// Continues a run that stopped: after a crash (its log simply ends), a provider failure,
+    /// or a budget (raise it first). The caller has restored the workspace from
+    /// `from_checkpoint`. A recorded model response is never requested again: calls it asked
+    /// for that never started run now. A call that was running when the run stopped is run
+    /// again if its tool cannot change the workspace; otherwise the model is told it was
+    /// interrupted and its effects rolled back with the workspace.
+    pub async fn resume(
+        &self,
+        agent: &Agent,
+        run_id: &RunId,
+        from_checkpoint: Option<String>,
+        raised: Option<Value>,
+    ) -> Result<RunOutcome, RunError> {
+        agent.check()?;
+        let events = self.store.events(run_id).await?;
+        let state =
+            RunState::fold(&events).map_err(|e| RunError::Corrupt(format!("run {run_id}: {e}")))?;
+        if state.status == RunStatus::Completed {
+            return Err(RunError::Finished(run_id.to_string()));
+        }
+        let started = events.first().and_then(|e| {
+            time::OffsetDateTime::parse(&e.ts, &time::format_description::well_known::Rfc3339).ok()
+        });
+        let mut live = Live {
+            log: self.store.open_run(run_id).await?,
+            state,
+            observer: self.observer.as_ref(),
+            started,
+        };
+        live.record(EventPayload::RunResumed {
+            from_checkpoint,
+            raised,
+        })
+        .await?;
+        for p in live.state.pending.clone() {
+            let call = live.state.items.iter().find_map(|i| match i {
+                cordon_core::Item::ToolCall(c) if c.call_id == p.call_id => Some(c.clone()),
+                _ => None,
+            });
+            let safe = agent
+                .find_tool(&p.tool)
+                .is_some_and(|t| !t.changes_workspace());
+            match call {
+                Some(call) if safe => self.execute(agent, &mut live, vec![call]).await?,
+                _ => {
+                    live.record(EventPayload::ToolResult {
+                        call_id: p.call_id.clone(),
+                        tool: p.tool.clone(),
+                        output: "error: interrupted: this call was running when the run stopped. The workspace was restored to the last checkpoint, which undid whatever the call (and any other call since that checkpoint) had changed. Run it again if it is still needed.".into(),
+                        images: Vec::new(),
+                        is_error: true,
+                        duration_ms: 0,
+                    })
+                    .await?
+                }
+            }
+        }
+        let unstarted = live.state.unstarted_calls();
+        if !unstarted.is_empty() {
+            self.run_tools(agent, &mut live, unstarted).await?;
+        }
+        self.drive(agent, &mut live).await
     }
 }

@@ -419,3 +419,78 @@ async fn a_cost_budget_needs_a_price() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn resume_runs_calls_a_recorded_response_asked_for_without_asking_again() {
+    use cordon_core::{CallKind, EventPayload, Item, ModelResponse, RunId, ToolCall};
+    // The log ends right after the model's answer: its call never started.
+    let s = setup("[[turns]]\ntext = \"2 + 2 = 4\"\n", Api::Chat).await;
+    let agent = Agent::new("t", "scripted:x", "m")
+        .tool(cordon_tools::builtin::by_name("calculator").unwrap());
+    let run = RunId::new();
+    let mut log = s.runner.store().create_run(&run).await.unwrap();
+    let call = ToolCall {
+        call_id: "c1".into(),
+        name: "calculator".into(),
+        kind: CallKind::Function,
+        input: r#"{"expression": "2+2"}"#.into(),
+        id: None,
+    };
+    for e in [
+        EventPayload::RunStarted {
+            agent: agent.info("chat"),
+            cordon_version: "test".into(),
+            manifest_digest: None,
+            policy_digest: None,
+            sandbox: None,
+        },
+        EventPayload::UserInput { text: "add".into() },
+        EventPayload::ModelRequest {
+            turn: 1,
+            input_items: 1,
+        },
+        EventPayload::ModelResponse {
+            turn: 1,
+            response: ModelResponse {
+                items: vec![Item::ToolCall(call)],
+                ..ModelResponse::default()
+            },
+        },
+    ] {
+        log.append(&e).await.unwrap();
+    }
+    let out = s.runner.resume(&agent, &run, None, None).await.unwrap();
+    assert_eq!(out.status, RunStatus::Completed);
+    assert_eq!(
+        s.server.requests().len(),
+        1,
+        "turn 1 was not requested again"
+    );
+    let events = s.runner.store().events(&run).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        &kinds[4..],
+        [
+            "run_resumed",
+            "tool_call_intent",
+            "tool_result",
+            "model_request",
+            "model_response",
+            "run_completed"
+        ]
+    );
+    assert!(
+        s.server.requests()[0].body.to_string().contains("\"4\""),
+        "the result went to the model"
+    );
+    verify_chain(&events).unwrap();
+    // A completed run is not resumed.
+    assert!(
+        s.runner
+            .resume(&agent, &run, None, None)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("completed")
+    );
+}

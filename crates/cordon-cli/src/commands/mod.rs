@@ -2,6 +2,7 @@
 
 mod bench;
 mod inspect;
+mod resume;
 mod run;
 pub mod sandbox;
 mod snapshot;
@@ -23,6 +24,20 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 cli.snapshots.as_deref(),
             )
             .await
+        }
+        Command::Resume {
+            run,
+            max_turns,
+            json,
+            sandbox,
+            command_timeout,
+        } => {
+            let paths = (
+                cli.store.as_deref(),
+                cli.config.as_deref(),
+                cli.snapshots.as_deref(),
+            );
+            resume::resume(&run, max_turns, json, &sandbox, command_timeout, paths).await
         }
         Command::Runs {
             status,

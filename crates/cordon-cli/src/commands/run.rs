@@ -58,20 +58,18 @@ pub async fn run(
         })),
         None => None,
     };
+    let host_workspace = prepared.as_ref().map(|p| p.workspace.display().to_string());
     let sandbox = prepared.map(|p| Arc::new(p.sandbox));
-    let mut sandbox_tools: Vec<Arc<dyn cordon_tools::Tool>> = Vec::new();
-    if let Some(sb) = &sandbox {
-        sandbox_tools
-            .extend(ShellTools::new(sb.clone(), Duration::from_secs(args.command_timeout)).tools());
-        sandbox_tools.push(cordon_tools::patch::ApplyPatch::new(sb.clone()));
-        sandbox_tools.push(cordon_tools::image::view_image(sb.clone()));
-    }
+    let tools = sandbox
+        .as_ref()
+        .map(|sb| sandbox_tools(sb, args.command_timeout))
+        .unwrap_or_default();
     let mut agent = file.into_agent(
         schema,
         &spec,
         &model.model_name,
         &origin,
-        &sandbox_tools,
+        &tools,
         config.prices.get(&model.model_name).copied(),
     )?;
     if let Some(n) = args.max_turns {
@@ -99,12 +97,17 @@ pub async fn run(
         runner = runner.sandbox_info(serde_json::json!({
             "tier": sb.tier().as_str(),
             "workspace": sb.workspace(),
+            "host_workspace": host_workspace,
             "confinement": sb.confinement(),
             "limits": sb.tier().limits(),
         }));
     }
     let out = runner.run(&agent, &args.task).await?;
+    Ok(finish(&out, args.json))
+}
 
+/// Prints how a run ended (unless `json`) and gives its exit code.
+pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
     let s = &out.state;
     let summary = format!(
         "run {} {} · {} turns · {} tool calls · {} tokens",
@@ -114,35 +117,50 @@ pub async fn run(
         s.tool_calls,
         s.usage.total_tokens()
     );
-    if !args.json {
+    if !json {
         eprintln!("{summary}");
     }
-    Ok(match out.status {
+    match out.status {
         RunStatus::Completed => ExitCode::SUCCESS,
         RunStatus::BudgetExceeded => {
-            eprintln!("error: {}", out.error.unwrap_or_default());
+            eprintln!("error: {}", out.error.clone().unwrap_or_default());
             eprintln!(
-                "  hint: raise it in the agent file (max_turns, or [budgets]); --max-turns raises max_turns"
+                "  hint: `cordon resume {} --max-turns N` continues with a higher limit (or raise it in the agent file)",
+                out.run_id
             );
             ExitCode::from(exit::BUDGET_EXCEEDED)
         }
         RunStatus::Failed | RunStatus::Running => {
-            eprintln!("error: {}", out.error.unwrap_or_default());
+            eprintln!("error: {}", out.error.clone().unwrap_or_default());
             if let Some(h) = out.hint {
                 eprintln!("  hint: {h}");
             }
-            eprintln!("  (the run is recorded: cordon show {})", out.run_id);
+            eprintln!(
+                "  (the run is recorded: `cordon show {0}`; `cordon resume {0}` continues it)",
+                out.run_id
+            );
             ExitCode::from(exit::RUN_FAILED)
         }
-    })
+    }
 }
 
 /// Checkpoints a run's workspace into the snapshot store, each incremental to the last.
-struct SnapshotCheckpointer {
-    store: cordon_store::SnapshotStore,
-    dir: std::path::PathBuf,
-    exclude: Vec<String>,
-    previous: std::sync::Mutex<Option<cordon_store::Snapshot>>,
+pub struct SnapshotCheckpointer {
+    pub store: cordon_store::SnapshotStore,
+    pub dir: std::path::PathBuf,
+    pub exclude: Vec<String>,
+    pub previous: std::sync::Mutex<Option<cordon_store::Snapshot>>,
+}
+
+/// The tools over a run's sandbox.
+pub fn sandbox_tools(
+    sb: &Arc<cordon_sandbox::LocalSandbox>,
+    command_timeout: u64,
+) -> Vec<Arc<dyn cordon_tools::Tool>> {
+    let mut tools = ShellTools::new(sb.clone(), Duration::from_secs(command_timeout)).tools();
+    tools.push(cordon_tools::patch::ApplyPatch::new(sb.clone()));
+    tools.push(cordon_tools::image::view_image(sb.clone()));
+    tools
 }
 
 impl cordon_harness::Checkpointer for SnapshotCheckpointer {

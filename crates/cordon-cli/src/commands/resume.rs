@@ -1,0 +1,167 @@
+//! `cordon resume`: continue a run from its log and its last checkpoint.
+
+use super::run::{SnapshotCheckpointer, finish, sandbox_tools};
+use crate::agent_file::{AgentFile, SANDBOX_TOOLS};
+use crate::cli::SandboxArgs;
+use crate::config::Config;
+use crate::display::{Human, JsonLines};
+use crate::exit::Failure;
+use cordon_core::{EventPayload, RunState, RunStatus};
+use cordon_harness::{RunObserver, Runner};
+use cordon_model::ModelClient;
+use cordon_sandbox::Sandbox as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// `cordon resume RUN`.
+pub async fn resume(
+    run: &str,
+    max_turns: Option<u32>,
+    json: bool,
+    sandbox_args: &SandboxArgs,
+    command_timeout: u64,
+    (store_path, config_path, snapshots): (Option<&Path>, Option<&Path>, Option<&Path>),
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let store = super::open_store(store_path).await?;
+    let run_id = super::find_run(&store, run).await?;
+    let events = store.events(&run_id).await?;
+    let state = RunState::fold(&events)?;
+    if state.status == RunStatus::Completed {
+        return Err(Failure::bad_input(
+            format!("run {run_id} has completed"),
+            "there is nothing to resume; `cordon show` prints it",
+        ));
+    }
+    let Some(EventPayload::RunStarted {
+        agent: info,
+        sandbox: recorded_sandbox,
+        ..
+    }) = events.first().map(|e| e.typed()).transpose()?
+    else {
+        return Err(Failure::bad_input(
+            format!("run {run_id} has no run_started event"),
+            "its log is incomplete; `cordon verify` checks it",
+        ));
+    };
+    let model = config.resolve(&info.model).await?;
+
+    let snapshot_dir = match snapshots {
+        Some(d) => d.to_path_buf(),
+        None => cordon_store::default_snapshot_dir()?,
+    };
+    let snapshot_store = cordon_store::SnapshotStore::open(&snapshot_dir)?;
+    let needs_sandbox = info
+        .tools
+        .iter()
+        .any(|t| SANDBOX_TOOLS.contains(&t.as_str()));
+    let mut restored = None;
+    let prepared = if needs_sandbox {
+        let mut args = sandbox_args.clone();
+        args.manifest = None;
+        match &state.last_checkpoint {
+            Some(id) => {
+                // The workspace as it was at the last checkpoint, in a fresh directory.
+                let snap = snapshot_store.load(id)?;
+                let dir = match &sandbox_args.workspace {
+                    Some(w) => w.clone(),
+                    None => {
+                        let base = cordon_store::default_store_path()?;
+                        base.parent()
+                            .unwrap_or(Path::new("."))
+                            .join("workspaces")
+                            .join(format!("{run_id}-resumed-{}", events.len()))
+                    }
+                };
+                snapshot_store.restore(&snap, &dir)?;
+                if !json {
+                    eprintln!(
+                        "workspace restored from checkpoint {} into {}",
+                        &snap.id[..16],
+                        dir.display()
+                    );
+                }
+                args.workspace = Some(dir);
+                restored = Some(snap);
+            }
+            None => {
+                let host = recorded_sandbox
+                    .as_ref()
+                    .and_then(|s| s["host_workspace"].as_str())
+                    .map(PathBuf::from);
+                if args.workspace.is_none() {
+                    args.workspace = host;
+                }
+            }
+        }
+        Some(super::sandbox::create(&args).await?)
+    } else {
+        None
+    };
+    let checkpointer = prepared.as_ref().map(|p| {
+        Arc::new(SnapshotCheckpointer {
+            store: snapshot_store.clone(),
+            dir: p.workspace.clone(),
+            exclude: p.ephemeral.clone(),
+            previous: std::sync::Mutex::new(restored.clone()),
+        })
+    });
+    let host_workspace = prepared.as_ref().map(|p| p.workspace.display().to_string());
+    let sandbox = prepared.map(|p| Arc::new(p.sandbox));
+    let tools = sandbox
+        .as_ref()
+        .map(|sb| sandbox_tools(sb, command_timeout))
+        .unwrap_or_default();
+
+    // The agent as the run recorded it (its instructions already hold the workspace context).
+    let file = AgentFile {
+        name: info.name.clone(),
+        model: Some(info.model.clone()),
+        instructions: info.instructions.clone(),
+        max_turns: Some(max_turns.unwrap_or(info.max_turns)),
+        tools: info.tools.clone(),
+        model_settings: serde_json::from_value(info.settings.clone()).unwrap_or_default(),
+        output: None,
+        budgets: info
+            .budgets
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()?
+            .unwrap_or_default(),
+    };
+    let origin = format!("run {run_id}");
+    let price = config.prices.get(&model.model_name).copied();
+    let agent = file.into_agent(
+        info.output_schema.clone(),
+        &info.model,
+        &model.model_name,
+        &origin,
+        &tools,
+        price,
+    )?;
+
+    let observer: Arc<dyn RunObserver> = if json {
+        Arc::new(JsonLines)
+    } else {
+        Arc::new(Human::default())
+    };
+    let client = Arc::new(ModelClient::new(model.provider)?);
+    let mut runner = Runner::new(client, store).observer(observer);
+    if let Some(c) = checkpointer {
+        runner = runner.checkpointer(c);
+    }
+    if let Some(sb) = &sandbox {
+        runner = runner.sandbox_info(serde_json::json!({
+            "tier": sb.tier().as_str(),
+            "workspace": sb.workspace(),
+            "host_workspace": host_workspace,
+            "confinement": sb.confinement(),
+        }));
+    }
+    let raised = max_turns.map(|n| serde_json::json!({ "max_turns": n }));
+    let out = runner
+        .resume(&agent, &run_id, state.last_checkpoint.clone(), raised)
+        .await?;
+    Ok(finish(&out, json))
+}

@@ -1,0 +1,248 @@
+//! `cordon resume`: after a budget, and after the process is killed mid-command. The
+//! scripted server lives in this test, so its request count spans the cordon processes: no
+//! recorded model response may be requested twice.
+
+use assert_cmd::Command;
+use cordon_testkit::{Script, ScriptedServer};
+use serde_json::Value;
+use std::time::Duration;
+
+struct Env {
+    home: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(server: &ScriptedServer) -> Env {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(
+            home.path().join("config.toml"),
+            format!(
+                "[providers.s]\napi = \"chat\"\nbase_url = \"{}\"\nretry_initial_ms = 10\n",
+                server.base_url()
+            ),
+        )
+        .unwrap();
+        Env { home }
+    }
+
+    fn cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("cordon"));
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("CORDON_STORE", self.home.path().join("runs.db"))
+            .env("CORDON_SNAPSHOTS", self.home.path().join("snaps"))
+            .env("CORDON_CONFIG", self.home.path().join("config.toml"))
+            .current_dir(self.home.path());
+        c
+    }
+
+    fn events(&self, run: &str) -> Vec<Value> {
+        let out = Command::from_std(self.cmd())
+            .args(["show", "--json", run])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn only_run(&self) -> String {
+        let out = Command::from_std(self.cmd())
+            .args(["runs", "--json"])
+            .output()
+            .unwrap();
+        let first: Value =
+            serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap())
+                .unwrap();
+        first["run_id"].as_str().unwrap().to_string()
+    }
+}
+
+async fn blocking(mut c: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn kinds(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_by_a_budget_resumes_where_it_was() {
+    let server = ScriptedServer::start(
+        Script::from_toml(
+            r#"
+            [[turns]]
+            tool_calls = [{ name = "exec_command", arguments = { cmd = "echo first > a.txt" } }]
+            [[turns]]
+            tool_calls = [{ name = "exec_command", arguments = { cmd = "cat a.txt; echo second > b.txt" } }]
+            [[turns]]
+            text = "Both written."
+            "#,
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let env = Env::new(&server);
+    let ws = env.home.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let mut c = env.cmd();
+    c.args(["run", "--max-turns", "1", "--model", "s:m", "--workspace"])
+        .arg(&ws)
+        .arg("write");
+    let out = blocking(c).await;
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cordon resume"),
+        "the hint says how to continue"
+    );
+    let run = env.only_run();
+
+    let resumed_ws = env.home.path().join("resumed");
+    let mut c = env.cmd();
+    c.args(["resume", &run, "--max-turns", "5", "--workspace"])
+        .arg(&resumed_ws);
+    let out = blocking(c).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("workspace restored from checkpoint"),
+        "{stderr}"
+    );
+    assert_eq!(server.requests().len(), 3, "each model turn requested once");
+    assert_eq!(
+        std::fs::read_to_string(resumed_ws.join("b.txt")).unwrap(),
+        "second\n"
+    );
+    let events = env.events(&run);
+    let k = kinds(&events);
+    assert!(
+        k.contains(&"run_resumed".to_string()) && k.last().unwrap() == "run_completed",
+        "{k:?}"
+    );
+    let second_result = events
+        .iter()
+        .filter(|e| e["kind"] == "tool_result")
+        .nth(1)
+        .unwrap();
+    assert!(
+        second_result["payload"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("first"),
+        "the checkpoint brought a.txt back"
+    );
+    let verify = blocking({
+        let mut c = env.cmd();
+        c.args(["verify", &run]);
+        c
+    })
+    .await;
+    assert!(verify.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_command_resumes_without_asking_the_model_again() {
+    let server = ScriptedServer::start(
+        Script::from_toml(
+            r#"
+            [[turns]]
+            tool_calls = [{ name = "exec_command", arguments = { cmd = "echo kept > kept.txt" } }]
+            [[turns]]
+            tool_calls = [{ name = "exec_command", arguments = { cmd = "echo lost > lost.txt; sleep 60", yield_time_ms = 120000 } }]
+            [[turns]]
+            text = "Recovered."
+            "#,
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let env = Env::new(&server);
+    let ws = env.home.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let mut c = env.cmd();
+    c.args(["run", "--model", "s:m", "--workspace"])
+        .arg(&ws)
+        .arg("work")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    // Wait until the second command is running, then kill cordon outright.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !ws.join("lost.txt").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second command never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    nix_kill(child.id());
+    let _ = child.wait();
+    let run = env.only_run();
+    let before = kinds(&env.events(&run));
+    assert_eq!(
+        before.last().unwrap(),
+        "tool_call_intent",
+        "killed mid-call: {before:?}"
+    );
+
+    let resumed_ws = env.home.path().join("resumed");
+    let mut c = env.cmd();
+    c.args(["resume", &run, "--workspace"]).arg(&resumed_ws);
+    let out = blocking(c).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        server.requests().len(),
+        3,
+        "turns 1 and 2 were not requested again"
+    );
+    assert!(
+        resumed_ws.join("kept.txt").exists(),
+        "the checkpoint after turn 1 came back"
+    );
+    assert!(
+        !resumed_ws.join("lost.txt").exists(),
+        "the interrupted command's effect was rolled back"
+    );
+    let events = env.events(&run);
+    let interrupted = events
+        .iter()
+        .filter(|e| e["kind"] == "tool_result")
+        .nth(1)
+        .unwrap();
+    assert!(
+        interrupted["payload"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted"),
+        "{interrupted}"
+    );
+    assert_eq!(kinds(&events).last().unwrap(), "run_completed");
+    let third = server.requests()[2].body.to_string();
+    assert!(third.contains("interrupted"), "the model is told");
+}
+
+fn nix_kill(pid: u32) {
+    let ok = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
