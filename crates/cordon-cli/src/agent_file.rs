@@ -48,6 +48,8 @@ pub struct AgentFile {
     pub output: Option<OutputSection>,
     #[serde(default)]
     pub budgets: cordon_harness::Budgets,
+    #[serde(default)]
+    pub approvals: cordon_harness::ApprovalRules,
 }
 
 /// The `[output]` section.
@@ -76,6 +78,7 @@ impl AgentFile {
             model_settings: ModelSettings::default(),
             output: None,
             budgets: cordon_harness::Budgets::default(),
+            approvals: cordon_harness::ApprovalRules::default(),
         }
     }
 
@@ -155,7 +158,8 @@ impl AgentFile {
         let mut agent = Agent::new(&self.name, model, model_name)
             .instructions(&self.instructions)
             .settings(self.model_settings)
-            .budgets(self.budgets, price);
+            .budgets(self.budgets, price)
+            .approvals(self.approvals);
         if let Some(n) = self.max_turns {
             agent = agent.max_turns(n);
         }

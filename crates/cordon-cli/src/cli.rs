@@ -8,7 +8,8 @@ use std::path::PathBuf;
 /// Start with `cordon run "a task"`; then `cordon runs` lists what ran, `cordon show RUN`
 /// prints a run's events, and `cordon verify RUN` checks that nobody changed them.
 ///
-/// Exit codes: 0 success, 1 run failed, 2 bad input, 3 budget exceeded, 4 run log tampered.
+/// Exit codes: 0 success, 1 run failed, 2 bad input, 3 budget exceeded, 4 run log tampered,
+/// 5 awaiting approval.
 #[derive(Parser)]
 #[command(name = "cordon", version, max_term_width = 100)]
 pub struct Cli {
@@ -62,6 +63,36 @@ pub enum Command {
         /// Kill any one command the model runs after this many seconds.
         #[arg(long, default_value_t = 1800, value_name = "SECS")]
         command_timeout: u64,
+    },
+
+    /// Approve a tool call a run is waiting on (all of them without CALL); then `cordon resume`.
+    ///
+    /// The approval binds to the call's exact arguments.
+    Approve {
+        /// The run's id, or enough of its start to be unique.
+        run: String,
+        /// The call's id (as `cordon show` or the run's output names it).
+        call: Option<String>,
+        /// Approve every later call of the same tool in this run too.
+        #[arg(long)]
+        always: bool,
+        /// Who decides (default: this OS user).
+        #[arg(long = "as", value_name = "NAME")]
+        as_name: Option<String>,
+    },
+
+    /// Reject a tool call a run is waiting on; the model is told. Then `cordon resume`.
+    Reject {
+        /// The run's id, or enough of its start to be unique.
+        run: String,
+        /// The call's id.
+        call: String,
+        /// What the model is told.
+        #[arg(long)]
+        message: Option<String>,
+        /// Who decides (default: this OS user).
+        #[arg(long = "as", value_name = "NAME")]
+        as_name: Option<String>,
     },
 
     /// List runs, newest first.
@@ -329,9 +360,11 @@ pub enum ApiArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+#[value(rename_all = "snake_case")]
 pub enum StatusArg {
     Running,
     Completed,
     Failed,
     BudgetExceeded,
+    AwaitingApproval,
 }

@@ -7,6 +7,7 @@
 //! | 2 | bad input: command line, agent file, config, model name, missing API key, unknown run |
 //! | 3 | the run stopped because a budget (`max_turns`) ran out |
 //! | 4 | `cordon verify` found a broken hash chain |
+//! | 5 | the run is waiting for a person to approve a tool call |
 
 use std::fmt;
 use std::process::ExitCode;
@@ -19,6 +20,8 @@ pub const BAD_INPUT: u8 = 2;
 pub const BUDGET_EXCEEDED: u8 = 3;
 /// The run log was tampered with.
 pub const TAMPERED: u8 = 4;
+/// The run waits for an approval.
+pub const AWAITING_APPROVAL: u8 = 5;
 
 /// An error with its exit code and a hint saying what to do.
 #[derive(Debug)]

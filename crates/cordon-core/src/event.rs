@@ -83,6 +83,9 @@ pub struct AgentInfo {
     /// Budgets beyond `max_turns` (tool calls, tokens, wall time, cost), as set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budgets: Option<Value>,
+    /// Which tool calls need a person's approval, as set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<Value>,
 }
 
 /// A whole model response, recorded so that resume never asks for it again.
@@ -216,6 +219,39 @@ pub enum EventPayload {
         /// How long it took.
         duration_ms: u64,
     },
+    /// A tool call needs a person's approval; the run waits (status `awaiting_approval`).
+    ApprovalRequested {
+        /// The call.
+        call_id: String,
+        /// Its tool.
+        tool: String,
+        /// Its exact arguments.
+        arguments: String,
+        /// SHA-256 of the arguments: an approval binds to it.
+        arguments_hash: String,
+    },
+    /// A person approved a call (for these exact arguments).
+    ApprovalGranted {
+        /// The call.
+        call_id: String,
+        /// The arguments approved.
+        arguments_hash: String,
+        /// Who decided.
+        by: String,
+        /// Approve every later call of the same tool in this run too.
+        #[serde(default)]
+        always: bool,
+    },
+    /// A person refused a call; the model is told why.
+    ApprovalRejected {
+        /// The call.
+        call_id: String,
+        /// Who decided.
+        by: String,
+        /// What the model is told.
+        #[serde(default)]
+        message: String,
+    },
     /// The workspace was snapshotted after tool calls that may have changed it.
     Checkpoint {
         /// The snapshot's id in the snapshot store.
@@ -277,6 +313,9 @@ impl EventPayload {
             EventPayload::ModelResponse { .. } => "model_response",
             EventPayload::ToolCallIntent { .. } => "tool_call_intent",
             EventPayload::ToolResult { .. } => "tool_result",
+            EventPayload::ApprovalRequested { .. } => "approval_requested",
+            EventPayload::ApprovalGranted { .. } => "approval_granted",
+            EventPayload::ApprovalRejected { .. } => "approval_rejected",
             EventPayload::Checkpoint { .. } => "checkpoint",
             EventPayload::OutputInvalid { .. } => "output_invalid",
             EventPayload::BudgetExceeded { .. } => "budget_exceeded",
@@ -367,6 +406,11 @@ pub struct ChainBreak {
     pub kind: String,
     /// What does not hold.
     pub reason: String,
+}
+
+/// The SHA-256 of a call's arguments, which an approval binds to.
+pub fn arguments_hash(arguments: &str) -> String {
+    hex::encode(Sha256::digest(arguments.as_bytes()))
 }
 
 /// Checks that `events` (in stored order) form an unbroken chain from the genesis hash.

@@ -15,6 +15,8 @@ pub enum RunStatus {
     Failed,
     /// Stopped because a budget ran out.
     BudgetExceeded,
+    /// Waiting for a person to approve or reject a tool call.
+    AwaitingApproval,
 }
 
 impl RunStatus {
@@ -26,17 +28,19 @@ impl RunStatus {
             "run_completed" => Some(RunStatus::Completed),
             "run_failed" => Some(RunStatus::Failed),
             "budget_exceeded" => Some(RunStatus::BudgetExceeded),
+            "approval_requested" => Some(RunStatus::AwaitingApproval),
             _ => None,
         }
     }
 
     /// Every event kind that changes a run's status.
-    pub const CHANGING_KINDS: [&'static str; 5] = [
+    pub const CHANGING_KINDS: [&'static str; 6] = [
         "run_started",
         "run_resumed",
         "run_completed",
         "run_failed",
         "budget_exceeded",
+        "approval_requested",
     ];
 
     /// The status as shown to people and stored in listings.
@@ -46,6 +50,7 @@ impl RunStatus {
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::BudgetExceeded => "budget_exceeded",
+            RunStatus::AwaitingApproval => "awaiting_approval",
         }
     }
 }
@@ -93,6 +98,14 @@ pub struct RunState {
     pub ended_by: Option<String>,
     /// The newest checkpoint's snapshot id.
     pub last_checkpoint: Option<String>,
+    /// Calls waiting for a decision: call id → (tool, arguments hash).
+    pub awaiting: std::collections::BTreeMap<String, (String, String)>,
+    /// Approved calls: call id → the arguments hash approved.
+    pub approved: std::collections::BTreeMap<String, String>,
+    /// Rejected calls: call id → (who, message).
+    pub rejected: std::collections::BTreeMap<String, (String, String)>,
+    /// Tools approved for the rest of the run.
+    pub always_approved: std::collections::BTreeSet<String>,
     /// Sequence number of the next event.
     pub next_seq: u64,
 }
@@ -110,6 +123,10 @@ impl Default for RunState {
             final_output: None,
             ended_by: None,
             last_checkpoint: None,
+            awaiting: Default::default(),
+            approved: Default::default(),
+            rejected: Default::default(),
+            always_approved: Default::default(),
             next_seq: 0,
         }
     }
@@ -140,6 +157,28 @@ impl RunState {
             | EventPayload::WorkspaceMaterialized { .. }
             | EventPayload::RunResumed { .. } => {}
             EventPayload::Checkpoint { snapshot_id, .. } => self.last_checkpoint = Some(snapshot_id.clone()),
+            EventPayload::ApprovalRequested {
+                call_id, tool, arguments_hash, ..
+            } => {
+                self.awaiting.insert(call_id.clone(), (tool.clone(), arguments_hash.clone()));
+            }
+            EventPayload::ApprovalGranted {
+                call_id,
+                arguments_hash,
+                always,
+                ..
+            } => {
+                if let Some((tool, _)) = self.awaiting.remove(call_id)
+                    && *always
+                {
+                    self.always_approved.insert(tool);
+                }
+                self.approved.insert(call_id.clone(), arguments_hash.clone());
+            }
+            EventPayload::ApprovalRejected { call_id, by, message } => {
+                self.awaiting.remove(call_id);
+                self.rejected.insert(call_id.clone(), (by.clone(), message.clone()));
+            }
             EventPayload::ModelResponse { response, .. } => {
                 self.turns += 1;
                 self.usage.add(&response.usage);

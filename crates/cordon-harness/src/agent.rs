@@ -31,6 +31,8 @@ pub struct Agent {
     pub budgets: crate::Budgets,
     /// The model's price, for `max_cost_usd`.
     pub price: Option<crate::Price>,
+    /// Which tool calls wait for a person's approval.
+    pub approvals: crate::ApprovalRules,
     pub(crate) output: Option<OutputValidator>,
 }
 
@@ -63,6 +65,7 @@ impl Agent {
             tools: Vec::new(),
             budgets: crate::Budgets::default(),
             price: None,
+            approvals: crate::ApprovalRules::default(),
             output: None,
         }
     }
@@ -105,6 +108,12 @@ impl Agent {
         self
     }
 
+    /// Sets which tool calls wait for a person's approval.
+    pub fn approvals(mut self, rules: crate::ApprovalRules) -> Self {
+        self.approvals = rules;
+        self
+    }
+
     /// Checks the definition as a whole (unique tool names, a price for a cost budget).
     pub fn check(&self) -> Result<(), AgentError> {
         if self.budgets.max_cost_usd.is_some() && self.price.is_none() {
@@ -133,6 +142,8 @@ impl Agent {
             output_schema: self.output.as_ref().map(|o| o.schema().clone()),
             budgets: (!self.budgets.is_empty())
                 .then(|| serde_json::to_value(&self.budgets).unwrap_or(Value::Null)),
+            approvals: (!self.approvals.is_empty())
+                .then(|| serde_json::to_value(&self.approvals).unwrap_or(Value::Null)),
         }
     }
 

@@ -25,6 +25,7 @@
 //! ```
 
 mod agent;
+pub mod approval;
 pub mod budget;
 mod checkpoint;
 mod observer;
@@ -32,6 +33,7 @@ mod output;
 mod runner;
 
 pub use agent::{Agent, AgentError};
+pub use approval::ApprovalRules;
 pub use budget::{Budgets, Price};
 pub use checkpoint::{CheckpointInfo, Checkpointer};
 pub use cordon_tools::{FunctionTool, Tool, ToolContext, ToolError, ToolOutput};

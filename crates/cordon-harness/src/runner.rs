@@ -320,6 +320,50 @@ impl Runner {
         ) {
             return live.overrun(overrun).await;
         }
+        // Calls that need a person wait, and so does their whole batch; rejected ones are
+        // answered with the rejection.
+        let mut ready = Vec::new();
+        let mut waiting = Vec::new();
+        for call in calls {
+            if !agent.approvals.needs(&call) || live.state.always_approved.contains(&call.name) {
+                ready.push(call);
+                continue;
+            }
+            let hash = cordon_core::event::arguments_hash(&call.input);
+            if let Some((by, message)) = live.state.rejected.get(&call.call_id).cloned() {
+                let why = if message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {message}")
+                };
+                live.record(EventPayload::ToolResult {
+                    call_id: call.call_id.clone(),
+                    tool: call.name.clone(),
+                    output: format!("error: a person ({by}) rejected this call{why}"),
+                    images: Vec::new(),
+                    is_error: true,
+                    duration_ms: 0,
+                })
+                .await?;
+            } else if live.state.approved.get(&call.call_id) == Some(&hash) {
+                ready.push(call);
+            } else {
+                waiting.push((call, hash));
+            }
+        }
+        if !waiting.is_empty() {
+            for (call, hash) in waiting {
+                live.record(EventPayload::ApprovalRequested {
+                    call_id: call.call_id,
+                    tool: call.name,
+                    arguments: call.input,
+                    arguments_hash: hash,
+                })
+                .await?;
+            }
+            return Ok(());
+        }
+        let calls = ready;
         let run_id = live.log.run_id().clone();
         for call in &calls {
             live.record(EventPayload::ToolCallIntent {

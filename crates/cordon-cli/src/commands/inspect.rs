@@ -19,6 +19,7 @@ pub async fn runs(
         StatusArg::Completed => RunStatus::Completed,
         StatusArg::Failed => RunStatus::Failed,
         StatusArg::BudgetExceeded => RunStatus::BudgetExceeded,
+        StatusArg::AwaitingApproval => RunStatus::AwaitingApproval,
     });
     let runs = store.list_runs(status, limit).await?;
     if json {

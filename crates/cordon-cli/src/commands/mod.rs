@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod approve;
 mod bench;
 mod inspect;
 mod resume;
@@ -38,6 +39,36 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 cli.snapshots.as_deref(),
             );
             resume::resume(&run, max_turns, json, &sandbox, command_timeout, paths).await
+        }
+        Command::Approve {
+            run,
+            call,
+            always,
+            as_name,
+        } => {
+            approve::approve(
+                &open_store(cli.store.as_deref()).await?,
+                &run,
+                call.as_deref(),
+                always,
+                as_name,
+            )
+            .await
+        }
+        Command::Reject {
+            run,
+            call,
+            message,
+            as_name,
+        } => {
+            approve::reject(
+                &open_store(cli.store.as_deref()).await?,
+                &run,
+                &call,
+                message,
+                as_name,
+            )
+            .await
         }
         Command::Runs {
             status,

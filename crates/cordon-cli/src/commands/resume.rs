@@ -129,6 +129,12 @@ pub async fn resume(
             .map(serde_json::from_value)
             .transpose()?
             .unwrap_or_default(),
+        approvals: info
+            .approvals
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()?
+            .unwrap_or_default(),
     };
     let origin = format!("run {run_id}");
     let price = config.prices.get(&model.model_name).copied();

@@ -130,6 +130,17 @@ pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
             );
             ExitCode::from(exit::BUDGET_EXCEEDED)
         }
+        RunStatus::AwaitingApproval => {
+            eprintln!("waiting for approval:");
+            for (call, (tool, _)) in &s.awaiting {
+                eprintln!("  {call}  {tool}");
+            }
+            eprintln!(
+                "  hint: `cordon approve {0} [CALL]` or `cordon reject {0} CALL --message ...`, then `cordon resume {0}`",
+                out.run_id
+            );
+            ExitCode::from(exit::AWAITING_APPROVAL)
+        }
         RunStatus::Failed | RunStatus::Running => {
             eprintln!("error: {}", out.error.clone().unwrap_or_default());
             if let Some(h) = out.hint {

@@ -1,0 +1,126 @@
+//! `cordon approve` and `cordon reject`: a person's decision on a waiting tool call.
+
+use super::find_run;
+use crate::exit::Failure;
+use cordon_core::{EventPayload, RunState};
+use cordon_store::Store;
+use std::process::ExitCode;
+
+/// Who is deciding: `--as`, else this OS user.
+fn decider(as_name: Option<String>) -> String {
+    as_name.unwrap_or_else(|| {
+        std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(|| {
+                nix::unistd::User::from_uid(nix::unistd::getuid())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+            })
+            .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()))
+    })
+}
+
+async fn waiting(store: &Store, run: &str) -> anyhow::Result<(cordon_core::RunId, RunState)> {
+    let run_id = find_run(store, run).await?;
+    let state = RunState::fold(&store.events(&run_id).await?)?;
+    if state.awaiting.is_empty() {
+        return Err(Failure::bad_input(
+            format!("run {run_id} is not waiting for any approval"),
+            "`cordon runs --status awaiting_approval` lists the runs that are",
+        ));
+    }
+    Ok((run_id, state))
+}
+
+/// Approves one waiting call, or all of them.
+pub async fn approve(
+    store: &Store,
+    run: &str,
+    call: Option<&str>,
+    always: bool,
+    as_name: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let (run_id, state) = waiting(store, run).await?;
+    let targets: Vec<(String, (String, String))> = match call {
+        Some(c) => match state.awaiting.get(c) {
+            Some(v) => vec![(c.to_string(), v.clone())],
+            None => {
+                return Err(Failure::bad_input(
+                    format!("run {run_id} is not waiting on a call '{c}'"),
+                    format!(
+                        "it waits on: {}",
+                        state
+                            .awaiting
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        },
+        None => state
+            .awaiting
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    let by = decider(as_name);
+    let mut log = store.open_run(&run_id).await?;
+    for (call_id, (tool, hash)) in targets {
+        log.append(&EventPayload::ApprovalGranted {
+            call_id: call_id.clone(),
+            arguments_hash: hash,
+            by: by.clone(),
+            always,
+        })
+        .await?;
+        println!(
+            "approved {call_id} ({tool}){}",
+            if always {
+                " and every later call of this tool"
+            } else {
+                ""
+            }
+        );
+    }
+    eprintln!("continue with: cordon resume {run_id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Rejects a waiting call; the model is told.
+pub async fn reject(
+    store: &Store,
+    run: &str,
+    call: &str,
+    message: Option<String>,
+    as_name: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let (run_id, state) = waiting(store, run).await?;
+    if !state.awaiting.contains_key(call) {
+        return Err(Failure::bad_input(
+            format!("run {run_id} is not waiting on a call '{call}'"),
+            format!(
+                "it waits on: {}",
+                state
+                    .awaiting
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let mut log = store.open_run(&run_id).await?;
+    log.append(&EventPayload::ApprovalRejected {
+        call_id: call.to_string(),
+        by: decider(as_name),
+        message: message.unwrap_or_default(),
+    })
+    .await?;
+    println!("rejected {call}");
+    eprintln!("continue with: cordon resume {run_id}");
+    Ok(ExitCode::SUCCESS)
+}
