@@ -54,6 +54,13 @@ pub enum Command {
         /// Raise the limit on model calls (for a run stopped by max_turns).
         #[arg(long, value_name = "N")]
         max_turns: Option<u32>,
+        /// Raise (or set) a budget: max_tool_calls, max_input_tokens, max_output_tokens,
+        /// max_wall_time_secs or max_cost_usd. Repeatable.
+        #[arg(long = "budget", value_name = "NAME=VALUE")]
+        budgets: Vec<String>,
+        /// Add this user input before the next model call.
+        #[arg(long, value_name = "TEXT")]
+        input: Option<String>,
         /// Print the new events as JSON Lines instead of text.
         #[arg(long)]
         json: bool,

@@ -112,8 +112,18 @@ async fn a_run_stopped_by_a_budget_resumes_where_it_was() {
 
     let resumed_ws = env.home.path().join("resumed");
     let mut c = env.cmd();
-    c.args(["resume", &run, "--max-turns", "5", "--workspace"])
-        .arg(&resumed_ws);
+    c.args([
+        "resume",
+        &run,
+        "--max-turns",
+        "5",
+        "--budget",
+        "max_tool_calls=10",
+        "--input",
+        "Also mind b.txt.",
+        "--workspace",
+    ])
+    .arg(&resumed_ws);
     let out = blocking(c).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -122,6 +132,13 @@ async fn a_run_stopped_by_a_budget_resumes_where_it_was() {
         "{stderr}"
     );
     assert_eq!(server.requests().len(), 3, "each model turn requested once");
+    assert!(
+        server.requests()[1]
+            .body
+            .to_string()
+            .contains("Also mind b.txt."),
+        "the new input reached the model"
+    );
     assert_eq!(
         std::fs::read_to_string(resumed_ws.join("b.txt")).unwrap(),
         "second\n"
@@ -131,6 +148,11 @@ async fn a_run_stopped_by_a_budget_resumes_where_it_was() {
     assert!(
         k.contains(&"run_resumed".to_string()) && k.last().unwrap() == "run_completed",
         "{k:?}"
+    );
+    let resumed = events.iter().find(|e| e["kind"] == "run_resumed").unwrap();
+    assert_eq!(
+        resumed["payload"]["raised"],
+        serde_json::json!({ "max_turns": 5, "max_tool_calls": 10 })
     );
     let second_result = events
         .iter()

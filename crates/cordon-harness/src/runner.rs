@@ -470,6 +470,7 @@ impl Runner {
         run_id: &RunId,
         from_checkpoint: Option<String>,
         raised: Option<Value>,
+        input: Option<String>,
     ) -> Result<RunOutcome, RunError> {
         agent.check()?;
         let events = self.store.events(run_id).await?;
@@ -518,6 +519,12 @@ impl Runner {
         let unstarted = live.state.unstarted_calls();
         if !unstarted.is_empty() {
             self.run_tools(agent, &mut live, unstarted).await?;
+        }
+        // New input goes after the answers to every call, right before the next model call.
+        if let Some(text) = input
+            && live.state.status == RunStatus::Running
+        {
+            live.record(EventPayload::UserInput { text }).await?;
         }
         self.drive(agent, &mut live).await
     }

@@ -459,7 +459,11 @@ async fn resume_runs_calls_a_recorded_response_asked_for_without_asking_again() 
     ] {
         log.append(&e).await.unwrap();
     }
-    let out = s.runner.resume(&agent, &run, None, None).await.unwrap();
+    let out = s
+        .runner
+        .resume(&agent, &run, None, None, None)
+        .await
+        .unwrap();
     assert_eq!(out.status, RunStatus::Completed);
     assert_eq!(
         s.server.requests().len(),
@@ -487,7 +491,7 @@ async fn resume_runs_calls_a_recorded_response_asked_for_without_asking_again() 
     // A completed run is not resumed.
     assert!(
         s.runner
-            .resume(&agent, &run, None, None)
+            .resume(&agent, &run, None, None, None)
             .await
             .unwrap_err()
             .to_string()

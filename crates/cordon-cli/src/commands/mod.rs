@@ -29,6 +29,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resume {
             run,
             max_turns,
+            budgets,
+            input,
             json,
             sandbox,
             command_timeout,
@@ -38,7 +40,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 cli.config.as_deref(),
                 cli.snapshots.as_deref(),
             );
-            resume::resume(&run, max_turns, json, &sandbox, command_timeout, paths).await
+            let changes = resume::Changes {
+                max_turns,
+                budgets,
+                input,
+            };
+            resume::resume(&run, changes, json, &sandbox, command_timeout, paths).await
         }
         Command::Approve {
             run,

@@ -14,10 +14,20 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// What a resume changes: raised limits, new user input.
+pub struct Changes {
+    /// A new limit on model calls.
+    pub max_turns: Option<u32>,
+    /// `NAME=VALUE` budget settings.
+    pub budgets: Vec<String>,
+    /// User input to add before the next model call.
+    pub input: Option<String>,
+}
+
 /// `cordon resume RUN`.
 pub async fn resume(
     run: &str,
-    max_turns: Option<u32>,
+    changes: Changes,
     json: bool,
     sandbox_args: &SandboxArgs,
     command_timeout: u64,
@@ -119,7 +129,7 @@ pub async fn resume(
         name: info.name.clone(),
         model: Some(info.model.clone()),
         instructions: info.instructions.clone(),
-        max_turns: Some(max_turns.unwrap_or(info.max_turns)),
+        max_turns: Some(changes.max_turns.unwrap_or(info.max_turns)),
         tools: info.tools.clone(),
         model_settings: serde_json::from_value(info.settings.clone()).unwrap_or_default(),
         output: None,
@@ -136,6 +146,15 @@ pub async fn resume(
             .transpose()?
             .unwrap_or_default(),
     };
+    let budget_changes = parse_budgets(&changes.budgets)?;
+    let mut file = file;
+    let mut recorded = serde_json::to_value(&file.budgets)?;
+    for (k, v) in &budget_changes {
+        recorded[k] = v.clone();
+    }
+    file.budgets = serde_json::from_value(recorded).map_err(|e| {
+        Failure::bad_input(format!("--budget: {e}"), "give NAME=VALUE with a number")
+    })?;
     let origin = format!("run {run_id}");
     let price = config.prices.get(&model.model_name).copied();
     let agent = file.into_agent(
@@ -165,9 +184,62 @@ pub async fn resume(
             "confinement": sb.confinement(),
         }));
     }
-    let raised = max_turns.map(|n| serde_json::json!({ "max_turns": n }));
+    let mut raised = serde_json::Map::new();
+    if let Some(n) = changes.max_turns {
+        raised.insert("max_turns".into(), n.into());
+    }
+    for (k, v) in &budget_changes {
+        raised.insert(k.clone(), v.clone());
+    }
+    let raised = (!raised.is_empty()).then_some(serde_json::Value::Object(raised));
     let out = runner
-        .resume(&agent, &run_id, state.last_checkpoint.clone(), raised)
+        .resume(
+            &agent,
+            &run_id,
+            state.last_checkpoint.clone(),
+            raised,
+            changes.input.clone(),
+        )
         .await?;
     Ok(finish(&out, json))
+}
+
+/// `NAME=VALUE` budget settings, checked against the budgets cordon knows.
+fn parse_budgets(items: &[String]) -> anyhow::Result<Vec<(String, serde_json::Value)>> {
+    const NAMES: [&str; 5] = [
+        "max_tool_calls",
+        "max_input_tokens",
+        "max_output_tokens",
+        "max_wall_time_secs",
+        "max_cost_usd",
+    ];
+    items
+        .iter()
+        .map(|item| {
+            let (name, value) = item.split_once('=').ok_or_else(|| {
+                Failure::bad_input(
+                    format!("--budget '{item}' is not NAME=VALUE"),
+                    "for example --budget max_tool_calls=100",
+                )
+            })?;
+            if !NAMES.contains(&name) {
+                return Err(Failure::bad_input(
+                    format!("--budget: unknown budget '{name}'"),
+                    format!("budgets are: {}", NAMES.join(", ")),
+                ));
+            }
+            let number: f64 = value.parse().map_err(|_| {
+                Failure::bad_input(
+                    format!("--budget {name}: '{value}' is not a number"),
+                    "give a number",
+                )
+            })?;
+            let v = if name == "max_cost_usd" {
+                serde_json::json!(number)
+            } else {
+                serde_json::json!(number as u64)
+            };
+            Ok((name.to_string(), v))
+        })
+        .collect()
 }
