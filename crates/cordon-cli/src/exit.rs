@@ -8,6 +8,7 @@
 //! | 3 | the run stopped because a budget (`max_turns`) ran out |
 //! | 4 | `cordon verify` found a broken hash chain |
 //! | 5 | the run is waiting for a person to approve a tool call |
+//! | 130 | Ctrl-C: the first paused the run after its current step (resumable); a second aborted |
 
 use std::fmt;
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ pub const BUDGET_EXCEEDED: u8 = 3;
 pub const TAMPERED: u8 = 4;
 /// The run waits for an approval.
 pub const AWAITING_APPROVAL: u8 = 5;
+/// Ctrl-C: paused (first) or aborted (second).
+pub const INTERRUPTED: u8 = 130;
 
 /// An error with its exit code and a hint saying what to do.
 #[derive(Debug)]

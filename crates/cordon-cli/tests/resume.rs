@@ -268,3 +268,118 @@ fn nix_kill(pid: u32) {
         .unwrap();
     assert!(ok.success());
 }
+
+fn sigint(pid: u32) {
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_ctrl_c_pauses_after_the_step_and_the_second_aborts() {
+    let server = ScriptedServer::start(
+        Script::from_toml(
+            r#"
+            [[turns]]
+            tool_calls = [{ name = "exec_command", arguments = { cmd = "touch started; sleep 1; echo done > a.txt", yield_time_ms = 5000 } }]
+            [[turns]]
+            tool_calls = [{ name = "exec_command", arguments = { cmd = "echo two > b.txt" } }]
+            [[turns]]
+            text = "finished"
+            "#,
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let env = Env::new(&server);
+    let ws = env.home.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let mut c = env.cmd();
+    c.args(["run", "--model", "s:m", "--workspace"])
+        .arg(&ws)
+        .arg("go")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    while !ws.join("started").exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sigint(child.id());
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        status.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("a.txt")).unwrap(),
+        "done\n",
+        "the step in progress finished"
+    );
+    let run = env.only_run();
+    let k = kinds(&env.events(&run));
+    assert_eq!(
+        &k[k.len() - 3..],
+        ["tool_result", "checkpoint", "run_paused"],
+        "{k:?}"
+    );
+    assert_eq!(server.requests().len(), 1, "no model call after the pause");
+
+    let resumed_ws = env.home.path().join("resumed");
+    let mut c = env.cmd();
+    c.args(["resume", &run, "--workspace"]).arg(&resumed_ws);
+    let out = blocking(c).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server.requests().len(), 3);
+    assert!(resumed_ws.join("a.txt").exists() && resumed_ws.join("b.txt").exists());
+
+    // Twice: out at once, mid-step, and still resumable.
+    let server = ScriptedServer::start(
+        Script::from_toml("[[turns]]\ntool_calls = [{ name = \"exec_command\", arguments = { cmd = \"touch started; sleep 30\", yield_time_ms = 60000 } }]\n[[turns]]\ntext = \"ok\"\n").unwrap(),
+    )
+    .await
+    .unwrap();
+    let env = Env::new(&server);
+    let ws = env.home.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let mut c = env.cmd();
+    c.args(["run", "--model", "s:m", "--workspace"])
+        .arg(&ws)
+        .arg("go")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    while !ws.join("started").exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = std::time::Instant::now();
+    sigint(child.id());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sigint(child.id());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "aborted without waiting for the command"
+    );
+    let run = env.only_run();
+    assert_eq!(
+        kinds(&env.events(&run)).last().unwrap(),
+        "tool_call_intent",
+        "recorded up to the abort"
+    );
+}

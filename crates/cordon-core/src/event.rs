@@ -286,6 +286,11 @@ pub enum EventPayload {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         raised: Option<Value>,
     },
+    /// The run was paused (the user pressed Ctrl-C); `cordon resume` continues it.
+    RunPaused {
+        /// Why.
+        reason: String,
+    },
     /// The run finished with a final answer.
     RunCompleted {
         /// The final answer's text.
@@ -320,6 +325,7 @@ impl EventPayload {
             EventPayload::OutputInvalid { .. } => "output_invalid",
             EventPayload::BudgetExceeded { .. } => "budget_exceeded",
             EventPayload::RunResumed { .. } => "run_resumed",
+            EventPayload::RunPaused { .. } => "run_paused",
             EventPayload::RunCompleted { .. } => "run_completed",
             EventPayload::RunFailed { .. } => "run_failed",
         }

@@ -17,6 +17,8 @@ pub enum RunStatus {
     BudgetExceeded,
     /// Waiting for a person to approve or reject a tool call.
     AwaitingApproval,
+    /// Paused by the user; resumable.
+    Paused,
 }
 
 impl RunStatus {
@@ -29,18 +31,20 @@ impl RunStatus {
             "run_failed" => Some(RunStatus::Failed),
             "budget_exceeded" => Some(RunStatus::BudgetExceeded),
             "approval_requested" => Some(RunStatus::AwaitingApproval),
+            "run_paused" => Some(RunStatus::Paused),
             _ => None,
         }
     }
 
     /// Every event kind that changes a run's status.
-    pub const CHANGING_KINDS: [&'static str; 6] = [
+    pub const CHANGING_KINDS: [&'static str; 7] = [
         "run_started",
         "run_resumed",
         "run_completed",
         "run_failed",
         "budget_exceeded",
         "approval_requested",
+        "run_paused",
     ];
 
     /// The status as shown to people and stored in listings.
@@ -51,6 +55,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::BudgetExceeded => "budget_exceeded",
             RunStatus::AwaitingApproval => "awaiting_approval",
+            RunStatus::Paused => "paused",
         }
     }
 }
@@ -155,7 +160,8 @@ impl RunState {
             EventPayload::ModelRequest { .. }
             | EventPayload::ModelRetry { .. }
             | EventPayload::WorkspaceMaterialized { .. }
-            | EventPayload::RunResumed { .. } => {}
+            | EventPayload::RunResumed { .. }
+            | EventPayload::RunPaused { .. } => {}
             EventPayload::Checkpoint { snapshot_id, .. } => self.last_checkpoint = Some(snapshot_id.clone()),
             EventPayload::ApprovalRequested {
                 call_id, tool, arguments_hash, ..

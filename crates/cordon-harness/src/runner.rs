@@ -55,6 +55,7 @@ pub struct Runner {
     sandbox: Option<Value>,
     workspace: Option<(String, Value)>,
     checkpointer: Option<Arc<dyn crate::Checkpointer>>,
+    stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// One run in progress: its log, its folded state, and who watches.
@@ -116,6 +117,7 @@ impl Runner {
             sandbox: None,
             workspace: None,
             checkpointer: None,
+            stop: None,
         }
     }
 
@@ -135,6 +137,13 @@ impl Runner {
     /// receipts.
     pub fn workspace_receipts(mut self, manifest_digest: String, receipts: Value) -> Self {
         self.workspace = Some((manifest_digest, receipts));
+        self
+    }
+
+    /// Pauses the run at the next step boundary once `flag` is set (the CLI sets it on the
+    /// first Ctrl-C): the current model call or tool batch, and its checkpoint, finish first.
+    pub fn stop_flag(mut self, flag: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.stop = Some(flag);
         self
     }
 
@@ -186,6 +195,17 @@ impl Runner {
         let mut hint = None;
         let mut structured = None;
         while live.state.status == RunStatus::Running {
+            if self
+                .stop
+                .as_ref()
+                .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+            {
+                live.record(EventPayload::RunPaused {
+                    reason: "interrupted by the user".into(),
+                })
+                .await?;
+                break;
+            }
             let elapsed = live.elapsed_secs();
             if let Some(overrun) = crate::budget::before_model(
                 agent.max_turns,

@@ -177,6 +177,9 @@ impl LocalSandbox {
         if let Some(cg) = &cgroups {
             command = join_cgroups_first(command, &cg.procs_files());
         }
+        // Its own process group: a terminal's Ctrl-C reaches cordon, which decides, and not
+        // the sandbox directly.
+        command.process_group(0);
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

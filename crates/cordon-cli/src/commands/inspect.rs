@@ -20,6 +20,7 @@ pub async fn runs(
         StatusArg::Failed => RunStatus::Failed,
         StatusArg::BudgetExceeded => RunStatus::BudgetExceeded,
         StatusArg::AwaitingApproval => RunStatus::AwaitingApproval,
+        StatusArg::Paused => RunStatus::Paused,
     });
     let runs = store.list_runs(status, limit).await?;
     if json {

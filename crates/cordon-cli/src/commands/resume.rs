@@ -172,7 +172,9 @@ pub async fn resume(
         Arc::new(Human::default())
     };
     let client = Arc::new(ModelClient::new(model.provider)?);
-    let mut runner = Runner::new(client, store).observer(observer);
+    let mut runner = Runner::new(client, store)
+        .observer(observer)
+        .stop_flag(super::run::stop_on_ctrl_c());
     if let Some(c) = checkpointer {
         runner = runner.checkpointer(c);
     }

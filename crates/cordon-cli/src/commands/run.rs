@@ -86,7 +86,9 @@ pub async fn run(
         Arc::new(Human::default())
     };
     let client = Arc::new(ModelClient::new(model.provider)?);
-    let mut runner = Runner::new(client, store).observer(observer);
+    let mut runner = Runner::new(client, store)
+        .observer(observer)
+        .stop_flag(stop_on_ctrl_c());
     if let Some((digest, receipts)) = materialized {
         runner = runner.workspace_receipts(digest, serde_json::to_value(receipts)?);
     }
@@ -104,6 +106,26 @@ pub async fn run(
     }
     let out = runner.run(&agent, &args.task).await?;
     Ok(finish(&out, args.json))
+}
+
+/// A flag set by the first Ctrl-C (the runner pauses at its next step boundary); a second
+/// Ctrl-C exits at once.
+pub fn stop_on_ctrl_c() -> Arc<std::sync::atomic::AtomicBool> {
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let set = flag.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            set.store(true, std::sync::atomic::Ordering::SeqCst);
+            eprintln!("\ncordon: pausing after the current step (Ctrl-C again to abort)…");
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "cordon: aborted; the run is recorded up to here and `cordon resume` can continue it"
+                );
+                std::process::exit(exit::INTERRUPTED.into());
+            }
+        }
+    });
+    flag
 }
 
 /// Prints how a run ended (unless `json`) and gives its exit code.
@@ -129,6 +151,13 @@ pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
                 out.run_id
             );
             ExitCode::from(exit::BUDGET_EXCEEDED)
+        }
+        RunStatus::Paused => {
+            eprintln!(
+                "paused after the current step; `cordon resume {}` continues it",
+                out.run_id
+            );
+            ExitCode::from(exit::INTERRUPTED)
         }
         RunStatus::AwaitingApproval => {
             eprintln!("waiting for approval:");
