@@ -34,6 +34,22 @@ async fn waiting(store: &Store, run: &str) -> anyhow::Result<(cordon_core::RunId
     Ok((run_id, state))
 }
 
+/// The error for a call the run is not waiting on, naming those it is.
+fn not_waiting_on(run_id: &cordon_core::RunId, call: &str, state: &RunState) -> anyhow::Error {
+    Failure::bad_input(
+        format!("run {run_id} is not waiting on a call '{call}'"),
+        format!(
+            "it waits on: {}",
+            state
+                .awaiting
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+}
+
 /// Approves one waiting call, or all of them.
 pub async fn approve(
     store: &Store,
@@ -47,18 +63,7 @@ pub async fn approve(
         Some(c) => match state.awaiting.get(c) {
             Some(v) => vec![(c.to_string(), v.clone())],
             None => {
-                return Err(Failure::bad_input(
-                    format!("run {run_id} is not waiting on a call '{c}'"),
-                    format!(
-                        "it waits on: {}",
-                        state
-                            .awaiting
-                            .keys()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
+                return Err(not_waiting_on(&run_id, c, &state));
             }
         },
         None => state
@@ -100,18 +105,7 @@ pub async fn reject(
 ) -> anyhow::Result<ExitCode> {
     let (run_id, state) = waiting(store, run).await?;
     if !state.awaiting.contains_key(call) {
-        return Err(Failure::bad_input(
-            format!("run {run_id} is not waiting on a call '{call}'"),
-            format!(
-                "it waits on: {}",
-                state
-                    .awaiting
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
+        return Err(not_waiting_on(&run_id, call, &state));
     }
     let mut log = store.open_run(&run_id).await?;
     log.append(&EventPayload::ApprovalRejected {

@@ -9,7 +9,6 @@ use crate::exit::Failure;
 use cordon_core::{EventPayload, RunState, RunStatus};
 use cordon_harness::{RunObserver, Runner};
 use cordon_model::ModelClient;
-use cordon_sandbox::Sandbox as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -179,12 +178,7 @@ pub async fn resume(
         runner = runner.checkpointer(c);
     }
     if let Some(sb) = &sandbox {
-        runner = runner.sandbox_info(serde_json::json!({
-            "tier": sb.tier().as_str(),
-            "workspace": sb.workspace(),
-            "host_workspace": host_workspace,
-            "confinement": sb.confinement(),
-        }));
+        runner = runner.sandbox_info(super::run::sandbox_info(sb, host_workspace.as_deref()));
     }
     let mut raised = serde_json::Map::new();
     if let Some(n) = changes.max_turns {

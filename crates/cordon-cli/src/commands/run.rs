@@ -96,13 +96,7 @@ pub async fn run(
         runner = runner.checkpointer(c);
     }
     if let Some(sb) = &sandbox {
-        runner = runner.sandbox_info(serde_json::json!({
-            "tier": sb.tier().as_str(),
-            "workspace": sb.workspace(),
-            "host_workspace": host_workspace,
-            "confinement": sb.confinement(),
-            "limits": sb.tier().limits(),
-        }));
+        runner = runner.sandbox_info(sandbox_info(sb, host_workspace.as_deref()));
     }
     let out = runner.run(&agent, &args.task).await?;
     Ok(finish(&out, args.json))
@@ -190,6 +184,20 @@ pub struct SnapshotCheckpointer {
     pub dir: std::path::PathBuf,
     pub exclude: Vec<String>,
     pub previous: std::sync::Mutex<Option<cordon_store::Snapshot>>,
+}
+
+/// What a run records about its sandbox: tier, paths, what it enforces, what it cannot.
+pub fn sandbox_info(
+    sb: &cordon_sandbox::LocalSandbox,
+    host_workspace: Option<&str>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "tier": sb.tier().as_str(),
+        "workspace": sb.workspace(),
+        "host_workspace": host_workspace,
+        "confinement": sb.confinement(),
+        "limits": sb.tier().limits(),
+    })
 }
 
 /// The tools over a run's sandbox.
