@@ -1,17 +1,10 @@
 //! `cordon apply-patch`, and the `apply_patch` tool in a run, through the real binary.
 
-use assert_cmd::Command;
+mod common;
+
 use serde_json::Value;
 
-fn cordon(home: &std::path::Path) -> Command {
-    let mut c = Command::cargo_bin("cordon").unwrap();
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("CORDON_STORE", home.join("runs.db"))
-        .timeout(std::time::Duration::from_secs(60));
-    c
-}
+use common::cordon;
 
 #[test]
 fn apply_patch_changes_all_or_nothing() {
@@ -131,10 +124,7 @@ fn the_model_edits_files_with_apply_patch_on_both_protocols() {
             std::fs::read_to_string(ws.join("notes.md")).unwrap(),
             "# Notes\n"
         );
-        let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let events: Vec<Value> = common::json_lines(&out.stdout);
         let results: Vec<&Value> = events
             .iter()
             .filter(|e| e["kind"] == "tool_result")

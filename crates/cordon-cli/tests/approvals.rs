@@ -1,26 +1,20 @@
 //! Approvals across processes: pause, approve (bound to exact arguments), reject, resume.
 
+mod common;
+
 use cordon_testkit::{Script, ScriptedServer};
 use serde_json::Value;
 
 fn cordon(home: &std::path::Path) -> std::process::Command {
-    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("cordon"));
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("USER", "tester")
-        .env("CORDON_STORE", home.join("runs.db"))
-        .env("CORDON_SNAPSHOTS", home.join("snaps"))
-        .env("CORDON_CONFIG", home.join("config.toml"))
-        .current_dir(home);
+    let mut c = common::cordon_std(home);
+    c.env("USER", "tester")
+        .env("CORDON_CONFIG", home.join("config.toml"));
     c
 }
 
 async fn run(mut c: std::process::Command, args: &[&str]) -> std::process::Output {
     c.args(args);
-    tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap()
+    common::output(c).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

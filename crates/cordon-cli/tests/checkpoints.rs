@@ -1,5 +1,7 @@
 //! Checkpoints during a run: after tool calls that may change the workspace, and restorable.
 
+mod common;
+
 use assert_cmd::Command;
 use serde_json::Value;
 
@@ -24,12 +26,7 @@ text = "done"
     )
     .unwrap();
     let snapshots = home.path().join("snaps");
-    let out = Command::cargo_bin("cordon")
-        .unwrap()
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("CORDON_STORE", home.path().join("runs.db"))
+    let out = common::cordon(home.path())
         .env("CORDON_SNAPSHOTS", &snapshots)
         .args(["run", "--json", "--workspace"])
         .arg(&ws)
@@ -43,10 +40,7 @@ text = "done"
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events: Vec<Value> = common::json_lines(&out.stdout);
     let checkpoints: Vec<&Value> = events
         .iter()
         .filter(|e| e["kind"] == "checkpoint")

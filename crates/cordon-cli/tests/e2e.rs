@@ -1,6 +1,8 @@
 //! End to end: the real `cordon` binary against the scripted server (started here, or
 //! built into cordon with `scripted:`), with a real SQLite run store.
 
+mod common;
+
 use assert_cmd::Command;
 use cordon_testkit::{Script, ScriptedServer};
 use serde_json::Value;
@@ -21,7 +23,7 @@ impl Env {
     }
 
     fn store(&self) -> PathBuf {
-        self.dir.path().join("state/cordon.db")
+        self.dir.path().join("runs.db")
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -58,14 +60,8 @@ impl Env {
     }
 
     fn cordon(&self) -> Command {
-        let mut c = Command::cargo_bin("cordon").unwrap();
-        c.env_clear()
-            .current_dir(self.dir.path())
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("CORDON_STORE", self.store())
-            .env("E2E_KEY", KEY)
-            .timeout(std::time::Duration::from_secs(60));
+        let mut c = common::cordon(self.dir.path());
+        c.env("E2E_KEY", KEY);
         c
     }
 

@@ -1,17 +1,14 @@
 //! Manifests through the real binary: check, materialize into a sandbox, record in a run.
 
+mod common;
+
 use assert_cmd::Command;
 use serde_json::Value;
 use std::path::Path;
 
 fn cordon(home: &Path) -> Command {
-    let mut c = Command::cargo_bin("cordon").unwrap();
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("CORDON_STORE", home.join("runs.db"))
-        .env("MY_TOKEN", "from-the-host")
-        .timeout(std::time::Duration::from_secs(60));
+    let mut c = common::cordon(home);
+    c.env("MY_TOKEN", "from-the-host");
     c
 }
 
@@ -273,10 +270,7 @@ fn a_run_records_the_manifest_and_its_receipts() {
         stderr.contains("workspace: ") && stderr.contains("/cordon/workspaces/"),
         "{stderr}"
     );
-    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events: Vec<Value> = common::json_lines(&out.stdout);
     let digest = events[0]["payload"]["manifest_digest"].as_str().unwrap();
     assert_eq!(digest.len(), 64);
     assert_eq!(events[1]["kind"], "workspace_materialized");

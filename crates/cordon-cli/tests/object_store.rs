@@ -2,7 +2,8 @@
 //! started here. scripts/test installs it and sets CORDON_REQUIRE_PEERS=1, which makes a
 //! missing server a failure instead of a skip.
 
-use assert_cmd::Command;
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
@@ -26,6 +27,29 @@ fn http(port: u16, method: &str, path: &str, body: &[u8]) -> String {
     out
 }
 
+/// The two tests here pick their server's port by binding port 0 and letting it go; run at
+/// the same time, both can be handed the same port, and one server then answers for the other
+/// (or, once it is stopped, nobody does). One at a time, they cannot.
+static ONE_SERVER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Waits until `port` accepts connections, as long as `server` is still running (a server that
+/// could not bind its port exits, and something else may be listening there).
+fn ready(server: &mut Server, port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if server.0.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return server.0.try_wait().ok().flatten().is_none();
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn start_moto() -> Option<(Server, u16)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .ok()?
@@ -38,19 +62,61 @@ fn start_moto() -> Option<(Server, u16)> {
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let mut server = Server(child);
+    ready(&mut server, port).then_some((server, port))
+}
+
+/// Builds a sandbox's workspace from a manifest with one object_store entry, `remote`, copying
+/// the `data` prefix of the bucket `inputs` (`location` gives the provider's fields), with
+/// `env` as cordon's own environment. Checks what every provider must give (the two objects
+/// under the prefix and nothing else, read-only, no credential in the sandbox's environment)
+/// and returns what the sandbox printed.
+fn copy_in(home: &std::path::Path, location: &str, env: &[(&str, &str)]) -> String {
+    let manifest = home.join("m.toml");
+    std::fs::write(&manifest, format!("[entries.remote]\ntype = \"object_store\"\nbucket = \"inputs\"\nprefix = \"data\"\n{location}\n")).unwrap();
+    let mut cmd = common::cordon(home);
+    cmd.envs(env.iter().copied());
+    let out = cmd
+        .args(["sandbox", "exec", "--manifest"])
+        .arg(&manifest)
+        .arg("--workspace")
+        .arg(home.join("ws"))
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "find remote -type f | sort; cat remote/a.txt remote/sub/b.txt; (echo x > remote/a.txt) 2>/dev/null || echo READ-ONLY; env",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("remote/a.txt\nremote/sub/b.txt\nalphabetaREAD-ONLY\n"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("not this one"),
+        "only the prefix: {stdout}"
+    );
+    for (_, secret) in env
+        .iter()
+        .filter(|(k, _)| k.contains("SECRET") || k.contains("KEY"))
+    {
+        assert!(!stdout.contains(secret), "credentials stay out: {stdout}");
     }
-    Some((server, port))
+    stdout
 }
 
 #[test]
 fn an_s3_prefix_is_copied_in_with_the_harness_credentials_kept_out() {
+    let _one = ONE_SERVER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let Some((_server, port)) = start_moto() else {
         let msg = "moto_server did not start: run scripts/test, which installs moto[server]";
         assert!(std::env::var_os("CORDON_REQUIRE_PEERS").is_none(), "{msg}");
@@ -72,47 +138,16 @@ fn an_s3_prefix_is_copied_in_with_the_harness_credentials_kept_out() {
         );
     }
     let home = tempfile::tempdir().unwrap();
-    let manifest = home.path().join("m.toml");
-    std::fs::write(
-        &manifest,
-        format!("[entries.remote]\ntype = \"object_store\"\nprovider = \"s3\"\nbucket = \"inputs\"\nprefix = \"data\"\nendpoint = \"http://127.0.0.1:{port}\"\nregion = \"us-east-1\"\n"),
-    )
-    .unwrap();
-    let out = Command::cargo_bin("cordon")
-        .unwrap()
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "secret-key-of-the-harness")
-        .args(["sandbox", "exec", "--manifest"])
-        .arg(&manifest)
-        .arg("--workspace")
-        .arg(home.path().join("ws"))
-        .args([
-            "--",
-            "sh",
-            "-c",
-            "find remote -type f | sort; cat remote/a.txt remote/sub/b.txt; (echo x > remote/a.txt) 2>/dev/null || echo READ-ONLY; env",
-        ])
-        .timeout(Duration::from_secs(60))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    copy_in(
+        home.path(),
+        &format!(
+            "provider = \"s3\"\nendpoint = \"http://127.0.0.1:{port}\"\nregion = \"us-east-1\""
+        ),
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+            ("AWS_SECRET_ACCESS_KEY", "secret-key-of-the-harness"),
+        ],
     );
-    assert!(
-        stdout.starts_with("remote/a.txt\nremote/sub/b.txt\nalphabetaREAD-ONLY\n"),
-        "{stdout}"
-    );
-    assert!(
-        !stdout.contains("secret-key-of-the-harness") && !stdout.contains("AKIDTEST"),
-        "credentials stay out: {stdout}"
-    );
-    assert!(!stdout.contains("not this one"));
 }
 
 /// Azurite's well-known development account.
@@ -236,19 +271,15 @@ fn start_azurite(data: &std::path::Path) -> Option<(Server, u16)> {
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some((server, port))
+    let mut server = Server(child);
+    ready(&mut server, port).then_some((server, port))
 }
 
 #[test]
 fn an_azure_blob_prefix_is_copied_in() {
+    let _one = ONE_SERVER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let home = tempfile::tempdir().unwrap();
     let Some((_server, port)) = start_azurite(&home.path().join("azurite")) else {
         let msg = "azurite did not start: run scripts/test, which installs it into target/peers";
@@ -280,41 +311,12 @@ fn an_azure_blob_prefix_is_copied_in() {
         );
         assert!(put.starts_with("HTTP/1.1 201"), "{key}: {put}");
     }
-    let manifest = home.path().join("m.toml");
-    std::fs::write(
-        &manifest,
-        format!("[entries.remote]\ntype = \"object_store\"\nprovider = \"azure\"\nbucket = \"inputs\"\nprefix = \"data\"\nendpoint = \"http://127.0.0.1:{port}/{AZ_ACCOUNT}\"\n"),
-    )
-    .unwrap();
-    let out = Command::cargo_bin("cordon")
-        .unwrap()
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("AZURE_STORAGE_ACCOUNT_NAME", AZ_ACCOUNT)
-        .env("AZURE_STORAGE_ACCOUNT_KEY", AZ_KEY)
-        .args(["sandbox", "exec", "--manifest"])
-        .arg(&manifest)
-        .arg("--workspace")
-        .arg(home.path().join("ws"))
-        .args([
-            "--",
-            "sh",
-            "-c",
-            "find remote -type f | sort; cat remote/a.txt remote/sub/b.txt; env",
-        ])
-        .timeout(Duration::from_secs(60))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    copy_in(
+        home.path(),
+        &format!("provider = \"azure\"\nendpoint = \"http://127.0.0.1:{port}/{AZ_ACCOUNT}\""),
+        &[
+            ("AZURE_STORAGE_ACCOUNT_NAME", AZ_ACCOUNT),
+            ("AZURE_STORAGE_ACCOUNT_KEY", AZ_KEY),
+        ],
     );
-    assert!(
-        stdout.starts_with("remote/a.txt\nremote/sub/b.txt\nalphabeta"),
-        "{stdout}"
-    );
-    assert!(!stdout.contains(AZ_KEY), "credentials stay out");
 }

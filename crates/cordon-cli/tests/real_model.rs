@@ -2,6 +2,8 @@
 //! SmolLM2-135M-Instruct, over both wire protocols. `scripts/test` installs the peer and sets
 //! CORDON_REQUIRE_PEERS=1, which makes a missing peer a failure instead of a skip.
 
+mod common;
+
 use assert_cmd::Command;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -93,10 +95,7 @@ fn a_real_llama_cpp_server_answers_over_both_protocols() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let events: Vec<Value> = common::json_lines(&out.stdout);
         // A 135M model may answer or call the calculator; either way the run must end cleanly.
         let last = events
             .last()

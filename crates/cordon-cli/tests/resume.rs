@@ -2,6 +2,8 @@
 //! scripted server lives in this test, so its request count spans the cordon processes: no
 //! recorded model response may be requested twice.
 
+mod common;
+
 use assert_cmd::Command;
 use cordon_testkit::{Script, ScriptedServer};
 use serde_json::Value;
@@ -26,14 +28,8 @@ impl Env {
     }
 
     fn cmd(&self) -> std::process::Command {
-        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("cordon"));
-        c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("CORDON_STORE", self.home.path().join("runs.db"))
-            .env("CORDON_SNAPSHOTS", self.home.path().join("snaps"))
-            .env("CORDON_CONFIG", self.home.path().join("config.toml"))
-            .current_dir(self.home.path());
+        let mut c = common::cordon_std(self.home.path());
+        c.env("CORDON_CONFIG", self.home.path().join("config.toml"));
         c
     }
 
@@ -42,10 +38,7 @@ impl Env {
             .args(["show", "--json", run])
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        common::json_lines(&out.stdout)
     }
 
     fn only_run(&self) -> String {
@@ -58,12 +51,6 @@ impl Env {
                 .unwrap();
         first["run_id"].as_str().unwrap().to_string()
     }
-}
-
-async fn blocking(mut c: std::process::Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap()
 }
 
 fn kinds(events: &[Value]) -> Vec<String> {
@@ -97,7 +84,7 @@ async fn a_run_stopped_by_a_budget_resumes_where_it_was() {
     c.args(["run", "--max-turns", "1", "--model", "s:m", "--workspace"])
         .arg(&ws)
         .arg("write");
-    let out = blocking(c).await;
+    let out = common::output(c).await;
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -124,7 +111,7 @@ async fn a_run_stopped_by_a_budget_resumes_where_it_was() {
         "--workspace",
     ])
     .arg(&resumed_ws);
-    let out = blocking(c).await;
+    let out = common::output(c).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -166,7 +153,7 @@ async fn a_run_stopped_by_a_budget_resumes_where_it_was() {
             .contains("first"),
         "the checkpoint brought a.txt back"
     );
-    let verify = blocking({
+    let verify = common::output({
         let mut c = env.cmd();
         c.args(["verify", &run]);
         c
@@ -224,7 +211,7 @@ async fn a_run_killed_mid_command_resumes_without_asking_the_model_again() {
     let resumed_ws = env.home.path().join("resumed");
     let mut c = env.cmd();
     c.args(["resume", &run, "--workspace"]).arg(&resumed_ws);
-    let out = blocking(c).await;
+    let out = common::output(c).await;
     assert!(
         out.status.success(),
         "{}",
@@ -336,7 +323,7 @@ async fn the_first_ctrl_c_pauses_after_the_step_and_the_second_aborts() {
     let resumed_ws = env.home.path().join("resumed");
     let mut c = env.cmd();
     c.args(["resume", &run, "--workspace"]).arg(&resumed_ws);
-    let out = blocking(c).await;
+    let out = common::output(c).await;
     assert!(
         out.status.success(),
         "{}",

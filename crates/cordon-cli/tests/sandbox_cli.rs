@@ -1,14 +1,12 @@
 //! `cordon sandbox exec` and `cordon doctor`, through the real binary.
 
+mod common;
+
 use assert_cmd::Command;
 
 fn cordon(dir: &std::path::Path) -> Command {
-    let mut c = Command::cargo_bin("cordon").unwrap();
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("CORDON_SECRET_IN_HARNESS", "do-not-leak")
-        .timeout(std::time::Duration::from_secs(60));
+    let mut c = common::cordon(dir);
+    c.env("CORDON_SECRET_IN_HARNESS", "do-not-leak");
     c
 }
 

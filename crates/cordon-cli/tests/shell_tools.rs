@@ -1,7 +1,8 @@
 //! `cordon run` with the shell tools: a scripted model drives exec_command and write_stdin
 //! in a real sandbox, through the real binary.
 
-use assert_cmd::Command;
+mod common;
+
 use serde_json::Value;
 
 const SCRIPT: &str = r#"
@@ -33,12 +34,7 @@ fn a_model_works_in_the_sandbox_through_the_shell_tools() {
     std::fs::create_dir(&ws).unwrap();
     let script = dir.path().join("script.toml");
     std::fs::write(&script, SCRIPT).unwrap();
-    let out = Command::cargo_bin("cordon")
-        .unwrap()
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir.path())
-        .env("CORDON_STORE", dir.path().join("runs.db"))
+    let out = common::cordon(dir.path())
         .args(["run", "--json", "--workspace"])
         .arg(&ws)
         .arg("--model")
@@ -49,10 +45,7 @@ fn a_model_works_in_the_sandbox_through_the_shell_tools() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events: Vec<Value> = common::json_lines(&out.stdout);
     let sandbox = &events[0]["payload"]["sandbox"];
     assert_eq!(
         sandbox["tier"], "namespaces",
@@ -125,12 +118,7 @@ fn an_unconfined_run_warns_and_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("script.toml");
     std::fs::write(&script, "[[turns]]\ntext = \"nothing to do\"\n").unwrap();
-    let out = Command::cargo_bin("cordon")
-        .unwrap()
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir.path())
-        .env("CORDON_STORE", dir.path().join("runs.db"))
+    let out = common::cordon(dir.path())
         .current_dir(dir.path())
         .args(["run", "--json", "--sandbox", "unconfined", "--model"])
         .arg(format!("scripted:{}", script.display()))

@@ -1,15 +1,8 @@
 //! `cordon snapshot take|list|show|restore|gc` through the real binary.
 
-use assert_cmd::Command;
+mod common;
 
-fn cordon(home: &std::path::Path) -> Command {
-    let mut c = Command::cargo_bin("cordon").unwrap();
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("CORDON_SNAPSHOTS", home.join("snaps"));
-    c
-}
+use common::cordon;
 
 #[test]
 fn snapshots_are_taken_listed_shown_restored_and_collected() {

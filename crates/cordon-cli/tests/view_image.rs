@@ -1,6 +1,7 @@
 //! `view_image` in a run: the image reaches the model on both wire protocols.
 
-use assert_cmd::Command;
+mod common;
+
 use cordon_testkit::{Script, ScriptedServer};
 use serde_json::Value;
 
@@ -37,18 +38,12 @@ async fn the_model_sees_the_image_on_both_protocols() {
             ),
         )
         .unwrap();
-        let mut cmd = Command::cargo_bin("cordon").unwrap();
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", dir.path())
-            .env("CORDON_STORE", dir.path().join("runs.db"))
-            .env("CORDON_CONFIG", &config)
+        let mut cmd = common::cordon_std(dir.path());
+        cmd.env("CORDON_CONFIG", &config)
             .args(["run", "--json", "--workspace"])
             .arg(&ws)
             .args(["--model", "p:m", "describe the chart"]);
-        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-            .await
-            .unwrap();
+        let out = common::output(cmd).await;
         assert!(
             out.status.success(),
             "{api}: {}",
@@ -67,10 +62,7 @@ async fn the_model_sees_the_image_on_both_protocols() {
                 second.contains("image_url") && second.contains("Images returned by tool call")
             ),
         }
-        let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let events: Vec<Value> = common::json_lines(&out.stdout);
         let results: Vec<&Value> = events
             .iter()
             .filter(|e| e["kind"] == "tool_result")

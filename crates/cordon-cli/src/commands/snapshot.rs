@@ -30,10 +30,7 @@ pub fn run(cmd: SnapshotCommand, dir: Option<&Path>) -> anyhow::Result<ExitCode>
     let store = open(dir)?;
     match cmd {
         SnapshotCommand::Take { dir, exclude, json } => {
-            let previous = match store.list()?.first() {
-                Some(s) => Some(store.load(&s.id)?),
-                None => None,
-            };
+            let previous = store.newest()?;
             let started = Instant::now();
             let (snap, stats) = store.take(&dir, &exclude, previous.as_ref())?;
             let ms = started.elapsed().as_secs_f64() * 1000.0;

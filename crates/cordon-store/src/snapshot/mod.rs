@@ -171,39 +171,51 @@ impl SnapshotStore {
         }
     }
 
-    /// Every stored snapshot, newest first.
-    pub fn list(&self) -> Result<Vec<SnapshotSummary>, SnapshotError> {
+    /// Every stored snapshot, each read once, newest first.
+    fn load_all(&self) -> Result<Vec<Snapshot>, SnapshotError> {
         let mut out = Vec::new();
         for e in std::fs::read_dir(self.dir.join("snapshots")).map_err(|e| io("snapshots", e))? {
-            let e = e.map_err(|e| io("snapshots", e))?;
-            let Some(id) = e
-                .file_name()
-                .to_str()
-                .and_then(|n| n.strip_suffix(".json"))
-                .map(str::to_string)
-            else {
+            let p = e.map_err(|e| io("snapshots", e))?.path();
+            if p.extension().is_none_or(|x| x != "json") {
                 continue;
-            };
-            let s = self.load(&id)?;
-            out.push(SnapshotSummary {
-                files: s.files(),
-                bytes: s.bytes(),
-                id: s.id,
-                created: s.created,
-            });
+            }
+            let text = std::fs::read(&p).map_err(|e| io(p.display(), e))?;
+            out.push(
+                serde_json::from_slice::<Snapshot>(&text)
+                    .map_err(|e| SnapshotError::Io(format!("{}: {e}", p.display())))?,
+            );
         }
         out.sort_by(|a, b| b.created.cmp(&a.created));
         Ok(out)
     }
 
+    /// Every stored snapshot, newest first.
+    pub fn list(&self) -> Result<Vec<SnapshotSummary>, SnapshotError> {
+        Ok(self
+            .load_all()?
+            .into_iter()
+            .map(|s| SnapshotSummary {
+                files: s.files(),
+                bytes: s.bytes(),
+                id: s.id,
+                created: s.created,
+            })
+            .collect())
+    }
+
+    /// The newest stored snapshot, if any.
+    pub fn newest(&self) -> Result<Option<Snapshot>, SnapshotError> {
+        Ok(self.load_all()?.into_iter().next())
+    }
+
     /// Deletes stored contents that no snapshot refers to; returns how many and their bytes.
     pub fn gc(&self) -> Result<(usize, u64), SnapshotError> {
-        let mut live = std::collections::HashSet::new();
-        for s in self.list()? {
-            for e in self.load(&s.id)?.entries {
-                live.extend(e.hash);
-            }
-        }
+        let live: std::collections::HashSet<String> = self
+            .load_all()?
+            .into_iter()
+            .flat_map(|s| s.entries)
+            .filter_map(|e| e.hash)
+            .collect();
         let (mut removed, mut bytes) = (0, 0);
         for shard in std::fs::read_dir(self.dir.join("objects")).map_err(|e| io("objects", e))? {
             let shard = shard.map_err(|e| io("objects", e))?.path();
