@@ -169,11 +169,6 @@ impl ScriptedServer {
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests.lock().expect("requests lock").clone()
     }
-
-    /// How many turns of the script have been served.
-    pub fn turns_served(&self) -> usize {
-        self.shared.cursor.lock().expect("cursor lock").turn
-    }
 }
 
 impl Drop for ScriptedServer {
