@@ -60,6 +60,16 @@ impl RunObserver for Human {
                 let mark = if p["is_error"] == true { '✗' } else { '←' };
                 eprintln!("  {mark} {}", clip(&text(&p["output"]), 120));
             }
+            "tool_replayed" => eprintln!(
+                "  ↻ replayed {} {} into the restored workspace{}",
+                text(&p["tool"]),
+                text(&p["call_id"]),
+                if p["same_output"] == true {
+                    ""
+                } else {
+                    " (its output differed this time)"
+                }
+            ),
             "output_invalid" => eprintln!(
                 "  ✗ the answer does not match the output schema: {}",
                 clip(&text(&p["error"]), 200)

@@ -41,15 +41,21 @@ text = "done"
         String::from_utf8_lossy(&out.stderr)
     );
     let events: Vec<Value> = common::json_lines(&out.stdout);
-    let checkpoints: Vec<&Value> = events
+    let all: Vec<&Value> = events
         .iter()
         .filter(|e| e["kind"] == "checkpoint")
         .collect();
     assert_eq!(
-        checkpoints.len(),
-        2,
-        "after exec_command and apply_patch, not after calculator"
+        all.len(),
+        3,
+        "the workspace as it started, then after exec_command and apply_patch, not after calculator"
     );
+    assert_eq!(
+        events[all[0]["seq"].as_u64().unwrap() as usize + 1]["kind"],
+        "user_input",
+        "the first checkpoint comes before the task"
+    );
+    let checkpoints = &all[1..];
     assert_eq!(checkpoints[1]["payload"]["files_read"], 1, "incremental");
     let after_tool = |i: usize| {
         events[events.iter().position(|e| e == checkpoints[i]).unwrap() - 1]["kind"].clone()

@@ -218,6 +218,25 @@ pub enum EventPayload {
         is_error: bool,
         /// How long it took.
         duration_ms: u64,
+        /// Set when cordon answered the call without running it (a person rejected it, or
+        /// it was interrupted and could not safely run again).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        not_run: bool,
+    },
+    /// A call that had finished was run again on resume, because the workspace was
+    /// restored to a checkpoint taken before it. Its recorded result stays what the model
+    /// saw; this only puts its effects back into the workspace.
+    ToolReplayed {
+        /// The call replayed.
+        call_id: String,
+        /// The tool's name.
+        tool: String,
+        /// Whether the replay failed (the original did not, or it would not change files).
+        is_error: bool,
+        /// Whether the replay's output equals the recorded one.
+        same_output: bool,
+        /// How long it took.
+        duration_ms: u64,
     },
     /// A tool call needs a person's approval; the run waits (status `awaiting_approval`).
     ApprovalRequested {
@@ -318,6 +337,7 @@ impl EventPayload {
             EventPayload::ModelResponse { .. } => "model_response",
             EventPayload::ToolCallIntent { .. } => "tool_call_intent",
             EventPayload::ToolResult { .. } => "tool_result",
+            EventPayload::ToolReplayed { .. } => "tool_replayed",
             EventPayload::ApprovalRequested { .. } => "approval_requested",
             EventPayload::ApprovalGranted { .. } => "approval_granted",
             EventPayload::ApprovalRejected { .. } => "approval_rejected",
@@ -553,6 +573,14 @@ mod tests {
                 output: String::new(),
                 images: Vec::new(),
                 is_error: false,
+                duration_ms: 0,
+                not_run: false,
+            },
+            EventPayload::ToolReplayed {
+                call_id: String::new(),
+                tool: String::new(),
+                is_error: false,
+                same_output: true,
                 duration_ms: 0,
             },
             EventPayload::OutputInvalid {

@@ -103,6 +103,9 @@ pub struct RunState {
     pub ended_by: Option<String>,
     /// The newest checkpoint's snapshot id.
     pub last_checkpoint: Option<String>,
+    /// Calls that finished after the newest checkpoint, in order: (call id, tool). Restoring
+    /// that checkpoint undoes their effects on the workspace, so resume replays them.
+    pub since_checkpoint: Vec<(String, String)>,
     /// Calls waiting for a decision: call id → (tool, arguments hash).
     pub awaiting: std::collections::BTreeMap<String, (String, String)>,
     /// Approved calls: call id → the arguments hash approved.
@@ -128,6 +131,7 @@ impl Default for RunState {
             final_output: None,
             ended_by: None,
             last_checkpoint: None,
+            since_checkpoint: Vec::new(),
             awaiting: Default::default(),
             approved: Default::default(),
             rejected: Default::default(),
@@ -162,7 +166,11 @@ impl RunState {
             | EventPayload::WorkspaceMaterialized { .. }
             | EventPayload::RunResumed { .. }
             | EventPayload::RunPaused { .. } => {}
-            EventPayload::Checkpoint { snapshot_id, .. } => self.last_checkpoint = Some(snapshot_id.clone()),
+            EventPayload::Checkpoint { snapshot_id, .. } => {
+                self.last_checkpoint = Some(snapshot_id.clone());
+                self.since_checkpoint.clear();
+            }
+            EventPayload::ToolReplayed { .. } => {}
             EventPayload::ApprovalRequested {
                 call_id, tool, arguments_hash, ..
             } => {
@@ -201,9 +209,18 @@ impl RunState {
                 arguments: arguments.clone(),
             }),
             EventPayload::ToolResult {
-                call_id, output, images, ..
+                call_id,
+                tool,
+                output,
+                images,
+                not_run,
+                ..
             } => {
+                let was_pending = self.pending.iter().any(|p| &p.call_id == call_id);
                 self.pending.retain(|p| &p.call_id != call_id);
+                if was_pending && !not_run {
+                    self.since_checkpoint.push((call_id.clone(), tool.clone()));
+                }
                 self.tool_calls += 1;
                 let kind = self.call_kind(call_id);
                 self.items.push(Item::ToolResult(ToolResult {
@@ -310,7 +327,13 @@ mod tests {
             images: Vec::new(),
             is_error: false,
             duration_ms: 1,
+            not_run: false,
         });
+        assert_eq!(
+            s.since_checkpoint,
+            [("c1".to_string(), "patch".to_string())],
+            "a call that ran since the last checkpoint is remembered for replay"
+        );
         assert!(s.pending.is_empty());
         assert_eq!((s.turns, s.tool_calls, s.usage.total_tokens()), (1, 1, 12));
         assert_eq!(s.items.len(), 3);
@@ -321,5 +344,45 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(s.status, RunStatus::Running);
+        s.apply(&EventPayload::Checkpoint {
+            snapshot_id: "snap".into(),
+            files_read: 1,
+            bytes_read: 1,
+        });
+        assert!(s.since_checkpoint.is_empty(), "a checkpoint captures it");
+    }
+
+    #[test]
+    fn answers_given_without_running_are_never_replayed() {
+        let mut s = RunState::default();
+        for (id, not_run) in [("ran", false), ("interrupted", true)] {
+            s.apply(&EventPayload::ToolCallIntent {
+                call_id: id.into(),
+                tool: "exec_command".into(),
+                arguments: "{}".into(),
+                idempotency_key: format!("r/{id}"),
+            });
+            s.apply(&EventPayload::ToolResult {
+                call_id: id.into(),
+                tool: "exec_command".into(),
+                output: String::new(),
+                images: Vec::new(),
+                is_error: not_run,
+                duration_ms: 0,
+                not_run,
+            });
+        }
+        // A rejected call has no intent at all.
+        s.apply(&EventPayload::ToolResult {
+            call_id: "rejected".into(),
+            tool: "exec_command".into(),
+            output: "error: rejected".into(),
+            images: Vec::new(),
+            is_error: true,
+            duration_ms: 0,
+            not_run: true,
+        });
+        let ids: Vec<&str> = s.since_checkpoint.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(ids, ["ran"]);
     }
 }

@@ -36,6 +36,6 @@ pub use agent::{Agent, AgentError};
 pub use approval::ApprovalRules;
 pub use budget::{Budgets, Price};
 pub use checkpoint::{CheckpointInfo, Checkpointer};
-pub use cordon_tools::{FunctionTool, Tool, ToolContext, ToolError, ToolOutput};
+pub use cordon_tools::{Effects, FunctionTool, Tool, ToolContext, ToolError, ToolOutput};
 pub use observer::RunObserver;
 pub use runner::{RunError, RunOutcome, Runner};

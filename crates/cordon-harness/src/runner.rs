@@ -5,10 +5,10 @@ use crate::observer::{RunObserver, Silent};
 use cordon_core::{EventPayload, ModelResponse, RunId, RunState, RunStatus, ToolCall, VERSION};
 use cordon_model::{ModelClient, ModelError, ModelRequest, OutputSchema, StreamEvent};
 use cordon_store::{RunLog, Store, StoreError};
-use cordon_tools::{ToolContext, ToolError};
+use cordon_tools::{Effects, ToolContext, ToolError, ToolOutput};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How a run ended.
 #[derive(Debug, Clone)]
@@ -183,6 +183,8 @@ impl Runner {
             })
             .await?;
         }
+        // The workspace as it starts: resume restores it if the run stops before the next.
+        self.checkpoint(&mut live).await?;
         live.record(EventPayload::UserInput {
             text: task.to_string(),
         })
@@ -363,6 +365,7 @@ impl Runner {
                     images: Vec::new(),
                     is_error: true,
                     duration_ms: 0,
+                    not_run: true,
                 })
                 .await?;
             } else if live.state.approved.get(&call.call_id) == Some(&hash) {
@@ -412,40 +415,15 @@ impl Runner {
                 .find_tool(&c.name)
                 .is_some_and(|t| t.changes_workspace())
         });
-        let available: Vec<String> = agent.tools.iter().map(|t| t.spec().name).collect();
-        let mut tasks = Vec::new();
-        for call in calls {
-            let ctx = ToolContext {
-                run_id: run_id.clone(),
-                call_id: call.call_id.clone(),
-                idempotency_key: format!("{run_id}/{}", call.call_id),
-            };
-            let tool = agent.find_tool(&call.name).cloned();
-            let available = available.clone();
-            let (name, input) = (call.name.clone(), call.input.clone());
-            let handle = tokio::spawn(async move {
-                let started = Instant::now();
-                let result = match &tool {
-                    Some(t) => t.call(&ctx, &input).await,
-                    None => Err(ToolError::Failed(format!(
-                        "there is no tool named '{name}'; the available tools are: {}",
-                        available.join(", ")
-                    ))),
-                };
-                (result, started.elapsed())
-            });
-            tasks.push((call, handle));
-        }
+        let tasks: Vec<_> = calls
+            .into_iter()
+            .map(|call| {
+                let task = tokio::spawn(call_tool(agent, &run_id, &call));
+                (call, task)
+            })
+            .collect();
         for (call, task) in tasks {
-            let (result, elapsed) = task.await.unwrap_or_else(|e| {
-                tracing::error!(tool = %call.name, error = %e, "a tool call crashed");
-                (
-                    Err(ToolError::Failed(
-                        "the tool crashed; this is a bug in the tool, not in your call".into(),
-                    )),
-                    Default::default(),
-                )
-            });
+            let (result, elapsed) = joined(&call, task.await);
             let (output, images, is_error) = match result {
                 Ok(out) => (out.text, out.images, false),
                 Err(e) => (format!("error: {e}"), Vec::new(), true),
@@ -457,33 +435,98 @@ impl Runner {
                 images,
                 is_error,
                 duration_ms: elapsed.as_millis() as u64,
+                not_run: false,
             })
             .await?;
         }
-        if changed && let Some(c) = &self.checkpointer {
-            match c.checkpoint().await {
-                Ok(info) => {
-                    live.record(EventPayload::Checkpoint {
-                        snapshot_id: info.snapshot_id,
-                        files_read: info.files_read,
-                        bytes_read: info.bytes_read,
-                    })
-                    .await?
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "checkpoint failed; the run goes on without it")
-                }
+        if changed {
+            self.checkpoint(live).await?;
+        }
+        Ok(())
+    }
+
+    /// Snapshots the workspace and records the checkpoint. A failed checkpoint does not stop
+    /// the run: resume then starts from the one before.
+    async fn checkpoint(&self, live: &mut Live<'_>) -> Result<(), StoreError> {
+        let Some(c) = &self.checkpointer else {
+            return Ok(());
+        };
+        match c.checkpoint().await {
+            Ok(info) => {
+                live.record(EventPayload::Checkpoint {
+                    snapshot_id: info.snapshot_id,
+                    files_read: info.files_read,
+                    bytes_read: info.bytes_read,
+                })
+                .await
             }
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpoint failed; the run goes on without it");
+                Ok(())
+            }
+        }
+    }
+
+    /// Puts back into the restored workspace what calls that finished after its checkpoint
+    /// did: calls confined to the workspace run again, silently (their recorded results stay
+    /// what the model saw); the model is told about the others. Then a checkpoint.
+    async fn replay(&self, agent: &Agent, live: &mut Live<'_>) -> Result<(), StoreError> {
+        let run_id = live.log.run_id().clone();
+        let mut replayed = false;
+        let mut undone = Vec::new();
+        for (call_id, tool) in live.state.since_checkpoint.clone() {
+            let effects = agent.find_tool(&tool).map(|t| t.effects());
+            let call = find_call(&live.state, &call_id);
+            match (effects, call) {
+                (None | Some(Effects::None), _) => {}
+                (Some(Effects::Workspace), Some(call)) => {
+                    let (result, elapsed) =
+                        joined(&call, tokio::spawn(call_tool(agent, &run_id, &call)).await);
+                    let recorded = live.state.items.iter().find_map(|i| match i {
+                        cordon_core::Item::ToolResult(r) if r.call_id == call_id => {
+                            Some(r.output.as_str())
+                        }
+                        _ => None,
+                    });
+                    let (is_error, same_output) = match &result {
+                        Ok(out) => (false, recorded == Some(out.text.as_str())),
+                        Err(e) => (true, recorded == Some(format!("error: {e}").as_str())),
+                    };
+                    live.record(EventPayload::ToolReplayed {
+                        call_id,
+                        tool,
+                        is_error,
+                        same_output,
+                        duration_ms: elapsed.as_millis() as u64,
+                    })
+                    .await?;
+                    replayed = true;
+                }
+                (Some(Effects::External | Effects::Workspace), _) => undone.push(call_id),
+            }
+        }
+        if replayed {
+            self.checkpoint(live).await?;
+        }
+        if !undone.is_empty() {
+            live.record(EventPayload::UserInput {
+                text: format!(
+                    "[cordon] The run stopped and was resumed from a checkpoint taken before these calls finished: {}. Whatever they changed in the workspace was undone; they were not run again because they may act outside the workspace. Check the workspace before relying on their results.",
+                    undone.join(", ")
+                ),
+            })
+            .await?;
         }
         Ok(())
     }
 
     /// Continues a run that stopped: after a crash (its log simply ends), a provider failure,
     /// or a budget (raise it first). The caller has restored the workspace from
-    /// `from_checkpoint`. A recorded model response is never requested again: calls it asked
-    /// for that never started run now. A call that was running when the run stopped is run
-    /// again if its tool cannot change the workspace; otherwise the model is told it was
-    /// interrupted and its effects rolled back with the workspace.
+    /// `from_checkpoint`. First the calls that finished after that checkpoint are replayed
+    /// (see [`Effects`]), so the workspace is where the log says it was. A recorded model
+    /// response is never requested again: calls it asked for that never started run now. A
+    /// call that was running when the run stopped runs again unless its tool may act outside
+    /// the workspace; then the model is told it was interrupted.
     pub async fn resume(
         &self,
         agent: &Agent,
@@ -513,28 +556,32 @@ impl Runner {
             raised,
         })
         .await?;
+        self.replay(agent, &mut live).await?;
+        // Calls that were running: those that can run again, after the restore, do; the model
+        // hears that the others were interrupted.
+        let mut again = Vec::new();
         for p in live.state.pending.clone() {
-            let call = live.state.items.iter().find_map(|i| match i {
-                cordon_core::Item::ToolCall(c) if c.call_id == p.call_id => Some(c.clone()),
-                _ => None,
-            });
-            let safe = agent
-                .find_tool(&p.tool)
-                .is_some_and(|t| !t.changes_workspace());
-            match call {
-                Some(call) if safe => self.execute(agent, &mut live, vec![call]).await?,
+            let effects = agent.find_tool(&p.tool).map(|t| t.effects());
+            match find_call(&live.state, &p.call_id) {
+                Some(call) if matches!(effects, Some(Effects::None | Effects::Workspace)) => {
+                    again.push(call)
+                }
                 _ => {
                     live.record(EventPayload::ToolResult {
                         call_id: p.call_id.clone(),
                         tool: p.tool.clone(),
-                        output: "error: interrupted: this call was running when the run stopped. The workspace was restored to the last checkpoint, which undid whatever the call (and any other call since that checkpoint) had changed. Run it again if it is still needed.".into(),
+                        output: "error: interrupted: this call was running when the run stopped, and it may act outside the workspace, so it was not run again. The workspace was restored to the last checkpoint, which undid whatever the call had changed in it. Run it again if it is still needed.".into(),
                         images: Vec::new(),
                         is_error: true,
                         duration_ms: 0,
+                        not_run: true,
                     })
                     .await?
                 }
             }
+        }
+        if !again.is_empty() {
+            self.execute(agent, &mut live, again).await?;
         }
         let unstarted = live.state.unstarted_calls();
         if !unstarted.is_empty() {
@@ -548,4 +595,55 @@ impl Runner {
         }
         self.drive(agent, &mut live).await
     }
+}
+
+/// Runs one call of `agent`'s, timing it.
+fn call_tool(
+    agent: &Agent,
+    run_id: &RunId,
+    call: &ToolCall,
+) -> impl std::future::Future<Output = (Result<ToolOutput, ToolError>, Duration)> + Send + 'static {
+    let ctx = ToolContext {
+        run_id: run_id.clone(),
+        call_id: call.call_id.clone(),
+        idempotency_key: format!("{run_id}/{}", call.call_id),
+    };
+    let tool = agent.find_tool(&call.name).cloned();
+    let available: Vec<String> = agent.tools.iter().map(|t| t.spec().name).collect();
+    let (name, input) = (call.name.clone(), call.input.clone());
+    async move {
+        let started = Instant::now();
+        let result = match &tool {
+            Some(t) => t.call(&ctx, &input).await,
+            None => Err(ToolError::Failed(format!(
+                "there is no tool named '{name}'; the available tools are: {}",
+                available.join(", ")
+            ))),
+        };
+        (result, started.elapsed())
+    }
+}
+
+/// A tool task's result; a panic in the tool becomes an error for the model.
+fn joined(
+    call: &ToolCall,
+    joined: Result<(Result<ToolOutput, ToolError>, Duration), tokio::task::JoinError>,
+) -> (Result<ToolOutput, ToolError>, Duration) {
+    joined.unwrap_or_else(|e| {
+        tracing::error!(tool = %call.name, error = %e, "a tool call crashed");
+        (
+            Err(ToolError::Failed(
+                "the tool crashed; this is a bug in the tool, not in your call".into(),
+            )),
+            Duration::default(),
+        )
+    })
+}
+
+/// The call with this id, as the model made it.
+fn find_call(state: &RunState, call_id: &str) -> Option<ToolCall> {
+    state.items.iter().find_map(|i| match i {
+        cordon_core::Item::ToolCall(c) if c.call_id == call_id => Some(c.clone()),
+        _ => None,
+    })
 }

@@ -8,6 +8,13 @@ use std::path::{Component, Path, PathBuf};
 /// parent directory resolved through symlinks and still inside, and the last component not
 /// a symlink (so a link cannot send a read or write elsewhere).
 pub fn resolve(workspace: &Path, path: &str) -> Result<PathBuf, String> {
+    resolve_existing(workspace, path)?
+        .ok_or_else(|| format!("'{path}': its directory does not exist"))
+}
+
+/// Like [`resolve`], but `None` when a directory on the way does not exist (so neither
+/// does the file).
+pub fn resolve_existing(workspace: &Path, path: &str) -> Result<Option<PathBuf>, String> {
     let p = Path::new(path);
     if p.components().any(|c| c == Component::ParentDir) {
         return Err(format!(
@@ -24,11 +31,14 @@ pub fn resolve(workspace: &Path, path: &str) -> Result<PathBuf, String> {
     let full = root.join(rel);
     let name = match full.file_name() {
         Some(n) if full != root => n.to_owned(),
-        _ => return Ok(root),
+        _ => return Ok(Some(root)),
     };
     let parent = full.parent().unwrap_or(&root);
-    let parent =
-        std::fs::canonicalize(parent).map_err(|e| format!("'{path}': its directory: {e}"))?;
+    let parent = match std::fs::canonicalize(parent) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("'{path}': its directory: {e}")),
+    };
     if !parent.starts_with(&root) {
         return Err(format!(
             "'{path}' leads outside the workspace through a symlink"
@@ -40,7 +50,7 @@ pub fn resolve(workspace: &Path, path: &str) -> Result<PathBuf, String> {
             "'{path}' is a symlink; cordon does not follow links for file requests"
         ));
     }
-    Ok(resolved)
+    Ok(Some(resolved))
 }
 
 /// Serves one file request.
@@ -48,15 +58,16 @@ pub fn serve(workspace: &Path, request: FileRequest) -> Reply {
     let id = request.id();
     let result = match request {
         FileRequest::Read { path, .. } => {
-            resolve(workspace, &path).and_then(|p| match std::fs::read(&p) {
-                Ok(data) => Ok(Reply::File {
+            resolve_existing(workspace, &path).and_then(|p| match p.map(std::fs::read) {
+                Some(Ok(data)) => Ok(Reply::File {
                     id,
                     data: Some(protocol::encode(&data)),
                 }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                None => Ok(Reply::File { id, data: None }),
+                Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                     Ok(Reply::File { id, data: None })
                 }
-                Err(e) => Err(format!("read '{path}': {e}")),
+                Some(Err(e)) => Err(format!("read '{path}': {e}")),
             })
         }
         FileRequest::Write {

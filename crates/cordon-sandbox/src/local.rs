@@ -115,6 +115,7 @@ pub struct LocalSandbox {
     tier: Tier,
     confinement: Applied,
     cgroups: Option<crate::cgroup::SandboxCgroups>,
+    writable_grants: bool,
     _state: tempfile::TempDir,
 }
 
@@ -268,6 +269,7 @@ impl LocalSandbox {
             tier,
             confinement,
             cgroups,
+            writable_grants: config.grants.iter().any(|(_, writable)| *writable),
             _state: state,
         })
     }
@@ -275,6 +277,13 @@ impl LocalSandbox {
     /// The tier in force.
     pub fn tier(&self) -> Tier {
         self.tier
+    }
+
+    /// Whether commands can change nothing but the workspace: a network namespace of their
+    /// own and no host path granted writable. Only then can a command run again, after the
+    /// workspace is restored, without doing anything twice.
+    pub fn confined_to_workspace(&self) -> bool {
+        self.tier == Tier::Namespaces && !self.writable_grants
     }
 
     /// What confinement the supervisor reported.

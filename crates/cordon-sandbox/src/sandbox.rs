@@ -22,6 +22,10 @@ pub trait Sandbox: Send + Sync {
     /// What confinement took effect, as the supervisor reported it.
     fn confinement(&self) -> &Applied;
 
+    /// Whether commands can change nothing outside the workspace (no network, no writable
+    /// host path): then resume may run a command again after restoring the workspace.
+    fn confined_to_workspace(&self) -> bool;
+
     /// The workspace's path as commands inside see it.
     fn workspace(&self) -> &str;
 
@@ -77,6 +81,10 @@ impl Sandbox for crate::LocalSandbox {
 
     fn confinement(&self) -> &Applied {
         crate::LocalSandbox::confinement(self)
+    }
+
+    fn confined_to_workspace(&self) -> bool {
+        crate::LocalSandbox::confined_to_workspace(self)
     }
 
     fn workspace(&self) -> &str {

@@ -109,6 +109,11 @@ async fn files_are_read_written_listed_removed_and_archived_through_the_interfac
             sb.read_file("src/deep/main.rs").await.unwrap().unwrap(),
             b"fn main() {}\n"
         );
+        assert_eq!(
+            sb.read_file("no/such/dir/file.rs").await.unwrap(),
+            None,
+            "{tier:?}: a file in a directory that does not exist is simply not there"
+        );
         let host = ws.path().join("src/deep/main.rs");
         assert_eq!(
             std::fs::read(&host).unwrap(),

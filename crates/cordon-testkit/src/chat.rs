@@ -6,15 +6,16 @@ use crate::script::{Turn, chunks};
 use serde_json::{Value, json};
 
 /// Renders a turn as Chat Completions chunks (ending in `[DONE]`), and the equivalent
-/// non-streamed `chat.completion` object.
+/// non-streamed `chat.completion` object. `n` numbers the turn, `request` the request.
 pub fn render(
     turn: &Turn,
     model: &str,
     n: u64,
+    request: usize,
     request_bytes: usize,
     include_usage: bool,
 ) -> (Vec<Frame>, Value) {
-    let id = format!("chatcmpl-{n:04}");
+    let id = format!("chatcmpl-{n:04}-{request:04}");
     let created = now_secs();
     let chunk = |choices: Value| {
         json!({
@@ -111,7 +112,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let (frames, whole) = render(&turn, "m", 1, 10, true);
+        let (frames, whole) = render(&turn, "m", 1, 0, 10, true);
         assert_eq!(frames.last().unwrap().data, "[DONE]");
         let mut args = String::new();
         for f in &frames[..frames.len() - 1] {

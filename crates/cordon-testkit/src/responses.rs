@@ -5,12 +5,21 @@ use crate::script::{Turn, chunks};
 use serde_json::{Value, json};
 
 /// Renders a turn as the Responses API's stream of events, and the final response object.
-pub fn render(turn: &Turn, model: &str, n: u64, request_bytes: usize) -> (Vec<Frame>, Value) {
+///
+/// `n` numbers the turn (item and call ids follow it); `request` numbers the request, so
+/// every response has an id of its own even when a turn is served twice.
+pub fn render(
+    turn: &Turn,
+    model: &str,
+    n: u64,
+    request: usize,
+    request_bytes: usize,
+) -> (Vec<Frame>, Value) {
     let mut r = Render {
         frames: Vec::new(),
         seq: 0,
     };
-    let id = format!("resp_{n:04}");
+    let id = format!("resp_{n:04}_{request:04}");
     let created = now_secs();
     let shell = |status: &str, output: Value, usage: Value| {
         json!({
@@ -216,7 +225,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let (frames, fin) = render(&turn, "m", 1, 100);
+        let (frames, fin) = render(&turn, "m", 1, 0, 100);
         let names: Vec<_> = frames.iter().map(|f| f.event.clone().unwrap()).collect();
         assert_eq!(names.first().unwrap(), "response.created");
         assert_eq!(names.last().unwrap(), "response.completed");

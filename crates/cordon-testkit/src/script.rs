@@ -14,6 +14,9 @@
 //!
 //! A turn's `faults` are served first, one per request, before the turn itself; so a turn
 //! with one 429 fault answers the first request with 429 and the retry with the turn.
+//!
+//! With `turn_from = "conversation"` the turn is picked by how many model answers the
+//! request's conversation already holds, instead of by counting requests.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -26,9 +29,25 @@ pub struct Script {
     /// The model name reported in responses (default `scripted-model`).
     #[serde(default)]
     pub model: Option<String>,
+    /// How each request's turn is chosen (by default, the next one).
+    #[serde(default)]
+    pub turn_from: TurnFrom,
     /// The turns, in order.
     #[serde(default)]
     pub turns: Vec<Turn>,
+}
+
+/// How the server picks the turn that answers a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnFrom {
+    /// Each request gets the next turn.
+    #[default]
+    Requests,
+    /// The turn is the number of model answers already in the request's conversation, so a
+    /// request sent again (a client that crashed before recording the answer) gets the same
+    /// turn again, like a deterministic model would give.
+    Conversation,
 }
 
 /// One model response.

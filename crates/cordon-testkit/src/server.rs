@@ -2,7 +2,7 @@
 //! `POST /v1/chat/completions` from a [`Script`], recording every request it receives.
 
 use crate::frame::Frame;
-use crate::script::{Fault, Script};
+use crate::script::{Fault, Script, TurnFrom};
 use crate::{chat, responses};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -55,8 +55,14 @@ struct Shared {
 }
 
 impl Shared {
-    fn next_action(&self) -> Action {
+    fn next_action(&self, body: &Value) -> Action {
         let mut c = self.cursor.lock().expect("cursor lock");
+        if self.script.turn_from == TurnFrom::Conversation {
+            let turn = answers_in(body);
+            if turn != c.turn {
+                *c = Cursor { turn, fault: 0 };
+            }
+        }
         let Some(turn) = self.script.turns.get(c.turn) else {
             return Action::Exhausted;
         };
@@ -73,15 +79,19 @@ impl Shared {
             turn: c.turn,
             malformed: turn.faults.contains(&Fault::Malformed),
         };
-        c.turn += 1;
-        c.fault = 0;
+        if self.script.turn_from == TurnFrom::Requests {
+            c.turn += 1;
+            c.fault = 0;
+        }
         action
     }
 
-    fn record(&self, path: &str, body: Value, headers: &HeaderMap, served: String) {
+    /// Records a request and returns its index.
+    fn record(&self, path: &str, body: Value, headers: &HeaderMap, served: String) -> usize {
         let mut reqs = self.requests.lock().expect("requests lock");
+        let index = reqs.len();
         let r = RecordedRequest {
-            index: reqs.len(),
+            index,
             path: path.to_string(),
             body,
             authorization: headers
@@ -95,7 +105,37 @@ impl Shared {
             let _ = writeln!(f, "{}", serde_json::to_string(&r).unwrap_or_default());
         }
         reqs.push(r);
+        index
     }
+}
+
+/// How many model answers a request's conversation holds: assistant messages for Chat
+/// Completions; for Responses, runs of consecutive model output items (messages, reasoning,
+/// tool calls), since one answer can hold several.
+fn answers_in(body: &Value) -> usize {
+    if let Some(messages) = body.get("messages").and_then(Value::as_array) {
+        return messages.iter().filter(|m| m["role"] == "assistant").count();
+    }
+    let Some(items) = body.get("input").and_then(Value::as_array) else {
+        return 0;
+    };
+    let from_model = |i: &Value| {
+        i["role"] == "assistant"
+            || matches!(
+                i["type"].as_str(),
+                Some("function_call" | "custom_tool_call" | "reasoning")
+            )
+    };
+    let mut answers = 0;
+    let mut inside = false;
+    for item in items {
+        let model = from_model(item);
+        if model && !inside {
+            answers += 1;
+        }
+        inside = model;
+    }
+    answers
 }
 
 /// A running scripted server. Dropping it stops the server.
@@ -240,7 +280,7 @@ async fn handle(
             None,
         );
     }
-    let action = shared.next_action();
+    let action = shared.next_action(&body);
     let served = match &action {
         Action::Fault(f) => format!("fault {f:?}"),
         Action::Serve { turn, .. } => format!("turn {turn}"),
@@ -251,7 +291,7 @@ async fn handle(
         .pointer("/stream_options/include_usage")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    shared.record(path, body, &headers, served);
+    let request = shared.record(path, body, &headers, served);
 
     let (turn_index, malformed, fault) = match action {
         Action::Exhausted => {
@@ -295,8 +335,8 @@ async fn handle(
     let model = shared.script.model_name();
     let n = turn_index as u64 + 1;
     let (mut frames, whole) = match protocol {
-        Protocol::Responses => responses::render(turn, model, n, raw.len()),
-        Protocol::Chat => chat::render(turn, model, n, raw.len(), include_usage),
+        Protocol::Responses => responses::render(turn, model, n, request, raw.len()),
+        Protocol::Chat => chat::render(turn, model, n, request, raw.len(), include_usage),
     };
     if turn.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(turn.delay_ms)).await;

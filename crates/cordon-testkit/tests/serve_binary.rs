@@ -89,3 +89,67 @@ fn the_server_binary_serves_a_script_and_logs_requests() {
         .collect();
     assert_eq!(served, ["turn 0", "turn 1", "rejected"]);
 }
+
+#[test]
+fn conversation_mode_answers_the_same_conversation_with_the_same_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.toml");
+    let log = dir.path().join("requests.jsonl");
+    std::fs::write(
+        &script,
+        "turn_from = \"conversation\"\n[[turns]]\ntext = \"first\"\n[[turns]]\ntext = \"second\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cordon-testkit"))
+        .args(["serve", "--port", "0", "--script"])
+        .arg(&script)
+        .arg("--requests-log")
+        .arg(&log)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_string();
+    let fresh = r#"{"model":"m","input":[{"role":"user","content":"hi"}]}"#;
+    // One answer (a message and a call from the same response count once) so far.
+    let answered = r#"{"model":"m","input":[{"role":"user","content":"hi"},
+        {"type":"message","role":"assistant","content":"x"},
+        {"type":"function_call","call_id":"c","name":"f","arguments":"{}"},
+        {"type":"function_call_output","call_id":"c","output":"ok"}]}"#;
+    let a = post(&addr, "/v1/responses", fresh);
+    let b = post(&addr, "/v1/responses", fresh);
+    let c = post(&addr, "/v1/responses", answered);
+    let chat = post(
+        &addr,
+        "/v1/chat/completions",
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"x"}]}"#,
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(a.contains("first") && b.contains("first"), "{a}\n{b}");
+    assert!(c.contains("second"), "{c}");
+    assert!(chat.contains("second"), "{chat}");
+    // Every response has an id of its own, even for the same turn.
+    let id = |s: &str| {
+        let body: serde_json::Value =
+            serde_json::from_str(s.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        body["id"].as_str().unwrap().to_string()
+    };
+    assert_ne!(id(&a), id(&b));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let served: Vec<String> = logged
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["served"].to_string())
+        .collect();
+    assert_eq!(
+        served,
+        ["\"turn 0\"", "\"turn 0\"", "\"turn 1\"", "\"turn 1\""]
+    );
+}

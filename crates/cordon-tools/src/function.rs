@@ -1,6 +1,6 @@
 //! Function tools built from typed closures.
 
-use crate::{Tool, ToolContext, ToolError, ToolFuture, ToolOutput};
+use crate::{Effects, Tool, ToolContext, ToolError, ToolFuture, ToolOutput};
 use cordon_core::ToolSpec;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -13,7 +13,7 @@ use std::marker::PhantomData;
 pub struct FunctionTool<A, F> {
     spec: ToolSpec,
     f: F,
-    changes_workspace: bool,
+    effects: Effects,
     args: PhantomData<fn(A)>,
 }
 
@@ -24,9 +24,10 @@ where
     Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
     O: Into<ToolOutput>,
 {
-    /// Marks the tool as one whose calls may change the workspace (checkpoints follow them).
-    pub fn changing_workspace(mut self) -> Self {
-        self.changes_workspace = true;
+    /// Says what the tool's calls can change (by default nothing): checkpoints follow calls
+    /// that change the workspace, and resume re-runs only calls confined to it.
+    pub fn with_effects(mut self, effects: Effects) -> Self {
+        self.effects = effects;
         self
     }
 
@@ -35,7 +36,7 @@ where
         FunctionTool {
             spec: ToolSpec::function(name, description, parameters_schema::<A>()),
             f,
-            changes_workspace: false,
+            effects: Effects::None,
             args: PhantomData,
         }
     }
@@ -52,8 +53,8 @@ where
         self.spec.clone()
     }
 
-    fn changes_workspace(&self) -> bool {
-        self.changes_workspace
+    fn effects(&self) -> Effects {
+        self.effects
     }
 
     fn call<'a>(&'a self, _ctx: &'a ToolContext, input: &'a str) -> ToolFuture<'a> {

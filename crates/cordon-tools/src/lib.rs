@@ -32,4 +32,4 @@ pub mod truncate;
 
 pub use function::FunctionTool;
 pub use shell::ShellTools;
-pub use tool::{Tool, ToolContext, ToolError, ToolFuture, ToolOutput};
+pub use tool::{Effects, Tool, ToolContext, ToolError, ToolFuture, ToolOutput};

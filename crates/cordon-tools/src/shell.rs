@@ -7,7 +7,7 @@
 //! too long, and at most [`MAX_SESSIONS`] sessions live at once.
 
 use crate::truncate::{DEFAULT_MAX_TOKENS, approx_tokens, truncate_middle};
-use crate::{FunctionTool, Tool, ToolError};
+use crate::{Effects, FunctionTool, Tool, ToolError};
 use cordon_sandbox::{Process, ProcessEvent, Sandbox};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -104,6 +104,13 @@ impl ShellTools {
 
     /// The two tools, `exec_command` and `write_stdin`, to add to an agent.
     pub fn tools(self: &Arc<Self>) -> Vec<Arc<dyn Tool>> {
+        // Commands in a sandbox without network or writable host paths touch only the
+        // workspace, which a restore puts back: then resume may run them again.
+        let effects = if self.sandbox.confined_to_workspace() {
+            Effects::Workspace
+        } else {
+            Effects::External
+        };
         let (exec, write) = (self.clone(), self.clone());
         vec![
             Arc::new(FunctionTool::new(
@@ -114,7 +121,7 @@ impl ShellTools {
                     async move { tools.exec(a).await }
                 },
             )
-            .changing_workspace()),
+            .with_effects(effects)),
             Arc::new(FunctionTool::new(
                 "write_stdin",
                 "Writes characters to a running exec_command session's standard input (or nothing, to wait for more output) and returns what it printed since.",
@@ -123,7 +130,7 @@ impl ShellTools {
                     async move { tools.write(a).await }
                 },
             )
-            .changing_workspace()),
+            .with_effects(effects)),
         ]
     }
 

@@ -48,14 +48,35 @@ impl From<String> for ToolOutput {
 /// The future a tool call returns.
 pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = Result<ToolOutput, ToolError>> + Send + 'a>>;
 
+/// What a tool's calls can change. It decides whether a checkpoint follows a call and
+/// what a resumed run may do with a call whose effects the crash may have lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Effects {
+    /// Nothing: the call only reads. An interrupted call simply runs again.
+    #[default]
+    None,
+    /// Only the sandboxed workspace, which checkpoints capture and resume restores. After a
+    /// restore the call can run again exactly as before, so resume re-runs interrupted
+    /// calls and replays finished ones the restore undid.
+    Workspace,
+    /// Things outside the workspace as well (the network, other systems). Such a call never
+    /// runs twice: when it is interrupted the model is told instead.
+    External,
+}
+
 /// A tool the model may call.
 pub trait Tool: Send + Sync {
     /// What the model is told about the tool.
     fn spec(&self) -> ToolSpec;
 
+    /// What a call can change (by default nothing).
+    fn effects(&self) -> Effects {
+        Effects::None
+    }
+
     /// Whether a call may change the workspace, so that a checkpoint should follow it.
     fn changes_workspace(&self) -> bool {
-        false
+        self.effects() != Effects::None
     }
 
     /// Runs one call with the model's exact input (JSON arguments for a function tool,

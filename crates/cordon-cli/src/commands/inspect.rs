@@ -118,6 +118,17 @@ fn summary(e: &Event) -> String {
             clip(&text(&p["output"]), 80),
             p["duration_ms"]
         ),
+        "tool_replayed" => format!(
+            "{} {} replayed after the restore{} ({} ms)",
+            text(&p["call_id"]),
+            text(&p["tool"]),
+            if p["same_output"] == true {
+                ", same output"
+            } else {
+                ", different output"
+            },
+            p["duration_ms"]
+        ),
         "run_completed" => clip(&text(&p["output"]), 100),
         "run_failed" | "output_invalid" => clip(&text(&p["error"]), 100),
         "budget_exceeded" => format!(

@@ -69,7 +69,25 @@ pub async fn resume(
     let prepared = if needs_sandbox {
         let mut args = sandbox_args.clone();
         args.manifest = None;
+        let host = recorded_sandbox
+            .as_ref()
+            .and_then(|s| s["host_workspace"].as_str())
+            .map(PathBuf::from);
         match &state.last_checkpoint {
+            // A run that stopped cleanly (a pause, an approval, a budget) left its workspace
+            // as its last checkpoint recorded it: it goes on there.
+            Some(id)
+                if sandbox_args.workspace.is_none()
+                    && host.as_ref().is_some_and(|h| {
+                        snapshot_store
+                            .load(id)
+                            .and_then(|snap| snapshot_store.matches(h, &[], &snap))
+                            .unwrap_or(false)
+                    }) =>
+            {
+                args.workspace = host;
+                restored = Some(snapshot_store.load(id)?);
+            }
             Some(id) => {
                 // The workspace as it was at the last checkpoint, in a fresh directory.
                 let snap = snapshot_store.load(id)?;
@@ -95,10 +113,6 @@ pub async fn resume(
                 restored = Some(snap);
             }
             None => {
-                let host = recorded_sandbox
-                    .as_ref()
-                    .and_then(|s| s["host_workspace"].as_str())
-                    .map(PathBuf::from);
                 if args.workspace.is_none() {
                     args.workspace = host;
                 }

@@ -27,6 +27,28 @@ impl SnapshotStore {
         exclude: &[String],
         previous: Option<&Snapshot>,
     ) -> Result<(Snapshot, TakeStats), SnapshotError> {
+        self.scan(dir, exclude, previous, true)
+    }
+
+    /// Whether `dir` holds exactly what `snapshot` recorded, storing nothing. Files that look
+    /// unchanged since it (size, modification time, inode) are not read.
+    pub fn matches(
+        &self,
+        dir: &Path,
+        exclude: &[String],
+        snapshot: &Snapshot,
+    ) -> Result<bool, SnapshotError> {
+        Ok(self.scan(dir, exclude, Some(snapshot), false)?.0.id == snapshot.id)
+    }
+
+    /// Lists `dir` into a snapshot; with `write`, stores new contents and the listing.
+    fn scan(
+        &self,
+        dir: &Path,
+        exclude: &[String],
+        previous: Option<&Snapshot>,
+        write: bool,
+    ) -> Result<(Snapshot, TakeStats), SnapshotError> {
         let known: HashMap<&str, &Entry> = previous
             .map(|p| {
                 p.entries
@@ -93,7 +115,11 @@ impl SnapshotStore {
                             let bytes = std::fs::read(item.path()).map_err(|e| io(&path, e))?;
                             stats.files_read += 1;
                             stats.bytes_read += bytes.len() as u64;
-                            self.store_object(&bytes, &mut stats)?
+                            if write {
+                                self.store_object(&bytes, &mut stats)?
+                            } else {
+                                blake3::hash(&bytes).to_hex().to_string()
+                            }
                         }
                     };
                     entries.push(Entry {
@@ -130,15 +156,36 @@ impl SnapshotStore {
             created: now(),
             entries,
         };
+        if !write {
+            return Ok((snapshot, stats));
+        }
+        self.write_listing(&snapshot)?;
+        Ok((snapshot, stats))
+    }
+
+    /// Stores a snapshot's listing (under a temporary name, then renamed).
+    pub(crate) fn write_listing(&self, snapshot: &Snapshot) -> Result<(), SnapshotError> {
         let path = self.snapshot_path(&snapshot.id);
-        let tmp = path.with_extension("json.tmp");
+        let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
         std::fs::write(
             &tmp,
-            serde_json::to_vec(&snapshot).map_err(|e| SnapshotError::Io(e.to_string()))?,
+            serde_json::to_vec(snapshot).map_err(|e| SnapshotError::Io(e.to_string()))?,
         )
         .map_err(|e| io(tmp.display(), e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io(path.display(), e))?;
-        Ok((snapshot, stats))
+        std::fs::rename(&tmp, &path).map_err(|e| io(path.display(), e))
+    }
+
+    /// Stores compressed content under its hash, synced, via a temporary name: a crash never
+    /// leaves half an object.
+    pub(crate) fn put_packed(&self, hash: &str, packed: &[u8]) -> Result<(), SnapshotError> {
+        let path = self.object_path(hash);
+        let shard = path.parent().expect("objects have a shard directory");
+        std::fs::create_dir_all(shard).map_err(|e| io(shard.display(), e))?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io(tmp.display(), e))?;
+        f.write_all(packed).map_err(|e| io(tmp.display(), e))?;
+        f.sync_all().map_err(|e| io(tmp.display(), e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io(path.display(), e))
     }
 
     /// Stores content under its hash unless the store has it already; returns the hash.
@@ -146,15 +193,8 @@ impl SnapshotStore {
         let hash = blake3::hash(bytes).to_hex().to_string();
         let path = self.object_path(&hash);
         if !path.exists() {
-            let shard = path.parent().expect("objects have a shard directory");
-            std::fs::create_dir_all(shard).map_err(|e| io(shard.display(), e))?;
             let packed = zstd::encode_all(bytes, 3).map_err(|e| io("compress", e))?;
-            // Written under a temporary name and renamed: a crash never leaves half an object.
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            let mut f = std::fs::File::create(&tmp).map_err(|e| io(tmp.display(), e))?;
-            f.write_all(&packed).map_err(|e| io(tmp.display(), e))?;
-            f.sync_all().map_err(|e| io(tmp.display(), e))?;
-            std::fs::rename(&tmp, &path).map_err(|e| io(path.display(), e))?;
+            self.put_packed(&hash, &packed)?;
             stats.objects_written += 1;
         }
         Ok(hash)

@@ -6,12 +6,14 @@
 //! modification time and inode match the previous snapshot are not read again.
 
 mod capture;
+mod remote;
 mod restore;
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub use capture::TakeStats;
+pub use remote::RemoteSnapshots;
 
 /// What a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,7 +133,7 @@ impl SnapshotStore {
         &self.dir
     }
 
-    fn object_path(&self, hash: &str) -> PathBuf {
+    pub(crate) fn object_path(&self, hash: &str) -> PathBuf {
         self.dir
             .join("objects")
             .join(&hash[..2])

@@ -56,18 +56,17 @@ pub fn apply_to_dir(root: &Path, text_in: &str) -> Result<Vec<String>, PatchErro
         .map_err(|e| PatchError::Io(format!("{}: {e}", root.display())))?;
     let mut files = BTreeMap::new();
     for path in paths(&ops) {
-        let content = match cordon_sandbox::files::resolve(&root, &path) {
-            Ok(p) if p.is_file() => Some(text(
+        // A path whose directory does not exist yet is a file that does not exist yet;
+        // refusals (links leading out, '..') stop the patch.
+        let content = match cordon_sandbox::files::resolve_existing(&root, &path) {
+            Ok(Some(p)) if p.is_file() => Some(text(
                 &path,
                 std::fs::read(&p).map_err(|e| PatchError::Io(format!("read '{path}': {e}")))?,
             )?),
-            Ok(p) if p.exists() => {
+            Ok(Some(p)) if p.exists() => {
                 return Err(PatchError::Io(format!("'{path}' is not a regular file")));
             }
             Ok(_) => None,
-            // A path whose directory does not exist yet is a file that does not exist yet;
-            // other refusals (links leading out, '..') stop the patch.
-            Err(e) if e.contains("its directory") => None,
             Err(e) => return Err(PatchError::Io(e)),
         };
         files.insert(path, content);

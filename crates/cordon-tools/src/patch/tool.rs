@@ -2,7 +2,7 @@
 //! Responses models, a function taking the patch text for Chat Completions models.
 
 use super::target::apply_in_sandbox;
-use crate::{Tool, ToolContext, ToolError, ToolFuture};
+use crate::{Effects, Tool, ToolContext, ToolError, ToolFuture};
 use cordon_core::ToolSpec;
 use cordon_sandbox::Sandbox;
 use std::sync::Arc;
@@ -48,8 +48,8 @@ impl Tool for ApplyPatch {
         )
     }
 
-    fn changes_workspace(&self) -> bool {
-        true
+    fn effects(&self) -> Effects {
+        Effects::Workspace
     }
 
     fn call<'a>(&'a self, _ctx: &'a ToolContext, input: &'a str) -> ToolFuture<'a> {

@@ -1,0 +1,235 @@
+//! Snapshot stores on object storage: S3, GCS, Azure Blob, R2, or anything else
+//! `object_store` reaches. The layout is the local store's (`objects/<2>/<hash>.zst`,
+//! `snapshots/<id>.json`) under a prefix, so any machine with the credentials can resume
+//! from it.
+//!
+//! Snapshots are still taken into a local store, which serves as the working copy and the
+//! cache, and then pushed: contents first, the listing last, so a listing on the remote
+//! never names content that is not there. Loading pulls a listing and whatever contents the
+//! local cache lacks; restoring then checks every content against its hash as usual.
+
+use super::{Snapshot, SnapshotError, SnapshotStore, SnapshotSummary, io};
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
+use object_store::path::Path as ObjectPath;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Contents sent or fetched at once.
+const PARALLEL: usize = 8;
+
+/// A snapshot store on object storage.
+#[derive(Debug, Clone)]
+pub struct RemoteSnapshots {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    shown: String,
+}
+
+fn remote(what: impl std::fmt::Display, e: object_store::Error) -> SnapshotError {
+    SnapshotError::Io(format!("{what}: {e}"))
+}
+
+impl RemoteSnapshots {
+    /// Snapshots under `prefix` in `store`; `shown` names the place in messages (a URL).
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, shown: &str) -> RemoteSnapshots {
+        RemoteSnapshots {
+            store,
+            prefix: prefix.trim_matches('/').to_string(),
+            shown: shown.to_string(),
+        }
+    }
+
+    /// Where the store is, as given.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    fn key(&self, rel: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(rel)
+        } else {
+            ObjectPath::from(format!("{}/{rel}", self.prefix))
+        }
+    }
+
+    fn object_key(hash: &str) -> String {
+        format!("objects/{}/{hash}.zst", &hash[..2])
+    }
+
+    /// Sends `snapshot` (taken into `local`) and the contents the remote lacks; returns how
+    /// many contents were sent.
+    pub async fn push(
+        &self,
+        local: &SnapshotStore,
+        snapshot: &Snapshot,
+    ) -> Result<u64, SnapshotError> {
+        let hashes: BTreeSet<&str> = snapshot
+            .entries
+            .iter()
+            .filter_map(|e| e.hash.as_deref())
+            .collect();
+        let sent: Vec<bool> = futures::stream::iter(hashes)
+            .map(|hash| async move {
+                let key = self.key(&Self::object_key(hash));
+                match self.store.head(&key).await {
+                    Ok(_) => return Ok(false),
+                    Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(remote(format!("{} {key}", self.shown), e)),
+                }
+                let path = local.object_path(hash);
+                let packed = tokio::fs::read(&path)
+                    .await
+                    .map_err(|e| io(path.display(), e))?;
+                self.store
+                    .put(&key, packed.into())
+                    .await
+                    .map_err(|e| remote(format!("{} {key}", self.shown), e))?;
+                Ok(true)
+            })
+            .buffer_unordered(PARALLEL)
+            .try_collect()
+            .await?;
+        let listing = serde_json::to_vec(snapshot).map_err(|e| SnapshotError::Io(e.to_string()))?;
+        let key = self.key(&format!("snapshots/{}.json", snapshot.id));
+        self.store
+            .put(&key, listing.into())
+            .await
+            .map_err(|e| remote(format!("{} {key}", self.shown), e))?;
+        Ok(sent.into_iter().filter(|s| *s).count() as u64)
+    }
+
+    /// The ids of every snapshot on the remote.
+    async fn ids(&self) -> Result<Vec<String>, SnapshotError> {
+        let prefix = self.key("snapshots");
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| remote(&self.shown, e))?;
+        Ok(metas
+            .iter()
+            .filter_map(|m| {
+                m.location
+                    .filename()?
+                    .strip_suffix(".json")
+                    .map(str::to_string)
+            })
+            .collect())
+    }
+
+    async fn fetch_listing(&self, id: &str) -> Result<Snapshot, SnapshotError> {
+        let key = self.key(&format!("snapshots/{id}.json"));
+        let bytes = self
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| remote(format!("{} {key}", self.shown), e))?
+            .bytes()
+            .await
+            .map_err(|e| remote(format!("{} {key}", self.shown), e))?;
+        serde_json::from_slice(&bytes).map_err(|e| SnapshotError::Io(format!("{key}: {e}")))
+    }
+
+    /// Fetches the snapshot with this id (or the only one whose id starts with it) into
+    /// `local`, with the contents `local` lacks, and returns it.
+    pub async fn pull(&self, local: &SnapshotStore, id: &str) -> Result<Snapshot, SnapshotError> {
+        let mut matches: Vec<String> = self
+            .ids()
+            .await?
+            .into_iter()
+            .filter(|s| s.starts_with(id))
+            .collect();
+        let id = match matches.len() {
+            1 => matches.remove(0),
+            0 => {
+                return Err(SnapshotError::NotFound(format!(
+                    "no snapshot in {} matches '{id}' (see `cordon snapshot list`)",
+                    self.shown
+                )));
+            }
+            n => {
+                return Err(SnapshotError::NotFound(format!(
+                    "'{id}' matches {n} snapshots in {}; give more of the id",
+                    self.shown
+                )));
+            }
+        };
+        let snapshot = self.fetch_listing(&id).await?;
+        let missing: BTreeSet<&str> = snapshot
+            .entries
+            .iter()
+            .filter_map(|e| e.hash.as_deref())
+            .filter(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
+            .filter(|h| !local.object_path(h).exists())
+            .collect();
+        futures::stream::iter(missing)
+            .map(|hash| async move {
+                let key = self.key(&Self::object_key(hash));
+                let packed = self
+                    .store
+                    .get(&key)
+                    .await
+                    .map_err(|e| remote(format!("{} {key}", self.shown), e))?
+                    .bytes()
+                    .await
+                    .map_err(|e| remote(format!("{} {key}", self.shown), e))?;
+                local.put_packed(hash, &packed)
+            })
+            .buffer_unordered(PARALLEL)
+            .try_collect::<Vec<()>>()
+            .await?;
+        local.write_listing(&snapshot)?;
+        Ok(snapshot)
+    }
+
+    /// Every snapshot on the remote, newest first.
+    pub async fn list(&self) -> Result<Vec<SnapshotSummary>, SnapshotError> {
+        let mut out = Vec::new();
+        for id in self.ids().await? {
+            let s = self.fetch_listing(&id).await?;
+            out.push(SnapshotSummary {
+                files: s.files(),
+                bytes: s.bytes(),
+                id: s.id,
+                created: s.created,
+            });
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(out)
+    }
+
+    /// Deletes contents on the remote that no snapshot there refers to; returns how many and
+    /// their compressed bytes.
+    pub async fn gc(&self) -> Result<(usize, u64), SnapshotError> {
+        let mut live = BTreeSet::new();
+        for id in self.ids().await? {
+            let s = self.fetch_listing(&id).await?;
+            live.extend(s.entries.into_iter().filter_map(|e| e.hash));
+        }
+        let objects: Vec<_> = self
+            .store
+            .list(Some(&self.key("objects")))
+            .try_collect()
+            .await
+            .map_err(|e| remote(&self.shown, e))?;
+        let (mut removed, mut bytes) = (0, 0);
+        for meta in objects {
+            let hash = meta
+                .location
+                .filename()
+                .and_then(|f| f.strip_suffix(".zst"))
+                .unwrap_or_default();
+            if !live.contains(hash) {
+                self.store
+                    .delete(&meta.location)
+                    .await
+                    .map_err(|e| remote(&meta.location, e))?;
+                removed += 1;
+                bytes += meta.size;
+            }
+        }
+        Ok((removed, bytes))
+    }
+}
