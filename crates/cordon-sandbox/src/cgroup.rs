@@ -19,6 +19,11 @@ impl SandboxCgroups {
     /// Creates the sandbox's cgroups with these limits, or `None` where the host does not
     /// let cordon (not root, or no v1 controllers mounted).
     pub fn create(name: &str, max_pids: u64, max_memory: u64) -> Option<SandboxCgroups> {
+        // A cordon that was killed could not remove its cgroups: clear those once a process.
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| {
+            sweep_stale(Path::new(V1_ROOT), STALE_AFTER);
+        });
         let mut dirs = Vec::new();
         for (controller, file, value) in [
             ("pids", "pids.max", max_pids),
@@ -71,6 +76,40 @@ impl SandboxCgroups {
     }
 }
 
+/// How old an empty cgroup must be before a sweep removes it: a younger one may belong to a
+/// sandbox another cordon is starting right now, before its first process joins.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Removes cordon's cgroups under `root` that no process uses and that are older than
+/// `age`; returns how many went. The kernel refuses to remove a cgroup with processes in it,
+/// so a live sandbox's cgroups are never touched.
+fn sweep_stale(root: &Path, age: std::time::Duration) -> usize {
+    let mut removed = 0;
+    for controller in ["pids", "memory"] {
+        let Ok(dirs) = std::fs::read_dir(root.join(controller).join("cordon")) else {
+            continue;
+        };
+        for dir in dirs.flatten() {
+            let path = dir.path();
+            let old = dir
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|elapsed| elapsed >= age);
+            let empty = std::fs::read_to_string(path.join("cgroup.procs"))
+                .is_ok_and(|procs| procs.trim().is_empty());
+            if old && empty && std::fs::remove_dir(&path).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::debug!(removed, "removed cgroups left behind by killed sandboxes");
+    }
+    removed
+}
+
 impl Drop for SandboxCgroups {
     fn drop(&mut self) {
         for dir in &self.dirs {
@@ -82,5 +121,25 @@ impl Drop for SandboxCgroups {
                 std::thread::sleep(std::time::Duration::from_millis(25));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_sandboxs_empty_cgroups_are_swept() {
+        let base = Path::new(V1_ROOT).join("pids").join("cordon");
+        let leaked = base.join(format!("leaked-by-test-{}", std::process::id()));
+        if std::fs::create_dir_all(&leaked).is_err() {
+            eprintln!("cgroup v1 pids is not writable here (not root?): nothing to sweep");
+            return;
+        }
+        sweep_stale(Path::new(V1_ROOT), STALE_AFTER);
+        assert!(leaked.exists(), "a fresh cgroup is left alone");
+        // (No other test in this binary starts a sandbox whose fresh cgroup this could take.)
+        sweep_stale(Path::new(V1_ROOT), std::time::Duration::ZERO);
+        assert!(!leaked.exists(), "an old empty cgroup is removed");
     }
 }
