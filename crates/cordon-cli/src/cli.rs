@@ -21,9 +21,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "CORDON_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// The snapshot store (a directory). Default: $XDG_STATE_HOME/cordon/snapshots.
-    #[arg(long, global = true, env = "CORDON_SNAPSHOTS", value_name = "DIR")]
-    pub snapshots: Option<PathBuf>,
+    /// The snapshot store: a directory, or object storage as s3://BUCKET/PREFIX, r2://,
+    /// gs:// or az://CONTAINER/PREFIX (add ?endpoint=URL&region=NAME for S3-compatible
+    /// servers; credentials come from the environment). Default:
+    /// $XDG_STATE_HOME/cordon/snapshots.
+    #[arg(long, global = true, env = "CORDON_SNAPSHOTS", value_name = "DIR|URL")]
+    pub snapshots: Option<String>,
 
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod display;
 mod exit;
+mod snapshots;
 
 use clap::Parser;
 use std::process::ExitCode;

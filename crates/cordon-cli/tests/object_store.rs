@@ -1,6 +1,7 @@
-//! object_store manifest entries against a real S3-compatible server (moto, from PyPI),
-//! started here. scripts/test installs it and sets CORDON_REQUIRE_PEERS=1, which makes a
-//! missing server a failure instead of a skip.
+//! Object storage against real servers (S3 via moto from PyPI, Azure Blob via Azurite from
+//! npm): manifest object_store entries, and snapshot stores. The servers are started here;
+//! scripts/test installs them and sets CORDON_REQUIRE_PEERS=1, which makes a missing server a
+//! failure instead of a skip.
 
 mod common;
 
@@ -48,6 +49,17 @@ fn ready(server: &mut Server, port: u16) -> bool {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A started peer, or `None` after saying why it is missing; a failure under
+/// CORDON_REQUIRE_PEERS (set by scripts/test, which installs `what`).
+fn peer(started: Option<(Server, u16)>, name: &str, what: &str) -> Option<(Server, u16)> {
+    if started.is_none() {
+        let msg = format!("{name} did not start: run scripts/test, which installs {what}");
+        assert!(std::env::var_os("CORDON_REQUIRE_PEERS").is_none(), "{msg}");
+        eprintln!("SKIPPED: {msg}");
+    }
+    started
 }
 
 fn start_moto() -> Option<(Server, u16)> {
@@ -117,10 +129,7 @@ fn an_s3_prefix_is_copied_in_with_the_harness_credentials_kept_out() {
     let _one = ONE_SERVER_AT_A_TIME
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    let Some((_server, port)) = start_moto() else {
-        let msg = "moto_server did not start: run scripts/test, which installs moto[server]";
-        assert!(std::env::var_os("CORDON_REQUIRE_PEERS").is_none(), "{msg}");
-        eprintln!("SKIPPED: {msg}");
+    let Some((_server, port)) = peer(start_moto(), "moto_server", "moto[server]") else {
         return;
     };
     assert!(
@@ -275,27 +284,30 @@ fn start_azurite(data: &std::path::Path) -> Option<(Server, u16)> {
     ready(&mut server, port).then_some((server, port))
 }
 
+/// Azurite with one empty container (see [`peer`] for `None`).
+fn azurite_with(data: &std::path::Path, container: &str) -> Option<(Server, u16)> {
+    let (server, port) = peer(start_azurite(data), "azurite", "it into target/peers")?;
+    let made = azure(
+        port,
+        "PUT",
+        &format!("/{AZ_ACCOUNT}/{container}"),
+        &[("restype", "container")],
+        &[],
+        b"",
+    );
+    assert!(made.starts_with("HTTP/1.1 201"), "container: {made}");
+    Some((server, port))
+}
+
 #[test]
 fn an_azure_blob_prefix_is_copied_in() {
     let _one = ONE_SERVER_AT_A_TIME
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let home = tempfile::tempdir().unwrap();
-    let Some((_server, port)) = start_azurite(&home.path().join("azurite")) else {
-        let msg = "azurite did not start: run scripts/test, which installs it into target/peers";
-        assert!(std::env::var_os("CORDON_REQUIRE_PEERS").is_none(), "{msg}");
-        eprintln!("SKIPPED: {msg}");
+    let Some((_server, port)) = azurite_with(&home.path().join("azurite"), "inputs") else {
         return;
     };
-    let made = azure(
-        port,
-        "PUT",
-        &format!("/{AZ_ACCOUNT}/inputs"),
-        &[("restype", "container")],
-        &[],
-        b"",
-    );
-    assert!(made.starts_with("HTTP/1.1 201"), "container: {made}");
     for (key, body) in [
         ("data/a.txt", "alpha"),
         ("data/sub/b.txt", "beta"),
@@ -314,6 +326,164 @@ fn an_azure_blob_prefix_is_copied_in() {
     copy_in(
         home.path(),
         &format!("provider = \"azure\"\nendpoint = \"http://127.0.0.1:{port}/{AZ_ACCOUNT}\""),
+        &[
+            ("AZURE_STORAGE_ACCOUNT_NAME", AZ_ACCOUNT),
+            ("AZURE_STORAGE_ACCOUNT_KEY", AZ_KEY),
+        ],
+    );
+}
+
+/// Snapshot stores on object storage, used from two "machines" (two homes with their own
+/// snapshot caches) that share the run store and the bucket: a run on the first stops at a
+/// budget with its checkpoints pushed; the second lists them, restores one, resumes the run
+/// from the bucket alone, and collects garbage.
+fn snapshots_shared_through(url: &str, env: &[(&str, &str)]) {
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let script = first.path().join("script.toml");
+    std::fs::write(
+        &script,
+        r#"
+[[turns]]
+tool_calls = [{ name = "exec_command", arguments = { cmd = "mkdir -p sub && echo made-on-the-first > sub/f.txt && ln -s sub/f.txt link" } }]
+[[turns]]
+tool_calls = [{ name = "exec_command", arguments = { cmd = "echo second >> sub/f.txt" } }]
+[[turns]]
+text = "done"
+"#,
+    )
+    .unwrap();
+    let runs_db = first.path().join("runs.db");
+    let on = |home: &std::path::Path| {
+        let mut c = common::cordon(home);
+        c.env("CORDON_SNAPSHOTS", url)
+            .env("CORDON_STORE", &runs_db)
+            .envs(env.iter().copied());
+        c
+    };
+    let ws = first.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let out = on(first.path())
+        .args(["run", "--json", "--max-turns", "1", "--workspace"])
+        .arg(&ws)
+        .arg("--model")
+        .arg(format!("scripted:{}", script.display()))
+        .arg("work")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "stopped by max_turns: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = common::json_lines(&out.stdout);
+    let run_id = events[0]["run_id"].as_str().unwrap().to_string();
+    let checkpoints: Vec<String> = events
+        .iter()
+        .filter(|e| e["kind"] == "checkpoint")
+        .map(|e| e["payload"]["snapshot_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(checkpoints.len(), 2, "the start, and after turn 1");
+
+    // The second machine has no cache: everything comes from the bucket.
+    let listed = on(second.path())
+        .args(["snapshot", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let ids: Vec<String> = common::json_lines(&listed.stdout)
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    for c in &checkpoints {
+        assert!(ids.contains(c), "{c} is in the bucket: {ids:?}");
+    }
+    let to = second.path().join("restored");
+    let restored = on(second.path())
+        .args(["snapshot", "restore", &checkpoints[1][..12], "--to"])
+        .arg(&to)
+        .output()
+        .unwrap();
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(to.join("sub/f.txt")).unwrap(),
+        "made-on-the-first\n"
+    );
+    assert_eq!(
+        std::fs::read_link(to.join("link")).unwrap(),
+        std::path::Path::new("sub/f.txt")
+    );
+
+    let resumed_ws = second.path().join("resumed");
+    let resumed = on(second.path())
+        .args(["resume", &run_id, "--max-turns", "5", "--workspace"])
+        .arg(&resumed_ws)
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(resumed_ws.join("sub/f.txt")).unwrap(),
+        "made-on-the-first\nsecond\n",
+        "the second machine went on from the first one's checkpoint"
+    );
+
+    let gc = on(second.path()).args(["snapshot", "gc"]).output().unwrap();
+    assert!(
+        gc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    let said = String::from_utf8_lossy(&gc.stdout);
+    assert!(
+        said.contains(&format!(
+            "removed 0 unreferenced contents (0 bytes) from {url}"
+        )),
+        "{said}"
+    );
+}
+
+#[test]
+fn snapshots_on_s3_carry_a_run_to_another_machine() {
+    let _one = ONE_SERVER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let Some((_server, port)) = peer(start_moto(), "moto_server", "moto[server]") else {
+        return;
+    };
+    assert!(http(port, "PUT", "/snaps", b"").starts_with("HTTP/1.1 200"));
+    snapshots_shared_through(
+        &format!("s3://snaps/team/a?endpoint=http://127.0.0.1:{port}&region=us-east-1"),
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+            ("AWS_SECRET_ACCESS_KEY", "secret-key-of-the-harness"),
+        ],
+    );
+}
+
+#[test]
+fn snapshots_on_azure_blob_carry_a_run_to_another_machine() {
+    let _one = ONE_SERVER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let data = tempfile::tempdir().unwrap();
+    let Some((_server, port)) = azurite_with(data.path(), "snaps") else {
+        return;
+    };
+    snapshots_shared_through(
+        &format!("az://snaps/team?endpoint=http://127.0.0.1:{port}/{AZ_ACCOUNT}"),
         &[
             ("AZURE_STORAGE_ACCOUNT_NAME", AZ_ACCOUNT),
             ("AZURE_STORAGE_ACCOUNT_KEY", AZ_KEY),

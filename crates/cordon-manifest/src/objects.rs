@@ -27,7 +27,8 @@ pub struct Location<'a> {
     pub region: Option<&'a str>,
 }
 
-fn store(loc: &Location<'_>) -> Result<Arc<dyn ObjectStore>, String> {
+/// Connects to the bucket `loc` names, with the harness's credentials from its environment.
+pub fn store(loc: &Location<'_>) -> Result<Arc<dyn ObjectStore>, String> {
     let err = |e: object_store::Error| format!("{} bucket {}: {e}", loc.provider, loc.bucket);
     Ok(match loc.provider {
         "s3" | "r2" => {

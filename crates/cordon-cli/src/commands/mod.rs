@@ -123,7 +123,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Doctor { json } => sandbox::doctor(json).await,
         Command::Manifest(ManifestCommand::Check { file }) => manifest_check(&file),
-        Command::Snapshot(cmd) => snapshot::run(cmd, cli.snapshots.as_deref()),
+        Command::Snapshot(cmd) => snapshot::run(cmd, cli.snapshots.as_deref()).await,
         Command::ApplyPatch { root, patch } => apply_patch(&root, &patch),
     }
 }

@@ -30,7 +30,7 @@ pub async fn resume(
     json: bool,
     sandbox_args: &SandboxArgs,
     command_timeout: u64,
-    (store_path, config_path, snapshots): (Option<&Path>, Option<&Path>, Option<&Path>),
+    (store_path, config_path, snapshots): (Option<&Path>, Option<&Path>, Option<&str>),
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
     let store = super::open_store(store_path).await?;
@@ -56,11 +56,13 @@ pub async fn resume(
     };
     let model = config.resolve(&info.model).await?;
 
-    let snapshot_dir = match snapshots {
-        Some(d) => d.to_path_buf(),
-        None => cordon_store::default_snapshot_dir()?,
+    let snapshots = crate::snapshots::Snapshots::open(snapshots)?;
+    let snapshot_store = snapshots.local.clone();
+    // The last checkpoint, fetched from a remote store if need be.
+    let checkpoint = match &state.last_checkpoint {
+        Some(id) => Some(snapshots.load(id).await?),
+        None => None,
     };
-    let snapshot_store = cordon_store::SnapshotStore::open(&snapshot_dir)?;
     let needs_sandbox = info
         .tools
         .iter()
@@ -73,24 +75,21 @@ pub async fn resume(
             .as_ref()
             .and_then(|s| s["host_workspace"].as_str())
             .map(PathBuf::from);
-        match &state.last_checkpoint {
+        match &checkpoint {
             // A run that stopped cleanly (a pause, an approval, a budget) left its workspace
             // as its last checkpoint recorded it: it goes on there.
-            Some(id)
+            Some(snap)
                 if sandbox_args.workspace.is_none()
-                    && host.as_ref().is_some_and(|h| {
-                        snapshot_store
-                            .load(id)
-                            .and_then(|snap| snapshot_store.matches(h, &[], &snap))
-                            .unwrap_or(false)
-                    }) =>
+                    && host
+                        .as_ref()
+                        .is_some_and(|h| snapshot_store.matches(h, &[], snap).unwrap_or(false)) =>
             {
                 args.workspace = host;
-                restored = Some(snapshot_store.load(id)?);
+                restored = Some(snap.clone());
             }
-            Some(id) => {
+            Some(snap) => {
                 // The workspace as it was at the last checkpoint, in a fresh directory.
-                let snap = snapshot_store.load(id)?;
+                let snap = snap.clone();
                 let dir = match &sandbox_args.workspace {
                     Some(w) => w.clone(),
                     None => {
@@ -124,7 +123,7 @@ pub async fn resume(
     };
     let checkpointer = prepared.as_ref().map(|p| {
         Arc::new(SnapshotCheckpointer {
-            store: snapshot_store.clone(),
+            store: snapshots.clone(),
             dir: p.workspace.clone(),
             exclude: p.ephemeral.clone(),
             previous: std::sync::Mutex::new(restored.clone()),

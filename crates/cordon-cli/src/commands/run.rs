@@ -19,7 +19,7 @@ pub async fn run(
     args: RunArgs,
     store: Option<&Path>,
     config: Option<&Path>,
-    snapshots: Option<&Path>,
+    snapshots: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
     let (file, schema, origin) = match &args.agent {
@@ -48,10 +48,7 @@ pub async fn run(
     let materialized = prepared.as_ref().and_then(|p| p.materialized.clone());
     let checkpoints = match &prepared {
         Some(p) => Some(Arc::new(SnapshotCheckpointer {
-            store: cordon_store::SnapshotStore::open(&match snapshots {
-                Some(d) => d.to_path_buf(),
-                None => cordon_store::default_snapshot_dir()?,
-            })?,
+            store: crate::snapshots::Snapshots::open(snapshots)?,
             dir: p.workspace.clone(),
             exclude: p.ephemeral.clone(),
             previous: std::sync::Mutex::new(None),
@@ -180,7 +177,7 @@ pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
 
 /// Checkpoints a run's workspace into the snapshot store, each incremental to the last.
 pub struct SnapshotCheckpointer {
-    pub store: cordon_store::SnapshotStore,
+    pub store: crate::snapshots::Snapshots,
     pub dir: std::path::PathBuf,
     pub exclude: Vec<String>,
     pub previous: std::sync::Mutex<Option<cordon_store::Snapshot>>,
@@ -223,14 +220,19 @@ impl cordon_harness::Checkpointer for SnapshotCheckpointer {
     > {
         Box::pin(async move {
             let previous = self.previous.lock().expect("checkpoint lock").clone();
-            let (store, dir, exclude) =
-                (self.store.clone(), self.dir.clone(), self.exclude.clone());
+            let (store, dir, exclude) = (
+                self.store.local.clone(),
+                self.dir.clone(),
+                self.exclude.clone(),
+            );
             // Reading the workspace is blocking work: off the runtime's threads.
             let (snap, stats) =
                 tokio::task::spawn_blocking(move || store.take(&dir, &exclude, previous.as_ref()))
                     .await
                     .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())?;
+            // A checkpoint counts once it is where resume will look for it.
+            self.store.push(&snap).await.map_err(|e| e.to_string())?;
             let info = cordon_harness::CheckpointInfo {
                 snapshot_id: snap.id.clone(),
                 files_read: stats.files_read,

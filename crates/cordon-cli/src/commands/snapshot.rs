@@ -2,18 +2,10 @@
 
 use crate::cli::SnapshotCommand;
 use crate::exit::Failure;
+use crate::snapshots::Snapshots;
 use cordon_store::snapshot::{Kind, SnapshotError, SnapshotStore};
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
-
-fn open(dir: Option<&Path>) -> anyhow::Result<SnapshotStore> {
-    let dir = match dir {
-        Some(d) => d.to_path_buf(),
-        None => cordon_store::default_snapshot_dir()?,
-    };
-    Ok(SnapshotStore::open(&dir)?)
-}
 
 fn not_found(e: SnapshotError) -> anyhow::Error {
     match e {
@@ -25,14 +17,16 @@ fn not_found(e: SnapshotError) -> anyhow::Error {
     }
 }
 
-/// Runs a `cordon snapshot` subcommand.
-pub fn run(cmd: SnapshotCommand, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let store = open(dir)?;
+/// Runs a `cordon snapshot` subcommand on the store `at` names (see [`Snapshots::open`]).
+pub async fn run(cmd: SnapshotCommand, at: Option<&str>) -> anyhow::Result<ExitCode> {
+    let snapshots = Snapshots::open(at)?;
+    let store = &snapshots.local;
     match cmd {
         SnapshotCommand::Take { dir, exclude, json } => {
             let previous = store.newest()?;
             let started = Instant::now();
             let (snap, stats) = store.take(&dir, &exclude, previous.as_ref())?;
+            snapshots.push(&snap).await?;
             let ms = started.elapsed().as_secs_f64() * 1000.0;
             if json {
                 println!(
@@ -52,7 +46,11 @@ pub fn run(cmd: SnapshotCommand, dir: Option<&Path>) -> anyhow::Result<ExitCode>
             }
         }
         SnapshotCommand::List { json } => {
-            for s in store.list()? {
+            let listed = match &snapshots.remote {
+                Some(remote) => remote.list().await?,
+                None => store.list()?,
+            };
+            for s in listed {
                 if json {
                     println!("{}", serde_json::to_string(&s)?);
                 } else {
@@ -67,7 +65,7 @@ pub fn run(cmd: SnapshotCommand, dir: Option<&Path>) -> anyhow::Result<ExitCode>
             }
         }
         SnapshotCommand::Show { id, json } => {
-            let snap = store.load(&id).map_err(not_found)?;
+            let snap = snapshots.load(&id).await.map_err(not_found)?;
             if json {
                 println!("{}", serde_json::to_string(&snap)?);
             } else {
@@ -86,7 +84,7 @@ pub fn run(cmd: SnapshotCommand, dir: Option<&Path>) -> anyhow::Result<ExitCode>
             }
         }
         SnapshotCommand::Restore { id, to } => {
-            let snap = store.load(&id).map_err(not_found)?;
+            let snap = snapshots.load(&id).await.map_err(not_found)?;
             store.restore(&snap, &to).map_err(|e| match e {
                 SnapshotError::Unsafe(m) => anyhow::Error::new(Failure {
                     code: crate::exit::RUN_FAILED,
@@ -100,6 +98,13 @@ pub fn run(cmd: SnapshotCommand, dir: Option<&Path>) -> anyhow::Result<ExitCode>
         SnapshotCommand::Gc => {
             let (n, bytes) = store.gc()?;
             println!("removed {n} unreferenced contents ({bytes} bytes)");
+            if let Some(remote) = &snapshots.remote {
+                let (n, bytes) = remote.gc().await?;
+                println!(
+                    "removed {n} unreferenced contents ({bytes} bytes) from {}",
+                    remote.shown()
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -69,23 +69,14 @@ impl RemoteSnapshots {
             .iter()
             .filter_map(|e| e.hash.as_deref())
             .collect();
-        let sent: Vec<bool> = futures::stream::iter(hashes)
-            .map(|hash| async move {
-                let key = self.key(&Self::object_key(hash));
-                match self.store.head(&key).await {
-                    Ok(_) => return Ok(false),
-                    Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(remote(format!("{} {key}", self.shown), e)),
-                }
-                let path = local.object_path(hash);
-                let packed = tokio::fs::read(&path)
-                    .await
-                    .map_err(|e| io(path.display(), e))?;
-                self.store
-                    .put(&key, packed.into())
-                    .await
-                    .map_err(|e| remote(format!("{} {key}", self.shown), e))?;
-                Ok(true)
+        let jobs: Vec<(ObjectPath, std::path::PathBuf)> = hashes
+            .into_iter()
+            .map(|h| (self.key(&Self::object_key(h)), local.object_path(h)))
+            .collect();
+        let sent: Vec<bool> = futures::stream::iter(jobs)
+            .map(|(key, path)| {
+                let this = self.clone();
+                async move { this.send(key, path).await }
             })
             .buffer_unordered(PARALLEL)
             .try_collect()
@@ -97,6 +88,23 @@ impl RemoteSnapshots {
             .await
             .map_err(|e| remote(format!("{} {key}", self.shown), e))?;
         Ok(sent.into_iter().filter(|s| *s).count() as u64)
+    }
+
+    /// Sends one local content file unless the remote has it; says whether it sent it.
+    async fn send(&self, key: ObjectPath, path: std::path::PathBuf) -> Result<bool, SnapshotError> {
+        match self.store.head(&key).await {
+            Ok(_) => return Ok(false),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(remote(format!("{} {key}", self.shown), e)),
+        }
+        let packed = tokio::fs::read(&path)
+            .await
+            .map_err(|e| io(path.display(), e))?;
+        self.store
+            .put(&key, packed.into())
+            .await
+            .map_err(|e| remote(format!("{} {key}", self.shown), e))?;
+        Ok(true)
     }
 
     /// The ids of every snapshot on the remote.
@@ -119,16 +127,16 @@ impl RemoteSnapshots {
             .collect())
     }
 
+    /// One object's bytes.
+    async fn fetch(&self, key: &ObjectPath) -> Result<Vec<u8>, SnapshotError> {
+        let failed = |e| remote(format!("{} {key}", self.shown), e);
+        let got = self.store.get(key).await.map_err(failed)?;
+        Ok(got.bytes().await.map_err(failed)?.to_vec())
+    }
+
     async fn fetch_listing(&self, id: &str) -> Result<Snapshot, SnapshotError> {
         let key = self.key(&format!("snapshots/{id}.json"));
-        let bytes = self
-            .store
-            .get(&key)
-            .await
-            .map_err(|e| remote(format!("{} {key}", self.shown), e))?
-            .bytes()
-            .await
-            .map_err(|e| remote(format!("{} {key}", self.shown), e))?;
+        let bytes = self.fetch(&key).await?;
         serde_json::from_slice(&bytes).map_err(|e| SnapshotError::Io(format!("{key}: {e}")))
     }
 
@@ -157,25 +165,21 @@ impl RemoteSnapshots {
             }
         };
         let snapshot = self.fetch_listing(&id).await?;
-        let missing: BTreeSet<&str> = snapshot
+        let missing: BTreeSet<String> = snapshot
             .entries
             .iter()
             .filter_map(|e| e.hash.as_deref())
             .filter(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
             .filter(|h| !local.object_path(h).exists())
+            .map(str::to_string)
             .collect();
         futures::stream::iter(missing)
-            .map(|hash| async move {
-                let key = self.key(&Self::object_key(hash));
-                let packed = self
-                    .store
-                    .get(&key)
-                    .await
-                    .map_err(|e| remote(format!("{} {key}", self.shown), e))?
-                    .bytes()
-                    .await
-                    .map_err(|e| remote(format!("{} {key}", self.shown), e))?;
-                local.put_packed(hash, &packed)
+            .map(|hash| {
+                let (this, local) = (self.clone(), local.clone());
+                async move {
+                    let packed = this.fetch(&this.key(&Self::object_key(&hash))).await?;
+                    local.put_packed(&hash, &packed)
+                }
             })
             .buffer_unordered(PARALLEL)
             .try_collect::<Vec<()>>()
