@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 /// Sends one HTTP/1.1 request and returns the whole answer (head and body).
 fn post(addr: &str, path: &str, body: &str) -> String {
@@ -19,21 +19,18 @@ fn post(addr: &str, path: &str, body: &str) -> String {
     out
 }
 
-#[test]
-fn the_server_binary_serves_a_script_and_logs_requests() {
+/// A `cordon-testkit serve` serving `script` (TOML), logging requests: the child, its
+/// address (`127.0.0.1:PORT`), the base URL it printed, and the temporary directory holding
+/// `requests.jsonl`.
+fn serve(script: &str) -> (Child, String, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("s.toml");
-    let log = dir.path().join("requests.jsonl");
-    std::fs::write(
-        &script,
-        "[[turns]]\ntext = \"hello from the binary\"\n[[turns]]\ntext = \"second\"\n",
-    )
-    .unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, script).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cordon-testkit"))
         .args(["serve", "--port", "0", "--script"])
-        .arg(&script)
+        .arg(&path)
         .arg("--requests-log")
-        .arg(&log)
+        .arg(dir.path().join("requests.jsonl"))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -42,14 +39,33 @@ fn the_server_binary_serves_a_script_and_logs_requests() {
         .read_line(&mut line)
         .unwrap();
     let base = line.trim().to_string();
-    assert!(
-        base.starts_with("http://127.0.0.1:") && base.ends_with("/v1"),
-        "{base}"
-    );
     let addr = base
         .trim_start_matches("http://")
         .trim_end_matches("/v1")
         .to_string();
+    (child, addr, base, dir)
+}
+
+/// What the server answered each logged request with.
+fn served(dir: &tempfile::TempDir) -> Vec<String> {
+    std::fs::read_to_string(dir.path().join("requests.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["served"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn the_server_binary_serves_a_script_and_logs_requests() {
+    let (mut child, addr, base, dir) =
+        serve("[[turns]]\ntext = \"hello from the binary\"\n[[turns]]\ntext = \"second\"\n");
+    assert!(
+        base.starts_with("http://127.0.0.1:") && base.ends_with("/v1"),
+        "{base}"
+    );
 
     let chat = post(
         &addr,
@@ -78,45 +94,14 @@ fn the_server_binary_serves_a_script_and_logs_requests() {
 
     child.kill().unwrap();
     child.wait().unwrap();
-    let logged: Vec<serde_json::Value> = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let served: Vec<&str> = logged
-        .iter()
-        .map(|r| r["served"].as_str().unwrap())
-        .collect();
-    assert_eq!(served, ["turn 0", "turn 1", "rejected"]);
+    assert_eq!(served(&dir), ["turn 0", "turn 1", "rejected"]);
 }
 
 #[test]
 fn conversation_mode_answers_the_same_conversation_with_the_same_turn() {
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("s.toml");
-    let log = dir.path().join("requests.jsonl");
-    std::fs::write(
-        &script,
+    let (mut child, addr, _, dir) = serve(
         "turn_from = \"conversation\"\n[[turns]]\ntext = \"first\"\n[[turns]]\ntext = \"second\"\n",
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cordon-testkit"))
-        .args(["serve", "--port", "0", "--script"])
-        .arg(&script)
-        .arg("--requests-log")
-        .arg(&log)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .trim_start_matches("http://")
-        .trim_end_matches("/v1")
-        .to_string();
+    );
     let fresh = r#"{"model":"m","input":[{"role":"user","content":"hi"}]}"#;
     // One answer (a message and a call from the same response count once) so far.
     let answered = r#"{"model":"m","input":[{"role":"user","content":"hi"},
@@ -143,13 +128,5 @@ fn conversation_mode_answers_the_same_conversation_with_the_same_turn() {
         body["id"].as_str().unwrap().to_string()
     };
     assert_ne!(id(&a), id(&b));
-    let logged = std::fs::read_to_string(&log).unwrap();
-    let served: Vec<String> = logged
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["served"].to_string())
-        .collect();
-    assert_eq!(
-        served,
-        ["\"turn 0\"", "\"turn 0\"", "\"turn 1\"", "\"turn 1\""]
-    );
+    assert_eq!(served(&dir), ["turn 0", "turn 0", "turn 1", "turn 1"]);
 }
