@@ -142,3 +142,79 @@ fn the_model_edits_files_with_apply_patch_on_both_protocols() {
         );
     }
 }
+
+#[test]
+fn a_write_that_fails_midway_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("a.txt"), "a\n").unwrap();
+    std::fs::write(root.join("plain.txt"), "plain\n").unwrap();
+    let patch = "*** Begin Patch\n*** Update File: a.txt\n-a\n+A\n*** Add File: new.txt\n+n\n*** Add File: plain.txt/child.txt\n+x\n*** End Patch\n";
+    let out = cordon(dir.path())
+        .arg("apply-patch")
+        .arg("--root")
+        .arg(&root)
+        .write_stdin(patch)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "a\n");
+    assert!(!root.join("new.txt").exists());
+}
+
+#[test]
+fn a_patch_touching_a_read_only_entry_changes_nothing_in_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    std::fs::write(
+        dir.path().join("manifest.toml"),
+        "[entries.\"locked.txt\"]\ntype = \"file\"\ncontent = \"locked\\n\"\nread_only = true\n[entries.\"open.txt\"]\ntype = \"file\"\ncontent = \"open\\n\"\n",
+    )
+    .unwrap();
+    let script = dir.path().join("script.toml");
+    std::fs::write(
+        &script,
+        r#"
+[[turns]]
+tool_calls = [{ name = "apply_patch", input = "*** Begin Patch\n*** Update File: open.txt\n-open\n+OPEN\n*** Add File: new.txt\n+n\n*** Update File: locked.txt\n-locked\n+unlocked\n*** End Patch\n" }]
+[[turns]]
+text = "Tried."
+"#,
+    )
+    .unwrap();
+    let out = cordon(dir.path())
+        .args(["run", "--json", "--sandbox", "namespaces", "--manifest"])
+        .arg(dir.path().join("manifest.toml"))
+        .arg("--workspace")
+        .arg(&ws)
+        .arg("--model")
+        .arg(format!("scripted:{}", script.display()))
+        .arg("edit")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = common::json_lines(&out.stdout);
+    let result = events.iter().find(|e| e["kind"] == "tool_result").unwrap();
+    assert_eq!(result["payload"]["is_error"], true, "{result}");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("locked.txt")).unwrap(),
+        "locked\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("open.txt")).unwrap(),
+        "open\n"
+    );
+    assert!(!ws.join("new.txt").exists(), "the add was undone too");
+    let names: Vec<String> = std::fs::read_dir(&ws)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains(".cordon-")), "{names:?}");
+}

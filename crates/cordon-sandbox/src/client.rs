@@ -208,6 +208,21 @@ impl Client {
         }
     }
 
+    /// Applies file changes all or nothing, inside the sandbox (see [`crate::files::commit`]).
+    pub async fn commit(&self, changes: &[crate::files::Change]) -> Result<(), SandboxError> {
+        let changes = changes
+            .iter()
+            .map(|c| protocol::FileChange {
+                path: c.path.clone(),
+                data: c.data.as_deref().map(protocol::encode),
+                mode: c.mode,
+            })
+            .collect();
+        self.file_request(|id| Request::Commit { id, changes })
+            .await
+            .map(|_| ())
+    }
+
     /// Removes a file, or a directory (with `recursive`, and everything in it).
     pub async fn remove(&self, path: &str, recursive: bool) -> Result<(), SandboxError> {
         self.file_request(|id| Request::Remove {

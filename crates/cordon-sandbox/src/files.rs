@@ -76,6 +76,22 @@ pub fn serve(workspace: &Path, request: FileRequest) -> Reply {
         FileRequest::MakeDir { path, mode, .. } => {
             make_dir(workspace, &path, mode).map(|()| Reply::Done { id })
         }
+        FileRequest::Commit { changes, .. } => changes
+            .into_iter()
+            .map(|c| {
+                let data = c
+                    .data
+                    .map(|d| protocol::decode(&d).map_err(|e| e.to_string()))
+                    .transpose()?;
+                Ok(Change {
+                    path: c.path,
+                    data,
+                    mode: c.mode,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .and_then(|changes| commit(workspace, &changes))
+            .map(|()| Reply::Done { id }),
         FileRequest::List { path, .. } => resolve(workspace, &path)
             .and_then(|p| list(&p).map(|entries| Reply::Entries { id, entries })),
         FileRequest::Remove {
@@ -131,6 +147,18 @@ fn make_dir(workspace: &Path, path: &str, mode: Option<u32>) -> Result<(), Strin
 /// Creates the directories above `path` one at a time, each resolved (so no symlink can
 /// send them elsewhere) before it is made.
 pub fn make_parents(workspace: &Path, path: &str) -> Result<(), String> {
+    make_parents_with(workspace, path, &mut |dir| {
+        std::fs::create_dir(dir).map_err(|e| e.to_string())
+    })
+    .map_err(|e| format!("write '{path}': {e}"))
+}
+
+/// [`make_parents`], making each missing directory with `make`.
+fn make_parents_with(
+    workspace: &Path,
+    path: &str,
+    make: &mut dyn FnMut(&Path) -> Result<(), String>,
+) -> Result<(), String> {
     let p = Path::new(path);
     let rel = if p.is_absolute() {
         p.strip_prefix(workspace).unwrap_or(p)
@@ -142,9 +170,191 @@ pub fn make_parents(workspace: &Path, path: &str) -> Result<(), String> {
     for c in comps.iter().take(comps.len().saturating_sub(1)) {
         prefix.push(c);
         let dir = resolve(workspace, &prefix.to_string_lossy())?;
-        if !dir.is_dir() {
-            std::fs::create_dir(&dir)
-                .map_err(|e| format!("write '{path}': make {}: {e}", prefix.display()))?;
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(format!(
+                    "{} exists and is not a directory",
+                    prefix.display()
+                ));
+            }
+            Err(_) => make(&dir).map_err(|e| format!("make {}: {e}", prefix.display()))?,
+        }
+    }
+    Ok(())
+}
+
+/// One change of a [`commit`]: write a file (whole), or remove one.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Change {
+    /// Workspace-relative path.
+    pub path: String,
+    /// The file's new content; `None` removes it.
+    pub data: Option<Vec<u8>>,
+    /// Permission bits for a new file (an existing file keeps its own).
+    #[serde(default)]
+    pub mode: Option<u32>,
+}
+
+/// A step of a [`commit`], for fault-injection tests: the hook given to [`commit_with`] is
+/// called before each, and an error it returns fails the commit right there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Making a missing directory (its index among the directories made).
+    MakeDir(usize),
+    /// Writing the staged content of the change with this index.
+    Stage(usize),
+    /// Moving the existing file of the change with this index aside.
+    Backup(usize),
+    /// Putting the staged content of the change with this index in place.
+    Install(usize),
+}
+
+/// Applies `changes` to `workspace` all or nothing: each new content is written to a
+/// temporary file beside its target first, then every target is moved aside and replaced
+/// by rename; if any step fails, everything done is undone and the workspace is as it was.
+pub fn commit(workspace: &Path, changes: &[Change]) -> Result<(), String> {
+    commit_with(workspace, changes, &mut |_| Ok(()))
+}
+
+/// [`commit`], calling `hook` before every step (to inject failures in tests).
+pub fn commit_with(
+    workspace: &Path,
+    changes: &[Change],
+    hook: &mut dyn FnMut(Step) -> std::io::Result<()>,
+) -> Result<(), String> {
+    let mut done = Undo::default();
+    let result = commit_steps(workspace, changes, hook, &mut done);
+    match result {
+        Ok(()) => {
+            done.finish();
+            Ok(())
+        }
+        Err(e) => {
+            let left = done.undo();
+            if left.is_empty() {
+                Err(e)
+            } else {
+                Err(format!(
+                    "{e}; undoing it also failed, so these may have changed: {}",
+                    left.join(", ")
+                ))
+            }
+        }
+    }
+}
+
+/// What a commit has done so far, to undo on failure or tidy up on success.
+#[derive(Default)]
+struct Undo {
+    /// Directories made, in order.
+    dirs: Vec<PathBuf>,
+    /// Staged contents not yet installed.
+    staged: Vec<PathBuf>,
+    /// (target, where its old file went): moved aside.
+    backups: Vec<(PathBuf, PathBuf)>,
+    /// Targets whose new content is in place.
+    installed: Vec<PathBuf>,
+}
+
+impl Undo {
+    /// Puts everything back; returns what could not be.
+    fn undo(self) -> Vec<String> {
+        let mut left = Vec::new();
+        for target in self.installed.iter().rev() {
+            if let Err(e) = std::fs::remove_file(target) {
+                left.push(format!("{} ({e})", target.display()));
+            }
+        }
+        for (target, backup) in self.backups.iter().rev() {
+            if let Err(e) = std::fs::rename(backup, target) {
+                left.push(format!("{} ({e})", target.display()));
+            }
+        }
+        for tmp in &self.staged {
+            let _ = std::fs::remove_file(tmp);
+        }
+        for dir in self.dirs.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+        left
+    }
+
+    /// Removes the old files moved aside (best effort: the commit itself succeeded).
+    fn finish(self) {
+        for (_, backup) in &self.backups {
+            let _ = std::fs::remove_file(backup);
+        }
+    }
+}
+
+/// A temporary name beside `target`.
+fn beside(target: &Path, what: &str, n: usize) -> PathBuf {
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    target.with_file_name(format!(".{name}.cordon-{what}-{}-{n}", std::process::id()))
+}
+
+fn commit_steps(
+    workspace: &Path,
+    changes: &[Change],
+    hook: &mut dyn FnMut(Step) -> std::io::Result<()>,
+    done: &mut Undo,
+) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for c in changes {
+        if !seen.insert(c.path.as_str()) {
+            return Err(format!("'{}' is changed twice in one commit", c.path));
+        }
+    }
+    // Stage: make missing directories, write every new content beside its target.
+    let mut targets = Vec::new();
+    for (i, c) in changes.iter().enumerate() {
+        if c.data.is_some() {
+            make_parents_with(workspace, &c.path, &mut |dir| {
+                hook(Step::MakeDir(done.dirs.len())).map_err(|e| e.to_string())?;
+                std::fs::create_dir(dir).map_err(|e| e.to_string())?;
+                done.dirs.push(dir.to_path_buf());
+                Ok(())
+            })?;
+        }
+        let target = resolve(workspace, &c.path)?;
+        let existing = std::fs::symlink_metadata(&target).ok();
+        if existing.as_ref().is_some_and(|m| !m.is_file()) {
+            return Err(format!("'{}' exists and is not a regular file", c.path));
+        }
+        if c.data.is_none() && existing.is_none() {
+            return Err(format!("cannot remove '{}': no such file", c.path));
+        }
+        if let Some(data) = &c.data {
+            hook(Step::Stage(i)).map_err(|e| format!("write '{}': {e}", c.path))?;
+            let tmp = beside(&target, "stage", i);
+            done.staged.push(tmp.clone());
+            std::fs::write(&tmp, data).map_err(|e| format!("write '{}': {e}", c.path))?;
+            let mode = existing
+                .as_ref()
+                .map(|m| m.permissions().mode() & 0o7777)
+                .or(c.mode.map(|m| m & 0o777));
+            if let Some(m) = mode {
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(m))
+                    .map_err(|e| format!("chmod '{}': {e}", c.path))?;
+            }
+        }
+        targets.push((target, existing.is_some()));
+    }
+    // Install: move each old file aside, then put the new content in its place.
+    for (i, (c, (target, exists))) in changes.iter().zip(&targets).enumerate() {
+        if *exists {
+            hook(Step::Backup(i)).map_err(|e| format!("replace '{}': {e}", c.path))?;
+            let backup = beside(target, "undo", i);
+            std::fs::rename(target, &backup).map_err(|e| format!("replace '{}': {e}", c.path))?;
+            done.backups.push((target.clone(), backup));
+        }
+        if c.data.is_some() {
+            hook(Step::Install(i)).map_err(|e| format!("write '{}': {e}", c.path))?;
+            let tmp = beside(target, "stage", i);
+            std::fs::rename(&tmp, target).map_err(|e| format!("write '{}': {e}", c.path))?;
+            done.staged.retain(|t| *t != tmp);
+            done.installed.push(target.clone());
         }
     }
     Ok(())
@@ -212,6 +422,13 @@ pub enum FileRequest {
         /// Path.
         path: String,
     },
+    /// Apply changes all or nothing.
+    Commit {
+        /// Request id.
+        id: u64,
+        /// The changes, their content in base64.
+        changes: Vec<protocol::FileChange>,
+    },
     /// Remove.
     Remove {
         /// Request id.
@@ -230,6 +447,7 @@ impl FileRequest {
             | FileRequest::Write { id, .. }
             | FileRequest::MakeDir { id, .. }
             | FileRequest::List { id, .. }
+            | FileRequest::Commit { id, .. }
             | FileRequest::Remove { id, .. } => *id,
         }
     }

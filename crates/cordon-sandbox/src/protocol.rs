@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The protocol version both sides must speak.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest frame either side accepts.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -118,6 +118,13 @@ pub enum Request {
         /// Permission bits, if not the default.
         mode: Option<u32>,
     },
+    /// Apply file changes all or nothing (see [`crate::files::commit`]).
+    Commit {
+        /// The request's id.
+        id: u64,
+        /// The changes, in order.
+        changes: Vec<FileChange>,
+    },
     /// Remove a file, or a directory (with `recursive`, and everything in it).
     Remove {
         /// The request's id.
@@ -127,6 +134,17 @@ pub enum Request {
         /// Remove a directory and its contents.
         recursive: bool,
     },
+}
+
+/// One change of a `Commit` request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileChange {
+    /// Workspace-relative path.
+    pub path: String,
+    /// Base64 of the new content; `None` removes the file.
+    pub data: Option<String>,
+    /// Permission bits for a new file.
+    pub mode: Option<u32>,
 }
 
 /// One entry of a listed directory.

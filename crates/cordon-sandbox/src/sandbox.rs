@@ -67,6 +67,9 @@ pub trait Sandbox: Send + Sync {
     /// Removes a file, or a directory with `recursive`.
     fn remove<'a>(&'a self, path: &'a str, recursive: bool) -> SandboxFuture<'a, ()>;
 
+    /// Applies file changes all or nothing: on any failure the workspace is left as it was.
+    fn commit<'a>(&'a self, changes: &'a [crate::files::Change]) -> SandboxFuture<'a, ()>;
+
     /// The workspace as a tar archive.
     fn archive(&self) -> SandboxFuture<'_, Vec<u8>>;
 
@@ -133,6 +136,10 @@ impl Sandbox for crate::LocalSandbox {
 
     fn remove<'a>(&'a self, path: &'a str, recursive: bool) -> SandboxFuture<'a, ()> {
         Box::pin(self.client().remove(path, recursive))
+    }
+
+    fn commit<'a>(&'a self, changes: &'a [crate::files::Change]) -> SandboxFuture<'a, ()> {
+        Box::pin(self.client().commit(changes))
     }
 
     fn archive(&self) -> SandboxFuture<'_, Vec<u8>> {

@@ -251,6 +251,7 @@ async fn handle(request: Request, workspace: &Path, table: &Table, tx: &Unbounde
             file(crate::files::FileRequest::MakeDir { id, path, mode })
         }
         Request::ListDir { id, path } => file(crate::files::FileRequest::List { id, path }),
+        Request::Commit { id, changes } => file(crate::files::FileRequest::Commit { id, changes }),
         Request::Remove {
             id,
             path,

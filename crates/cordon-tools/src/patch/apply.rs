@@ -35,11 +35,8 @@ pub fn plan(
         match op {
             Op::Add { path, lines } => {
                 check_path(path)?;
-                if current(&plan, path)?.is_some() {
-                    return Err(ApplyError(format!(
-                        "cannot add '{path}': it already exists (use Update File to change it)"
-                    )));
-                }
+                // Over an existing file, Add replaces it, as in Codex and the Agents SDK (the
+                // old content is still in the last checkpoint).
                 let mut text = lines.join("\n");
                 text.push('\n');
                 plan.files.insert(path.clone(), Some(text));
@@ -64,12 +61,8 @@ pub fn plan(
                 let new = update(path, &old, hunks)?;
                 match move_to {
                     Some(to) if to != path => {
+                        // Onto an existing file, the move replaces it.
                         check_path(to)?;
-                        if current(&plan, to)?.is_some() {
-                            return Err(ApplyError(format!(
-                                "cannot move '{path}' to '{to}': '{to}' already exists"
-                            )));
-                        }
                         plan.files.insert(path.clone(), None);
                         plan.files.insert(to.clone(), Some(new));
                         plan.summary.push(format!("M {to}"));
@@ -296,6 +289,18 @@ mod tests {
     }
 
     #[test]
+    fn add_and_move_replace_an_existing_file() {
+        let p = run(
+            "*** Begin Patch\n*** Add File: a.txt\n+new\n*** Update File: b.txt\n*** Move to: c.txt\n-b\n+B\n*** End Patch",
+            &[("a.txt", "old\n"), ("b.txt", "b\n"), ("c.txt", "was here\n")],
+        )
+        .unwrap();
+        assert_eq!(content(&p, "a.txt"), "new\n");
+        assert_eq!(content(&p, "c.txt"), "B\n");
+        assert_eq!(p.files["b.txt"], None);
+    }
+
+    #[test]
     fn add_delete_and_move() {
         let p = run(
             "*** Begin Patch\n*** Add File: new/n.txt\n+hello\n*** Delete File: old.txt\n*** Update File: a.txt\n*** Move to: b.txt\n-1\n+2\n*** End Patch",
@@ -312,10 +317,6 @@ mod tests {
     #[test]
     fn bad_operations_fail_before_anything_is_decided() {
         let cases = [
-            (
-                "*** Begin Patch\n*** Add File: a.txt\n+x\n*** End Patch",
-                "already exists",
-            ),
             (
                 "*** Begin Patch\n*** Delete File: nope\n*** End Patch",
                 "no such file",

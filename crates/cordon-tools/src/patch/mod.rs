@@ -9,5 +9,5 @@ mod tool;
 
 pub use apply::{ApplyError, Plan, plan};
 pub use parse::{Hunk, Op, ParseError, parse};
-pub use target::{PatchError, apply_in_sandbox, apply_to_dir};
+pub use target::{PatchError, apply_in_sandbox, apply_to_dir, apply_to_dir_with};
 pub use tool::ApplyPatch;

@@ -57,6 +57,38 @@ const UPDATE: &str = "*** Update File: ";
 const MOVE: &str = "*** Move to: ";
 const EOF_MARK: &str = "*** End of File";
 
+/// A marker or header line, recognised with any white space around it (as Codex does).
+#[derive(Debug, PartialEq)]
+enum Marker<'a> {
+    Begin,
+    End,
+    EndOfFile,
+    Add(&'a str),
+    Delete(&'a str),
+    Update(&'a str),
+    Move(&'a str),
+}
+
+fn marker(line: &str) -> Option<Marker<'_>> {
+    let t = line.trim();
+    match t {
+        BEGIN => return Some(Marker::Begin),
+        END => return Some(Marker::End),
+        EOF_MARK => return Some(Marker::EndOfFile),
+        _ => {}
+    }
+    let header = |prefix: &str| {
+        t.strip_prefix(prefix.trim_end())
+            .filter(|rest| rest.starts_with([' ', '\t']))
+            .map(str::trim)
+    };
+    header(ADD)
+        .map(Marker::Add)
+        .or_else(|| header(DELETE).map(Marker::Delete))
+        .or_else(|| header(UPDATE).map(Marker::Update))
+        .or_else(|| header(MOVE).map(Marker::Move))
+}
+
 /// Parses patch text into its operations.
 pub fn parse(text: &str) -> Result<Vec<Op>, ParseError> {
     let lines: Vec<&str> = text
@@ -71,7 +103,7 @@ pub fn parse(text: &str) -> Result<Vec<Op>, ParseError> {
         .iter()
         .position(|l| !l.trim().is_empty())
         .ok_or_else(|| err(0, "the patch is empty".into()))?;
-    if lines[first].trim() != BEGIN {
+    if marker(lines[first]) != Some(Marker::Begin) {
         return Err(err(
             first,
             format!("expected '{BEGIN}', found '{}'", lines[first]),
@@ -83,55 +115,57 @@ pub fn parse(text: &str) -> Result<Vec<Op>, ParseError> {
         let Some(line) = lines.get(i) else {
             return Err(err(i, format!("the patch ends without '{END}'")));
         };
-        if line.trim() == END {
-            break;
-        }
-        if let Some(path) = line.strip_prefix(ADD) {
-            let mut body = Vec::new();
-            i += 1;
-            while let Some(l) = lines.get(i).filter(|l| !l.starts_with("*** ")) {
-                let content = l.strip_prefix('+').ok_or_else(|| {
-                    err(
-                        i,
-                        format!("a line of an added file must start with '+', found '{l}'"),
-                    )
-                })?;
-                body.push(content.to_string());
+        match marker(line) {
+            Some(Marker::End) => break,
+            Some(Marker::Add(path)) => {
+                let mut body = Vec::new();
+                i += 1;
+                while let Some(l) = lines.get(i).filter(|l| marker(l).is_none()) {
+                    let content = l.strip_prefix('+').ok_or_else(|| {
+                        err(
+                            i,
+                            format!("a line of an added file must start with '+', found '{l}'"),
+                        )
+                    })?;
+                    body.push(content.to_string());
+                    i += 1;
+                }
+                ops.push(Op::Add {
+                    path: path.to_string(),
+                    lines: body,
+                });
+            }
+            Some(Marker::Delete(path)) => {
+                ops.push(Op::Delete {
+                    path: path.to_string(),
+                });
                 i += 1;
             }
-            ops.push(Op::Add {
-                path: path.trim().to_string(),
-                lines: body,
-            });
-        } else if let Some(path) = line.strip_prefix(DELETE) {
-            ops.push(Op::Delete {
-                path: path.trim().to_string(),
-            });
-            i += 1;
-        } else if let Some(path) = line.strip_prefix(UPDATE) {
-            i += 1;
-            let mut move_to = None;
-            if let Some(to) = lines.get(i).and_then(|l| l.strip_prefix(MOVE)) {
-                move_to = Some(to.trim().to_string());
+            Some(Marker::Update(path)) => {
                 i += 1;
+                let mut move_to = None;
+                if let Some(Marker::Move(to)) = lines.get(i).and_then(|l| marker(l)) {
+                    move_to = Some(to.to_string());
+                    i += 1;
+                }
+                let (hunks, next) = parse_hunks(&lines, i)?;
+                if hunks.is_empty() {
+                    return Err(err(i, format!("'{UPDATE}{path}' has no changes")));
+                }
+                ops.push(Op::Update {
+                    path: path.to_string(),
+                    move_to,
+                    hunks,
+                });
+                i = next;
             }
-            let (hunks, next) = parse_hunks(&lines, i)?;
-            if hunks.is_empty() {
-                return Err(err(i, format!("'{UPDATE}{}' has no changes", path.trim())));
+            None if line.trim().is_empty() => i += 1,
+            _ => {
+                return Err(err(
+                    i,
+                    format!("expected '{ADD}', '{DELETE}', '{UPDATE}' or '{END}', found '{line}'"),
+                ));
             }
-            ops.push(Op::Update {
-                path: path.trim().to_string(),
-                move_to,
-                hunks,
-            });
-            i = next;
-        } else if line.trim().is_empty() {
-            i += 1;
-        } else {
-            return Err(err(
-                i,
-                format!("expected '{ADD}', '{DELETE}', '{UPDATE}' or '{END}', found '{line}'"),
-            ));
         }
     }
     if ops.is_empty() {
@@ -146,13 +180,14 @@ fn parse_hunks(lines: &[&str], mut i: usize) -> Result<(Vec<Hunk>, usize), Parse
     let mut cur = Hunk::default();
     let mut has_lines = false;
     while let Some(line) = lines.get(i) {
-        if *line == EOF_MARK {
-            cur.at_eof = true;
-            i += 1;
-            continue;
-        }
-        if line.starts_with("*** ") {
-            break;
+        match marker(line) {
+            Some(Marker::EndOfFile) => {
+                cur.at_eof = true;
+                i += 1;
+                continue;
+            }
+            Some(_) => break,
+            None => {}
         }
         if let Some(anchor) = line.strip_prefix("@@") {
             if has_lines {
@@ -219,6 +254,29 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn markers_may_have_white_space_around_them() {
+        let ops = parse(
+            "  *** Begin Patch\n\t*** Update File: a.txt \n-x\n+y\n  *** End of File\n *** Add File:  b.txt\n+b\n *** End Patch  \n",
+        )
+        .unwrap();
+        assert_eq!(ops.len(), 2);
+        match &ops[0] {
+            Op::Update { path, hunks, .. } => {
+                assert_eq!(path, "a.txt");
+                assert!(hunks[0].at_eof);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            ops[1],
+            Op::Add {
+                path: "b.txt".into(),
+                lines: vec!["b".into()]
+            }
+        );
     }
 
     #[test]

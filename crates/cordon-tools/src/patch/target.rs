@@ -48,17 +48,13 @@ fn text(path: &str, bytes: Vec<u8>) -> Result<String, PatchError> {
     })
 }
 
-/// Applies patch `text` to the directory `root`; returns the summary (`A path`, `M path`,
-/// `D path`). Paths may not leave `root`, through `..` or through symlinks.
-pub fn apply_to_dir(root: &Path, text_in: &str) -> Result<Vec<String>, PatchError> {
-    let ops = parse(text_in)?;
-    let root = std::fs::canonicalize(root)
-        .map_err(|e| PatchError::Io(format!("{}: {e}", root.display())))?;
+/// Reads every file `ops` touches under `root` (`None`: no such file).
+fn read_all(root: &Path, ops: &[Op]) -> Result<BTreeMap<String, Option<String>>, PatchError> {
     let mut files = BTreeMap::new();
-    for path in paths(&ops) {
+    for path in paths(ops) {
         // A path whose directory does not exist yet is a file that does not exist yet;
         // refusals (links leading out, '..') stop the patch.
-        let content = match cordon_sandbox::files::resolve_existing(&root, &path) {
+        let content = match cordon_sandbox::files::resolve_existing(root, &path) {
             Ok(Some(p)) if p.is_file() => Some(text(
                 &path,
                 std::fs::read(&p).map_err(|e| PatchError::Io(format!("read '{path}': {e}")))?,
@@ -71,31 +67,47 @@ pub fn apply_to_dir(root: &Path, text_in: &str) -> Result<Vec<String>, PatchErro
         };
         files.insert(path, content);
     }
+    Ok(files)
+}
+
+/// Applies patch `text` to the directory `root`; returns the summary (`A path`, `M path`,
+/// `D path`). Paths may not leave `root`, through `..` or through symlinks.
+pub fn apply_to_dir(root: &Path, text_in: &str) -> Result<Vec<String>, PatchError> {
+    let ops = parse(text_in)?;
+    let root = std::fs::canonicalize(root)
+        .map_err(|e| PatchError::Io(format!("{}: {e}", root.display())))?;
+    let files = read_all(&root, &ops)?;
     let plan = plan_from(&ops, &files)?;
-    let io = |e: String| PatchError::Io(e);
-    // Writes first, each through a temporary file and a rename; removals last.
-    for (path, content) in &plan.files {
-        if let Some(content) = content {
-            cordon_sandbox::files::make_parents(&root, path).map_err(io)?;
-            let target = cordon_sandbox::files::resolve(&root, path).map_err(io)?;
-            let tmp = target.with_file_name(format!(
-                ".{}.cordon-patch",
-                target.file_name().unwrap_or_default().to_string_lossy()
-            ));
-            std::fs::write(&tmp, content).map_err(|e| io(format!("write '{path}': {e}")))?;
-            if let Ok(meta) = std::fs::metadata(&target) {
-                let _ = std::fs::set_permissions(&tmp, meta.permissions());
-            }
-            std::fs::rename(&tmp, &target).map_err(|e| io(format!("write '{path}': {e}")))?;
-        }
-    }
-    for (path, content) in &plan.files {
-        if content.is_none() {
-            let target = cordon_sandbox::files::resolve(&root, path).map_err(io)?;
-            std::fs::remove_file(&target).map_err(|e| io(format!("delete '{path}': {e}")))?;
-        }
-    }
+    cordon_sandbox::files::commit(&root, &changes(&plan)).map_err(PatchError::Io)?;
     Ok(plan.summary)
+}
+
+/// [`apply_to_dir`], calling `hook` before every file-system step: for tests that inject a
+/// failure at each step and check that nothing changed.
+pub fn apply_to_dir_with(
+    root: &Path,
+    text_in: &str,
+    hook: &mut dyn FnMut(cordon_sandbox::files::Step) -> std::io::Result<()>,
+) -> Result<Vec<String>, PatchError> {
+    let ops = parse(text_in)?;
+    let root = std::fs::canonicalize(root)
+        .map_err(|e| PatchError::Io(format!("{}: {e}", root.display())))?;
+    let files = read_all(&root, &ops)?;
+    let plan = plan_from(&ops, &files)?;
+    cordon_sandbox::files::commit_with(&root, &changes(&plan), hook).map_err(PatchError::Io)?;
+    Ok(plan.summary)
+}
+
+/// A plan's outcome as file changes: writes in path order, then removals.
+fn changes(plan: &Plan) -> Vec<cordon_sandbox::files::Change> {
+    plan.files
+        .iter()
+        .map(|(path, content)| cordon_sandbox::files::Change {
+            path: path.clone(),
+            data: content.as_ref().map(|c| c.clone().into_bytes()),
+            mode: None,
+        })
+        .collect()
 }
 
 /// Applies patch `text` in a sandbox's workspace; returns the summary.
@@ -117,21 +129,9 @@ pub async fn apply_in_sandbox(
         files.insert(path, content);
     }
     let plan = plan_from(&ops, &files)?;
-    for (path, content) in &plan.files {
-        if let Some(content) = content {
-            sandbox
-                .write_file(path, content.as_bytes(), None)
-                .await
-                .map_err(|e| PatchError::Io(format!("write '{path}': {e}")))?;
-        }
-    }
-    for (path, content) in &plan.files {
-        if content.is_none() {
-            sandbox
-                .remove(path, false)
-                .await
-                .map_err(|e| PatchError::Io(format!("delete '{path}': {e}")))?;
-        }
-    }
+    sandbox
+        .commit(&changes(&plan))
+        .await
+        .map_err(|e| PatchError::Io(e.to_string()))?;
     Ok(plan.summary)
 }
