@@ -47,10 +47,12 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
 
-    /// Continue a run that stopped: after a crash, a provider failure, or a budget.
+    /// Continue a run that stopped: after a crash, a provider failure, a budget or an approval.
     ///
-    /// The workspace comes back from the run's last checkpoint, in a fresh sandbox; a model
-    /// response already recorded is never requested again.
+    /// The run goes on in the sandbox configuration it recorded (root, environment, grants,
+    /// read-only paths, tier), in the workspace it last worked in or the last checkpoint
+    /// restored; a model response already recorded is never requested again. A run whose
+    /// record does not verify is refused (exit 4).
     Resume {
         /// The run's id, or enough of its start to be unique.
         run: String,
@@ -67,12 +69,20 @@ pub enum Command {
         /// Print the new events as JSON Lines instead of text.
         #[arg(long)]
         json: bool,
-        /// Where to restore the workspace (empty or new), and the tier.
-        #[command(flatten)]
-        sandbox: SandboxArgs,
-        /// Kill any one command the model runs after this many seconds.
-        #[arg(long, default_value_t = 1800, value_name = "SECS")]
-        command_timeout: u64,
+        /// Where the run goes on: a new or empty directory that the last checkpoint is
+        /// restored into. By default the run goes on in the directory it last worked in, when
+        /// that still holds what its last checkpoint recorded, and otherwise (after a crash)
+        /// in a fresh directory under cordon's state directory, which later resumes use.
+        #[arg(long, value_name = "DIR")]
+        workspace: Option<PathBuf>,
+        /// Use this isolation tier instead of the one the run recorded (to resume on a host
+        /// where that tier is not available).
+        #[arg(long, value_enum, value_name = "TIER")]
+        sandbox: Option<TierArg>,
+        /// Kill any one command the model runs after this many seconds (default: what the
+        /// run recorded).
+        #[arg(long, value_name = "SECS")]
+        command_timeout: Option<u64>,
     },
 
     /// Approve a tool call a run is waiting on (all of them without CALL); then `cordon resume`.
@@ -83,7 +93,8 @@ pub enum Command {
         run: String,
         /// The call's id (as `cordon show` or the run's output names it).
         call: Option<String>,
-        /// Approve every later call of the same tool in this run too.
+        /// Also approve, for the rest of this run, later calls that match the same approval
+        /// rule (the tool rule or command pattern that asked for this call; never wider).
         #[arg(long)]
         always: bool,
         /// Who decides (default: this OS user).
@@ -127,10 +138,19 @@ pub enum Command {
         json: bool,
     },
 
-    /// Re-compute a run's hash chain and name the first event that does not match.
+    /// Check a run's record and name the first thing that does not hold.
+    ///
+    /// Every stored event must decode, the hash chain must hold from the first event to the
+    /// last, and the run's head record (its event count and last hash, kept beside the store)
+    /// must match its last event. Exit 0 when all of that holds, 4 when not. The README lists
+    /// exactly what this catches and what it cannot.
     Verify {
         /// The run's id, or enough of its start to be unique.
-        run: String,
+        #[arg(required_unless_present = "all")]
+        run: Option<String>,
+        /// Check every run in the store.
+        #[arg(long, conflicts_with = "run")]
+        all: bool,
         /// A JSON object instead of a sentence.
         #[arg(long)]
         json: bool,

@@ -8,7 +8,8 @@
 //! base_url = "http://127.0.0.1:8000/v1"
 //! api_key_env = "VLLM_API_KEY"           # optional: the variable holding the key
 //! max_retries = 3                        # also: retry_initial_ms, attempt_timeout_secs,
-//!                                        # idle_timeout_secs, stream, max_tokens_field
+//!                                        # idle_timeout_secs, stream, max_tokens_field,
+//!                                        # max_retry_after_secs
 //! ```
 
 use crate::exit::Failure;
@@ -51,6 +52,7 @@ pub struct ProviderEntry {
     idle_timeout_secs: Option<u64>,
     stream: Option<bool>,
     max_tokens_field: Option<String>,
+    max_retry_after_secs: Option<u64>,
 }
 
 /// A model ready to call: the provider's settings, the model's name there, and the
@@ -198,7 +200,24 @@ fn provider_from_entry(name: &str, e: &ProviderEntry) -> anyhow::Result<Provider
     if let Some(f) = &e.max_tokens_field {
         p.max_tokens_field = f.clone();
     }
+    if let Some(s) = e.max_retry_after_secs {
+        p.max_retry_wait = Duration::from_secs(s);
+    }
     Ok(p)
+}
+
+/// `spec` as it should be recorded: a scripted model's script path made absolute, so that
+/// a resume from another directory finds the same script.
+pub fn recorded_spec(spec: &str) -> String {
+    match spec.split_once(':') {
+        Some((p @ ("scripted" | "scripted-chat"), file)) if !Path::new(file).is_absolute() => {
+            match std::path::absolute(file) {
+                Ok(abs) => format!("{p}:{}", abs.display()),
+                Err(_) => spec.to_string(),
+            }
+        }
+        _ => spec.to_string(),
+    }
 }
 
 /// `scripted:FILE`: the scripted server, in this process, on a free loopback port.

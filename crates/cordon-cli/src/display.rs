@@ -1,6 +1,6 @@
 //! Showing a run as it happens: text for people, JSON Lines for programs.
 
-use cordon_core::Event;
+use cordon_core::{Event, Redactor, StreamRedactor};
 use cordon_harness::RunObserver;
 use cordon_model::StreamEvent;
 use std::io::Write;
@@ -12,10 +12,31 @@ use std::sync::Mutex;
 pub struct Human {
     /// Whether the last thing written to stdout ended a line.
     mid_line: Mutex<bool>,
+    /// Streamed text, with known secrets replaced (a secret may arrive split in pieces).
+    stream: Mutex<StreamRedactor>,
 }
 
 impl Human {
+    /// Shows a run, replacing the secrets `redactor` knows in streamed text too.
+    pub fn new(redactor: &Redactor) -> Self {
+        Human {
+            mid_line: Mutex::new(false),
+            stream: Mutex::new(redactor.stream()),
+        }
+    }
+
+    fn print(&self, t: &str) {
+        if t.is_empty() {
+            return;
+        }
+        print!("{t}");
+        let _ = std::io::stdout().flush();
+        *self.mid_line.lock().expect("display lock") = !t.ends_with('\n');
+    }
+
     fn end_line(&self) {
+        let rest = self.stream.lock().expect("display lock").finish();
+        self.print(&rest);
         let mut mid = self.mid_line.lock().expect("display lock");
         if *mid {
             println!();
@@ -28,9 +49,8 @@ impl RunObserver for Human {
     fn on_stream(&self, event: &StreamEvent) {
         match event {
             StreamEvent::TextDelta(t) => {
-                print!("{t}");
-                let _ = std::io::stdout().flush();
-                *self.mid_line.lock().expect("display lock") = !t.ends_with('\n');
+                let shown = self.stream.lock().expect("display lock").push(t);
+                self.print(&shown);
             }
             StreamEvent::Retrying {
                 attempt,

@@ -53,19 +53,56 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
+/// A store error as a failure: damage and tampering exit 4, bad input 2, the rest 1.
+pub fn store_failure(e: &cordon_store::StoreError) -> anyhow::Error {
+    use cordon_store::StoreErrorKind;
+    let code = match e.kind() {
+        StoreErrorKind::BadInput => BAD_INPUT,
+        StoreErrorKind::Damaged => TAMPERED,
+        StoreErrorKind::Full | StoreErrorKind::Other => RUN_FAILED,
+    };
+    anyhow::Error::new(Failure {
+        code,
+        message: e.to_string(),
+        hint: Some(e.hint().to_string()),
+    })
+}
+
 /// Prints an error (and its hint) to stderr and returns its exit code.
 pub fn report(e: &anyhow::Error) -> ExitCode {
-    match e.downcast_ref::<Failure>() {
-        Some(f) => {
-            eprintln!("error: {}", f.message);
-            if let Some(h) = &f.hint {
-                eprintln!("  hint: {h}");
-            }
-            ExitCode::from(f.code)
+    if let Some(f) = e.downcast_ref::<Failure>() {
+        eprintln!("error: {}", f.message);
+        if let Some(h) = &f.hint {
+            eprintln!("  hint: {h}");
         }
-        None => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(RUN_FAILED)
-        }
+        return ExitCode::from(f.code);
     }
+    let store = e.downcast_ref::<cordon_store::StoreError>().or_else(|| {
+        match e.downcast_ref::<cordon_harness::RunError>() {
+            Some(cordon_harness::RunError::Store(s)) => Some(s),
+            _ => None,
+        }
+    });
+    if let Some(s) = store {
+        return report(&store_failure(s));
+    }
+    eprintln!("error: {}", chain(e));
+    ExitCode::from(RUN_FAILED)
+}
+
+/// An error and its causes on one line, each cause said once: errors that already quote
+/// their cause in their own message are not followed by it again.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }

@@ -118,6 +118,7 @@ async fn approvals_pause_the_run_and_bind_to_the_exact_call() {
         arguments_hash: cordon_core::event::arguments_hash(r#"{"cmd":"rm -rf nothing-much"}"#),
         by: "mallory".into(),
         always: false,
+        always_rules: Vec::new(),
     })
     .await
     .unwrap();
@@ -175,4 +176,250 @@ async fn approvals_pause_the_run_and_bind_to_the_exact_call() {
         .collect();
     assert_eq!(granted[0]["payload"]["by"], "alice");
     assert!(cordon_core::verify_chain(&store.events(&rid).await.unwrap()).is_ok());
+}
+
+/// A home with a scripted server behind provider `s`, an agent whose `[approvals]` are
+/// `rules`, and an empty workspace.
+async fn approval_home(
+    script: &str,
+    rules: &str,
+) -> (ScriptedServer, tempfile::TempDir, std::path::PathBuf) {
+    let server = ScriptedServer::start(Script::from_toml(script).unwrap())
+        .await
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::write(
+        h.join("config.toml"),
+        format!(
+            "[providers.s]\napi = \"chat\"\nbase_url = \"{}\"\n",
+            server.base_url()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("agent.toml"),
+        format!("name = \"careful\"\ntools = [\"exec_command\"]\n[approvals]\n{rules}\n"),
+    )
+    .unwrap();
+    let ws = h.join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    (server, home, ws)
+}
+
+/// The run's calls waiting for approval: (call id, arguments).
+async fn awaiting(h: &std::path::Path, run_id: &str) -> Vec<(String, String)> {
+    let store = cordon_store::Store::open_read_only(&h.join("runs.db"))
+        .await
+        .unwrap();
+    let events = store
+        .events(&cordon_core::RunId::from(run_id))
+        .await
+        .unwrap();
+    let state = cordon_core::RunState::fold(&events).unwrap();
+    state
+        .awaiting
+        .keys()
+        .map(|id| {
+            let args = events
+                .iter()
+                .rev()
+                .find(|e| e.kind == "approval_requested" && e.payload["call_id"] == id.as_str())
+                .map(|e| e.payload["arguments"].as_str().unwrap().to_string())
+                .unwrap();
+            (id.clone(), args)
+        })
+        .collect()
+}
+
+fn run_id_of(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    text.split_whitespace()
+        .skip_while(|w| *w != "run")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no run id in: {text}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_wins_over_an_always_approval_in_the_same_batch() {
+    let (_server, home, ws) = approval_home(
+        r#"
+        [[turns]]
+        tool_calls = [
+            { name = "exec_command", arguments = { cmd = "touch first.txt" } },
+            { name = "exec_command", arguments = { cmd = "touch second.txt" } },
+        ]
+        [[turns]]
+        text = "done"
+        "#,
+        "commands = [\"touch *\"]",
+    )
+    .await;
+    let h = home.path();
+    let ws_arg = ws.to_str().unwrap();
+    let out = run(
+        cordon(h),
+        &[
+            "run",
+            "--agent",
+            "agent.toml",
+            "--model",
+            "s:m",
+            "--workspace",
+            ws_arg,
+            "go",
+        ],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_id = run_id_of(&out.stderr);
+    let calls = awaiting(h, &run_id).await;
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    let first = &calls.iter().find(|(_, a)| a.contains("first")).unwrap().0;
+    let second = &calls.iter().find(|(_, a)| a.contains("second")).unwrap().0;
+    let rejected = run(cordon(h), &["reject", &run_id, first, "--message", "no"]).await;
+    assert!(
+        rejected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rejected.stderr)
+    );
+    let approved = run(cordon(h), &["approve", &run_id, second, "--always"]).await;
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&approved.stdout).contains("commands matching 'touch *'"),
+        "the confirmation names the rule: {}",
+        String::from_utf8_lossy(&approved.stdout)
+    );
+    let out = run(cordon(h), &["resume", &run_id]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ws.join("second.txt").exists(), "the approved call ran");
+    assert!(
+        !ws.join("first.txt").exists(),
+        "the rejected call must never run, whatever else was approved"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn always_covers_the_rule_that_asked_and_nothing_wider() {
+    let (server, home, ws) = approval_home(
+        r#"
+        [[turns]]
+        tool_calls = [{ name = "exec_command", arguments = { cmd = "rm -rf a" } }]
+        [[turns]]
+        tool_calls = [{ name = "exec_command", arguments = { cmd = "rm -rf b" } }]
+        [[turns]]
+        tool_calls = [{ name = "exec_command", arguments = { cmd = "git push --force || touch pushed.txt" } }]
+        [[turns]]
+        text = "done"
+        "#,
+        "commands = [\"rm -rf *\", \"git push*\"]",
+    )
+    .await;
+    let h = home.path();
+    for d in ["a", "b"] {
+        std::fs::create_dir(ws.join(d)).unwrap();
+    }
+    let ws_arg = ws.to_str().unwrap();
+    let out = run(
+        cordon(h),
+        &[
+            "run",
+            "--agent",
+            "agent.toml",
+            "--model",
+            "s:m",
+            "--workspace",
+            ws_arg,
+            "go",
+        ],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_id = run_id_of(&out.stderr);
+    let approved = run(cordon(h), &["approve", &run_id, "--always"]).await;
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    let out = run(cordon(h), &["resume", &run_id]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "the push matches another rule, so it waits: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !ws.join("a").exists() && !ws.join("b").exists(),
+        "both rm calls ran"
+    );
+    assert!(!ws.join("pushed.txt").exists(), "the push did not run");
+    let calls = awaiting(h, &run_id).await;
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0].1.contains("git push"), "{calls:?}");
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn an_empty_run_id_matches_nothing() {
+    let (_server, home, ws) = approval_home(
+        r#"
+        [[turns]]
+        tool_calls = [{ name = "exec_command", arguments = { cmd = "touch x" } }]
+        "#,
+        "commands = [\"touch *\"]",
+    )
+    .await;
+    let h = home.path();
+    let ws_arg = ws.to_str().unwrap();
+    let out = run(
+        cordon(h),
+        &[
+            "run",
+            "--agent",
+            "agent.toml",
+            "--model",
+            "s:m",
+            "--workspace",
+            ws_arg,
+            "go",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(5));
+    let run_id = run_id_of(&out.stderr);
+    for args in [
+        vec!["approve", ""],
+        vec!["approve", " "],
+        vec!["show", ""],
+        vec!["resume", ""],
+    ] {
+        let out = run(cordon(h), &args).await;
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(awaiting(h, &run_id).await.len(), 1, "nothing was approved");
 }

@@ -17,9 +17,11 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        let dir = tempfile::tempdir().unwrap();
+        // Commands run in a project directory of their own: the home holds the run store,
+        // which no sandbox's workspace may hold.
+        std::fs::create_dir(dir.path().join("work")).unwrap();
+        Env { dir }
     }
 
     fn store(&self) -> PathBuf {
@@ -61,7 +63,8 @@ impl Env {
 
     fn cordon(&self) -> Command {
         let mut c = common::cordon(self.dir.path());
-        c.env("E2E_KEY", KEY);
+        c.env("E2E_KEY", KEY)
+            .current_dir(self.dir.path().join("work"));
         c
     }
 

@@ -6,7 +6,11 @@ use assert_cmd::Command;
 
 fn cordon(dir: &std::path::Path) -> Command {
     let mut c = common::cordon(dir);
-    c.env("CORDON_SECRET_IN_HARNESS", "do-not-leak");
+    // These tests use the home itself as the workspace: cordon's store lives elsewhere, as no
+    // workspace may hold it.
+    c.env("CORDON_SECRET_IN_HARNESS", "do-not-leak")
+        .env("CORDON_STORE", "/nonexistent/cordon-test/runs.db")
+        .env("CORDON_SNAPSHOTS", "/nonexistent/cordon-test/snapshots");
     c
 }
 
@@ -93,9 +97,9 @@ fn a_missing_workspace_or_tier_says_what_to_do() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("/nonexistent/dir") && stderr.contains("cordon doctor"),
+        stderr.contains("/nonexistent/dir") && stderr.contains("--workspace"),
         "{stderr}"
     );
 }

@@ -118,8 +118,10 @@ fn an_unconfined_run_warns_and_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("script.toml");
     std::fs::write(&script, "[[turns]]\ntext = \"nothing to do\"\n").unwrap();
+    let ws = dir.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
     let out = common::cordon(dir.path())
-        .current_dir(dir.path())
+        .current_dir(&ws)
         .args(["run", "--json", "--sandbox", "unconfined", "--model"])
         .arg(format!("scripted:{}", script.display()))
         .arg("hi")

@@ -54,6 +54,27 @@ impl Event {
         }
     }
 
+    /// Builds an event from its stored `kind` and `payload` columns, computing its hash.
+    pub fn from_parts(
+        run_id: &RunId,
+        seq: u64,
+        ts: String,
+        kind: String,
+        payload: Value,
+        prev_hash: &str,
+    ) -> Self {
+        let hash = event_hash(run_id, seq, &ts, &kind, &payload, prev_hash);
+        Event {
+            run_id: run_id.clone(),
+            seq,
+            ts,
+            kind,
+            payload,
+            prev_hash: prev_hash.to_string(),
+            hash,
+        }
+    }
+
     /// The typed payload, or an error naming the event when it does not parse.
     pub fn typed(&self) -> Result<EventPayload, serde_json::Error> {
         EventPayload::from_parts(&self.kind, &self.payload)
@@ -248,6 +269,10 @@ pub enum EventPayload {
         arguments: String,
         /// SHA-256 of the arguments: an approval binds to it.
         arguments_hash: String,
+        /// The approval rules the call matched (`tool:NAME`, `command:PATTERN`): what an
+        /// "always" approval of it would cover.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        rules: Vec<String>,
     },
     /// A person approved a call (for these exact arguments).
     ApprovalGranted {
@@ -257,9 +282,14 @@ pub enum EventPayload {
         arguments_hash: String,
         /// Who decided.
         by: String,
-        /// Approve every later call of the same tool in this run too.
+        /// Whether the person also approved later calls (see `always_rules`). Logs written
+        /// before `always_rules` existed approve only this call.
         #[serde(default)]
         always: bool,
+        /// The rules approved for the rest of the run: a later call runs without asking only
+        /// when every rule it matches is among them. Never wider than what the call matched.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        always_rules: Vec<String>,
     },
     /// A person refused a call; the model is told why.
     ApprovalRejected {
@@ -304,6 +334,20 @@ pub enum EventPayload {
         /// Budgets raised for the rest of the run, as given.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         raised: Option<Value>,
+        /// The host directory the run works in from now on (absolute). Later resumes
+        /// continue here.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workspace: Option<String>,
+        /// Whether that directory was restored from the checkpoint (a fresh one), rather
+        /// than found as the checkpoint left it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        restored: bool,
+        /// The sandbox the resumed run's commands use, as `run_started` records it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sandbox: Option<Value>,
+        /// What the resume noticed without failing (mode bits a restore dropped, ...).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        notes: Vec<String>,
     },
     /// The run was paused (the user pressed Ctrl-C); `cordon resume` continues it.
     RunPaused {

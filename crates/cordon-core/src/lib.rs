@@ -7,6 +7,8 @@
 pub mod event;
 pub mod ids;
 pub mod item;
+pub mod redact;
+pub mod sandbox;
 pub mod state;
 pub mod tool;
 pub mod usage;
@@ -14,6 +16,8 @@ pub mod usage;
 pub use event::{AgentInfo, ChainBreak, Event, EventPayload, ModelResponse, verify_chain};
 pub use ids::RunId;
 pub use item::{CallKind, Content, Item, Role, ToolCall, ToolResult};
+pub use redact::{Redactor, StreamRedactor};
+pub use sandbox::{EnvVar, GrantSpec, SandboxSpec};
 pub use state::{RunState, RunStatus};
 pub use tool::{ToolKind, ToolSpec};
 pub use usage::Usage;

@@ -80,6 +80,17 @@ pub struct PendingCall {
     pub arguments: String,
 }
 
+/// A call waiting for a person's decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Awaiting {
+    /// The tool.
+    pub tool: String,
+    /// SHA-256 of its exact arguments: an approval binds to it.
+    pub arguments_hash: String,
+    /// The approval rules it matched (what an "always" approval would cover).
+    pub rules: Vec<String>,
+}
+
 /// Everything known about a run, computed from its events.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunState {
@@ -106,13 +117,14 @@ pub struct RunState {
     /// Calls that finished after the newest checkpoint, in order: (call id, tool). Restoring
     /// that checkpoint undoes their effects on the workspace, so resume replays them.
     pub since_checkpoint: Vec<(String, String)>,
-    /// Calls waiting for a decision: call id → (tool, arguments hash).
-    pub awaiting: std::collections::BTreeMap<String, (String, String)>,
+    /// Calls waiting for a decision, by call id.
+    pub awaiting: std::collections::BTreeMap<String, Awaiting>,
     /// Approved calls: call id → the arguments hash approved.
     pub approved: std::collections::BTreeMap<String, String>,
     /// Rejected calls: call id → (who, message).
     pub rejected: std::collections::BTreeMap<String, (String, String)>,
-    /// Tools approved for the rest of the run.
+    /// Approval rules (`tool:NAME`, `command:PATTERN`) a person approved for the rest of
+    /// the run.
     pub always_approved: std::collections::BTreeSet<String>,
     /// Sequence number of the next event.
     pub next_seq: u64,
@@ -172,20 +184,24 @@ impl RunState {
             }
             EventPayload::ToolReplayed { .. } => {}
             EventPayload::ApprovalRequested {
-                call_id, tool, arguments_hash, ..
+                call_id, tool, arguments_hash, rules, ..
             } => {
-                self.awaiting.insert(call_id.clone(), (tool.clone(), arguments_hash.clone()));
+                self.awaiting.insert(call_id.clone(), Awaiting {
+                    tool: tool.clone(),
+                    arguments_hash: arguments_hash.clone(),
+                    rules: rules.clone(),
+                });
             }
             EventPayload::ApprovalGranted {
                 call_id,
                 arguments_hash,
                 always,
+                always_rules,
                 ..
             } => {
-                if let Some((tool, _)) = self.awaiting.remove(call_id)
-                    && *always
-                {
-                    self.always_approved.insert(tool);
+                self.awaiting.remove(call_id);
+                if *always {
+                    self.always_approved.extend(always_rules.iter().cloned());
                 }
                 self.approved.insert(call_id.clone(), arguments_hash.clone());
             }

@@ -24,17 +24,42 @@ impl ApprovalRules {
 
     /// Whether `call` needs approval.
     pub fn needs(&self, call: &ToolCall) -> bool {
+        !self.matching(call).is_empty()
+    }
+
+    /// The rules `call` matches, as recorded keys: `tool:NAME` for a tool rule,
+    /// `command:PATTERN` for an `exec_command` pattern. An "always" approval covers exactly
+    /// these, never the whole tool.
+    pub fn matching(&self, call: &ToolCall) -> Vec<String> {
+        let mut out = Vec::new();
         if self.tools.contains(&call.name) {
-            return true;
+            out.push(format!("tool:{}", call.name));
         }
-        if call.name != "exec_command" || self.commands.is_empty() {
-            return false;
+        if call.name == "exec_command" && !self.commands.is_empty() {
+            let cmd = serde_json::from_str::<serde_json::Value>(&call.input)
+                .ok()
+                .and_then(|v| v["cmd"].as_str().map(str::to_string));
+            match cmd {
+                Some(cmd) => out.extend(
+                    self.commands
+                        .iter()
+                        .filter(|p| wildcard(p, cmd.trim()))
+                        .map(|p| format!("command:{p}")),
+                ),
+                // Arguments that cannot be read cannot be judged: a person looks at them.
+                None => out.push("command:(unreadable arguments)".into()),
+            }
         }
-        let cmd = serde_json::from_str::<serde_json::Value>(&call.input)
-            .ok()
-            .and_then(|v| v["cmd"].as_str().map(str::to_string))
-            .unwrap_or_default();
-        self.commands.iter().any(|p| wildcard(p, cmd.trim()))
+        out
+    }
+}
+
+/// A rule key as people read it: `the tool apply_patch`, `commands matching 'rm -rf *'`.
+pub fn describe_rule(key: &str) -> String {
+    match key.split_once(':') {
+        Some(("tool", name)) => format!("every call of the tool {name}"),
+        Some(("command", pattern)) => format!("commands matching '{pattern}'"),
+        _ => key.to_string(),
     }
 }
 
@@ -92,5 +117,13 @@ mod tests {
         patch.name = "apply_patch".into();
         assert!(r.needs(&patch));
         assert!(wildcard("a?c*", "abcdef") && !wildcard("a?c", "abcd"));
+        assert_eq!(r.matching(&exec("rm -rf build")), ["command:rm -rf *"]);
+        assert_eq!(r.matching(&patch), ["tool:apply_patch"]);
+        let mut garbled = exec("");
+        garbled.input = "{not json".into();
+        assert!(
+            r.needs(&garbled),
+            "unreadable arguments are never waved through"
+        );
     }
 }

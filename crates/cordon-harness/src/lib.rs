@@ -38,4 +38,4 @@ pub use budget::{Budgets, Price};
 pub use checkpoint::{CheckpointInfo, Checkpointer};
 pub use cordon_tools::{Effects, FunctionTool, Tool, ToolContext, ToolError, ToolOutput};
 pub use observer::RunObserver;
-pub use runner::{RunError, RunOutcome, Runner};
+pub use runner::{Resumption, RunError, RunOutcome, Runner};

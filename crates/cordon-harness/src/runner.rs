@@ -47,6 +47,23 @@ pub enum RunError {
     Finished(String),
 }
 
+/// How a stopped run is picked up again (see [`Runner::resume`]).
+#[derive(Debug, Clone, Default)]
+pub struct Resumption {
+    /// The checkpoint the caller restored the workspace from.
+    pub from_checkpoint: Option<String>,
+    /// Budgets raised for the rest of the run, as given (recorded).
+    pub raised: Option<Value>,
+    /// User input to add before the next model call.
+    pub input: Option<String>,
+    /// The host directory the run works in from now on.
+    pub workspace: Option<String>,
+    /// Whether that directory is a fresh restore of the checkpoint.
+    pub restored: bool,
+    /// What the resume noticed without failing, for the record.
+    pub notes: Vec<String>,
+}
+
 /// Runs agents against one model client, recording into one store.
 pub struct Runner {
     client: Arc<ModelClient>,
@@ -56,6 +73,7 @@ pub struct Runner {
     workspace: Option<(String, Value)>,
     checkpointer: Option<Arc<dyn crate::Checkpointer>>,
     stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+    redactor: Option<Arc<cordon_core::Redactor>>,
 }
 
 /// One run in progress: its log, its folded state, and who watches.
@@ -71,7 +89,12 @@ impl Live<'_> {
     /// Appends an event, then applies it to the state: the log always comes first.
     async fn record(&mut self, payload: EventPayload) -> Result<(), StoreError> {
         let event = self.log.append(&payload).await?;
-        self.state.apply(&payload);
+        // The state follows the event as stored: with secrets replaced, what a resumed run
+        // folds is exactly what this run goes on with.
+        match event.typed() {
+            Ok(stored) => self.state.apply(&stored),
+            Err(_) => self.state.apply(&payload),
+        }
         self.state.next_seq = event.seq + 1;
         if self.started.is_none() {
             self.started = time::OffsetDateTime::parse(
@@ -118,7 +141,15 @@ impl Runner {
             workspace: None,
             checkpointer: None,
             stop: None,
+            redactor: None,
         }
+    }
+
+    /// Replaces these secret values (provider keys, credentials passed to the sandbox) in
+    /// every event before it is stored or shown.
+    pub fn redactor(mut self, redactor: Arc<cordon_core::Redactor>) -> Self {
+        self.redactor = Some(redactor);
+        self
     }
 
     /// Shows the run's progress to `observer`.
@@ -162,12 +193,27 @@ impl Runner {
     pub async fn run(&self, agent: &Agent, task: &str) -> Result<RunOutcome, RunError> {
         agent.check()?;
         let run_id = RunId::new();
+        let mut log = self.store.create_run(&run_id).await?;
+        if let Some(r) = &self.redactor {
+            log.set_redactor(r.clone());
+        }
         let mut live = Live {
-            log: self.store.create_run(&run_id).await?,
+            log,
             state: RunState::default(),
             observer: self.observer.as_ref(),
             started: None,
         };
+        let result = self.start(agent, task, &mut live).await;
+        settle(&mut live, result).await
+    }
+
+    /// A new run's first events, then the loop.
+    async fn start(
+        &self,
+        agent: &Agent,
+        task: &str,
+        live: &mut Live<'_>,
+    ) -> Result<RunOutcome, RunError> {
         live.record(EventPayload::RunStarted {
             agent: agent.info(self.client.provider().api.as_str()),
             cordon_version: VERSION.to_string(),
@@ -184,12 +230,12 @@ impl Runner {
             .await?;
         }
         // The workspace as it starts: resume restores it if the run stops before the next.
-        self.checkpoint(&mut live).await?;
+        self.checkpoint(live).await?;
         live.record(EventPayload::UserInput {
             text: task.to_string(),
         })
         .await?;
-        self.drive(agent, &mut live).await
+        self.drive(agent, live).await
     }
 
     /// The loop: model call, tool calls, repeat.
@@ -342,12 +388,14 @@ impl Runner {
         ) {
             return live.overrun(overrun).await;
         }
-        // Calls that need a person wait, and so does their whole batch; rejected ones are
-        // answered with the rejection.
+        // Calls that need a person wait, and so does their whole batch. A rejection always
+        // wins; then an approval of these exact arguments; then "always" approvals, which
+        // cover a call only when every rule it matches was approved.
         let mut ready = Vec::new();
         let mut waiting = Vec::new();
         for call in calls {
-            if !agent.approvals.needs(&call) || live.state.always_approved.contains(&call.name) {
+            let rules = agent.approvals.matching(&call);
+            if rules.is_empty() {
                 ready.push(call);
                 continue;
             }
@@ -368,19 +416,22 @@ impl Runner {
                     not_run: true,
                 })
                 .await?;
-            } else if live.state.approved.get(&call.call_id) == Some(&hash) {
+            } else if live.state.approved.get(&call.call_id) == Some(&hash)
+                || rules.iter().all(|r| live.state.always_approved.contains(r))
+            {
                 ready.push(call);
             } else {
-                waiting.push((call, hash));
+                waiting.push((call, hash, rules));
             }
         }
         if !waiting.is_empty() {
-            for (call, hash) in waiting {
+            for (call, hash, rules) in waiting {
                 live.record(EventPayload::ApprovalRequested {
                     call_id: call.call_id,
                     tool: call.name,
                     arguments: call.input,
                     arguments_hash: hash,
+                    rules,
                 })
                 .await?;
             }
@@ -531,9 +582,7 @@ impl Runner {
         &self,
         agent: &Agent,
         run_id: &RunId,
-        from_checkpoint: Option<String>,
-        raised: Option<Value>,
-        input: Option<String>,
+        how: Resumption,
     ) -> Result<RunOutcome, RunError> {
         agent.check()?;
         let events = self.store.events(run_id).await?;
@@ -545,18 +594,45 @@ impl Runner {
         let started = events.first().and_then(|e| {
             time::OffsetDateTime::parse(&e.ts, &time::format_description::well_known::Rfc3339).ok()
         });
+        let mut log = self.store.open_run(run_id).await?;
+        if let Some(r) = &self.redactor {
+            log.set_redactor(r.clone());
+        }
         let mut live = Live {
-            log: self.store.open_run(run_id).await?,
+            log,
             state,
             observer: self.observer.as_ref(),
             started,
         };
+        let result = self.continue_run(agent, &mut live, how).await;
+        settle(&mut live, result).await
+    }
+
+    /// A resumed run's first steps (replay, interrupted and unstarted calls), then the loop.
+    async fn continue_run(
+        &self,
+        agent: &Agent,
+        live: &mut Live<'_>,
+        how: Resumption,
+    ) -> Result<RunOutcome, RunError> {
+        let Resumption {
+            from_checkpoint,
+            raised,
+            input,
+            workspace,
+            restored,
+            notes,
+        } = how;
         live.record(EventPayload::RunResumed {
             from_checkpoint,
             raised,
+            workspace,
+            restored,
+            sandbox: self.sandbox.clone(),
+            notes,
         })
         .await?;
-        self.replay(agent, &mut live).await?;
+        self.replay(agent, live).await?;
         // Calls that were running: those that can run again, after the restore, do; the model
         // hears that the others were interrupted.
         let mut again = Vec::new();
@@ -581,11 +657,11 @@ impl Runner {
             }
         }
         if !again.is_empty() {
-            self.execute(agent, &mut live, again).await?;
+            self.execute(agent, live, again).await?;
         }
         let unstarted = live.state.unstarted_calls();
         if !unstarted.is_empty() {
-            self.run_tools(agent, &mut live, unstarted).await?;
+            self.run_tools(agent, live, unstarted).await?;
         }
         // New input goes after the answers to every call, right before the next model call.
         if let Some(text) = input
@@ -593,8 +669,24 @@ impl Runner {
         {
             live.record(EventPayload::UserInput { text }).await?;
         }
-        self.drive(agent, &mut live).await
+        self.drive(agent, live).await
     }
+}
+
+/// When the store itself failed mid-run, records that the run failed, if the store still
+/// takes one small event: the log then says why it ends there.
+async fn settle(
+    live: &mut Live<'_>,
+    result: Result<RunOutcome, RunError>,
+) -> Result<RunOutcome, RunError> {
+    if let Err(RunError::Store(e)) = &result {
+        let _ = live
+            .record(EventPayload::RunFailed {
+                error: format!("the run store failed: {e}"),
+            })
+            .await;
+    }
+    result
 }
 
 /// Runs one call of `agent`'s, timing it.

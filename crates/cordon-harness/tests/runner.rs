@@ -461,7 +461,7 @@ async fn resume_runs_calls_a_recorded_response_asked_for_without_asking_again() 
     }
     let out = s
         .runner
-        .resume(&agent, &run, None, None, None)
+        .resume(&agent, &run, cordon_harness::Resumption::default())
         .await
         .unwrap();
     assert_eq!(out.status, RunStatus::Completed);
@@ -491,7 +491,7 @@ async fn resume_runs_calls_a_recorded_response_asked_for_without_asking_again() 
     // A completed run is not resumed.
     assert!(
         s.runner
-            .resume(&agent, &run, None, None, None)
+            .resume(&agent, &run, cordon_harness::Resumption::default())
             .await
             .unwrap_err()
             .to_string()

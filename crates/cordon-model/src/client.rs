@@ -13,8 +13,6 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// The longest wait between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
-/// The longest `Retry-After` honoured; longer requests fall back to backoff.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// How much of an error body is kept in messages.
 const BODY_EXCERPT: usize = 500;
 
@@ -110,6 +108,16 @@ impl ModelClient {
                     last: Box::new(err),
                 });
             }
+            if let Some(wait) = err.retry_after()
+                && wait > self.provider.max_retry_wait
+            {
+                return Err(ModelError::WaitTooLong {
+                    provider: self.provider.name.clone(),
+                    wait,
+                    max: self.provider.max_retry_wait,
+                    last: Box::new(err),
+                });
+            }
             let delay = self.delay(attempt, err.retry_after());
             tracing::warn!(attempt, ?delay, error = %err, "model call failed; retrying");
             let _ = events.send(StreamEvent::Retrying {
@@ -125,7 +133,7 @@ impl ModelClient {
     /// Exponential backoff with jitter (75 to 100 % of the step), or the provider's
     /// `Retry-After` when it gave a reasonable one.
     fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(d) = retry_after.filter(|d| *d <= MAX_RETRY_AFTER) {
+        if let Some(d) = retry_after.filter(|d| *d <= self.provider.max_retry_wait) {
             return d;
         }
         let step = self
@@ -255,15 +263,33 @@ impl ModelClient {
     }
 }
 
-/// The provider's requested delay: `retry-after-ms`, or `Retry-After` in seconds.
+/// The provider's requested delay: `retry-after-ms`, or `Retry-After` in seconds or as an
+/// HTTP date. A value that is not a finite, non-negative number (or a date) is ignored, so
+/// backoff applies; one too large to represent is `Duration::MAX`.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
-    if let Some(ms) = get("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
-        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(ms) = get("retry-after-ms").and_then(|v| amount(v, 1000.0)) {
+        return Some(ms);
     }
-    get("retry-after")
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|s| Duration::from_secs_f64(s.max(0.0)))
+    let value = get("retry-after")?;
+    amount(value, 1.0).or_else(|| http_date(value))
+}
+
+/// A number of `per_second` units as a duration, checked: finite and not negative.
+fn amount(text: &str, per_second: f64) -> Option<Duration> {
+    let v: f64 = text.parse().ok()?;
+    if !v.is_finite() || v < 0.0 {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(v / per_second).unwrap_or(Duration::MAX))
+}
+
+/// An HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`) as the wait from now (zero if past).
+fn http_date(text: &str) -> Option<Duration> {
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc2822).ok()?;
+    let wait = at - time::OffsetDateTime::now_utc();
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
 
 fn excerpt(text: &str) -> String {
@@ -284,4 +310,38 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait(name: &str, value: &str) -> Option<Duration> {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+        retry_after(&h)
+    }
+
+    #[test]
+    fn hostile_retry_after_values_never_panic() {
+        assert_eq!(wait("retry-after", "2"), Some(Duration::from_secs(2)));
+        assert_eq!(
+            wait("retry-after-ms", "250"),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(wait("retry-after", "1e30"), Some(Duration::MAX));
+        assert_eq!(wait("retry-after-ms", "1e300"), Some(Duration::MAX));
+        for ignored in ["inf", "-inf", "NaN", "-5", "soon", ""] {
+            assert_eq!(wait("retry-after", ignored), None, "{ignored}");
+        }
+        let later = wait("retry-after", "Wed, 21 Oct 2099 07:28:00 GMT").unwrap();
+        assert!(later > Duration::from_secs(3600 * 24 * 365));
+        assert_eq!(
+            wait("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+    }
 }

@@ -55,6 +55,22 @@ pub enum ModelError {
         /// Whether trying again may help.
         retryable: bool,
     },
+    /// The provider asked for a longer wait before a retry than cordon is set to wait.
+    #[error(
+        "{provider} asked to wait {} before trying again, longer than the {}s cordon waits (max_retry_after_secs): {last}",
+        wait_text(*wait),
+        max.as_secs()
+    )]
+    WaitTooLong {
+        /// The provider's name.
+        provider: String,
+        /// The wait it asked for (`Duration::MAX` for one too large to represent).
+        wait: Duration,
+        /// The most cordon waits.
+        max: Duration,
+        /// The answer that asked for it.
+        last: Box<ModelError>,
+    },
     /// Retries ran out.
     #[error("{last} (gave up after {attempts} attempts)")]
     RetriesExhausted {
@@ -63,6 +79,17 @@ pub enum ModelError {
         /// The last attempt's error.
         last: Box<ModelError>,
     },
+}
+
+/// A wait as people read it.
+fn wait_text(d: Duration) -> String {
+    if d == Duration::MAX {
+        "longer than cordon can count".to_string()
+    } else if d.as_secs() >= 120 {
+        format!("{} s ({} min)", d.as_secs(), d.as_secs() / 60)
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 impl ModelError {
@@ -74,7 +101,7 @@ impl ModelError {
             | ModelError::StreamCut { .. }
             | ModelError::Timeout { .. } => true,
             ModelError::Provider { retryable, .. } => *retryable,
-            ModelError::RetriesExhausted { .. } => false,
+            ModelError::RetriesExhausted { .. } | ModelError::WaitTooLong { .. } => false,
         }
     }
 
@@ -82,6 +109,9 @@ impl ModelError {
     pub fn hint(&self) -> &'static str {
         match self {
             ModelError::RetriesExhausted { last, .. } => last.hint(),
+            ModelError::WaitTooLong { .. } => {
+                "wait as long as the provider asked, then `cordon resume` the run (or raise max_retry_after_secs in the config file)"
+            }
             ModelError::Http {
                 status: 401 | 403, ..
             } => {

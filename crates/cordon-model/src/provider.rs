@@ -81,6 +81,9 @@ pub struct ProviderConfig {
     pub idle_timeout: Duration,
     /// Whether to ask for a streamed answer (some servers stream badly with tools).
     pub stream: bool,
+    /// The longest a provider may ask cordon to wait before a retry (`Retry-After`): a
+    /// longer wait ends the call with an error that names it, instead of hanging the run.
+    pub max_retry_wait: Duration,
     /// Chat Completions only: the field that carries the output token limit
     /// (`max_completion_tokens` for OpenAI, `max_tokens` for most local servers).
     pub max_tokens_field: String,
@@ -99,6 +102,7 @@ impl ProviderConfig {
             attempt_timeout: Duration::from_secs(600),
             idle_timeout: Duration::from_secs(120),
             stream: true,
+            max_retry_wait: Duration::from_secs(60),
             max_tokens_field: "max_completion_tokens".to_string(),
         }
     }

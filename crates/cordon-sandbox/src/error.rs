@@ -8,6 +8,10 @@ pub enum SandboxError {
     /// No tier that isolates works here.
     #[error("no isolation tier works on this host: {0}")]
     NoTier(String),
+    /// The configuration asks for something unsafe (a grant of `/`, a workspace holding
+    /// cordon's own records); nothing was started.
+    #[error("{0}")]
+    Config(String),
     /// The supervisor did not start or confine itself.
     #[error("the sandbox did not start: {0}")]
     Start(String),

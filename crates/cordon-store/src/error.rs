@@ -1,6 +1,21 @@
-//! Store errors.
+//! Store errors, each with the kind of trouble it is, so a front end can pick the exit code
+//! and the hint.
 
 use std::path::PathBuf;
+
+/// What sort of trouble a [`StoreError`] is: what a front end should tell the user to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The user named something that is not there or not usable (a missing store, an
+    /// unknown run, a path that cannot be written).
+    BadInput,
+    /// The store's file or a run's record is damaged or was tampered with.
+    Damaged,
+    /// The disk holding the store is full.
+    Full,
+    /// Anything else (another writer, an I/O error).
+    Other,
+}
 
 /// Something went wrong reading or writing the run log.
 #[derive(Debug, thiserror::Error)]
@@ -12,10 +27,12 @@ pub enum StoreError {
         path: PathBuf,
         /// Why.
         message: String,
+        /// What sort of trouble it is.
+        kind: StoreErrorKind,
     },
     /// A query failed.
-    #[error("run store error: {0}")]
-    Db(#[from] sqlx::Error),
+    #[error("the run store failed: {}", db_message(.0))]
+    Db(sqlx::Error),
     /// No run has this id (or id prefix).
     #[error("no run matches '{0}' (see `cordon runs` for the ids)")]
     NoSuchRun(String),
@@ -37,19 +54,98 @@ pub enum StoreError {
         /// The event position both wrote.
         seq: u64,
     },
-    /// A stored payload is not JSON.
-    #[error("run {run_id}, event {seq}: stored payload is not JSON: {message}")]
+    /// A stored event cannot be read back: a column is not what cordon wrote.
+    #[error("run {run_id}, event {seq}: {message}")]
     Corrupt {
         /// The run.
         run_id: String,
         /// The event.
         seq: u64,
-        /// The parser's message.
+        /// What is wrong with it.
         message: String,
     },
+    /// A run's head record (its event count and last hash, kept beside the store) does not
+    /// match its events, or is missing.
+    #[error("run {run_id}: {message}")]
+    Head {
+        /// The run.
+        run_id: String,
+        /// What does not match.
+        message: String,
+    },
+    /// Reading or writing a file beside the database failed.
+    #[error("{0}")]
+    Io(String),
     /// No place for the store could be found.
     #[error(
         "cannot find a place for the run store: set XDG_STATE_HOME or HOME, or pass --store FILE"
     )]
     NoHome,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Db(e)
+    }
+}
+
+/// The SQLite result code of a database error (its primary code, without the extended bits).
+pub(crate) fn sqlite_code(e: &sqlx::Error) -> Option<i64> {
+    match e {
+        sqlx::Error::Database(d) => d.code()?.parse::<i64>().ok().map(|c| c & 0xff),
+        _ => None,
+    }
+}
+
+/// SQLITE_CORRUPT, SQLITE_NOTADB: the file is not a sound database.
+const DAMAGED_CODES: [i64; 2] = [11, 26];
+/// SQLITE_FULL.
+const FULL_CODE: i64 = 13;
+
+fn db_message(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => d.message().to_string(),
+        other => other.to_string(),
+    }
+}
+
+impl StoreError {
+    /// What sort of trouble this is.
+    pub fn kind(&self) -> StoreErrorKind {
+        match self {
+            StoreError::Open { kind, .. } => *kind,
+            StoreError::Db(e) => match sqlite_code(e) {
+                Some(c) if DAMAGED_CODES.contains(&c) => StoreErrorKind::Damaged,
+                Some(FULL_CODE) => StoreErrorKind::Full,
+                _ if matches!(e, sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)) => {
+                    StoreErrorKind::Damaged
+                }
+                _ => StoreErrorKind::Other,
+            },
+            StoreError::NoSuchRun(_) | StoreError::Ambiguous { .. } | StoreError::NoHome => {
+                StoreErrorKind::BadInput
+            }
+            StoreError::Corrupt { .. } | StoreError::Head { .. } => StoreErrorKind::Damaged,
+            StoreError::Conflict { .. } | StoreError::Io(_) => StoreErrorKind::Other,
+        }
+    }
+
+    /// What the user can do about it, in one sentence.
+    pub fn hint(&self) -> &'static str {
+        match self.kind() {
+            StoreErrorKind::BadInput => match self {
+                StoreError::NoSuchRun(_) | StoreError::Ambiguous { .. } => {
+                    "`cordon runs` lists the runs in this store"
+                }
+                _ => "pass a store file you can write with --store (or set CORDON_STORE)",
+            },
+            StoreErrorKind::Damaged => {
+                "the store was damaged or tampered with: `cordon verify` names what is wrong; restore the file from a backup"
+            }
+            StoreErrorKind::Full => {
+                "the disk holding the run store is full: free some space, then `cordon resume` continues the run"
+            }
+            StoreErrorKind::Other => "try again; `cordon verify` checks the run's record",
+        }
+    }
 }

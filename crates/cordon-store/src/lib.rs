@@ -14,16 +14,21 @@
 //!
 //! The file is in WAL mode with `synchronous = NORMAL`: an appended event survives the
 //! process being killed at any point (not necessarily a power cut). Triggers refuse
-//! `UPDATE` and `DELETE` on events; the hash chain catches whoever goes around them.
+//! `UPDATE` and `DELETE` on events; the hash chain catches whoever goes around them, and each
+//! run's head record (its count and last hash, kept beside the file) catches events removed
+//! from or added to the end ([`verify::verify_run`]).
 
 mod error;
+mod head;
 mod paths;
 mod runlog;
 pub mod snapshot;
 mod store;
+pub mod verify;
 
-pub use error::StoreError;
+pub use error::{StoreError, StoreErrorKind};
+pub use head::Head;
 pub use paths::{default_snapshot_dir, default_store_path};
 pub use runlog::RunLog;
 pub use snapshot::{Snapshot, SnapshotError, SnapshotStore};
-pub use store::{RunSummary, Store};
+pub use store::{RunSummary, Store, StoredRow};

@@ -1,24 +1,43 @@
 //! Appending to one run's log.
 
+use crate::head::{Head, HeadFile};
 use crate::{Store, StoreError};
-use cordon_core::{Event, EventPayload, RunId, event::canonical_json};
+use cordon_core::{Event, EventPayload, Redactor, RunId, event::canonical_json};
+use std::sync::Arc;
 
-/// The open log of one run: appends events, chaining each to the one before.
+/// The open log of one run: appends events, chaining each to the one before, and keeps the
+/// run's head record in step.
 pub struct RunLog {
     store: Store,
     run_id: RunId,
     next_seq: u64,
     prev_hash: String,
+    head: Option<HeadFile>,
+    redactor: Option<Arc<Redactor>>,
 }
 
 impl RunLog {
-    pub(crate) fn new(store: Store, run_id: RunId, next_seq: u64, prev_hash: String) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        run_id: RunId,
+        next_seq: u64,
+        prev_hash: String,
+        head: Option<HeadFile>,
+    ) -> Self {
         RunLog {
             store,
             run_id,
             next_seq,
             prev_hash,
+            head,
+            redactor: None,
         }
+    }
+
+    /// Replaces every secret `redactor` knows, in every event appended from now on, before
+    /// the event is hashed and stored.
+    pub fn set_redactor(&mut self, redactor: Arc<Redactor>) {
+        self.redactor = Some(redactor);
     }
 
     /// The run this log belongs to.
@@ -31,10 +50,76 @@ impl RunLog {
         self.next_seq
     }
 
-    /// Appends one event and returns it as stored. The event is durable when this returns.
+    /// Appends one event and returns it as stored (with known secrets replaced). The event
+    /// is durable when this returns.
     pub async fn append(&mut self, payload: &EventPayload) -> Result<Event, StoreError> {
         let ts = now_rfc3339();
-        let event = Event::new(&self.run_id, self.next_seq, ts, payload, &self.prev_hash);
+        let mut event = Event::new(&self.run_id, self.next_seq, ts, payload, &self.prev_hash);
+        if let Some(r) = &self.redactor
+            && r.redact_value(&mut event.payload)
+        {
+            event = Event::from_parts(
+                &self.run_id,
+                event.seq,
+                event.ts,
+                event.kind,
+                event.payload,
+                &self.prev_hash,
+            );
+        }
+        let Some(head) = &self.head else {
+            self.insert(&event).await?;
+            return Ok(self.advance(event));
+        };
+        let io = |e: std::io::Error| {
+            StoreError::Io(format!(
+                "cannot update the run's head record {}: {e}",
+                head.path().display()
+            ))
+        };
+        let _lock = head.lock().await.map_err(io)?;
+        // Another process may have appended since this log was opened.
+        match head.read() {
+            Ok(Some(h)) if h.count == self.next_seq && h.last_hash == self.prev_hash => {}
+            Ok(Some(_)) => {
+                return Err(StoreError::Conflict {
+                    run_id: self.run_id.to_string(),
+                    seq: self.next_seq,
+                });
+            }
+            Ok(None) => {}
+            Err(message) => {
+                return Err(StoreError::Head {
+                    run_id: self.run_id.to_string(),
+                    message,
+                });
+            }
+        }
+        let before = Head {
+            count: self.next_seq,
+            last_hash: self.prev_hash.clone(),
+            pending: None,
+        };
+        head.write(&Head {
+            pending: Some((self.next_seq + 1, event.hash.clone())),
+            ..before.clone()
+        })
+        .map_err(io)?;
+        if let Err(e) = self.insert(&event).await {
+            // Nothing was stored: the head goes back to what it was.
+            head.write(&before).map_err(io)?;
+            return Err(e);
+        }
+        head.write(&Head {
+            count: self.next_seq + 1,
+            last_hash: event.hash.clone(),
+            pending: None,
+        })
+        .map_err(io)?;
+        Ok(self.advance(event))
+    }
+
+    async fn insert(&self, event: &Event) -> Result<(), StoreError> {
         let result = sqlx::query("INSERT INTO events (run_id, seq, ts, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)")
             .bind(event.run_id.as_str())
             .bind(event.seq as i64)
@@ -46,18 +131,19 @@ impl RunLog {
             .execute(&self.store.pool)
             .await;
         match result {
-            Ok(_) => {}
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(StoreError::Conflict {
-                    run_id: self.run_id.to_string(),
-                    seq: event.seq,
-                });
-            }
-            Err(e) => return Err(e.into()),
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict {
+                run_id: self.run_id.to_string(),
+                seq: event.seq,
+            }),
+            Err(e) => Err(e.into()),
         }
+    }
+
+    fn advance(&mut self, event: Event) -> Event {
         self.next_seq += 1;
         self.prev_hash = event.hash.clone();
-        Ok(event)
+        event
     }
 }
 

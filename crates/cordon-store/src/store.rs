@@ -1,17 +1,25 @@
 //! The store: opening the file, reading runs and events.
+//!
+//! Everything read back is untrusted: a stored row that is not what cordon wrote (text that
+//! is not UTF-8, a payload that is not JSON, a sequence number that is not a number) is
+//! reported as damage at its place, never a reason to panic, and never hides the other runs.
 
+use crate::error::StoreErrorKind;
+use crate::head::{self, Head};
 use crate::{RunLog, StoreError};
 use cordon_core::{Event, RunId, RunStatus};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// The schema version this code writes (`PRAGMA user_version`). Version 2 added the
+/// `meta` table and head records.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -29,7 +37,14 @@ CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'the run log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'the run log is append-only'); END;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#;
+
+/// Every column of an event, as raw bytes: decoding is checked here, not trusted to the
+/// driver.
+const EVENT_COLUMNS: &str = "CAST(run_id AS BLOB) AS run_id, seq, CAST(ts AS BLOB) AS ts, \
+    CAST(kind AS BLOB) AS kind, CAST(payload AS BLOB) AS payload, \
+    CAST(prev_hash AS BLOB) AS prev_hash, CAST(hash AS BLOB) AS hash";
 
 /// A run, as listed.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -50,26 +65,52 @@ pub struct RunSummary {
     pub events: u64,
     /// The task it was given.
     pub task: String,
+    /// Set when the run's stored record is damaged (`cordon verify` says where).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
 }
 
-/// A run store: one SQLite file holding the events of many runs.
+/// One stored row of a run: an event, or what is wrong with it.
+#[derive(Debug, Clone)]
+pub enum StoredRow {
+    /// A row that decodes into an event (its hash is checked separately).
+    Event(Event),
+    /// A row that does not decode.
+    Damaged {
+        /// Its position, when that much could be read.
+        seq: Option<u64>,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A run store: one SQLite file holding the events of many runs, and a directory of run
+/// heads beside it.
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: SqlitePool,
     path: PathBuf,
+    heads: PathBuf,
+    read_only: bool,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `path`.
+    /// Opens (creating if needed) the store at `path` for reading and writing.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
-        let open_err = |message: String| StoreError::Open {
+        let open_err = |message: String, kind| StoreError::Open {
             path: path.to_path_buf(),
             message,
+            kind,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| open_err(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                open_err(
+                    format!("cannot create {}: {e}", dir.display()),
+                    StoreErrorKind::BadInput,
+                )
+            })?;
         }
+        check_not_truncated(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -80,23 +121,115 @@ impl Store {
             .max_connections(4)
             .connect_with(options)
             .await
-            .map_err(|e| open_err(e.to_string()))?;
+            .map_err(|e| classify_open(path, e))?;
         let version: i64 = sqlx::query_scalar("PRAGMA user_version")
             .fetch_one(&pool)
-            .await?;
+            .await
+            .map_err(|e| classify_open(path, e))?;
         if version > SCHEMA_VERSION {
-            return Err(open_err(format!(
-                "it was written by a newer cordon (schema {version}, this one knows {SCHEMA_VERSION}); upgrade cordon"
-            )));
+            return Err(open_err(
+                format!(
+                    "it was written by a newer cordon (schema {version}, this one knows {SCHEMA_VERSION}); upgrade cordon"
+                ),
+                StoreErrorKind::BadInput,
+            ));
         }
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        sqlx::query(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
-            .execute(&pool)
-            .await?;
+        if version < SCHEMA_VERSION {
+            migrate(&pool, version)
+                .await
+                .map_err(|e| classify_open(path, e))?;
+        }
         Ok(Store {
             pool,
             path: path.to_path_buf(),
+            heads: head::dir_for(path),
+            read_only: false,
         })
+    }
+
+    /// Opens an existing store only to read it: nothing is created or written, so this works
+    /// on a full disk and on a file cordon may not write.
+    pub async fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                message: "there is no such file (no run has been recorded there yet)".into(),
+                kind: StoreErrorKind::BadInput,
+            });
+        }
+        check_not_truncated(path)?;
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .create_if_missing(false)
+            .busy_timeout(Duration::from_secs(10));
+        // Reading a WAL database needs its -shm file, which SQLite cannot create or size in
+        // a directory it may not write or on a full disk. Then the WAL is read in exclusive
+        // locking mode (no shared memory); with no WAL or an empty one, the file alone is the
+        // whole store and is read as it is.
+        let mut attempts = vec![
+            options.clone(),
+            options.clone().locking_mode(SqliteLockingMode::Exclusive),
+        ];
+        if std::fs::metadata(wal_path(path)).map_or(true, |m| m.len() == 0) {
+            attempts.push(options.immutable(true));
+        }
+        let mut last = None;
+        let mut opened = None;
+        for o in attempts {
+            let tried = async {
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(o)
+                    .await?;
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sqlite_master")
+                    .fetch_one(&pool)
+                    .await?;
+                Ok::<_, sqlx::Error>(pool)
+            };
+            match tried.await {
+                Ok(pool) => {
+                    opened = Some(pool);
+                    break;
+                }
+                Err(e) => {
+                    let damaged = matches!(crate::error::sqlite_code(&e), Some(11 | 26));
+                    last = Some(e);
+                    if damaged {
+                        break;
+                    }
+                }
+            }
+        }
+        let pool = match (opened, last) {
+            (Some(pool), _) => pool,
+            (None, Some(e)) => return Err(classify_open(path, e)),
+            (None, None) => unreachable!("at least one attempt is made"),
+        };
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| classify_open(path, e))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                message: format!(
+                    "it was written by a newer cordon (schema {version}); upgrade cordon"
+                ),
+                kind: StoreErrorKind::BadInput,
+            });
+        }
+        Ok(Store {
+            pool,
+            path: path.to_path_buf(),
+            heads: head::dir_for(path),
+            read_only: true,
+        })
+    }
+
+    /// Closes the store's connections (which also folds its write-ahead log into the file).
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
     /// The database file.
@@ -104,71 +237,200 @@ impl Store {
         &self.path
     }
 
+    /// The directory holding the runs' head records.
+    pub fn heads_dir(&self) -> &Path {
+        &self.heads
+    }
+
+    fn refuse_if_read_only(&self) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::Io(format!(
+                "the run store {} was opened read-only",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Starts the log of a new run. Its first append must be `run_started`.
     pub async fn create_run(&self, run_id: &RunId) -> Result<RunLog, StoreError> {
+        self.refuse_if_read_only()?;
+        let file = head::HeadFile::open(&self.heads, run_id.as_str(), true)
+            .map_err(|e| StoreError::Io(format!("cannot create the run's head record: {e}")))?;
+        if let Some(f) = &file {
+            let existing = f.read().map_err(|e| StoreError::Head {
+                run_id: run_id.to_string(),
+                message: e,
+            })?;
+            if existing.is_some() {
+                return Err(StoreError::Head {
+                    run_id: run_id.to_string(),
+                    message: "a head record for this new run already exists".into(),
+                });
+            }
+            f.write(&Head {
+                count: 0,
+                last_hash: cordon_core::event::GENESIS_HASH.to_string(),
+                pending: None,
+            })
+            .map_err(|e| StoreError::Io(format!("cannot write {}: {e}", f.path().display())))?;
+        }
         Ok(RunLog::new(
             self.clone(),
             run_id.clone(),
             0,
             cordon_core::event::GENESIS_HASH.to_string(),
+            file,
         ))
     }
 
-    /// Opens an existing run's log to append more events after its last one.
+    /// Opens an existing run's log to append more events after its last one. Refuses a run
+    /// whose head record does not match its events.
     pub async fn open_run(&self, run_id: &RunId) -> Result<RunLog, StoreError> {
-        let row =
-            sqlx::query("SELECT seq, hash FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1")
-                .bind(run_id.as_str())
-                .fetch_optional(&self.pool)
-                .await?
-                .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
-        let seq: i64 = row.get("seq");
-        Ok(RunLog::new(
-            self.clone(),
-            run_id.clone(),
-            seq as u64 + 1,
-            row.get("hash"),
-        ))
+        self.refuse_if_read_only()?;
+        let row = sqlx::query(
+            "SELECT seq, CAST(hash AS BLOB) AS hash FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(run_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
+        let seq = column_u64(&row, "seq").map_err(|m| corrupt(run_id, 0, m))?;
+        let hash = column_text(&row, "hash").map_err(|m| corrupt(run_id, seq, m))?;
+        let count = seq + 1;
+        let file = head::HeadFile::open(&self.heads, run_id.as_str(), false)
+            .map_err(|e| StoreError::Io(format!("cannot open the run's head record: {e}")))?;
+        let file = match file {
+            Some(f) => {
+                let recorded = f.read().map_err(|message| StoreError::Head {
+                    run_id: run_id.to_string(),
+                    message,
+                })?;
+                match recorded {
+                    Some(h) if h.agrees(count, &hash) => {
+                        if h.count != count || h.pending.is_some() {
+                            // A crash between an append and its head update: settle it.
+                            f.write(&Head {
+                                count,
+                                last_hash: hash.clone(),
+                                pending: None,
+                            })
+                            .map_err(|e| StoreError::Io(e.to_string()))?;
+                        }
+                        Some(f)
+                    }
+                    Some(h) => {
+                        return Err(StoreError::Head {
+                            run_id: run_id.to_string(),
+                            message: head_mismatch(&h, count, &hash),
+                        });
+                    }
+                    None => {
+                        return Err(StoreError::Head {
+                            run_id: run_id.to_string(),
+                            message: "its head record is empty".into(),
+                        });
+                    }
+                }
+            }
+            None if self.expects_head(run_id).await? => {
+                return Err(StoreError::Head {
+                    run_id: run_id.to_string(),
+                    message: "its head record is missing, so events missing at its end could not be noticed".into(),
+                });
+            }
+            None => {
+                // A run recorded before heads existed: it gets one from now on.
+                let f = head::HeadFile::open(&self.heads, run_id.as_str(), true)
+                    .map_err(|e| StoreError::Io(e.to_string()))?;
+                if let Some(f) = &f {
+                    f.write(&Head {
+                        count,
+                        last_hash: hash.clone(),
+                        pending: None,
+                    })
+                    .map_err(|e| StoreError::Io(e.to_string()))?;
+                }
+                f
+            }
+        };
+        Ok(RunLog::new(self.clone(), run_id.clone(), count, hash, file))
     }
 
-    /// Every event of a run, in order.
+    /// A run's head record, if it has one.
+    pub fn head(&self, run_id: &RunId) -> Result<Option<Head>, StoreError> {
+        head::read(&self.heads, run_id.as_str()).map_err(|message| StoreError::Head {
+            run_id: run_id.to_string(),
+            message,
+        })
+    }
+
+    /// Whether this run must have a head record: it was created after this store began
+    /// keeping them.
+    pub async fn expects_head(&self, run_id: &RunId) -> Result<bool, StoreError> {
+        let since: Option<Vec<u8>> = match sqlx::query_scalar(
+            "SELECT CAST(value AS BLOB) FROM meta WHERE key = 'heads_since'",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        {
+            Ok(v) => v,
+            // A store from before version 2, read without migrating: no heads expected.
+            Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => None,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(since
+            .and_then(|s| String::from_utf8(s).ok())
+            .is_some_and(|since| run_id.as_str() >= since.as_str()))
+    }
+
+    /// Every stored row of a run, in order, each decoded or described as damaged.
+    pub async fn rows(&self, run_id: &RunId) -> Result<Vec<StoredRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE run_id = ? ORDER BY seq"
+        ))
+        .bind(run_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| decode_row(run_id, r)).collect())
+    }
+
+    /// Every event of a run, in order; the first damaged row is an error.
     pub async fn events(&self, run_id: &RunId) -> Result<Vec<Event>, StoreError> {
-        let rows = sqlx::query("SELECT seq, ts, kind, payload, prev_hash, hash FROM events WHERE run_id = ? ORDER BY seq")
-            .bind(run_id.as_str())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter()
-            .map(|r| {
-                let seq = r.get::<i64, _>("seq") as u64;
-                let payload: String = r.get("payload");
-                let payload: Value =
-                    serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
-                        run_id: run_id.to_string(),
-                        seq,
-                        message: e.to_string(),
-                    })?;
-                Ok(Event {
-                    run_id: run_id.clone(),
-                    seq,
-                    ts: r.get("ts"),
-                    kind: r.get("kind"),
-                    payload,
-                    prev_hash: r.get("prev_hash"),
-                    hash: r.get("hash"),
-                })
+        self.rows(run_id)
+            .await?
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| match r {
+                StoredRow::Event(e) => Ok(e),
+                StoredRow::Damaged { seq, reason } => {
+                    Err(corrupt(run_id, seq.unwrap_or(i as u64), reason))
+                }
             })
             .collect()
     }
 
-    /// The run whose id is `id`, or starts with it.
+    /// The run whose id is `id`, or starts with it. Runs whose events are gone but whose
+    /// head records remain are found too, so that `verify` can say what happened to them.
     pub async fn resolve(&self, id: &str) -> Result<RunId, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT run_id FROM events WHERE seq = 0 AND substr(run_id, 1, ?) = ? LIMIT 3",
+        if id.trim().is_empty() {
+            return Err(StoreError::NoSuchRun(id.to_string()));
+        }
+        let mut ids: Vec<String> = sqlx::query_scalar::<_, Vec<u8>>(
+            "SELECT DISTINCT CAST(run_id AS BLOB) FROM events WHERE substr(run_id, 1, ?) = ? LIMIT 3",
         )
-        .bind(id.len() as i64)
+        .bind(id.chars().count() as i64)
         .bind(id)
         .fetch_all(&self.pool)
-        .await?;
+        .await?
+        .into_iter()
+        .filter_map(|b| String::from_utf8(b).ok())
+        .collect();
+        for h in head::list(&self.heads) {
+            if h.starts_with(id) && !ids.contains(&h) {
+                ids.push(h);
+            }
+        }
         match ids.as_slice() {
             [] => Err(StoreError::NoSuchRun(id.to_string())),
             [one] => Ok(RunId::from(one.as_str())),
@@ -180,7 +442,23 @@ impl Store {
         }
     }
 
-    /// Runs, newest first: at most `limit`, and only those with status `want` if given.
+    /// Every run the store knows of: from its events and from its head records.
+    pub async fn run_ids(&self) -> Result<Vec<RunId>, StoreError> {
+        let mut ids: Vec<String> =
+            sqlx::query_scalar::<_, Vec<u8>>("SELECT DISTINCT CAST(run_id AS BLOB) FROM events")
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .collect();
+        ids.extend(head::list(&self.heads));
+        ids.sort();
+        ids.dedup();
+        Ok(ids.into_iter().map(RunId::from).collect())
+    }
+
+    /// Runs, newest first: at most `limit`, and only those with status `want` if given. A
+    /// run whose stored rows are damaged is listed with what is wrong, not left out.
     pub async fn list_runs(
         &self,
         want: Option<RunStatus>,
@@ -190,44 +468,196 @@ impl Store {
             .map(|k| format!("'{k}'"))
             .join(",");
         let sql = format!(
-            "SELECT s.run_id, s.ts AS started, s.payload AS started_payload,
-                (SELECT payload FROM events u WHERE u.run_id = s.run_id AND u.kind = 'user_input' ORDER BY seq LIMIT 1) AS task,
-                (SELECT kind FROM events k WHERE k.run_id = s.run_id AND k.kind IN ({changing}) ORDER BY seq DESC LIMIT 1) AS last_kind,
+            "SELECT CAST(s.run_id AS BLOB) AS run_id, CAST(s.ts AS BLOB) AS started, CAST(s.payload AS BLOB) AS started_payload,
+                (SELECT CAST(payload AS BLOB) FROM events u WHERE u.run_id = s.run_id AND u.kind = 'user_input' ORDER BY seq LIMIT 1) AS task,
+                (SELECT CAST(kind AS BLOB) FROM events k WHERE k.run_id = s.run_id AND k.kind IN ({changing}) ORDER BY seq DESC LIMIT 1) AS last_kind,
                 (SELECT seq FROM events c WHERE c.run_id = s.run_id ORDER BY seq DESC LIMIT 1) AS last_seq,
-                (SELECT ts FROM events l WHERE l.run_id = s.run_id ORDER BY seq DESC LIMIT 1) AS updated
+                (SELECT CAST(ts AS BLOB) FROM events l WHERE l.run_id = s.run_id ORDER BY seq DESC LIMIT 1) AS updated
              FROM events s WHERE s.seq = 0 ORDER BY s.run_id DESC"
         );
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         let mut out = Vec::new();
         for r in rows {
-            let status = r
-                .get::<Option<String>, _>("last_kind")
-                .and_then(|k| RunStatus::after_kind(&k))
-                .unwrap_or(RunStatus::Running);
+            let mut damaged = Vec::new();
+            let mut text = |col: &str| -> String {
+                match column_opt_text(&r, col) {
+                    Ok(v) => v.unwrap_or_default(),
+                    Err(e) => {
+                        damaged.push(format!("{col}: {e}"));
+                        String::new()
+                    }
+                }
+            };
+            let run_id = text("run_id");
+            let started = text("started");
+            let updated = text("updated");
+            let last_kind = text("last_kind");
+            let (started_payload, task) = (text("started_payload"), text("task"));
+            let json = |t: &str| serde_json::from_str::<Value>(t).unwrap_or(Value::Null);
+            let (started_payload, task) = (json(&started_payload), json(&task));
+            let status = RunStatus::after_kind(&last_kind).unwrap_or(RunStatus::Running);
             if want.is_some_and(|w| w != status) {
                 continue;
             }
-            let json = |col: &str| -> Value {
-                r.get::<Option<String>, _>(col)
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                    .unwrap_or(Value::Null)
+            let events = match column_u64(&r, "last_seq") {
+                Ok(s) => s + 1,
+                Err(e) => {
+                    damaged.push(e);
+                    0
+                }
             };
-            let (started, task) = (json("started_payload"), json("task"));
-            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            let str_of = |v: &Value| v.as_str().unwrap_or_default().to_string();
             out.push(RunSummary {
-                run_id: RunId::from(r.get::<String, _>("run_id")),
-                started: r.get("started"),
-                updated: r.get("updated"),
-                agent: text(&started["agent"]["name"]),
-                model: text(&started["agent"]["model"]),
+                run_id: RunId::from(run_id),
+                started,
+                updated,
+                agent: str_of(&started_payload["agent"]["name"]),
+                model: str_of(&started_payload["agent"]["model"]),
                 status,
-                events: r.get::<i64, _>("last_seq") as u64 + 1,
-                task: text(&task["text"]),
+                events,
+                task: str_of(&task["text"]),
+                damaged: (!damaged.is_empty()).then(|| damaged.join("; ")),
             });
             if out.len() >= limit {
                 break;
             }
         }
         Ok(out)
+    }
+}
+
+/// Brings an older schema up to this version, in one transaction.
+async fn migrate(pool: &SqlitePool, from: i64) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+    if from < 2 {
+        // Runs created from now on keep head records; older ones verify without them.
+        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('heads_since', ?)")
+            .bind(RunId::new().as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push("-wal");
+    db.with_file_name(name)
+}
+
+/// A store file of 0 bytes is not an empty store: it was truncated (SQLite would silently
+/// treat it as new).
+fn check_not_truncated(path: &Path) -> Result<(), StoreError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() == 0 => Err(StoreError::Open {
+            path: path.to_path_buf(),
+            message: "the file is empty (0 bytes): it was truncated, or is not a cordon store; restore it from a backup, or remove it to start a new store".into(),
+            kind: StoreErrorKind::Damaged,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// An open error with its kind: damaged file, full disk, or a path that cannot be used.
+fn classify_open(path: &Path, e: sqlx::Error) -> StoreError {
+    let code = crate::error::sqlite_code(&e);
+    let (kind, message) = match code {
+        Some(11) | Some(26) => (
+            StoreErrorKind::Damaged,
+            format!("the file is damaged or is not a cordon store ({e})"),
+        ),
+        Some(13) => (StoreErrorKind::Full, format!("the disk is full ({e})")),
+        _ => (StoreErrorKind::BadInput, e.to_string()),
+    };
+    StoreError::Open {
+        path: path.to_path_buf(),
+        message,
+        kind,
+    }
+}
+
+pub(crate) fn corrupt(run_id: &RunId, seq: u64, message: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        run_id: run_id.to_string(),
+        seq,
+        message: message.into(),
+    }
+}
+
+/// Why a head does not match the stored events.
+pub(crate) fn head_mismatch(h: &Head, count: u64, last_hash: &str) -> String {
+    if count < h.count {
+        format!(
+            "its head record says {} events were recorded, but the store holds {count}: events were deleted or lost",
+            h.count
+        )
+    } else if count > h.count + u64::from(h.pending.is_some()) {
+        format!(
+            "the store holds {count} events, but its head record says {} were recorded: events were added outside cordon",
+            h.count
+        )
+    } else {
+        format!(
+            "its last stored event's hash {}… is not the {}… its head record holds: the events were rewritten",
+            &last_hash[..last_hash.len().min(16)],
+            &h.last_hash[..h.last_hash.len().min(16)]
+        )
+    }
+}
+
+fn column_bytes(r: &SqliteRow, col: &str) -> Result<Option<Vec<u8>>, String> {
+    r.try_get::<Option<Vec<u8>>, _>(col)
+        .map_err(|e| format!("its {col} cannot be read ({e})"))
+}
+
+fn column_opt_text(r: &SqliteRow, col: &str) -> Result<Option<String>, String> {
+    column_bytes(r, col)?
+        .map(|b| String::from_utf8(b).map_err(|_| format!("its {col} is not UTF-8 text")))
+        .transpose()
+}
+
+fn column_text(r: &SqliteRow, col: &str) -> Result<String, String> {
+    column_opt_text(r, col)?.ok_or_else(|| format!("its {col} is missing"))
+}
+
+fn column_u64(r: &SqliteRow, col: &str) -> Result<u64, String> {
+    let v = r
+        .try_get::<Option<i64>, _>(col)
+        .map_err(|_| format!("its {col} is not a number"))?;
+    v.and_then(|v| u64::try_from(v).ok())
+        .ok_or_else(|| format!("its {col} is missing or negative"))
+}
+
+/// One row as an event, or why it is not one.
+fn decode_row(run_id: &RunId, r: &SqliteRow) -> StoredRow {
+    let seq = column_u64(r, "seq").ok();
+    let event = || -> Result<Event, String> {
+        let seq = column_u64(r, "seq")?;
+        let stored_run = column_text(r, "run_id")?;
+        let payload = column_text(r, "payload")?;
+        let payload: Value =
+            serde_json::from_str(&payload).map_err(|e| format!("its payload is not JSON ({e})"))?;
+        Ok(Event {
+            run_id: RunId::from(stored_run),
+            seq,
+            ts: column_text(r, "ts")?,
+            kind: column_text(r, "kind")?,
+            payload,
+            prev_hash: column_text(r, "prev_hash")?,
+            hash: column_text(r, "hash")?,
+        })
+    };
+    match event() {
+        Ok(mut e) => {
+            // The query selected this run's rows; the chain check compares the hash, which
+            // covers the run id.
+            e.run_id = run_id.clone();
+            StoredRow::Event(e)
+        }
+        Err(reason) => StoredRow::Damaged { seq, reason },
     }
 }

@@ -147,26 +147,6 @@ fn restore_refuses_tampered_snapshots() {
             tamper(&|s| s.entries[0].path = "/tmp/escaped".into()),
         ),
         (
-            "link out",
-            tamper(&|s| {
-                s.entries
-                    .iter_mut()
-                    .find(|e| e.kind == Kind::Symlink)
-                    .unwrap()
-                    .target = Some("../../../etc/passwd".into())
-            }),
-        ),
-        (
-            "setuid",
-            tamper(&|s| {
-                s.entries
-                    .iter_mut()
-                    .find(|e| e.path == "run.sh")
-                    .unwrap()
-                    .mode = 0o4755
-            }),
-        ),
-        (
             "bad hash",
             tamper(&|s| {
                 s.entries
@@ -182,6 +162,10 @@ fn restore_refuses_tampered_snapshots() {
         let err = store.restore(&bad, &to).unwrap_err();
         assert!(matches!(err, SnapshotError::Unsafe(_)), "{what}: {err}");
         assert!(!tmp.path().join("escaped").exists(), "{what}");
+        assert!(
+            !to.exists(),
+            "{what}: a failed restore leaves nothing behind"
+        );
     }
     // A link as a parent: an entry written "through" it.
     let mut through = snap.clone();
@@ -229,4 +213,159 @@ fn restore_refuses_tampered_snapshots() {
         store.restore(&snap, &tmp.path().join("to-corrupt")),
         Err(SnapshotError::Corrupt(_))
     ));
+}
+
+fn entry(
+    path: &str,
+    kind: Kind,
+    target: Option<&str>,
+    hash: Option<String>,
+) -> cordon_store::snapshot::Entry {
+    cordon_store::snapshot::Entry {
+        path: path.into(),
+        kind,
+        mode: if kind == Kind::Dir { 0o755 } else { 0o644 },
+        hash,
+        size: 1,
+        target: target.map(str::to_string),
+        mtime_ns: 0,
+        ino: 0,
+    }
+}
+
+#[test]
+fn links_are_restored_verbatim_but_never_written_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir_all(ws.join("venv/bin")).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/python3", ws.join("venv/bin/python")).unwrap();
+    std::os::unix::fs::symlink("python", ws.join("venv/bin/python3")).unwrap();
+    std::os::unix::fs::symlink("../../../../outside", ws.join("venv/bin/far")).unwrap();
+    std::fs::write(ws.join("venv/pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+    let store = SnapshotStore::open(&tmp.path().join("store")).unwrap();
+    let (snap, _) = store.take(&ws, &[], None).unwrap();
+    let back = tmp.path().join("back");
+    store.restore(&snap, &back).unwrap();
+    assert_eq!(
+        std::fs::read_link(back.join("venv/bin/python")).unwrap(),
+        Path::new("/usr/bin/python3"),
+        "an absolute link is data: restored as it was"
+    );
+    assert_eq!(
+        std::fs::read_link(back.join("venv/bin/far")).unwrap(),
+        Path::new("../../../../outside")
+    );
+    let hash = snap
+        .entries
+        .iter()
+        .find(|e| e.kind == Kind::File)
+        .unwrap()
+        .hash
+        .clone();
+    // Crafted listings: each tries to write through a link it made first.
+    let crafted: Vec<(&str, Vec<cordon_store::snapshot::Entry>)> = vec![
+        (
+            "x -> . then y -> x/.. then a file under y",
+            vec![
+                entry("x", Kind::Symlink, Some("."), None),
+                entry("y", Kind::Symlink, Some("x/.."), None),
+                entry("y/evil", Kind::File, None, hash.clone()),
+            ],
+        ),
+        (
+            "a link to /tmp, then a file under it",
+            vec![
+                entry("t", Kind::Symlink, Some("/tmp"), None),
+                entry("t/cordon-evil", Kind::File, None, hash.clone()),
+            ],
+        ),
+        (
+            "a link, then a file of the same name",
+            vec![
+                entry("f", Kind::Symlink, Some("/tmp/cordon-evil"), None),
+                entry("f", Kind::File, None, hash.clone()),
+            ],
+        ),
+        (
+            "a file before its directory",
+            vec![entry("d/f", Kind::File, None, hash.clone())],
+        ),
+    ];
+    for (what, entries) in crafted {
+        let bad = cordon_store::Snapshot {
+            id: "crafted".into(),
+            created: String::new(),
+            entries,
+        };
+        let to = tmp.path().join("crafted");
+        let err = store.restore(&bad, &to).unwrap_err();
+        assert!(matches!(err, SnapshotError::Unsafe(_)), "{what}: {err}");
+        assert!(!to.exists(), "{what}: nothing restored");
+        assert!(!tmp.path().join("evil").exists(), "{what}");
+        assert!(!Path::new("/tmp/cordon-evil").exists(), "{what}");
+    }
+}
+
+#[test]
+fn set_id_bits_are_dropped_and_reported_not_fatal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    tree(&ws);
+    let store = SnapshotStore::open(&tmp.path().join("store")).unwrap();
+    let (mut snap, _) = store.take(&ws, &[], None).unwrap();
+    snap.entries
+        .iter_mut()
+        .find(|e| e.path == "run.sh")
+        .unwrap()
+        .mode = 0o4755;
+    let back = tmp.path().join("back");
+    let report = store.restore(&snap, &back).unwrap();
+    assert_eq!(report.dropped_mode_bits, [("run.sh".to_string(), 0o4755)]);
+    let mode = std::fs::metadata(back.join("run.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o755);
+    assert!(report.notes()[0].contains("run.sh"));
+}
+
+#[test]
+fn a_restore_that_fails_at_any_entry_leaves_nothing_and_the_next_one_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    tree(&ws);
+    std::fs::create_dir(ws.join("ro")).unwrap();
+    std::fs::write(ws.join("ro/f"), "f").unwrap();
+    std::fs::set_permissions(ws.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let store = SnapshotStore::open(&tmp.path().join("store")).unwrap();
+    let (snap, _) = store.take(&ws, &[], None).unwrap();
+    let to = tmp.path().join("run-resumed-7");
+    for k in 0..snap.entries.len() {
+        let err = store
+            .restore_with(&snap, &to, &mut |i| {
+                if i == k {
+                    Err(std::io::Error::other("injected"))
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("injected"), "{err}");
+        assert!(!to.exists(), "failing at entry {k} left the target");
+        let left: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().contains("restoring"))
+            .collect();
+        assert!(left.is_empty(), "failing at entry {k} left {left:?}");
+    }
+    // A staging directory left by a killed restore does not block the next one.
+    let stale = tmp.path().join(".run-resumed-7.restoring-999999999-0");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("half"), "x").unwrap();
+    store.restore(&snap, &to).unwrap();
+    assert!(!stale.exists(), "the killed restore's leftovers are swept");
+    assert_eq!(std::fs::read(to.join("ro/f")).unwrap(), b"f");
+    std::fs::set_permissions(to.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(ws.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
 }

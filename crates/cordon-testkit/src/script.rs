@@ -132,9 +132,13 @@ pub enum Fault {
     Status {
         /// The status code (429, 500, 503, ...).
         status: u16,
-        /// Seconds for a `Retry-After` header.
+        /// A `Retry-After` header: seconds, or any text (to script hostile values such as
+        /// `inf` or an HTTP date).
         #[serde(default)]
-        retry_after: Option<u64>,
+        retry_after: Option<HeaderValue>,
+        /// A `retry-after-ms` header, as for `retry_after`.
+        #[serde(default)]
+        retry_after_ms: Option<HeaderValue>,
         /// The error message in the body.
         #[serde(default)]
         message: Option<String>,
@@ -153,6 +157,26 @@ pub enum Fault {
     /// Serve the turn, with an event whose data is not JSON in the middle. Unlike the
     /// other faults this one does not use up a request: the turn is served with it.
     Malformed,
+}
+
+/// A header's value in a script: a number or a string, sent as written.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum HeaderValue {
+    /// A number, sent in decimal.
+    Number(u64),
+    /// Text, sent as is.
+    Text(String),
+}
+
+impl HeaderValue {
+    /// The header's text.
+    pub fn text(&self) -> String {
+        match self {
+            HeaderValue::Number(n) => n.to_string(),
+            HeaderValue::Text(t) => t.clone(),
+        }
+    }
 }
 
 fn default_after() -> usize {

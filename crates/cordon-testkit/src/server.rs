@@ -306,6 +306,7 @@ async fn handle(
         Action::Fault(Fault::Status {
             status,
             retry_after,
+            retry_after_ms,
             message,
         }) => {
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -315,7 +316,16 @@ async fn handle(
                 "server_error"
             };
             let message = message.unwrap_or_else(|| format!("scripted fault: HTTP {status}"));
-            return api_error(code, kind, &message, retry_after);
+            let mut resp = api_error(code, kind, &message, None);
+            for (name, value) in [
+                ("retry-after", retry_after),
+                ("retry-after-ms", retry_after_ms),
+            ] {
+                if let Some(v) = value.and_then(|v| v.text().parse().ok()) {
+                    resp.headers_mut().insert(name, v);
+                }
+            }
+            return resp;
         }
         Action::Fault(f) => (
             shared.cursor.lock().expect("cursor lock").turn,

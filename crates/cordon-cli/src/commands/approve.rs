@@ -2,7 +2,9 @@
 
 use super::find_run;
 use crate::exit::Failure;
+use cordon_core::state::Awaiting;
 use cordon_core::{EventPayload, RunState};
+use cordon_harness::approval::describe_rule;
 use cordon_store::Store;
 use std::process::ExitCode;
 
@@ -24,7 +26,9 @@ fn decider(as_name: Option<String>) -> String {
 
 async fn waiting(store: &Store, run: &str) -> anyhow::Result<(cordon_core::RunId, RunState)> {
     let run_id = find_run(store, run).await?;
-    let state = RunState::fold(&store.events(&run_id).await?)?;
+    super::require_intact(store, &run_id).await?;
+    let events = store.events(&run_id).await.map_err(super::store_failure)?;
+    let state = RunState::fold(&events)?;
     if state.awaiting.is_empty() {
         return Err(Failure::bad_input(
             format!("run {run_id} is not waiting for any approval"),
@@ -59,7 +63,7 @@ pub async fn approve(
     as_name: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let (run_id, state) = waiting(store, run).await?;
-    let targets: Vec<(String, (String, String))> = match call {
+    let targets: Vec<(String, Awaiting)> = match call {
         Some(c) => match state.awaiting.get(c) {
             Some(v) => vec![(c.to_string(), v.clone())],
             None => {
@@ -73,23 +77,41 @@ pub async fn approve(
             .collect(),
     };
     let by = decider(as_name);
-    let mut log = store.open_run(&run_id).await?;
-    for (call_id, (tool, hash)) in targets {
+    let mut log = store
+        .open_run(&run_id)
+        .await
+        .map_err(super::store_failure)?;
+    for (call_id, waiting) in targets {
+        // An "always" covers the rules this call matched, and nothing wider.
+        let always_rules = if always {
+            waiting.rules.clone()
+        } else {
+            Vec::new()
+        };
         log.append(&EventPayload::ApprovalGranted {
             call_id: call_id.clone(),
-            arguments_hash: hash,
+            arguments_hash: waiting.arguments_hash,
             by: by.clone(),
             always,
+            always_rules: always_rules.clone(),
         })
-        .await?;
-        println!(
-            "approved {call_id} ({tool}){}",
-            if always {
-                " and every later call of this tool"
-            } else {
-                ""
-            }
-        );
+        .await
+        .map_err(super::store_failure)?;
+        let scope = if !always {
+            String::new()
+        } else if always_rules.is_empty() {
+            " (this call only: the request did not record which rule it matched)".into()
+        } else {
+            format!(
+                ", and from now on in this run {}",
+                always_rules
+                    .iter()
+                    .map(|r| describe_rule(r))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )
+        };
+        println!("approved {call_id} ({}){scope}", waiting.tool);
     }
     eprintln!("continue with: cordon resume {run_id}");
     Ok(ExitCode::SUCCESS)
@@ -107,13 +129,17 @@ pub async fn reject(
     if !state.awaiting.contains_key(call) {
         return Err(not_waiting_on(&run_id, call, &state));
     }
-    let mut log = store.open_run(&run_id).await?;
+    let mut log = store
+        .open_run(&run_id)
+        .await
+        .map_err(super::store_failure)?;
     log.append(&EventPayload::ApprovalRejected {
         call_id: call.to_string(),
         by: decider(as_name),
         message: message.unwrap_or_default(),
     })
-    .await?;
+    .await
+    .map_err(super::store_failure)?;
     println!("rejected {call}");
     eprintln!("continue with: cordon resume {run_id}");
     Ok(ExitCode::SUCCESS)

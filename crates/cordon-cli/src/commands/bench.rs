@@ -192,7 +192,7 @@ pub async fn manifest(files: u32, mib: u32, json: bool) -> anyhow::Result<ExitCo
         manifest: Some(manifest_path),
     };
     let started = Instant::now();
-    let prepared = super::sandbox::create(&args).await?;
+    let prepared = super::sandbox::create(&args, &[]).await?;
     let elapsed = started.elapsed();
     let (_, receipts) = prepared.materialized.clone().expect("a manifest was given");
     let bytes: u64 = receipts.iter().map(|r| r.bytes).sum();
@@ -246,14 +246,14 @@ pub async fn sandbox(
     let mut tier_name = String::new();
     for _ in 0..iterations {
         let started = Instant::now();
-        let sb = super::sandbox::create(&args).await?.sandbox;
+        let sb = super::sandbox::create(&args, &[]).await?.sandbox;
         let out = sb.run(&truth, ".", Duration::from_secs(10)).await?;
         create.push(started.elapsed());
         anyhow::ensure!(out.code == Some(0), "true failed in the sandbox");
         tier_name = sb.tier().as_str().to_string();
         sb.stop().await;
     }
-    let sb = super::sandbox::create(&args).await?.sandbox;
+    let sb = super::sandbox::create(&args, &[]).await?.sandbox;
     let mut sandboxed = Vec::new();
     for _ in 0..iterations * 4 {
         let started = Instant::now();

@@ -4,8 +4,9 @@ use super::find_run;
 use crate::cli::StatusArg;
 use crate::display::{clip, text};
 use crate::exit;
-use cordon_core::{Event, RunStatus, verify_chain};
-use cordon_store::Store;
+use cordon_core::{Event, RunStatus};
+use cordon_store::verify::{Problem, verify_run};
+use cordon_store::{Store, StoredRow};
 use std::process::ExitCode;
 
 pub async fn runs(
@@ -22,7 +23,10 @@ pub async fn runs(
         StatusArg::AwaitingApproval => RunStatus::AwaitingApproval,
         StatusArg::Paused => RunStatus::Paused,
     });
-    let runs = store.list_runs(status, limit).await?;
+    let runs = store
+        .list_runs(status, limit)
+        .await
+        .map_err(super::store_failure)?;
     if json {
         for r in &runs {
             println!("{}", serde_json::to_string(r)?);
@@ -33,34 +37,73 @@ pub async fn runs(
         eprintln!("no runs in {}", store.path().display());
         return Ok(ExitCode::SUCCESS);
     }
+    let damaged = runs.iter().filter(|r| r.damaged.is_some()).count();
     println!(
-        "{:<36}  {:<15}  {:<20}  {:>6}  {:<24}  TASK",
+        "{:<36}  {:<17}  {:<20}  {:>6}  {:<24}  TASK",
         "RUN", "STATUS", "STARTED", "EVENTS", "MODEL"
     );
     for r in runs {
         let started: String = r.started.chars().take(19).collect();
+        let status = if r.damaged.is_some() {
+            "DAMAGED"
+        } else {
+            r.status.as_str()
+        };
         println!(
-            "{:<36}  {:<15}  {:<20}  {:>6}  {:<24}  {}",
-            r.run_id,
-            r.status.as_str(),
+            "{:<36}  {:<17}  {:<20}  {:>6}  {:<24}  {}",
+            clip(r.run_id.as_str(), 36),
+            status,
             started.replace('T', " "),
             r.events,
             clip(&r.model, 24),
             clip(&r.task, 60)
         );
     }
+    if damaged > 0 {
+        eprintln!(
+            "{damaged} run(s) have damaged records: `cordon verify --all` says what is wrong"
+        );
+        return Ok(ExitCode::from(exit::TAMPERED));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn show(store: &Store, run: &str, json: bool) -> anyhow::Result<ExitCode> {
     let run_id = find_run(store, run).await?;
-    let events = store.events(&run_id).await?;
-    for e in &events {
-        if json {
-            println!("{}", serde_json::to_string(e)?);
-        } else {
-            println!("{:>4}  {}  {:<16}  {}", e.seq, e.ts, e.kind, summary(e));
+    let rows = store.rows(&run_id).await.map_err(super::store_failure)?;
+    let mut damaged = 0;
+    for (i, row) in rows.iter().enumerate() {
+        match row {
+            StoredRow::Event(e) if json => println!("{}", serde_json::to_string(e)?),
+            StoredRow::Event(e) => {
+                println!(
+                    "{:>4}  {}  {:<16}  {}",
+                    e.seq,
+                    e.ts,
+                    clip(&e.kind, 16),
+                    summary(e)
+                )
+            }
+            StoredRow::Damaged { seq, reason } => {
+                damaged += 1;
+                let seq = seq.unwrap_or(i as u64);
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "run_id": run_id, "seq": seq, "damaged": reason })
+                    );
+                } else {
+                    println!("{seq:>4}  DAMAGED: {reason}");
+                }
+            }
         }
+    }
+    if damaged > 0 {
+        eprintln!(
+            "error: {damaged} stored event(s) of run {run_id} cannot be read; the others are shown"
+        );
+        eprintln!("  hint: `cordon verify {run_id}` checks the whole record");
+        return Ok(ExitCode::from(exit::TAMPERED));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -69,16 +112,52 @@ pub async fn show(store: &Store, run: &str, json: bool) -> anyhow::Result<ExitCo
 fn summary(e: &Event) -> String {
     let p = &e.payload;
     match e.kind.as_str() {
-        "run_started" => format!(
-            "agent {} · model {} ({}) · tools [{}]",
-            text(&p["agent"]["name"]),
-            text(&p["agent"]["model"]),
-            text(&p["agent"]["api"]),
-            p["agent"]["tools"]
-                .as_array()
-                .map(|t| t.iter().map(text).collect::<Vec<_>>().join(", "))
-                .unwrap_or_default()
-        ),
+        "run_started" => {
+            let mut line = format!(
+                "agent {} · model {} ({}) · tools [{}]",
+                text(&p["agent"]["name"]),
+                clip(&text(&p["agent"]["model"]), 80),
+                text(&p["agent"]["api"]),
+                clip(
+                    &p["agent"]["tools"]
+                        .as_array()
+                        .map(|t| t.iter().map(text).collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default(),
+                    120
+                )
+            );
+            if let Some(ws) = p["sandbox"]["host_workspace"].as_str() {
+                line.push_str(&format!(
+                    " · workspace {} ({} tier)",
+                    ws,
+                    text(&p["sandbox"]["tier"])
+                ));
+            }
+            line
+        }
+        "run_resumed" => {
+            let mut parts = Vec::new();
+            if let Some(ws) = p["workspace"].as_str() {
+                parts.push(if p["restored"] == true {
+                    format!("in {ws}, restored from the last checkpoint")
+                } else {
+                    format!("in {ws}")
+                });
+            }
+            if let Some(c) = p["from_checkpoint"].as_str() {
+                parts.push(format!("checkpoint {}", clip(c, 16)));
+            }
+            if let Some(r) = p["raised"].as_object() {
+                parts.push(format!(
+                    "raised {}",
+                    r.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            parts.join(" · ")
+        }
         "user_input" => clip(&text(&p["text"]), 100),
         "model_request" => format!("turn {} · {} items", p["turn"], p["input_items"]),
         "model_retry" => format!(
@@ -141,43 +220,91 @@ fn summary(e: &Event) -> String {
     }
 }
 
-pub async fn verify(store: &Store, run: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let run_id = find_run(store, run).await?;
-    let events = store.events(&run_id).await?;
-    let result = verify_chain(&events);
-    if json {
-        let v = match &result {
-            Ok(()) => serde_json::json!({
-                "run_id": run_id, "ok": true, "events": events.len(),
-                "last_hash": events.last().map(|e| e.hash.clone()),
-            }),
-            Err(b) => serde_json::json!({
-                "run_id": run_id, "ok": false, "events": events.len(),
-                "bad_seq": b.seq, "bad_kind": b.kind, "reason": b.reason,
-            }),
-        };
-        println!("{v}");
+/// A problem, in one line.
+pub fn describe(p: &Problem) -> String {
+    match (&p.seq, &p.kind) {
+        (Some(seq), Some(kind)) => format!("event {seq} ({kind}): {}", p.reason),
+        (Some(seq), None) => format!("event {seq}: {}", p.reason),
+        _ => p.reason.clone(),
     }
-    match result {
-        Ok(()) => {
-            if !json {
-                let last = events.last().map(|e| &e.hash[..16]).unwrap_or("-");
+}
+
+/// `cordon verify RUN` or `cordon verify --all`.
+pub async fn verify(
+    store: &Store,
+    run: Option<&str>,
+    all: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let ids = match (run, all) {
+        (Some(run), false) => vec![find_run(store, run).await?],
+        (None, true) => store.run_ids().await.map_err(super::store_failure)?,
+        _ => {
+            return Err(exit::Failure::bad_input(
+                "give one run, or --all",
+                "`cordon verify RUN` checks one run; `cordon verify --all` every run in the store",
+            ));
+        }
+    };
+    let mut bad = 0;
+    for run_id in &ids {
+        let v = verify_run(store, run_id)
+            .await
+            .map_err(super::store_failure)?;
+        if !v.ok() {
+            bad += 1;
+        }
+        if json {
+            let first = v.problems.first();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "run_id": v.run_id, "ok": v.ok(), "events": v.events,
+                    "last_hash": v.last_hash, "head": v.head, "head_expected": v.head_expected,
+                    "bad_seq": first.and_then(|p| p.seq), "bad_kind": first.and_then(|p| p.kind.clone()),
+                    "reason": first.map(|p| p.reason.clone()), "problems": v.problems,
+                })
+            );
+            continue;
+        }
+        match v.problems.first() {
+            None => {
+                let last = v
+                    .last_hash
+                    .as_deref()
+                    .map_or("-", |h| &h[..h.len().min(16)]);
+                let head = match (&v.head, v.head_expected) {
+                    (Some(_), _) => "head record matches",
+                    (None, false) => {
+                        "no head record (recorded before cordon kept them: events deleted at its end would not show)"
+                    }
+                    (None, true) => "no head record",
+                };
                 println!(
-                    "ok: run {run_id}: {} events, hash chain intact (last hash {last}…)",
-                    events.len()
+                    "ok: run {run_id}: {} events, hash chain intact, {head} (last hash {last}…)",
+                    v.events
                 );
             }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(b) => {
-            if !json {
-                eprintln!("TAMPERED: run {run_id}: the first bad event is {b}");
-                eprintln!(
-                    "  hint: events from {} on cannot be trusted; compare with a backup of the store",
-                    b.seq
-                );
+            Some(first) => {
+                eprintln!("TAMPERED: run {run_id}: {}", describe(first));
+                for p in &v.problems[1..] {
+                    eprintln!("  also: {}", describe(p));
+                }
+                match first.seq {
+                    Some(seq) => eprintln!(
+                        "  hint: events from {seq} on cannot be trusted; compare with a backup of the store"
+                    ),
+                    None => eprintln!("  hint: compare with a backup of the store"),
+                }
             }
-            Ok(ExitCode::from(exit::TAMPERED))
         }
     }
+    if all && !json {
+        println!("{} runs checked, {bad} with problems", ids.len());
+    }
+    Ok(if bad > 0 {
+        ExitCode::from(exit::TAMPERED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -22,6 +22,8 @@ pub async fn run(
     snapshots: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
+    let store_path = store;
+    let store = super::open_store(store_path).await?;
     let (file, schema, origin) = match &args.agent {
         Some(p) => {
             let (f, s) = AgentFile::load(p)?;
@@ -39,23 +41,36 @@ pub async fn run(
         .or_else(|| file.model.clone())
         .or_else(|| config.default_model.clone())
         .unwrap_or_else(|| FALLBACK_MODEL.to_string());
+    let spec = crate::config::recorded_spec(&spec);
     let model = config.resolve(&spec).await?;
     let prepared = if file.needs_sandbox() || args.sandbox.manifest.is_some() {
-        Some(super::sandbox::create(&args.sandbox).await?)
+        let mut p = super::sandbox::create(
+            &args.sandbox,
+            &super::protected_paths(store_path, snapshots),
+        )
+        .await?;
+        p.spec.command_timeout_secs = Some(args.command_timeout);
+        Some(p)
     } else {
         None
     };
     let materialized = prepared.as_ref().and_then(|p| p.materialized.clone());
+    let redactor = Arc::new(super::redactor(
+        &model.provider,
+        prepared.as_ref().map_or(&[][..], |p| &p.secrets),
+    ));
     let checkpoints = match &prepared {
         Some(p) => Some(Arc::new(SnapshotCheckpointer {
             store: crate::snapshots::Snapshots::open(snapshots)?,
             dir: p.workspace.clone(),
-            exclude: p.ephemeral.clone(),
+            exclude: p.spec.ephemeral.clone(),
             previous: std::sync::Mutex::new(None),
         })),
         None => None,
     };
-    let host_workspace = prepared.as_ref().map(|p| p.workspace.display().to_string());
+    let recorded = prepared
+        .as_ref()
+        .map(|p| (p.workspace.display().to_string(), p.spec.clone()));
     let sandbox = prepared.map(|p| Arc::new(p.sandbox));
     let tools = sandbox
         .as_ref()
@@ -76,15 +91,15 @@ pub async fn run(
         let context = cordon_manifest::workspace_context(sb.as_ref()).await;
         agent.instructions = format!("{}\n\n{context}", agent.instructions);
     }
-    let store = super::open_store(store).await?;
     let observer: Arc<dyn RunObserver> = if args.json {
         Arc::new(JsonLines)
     } else {
-        Arc::new(Human::default())
+        Arc::new(Human::new(&redactor))
     };
     let client = Arc::new(ModelClient::new(model.provider)?);
     let mut runner = Runner::new(client, store)
         .observer(observer)
+        .redactor(redactor.clone())
         .stop_flag(stop_on_ctrl_c());
     if let Some((digest, receipts)) = materialized {
         runner = runner.workspace_receipts(digest, serde_json::to_value(receipts)?);
@@ -92,8 +107,8 @@ pub async fn run(
     if let Some(c) = checkpoints {
         runner = runner.checkpointer(c);
     }
-    if let Some(sb) = &sandbox {
-        runner = runner.sandbox_info(sandbox_info(sb, host_workspace.as_deref()));
+    if let (Some(sb), Some((host_workspace, spec))) = (&sandbox, &recorded) {
+        runner = runner.sandbox_info(sandbox_info(sb, host_workspace, spec));
     }
     let out = runner.run(&agent, &args.task).await?;
     Ok(finish(&out, args.json))
@@ -152,8 +167,17 @@ pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
         }
         RunStatus::AwaitingApproval => {
             eprintln!("waiting for approval:");
-            for (call, (tool, _)) in &s.awaiting {
-                eprintln!("  {call}  {tool}");
+            for (call, waiting) in &s.awaiting {
+                let rules: Vec<String> = waiting
+                    .rules
+                    .iter()
+                    .map(|r| cordon_harness::approval::describe_rule(r))
+                    .collect();
+                eprintln!(
+                    "  {call}  {}  (asked by: {})",
+                    waiting.tool,
+                    rules.join("; ")
+                );
             }
             eprintln!(
                 "  hint: `cordon approve {0} [CALL]` or `cordon reject {0} CALL --message ...`, then `cordon resume {0}`",
@@ -186,7 +210,8 @@ pub struct SnapshotCheckpointer {
 /// What a run records about its sandbox: tier, paths, what it enforces, what it cannot.
 pub fn sandbox_info(
     sb: &cordon_sandbox::LocalSandbox,
-    host_workspace: Option<&str>,
+    host_workspace: &str,
+    spec: &cordon_core::SandboxSpec,
 ) -> serde_json::Value {
     serde_json::json!({
         "tier": sb.tier().as_str(),
@@ -194,6 +219,7 @@ pub fn sandbox_info(
         "host_workspace": host_workspace,
         "confinement": sb.confinement(),
         "limits": sb.tier().limits(),
+        "spec": spec,
     })
 }
 

@@ -2,12 +2,13 @@
 
 use crate::cli::{SandboxArgs, TierArg};
 use crate::exit::Failure;
+use cordon_core::{EnvVar, GrantSpec, SandboxSpec};
 use cordon_sandbox::Sandbox as _;
 use cordon_sandbox::{
     LocalSandbox, ProcessEvent, SandboxConfig, Stream, SupervisorCommand, Tier, TierChoice,
 };
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -33,12 +34,15 @@ pub fn supervisor() -> anyhow::Result<SupervisorCommand> {
 pub struct Prepared {
     /// The sandbox.
     pub sandbox: LocalSandbox,
-    /// The workspace's directory on this host.
+    /// The workspace's directory on this host (absolute).
     pub workspace: std::path::PathBuf,
-    /// Workspace paths never captured in checkpoints (the manifest's ephemeral entries).
-    pub ephemeral: Vec<String>,
+    /// What the sandbox is made of, as recorded in the run so a resume rebuilds it.
+    pub spec: SandboxSpec,
     /// The manifest's digest and the receipts of what it put in the workspace.
     pub materialized: Option<(String, Vec<cordon_manifest::Receipt>)>,
+    /// Secret values handed to the sandbox (`from_host` environment), by name: redacted from
+    /// everything the run records or prints.
+    pub secrets: Vec<(String, String)>,
 }
 
 /// Loads a manifest, turning its problems into one bad-input error.
@@ -52,9 +56,19 @@ pub fn load_manifest(path: &Path) -> anyhow::Result<cordon_manifest::Manifest> {
     })
 }
 
+/// The tier a `--sandbox` argument names, as recorded.
+pub fn tier_name(t: TierArg) -> &'static str {
+    match t {
+        TierArg::Auto => "auto",
+        TierArg::Namespaces => "namespaces",
+        TierArg::Landlock => "landlock",
+        TierArg::Unconfined => "unconfined",
+    }
+}
+
 /// Builds the sandbox the arguments describe; with a manifest, in a fresh workspace that is
-/// then materialized.
-pub async fn create(args: &SandboxArgs) -> anyhow::Result<Prepared> {
+/// then materialized. `protected` are host paths the sandbox must never reach.
+pub async fn create(args: &SandboxArgs, protected: &[PathBuf]) -> anyhow::Result<Prepared> {
     let manifest = args.manifest.as_deref().map(load_manifest).transpose()?;
     let workspace = match (&args.workspace, &manifest) {
         (Some(w), None) => w.clone(),
@@ -84,51 +98,56 @@ pub async fn create(args: &SandboxArgs) -> anyhow::Result<Prepared> {
             dir
         }
     };
-    let mut config = SandboxConfig::new(&workspace, supervisor()?);
-    config.read_only = args.read_only && manifest.is_none();
-    config.tier = match args.sandbox {
-        TierArg::Auto => TierChoice::Auto,
-        TierArg::Namespaces => TierChoice::Exactly(Tier::Namespaces),
-        TierArg::Landlock => TierChoice::Exactly(Tier::Landlock),
-        TierArg::Unconfined => {
-            eprintln!(
-                "warning: --sandbox unconfined: commands run with all of this user's access to files, network and processes"
-            );
-            TierChoice::Exactly(Tier::Unconfined)
-        }
+    let workspace = std::fs::canonicalize(&workspace).map_err(|e| {
+        Failure::bad_input(
+            format!("the workspace {}: {e}", workspace.display()),
+            "give an existing directory with --workspace",
+        )
+    })?;
+    if args.sandbox == TierArg::Unconfined {
+        eprintln!(
+            "warning: --sandbox unconfined: commands run with all of this user's access to files, network and processes"
+        );
+    }
+    let mut spec = SandboxSpec {
+        tier: tier_name(args.sandbox).to_string(),
+        read_only: args.read_only && manifest.is_none(),
+        root: cordon_sandbox::local::INNER_WORKSPACE.to_string(),
+        ..SandboxSpec::default()
     };
     if let Some(m) = &manifest {
-        config.root = m.root.clone();
-        config.grants = m
+        spec.root = m.root.clone();
+        spec.grants = m
             .grants
             .iter()
-            .map(|g| (std::path::PathBuf::from(&g.path), g.mode == "rw"))
-            .collect();
-        for (name, value) in &m.env {
-            let value = match value {
-                cordon_manifest::schema::EnvValue::Literal(v) => v.clone(),
-                cordon_manifest::schema::EnvValue::FromHost { from_host } => std::env::var(from_host).map_err(|_| {
-                    Failure::bad_input(
-                        format!("the manifest's env {name} comes from the host variable {from_host}, which is not set"),
-                        format!("export {from_host}=... before running cordon"),
-                    )
-                })?,
-            };
-            config.env.push((name.clone(), value));
-        }
-    }
-    let start = |config: SandboxConfig| async move {
-        LocalSandbox::create(config).await.map_err(|e| {
-            anyhow::Error::new(Failure {
-                code: SANDBOX_FAILED,
-                message: e.to_string(),
-                hint: Some(
-                    "`cordon doctor` shows which isolation tiers work here and what is missing"
-                        .into(),
-                ),
+            .map(|g| GrantSpec {
+                path: g.path.clone(),
+                writable: g.mode == "rw",
             })
-        })
-    };
+            .collect();
+        spec.env = m
+            .env
+            .iter()
+            .map(|(name, value)| match value {
+                cordon_manifest::schema::EnvValue::Literal(v) => EnvVar {
+                    name: name.clone(),
+                    value: Some(v.clone()),
+                    from_host: None,
+                },
+                cordon_manifest::schema::EnvValue::FromHost { from_host } => EnvVar {
+                    name: name.clone(),
+                    value: None,
+                    from_host: Some(from_host.clone()),
+                },
+            })
+            .collect();
+        spec.ephemeral = m
+            .entries
+            .iter()
+            .filter(|e| e.ephemeral)
+            .map(|e| e.path.clone())
+            .collect();
+    }
     let read_only: Vec<String> = manifest
         .iter()
         .flat_map(|m| {
@@ -138,7 +157,7 @@ pub async fn create(args: &SandboxArgs) -> anyhow::Result<Prepared> {
                 .map(|e| e.path.clone())
         })
         .collect();
-    let mut sandbox = start(config.clone()).await?;
+    let (mut sandbox, secrets) = build(&spec, &workspace, protected).await?;
     let materialized = match &manifest {
         None => None,
         Some(m) => {
@@ -158,33 +177,96 @@ pub async fn create(args: &SandboxArgs) -> anyhow::Result<Prepared> {
         // Read-only entries are mounted when a sandbox starts, and they exist only now: the
         // sandbox that built them steps aside for one that mounts them read-only.
         sandbox.stop().await;
-        config.read_only_paths = read_only;
-        sandbox = start(config).await?;
+        spec.read_only_paths = read_only;
+        sandbox = build(&spec, &workspace, protected).await?.0;
     }
-    let ephemeral = manifest
-        .iter()
-        .flat_map(|m| {
-            m.entries
-                .iter()
-                .filter(|e| e.ephemeral)
-                .map(|e| e.path.clone())
-        })
-        .collect();
     Ok(Prepared {
         sandbox,
         workspace,
-        ephemeral,
+        spec,
         materialized,
+        secrets,
     })
+}
+
+/// Starts a sandbox as `spec` describes, over `workspace`. Variables taken from the host are
+/// read now (a resumed run reads them again); their values come back as secrets.
+pub async fn build(
+    spec: &SandboxSpec,
+    workspace: &Path,
+    protected: &[PathBuf],
+) -> anyhow::Result<(LocalSandbox, Vec<(String, String)>)> {
+    let mut config = SandboxConfig::new(workspace, supervisor()?);
+    config.read_only = spec.read_only;
+    config.tier = match spec.tier.as_str() {
+        "auto" => TierChoice::Auto,
+        "namespaces" => TierChoice::Exactly(Tier::Namespaces),
+        "landlock" => TierChoice::Exactly(Tier::Landlock),
+        "unconfined" => TierChoice::Exactly(Tier::Unconfined),
+        other => {
+            return Err(Failure::bad_input(
+                format!("unknown sandbox tier '{other}'"),
+                "tiers are auto, namespaces, landlock and unconfined",
+            ));
+        }
+    };
+    config.root = spec.root.clone();
+    config.grants = spec
+        .grants
+        .iter()
+        .map(|g| (PathBuf::from(&g.path), g.writable))
+        .collect();
+    config.read_only_paths = spec.read_only_paths.clone();
+    config.protected = protected.to_vec();
+    let mut secrets = Vec::new();
+    for var in &spec.env {
+        let value = match (&var.value, &var.from_host) {
+            (Some(v), _) => v.clone(),
+            (None, Some(host)) => {
+                let v = std::env::var(host).map_err(|_| {
+                    Failure::bad_input(
+                        format!(
+                            "the sandbox's variable {} comes from the host variable {host}, which is not set",
+                            var.name
+                        ),
+                        format!("export {host}=... before running cordon"),
+                    )
+                })?;
+                secrets.push((format!("env {}", var.name), v.clone()));
+                v
+            }
+            (None, None) => String::new(),
+        };
+        config.env.push((var.name.clone(), value));
+    }
+    let sandbox = LocalSandbox::create(config).await.map_err(|e| {
+        let (code, hint) = match &e {
+            cordon_sandbox::SandboxError::Config(_) => (
+                crate::exit::BAD_INPUT,
+                "change the grant or the workspace; see the README's section on manifests",
+            ),
+            _ => (
+                SANDBOX_FAILED,
+                "`cordon doctor` shows which isolation tiers work here and what is missing",
+            ),
+        };
+        anyhow::Error::new(Failure {
+            code,
+            message: e.to_string(),
+            hint: Some(hint.into()),
+        })
+    })?;
+    Ok((sandbox, secrets))
 }
 
 /// `cordon sandbox exec`: one command in a fresh sandbox, output streamed, its status returned.
 pub async fn exec(
     args: &SandboxArgs,
+    protected: &[PathBuf],
     timeout: u64,
     command: &[String],
 ) -> anyhow::Result<ExitCode> {
-    let sandbox = create(args).await?.sandbox;
+    let sandbox = create(args, protected).await?.sandbox;
     tracing::info!(tier = sandbox.tier().as_str(), confinement = ?sandbox.confinement(), "sandbox ready");
     let mut process = sandbox.spawn(command, ".", &[], None).await?;
     process.close_stdin().await?;
@@ -240,10 +322,11 @@ pub async fn exec(
 /// is a terminal), output out, window size followed; exits with the command's status.
 pub async fn interactive(
     args: &SandboxArgs,
+    protected: &[PathBuf],
     timeout: u64,
     command: &[String],
 ) -> anyhow::Result<ExitCode> {
-    let sandbox = create(args).await?.sandbox;
+    let sandbox = create(args, protected).await?.sandbox;
     let (rows, cols) = terminal_size().unwrap_or((24, 80));
     let mut process = sandbox.spawn(command, ".", &[], Some((rows, cols))).await?;
     let mut events = process.take_events();

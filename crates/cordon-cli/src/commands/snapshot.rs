@@ -85,7 +85,7 @@ pub async fn run(cmd: SnapshotCommand, at: Option<&str>) -> anyhow::Result<ExitC
         }
         SnapshotCommand::Restore { id, to } => {
             let snap = snapshots.load(&id).await.map_err(not_found)?;
-            store.restore(&snap, &to).map_err(|e| match e {
+            let report = store.restore(&snap, &to).map_err(|e| match e {
                 SnapshotError::Unsafe(m) => anyhow::Error::new(Failure {
                     code: crate::exit::RUN_FAILED,
                     message: format!("refusing to restore: {m}"),
@@ -93,6 +93,9 @@ pub async fn run(cmd: SnapshotCommand, at: Option<&str>) -> anyhow::Result<ExitC
                 }),
                 other => other.into(),
             })?;
+            for note in report.notes() {
+                eprintln!("note: {note}");
+            }
             println!("restored {} files into {}", snap.files(), to.display());
         }
         SnapshotCommand::Gc => {

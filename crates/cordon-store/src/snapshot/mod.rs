@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 pub use capture::TakeStats;
 pub use remote::RemoteSnapshots;
+pub use restore::RestoreReport;
 
 /// What a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,7 +35,8 @@ pub struct Entry {
     pub path: String,
     /// File, directory or link.
     pub kind: Kind,
-    /// Permission bits (never setuid, setgid or sticky).
+    /// Permission bits (cordon never records setuid, setgid or sticky bits; a listing that
+    /// asks for them is restored without them).
     pub mode: u32,
     /// Files: BLAKE3 of the content.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,57 @@
+//! What a run's sandbox is made of, as recorded when the run starts, so that a resumed run
+//! gets the same sandbox: the same root, environment, grants, read-only paths and tier.
+//! Secret values are never recorded: a variable taken from the host is recorded by the
+//! host variable's name and read again when the run resumes.
+
+use serde::{Deserialize, Serialize};
+
+/// A sandbox's configuration, independent of where it runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// The isolation tier asked for: `auto`, `namespaces`, `landlock` or `unconfined`.
+    pub tier: String,
+    /// Whether the whole workspace is read-only.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Where the workspace appears inside the sandbox.
+    pub root: String,
+    /// The environment added to the sandbox's fixed one.
+    #[serde(default)]
+    pub env: Vec<EnvVar>,
+    /// Host paths visible inside, at the same path.
+    #[serde(default)]
+    pub grants: Vec<GrantSpec>,
+    /// Workspace-relative paths mounted read-only.
+    #[serde(default)]
+    pub read_only_paths: Vec<String>,
+    /// Workspace-relative paths left out of checkpoints.
+    #[serde(default)]
+    pub ephemeral: Vec<String>,
+    /// The longest any one command may run, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_timeout_secs: Option<u64>,
+}
+
+/// One environment variable of a sandbox: a literal value, or the name of a host variable
+/// whose value is passed without being recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvVar {
+    /// The variable's name inside the sandbox.
+    pub name: String,
+    /// Its value, when given literally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The host variable it is read from (a secret: never recorded by value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_host: Option<String>,
+}
+
+/// A host path granted to the sandbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantSpec {
+    /// The host path (visible at the same path inside).
+    pub path: String,
+    /// Whether the sandbox may write there.
+    #[serde(default)]
+    pub writable: bool,
+}

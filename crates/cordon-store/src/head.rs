@@ -1,0 +1,274 @@
+//! Run heads: each run's event count and last hash, kept in a small file beside the store.
+//!
+//! The hash chain shows that no stored event was changed, but not that none is missing at
+//! the end, nor that a forged event was not appended with a recomputed hash. A head kept
+//! apart from the events table closes that gap: an edit of the events alone (a deletion at
+//! the end, a whole run deleted, an appended event, a WAL truncated, a chain re-hashed end
+//! to end) no longer matches it. Whoever can edit both the events and the heads is caught
+//! only by a signature over the head, which a later version adds (the record has room).
+//!
+//! Each append writes the head twice: before the insert, the head as it is plus the event
+//! about to be appended (`pending`); after it, the new head. A crash between the two leaves a
+//! pending record that says exactly which one event may or may not be stored, so a crash is
+//! never mistaken for tampering. Appends to one run from several processes are serialised
+//! by a lock on the file.
+
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The size of a head file: one fixed-size record, written in place with one `pwrite`.
+const RECORD: usize = 256;
+/// The first line of every head record.
+const MAGIC: &str = "cordon-head 1";
+/// How long an append waits for another process's append to the same run.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// A run's head, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Head {
+    /// How many events the run has.
+    pub count: u64,
+    /// The hash of its last event (the genesis hash when it has none).
+    pub last_hash: String,
+    /// An append that had begun and may or may not have been stored: its new count and hash.
+    pub pending: Option<(u64, String)>,
+}
+
+impl Head {
+    /// Whether a run whose stored events number `count` and end with `last_hash` agrees
+    /// with this head (a pending append may or may not have landed).
+    pub fn agrees(&self, count: u64, last_hash: &str) -> bool {
+        (count == self.count && last_hash == self.last_hash)
+            || self
+                .pending
+                .as_ref()
+                .is_some_and(|(c, h)| *c == count && h == last_hash)
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let pending = match &self.pending {
+            Some((c, h)) => format!("{c} {h}"),
+            None => "-".to_string(),
+        };
+        let mut text = format!(
+            "{MAGIC}\ncount {}\nhash {}\npending {pending}\n",
+            self.count, self.last_hash
+        )
+        .into_bytes();
+        text.resize(RECORD - 1, b' ');
+        text.push(b'\n');
+        text
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Head, String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "it is not text".to_string())?;
+        let mut lines = text.lines();
+        if lines.next() != Some(MAGIC) {
+            return Err("it does not start with the head marker".into());
+        }
+        let mut field = |name: &str| -> Result<String, String> {
+            lines
+                .next()
+                .and_then(|l| l.strip_prefix(name))
+                .and_then(|l| l.strip_prefix(' '))
+                .map(|v| v.trim_end().to_string())
+                .ok_or_else(|| format!("its '{name}' line is missing"))
+        };
+        let count = field("count")?
+            .parse()
+            .map_err(|_| "its count is not a number".to_string())?;
+        let last_hash = field("hash")?;
+        check_hash(&last_hash)?;
+        let pending = match field("pending")?.as_str() {
+            "-" => None,
+            p => {
+                let (c, h) = p.split_once(' ').ok_or("its pending line is malformed")?;
+                check_hash(h)?;
+                Some((
+                    c.parse()
+                        .map_err(|_| "its pending count is not a number".to_string())?,
+                    h.to_string(),
+                ))
+            }
+        };
+        Ok(Head {
+            count,
+            last_hash,
+            pending,
+        })
+    }
+}
+
+fn check_hash(h: &str) -> Result<(), String> {
+    if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(format!("'{h}' is not a hash"))
+    }
+}
+
+/// Where a store keeps its heads: a directory beside the database file.
+pub(crate) fn dir_for(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".heads");
+    db.with_file_name(name)
+}
+
+/// A run id usable as a file name (cordon's ids are UUIDs; anything else has no head file).
+fn file_name(run_id: &str) -> Option<&str> {
+    (!run_id.is_empty()
+        && run_id.len() <= 64
+        && run_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    .then_some(run_id)
+}
+
+/// Reads a run's head; `Ok(None)` when it has no head file.
+pub(crate) fn read(dir: &Path, run_id: &str) -> Result<Option<Head>, String> {
+    let Some(name) = file_name(run_id) else {
+        return Ok(None);
+    };
+    let path = dir.join(name);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(format!(
+                "cannot read its head record {}: {e}",
+                path.display()
+            ));
+        }
+    };
+    if bytes.len() != RECORD {
+        return Err(format!(
+            "its head record {} is {} bytes, not {RECORD}: it was damaged",
+            path.display(),
+            bytes.len()
+        ));
+    }
+    Head::decode(&bytes)
+        .map(Some)
+        .map_err(|e| format!("its head record {} is damaged: {e}", path.display()))
+}
+
+/// The ids of every run that has a head file.
+pub(crate) fn list(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| file_name(n).is_some())
+        .collect()
+}
+
+/// One run's head file, open for appending.
+pub(crate) struct HeadFile {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+/// The lock on a head file; released when dropped.
+pub(crate) struct Locked(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+
+impl HeadFile {
+    /// Opens (with `create`, creating) the head file of `run_id` in `dir`.
+    pub(crate) fn open(dir: &Path, run_id: &str, create: bool) -> io::Result<Option<HeadFile>> {
+        let Some(name) = file_name(run_id) else {
+            return Ok(None);
+        };
+        if create {
+            std::fs::create_dir_all(dir)?;
+        }
+        let path = dir.join(name);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(&path);
+        match file {
+            Ok(file) => Ok(Some(HeadFile { file, path })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !create => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Where the file is.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Takes the lock, waiting (without blocking the runtime) while another append holds it.
+    pub(crate) async fn lock(&self) -> io::Result<Locked> {
+        use nix::fcntl::{Flock, FlockArg};
+        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match Flock::lock(self.file.try_clone()?, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => return Ok(Locked(l)),
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(io::Error::other(format!(
+                            "another process has held {} for {}s",
+                            self.path.display(),
+                            LOCK_WAIT.as_secs()
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err((_, e)) => return Err(io::Error::from(e)),
+            }
+        }
+    }
+
+    /// The head as recorded; `Ok(None)` for a new, empty file.
+    pub(crate) fn read(&self) -> Result<Option<Head>, String> {
+        let mut buf = vec![0u8; RECORD + 1];
+        let n = self
+            .file
+            .read_at(&mut buf, 0)
+            .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
+        match n {
+            0 => Ok(None),
+            RECORD => Head::decode(&buf[..RECORD]).map(Some),
+            n => Err(format!(
+                "{} is {n} bytes, not {RECORD}",
+                self.path.display()
+            )),
+        }
+    }
+
+    /// Writes the head in place.
+    pub(crate) fn write(&self, head: &Head) -> io::Result<()> {
+        self.file.write_all_at(&head.encode(), 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_round_trip_and_damage_is_named() {
+        let h = Head {
+            count: 3,
+            last_hash: "a".repeat(64),
+            pending: Some((4, "b".repeat(64))),
+        };
+        let bytes = h.encode();
+        assert_eq!(bytes.len(), RECORD);
+        assert_eq!(Head::decode(&bytes).unwrap(), h);
+        assert!(h.agrees(3, &"a".repeat(64)) && h.agrees(4, &"b".repeat(64)));
+        assert!(!h.agrees(2, &"a".repeat(64)) && !h.agrees(5, &"b".repeat(64)));
+        let mut bad = bytes.clone();
+        bad[20] = 0xff;
+        assert!(Head::decode(&bad).is_err());
+        assert!(Head::decode(b"cordon-head 1\ncount x\n").is_err());
+        assert_eq!(file_name("../x"), None);
+        assert_eq!(file_name(""), None);
+    }
+}

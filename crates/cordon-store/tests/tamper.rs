@@ -1,0 +1,386 @@
+//! Tampering with a real store file, the way someone with the file would: each edit must
+//! be caught by `verify_run`, and none may make reading the store panic.
+
+use cordon_core::event::{Event, GENESIS_HASH, canonical_json};
+use cordon_core::{EventPayload, RunId};
+use cordon_store::verify::verify_run;
+use cordon_store::{Store, StoreErrorKind, StoredRow};
+use sqlx::SqlitePool;
+use std::path::{Path, PathBuf};
+
+struct Lab {
+    dir: tempfile::TempDir,
+    runs: Vec<RunId>,
+}
+
+impl Lab {
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("runs.db")
+    }
+}
+
+/// A store with two runs of five events each.
+async fn lab() -> Lab {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("runs.db")).await.unwrap();
+    let mut runs = Vec::new();
+    for r in 0..2 {
+        let id = RunId::new();
+        let mut log = store.create_run(&id).await.unwrap();
+        for i in 0..5 {
+            log.append(&EventPayload::UserInput {
+                text: format!("run {r} event {i}"),
+            })
+            .await
+            .unwrap();
+        }
+        runs.push(id);
+    }
+    store.close().await;
+    Lab { dir, runs }
+}
+
+/// A raw connection with the append-only triggers dropped, as an attacker would.
+async fn raw(db: &Path) -> SqlitePool {
+    let pool = SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    for t in ["events_append_only_update", "events_append_only_delete"] {
+        sqlx::query(&format!("DROP TRIGGER {t}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool
+}
+
+async fn verdict(lab: &Lab, run: &RunId) -> cordon_store::verify::Verdict {
+    let store = Store::open_read_only(&lab.db()).await.unwrap();
+    verify_run(&store, run).await.unwrap()
+}
+
+async fn all_rows(
+    pool: &SqlitePool,
+    run: &RunId,
+) -> Vec<(i64, String, String, String, String, String)> {
+    sqlx::query_as(
+        "SELECT seq, ts, kind, payload, prev_hash, hash FROM events WHERE run_id = ? ORDER BY seq",
+    )
+    .bind(run.as_str())
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_untouched_store_verifies_with_its_heads() {
+    let lab = lab().await;
+    for run in &lab.runs {
+        let v = verdict(&lab, run).await;
+        assert!(v.ok(), "{:?}", v.problems);
+        assert_eq!(v.events, 5);
+        assert!(v.head_expected && v.head.is_some());
+    }
+}
+
+#[tokio::test]
+async fn deleting_events_at_the_end_is_caught() {
+    let lab = lab().await;
+    let pool = raw(&lab.db()).await;
+    sqlx::query("DELETE FROM events WHERE run_id = ? AND seq >= 3")
+        .bind(lab.runs[0].as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let v = verdict(&lab, &lab.runs[0]).await;
+    assert!(!v.ok());
+    assert!(
+        v.problems[0].reason.contains("5 events were recorded"),
+        "{:?}",
+        v.problems
+    );
+    assert!(
+        verdict(&lab, &lab.runs[1]).await.ok(),
+        "the other run is untouched"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_whole_run_or_its_first_event_is_caught() {
+    let lab = lab().await;
+    let pool = raw(&lab.db()).await;
+    sqlx::query("DELETE FROM events WHERE run_id = ?")
+        .bind(lab.runs[0].as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM events WHERE run_id = ? AND seq = 0")
+        .bind(lab.runs[1].as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let store = Store::open_read_only(&lab.db()).await.unwrap();
+    for run in &lab.runs {
+        let found = store.resolve(run.as_str()).await.unwrap();
+        assert_eq!(&found, run, "the run is still found through its head");
+        let v = verify_run(&store, run).await.unwrap();
+        assert!(!v.ok(), "{run}");
+    }
+    let v = verify_run(&store, &lab.runs[0]).await.unwrap();
+    assert!(
+        v.problems[0].reason.contains("the run was deleted"),
+        "{:?}",
+        v.problems
+    );
+    assert_eq!(store.run_ids().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn an_appended_forged_event_is_caught_even_with_a_valid_hash() {
+    let lab = lab().await;
+    let pool = raw(&lab.db()).await;
+    let rows = all_rows(&pool, &lab.runs[0]).await;
+    let last_hash = rows.last().unwrap().5.clone();
+    let forged = Event::new(
+        &lab.runs[0],
+        5,
+        "2026-12-01T00:00:00.000Z".into(),
+        &EventPayload::RunCompleted {
+            output: "forged".into(),
+            structured: None,
+        },
+        &last_hash,
+    );
+    insert(&pool, &forged).await;
+    pool.close().await;
+    let v = verdict(&lab, &lab.runs[0]).await;
+    assert!(!v.ok());
+    assert!(
+        v.problems[0].reason.contains("added outside cordon"),
+        "{:?}",
+        v.problems
+    );
+}
+
+async fn insert(pool: &SqlitePool, e: &Event) {
+    sqlx::query("INSERT INTO events (run_id, seq, ts, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .bind(e.run_id.as_str())
+        .bind(e.seq as i64)
+        .bind(&e.ts)
+        .bind(&e.kind)
+        .bind(canonical_json(&e.payload))
+        .bind(&e.prev_hash)
+        .bind(&e.hash)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_event_moved_to_another_run_is_caught_in_both() {
+    let lab = lab().await;
+    let pool = raw(&lab.db()).await;
+    sqlx::query("UPDATE events SET run_id = ?, seq = 5 WHERE run_id = ? AND seq = 4")
+        .bind(lab.runs[1].as_str())
+        .bind(lab.runs[0].as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert!(
+        !verdict(&lab, &lab.runs[0]).await.ok(),
+        "the source lost its last event"
+    );
+    assert!(
+        !verdict(&lab, &lab.runs[1]).await.ok(),
+        "the target gained one"
+    );
+}
+
+#[tokio::test]
+async fn a_chain_rehashed_end_to_end_is_caught() {
+    let lab = lab().await;
+    let pool = raw(&lab.db()).await;
+    let run = &lab.runs[0];
+    let rows = all_rows(&pool, run).await;
+    sqlx::query("DELETE FROM events WHERE run_id = ?")
+        .bind(run.as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut prev = GENESIS_HASH.to_string();
+    for (seq, ts, _kind, _payload, _, _) in rows {
+        let e = Event::new(
+            run,
+            seq as u64,
+            ts,
+            &EventPayload::UserInput {
+                text: format!("rewritten {seq}"),
+            },
+            &prev,
+        );
+        prev = e.hash.clone();
+        insert(&pool, &e).await;
+    }
+    pool.close().await;
+    let store = Store::open_read_only(&lab.db()).await.unwrap();
+    cordon_core::verify_chain(&store.events(run).await.unwrap())
+        .expect("the rewritten chain is internally consistent");
+    let v = verify_run(&store, run).await.unwrap();
+    assert!(!v.ok());
+    assert!(
+        v.problems[0].reason.contains("rewritten"),
+        "{:?}",
+        v.problems
+    );
+}
+
+#[tokio::test]
+async fn a_truncated_wal_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    let store = Store::open(&db).await.unwrap();
+    let run = RunId::new();
+    let mut log = store.create_run(&run).await.unwrap();
+    for i in 0..6 {
+        log.append(&EventPayload::UserInput {
+            text: format!("event {i} {}", "x".repeat(2000)),
+        })
+        .await
+        .unwrap();
+    }
+    // While the writer is still open (as after a crash), copy the database, its WAL and
+    // the heads; then cut the WAL copy short, losing its last transactions.
+    let copy = dir.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for name in ["live.db", "live.db-wal"] {
+        std::fs::copy(dir.path().join(name), copy.join(name)).unwrap();
+    }
+    copy_dir(
+        &dir.path().join("live.db.heads"),
+        &copy.join("live.db.heads"),
+    );
+    let wal = copy.join("live.db-wal");
+    let len = std::fs::metadata(&wal).unwrap().len();
+    assert!(len > 8192, "the events are in the WAL ({len} bytes)");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&wal)
+        .unwrap()
+        .set_len(len - 6000)
+        .unwrap();
+    let copied = Store::open_read_only(&copy.join("live.db")).await.unwrap();
+    let v = verify_run(&copied, &run).await.unwrap();
+    assert!(v.events < 6, "the WAL cut lost events ({})", v.events);
+    assert!(!v.ok(), "and verify notices: {v:?}");
+    drop(log);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn bad_bytes_in_stored_rows_are_damage_not_a_panic() {
+    let lab = lab().await;
+    let pool = raw(&lab.db()).await;
+    // Invalid UTF-8 in a payload and in a timestamp, and a payload that is not JSON.
+    sqlx::query("UPDATE events SET payload = CAST(X'7B22746578745F223A2022FF227D' AS TEXT) WHERE run_id = ? AND seq = 1")
+        .bind(lab.runs[0].as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE events SET ts = CAST(X'32303236FE' AS TEXT) WHERE run_id = ? AND seq = 2")
+        .bind(lab.runs[0].as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE events SET payload = 'not json' WHERE run_id = ? AND seq = 3")
+        .bind(lab.runs[1].as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let store = Store::open_read_only(&lab.db()).await.unwrap();
+    let listed = store.list_runs(None, 10).await.unwrap();
+    assert_eq!(listed.len(), 2, "both runs are still listed");
+    let rows = store.rows(&lab.runs[0]).await.unwrap();
+    assert_eq!(rows.len(), 5);
+    let damaged: Vec<u64> = rows
+        .iter()
+        .filter_map(|r| match r {
+            StoredRow::Damaged { seq, .. } => *seq,
+            StoredRow::Event(_) => None,
+        })
+        .collect();
+    assert_eq!(damaged, [1, 2]);
+    let err = store.events(&lab.runs[0]).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Damaged, "{err}");
+    for run in &lab.runs {
+        let v = verify_run(&store, run).await.unwrap();
+        assert!(!v.ok());
+    }
+    let v = verify_run(&store, &lab.runs[1]).await.unwrap();
+    assert!(
+        v.problems[0].reason.contains("not JSON"),
+        "{:?}",
+        v.problems
+    );
+}
+
+#[tokio::test]
+async fn a_truncated_or_foreign_file_is_refused_not_taken_for_an_empty_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    for result in [
+        Store::open(&empty).await.err(),
+        Store::open_read_only(&empty).await.err(),
+    ] {
+        let err = result.expect("refused");
+        assert_eq!(err.kind(), StoreErrorKind::Damaged, "{err}");
+        assert!(err.to_string().contains("0 bytes"), "{err}");
+    }
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![0x42u8; 8192]).unwrap();
+    let err = Store::open_read_only(&garbage)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(err.kind(), StoreErrorKind::Damaged, "{err}");
+    let missing = Store::open_read_only(&dir.path().join("missing.db"))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(missing.kind(), StoreErrorKind::BadInput);
+    assert!(
+        !dir.path().join("missing.db").exists(),
+        "reading created nothing"
+    );
+}
+
+#[tokio::test]
+async fn reading_a_store_changes_nothing_in_it() {
+    let lab = lab().await;
+    // The writer's connections close in the background; its last one folds the WAL in.
+    let wal = lab.dir.path().join("runs.db-wal");
+    for _ in 0..200 {
+        if std::fs::metadata(&wal).map_or(true, |m| m.len() == 0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let before = std::fs::read(lab.db()).unwrap();
+    // Read-only in the sense that matters: nothing about the file changes.
+    let store = Store::open_read_only(&lab.db()).await.unwrap();
+    assert_eq!(store.list_runs(None, 10).await.unwrap().len(), 2);
+    assert!(store.create_run(&RunId::new()).await.is_err());
+    store.close().await;
+    assert_eq!(std::fs::read(lab.db()).unwrap(), before);
+}
