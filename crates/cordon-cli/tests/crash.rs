@@ -1,5 +1,6 @@
 //! The crash test: a scripted 30-step run (file edits with `apply_patch`, commands with
-//! `exec_command`, in a real namespaces sandbox, over the streamed Responses API) is killed
+//! `exec_command`, a Python venv, in a real namespaces sandbox built from a manifest with a
+//! root and an environment, over the streamed Responses API) is killed
 //! with SIGKILL at many points: while a response streams, while a command runs, while a
 //! checkpoint is written, and right after log appends. Each time `cordon resume` finishes it,
 //! and then the workspace must equal an uninterrupted run's, no recorded model response may
@@ -28,9 +29,16 @@ fn script(slow: Option<usize>, sleepy: Option<usize>) -> Script {
     let mut turns = Vec::new();
     for i in 0..STEPS {
         let call = match i % 6 {
+            // The manifest's root and environment must hold after every resume; the first
+            // step makes a real Python venv (absolute links included).
             0 => exec(&format!(
-                "printf 'step {i}\\n' >> journal.txt && mkdir -p d{i} && seq 1 {} > d{i}/seq.txt",
-                i * 50 + 1
+                "printf 'step {i} in %s with %s and %s\\n' \"$(pwd)\" \"$LIT\" \"${{TOK:+a token}}\" >> journal.txt && mkdir -p d{i} && seq 1 {} > d{i}/seq.txt{}",
+                i * 50 + 1,
+                if i == 0 {
+                    " && python3 -m venv --without-pip venv"
+                } else {
+                    ""
+                }
             )),
             1 => patch(&format!(
                 "*** Begin Patch\n*** Add File: notes/n{i}.md\n+# note {i}\n+status: open\n*** End Patch\n"
@@ -97,12 +105,18 @@ impl Home {
         )
         .unwrap();
         std::fs::create_dir(dir.path().join("ws")).unwrap();
+        std::fs::write(
+            dir.path().join("manifest.toml"),
+            "root = \"/project\"\n[entries.\"readme.txt\"]\ntype = \"file\"\ncontent = \"30 steps\\n\"\n[env]\nLIT = \"plain-value\"\nTOK = { from_host = \"CRASH_TOKEN\" }\n",
+        )
+        .unwrap();
         Home { dir }
     }
 
     fn cmd(&self) -> std::process::Command {
         let mut c = common::cordon_std(self.dir.path());
-        c.env("CORDON_CONFIG", self.dir.path().join("config.toml"));
+        c.env("CORDON_CONFIG", self.dir.path().join("config.toml"))
+            .env("CRASH_TOKEN", "tok-crash-1234");
         c
     }
 
@@ -147,6 +161,8 @@ async fn run(home: &Home, kill: Option<KillPoint>) -> String {
         "40",
         "--model",
         "s:m",
+        "--manifest",
+        "manifest.toml",
         "--workspace",
     ])
     .arg(home.path("ws"))
@@ -290,6 +306,15 @@ async fn every_crash_resumes_to_the_same_workspace_without_asking_the_model_twic
     assert!(
         expected.len() > 20,
         "the steps built a workspace: {expected:?}"
+    );
+    let journal = std::fs::read_to_string(home.path("ws/journal.txt")).unwrap();
+    assert!(
+        journal.starts_with("step 0 in /project with plain-value and a token\n"),
+        "the manifest's root and environment: {journal}"
+    );
+    assert_eq!(
+        expected["venv/bin/python3"].0, "link → /usr/bin/python3",
+        "a real venv, with its absolute link"
     );
 
     let points = kill_points();

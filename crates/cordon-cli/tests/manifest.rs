@@ -196,43 +196,80 @@ fn a_manifest_builds_a_fresh_workspace_in_the_sandbox() {
 }
 
 #[test]
-fn sources_that_lead_out_are_refused() {
+fn sources_that_lead_out_are_refused_and_links_stay_links() {
     let home = tempfile::tempdir().unwrap();
     let base = home.path().join("p");
-    std::fs::create_dir_all(base.join("d")).unwrap();
+    std::fs::create_dir_all(base.join("d/inner")).unwrap();
+    std::fs::write(base.join("d/inner/f.txt"), "inside").unwrap();
     std::fs::write(home.path().join("secret.txt"), "secret").unwrap();
     std::os::unix::fs::symlink(home.path().join("secret.txt"), base.join("d/link")).unwrap();
-    for (name, entry) in [
-        (
-            "outside.toml",
-            "[entries.s]\ntype = \"local_file\"\nsource = \"../secret.txt\"\n",
-        ),
-        (
-            "link.toml",
-            "[entries.d]\ntype = \"local_dir\"\nsource = \"d\"\n",
-        ),
-    ] {
-        let manifest = base.join(name);
-        std::fs::write(&manifest, entry).unwrap();
-        let ws = home.path().join(format!("ws-{name}"));
-        let out = cordon(home.path())
-            .args(["sandbox", "exec", "--manifest"])
-            .arg(&manifest)
-            .arg("--workspace")
-            .arg(&ws)
-            .args(["--", "true"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
-        assert!(
-            stderr.contains("outside the manifest's directory")
-                || stderr.contains("leads out of the source"),
-            "{name}: {stderr}"
-        );
-        let leaked = walk_contains(&ws, "secret");
-        assert!(!leaked, "{name}: the secret reached the workspace");
-    }
+    std::os::unix::fs::symlink(".", base.join("d/self")).unwrap();
+    std::os::unix::fs::symlink("inner", base.join("d/to-inner")).unwrap();
+    // A source outside the manifest's directory is refused.
+    let manifest = base.join("outside.toml");
+    std::fs::write(
+        &manifest,
+        "[entries.s]\ntype = \"local_file\"\nsource = \"../secret.txt\"\n",
+    )
+    .unwrap();
+    let ws = home.path().join("ws-outside");
+    let out = cordon(home.path())
+        .args(["sandbox", "exec", "--manifest"])
+        .arg(&manifest)
+        .arg("--workspace")
+        .arg(&ws)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("outside the manifest's directory"),
+        "{stderr}"
+    );
+    assert!(!walk_contains(&ws, "secret"));
+    // Links inside a local_dir are copied as links: a loop stays a loop (and ends), a link
+    // out is text, not the secret's content, a link to a directory inside stays a link.
+    let manifest = base.join("link.toml");
+    std::fs::write(
+        &manifest,
+        "[entries.d]\ntype = \"local_dir\"\nsource = \"d\"\n",
+    )
+    .unwrap();
+    let ws = home.path().join("ws-link");
+    let out = cordon(home.path())
+        .args(["sandbox", "exec", "--manifest"])
+        .arg(&manifest)
+        .arg("--workspace")
+        .arg(&ws)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "cat d/to-inner/f.txt; ls d/self/self/inner",
+        ])
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "insidef.txt\n");
+    assert_eq!(
+        std::fs::read_link(ws.join("d/self")).unwrap(),
+        Path::new(".")
+    );
+    assert_eq!(
+        std::fs::read_link(ws.join("d/to-inner")).unwrap(),
+        Path::new("inner")
+    );
+    assert_eq!(
+        std::fs::read_link(ws.join("d/link")).unwrap(),
+        home.path().join("secret.txt")
+    );
+    assert!(
+        !walk_contains(&ws, "secret"),
+        "nothing was read through a link"
+    );
 }
 
 fn walk_contains(dir: &Path, needle: &str) -> bool {
@@ -242,10 +279,13 @@ fn walk_contains(dir: &Path, needle: &str) -> bool {
         .flatten()
         .any(|e| {
             let p = e.path();
-            if p.is_dir() {
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
                 walk_contains(&p, needle)
-            } else {
+            } else if ft.is_file() {
                 std::fs::read_to_string(&p).is_ok_and(|t| t.contains(needle))
+            } else {
+                false
             }
         })
 }

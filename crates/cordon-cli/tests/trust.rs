@@ -694,3 +694,83 @@ async fn grants_that_reach_the_host_or_cordons_records_are_refused() {
         .await;
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// The peak resident memory of a running process, polled until it exits.
+fn peak_rss_kib(child: &mut std::process::Child) -> u64 {
+    let mut peak = 0;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
+            let hwm = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0);
+            peak = peak.max(hwm);
+        }
+        if child.try_wait().unwrap().is_some() {
+            return peak;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cordons_memory_stays_bounded_whatever_a_command_prints() {
+    let home = Home::new(
+        r#"
+        [[turns]]
+        tool_calls = [{ name = "exec_command", arguments = { cmd = "head -c 300000000 /dev/zero | tr '\\0' a; echo; echo END", yield_time_ms = 120000 } }]
+        [[turns]]
+        tool_calls = [{ name = "exec_command", arguments = { cmd = "yes & sleep 4; kill %1", yield_time_ms = 60000 } }]
+        [[turns]]
+        text = "done"
+        "#,
+    )
+    .await;
+    let ws = home.path().join("ws");
+    let mut c = home.cordon();
+    c.args([
+        "run",
+        "--json",
+        "--model",
+        "s:m",
+        "--workspace",
+        ws.to_str().unwrap(),
+        "print",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null());
+    let (peak, out) = tokio::task::spawn_blocking(move || {
+        let mut child = c.spawn().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            std::io::Read::read_to_end(&mut stdout, &mut s).unwrap();
+            s
+        });
+        let peak = peak_rss_kib(&mut child);
+        (peak, reader.join().unwrap())
+    })
+    .await
+    .unwrap();
+    assert!(peak > 0, "the peak was read");
+    assert!(
+        peak < 200 * 1024,
+        "cordon's resident memory reached {} MiB",
+        peak / 1024
+    );
+    let events = common::json_lines(&out);
+    let results: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "tool_result")
+        .collect();
+    assert_eq!(results.len(), 2, "{events:?}");
+    let first = results[0]["payload"]["output"].as_str().unwrap();
+    assert!(
+        first.contains("Output bytes dropped: 29"),
+        "{}",
+        &first[..300.min(first.len())]
+    );
+    assert!(first.contains("END"), "the end of the output is kept");
+    assert!(first.len() < 100_000, "the model gets a bounded answer");
+}

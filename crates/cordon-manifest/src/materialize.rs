@@ -201,10 +201,12 @@ fn allowed_source(m: &Manifest, source: &Path) -> Result<PathBuf, String> {
     }
 }
 
-/// What a source directory holds: its directories (with modes) and files.
+/// What a source directory holds: its directories (with modes), files and links.
 struct Listing {
     dirs: Vec<(String, u32)>,
     files: Vec<Found>,
+    /// (path, target): links, copied as links.
+    links: Vec<(String, String)>,
 }
 
 /// One file found under a source directory.
@@ -227,7 +229,11 @@ async fn copy_dir(
     }
     let globs = globs.build().map_err(|e| e.to_string())?;
     let root = std::fs::canonicalize(source).map_err(|e| format!("{}: {e}", source.display()))?;
-    let Listing { dirs, files } = walk(&root, &globs)?;
+    let walk_root = root.clone();
+    let Listing { dirs, files, links } =
+        tokio::task::spawn_blocking(move || walk(&walk_root, &globs))
+            .await
+            .map_err(|e| e.to_string())??;
     sandbox
         .make_dir(dest, None)
         .await
@@ -237,6 +243,12 @@ async fn copy_dir(
             .make_dir(&format!("{dest}/{rel}"), Some(*mode))
             .await
             .map_err(|e| e.to_string())?;
+    }
+    for (rel, target) in &links {
+        sandbox
+            .symlink(&format!("{dest}/{rel}"), target)
+            .await
+            .map_err(|e| format!("{rel}: {e}"))?;
     }
     let written: Vec<(String, String, u32, u64)> =
         futures::stream::iter(files.into_iter().map(|f| async move {
@@ -262,6 +274,7 @@ async fn copy_dir(
         .map(|(rel, d, mode, _)| format!("{rel}\0{mode:o}\0{d}"))
         .collect();
     listing.extend(dirs.iter().map(|(rel, mode)| format!("{rel}/\0{mode:o}")));
+    listing.extend(links.iter().map(|(rel, t)| format!("{rel}\0link\0{t}")));
     listing.sort();
     let digest = hex::encode(Sha256::digest(listing.join("\n").as_bytes()));
     Ok((
@@ -271,56 +284,69 @@ async fn copy_dir(
     ))
 }
 
-/// Every directory and file under `root` that no glob ignores. A symlink is followed only
-/// when it stays inside `root` (its target is copied); one that leads out stops the copy.
+/// Every directory, file and link under `root` that no glob ignores. Links are never
+/// followed: each is copied as a link, verbatim (so a link to `.` cannot loop, and nothing
+/// is read through one). Devices, fifos and sockets are left out.
 fn walk(root: &Path, ignore: &globset::GlobSet) -> Result<Listing, String> {
-    let mut dirs = Vec::new();
-    let mut files = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| e.to_string())?;
-            let path = entry.path();
-            let rel = path
-                .strip_prefix(root)
-                .map_err(|e| e.to_string())?
-                .to_string_lossy()
-                .into_owned();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if ignore.is_match(&rel) || ignore.is_match(&name) {
-                continue;
-            }
-            let meta = std::fs::symlink_metadata(&path).map_err(|e| e.to_string())?;
-            let (real, meta) = if meta.file_type().is_symlink() {
-                let target =
-                    std::fs::canonicalize(&path).map_err(|e| format!("symlink {rel}: {e}"))?;
-                if !target.starts_with(root) {
-                    return Err(format!(
-                        "symlink {rel} leads out of the source, to {}",
-                        target.display()
-                    ));
-                }
-                let m = std::fs::metadata(&target).map_err(|e| e.to_string())?;
-                (target, m)
-            } else {
-                (path.clone(), meta)
-            };
-            let mode = meta.permissions().mode() & 0o777;
-            if meta.is_dir() {
-                dirs.push((rel, mode));
-                stack.push(real);
-            } else if meta.is_file() {
-                files.push(Found {
-                    rel,
-                    path: real,
-                    mode,
-                });
-            }
+    let mut listing = Listing {
+        dirs: Vec::new(),
+        files: Vec::new(),
+        links: Vec::new(),
+    };
+    let entries = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            let rel = e.path().strip_prefix(root).unwrap_or(e.path());
+            !(ignore.is_match(rel) || ignore.is_match(e.file_name()))
+        });
+    for entry in entries {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .map_err(|e| e.to_string())?
+            .to_str()
+            .ok_or_else(|| {
+                format!(
+                    "{}: the name is not UTF-8, which a workspace path must be",
+                    entry.path().display()
+                )
+            })?
+            .to_string();
+        let ft = entry.file_type();
+        if ft.is_symlink() {
+            let target = std::fs::read_link(entry.path()).map_err(|e| format!("{rel}: {e}"))?;
+            let target = target
+                .to_str()
+                .ok_or_else(|| format!("link {rel}: its target is not UTF-8"))?
+                .to_string();
+            listing.links.push((rel, target));
+        } else if ft.is_dir() {
+            let mode = entry
+                .metadata()
+                .map_err(|e| format!("{rel}: {e}"))?
+                .permissions()
+                .mode()
+                & 0o777;
+            listing.dirs.push((rel, mode));
+        } else if ft.is_file() {
+            let mode = entry
+                .metadata()
+                .map_err(|e| format!("{rel}: {e}"))?
+                .permissions()
+                .mode()
+                & 0o777;
+            listing.files.push(Found {
+                rel,
+                path: entry.path().to_path_buf(),
+                mode,
+            });
         }
     }
-    dirs.sort();
-    Ok(Listing { dirs, files })
+    Ok(listing)
 }
 
 /// Clones a repository on the host: hooks off, no prompts, bounded in time.

@@ -1,5 +1,5 @@
-//! The client side of the supervisor's protocol: starting processes, routing their events,
-//! file requests, archive and restore. Backend-independent: whatever started the
+//! The client side of the supervisor's protocol: starting processes, routing their events
+//! (with backpressure), file requests. Backend-independent: whatever started the
 //! supervisor (bubblewrap here; a container or a remote host later) hands its channel to a
 //! [`Client`].
 
@@ -10,7 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{Receiver, Sender};
+
+/// Events buffered per process: a consumer that falls behind holds the supervisor back
+/// (and so the command, whose output pipe fills) instead of growing memory.
+const EVENTS_PER_PROCESS: usize = 16;
+/// The most of each stream [`Process::collect`] keeps: its start and its end, this much each.
+const COLLECT_KEEP: usize = 4 << 20;
 
 /// What happens to a process, in order: started, output, exited (or failed).
 #[derive(Debug, Clone, PartialEq)]
@@ -32,7 +38,7 @@ pub enum ProcessEvent {
 
 struct Inner {
     stdin: tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>,
-    procs: Mutex<HashMap<u64, UnboundedSender<ProcessEvent>>>,
+    procs: Mutex<HashMap<u64, Sender<ProcessEvent>>>,
     /// File requests waiting for their one reply.
     pending: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<Reply>>>,
     next_id: AtomicU64,
@@ -92,7 +98,7 @@ impl Client {
         tty: Option<(u16, u16)>,
     ) -> Result<Process, SandboxError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) = tokio::sync::mpsc::channel(EVENTS_PER_PROCESS);
         self.inner.procs.lock().expect("procs lock").insert(id, tx);
         let mut full_env = self.env.clone();
         full_env.extend(env.iter().cloned());
@@ -208,6 +214,17 @@ impl Client {
         }
     }
 
+    /// Makes a symbolic link in the workspace, pointing at `target` verbatim.
+    pub async fn symlink(&self, path: &str, target: &str) -> Result<(), SandboxError> {
+        self.file_request(|id| Request::Symlink {
+            id,
+            path: path.into(),
+            target: target.into(),
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Applies file changes all or nothing, inside the sandbox (see [`crate::files::commit`]).
     pub async fn commit(&self, changes: &[crate::files::Change]) -> Result<(), SandboxError> {
         let changes = changes
@@ -233,69 +250,35 @@ impl Client {
         .await
         .map(|_| ())
     }
-
-    /// The workspace as a tar archive, made inside the sandbox.
-    pub async fn archive(&self) -> Result<Vec<u8>, SandboxError> {
-        let argv: Vec<String> = ["tar", "-C", &self.workspace, "-cf", "-", "."]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let out = self.run(&argv, ".", Duration::from_secs(3600)).await?;
-        if out.code != Some(0) {
-            return Err(SandboxError::Refused(format!(
-                "archive failed: {}",
-                out.stderr_text().trim()
-            )));
-        }
-        Ok(out.stdout)
-    }
-
-    /// Unpacks a tar archive into the workspace, inside the sandbox (so an archive with
-    /// hostile paths can do no more than a command could).
-    pub async fn restore(&self, tar: &[u8]) -> Result<(), SandboxError> {
-        let argv: Vec<String> = ["tar", "-C", &self.workspace, "--no-same-owner", "-xf", "-"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let p = self.spawn(&argv, ".", &[], None).await?;
-        for chunk in tar.chunks(1 << 20) {
-            p.write(chunk).await?;
-        }
-        p.close_stdin().await?;
-        let out = p.collect(Duration::from_secs(3600)).await?;
-        if out.code != Some(0) {
-            return Err(SandboxError::Refused(format!(
-                "restore failed: {}",
-                out.stderr_text().trim()
-            )));
-        }
-        Ok(())
-    }
 }
 
-/// A process in a sandbox.
+/// A process in a sandbox. Its events must be read (with [`Process::next_event`],
+/// [`Process::collect`], or from [`Process::take_events`]): unread, they hold the sandbox's
+/// output back.
 pub struct Process {
     id: u64,
-    events: UnboundedReceiver<ProcessEvent>,
+    events: Receiver<ProcessEvent>,
     inner: Arc<Inner>,
 }
 
 impl Process {
     /// Takes the process's event stream, to read it elsewhere while this handle still
     /// writes, signals and kills (`next_event` and `collect` see nothing afterwards).
-    pub fn take_events(&mut self) -> UnboundedReceiver<ProcessEvent> {
-        let (_, empty) = tokio::sync::mpsc::unbounded_channel();
+    pub fn take_events(&mut self) -> Receiver<ProcessEvent> {
+        let (_, empty) = tokio::sync::mpsc::channel(1);
         std::mem::replace(&mut self.events, empty)
     }
 }
 
-/// A finished command's output.
+/// A finished command's output: of each stream, at most its first and last 4 MiB.
 #[derive(Debug, Clone, Default)]
 pub struct Output {
-    /// Standard output (or the terminal's output).
+    /// Standard output (or the terminal's output), marked where the middle was dropped.
     pub stdout: Vec<u8>,
-    /// Standard error.
+    /// Standard error, marked where the middle was dropped.
     pub stderr: Vec<u8>,
+    /// Bytes dropped from the middle of the two streams.
+    pub dropped: u64,
     /// Exit code, if it exited.
     pub code: Option<i32>,
     /// Signal, if one ended it.
@@ -365,6 +348,8 @@ impl Process {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut out = Output::default();
+        let mut stdout = crate::HeadTail::new(COLLECT_KEEP, COLLECT_KEEP);
+        let mut stderr = crate::HeadTail::new(COLLECT_KEEP, COLLECT_KEEP);
         loop {
             let event = match tokio::time::timeout_at(deadline, self.next_event()).await {
                 Ok(e) => e,
@@ -384,12 +369,15 @@ impl Process {
             };
             match event {
                 Some(ProcessEvent::Started(_)) => {}
-                Some(ProcessEvent::Output(Stream::Stderr, data)) => out.stderr.extend(data),
-                Some(ProcessEvent::Output(_, data)) => out.stdout.extend(data),
+                Some(ProcessEvent::Output(Stream::Stderr, data)) => stderr.push(&data),
+                Some(ProcessEvent::Output(_, data)) => stdout.push(&data),
                 Some(ProcessEvent::Exited { code, signal }) => {
                     out.code = code;
                     out.signal = signal;
                     out.duration = started.elapsed();
+                    out.dropped = stdout.dropped() + stderr.dropped();
+                    out.stdout = stdout.take_marked();
+                    out.stderr = stderr.take_marked();
                     return Ok(out);
                 }
                 Some(ProcessEvent::Failed(why)) => return Err(SandboxError::Refused(why)),
@@ -440,16 +428,31 @@ async fn route_replies<R: AsyncRead + Unpin>(mut stdout: R, inner: Arc<Inner>) {
             | Reply::Entries { .. }
             | Reply::Done { .. } => continue,
         };
-        let mut procs = inner.procs.lock().expect("procs lock");
-        if let Some(tx) = procs.get(&id) {
-            let _ = tx.send(event);
-        }
-        if last {
-            procs.remove(&id);
+        let tx = {
+            let mut procs = inner.procs.lock().expect("procs lock");
+            if last {
+                procs.remove(&id)
+            } else {
+                procs.get(&id).cloned()
+            }
+        };
+        // Waits while the process's reader is behind: the supervisor, and then the
+        // command, wait with it.
+        if let Some(tx) = tx {
+            let _ = tx.send(event).await;
         }
     };
     inner.pending.lock().expect("pending lock").clear();
-    for (_, tx) in inner.procs.lock().expect("procs lock").drain() {
-        let _ = tx.send(ProcessEvent::Failed(format!("the sandbox broke: {why}")));
+    let left: Vec<_> = inner
+        .procs
+        .lock()
+        .expect("procs lock")
+        .drain()
+        .map(|(_, tx)| tx)
+        .collect();
+    for tx in left {
+        let _ = tx
+            .send(ProcessEvent::Failed(format!("the sandbox broke: {why}")))
+            .await;
     }
 }

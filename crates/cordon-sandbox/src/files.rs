@@ -76,6 +76,9 @@ pub fn serve(workspace: &Path, request: FileRequest) -> Reply {
         FileRequest::MakeDir { path, mode, .. } => {
             make_dir(workspace, &path, mode).map(|()| Reply::Done { id })
         }
+        FileRequest::Symlink { path, target, .. } => {
+            symlink(workspace, &path, &target).map(|()| Reply::Done { id })
+        }
         FileRequest::Commit { changes, .. } => changes
             .into_iter()
             .map(|c| {
@@ -129,6 +132,16 @@ fn write(workspace: &Path, path: &str, data: &str, mode: Option<u32>) -> Result<
             .map_err(|e| format!("chmod '{path}': {e}"))?;
     }
     Ok(())
+}
+
+/// Makes a link at `path` (its directories made first) pointing at `target` as given.
+fn symlink(workspace: &Path, path: &str, target: &str) -> Result<(), String> {
+    if target.is_empty() || target.contains('\0') {
+        return Err(format!("link '{path}': its target is empty or not text"));
+    }
+    make_parents(workspace, path)?;
+    let p = resolve(workspace, path)?;
+    std::os::unix::fs::symlink(target, &p).map_err(|e| format!("link '{path}': {e}"))
 }
 
 fn make_dir(workspace: &Path, path: &str, mode: Option<u32>) -> Result<(), String> {
@@ -422,6 +435,15 @@ pub enum FileRequest {
         /// Path.
         path: String,
     },
+    /// Make a symbolic link.
+    Symlink {
+        /// Request id.
+        id: u64,
+        /// Path of the link.
+        path: String,
+        /// Its target, verbatim.
+        target: String,
+    },
     /// Apply changes all or nothing.
     Commit {
         /// Request id.
@@ -448,6 +470,7 @@ impl FileRequest {
             | FileRequest::MakeDir { id, .. }
             | FileRequest::List { id, .. }
             | FileRequest::Commit { id, .. }
+            | FileRequest::Symlink { id, .. }
             | FileRequest::Remove { id, .. } => *id,
         }
     }

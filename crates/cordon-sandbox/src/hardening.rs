@@ -73,6 +73,15 @@ pub struct Applied {
     pub seccomp: bool,
     /// Whether the rlimits are set (core dumps off included).
     pub rlimits: bool,
+    /// Whether every capability is dropped (effective, permitted, inheritable, ambient and
+    /// bounding sets).
+    #[serde(default)]
+    pub capabilities_dropped: bool,
+    /// Whether the securebits that keep them dropped are locked and the bounding set is
+    /// cleared (neither can be, nor need be, for a supervisor that never had a capability
+    /// or a root uid: it runs with no_new_privs).
+    #[serde(default)]
+    pub securebits_locked: bool,
     /// The cgroup limits on the whole sandbox, if the host allowed them.
     #[serde(default)]
     pub cgroups: Option<String>,
@@ -86,6 +95,8 @@ impl Applied {
             landlock_abi: 0,
             seccomp: false,
             rlimits: false,
+            capabilities_dropped: false,
+            securebits_locked: false,
             cgroups: None,
         }
     }
@@ -95,6 +106,7 @@ impl Applied {
 /// runtime starts, so every later thread and child inherits it.
 pub fn apply(h: &Hardening) -> Result<Applied, String> {
     set_limits(&h.limits)?;
+    let securebits_locked = drop_capabilities()?;
     let (landlock, landlock_abi) = landlock(h)?;
     install_seccomp()?;
     Ok(Applied {
@@ -102,7 +114,73 @@ pub fn apply(h: &Hardening) -> Result<Applied, String> {
         landlock_abi,
         seccomp: true,
         rlimits: true,
+        capabilities_dropped: true,
+        securebits_locked,
         cgroups: None,
+    })
+}
+
+/// The securebits locked on: root gets no capabilities from exec or from a uid change, and
+/// ambient capabilities cannot be raised; locked, so nothing inside can turn them off.
+fn locked_securebits() -> capctl::prctl::Secbits {
+    use capctl::prctl::Secbits;
+    Secbits::NOROOT
+        | Secbits::NOROOT_LOCKED
+        | Secbits::NO_SETUID_FIXUP
+        | Secbits::NO_SETUID_FIXUP_LOCKED
+        | Secbits::KEEP_CAPS_LOCKED
+        | Secbits::NO_CAP_AMBIENT_RAISE
+        | Secbits::NO_CAP_AMBIENT_RAISE_LOCKED
+}
+
+/// Drops every capability from every set, after locking the securebits (which needs
+/// CAP_SETPCAP, so it comes first), then checks that nothing is left; returns whether the
+/// securebits are locked and the bounding set cleared. A supervisor started by root in the
+/// landlock tier holds every capability until here.
+///
+/// A supervisor started without privilege and without a user namespace holds no capability
+/// and no root uid, and may neither lock securebits nor clear its bounding set. With
+/// no_new_privs (set here) it can never gain a capability or root, which is what those
+/// would guard; its effective, permitted, inheritable and ambient sets are still emptied.
+pub fn drop_capabilities() -> Result<bool, String> {
+    use capctl::{CapState, ambient, bounding, prctl};
+    let err = |what: &str, e: capctl::Error| format!("capabilities: {what}: {e}");
+    prctl::set_no_new_privs().map_err(|e| err("set no_new_privs", e))?;
+    let current = CapState::get_current().map_err(|e| err("read", e))?;
+    let privileged = any_root_uid() || !current.permitted.is_empty();
+    if privileged {
+        let want = locked_securebits();
+        let have = prctl::get_securebits().map_err(|e| err("read securebits", e))?;
+        if !have.contains(want) {
+            prctl::set_securebits(have | want).map_err(|e| err("lock securebits", e))?;
+        }
+        bounding::clear().map_err(|e| err("clear the bounding set", e))?;
+        bounding::clear_unknown().map_err(|e| err("clear the bounding set", e))?;
+    }
+    ambient::clear().map_err(|e| err("clear the ambient set", e))?;
+    CapState::empty()
+        .set_current()
+        .map_err(|e| err("clear the effective, permitted and inheritable sets", e))?;
+    let now = CapState::get_current().map_err(|e| err("read back", e))?;
+    let bounding_left = bounding::probe();
+    if !now.effective.is_empty()
+        || !now.permitted.is_empty()
+        || !now.inheritable.is_empty()
+        || (privileged && !bounding_left.is_empty())
+        || ambient::probe().is_some_and(|a| !a.is_empty())
+    {
+        return Err(format!(
+            "capabilities: some remain after dropping them all ({now:?}, bounding {bounding_left:?})"
+        ));
+    }
+    Ok(privileged)
+}
+
+/// Whether any of the real, effective or saved uids is root.
+fn any_root_uid() -> bool {
+    let r = nix::unistd::getresuid();
+    r.map_or(true, |u| {
+        u.real.is_root() || u.effective.is_root() || u.saved.is_root()
     })
 }
 
@@ -153,7 +231,9 @@ fn landlock(h: &Hardening) -> Result<(String, u32), String> {
         .map_err(err)?
         .add_rules(path_beneath_rules(
             existing(&h.read_write),
-            AccessFs::from_all(abi),
+            // Everything but making device nodes: a block device for the host's disk would
+            // be one mknod away.
+            AccessFs::from_all(abi) & !(AccessFs::MakeChar | AccessFs::MakeBlock),
         ))
         .map_err(err)?
         .restrict_self()
@@ -222,6 +302,59 @@ const DENIED: &[i64] = &[
     libc::SYS_io_uring_setup,
     libc::SYS_io_uring_enter,
     libc::SYS_io_uring_register,
+    // Host-wide administration: the clock, names, port I/O, roots, other processes' files.
+    libc::SYS_sethostname,
+    libc::SYS_setdomainname,
+    libc::SYS_settimeofday,
+    libc::SYS_clock_settime,
+    libc::SYS_clock_adjtime,
+    libc::SYS_adjtimex,
+    libc::SYS_iopl,
+    libc::SYS_ioperm,
+    libc::SYS_chroot,
+    libc::SYS_vhangup,
+    libc::SYS_pidfd_getfd,
+    libc::SYS_fanotify_init,
+    libc::SYS_mount_setattr,
+    libc::SYS_quotactl_fd,
+    libc::SYS_lookup_dcookie,
+    libc::SYS_uselib,
+];
+
+/// `ioctl` requests that change the host's terminals or network interfaces, refused
+/// outright. Reading an interface's settings stays allowed.
+const DENIED_IOCTLS: &[u64] = &[
+    libc::TIOCSTI,   // push characters into a terminal's input
+    libc::TIOCLINUX, // console tricks
+    0x541D,          // TIOCCONS: take over the console's output
+    0x890B,          // SIOCADDRT: routes
+    0x890C,          // SIOCDELRT
+    0x8911,          // SIOCSIFLINK
+    0x8914,          // SIOCSIFFLAGS: bring interfaces up or down
+    0x8916,          // SIOCSIFADDR
+    0x8918,          // SIOCSIFDSTADDR
+    0x891A,          // SIOCSIFBRDADDR
+    0x891C,          // SIOCSIFNETMASK
+    0x891E,          // SIOCSIFMETRIC
+    0x8922,          // SIOCSIFMTU
+    0x8923,          // SIOCSIFNAME
+    0x8924,          // SIOCSIFHWADDR
+    0x8931,          // SIOCADDMULTI
+    0x8932,          // SIOCDELMULTI
+    0x8934,          // SIOCSIFPFLAGS
+    0x8936,          // SIOCDIFADDR
+    0x8937,          // SIOCSIFHWBROADCAST
+    0x8943,          // SIOCSIFTXQLEN
+    0x8946,          // SIOCETHTOOL
+    0x8949,          // SIOCSMIIREG
+    0x8953,          // SIOCDARP
+    0x8955,          // SIOCSARP
+    0x8962,          // SIOCSRARP
+    0x8971,          // SIOCSIFMAP
+    0x89A0,          // SIOCBRADDBR
+    0x89A1,          // SIOCBRDELBR
+    0x89A2,          // SIOCBRADDIF
+    0x89A3,          // SIOCBRDELIF
 ];
 
 fn install_seccomp() -> Result<(), String> {
@@ -246,14 +379,29 @@ fn install_seccomp() -> Result<(), String> {
             )?])?,
         ],
     );
-    // Typing into a terminal that is not ours, and console tricks.
+    // Typing into a terminal that is not ours, console tricks, changing interfaces.
     rules.insert(
         libc::SYS_ioctl,
-        vec![
-            rule(vec![cond(1, SeccompCmpOp::Eq, libc::TIOCSTI)?])?,
-            rule(vec![cond(1, SeccompCmpOp::Eq, libc::TIOCLINUX)?])?,
-        ],
+        DENIED_IOCTLS
+            .iter()
+            .map(|r| rule(vec![cond(1, SeccompCmpOp::Eq, *r)?]))
+            .collect::<Result<Vec<_>, String>>()?,
     );
+    // Device nodes: mknod of a character or block device (fifos and sockets stay allowed).
+    let device = |arg: u8| -> Result<Vec<SeccompRule>, String> {
+        [libc::S_IFCHR, libc::S_IFBLK]
+            .iter()
+            .map(|kind| {
+                rule(vec![cond(
+                    arg,
+                    SeccompCmpOp::MaskedEq(libc::S_IFMT as u64),
+                    *kind as u64,
+                )?])
+            })
+            .collect()
+    };
+    rules.insert(libc::SYS_mknod, device(1)?);
+    rules.insert(libc::SYS_mknodat, device(2)?);
     // New namespaces through clone's flags.
     let clone_rules = NS_FLAGS
         .iter()

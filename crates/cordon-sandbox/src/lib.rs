@@ -1,7 +1,6 @@
 //! cordon's sandbox: where the commands a model chooses run.
 //!
-//! - [`Sandbox`]: the interface every backend implements (commands, PTY sessions, files,
-//!   archive and restore).
+//! - [`Sandbox`]: the interface every backend implements (commands, PTY sessions, files).
 //! - [`LocalSandbox`]: the backend on this host. bubblewrap builds user, mount, pid, network,
 //!   IPC and UTS namespaces around a small [`supervisor`] (or, in the Landlock tier, nothing
 //!   does), which confines itself with Landlock, seccomp and rlimits ([`hardening`]) before it
@@ -16,8 +15,10 @@ mod error;
 pub mod files;
 pub mod hardening;
 pub mod local;
+mod output;
 pub mod protocol;
 mod sandbox;
+pub mod shim;
 pub mod supervisor;
 pub mod tier;
 
@@ -25,6 +26,7 @@ pub use client::{Client, Output, Process, ProcessEvent};
 pub use error::SandboxError;
 pub use hardening::Limits;
 pub use local::{LocalSandbox, SandboxConfig, SupervisorCommand};
+pub use output::HeadTail;
 pub use protocol::{DirEntry, Stream};
 pub use sandbox::{Sandbox, SandboxFuture};
 pub use tier::{Tier, TierChoice};

@@ -224,8 +224,14 @@ impl LocalSandbox {
                 }
             },
         };
+        // A cordon that was killed could not remove its sandboxes' state: clear those once a
+        // process (as its cgroups are).
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| {
+            sweep_state_dirs(&std::env::temp_dir());
+        });
         let state = tempfile::Builder::new()
-            .prefix("cordon-sandbox-")
+            .prefix(&format!("{STATE_PREFIX}{}-", std::process::id()))
             .tempdir()
             .map_err(|e| {
                 SandboxError::Start(format!("cannot make the sandbox's state directory: {e}"))
@@ -281,11 +287,20 @@ impl LocalSandbox {
             .stderr
             .take()
             .ok_or_else(|| SandboxError::Start("no stderr".into()))?;
+        let program = match tier {
+            Tier::Namespaces => INNER_SUPERVISOR.to_string(),
+            Tier::Landlock | Tier::Unconfined => config.supervisor.program.display().to_string(),
+        };
+        let shim: Vec<String> = std::iter::once(program)
+            .chain(config.supervisor.args.iter().cloned())
+            .chain(std::iter::once(crate::shim::SHIM_ARG.to_string()))
+            .collect();
         let hello = Request::Hello {
             version: PROTOCOL_VERSION,
             hardening,
             workspace: inner_workspace.clone(),
             disk_reserve: config.limits.disk_reserve,
+            shim: Some(shim),
         };
         let started = async {
             protocol::write_frame(&mut stdin, &hello).await?;
@@ -402,12 +417,16 @@ fn namespaces_command(
         "--unshare-uts",
         "--unshare-cgroup-try",
     ]);
+    // Every capability goes but CAP_SETPCAP (in the sandbox's own user namespace), which the
+    // supervisor needs to lock its securebits before it drops that one too.
     c.args([
         "--disable-userns",
         "--die-with-parent",
         "--new-session",
         "--cap-drop",
         "ALL",
+        "--cap-add",
+        "CAP_SETPCAP",
     ]);
     c.args(["--hostname", "cordon"]);
     c.args(["--ro-bind", "/usr", "/usr"]);
@@ -555,6 +574,51 @@ fn join_cgroups_first(command: Command, procs_files: &[PathBuf]) -> Command {
     c
 }
 
+/// The start of a sandbox's state directory's name, followed by the owning process's id.
+const STATE_PREFIX: &str = "cordon-sandbox-";
+
+/// Removes the state directories of sandboxes whose cordon process is gone; returns how many.
+/// Directories named before the pid was part of the name go once a week old.
+fn sweep_state_dirs(tmp: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(STATE_PREFIX) else {
+            continue;
+        };
+        let owner: Option<i32> = rest.split_once('-').and_then(|(pid, _)| pid.parse().ok());
+        let stale = match owner {
+            Some(pid) if pid == std::process::id() as i32 => false,
+            Some(pid) => {
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                    == Err(nix::errno::Errno::ESRCH)
+            }
+            None => e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(7 * 24 * 3600)),
+        };
+        if stale
+            && e.file_type().is_ok_and(|t| t.is_dir())
+            && std::fs::remove_dir_all(e.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::debug!(
+            removed,
+            "removed state directories left behind by killed sandboxes"
+        );
+    }
+    removed
+}
+
 /// Granted host paths join the Landlock rules, read-only or read-write as granted.
 fn add_grants(config: &SandboxConfig, ro: &mut Vec<String>, rw: &mut Vec<String>) {
     for (path, writable) in &config.grants {
@@ -578,4 +642,31 @@ fn write_identity_files(state: &Path, home: &str) -> Result<(), SandboxError> {
         format!("cordon:x:{INNER_ID}:\nnogroup:x:65534:\n"),
     )
     .map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_left_by_dead_processes_is_swept_and_live_state_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A pid that cannot be running (above the kernel's limit) and this process's own.
+        let dead = tmp.path().join(format!("{STATE_PREFIX}99999999-abc"));
+        let mine = tmp
+            .path()
+            .join(format!("{STATE_PREFIX}{}-def", std::process::id()));
+        let legacy = tmp.path().join(format!("{STATE_PREFIX}Xy12Ab"));
+        for d in [&dead, &mine, &legacy] {
+            std::fs::create_dir_all(d.join("tmp")).unwrap();
+            std::fs::write(d.join("passwd"), "x").unwrap();
+        }
+        assert_eq!(sweep_state_dirs(tmp.path()), 1);
+        assert!(!dead.exists(), "a dead cordon's state goes");
+        assert!(mine.exists(), "a live one's stays");
+        assert!(
+            legacy.exists(),
+            "an unnamed one stays until it is a week old"
+        );
+    }
 }

@@ -42,6 +42,10 @@ pub enum Request {
         workspace: String,
         /// Free space to keep on the workspace's filesystem (see [`crate::Limits`]).
         disk_reserve: u64,
+        /// How to start the shim each command runs under, inside the sandbox (the program
+        /// and its arguments, before `--`); `None` runs commands directly.
+        #[serde(default)]
+        shim: Option<Vec<String>>,
     },
     /// Start a command.
     Exec {
@@ -117,6 +121,15 @@ pub enum Request {
         path: String,
         /// Permission bits, if not the default.
         mode: Option<u32>,
+    },
+    /// Make a symbolic link in the workspace, pointing at `target` verbatim.
+    Symlink {
+        /// The request's id.
+        id: u64,
+        /// Workspace-relative path of the link.
+        path: String,
+        /// Where it points, as given (links are data: nothing is followed).
+        target: String,
     },
     /// Apply file changes all or nothing (see [`crate::files::commit`]).
     Commit {

@@ -67,14 +67,12 @@ pub trait Sandbox: Send + Sync {
     /// Removes a file, or a directory with `recursive`.
     fn remove<'a>(&'a self, path: &'a str, recursive: bool) -> SandboxFuture<'a, ()>;
 
+    /// Makes a symbolic link in the workspace pointing at `target` verbatim (links are data;
+    /// file requests never follow them).
+    fn symlink<'a>(&'a self, path: &'a str, target: &'a str) -> SandboxFuture<'a, ()>;
+
     /// Applies file changes all or nothing: on any failure the workspace is left as it was.
     fn commit<'a>(&'a self, changes: &'a [crate::files::Change]) -> SandboxFuture<'a, ()>;
-
-    /// The workspace as a tar archive.
-    fn archive(&self) -> SandboxFuture<'_, Vec<u8>>;
-
-    /// Unpacks a tar archive into the workspace.
-    fn restore<'a>(&'a self, tar: &'a [u8]) -> SandboxFuture<'a, ()>;
 }
 
 impl Sandbox for crate::LocalSandbox {
@@ -138,15 +136,11 @@ impl Sandbox for crate::LocalSandbox {
         Box::pin(self.client().remove(path, recursive))
     }
 
+    fn symlink<'a>(&'a self, path: &'a str, target: &'a str) -> SandboxFuture<'a, ()> {
+        Box::pin(self.client().symlink(path, target))
+    }
+
     fn commit<'a>(&'a self, changes: &'a [crate::files::Change]) -> SandboxFuture<'a, ()> {
         Box::pin(self.client().commit(changes))
-    }
-
-    fn archive(&self) -> SandboxFuture<'_, Vec<u8>> {
-        Box::pin(self.client().archive())
-    }
-
-    fn restore<'a>(&'a self, tar: &'a [u8]) -> SandboxFuture<'a, ()> {
-        Box::pin(self.client().restore(tar))
     }
 }

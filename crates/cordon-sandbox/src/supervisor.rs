@@ -15,7 +15,6 @@ use std::process::{ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::ChildStdin;
-use tokio::sync::mpsc::UnboundedSender;
 
 /// Where a command's input goes: a pipe, or its terminal.
 enum Input {
@@ -43,6 +42,73 @@ struct Running {
     pid: i32,
     pgid: i32,
     stdin: Option<Input>,
+    /// Whether `pid` is the command's shim, which ends everything the command started.
+    shimmed: bool,
+}
+
+/// Replies waiting for the writer, at most this many: output waits when the harness falls
+/// behind, and so does the command whose pipe fills.
+const QUEUED_REPLIES: usize = 64;
+
+/// Where replies go: a bounded queue to the writer.
+#[derive(Clone)]
+struct Replies(tokio::sync::mpsc::Sender<Reply>);
+
+impl Replies {
+    /// Queues a reply, waiting for room.
+    async fn send(&self, reply: Reply) {
+        let _ = self.0.send(reply).await;
+    }
+
+    /// Queues a reply from code that cannot wait: now if there is room, else from a task.
+    fn post(&self, reply: Reply) {
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(reply)) = self.0.try_send(reply) {
+            let tx = self.0.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(reply).await;
+            });
+        }
+    }
+}
+
+/// What the harness's hello set up.
+struct Setup {
+    workspace: PathBuf,
+    disk_reserve: u64,
+    shim: Option<Vec<String>>,
+    /// Whether signals are scoped to the sandbox (see `main`).
+    scoped: bool,
+}
+
+/// How long a command's output may go on after its main process ended (background
+/// processes holding its pipes): then its end is reported and the rest dropped.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Ends a command and everything it started: through its shim when it has one (which kills
+/// its whole domain), then its process group.
+fn end(running: &Running) {
+    if running.shimmed {
+        let _ = nix::sys::signal::kill(Pid::from_raw(running.pid), crate::shim::SWEEP);
+        let pgid = running.pgid;
+        // If the shim cannot, the group goes anyway.
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        });
+    } else {
+        let _ = killpg(Pid::from_raw(running.pgid), Signal::SIGKILL);
+    }
+}
+
+/// Ends every process in the sandbox but the supervisor: all of the sandbox's Landlock
+/// domain when signals are scoped to it, else each command's group.
+fn end_all(table: &Table, scoped: bool) {
+    for running in table.lock().expect("table lock").values() {
+        let _ = killpg(Pid::from_raw(running.pgid), Signal::SIGKILL);
+    }
+    if scoped {
+        let _ = nix::sys::signal::kill(Pid::from_raw(-1), Signal::SIGKILL);
+    }
 }
 
 type Table = Arc<Mutex<HashMap<u64, Running>>>;
@@ -50,6 +116,11 @@ type Table = Arc<Mutex<HashMap<u64, Running>>>;
 /// Runs the supervisor until the harness closes the channel. Never returns early on a bad
 /// request: it answers with an error instead.
 pub fn main() -> ExitCode {
+    // The same program is each command's shim (see [`crate::shim`]).
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == crate::shim::SHIM_ARG) {
+        return crate::shim::main(&args[i + 1..]);
+    }
     // The first frame arrives before any thread exists, so the confinement applied next is
     // inherited by every thread and command that follows.
     let hello: Request = match protocol::read_frame_blocking(&mut std::io::stdin().lock()) {
@@ -64,6 +135,7 @@ pub fn main() -> ExitCode {
         hardening,
         workspace,
         disk_reserve,
+        shim,
     } = hello
     else {
         eprintln!("cordon supervisor: the first frame must be hello");
@@ -95,17 +167,21 @@ pub fn main() -> ExitCode {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         eprintln!("cordon supervisor: cannot become a subreaper: {e}");
     }
-    runtime.block_on(serve(
-        version,
-        confinement,
-        PathBuf::from(workspace),
+    // Signals scoped to the sandbox's Landlock domain: `kill(-1)` then reaches exactly the
+    // sandbox's processes (never without that, not even in the unconfined tier).
+    let scoped = hardening.is_some() && confinement.landlock_abi >= 6;
+    let setup = Setup {
+        workspace: PathBuf::from(workspace),
         disk_reserve,
-    ))
+        shim: shim.filter(|s| !s.is_empty()),
+        scoped,
+    };
+    runtime.block_on(serve(version, confinement, setup))
 }
 
 /// Kills every command when free space on the workspace's filesystem falls below
 /// `reserve`: a disk fill is stopped before it harms the host.
-async fn guard_disk(workspace: PathBuf, reserve: u64, table: Table, tx: UnboundedSender<Reply>) {
+async fn guard_disk(workspace: PathBuf, reserve: u64, scoped: bool, table: Table, tx: Replies) {
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let Ok(st) = nix::sys::statvfs::statvfs(&workspace) else {
@@ -115,19 +191,11 @@ async fn guard_disk(workspace: PathBuf, reserve: u64, table: Table, tx: Unbounde
         if free >= reserve {
             continue;
         }
-        let pgids: Vec<i32> = table
-            .lock()
-            .expect("table lock")
-            .values()
-            .map(|r| r.pgid)
-            .collect();
-        if pgids.is_empty() {
+        if table.lock().expect("table lock").is_empty() {
             continue;
         }
-        for pgid in pgids {
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-        }
-        let _ = tx.send(Reply::Error {
+        end_all(&table, scoped);
+        tx.post(Reply::Error {
             id: None,
             message: format!("the disk is nearly full ({free} bytes free, {reserve} kept in reserve): every command was killed"),
         });
@@ -169,13 +237,9 @@ async fn reap_orphans(table: Table) {
     }
 }
 
-async fn serve(
-    version: u32,
-    confinement: hardening::Applied,
-    workspace: PathBuf,
-    disk_reserve: u64,
-) -> ExitCode {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Reply>();
+async fn serve(version: u32, confinement: hardening::Applied, setup: Setup) -> ExitCode {
+    let (sender, mut rx) = tokio::sync::mpsc::channel::<Reply>(QUEUED_REPLIES);
+    let tx = Replies(sender);
     let writer = tokio::spawn(async move {
         let mut out = tokio::io::stdout();
         while let Some(reply) = rx.recv().await {
@@ -185,20 +249,21 @@ async fn serve(
         }
     });
     if version != PROTOCOL_VERSION {
-        let _ = tx.send(Reply::Error {
+        tx.post(Reply::Error {
             id: None,
             message: format!("protocol version {version} is not {PROTOCOL_VERSION}: harness and sandbox are different cordon builds"),
         });
     }
-    let _ = tx.send(Reply::Hello {
+    tx.post(Reply::Hello {
         version: PROTOCOL_VERSION,
         confinement,
     });
     let table: Table = Arc::default();
     tokio::spawn(reap_orphans(table.clone()));
     tokio::spawn(guard_disk(
-        workspace.clone(),
-        disk_reserve,
+        setup.workspace.clone(),
+        setup.disk_reserve,
+        setup.scoped,
         table.clone(),
         tx.clone(),
     ));
@@ -208,30 +273,29 @@ async fn serve(
             Ok(Some(r)) => r,
             Ok(None) => break,
             Err(e) => {
-                let _ = tx.send(Reply::Error {
+                tx.post(Reply::Error {
                     id: None,
                     message: e.to_string(),
                 });
                 break;
             }
         };
-        handle(request, &workspace, &table, &tx).await;
+        handle(request, &setup, &table, &tx).await;
     }
-    // The harness is gone: nothing here may outlive it.
-    for running in table.lock().expect("table lock").values() {
-        let _ = killpg(Pid::from_raw(running.pgid), Signal::SIGKILL);
-    }
+    // The harness is gone: nothing here may outlive it, background processes included.
+    end_all(&table, setup.scoped);
     drop(tx);
     let _ = writer.await;
     ExitCode::SUCCESS
 }
 
-async fn handle(request: Request, workspace: &Path, table: &Table, tx: &UnboundedSender<Reply>) {
+async fn handle(request: Request, setup: &Setup, table: &Table, tx: &Replies) {
+    let workspace = setup.workspace.as_path();
     let fail = |id: Option<u64>, message: String| {
-        let _ = tx.send(Reply::Error { id, message });
+        tx.post(Reply::Error { id, message });
     };
     let file = |r| {
-        let _ = tx.send(crate::files::serve(workspace, r));
+        tx.post(crate::files::serve(workspace, r));
     };
     match request {
         Request::Hello { .. } => fail(None, "hello was already said".into()),
@@ -251,6 +315,9 @@ async fn handle(request: Request, workspace: &Path, table: &Table, tx: &Unbounde
             file(crate::files::FileRequest::MakeDir { id, path, mode })
         }
         Request::ListDir { id, path } => file(crate::files::FileRequest::List { id, path }),
+        Request::Symlink { id, path, target } => {
+            file(crate::files::FileRequest::Symlink { id, path, target })
+        }
         Request::Commit { id, changes } => file(crate::files::FileRequest::Commit { id, changes }),
         Request::Remove {
             id,
@@ -268,7 +335,7 @@ async fn handle(request: Request, workspace: &Path, table: &Table, tx: &Unbounde
             env,
             tty,
         } => {
-            if let Err(e) = spawn(id, argv, &cwd, env, tty, workspace, table, tx) {
+            if let Err(e) = spawn(id, argv, &cwd, env, tty, setup, table, tx) {
                 fail(Some(id), e);
             }
         }
@@ -315,11 +382,16 @@ async fn handle(request: Request, workspace: &Path, table: &Table, tx: &Unbounde
             }
         }
         Request::Signal { id, signal } => {
-            let pgid = table.lock().expect("table lock").get(&id).map(|r| r.pgid);
             let signal = Signal::try_from(signal);
-            match (pgid, signal) {
-                (Some(pgid), Ok(sig)) => {
-                    if let Err(e) = killpg(Pid::from_raw(pgid), sig) {
+            let table = table.lock().expect("table lock");
+            match (table.get(&id), signal) {
+                (Some(running), Ok(Signal::SIGKILL)) => end(running),
+                (Some(_), Ok(s)) if s == crate::shim::SWEEP => fail(
+                    Some(id),
+                    format!("{s} is reserved: cordon uses it to end a command"),
+                ),
+                (Some(running), Ok(sig)) => {
+                    if let Err(e) = killpg(Pid::from_raw(running.pgid), sig) {
                         fail(Some(id), format!("signal: {e}"));
                     }
                 }
@@ -360,13 +432,24 @@ fn spawn(
     cwd: &str,
     env: Vec<(String, String)>,
     tty: Option<(u16, u16)>,
-    workspace: &Path,
+    setup: &Setup,
     table: &Table,
-    tx: &UnboundedSender<Reply>,
+    tx: &Replies,
 ) -> Result<(), String> {
-    let program = argv.first().ok_or("empty command")?;
-    let cwd = resolve_cwd(workspace, cwd)?;
-    let cannot = |e: &dyn std::fmt::Display| format!("cannot start '{program}': {e}");
+    let shown = argv.first().ok_or("empty command")?.clone();
+    let cwd = resolve_cwd(&setup.workspace, cwd)?;
+    // Under its shim, which ends everything the command starts when it must end.
+    let argv: Vec<String> = match &setup.shim {
+        Some(shim) => shim
+            .iter()
+            .cloned()
+            .chain(std::iter::once("--".to_string()))
+            .chain(argv)
+            .collect(),
+        None => argv,
+    };
+    let program = &argv[0];
+    let cannot = |e: &dyn std::fmt::Display| format!("cannot start '{shown}': {e}");
     let (mut child, input, pumps) = match tty {
         None => {
             let mut child = tokio::process::Command::new(program)
@@ -412,9 +495,10 @@ fn spawn(
             pid: pid as i32,
             pgid: pid as i32,
             stdin: input,
+            shimmed: setup.shim.is_some(),
         },
     );
-    let _ = tx.send(Reply::Started { id, pid });
+    tx.post(Reply::Started { id, pid });
     let tx = tx.clone();
     let table = table.clone();
     tokio::spawn(async move {
@@ -426,37 +510,44 @@ fn spawn(
             .expect("table lock")
             .remove(&id)
             .and_then(|r| r.stdin);
-        for p in pumps {
-            let _ = p.await;
+        // Its output, up to the end of its pipes, or for a while when background
+        // processes hold them open.
+        let aborts: Vec<_> = pumps.iter().map(|p| p.abort_handle()).collect();
+        let drained = tokio::time::timeout(DRAIN, async {
+            for p in pumps {
+                let _ = p.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            for a in aborts {
+                a.abort();
+            }
         }
         drop(input);
         let (code, signal) = match status {
             Ok(s) => (s.code(), s.signal()),
             Err(_) => (None, None),
         };
-        let _ = tx.send(Reply::Exited { id, code, signal });
+        tx.send(Reply::Exited { id, code, signal }).await;
     });
     Ok(())
 }
 
 /// Streams one pipe to the harness until it closes.
-async fn pump<R: AsyncRead + Unpin>(
-    id: u64,
-    stream: Stream,
-    pipe: Option<R>,
-    tx: UnboundedSender<Reply>,
-) {
+async fn pump<R: AsyncRead + Unpin>(id: u64, stream: Stream, pipe: Option<R>, tx: Replies) {
     let Some(mut pipe) = pipe else { return };
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => {
-                let _ = tx.send(Reply::Output {
+                tx.send(Reply::Output {
                     id,
                     stream,
                     data: protocol::encode(&buf[..n]),
-                });
+                })
+                .await;
             }
         }
     }

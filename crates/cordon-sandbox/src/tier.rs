@@ -37,6 +37,8 @@ impl Tier {
                 "no network namespace: TCP is blocked by Landlock; UDP is not (this kernel's Landlock has no UDP rules)",
                 "same uid as cordon: inside the allowed paths, the sandbox can read whatever cordon's user can",
                 "read_only manifest entries are not enforced: Landlock cannot take back a right it granted on the workspace",
+                "started without root, the bounding set cannot be cleared nor securebits locked: no_new_privs keeps every capability out instead",
+                "without cgroups (cordon not root), a fork bomb is stopped by RLIMIT_NPROC, which counts all of cordon's user's processes",
             ],
             Tier::Unconfined => {
                 &["no isolation: commands run as cordon's user, with its files and network"]

@@ -1,6 +1,7 @@
 //! The escape suite: every test really attempts an attack from inside a sandbox, and fails
 //! if the attack works. Each runs against both isolation tiers; the Landlock tier's
 //! documented limits (`Tier::limits`) are the only places where it is allowed to differ.
+//! `scripts/test` runs it as root and again as an unprivileged user.
 
 use cordon_sandbox::Sandbox as _;
 use cordon_sandbox::{LocalSandbox, Output, SandboxConfig, SupervisorCommand, Tier, TierChoice};
@@ -14,10 +15,15 @@ struct Lab {
 
 async fn lab(tier: Tier, tune: impl FnOnce(&mut SandboxConfig)) -> Lab {
     let workspace = tempfile::tempdir().unwrap();
+    // scripts/test runs this suite a second time as an unprivileged user, from copies of the
+    // binaries that user can reach.
+    let program = std::env::var_os("CORDON_TEST_SUPERVISOR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_cordon-supervisor").into());
     let mut config = SandboxConfig::new(
         workspace.path(),
         SupervisorCommand {
-            program: env!("CARGO_BIN_EXE_cordon-supervisor").into(),
+            program,
             args: vec![],
         },
     );
@@ -339,9 +345,51 @@ macro_rules! resource_attack {
     };
 }
 
+/// How many processes this test's user has (threads included, as `RLIMIT_NPROC` counts).
+fn user_tasks() -> usize {
+    let uid = nix::unistd::getuid().as_raw().to_string();
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
+                .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
+                .filter(|st| {
+                    st.lines()
+                        .find_map(|l| l.strip_prefix("Uid:"))
+                        .and_then(|l| l.split_whitespace().next())
+                        == Some(uid.as_str())
+                })
+                .map(|st| {
+                    st.lines()
+                        .find_map(|l| l.strip_prefix("Threads:"))
+                        .and_then(|t| t.trim().parse().ok())
+                        .unwrap_or(1)
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 resource_attack!(a_fork_bomb_is_contained, |lab| {
+    // Unprivileged, the process limit counts every process of this user: wait for an earlier
+    // test's processes to be gone.
+    if !nix::unistd::getuid().is_root() {
+        for _ in 0..100 {
+            if user_tasks() < 32 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // As root, RLIMIT_NPROC does not hold (root is exempt), so a pids cgroup must; as anyone
+    // else the rlimit holds.
     assert!(
-        lab.sandbox.confinement().cgroups.is_some(),
+        lab.sandbox.confinement().cgroups.is_some() || !nix::unistd::getuid().is_root(),
         "no pids cgroup: a fork bomb could not be contained here"
     );
     // First a counted flood, to see the limit hold; then the real thing.
@@ -379,7 +427,9 @@ resource_attack!(a_fork_bomb_is_contained, |lab| {
     for _ in 0..50 {
         if let Ok(out) = lab.sh_in(".", "echo alive").await {
             alive = out.stdout_text();
-            break;
+            if alive == "alive\n" {
+                break;
+            }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -464,3 +514,166 @@ mod a_fill_of_many_files_stops_at_the_disk_reserve {
         run(Tier::Landlock).await
     }
 }
+
+/// Reads this process's capability sets with capget(2) and prctl(2) (not /proc, which the
+/// landlock tier hides), as `name=hex` pairs.
+const CAPS_PY: &str = r#"
+import ctypes, struct
+libc = ctypes.CDLL(None, use_errno=True)
+hdr = ctypes.create_string_buffer(struct.pack("Ii", 0x20080522, 0), 8)
+data = ctypes.create_string_buffer(24)
+assert libc.capget(hdr, data) == 0, ctypes.get_errno()
+e0, p0, i0, e1, p1, i1 = struct.unpack("6I", data.raw)
+bnd = sum(1 << c for c in range(64) if libc.prctl(23, c, 0, 0, 0) == 1)
+amb = sum(1 << c for c in range(64) if libc.prctl(47, 1, c, 0, 0) == 1)
+sec = libc.prctl(27, 0, 0, 0, 0)
+nnp = libc.prctl(39, 0, 0, 0, 0)
+print("eff=%x prm=%x inh=%x amb=%x nnp=%d bnd=%x secbits=%x" % (e0 | e1 << 32, p0 | p1 << 32, i0 | i1 << 32, amb, nnp, bnd, sec))
+"#;
+
+attack!(keep_or_regain_a_capability, |lab, tier| {
+    std::fs::write(lab.ws().join("caps.py"), CAPS_PY).unwrap();
+    let out = lab
+        .sh("python3 caps.py; /bin/sh -c 'python3 caps.py'")
+        .await;
+    let text = out.stdout_text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{tier:?}: {text} {}", out.stderr_text());
+    let root = nix::unistd::getuid().is_root();
+    for line in lines {
+        assert!(
+            line.starts_with("eff=0 prm=0 inh=0 amb=0 nnp=1 "),
+            "{tier:?}: a capability is left, or no_new_privs is off: {line}"
+        );
+        let secbits = u32::from_str_radix(line.rsplit('=').next().unwrap(), 16).unwrap();
+        if root || tier == Tier::Namespaces {
+            assert!(
+                line.contains(" bnd=0 "),
+                "{tier:?}: the bounding set is left: {line}"
+            );
+            assert_eq!(
+                secbits & 0xef,
+                0xef,
+                "{tier:?}: securebits not locked: {line}"
+            );
+            assert!(lab.sandbox.confinement().securebits_locked);
+        } else {
+            // Started without privilege and without a user namespace: nothing here can hold
+            // a capability or become root (no_new_privs), and nothing may set the securebits
+            // or clear the bounding set either.
+            assert!(!lab.sandbox.confinement().securebits_locked);
+        }
+    }
+    assert!(lab.sandbox.confinement().capabilities_dropped);
+});
+
+attack!(make_a_device_node, |lab, tier| {
+    let out = lab
+        .sh("mknod ./mem c 1 1; mknod ./disk b 8 0; python3 -c 'import os; os.mknod(\"pymem\", 0o600 | 0o020000, os.makedev(1, 1))'; mkfifo ./fifo && echo FIFO-OK")
+        .await;
+    for node in ["mem", "disk", "pymem"] {
+        assert!(
+            !lab.ws().join(node).exists(),
+            "{tier:?}: made a device node {node}: {}",
+            out.stderr_text()
+        );
+    }
+    assert!(
+        out.stdout_text().contains("FIFO-OK"),
+        "fifos still work: {}",
+        out.stderr_text()
+    );
+});
+
+attack!(change_the_hosts_clock_name_or_network, |lab, tier| {
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let py = r#"
+import ctypes, socket, struct, fcntl
+libc = ctypes.CDLL(None, use_errno=True)
+def tried(name, r):
+    print(name, "OK" if r == 0 else "refused %d" % ctypes.get_errno())
+tried("sethostname", libc.sethostname(b"pwned", 5))
+tv = struct.pack("ll", 86400, 0)
+tried("settimeofday", libc.settimeofday(ctypes.c_char_p(tv), None))
+tried("iopl", libc.iopl(3))
+tried("ioperm", libc.ioperm(0x80, 1, 1))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+ifr = struct.pack("16sH14s", b"lo", 0, b"")
+try:
+    fcntl.ioctl(s, 0x8914, ifr)
+    print("SIOCSIFFLAGS OK")
+except OSError as e:
+    print("SIOCSIFFLAGS refused %d" % e.errno)
+"#;
+    std::fs::write(lab.ws().join("admin.py"), py).unwrap();
+    let out = lab.sh("python3 admin.py").await;
+    let text = out.stdout_text();
+    for call in [
+        "sethostname",
+        "settimeofday",
+        "iopl",
+        "ioperm",
+        "SIOCSIFFLAGS",
+    ] {
+        assert!(
+            text.contains(&format!("{call} refused 1\n")),
+            "{tier:?}: {call} was not refused by the filter: {text} {}",
+            out.stderr_text()
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host_name
+    );
+});
+
+attack!(outlive_a_timeout_by_leaving_the_group, |lab, tier| {
+    // Three ways out of the command's process group: setsid, a double fork into a new
+    // session, and a new group; each leaves a heartbeat in the workspace.
+    let script = "setsid sh -c 'while :; do echo . >> beat1; sleep 0.05; done' & \
+                  ( setsid sh -c 'while :; do echo . >> beat2; sleep 0.05; done' & ) ; \
+                  perl -e 'setpgrp(0, 0); while (1) { open(F, \">>beat3\"); print F \".\"; close F; select(undef, undef, undef, 0.05) }' & \
+                  sleep 300";
+    let argv = vec!["/bin/sh".to_string(), "-c".to_string(), script.to_string()];
+    let out = lab
+        .sandbox
+        .run(&argv, ".", Duration::from_millis(1500))
+        .await
+        .expect("the command ends at its timeout");
+    assert!(out.timed_out, "{tier:?}");
+    let sizes = || {
+        ["beat1", "beat2", "beat3"]
+            .map(|f| std::fs::metadata(lab.ws().join(f)).map_or(0, |m| m.len()))
+    };
+    let first = sizes();
+    assert!(
+        first.iter().all(|n| *n > 0),
+        "{tier:?}: every heartbeat ran: {first:?}"
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        sizes(),
+        first,
+        "{tier:?}: a process outlived its command's timeout"
+    );
+});
+
+attack!(hold_a_finished_commands_output_open, |lab, tier| {
+    let argv = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        "setsid sleep 300 & echo done".to_string(),
+    ];
+    let started = std::time::Instant::now();
+    let out = lab
+        .sandbox
+        .run(&argv, ".", Duration::from_secs(60))
+        .await
+        .expect("the command ends");
+    assert_eq!(out.code, Some(0), "{tier:?}");
+    assert_eq!(out.stdout_text(), "done\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{tier:?}: a background process holding the output kept the command running"
+    );
+});

@@ -94,7 +94,7 @@ async fn pty_sessions_echo_resize_and_end() {
 }
 
 #[tokio::test]
-async fn files_are_read_written_listed_removed_and_archived_through_the_interface() {
+async fn files_are_read_written_listed_committed_and_removed_through_the_interface() {
     for tier in [Tier::Namespaces, Tier::Landlock] {
         let ws = tempfile::tempdir().unwrap();
         let mut config = SandboxConfig::new(ws.path(), supervisor());
@@ -148,15 +148,37 @@ async fn files_are_read_written_listed_removed_and_archived_through_the_interfac
         assert!(!ws.path().parent().unwrap().join("escaped").exists());
         assert!(!ws.path().parent().unwrap().join("sub").exists());
 
-        let tar = sb.archive().await.unwrap();
-        sb.remove("src", true).await.unwrap();
-        assert!(!ws.path().join("src").exists());
-        sb.restore(&tar).await.unwrap();
+        // A commit applies every change or none: a change into a link's target fails it.
+        use cordon_sandbox::files::Change;
+        let change = |path: &str, data: Option<&[u8]>| Change {
+            path: path.into(),
+            data: data.map(<[u8]>::to_vec),
+            mode: None,
+        };
+        let failing = [
+            change("src/deep/main.rs", Some(b"changed")),
+            change("new.txt", Some(b"new")),
+            change("etc/escaped", Some(b"x")),
+        ];
+        assert!(sb.commit(&failing).await.is_err(), "{tier:?}");
         assert_eq!(
             std::fs::read(&host).unwrap(),
             b"fn main() {}\n",
-            "{tier:?}: restored"
+            "{tier:?}: unchanged"
         );
+        assert!(!ws.path().join("new.txt").exists(), "{tier:?}");
+        sb.commit(&[
+            change("src/deep/main.rs", None),
+            change("new.txt", Some(b"new")),
+        ])
+        .await
+        .unwrap();
+        assert!(
+            !host.exists() && ws.path().join("new.txt").exists(),
+            "{tier:?}"
+        );
+        sb.remove("src", true).await.unwrap();
+        assert!(!ws.path().join("src").exists());
         assert!(
             sb.remove(".", true).await.is_err(),
             "the workspace itself stays"

@@ -69,11 +69,24 @@ pub struct WriteArgs {
     pub max_output_tokens: Option<usize>,
 }
 
-/// What a session has produced and how it ended, filled in by its reader task.
-#[derive(Default)]
+/// The most of a session's output kept between two responses: its first and last this
+/// many bytes (the model sees less still; see `max_output_tokens`).
+const SESSION_KEEP: usize = 256 * 1024;
+
+/// What a session has produced and how it ended, filled in by its reader task. Its output is
+/// bounded whatever the command prints.
 struct SessionState {
-    output: Vec<u8>,
+    output: cordon_sandbox::HeadTail,
     exit: Option<String>,
+}
+
+impl Default for SessionState {
+    fn default() -> Self {
+        SessionState {
+            output: cordon_sandbox::HeadTail::new(SESSION_KEEP, SESSION_KEEP),
+            exit: None,
+        }
+    }
 }
 
 struct Session {
@@ -206,17 +219,13 @@ impl ShellTools {
             tokio::time::sleep(hard).await;
             if timeout_state.lock().expect("state lock").exit.is_none() {
                 let _ = killer.kill().await;
-                timeout_state
-                    .lock()
-                    .expect("state lock")
-                    .output
-                    .extend_from_slice(
-                        format!(
-                            "\n[cordon: killed after the {}s hard timeout]\n",
-                            hard.as_secs()
-                        )
-                        .as_bytes(),
-                    );
+                timeout_state.lock().expect("state lock").output.push(
+                    format!(
+                        "\n[cordon: killed after the {}s hard timeout, with everything it started]\n",
+                        hard.as_secs()
+                    )
+                    .as_bytes(),
+                );
             }
         });
         let mut sessions = self.sessions.lock().expect("sessions lock");
@@ -258,22 +267,30 @@ impl ShellTools {
                 break;
             }
         }
-        let (output, exit) = {
+        let (output, total, dropped, exit) = {
             let mut st = state.lock().expect("state lock");
-            (std::mem::take(&mut st.output), st.exit.clone())
+            let (total, dropped) = (st.output.total(), st.output.dropped());
+            (st.output.take_marked(), total, dropped, st.exit.clone())
         };
         if exit.is_some() {
             self.sessions.lock().expect("sessions lock").remove(&id);
         }
         let text = String::from_utf8_lossy(&output);
-        let original = approx_tokens(&text);
+        let original = (total as usize).div_ceil(4).max(approx_tokens(&text));
         let shown = truncate_middle(&text, max_tokens.unwrap_or(DEFAULT_MAX_TOKENS));
         let status = match exit {
             Some(how) => how,
             None => format!("Process running with session ID {id}"),
         };
+        let dropped = if dropped > 0 {
+            format!(
+                "Output bytes dropped: {dropped} (cordon keeps the start and the end of a long output)\n"
+            )
+        } else {
+            String::new()
+        };
         Ok(format!(
-            "Chunk ID: {}\nWall time: {:.4} seconds\n{status}\nOriginal token count: {original}\nOutput:\n{shown}",
+            "Chunk ID: {}\nWall time: {:.4} seconds\n{status}\nOriginal token count: {original}\n{dropped}Output:\n{shown}",
             chunk_id(),
             started.elapsed().as_secs_f64()
         ))
@@ -304,7 +321,7 @@ fn prune(sessions: &mut BTreeMap<u64, Session>) {
 
 /// Collects a process's events into its session's state.
 async fn read_session(
-    mut events: tokio::sync::mpsc::UnboundedReceiver<ProcessEvent>,
+    mut events: tokio::sync::mpsc::Receiver<ProcessEvent>,
     state: Arc<Mutex<SessionState>>,
     changed: Arc<Notify>,
 ) {
@@ -312,7 +329,7 @@ async fn read_session(
         let mut st = state.lock().expect("state lock");
         match event {
             ProcessEvent::Started(_) => continue,
-            ProcessEvent::Output(_, data) => st.output.extend(data),
+            ProcessEvent::Output(_, data) => st.output.push(&data),
             ProcessEvent::Exited { code, signal } => {
                 st.exit = Some(match (code, signal) {
                     (Some(c), _) => format!("Process exited with code {c}"),

@@ -297,7 +297,7 @@ pub async fn exec(
             Some(ProcessEvent::Exited { code, signal }) => {
                 if timed_out {
                     eprintln!(
-                        "cordon: the command ran past --timeout {timeout}s; its process group was killed"
+                        "cordon: the command ran past --timeout {timeout}s; it and every process it started were killed"
                     );
                     return Ok(ExitCode::from(TIMED_OUT));
                 }
@@ -469,11 +469,17 @@ pub async fn doctor(json: bool) -> anyhow::Result<ExitCode> {
             match result {
                 Ok(c) => {
                     println!(
-                        "{:<11} yes: landlock {}; seccomp {}; rlimits {}",
+                        "{:<11} yes: landlock {}; seccomp {}; rlimits {}; capabilities {}",
                         tier.as_str(),
                         c.landlock,
                         yes(c.seccomp),
-                        yes(c.rlimits)
+                        yes(c.rlimits),
+                        match (c.capabilities_dropped, c.securebits_locked) {
+                            (true, true) => "all dropped, securebits locked",
+                            (true, false) =>
+                                "none held (no_new_privs; an unprivileged start cannot lock securebits)",
+                            _ => "NOT dropped",
+                        }
                     );
                     match &c.cgroups {
                         Some(cg) => println!("{:<11}     whole-sandbox limits: {cg}", ""),
