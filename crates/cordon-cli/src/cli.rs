@@ -136,6 +136,11 @@ pub enum Command {
         /// The events as JSON Lines, exactly as stored.
         #[arg(long)]
         json: bool,
+        /// Under each model response, what the server sent as it came (kept when decoding
+        /// met anything unexpected, or always with `record_raw = true` for the provider),
+        /// and what cordon noticed reading it.
+        #[arg(long)]
+        raw: bool,
     },
 
     /// Check a run's record and name the first thing that does not hold.

@@ -9,7 +9,7 @@
 //! api_key_env = "VLLM_API_KEY"           # optional: the variable holding the key
 //! max_retries = 3                        # also: retry_initial_ms, attempt_timeout_secs,
 //!                                        # idle_timeout_secs, stream, max_tokens_field,
-//!                                        # max_retry_after_secs
+//!                                        # max_retry_after_secs, record_raw, json_output
 //! ```
 
 use crate::exit::Failure;
@@ -53,6 +53,8 @@ pub struct ProviderEntry {
     stream: Option<bool>,
     max_tokens_field: Option<String>,
     max_retry_after_secs: Option<u64>,
+    record_raw: Option<bool>,
+    json_output: Option<cordon_model::JsonOutput>,
 }
 
 /// A model ready to call: the provider's settings, the model's name there, and the
@@ -202,6 +204,12 @@ fn provider_from_entry(name: &str, e: &ProviderEntry) -> anyhow::Result<Provider
     }
     if let Some(s) = e.max_retry_after_secs {
         p.max_retry_wait = Duration::from_secs(s);
+    }
+    if let Some(r) = e.record_raw {
+        p.record_raw = r;
+    }
+    if let Some(j) = e.json_output {
+        p.json_output = j;
     }
     Ok(p)
 }

@@ -73,7 +73,7 @@ impl RunObserver for Human {
             "model_response" => self.end_line(),
             "tool_call_intent" => eprintln!(
                 "  → {} {}",
-                text(&p["tool"]),
+                clip(&text(&p["tool"]), 64),
                 clip(&text(&p["arguments"]), 120)
             ),
             "tool_result" => {
@@ -82,8 +82,8 @@ impl RunObserver for Human {
             }
             "tool_replayed" => eprintln!(
                 "  ↻ replayed {} {} into the restored workspace{}",
-                text(&p["tool"]),
-                text(&p["call_id"]),
+                clip(&text(&p["tool"]), 64),
+                clip(&text(&p["call_id"]), 64),
                 if p["same_output"] == true {
                     ""
                 } else {

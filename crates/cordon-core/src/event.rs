@@ -129,6 +129,15 @@ pub struct ModelResponse {
     /// as they came.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown_events: Vec<Value>,
+    /// What decoding noticed about the server's answer and how cordon read it (a legacy
+    /// field it ignored, a name sent again in every chunk, no usage).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// What the server sent, as it came (`{"body": ...}` for a whole answer, `{"events":
+    /// [...]}` for a stream, at most 2 MiB), kept when decoding met anything unexpected or
+    /// the provider asks for it (`record_raw`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<Value>,
     /// The provider's final response object, when the protocol sends one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<Value>,

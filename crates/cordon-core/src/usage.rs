@@ -15,6 +15,10 @@ pub struct Usage {
     /// Of the output tokens, those spent on hidden reasoning.
     #[serde(default)]
     pub reasoning_tokens: u64,
+    /// Set when the provider reported no usage and cordon counted the tokens itself with a
+    /// tokenizer: an estimate (for a sum, when any part of it is one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
 }
 
 impl Usage {
@@ -29,5 +33,6 @@ impl Usage {
         self.cached_input_tokens += other.cached_input_tokens;
         self.output_tokens += other.output_tokens;
         self.reasoning_tokens += other.reasoning_tokens;
+        self.estimated |= other.estimated;
     }
 }

@@ -130,6 +130,7 @@ mod tests {
             cached_input_tokens: 500_000,
             output_tokens: 250_000,
             reasoning_tokens: 0,
+            estimated: false,
         };
         assert!((p.cost(&u) - (1.0 + 0.25 + 2.0)).abs() < 1e-9);
     }

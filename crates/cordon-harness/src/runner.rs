@@ -321,12 +321,28 @@ impl Runner {
         live: &mut Live<'_>,
         turn: u32,
     ) -> Result<Result<ModelResponse, ModelError>, StoreError> {
+        let mut settings = agent.settings.clone();
+        // A forced tool choice holds until the model has called a tool; then it may answer.
+        let called = live
+            .state
+            .items
+            .iter()
+            .any(|i| matches!(i, cordon_core::Item::ToolCall(_)));
+        if called
+            && settings.reset_tool_choice.unwrap_or(true)
+            && settings
+                .tool_choice
+                .as_deref()
+                .is_some_and(|c| !matches!(c, "auto" | "none"))
+        {
+            settings.tool_choice = None;
+        }
         let request = ModelRequest {
             model: agent.model_name.clone(),
             instructions: Some(agent.instructions.clone()).filter(|i| !i.is_empty()),
             input: live.state.items.clone(),
             tools: agent.tools.iter().map(|t| t.spec()).collect(),
-            settings: agent.settings.clone(),
+            settings,
             output_schema: agent.output.as_ref().map(|o| OutputSchema {
                 name: "final_output".into(),
                 schema: o.schema().clone(),
@@ -707,10 +723,15 @@ fn call_tool(
         let started = Instant::now();
         let result = match &tool {
             Some(t) => t.call(&ctx, &input).await,
-            None => Err(ToolError::Failed(format!(
-                "there is no tool named '{name}'; the available tools are: {}",
-                available.join(", ")
-            ))),
+            None => {
+                // A hostile or broken answer can carry a name of any length.
+                let shown: String = name.chars().take(80).collect();
+                let cut = if shown.len() < name.len() { "…" } else { "" };
+                Err(ToolError::Failed(format!(
+                    "there is no tool named '{shown}{cut}'; the available tools are: {}",
+                    available.join(", ")
+                )))
+            }
         };
         (result, started.elapsed())
     }

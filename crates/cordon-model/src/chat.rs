@@ -2,14 +2,15 @@
 //! compatible servers (Ollama, vLLM, llama.cpp, LM Studio). Custom (free-form) tools are
 //! offered as functions taking one `input` string, so they work with every provider.
 
-use crate::client::StreamEvent;
 use crate::request::{ModelRequest, put};
+use crate::stream::StreamEvent;
 use cordon_core::{CallKind, Content, Item, ModelResponse, Role, ToolCall, ToolKind, Usage};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
 
 /// The JSON body for `POST /chat/completions`.
-pub fn request_body(req: &ModelRequest, stream: bool, max_tokens_field: &str) -> Value {
+pub fn request_body(req: &ModelRequest, stream: bool, dialect: &ChatDialect) -> Value {
+    let max_tokens_field = dialect.max_tokens_field.as_str();
     let s = &req.settings;
     let mut body = Map::new();
     body.insert("model".into(), json!(req.model));
@@ -37,15 +38,38 @@ pub fn request_body(req: &ModelRequest, stream: bool, max_tokens_field: &str) ->
     put(&mut body, max_tokens_field, &s.max_output_tokens);
     put(&mut body, "reasoning_effort", &s.reasoning_effort);
     if let Some(out) = &req.output_schema {
-        body.insert(
-            "response_format".into(),
-            json!({ "type": "json_schema", "json_schema": { "name": out.name, "schema": out.schema, "strict": false } }),
-        );
+        let format = match dialect.json_output {
+            JsonOutput::JsonSchema => {
+                json!({ "type": "json_schema", "json_schema": { "name": out.name, "schema": out.schema, "strict": false } })
+            }
+            JsonOutput::JsonObject => json!({ "type": "json_object", "schema": out.schema }),
+        };
+        body.insert("response_format".into(), format);
     }
     for (k, v) in &s.extra {
         body.insert(k.clone(), v.clone());
     }
     Value::Object(body)
+}
+
+/// How a server wants structured output asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JsonOutput {
+    /// `{"type": "json_schema", "json_schema": {...}}`, as OpenAI takes it.
+    #[default]
+    JsonSchema,
+    /// `{"type": "json_object", "schema": ...}`, as llama-cpp-python takes it.
+    JsonObject,
+}
+
+/// What differs between Chat Completions servers in what they accept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatDialect {
+    /// The field that carries the output token limit.
+    pub max_tokens_field: String,
+    /// How structured output is asked for.
+    pub json_output: JsonOutput,
 }
 
 fn tool(spec: &cordon_core::ToolSpec) -> Value {
@@ -140,6 +164,35 @@ struct PartialCall {
     arguments: String,
 }
 
+impl PartialCall {
+    /// Takes a name from a delta. Servers send a call's name whole once, whole again in every
+    /// chunk, or in pieces: a name equal to what arrived so far is the whole name again, and
+    /// so is one that is a tool's name when what arrived so far is that name too; anything
+    /// else continues it.
+    fn take_name(&mut self, piece: &str, tools: &HashSet<String>) -> NameStep {
+        if self.name.is_empty() {
+            self.name = piece.to_string();
+            return NameStep::Started;
+        }
+        let joined = format!("{}{piece}", self.name);
+        let whole_again = piece == self.name
+            && (tools.contains(piece) || !tools.iter().any(|t| t.starts_with(&joined)));
+        if whole_again {
+            return NameStep::Repeated;
+        }
+        self.name = joined;
+        NameStep::Continued
+    }
+}
+
+/// What a name in a delta did to a call's name.
+#[derive(PartialEq)]
+enum NameStep {
+    Started,
+    Repeated,
+    Continued,
+}
+
 /// Chunk fields the decoder understands or knowingly ignores; others are kept as unknown.
 const KNOWN_CHUNK: &[&str] = &[
     "id",
@@ -166,18 +219,23 @@ const KNOWN_DELTA: &[&str] = &[
 /// Builds a response from Chat Completions chunks.
 pub struct Decoder {
     custom_tools: HashSet<String>,
+    tools: HashSet<String>,
     id: Option<String>,
     model: Option<String>,
     text: String,
     calls: BTreeMap<u64, PartialCall>,
+    /// The legacy `function_call`, used only when no `tool_calls` arrive at all.
+    legacy: Option<PartialCall>,
     finish: Option<String>,
-    usage: Usage,
+    usage: Option<Usage>,
     unknown: Vec<Value>,
+    notes: Vec<String>,
+    wire: crate::stream::Wire,
     done: bool,
 }
 
 impl Decoder {
-    /// A decoder for a request that offered these custom tools.
+    /// A decoder for a request that offered these tools.
     pub fn new(req: &ModelRequest) -> Self {
         let custom_tools = req
             .tools
@@ -187,19 +245,30 @@ impl Decoder {
             .collect();
         Decoder {
             custom_tools,
+            tools: req.tools.iter().map(|t| t.name.clone()).collect(),
             id: None,
             model: None,
             text: String::new(),
             calls: BTreeMap::new(),
+            legacy: None,
             finish: None,
-            usage: Usage::default(),
+            usage: None,
             unknown: Vec::new(),
+            notes: Vec::new(),
+            wire: Default::default(),
             done: false,
+        }
+    }
+
+    fn note(&mut self, note: &str) {
+        if !self.notes.iter().any(|n| n == note) {
+            self.notes.push(note.to_string());
         }
     }
 
     /// Takes one SSE event's data; returns an error message if the server sent one.
     pub fn on_data(&mut self, data: &str, out: &dyn Fn(StreamEvent)) -> Result<(), String> {
+        self.wire.event(data);
         if data.trim() == "[DONE]" {
             self.done = true;
             return Ok(());
@@ -234,7 +303,7 @@ impl Decoder {
             .take()
             .or_else(|| v["model"].as_str().map(str::to_string));
         if v["usage"].is_object() {
-            self.usage = parse_usage(&v["usage"]);
+            self.usage = Some(parse_usage(&v["usage"]));
         }
         for choice in v["choices"].as_array().into_iter().flatten() {
             self.on_delta(&choice["delta"], out);
@@ -247,12 +316,15 @@ impl Decoder {
 
     /// Takes a whole (non-streamed) `chat.completion` object.
     pub fn on_whole(&mut self, v: &Value, out: &dyn Fn(StreamEvent)) -> Result<(), String> {
+        self.wire.body(v);
         if let Some(err) = v.get("error") {
             return Err(err.to_string());
         }
         self.id = v["id"].as_str().map(str::to_string);
         self.model = v["model"].as_str().map(str::to_string);
-        self.usage = parse_usage(&v["usage"]);
+        if v["usage"].is_object() {
+            self.usage = Some(parse_usage(&v["usage"]));
+        }
         let choice = &v["choices"][0];
         let mut message = choice["message"].clone();
         // A whole message's calls carry no index; give them one so they read as deltas.
@@ -282,32 +354,47 @@ impl Decoder {
                 out(StreamEvent::ReasoningDelta(t.to_string()));
             }
         }
-        let mut deltas: Vec<Value> = obj
+        let deltas: Vec<Value> = obj
             .get("tool_calls")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        if let Some(fc) = obj.get("function_call").filter(|f| f.is_object()) {
-            deltas.push(json!({ "index": 0, "function": fc }));
-        }
-        for d in deltas {
+        for d in &deltas {
             let index = d["index"].as_u64().unwrap_or(0);
             let call = self.calls.entry(index).or_default();
-            if let Some(id) = d["id"].as_str() {
+            if let Some(id) = d["id"].as_str().filter(|i| !i.is_empty()) {
                 call.id = id.to_string();
             }
+            let mut repeated = false;
             if let Some(name) = d["function"]["name"].as_str().filter(|n| !n.is_empty()) {
-                let first = call.name.is_empty();
-                call.name.push_str(name);
-                if first {
-                    out(StreamEvent::ToolCallStarted {
+                match call.take_name(name, &self.tools) {
+                    NameStep::Started => out(StreamEvent::ToolCallStarted {
                         name: call.name.clone(),
                         call_id: call.id.clone(),
-                    });
+                    }),
+                    NameStep::Repeated => repeated = true,
+                    NameStep::Continued => {}
                 }
             }
             if let Some(a) = d["function"]["arguments"].as_str() {
                 call.arguments.push_str(a);
+            }
+            if repeated {
+                self.note("the server sent each tool call's whole name again in every chunk; cordon kept it once");
+            }
+        }
+        // The legacy field: a fallback only. Servers that send both mirror the same call.
+        if let Some(fc) = obj.get("function_call").filter(|f| f.is_object()) {
+            if deltas.is_empty() && self.calls.is_empty() {
+                let call = self.legacy.get_or_insert_with(Default::default);
+                if let Some(name) = fc["name"].as_str().filter(|n| !n.is_empty()) {
+                    call.take_name(name, &self.tools);
+                }
+                if let Some(a) = fc["arguments"].as_str() {
+                    call.arguments.push_str(a);
+                }
+            } else {
+                self.note("the server sent the legacy function_call beside tool_calls; cordon read tool_calls only");
             }
         }
         let extra: Map<String, Value> = obj
@@ -321,16 +408,24 @@ impl Decoder {
     }
 
     /// The whole response, if the stream completed (`[DONE]`, or a finish reason before
-    /// the server closed the stream).
-    pub fn finish(self) -> Option<ModelResponse> {
+    /// the server closed the stream). With `record_raw`, or when anything unexpected came,
+    /// what the server sent is kept with it.
+    pub fn finish(mut self, record_raw: bool) -> Option<ModelResponse> {
         if !self.done && self.finish.is_none() {
             return None;
         }
         let mut items = Vec::new();
         if !self.text.is_empty() {
-            items.push(Item::text(Role::Assistant, self.text));
+            items.push(Item::text(Role::Assistant, std::mem::take(&mut self.text)));
         }
-        for (i, c) in self.calls {
+        let mut calls = std::mem::take(&mut self.calls);
+        if calls.is_empty()
+            && let Some(legacy) = self.legacy.take()
+        {
+            self.note("the server sent its call in the legacy function_call field only");
+            calls.insert(0, legacy);
+        }
+        for (i, c) in calls {
             let call_id = if c.id.is_empty() {
                 format!("call_{i}")
             } else {
@@ -353,13 +448,19 @@ impl Decoder {
                 id: None,
             }));
         }
+        if self.usage.is_none() {
+            self.note("the server reported no usage");
+        }
+        let unexpected = !self.notes.is_empty() || !self.unknown.is_empty();
         Some(ModelResponse {
             id: self.id,
             model: self.model,
             items,
-            usage: self.usage,
+            usage: self.usage.unwrap_or_default(),
             stop_reason: self.finish,
             unknown_events: self.unknown,
+            notes: self.notes,
+            wire: (record_raw || unexpected).then(|| self.wire.into_value()),
             raw: None,
         })
     }
@@ -372,6 +473,7 @@ fn parse_usage(u: &Value) -> Usage {
         cached_input_tokens: n("/prompt_tokens_details/cached_tokens"),
         output_tokens: n("/completion_tokens"),
         reasoning_tokens: n("/completion_tokens_details/reasoning_tokens"),
+        estimated: false,
     }
 }
 
@@ -417,7 +519,10 @@ mod tests {
                 }),
             ]),
             true,
-            "max_tokens",
+            &ChatDialect {
+                max_tokens_field: "max_tokens".into(),
+                json_output: JsonOutput::JsonSchema,
+            },
         );
         let m = body["messages"].as_array().unwrap();
         assert_eq!(m.len(), 5, "{m:?}");
@@ -456,7 +561,7 @@ mod tests {
         ] {
             d.on_data(chunk, &ignore).unwrap();
         }
-        let r = d.finish().unwrap();
+        let r = d.finish(false).unwrap();
         let calls = r.tool_calls();
         assert_eq!(calls.len(), 2);
         assert_eq!(
@@ -484,6 +589,6 @@ mod tests {
             &|_| {},
         )
         .unwrap();
-        assert!(d.finish().is_none());
+        assert!(d.finish(false).is_none());
     }
 }

@@ -3,6 +3,7 @@
 use crate::error::ModelError;
 use crate::provider::{Api, ProviderConfig};
 use crate::request::ModelRequest;
+use crate::stream::StreamEvent;
 use crate::{chat, responses};
 use cordon_core::ModelResponse;
 use eventsource_stream::Eventsource;
@@ -15,31 +16,6 @@ use tokio::sync::mpsc::UnboundedSender;
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// How much of an error body is kept in messages.
 const BODY_EXCERPT: usize = 500;
-
-/// Something worth showing while a call is under way.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StreamEvent {
-    /// Assistant text as it arrives.
-    TextDelta(String),
-    /// Reasoning summary text as it arrives.
-    ReasoningDelta(String),
-    /// The model began a tool call.
-    ToolCallStarted {
-        /// The tool's name.
-        name: String,
-        /// The call's id (may be empty until known).
-        call_id: String,
-    },
-    /// An attempt failed; another follows after `delay`.
-    Retrying {
-        /// The attempt that failed, from 1.
-        attempt: u32,
-        /// What went wrong.
-        error: String,
-        /// How long until the next attempt.
-        delay: Duration,
-    },
-}
 
 /// A client for one provider.
 pub struct ModelClient {
@@ -82,6 +58,7 @@ impl ModelClient {
         events: &UnboundedSender<StreamEvent>,
     ) -> Result<ModelResponse, ModelError> {
         let mut attempt = 1;
+        let mut previous: Option<String> = None;
         loop {
             let result =
                 tokio::time::timeout(self.provider.attempt_timeout, self.attempt(req, events))
@@ -96,12 +73,28 @@ impl ModelClient {
                         })
                     });
             let err = match result {
-                Ok(r) => return Ok(r),
+                Ok(mut r) => {
+                    if r.usage == cordon_core::Usage::default() {
+                        // No usage reported: count, so token and cost budgets still hold.
+                        r.usage = crate::tokens::estimate(req, &r);
+                    }
+                    return Ok(r);
+                }
                 Err(e) => e,
             };
             if !err.is_retryable() {
                 return Err(err);
             }
+            // The same answer again (an HTTP error with the same body, the same reported
+            // error) is no passing trouble: stop, and show it.
+            let this = err.same_error_key();
+            if this.is_some() && this == previous {
+                return Err(ModelError::Repeated {
+                    attempts: attempt,
+                    last: Box::new(err),
+                });
+            }
+            previous = this;
             if attempt > self.provider.max_retries {
                 return Err(ModelError::RetriesExhausted {
                     attempts: attempt,
@@ -154,7 +147,14 @@ impl ModelClient {
         let url = p.endpoint();
         let body = match p.api {
             Api::Responses => responses::request_body(req, stream),
-            Api::Chat => chat::request_body(req, stream, &p.max_tokens_field),
+            Api::Chat => chat::request_body(
+                req,
+                stream,
+                &chat::ChatDialect {
+                    max_tokens_field: p.max_tokens_field.clone(),
+                    json_output: p.json_output,
+                },
+            ),
         };
         let mut http = self.http.post(&url).json(&body);
         if let Some(key) = &p.api_key {
@@ -191,12 +191,18 @@ impl ModelClient {
                 .await
                 .map_err(|e| cut(format!("the answer is not JSON: {e}")))?;
             return match p.api {
-                Api::Responses => Ok(responses::parse_whole(&v)),
+                Api::Responses => {
+                    let mut r = responses::parse_whole(&v);
+                    if p.record_raw || !r.unknown_events.is_empty() {
+                        r.wire = Some(serde_json::json!({ "body": v }));
+                    }
+                    Ok(r)
+                }
                 Api::Chat => {
                     let mut d = chat::Decoder::new(req);
                     d.on_whole(&v, &emit)
                         .map_err(|m| self.provider_error(m, false))?;
-                    d.finish()
+                    d.finish(p.record_raw)
                         .ok_or_else(|| cut("no choices in the answer".into()))
                 }
             };
@@ -244,8 +250,8 @@ impl ModelClient {
             ));
         }
         let done = match p.api {
-            Api::Responses => responses_decoder.finish(),
-            Api::Chat => chat_decoder.finish(),
+            Api::Responses => responses_decoder.finish(p.record_raw),
+            Api::Chat => chat_decoder.finish(p.record_raw),
         };
         done.ok_or_else(|| {
             cut(format!(

@@ -71,6 +71,14 @@ pub enum ModelError {
         /// The answer that asked for it.
         last: Box<ModelError>,
     },
+    /// The provider gave the same error twice running: retrying will not help.
+    #[error("{last} (the same answer {attempts} times running: cordon stopped retrying)")]
+    Repeated {
+        /// How many attempts were made.
+        attempts: u32,
+        /// The answer.
+        last: Box<ModelError>,
+    },
     /// Retries ran out.
     #[error("{last} (gave up after {attempts} attempts)")]
     RetriesExhausted {
@@ -101,7 +109,9 @@ impl ModelError {
             | ModelError::StreamCut { .. }
             | ModelError::Timeout { .. } => true,
             ModelError::Provider { retryable, .. } => *retryable,
-            ModelError::RetriesExhausted { .. } | ModelError::WaitTooLong { .. } => false,
+            ModelError::RetriesExhausted { .. }
+            | ModelError::WaitTooLong { .. }
+            | ModelError::Repeated { .. } => false,
         }
     }
 
@@ -109,6 +119,9 @@ impl ModelError {
     pub fn hint(&self) -> &'static str {
         match self {
             ModelError::RetriesExhausted { last, .. } => last.hint(),
+            ModelError::Repeated { .. } => {
+                "the server rejects this request the same way every time: its answer is above (a setting it does not support, such as tool_choice, is a common cause)"
+            }
             ModelError::WaitTooLong { .. } => {
                 "wait as long as the provider asked, then `cordon resume` the run (or raise max_retry_after_secs in the config file)"
             }
@@ -135,6 +148,21 @@ impl ModelError {
             ModelError::StreamCut { .. } | ModelError::Timeout { .. } => {
                 "the connection is unreliable or the server is overloaded: try again, or raise the timeouts in the config file"
             }
+        }
+    }
+
+    /// What makes two failures "the same answer": the body of an HTTP 500 or 501 (a server
+    /// that fails on this request), or a reported error's message. Overload and rate-limit
+    /// answers (429, 502, 503, 504), connections and timeouts pass, so they never count.
+    pub fn same_error_key(&self) -> Option<String> {
+        match self {
+            ModelError::Http {
+                status: status @ (500 | 501),
+                body,
+                ..
+            } => Some(format!("{status} {body}")),
+            ModelError::Provider { message, .. } => Some(message.clone()),
+            _ => None,
         }
     }
 

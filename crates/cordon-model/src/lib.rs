@@ -14,8 +14,12 @@ mod error;
 mod provider;
 mod request;
 mod responses;
+mod stream;
+mod tokens;
 
-pub use client::{ModelClient, StreamEvent};
+pub use chat::JsonOutput;
+pub use client::ModelClient;
 pub use error::ModelError;
 pub use provider::{Api, ProviderConfig, Secret};
 pub use request::{ModelRequest, ModelSettings, OutputSchema};
+pub use stream::StreamEvent;

@@ -81,12 +81,17 @@ pub struct ProviderConfig {
     pub idle_timeout: Duration,
     /// Whether to ask for a streamed answer (some servers stream badly with tools).
     pub stream: bool,
+    /// Keep what the server sent with every response (`record_raw`), not only when decoding
+    /// met something unexpected.
+    pub record_raw: bool,
     /// The longest a provider may ask cordon to wait before a retry (`Retry-After`): a
     /// longer wait ends the call with an error that names it, instead of hanging the run.
     pub max_retry_wait: Duration,
     /// Chat Completions only: the field that carries the output token limit
     /// (`max_completion_tokens` for OpenAI, `max_tokens` for most local servers).
     pub max_tokens_field: String,
+    /// Chat Completions only: how structured output is asked for.
+    pub json_output: crate::JsonOutput,
 }
 
 impl ProviderConfig {
@@ -103,7 +108,9 @@ impl ProviderConfig {
             idle_timeout: Duration::from_secs(120),
             stream: true,
             max_retry_wait: Duration::from_secs(60),
+            record_raw: false,
             max_tokens_field: "max_completion_tokens".to_string(),
+            json_output: crate::JsonOutput::default(),
         }
     }
 

@@ -26,6 +26,11 @@ pub struct ModelSettings {
     /// `auto`, `required`, `none`, or a tool's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<String>,
+    /// Whether a `tool_choice` that forces a tool (`required` or a name) is dropped once the
+    /// model has called a tool, so it can answer (default true, as the Agents SDK's
+    /// `reset_tool_choice`). Not sent to the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_tool_choice: Option<bool>,
     /// Responses API: let the provider keep the conversation (default false: cordon keeps it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<bool>,

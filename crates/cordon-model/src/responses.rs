@@ -1,7 +1,7 @@
 //! The OpenAI Responses API: request bodies and the streamed answer.
 
-use crate::client::StreamEvent;
 use crate::request::{ModelRequest, put};
+use crate::stream::StreamEvent;
 use cordon_core::{CallKind, Content, Item, ModelResponse, Role, ToolCall, ToolKind, Usage};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -185,6 +185,7 @@ pub struct Decoder {
     items: BTreeMap<u64, Value>,
     unknown: Vec<Value>,
     done: Option<ModelResponse>,
+    wire: crate::stream::Wire,
 }
 
 /// What one stream event means for the call as a whole.
@@ -203,6 +204,7 @@ pub enum Step {
 impl Decoder {
     /// Takes one SSE event; sends display events to `out`.
     pub fn on_event(&mut self, name: &str, data: &str, out: &dyn Fn(StreamEvent)) -> Step {
+        self.wire.event(&format!("{name}: {data}"));
         let v: Value = match serde_json::from_str(data) {
             Ok(v) => v,
             Err(e) => {
@@ -284,10 +286,14 @@ impl Decoder {
         Step::More
     }
 
-    /// The whole response, once `response.completed` (or `.incomplete`) arrived.
-    pub fn finish(self) -> Option<ModelResponse> {
+    /// The whole response, once `response.completed` (or `.incomplete`) arrived. With
+    /// `record_raw`, or when anything unexpected came, the events are kept with it.
+    pub fn finish(self, record_raw: bool) -> Option<ModelResponse> {
         let mut done = self.done?;
         done.unknown_events.extend(self.unknown);
+        if record_raw || !done.unknown_events.is_empty() {
+            done.wire = Some(self.wire.into_value());
+        }
         Some(done)
     }
 
@@ -317,6 +323,8 @@ impl Decoder {
             usage: parse_usage(&resp["usage"]),
             stop_reason: Some(stop_reason),
             unknown_events: Vec::new(),
+            notes: Vec::new(),
+            wire: None,
             raw: Some(resp.clone()),
         }
     }
@@ -385,6 +393,7 @@ fn parse_usage(u: &Value) -> Usage {
         cached_input_tokens: n("/input_tokens_details/cached_tokens"),
         output_tokens: n("/output_tokens"),
         reasoning_tokens: n("/output_tokens_details/reasoning_tokens"),
+        estimated: false,
     }
 }
 
@@ -473,7 +482,7 @@ mod tests {
             r#"{"type":"response.completed","response":{"id":"r","status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":"hi"}]}],"usage":{"input_tokens":3,"output_tokens":1}}}"#,
             &ignore,
         );
-        let r = d.finish().unwrap();
+        let r = d.finish(false).unwrap();
         assert_eq!(r.text(), "hi");
         assert_eq!(r.unknown_events.len(), 2);
         assert_eq!(r.usage.total_tokens(), 4);

@@ -263,3 +263,168 @@ async fn exhausted_scripts_fail_without_retry() {
     assert!(msg.contains("no turn left"), "{msg}");
     assert!(events.is_empty());
 }
+
+/// Calls the server over Chat Completions, streamed or not.
+async fn chat_call(server: &ScriptedServer, stream: bool) -> cordon_core::ModelResponse {
+    let mut p = provider(server, Api::Chat);
+    p.stream = stream;
+    let client = ModelClient::new(p).unwrap();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    client.respond(&request(), &tx).await.unwrap()
+}
+
+#[tokio::test]
+async fn llama_cpp_python_shapes_give_whole_calls_in_both_stream_modes() {
+    // The shapes llama-cpp-python sends: every call mirrored in the legacy function_call,
+    // its whole name in every chunk, no usage.
+    for quirks in [
+        "mirror_function_call = true, repeat_tool_names = true, no_usage = true",
+        "split_tool_names = true",
+        "mirror_function_call = true",
+    ] {
+        let server = ScriptedServer::start(script(&format!(
+            r#"
+            chat_quirks = {{ {quirks} }}
+            [[turns]]
+            tool_calls = [{{ name = "calculator", arguments = {{ expression = "17 * 23 + 4 - 1000 / 8" }} }}]
+            [[turns]]
+            tool_calls = [{{ name = "calculator", arguments = {{ expression = "17 * 23 + 4 - 1000 / 8" }} }}]
+            "#
+        )))
+        .await
+        .unwrap();
+        for stream in [true, false] {
+            let r = chat_call(&server, stream).await;
+            let calls = r.tool_calls();
+            assert_eq!(calls.len(), 1, "{quirks} stream={stream}: {calls:?}");
+            assert_eq!(calls[0].name, "calculator", "{quirks} stream={stream}");
+            assert_eq!(
+                calls[0].input, r#"{"expression":"17 * 23 + 4 - 1000 / 8"}"#,
+                "{quirks} stream={stream}"
+            );
+            if quirks.contains("mirror") {
+                assert!(
+                    r.notes.iter().any(|n| n.contains("function_call")),
+                    "the decoding is noted: {:?}",
+                    r.notes
+                );
+                assert!(r.wire.is_some(), "and what came is kept");
+            }
+            if quirks.contains("no_usage") {
+                assert!(r.usage.estimated, "no usage: estimated");
+                assert!(
+                    r.usage.input_tokens > 20 && r.usage.output_tokens > 5,
+                    "{:?}",
+                    r.usage
+                );
+            } else {
+                assert!(!r.usage.estimated);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_call_sent_only_in_the_legacy_field_is_still_read() {
+    // Older servers send function_call alone: then it is the call.
+    let body = serde_json::json!({
+        "id": "x", "model": "m",
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": null,
+            "function_call": { "name": "calculator", "arguments": "{\"expression\":\"1\"}" } },
+            "finish_reason": "function_call" }],
+        "usage": { "prompt_tokens": 3, "completion_tokens": 4 }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = answer_every_request(listener, body.to_string());
+    let mut provider = ProviderConfig::new("legacy", Api::Chat, &format!("http://{addr}/v1"), None);
+    provider.stream = false;
+    let client = ModelClient::new(provider).unwrap();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let r = client.respond(&request(), &tx).await.unwrap();
+    server.abort();
+    let calls = r.tool_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        (calls[0].name.as_str(), calls[0].input.as_str()),
+        ("calculator", "{\"expression\":\"1\"}")
+    );
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("legacy function_call field only"))
+    );
+}
+
+/// A bare HTTP server that answers every request with `body` as JSON.
+fn answer_every_request(
+    listener: tokio::net::TcpListener,
+    body: String,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut got = Vec::new();
+                loop {
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got);
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len: usize = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if got.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    })
+}
+
+#[tokio::test]
+async fn the_same_500_twice_stops_the_retries_and_shows_the_body() {
+    let server = ScriptedServer::start(script(
+        r#"
+        [[turns]]
+        text = "never"
+        faults = [
+          { kind = "status", status = 500, message = "tool_choice required is not supported" },
+          { kind = "status", status = 500, message = "tool_choice required is not supported" },
+          { kind = "status", status = 500, message = "tool_choice required is not supported" },
+        ]
+        "#,
+    ))
+    .await
+    .unwrap();
+    let (r, _) = call(&server, Api::Chat).await;
+    let err = r.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("tool_choice required is not supported"),
+        "{text}"
+    );
+    assert!(text.contains("the same answer 2 times"), "{text}");
+    assert!(!err.hint().contains("try again later"), "{}", err.hint());
+    assert_eq!(server.requests().len(), 2, "stopped after the repeat");
+}

@@ -2,7 +2,7 @@
 
 use crate::frame::{Frame, now_secs, usage_for};
 use crate::responses::split_every;
-use crate::script::{Turn, chunks};
+use crate::script::{ChatQuirks, Turn, chunks};
 use serde_json::{Value, json};
 
 /// Renders a turn as Chat Completions chunks (ending in `[DONE]`), and the equivalent
@@ -14,6 +14,7 @@ pub fn render(
     request: usize,
     request_bytes: usize,
     include_usage: bool,
+    quirks: ChatQuirks,
 ) -> (Vec<Frame>, Value) {
     let id = format!("chatcmpl-{n:04}-{request:04}");
     let created = now_secs();
@@ -44,22 +45,33 @@ pub fn render(
             .clone()
             .unwrap_or_else(|| format!("call_{n:04}_{i}"));
         let args = call.arguments_text();
-        frames.push(Frame::data(
-            chunk(choice(
-                json!({ "tool_calls": [{ "index": i, "id": call_id, "type": "function",
-                        "function": { "name": call.name, "arguments": "" } }] }),
-                Value::Null,
-            ))
-            .to_string(),
-        ));
+        // Each piece of a call as its own delta, shaped as the quirks say.
+        let mut delta = |name: Option<&str>, piece: &str, first: bool| {
+            let mut function = json!({ "arguments": piece });
+            if let Some(name) = name {
+                function["name"] = json!(name);
+            }
+            let mut call_delta = json!({ "index": i, "function": function });
+            if first || quirks.repeat_tool_names {
+                call_delta["id"] = json!(call_id);
+                call_delta["type"] = json!("function");
+            }
+            let mut d = json!({ "tool_calls": [call_delta] });
+            if quirks.mirror_function_call {
+                d["function_call"] = json!({ "name": call.name, "arguments": piece });
+            }
+            frames.push(Frame::data(chunk(choice(d, Value::Null)).to_string()));
+        };
+        if quirks.split_tool_names && call.name.len() > 1 {
+            let (a, b) = call.name.split_at(call.name.len() / 2);
+            delta(Some(a), "", true);
+            delta(Some(b), "", false);
+        } else {
+            delta(Some(&call.name), "", true);
+        }
         for piece in split_every(&args, 16) {
-            frames.push(Frame::data(
-                chunk(choice(
-                    json!({ "tool_calls": [{ "index": i, "function": { "arguments": piece } }] }),
-                    Value::Null,
-                ))
-                .to_string(),
-            ));
+            let name = quirks.repeat_tool_names.then_some(call.name.as_str());
+            delta(name, &piece, false);
         }
         calls.push(json!({ "id": call_id, "type": "function", "function": { "name": call.name, "arguments": args } }));
     }
@@ -78,7 +90,7 @@ pub fn render(
         "prompt_tokens_details": { "cached_tokens": 0 },
         "completion_tokens_details": { "reasoning_tokens": 0 },
     });
-    if include_usage {
+    if include_usage && !quirks.no_usage {
         let mut last = chunk(json!([]));
         last["usage"] = usage.clone();
         frames.push(Frame::data(last.to_string()));
@@ -86,14 +98,22 @@ pub fn render(
     frames.push(Frame::data("[DONE]"));
 
     let mut message = json!({ "role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) } });
+    if quirks.mirror_function_call
+        && let Some(first) = calls.first()
+    {
+        message["function_call"] = first["function"].clone();
+    }
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
     }
-    let whole = json!({
+    let mut whole = json!({
         "id": id, "object": "chat.completion", "created": created, "model": model,
         "choices": [{ "index": 0, "message": message, "logprobs": null, "finish_reason": finish }],
         "usage": usage,
     });
+    if quirks.no_usage {
+        whole.as_object_mut().expect("an object").remove("usage");
+    }
     (frames, whole)
 }
 
@@ -112,7 +132,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let (frames, whole) = render(&turn, "m", 1, 0, 10, true);
+        let (frames, whole) = render(&turn, "m", 1, 0, 10, true, ChatQuirks::default());
         assert_eq!(frames.last().unwrap().data, "[DONE]");
         let mut args = String::new();
         for f in &frames[..frames.len() - 1] {

@@ -22,5 +22,5 @@ pub mod responses;
 pub mod script;
 pub mod server;
 
-pub use script::{Fault, Script, ScriptedCall, Turn, TurnFrom};
+pub use script::{ChatQuirks, Fault, Script, ScriptedCall, Turn, TurnFrom};
 pub use server::{RecordedRequest, ScriptedServer};

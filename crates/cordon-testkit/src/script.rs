@@ -32,9 +32,31 @@ pub struct Script {
     /// How each request's turn is chosen (by default, the next one).
     #[serde(default)]
     pub turn_from: TurnFrom,
+    /// Chat Completions shapes that real servers send, to test a client against.
+    #[serde(default)]
+    pub chat_quirks: ChatQuirks,
     /// The turns, in order.
     #[serde(default)]
     pub turns: Vec<Turn>,
+}
+
+/// Shapes of Chat Completions answers that real servers send (all off by default).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatQuirks {
+    /// Mirror each tool call in the legacy `function_call` field, in every chunk and in whole
+    /// answers, as llama-cpp-python does.
+    #[serde(default)]
+    pub mirror_function_call: bool,
+    /// Send a call's whole name again in every chunk of it (llama-cpp-python).
+    #[serde(default)]
+    pub repeat_tool_names: bool,
+    /// Send a call's name in pieces over several chunks.
+    #[serde(default)]
+    pub split_tool_names: bool,
+    /// Report no usage, whatever the request asks (llama-cpp-python's streams).
+    #[serde(default)]
+    pub no_usage: bool,
 }
 
 /// How the server picks the turn that answers a request.

@@ -346,7 +346,15 @@ async fn handle(
     let n = turn_index as u64 + 1;
     let (mut frames, whole) = match protocol {
         Protocol::Responses => responses::render(turn, model, n, request, raw.len()),
-        Protocol::Chat => chat::render(turn, model, n, request, raw.len(), include_usage),
+        Protocol::Chat => chat::render(
+            turn,
+            model,
+            n,
+            request,
+            raw.len(),
+            include_usage,
+            shared.script.chat_quirks,
+        ),
     };
     if turn.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(turn.delay_ms)).await;

@@ -68,7 +68,7 @@ pub async fn runs(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn show(store: &Store, run: &str, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn show(store: &Store, run: &str, json: bool, raw: bool) -> anyhow::Result<ExitCode> {
     let run_id = find_run(store, run).await?;
     let rows = store.rows(&run_id).await.map_err(super::store_failure)?;
     let mut damaged = 0;
@@ -82,7 +82,10 @@ pub async fn show(store: &Store, run: &str, json: bool) -> anyhow::Result<ExitCo
                     e.ts,
                     clip(&e.kind, 16),
                     summary(e)
-                )
+                );
+                if raw && e.kind == "model_response" {
+                    print_raw(&e.payload["response"]);
+                }
             }
             StoredRow::Damaged { seq, reason } => {
                 damaged += 1;
@@ -106,6 +109,30 @@ pub async fn show(store: &Store, run: &str, json: bool) -> anyhow::Result<ExitCo
         return Ok(ExitCode::from(exit::TAMPERED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the server sent for one response, and what decoding noticed, indented under it.
+fn print_raw(response: &serde_json::Value) {
+    for note in response["notes"].as_array().into_iter().flatten() {
+        println!("        note: {}", clip(&text(note), 200));
+    }
+    let wire = &response["wire"];
+    if wire.is_null() {
+        println!(
+            "        (what the server sent was not kept: nothing unexpected came; set record_raw = true for the provider to keep it always)"
+        );
+        return;
+    }
+    if let Some(events) = wire["events"].as_array() {
+        for e in events {
+            println!("        data: {}", clip(&text(e), 300));
+        }
+        if let Some(n) = wire["events_dropped"].as_u64() {
+            println!("        ({n} more events were not kept: the capture is capped at 2 MiB)");
+        }
+    } else if !wire["body"].is_null() {
+        println!("        body: {}", clip(&wire["body"].to_string(), 300));
+    }
 }
 
 /// One line about an event, for people.
@@ -178,29 +205,40 @@ fn summary(e: &Event) -> String {
                 .collect();
             let tokens = r["usage"]["input_tokens"].as_u64().unwrap_or(0)
                 + r["usage"]["output_tokens"].as_u64().unwrap_or(0);
+            let estimated = if r["usage"]["estimated"] == true {
+                " (estimated: the server reported none)"
+            } else {
+                ""
+            };
+            let notes = r["notes"].as_array().map_or(0, Vec::len);
+            let notes = if notes > 0 {
+                format!(" · {notes} decoding notes (--raw)")
+            } else {
+                String::new()
+            };
             format!(
-                "turn {} · {calls} tool calls · {tokens} tokens · {}",
+                "turn {} · {calls} tool calls · {tokens} tokens{estimated}{notes} · {}",
                 p["turn"],
                 clip(&text_out, 60)
             )
         }
         "tool_call_intent" => format!(
             "{} {} {}",
-            text(&p["call_id"]),
-            text(&p["tool"]),
+            clip(&text(&p["call_id"]), 64),
+            clip(&text(&p["tool"]), 64),
             clip(&text(&p["arguments"]), 80)
         ),
         "tool_result" => format!(
             "{} {}{} ({} ms)",
-            text(&p["call_id"]),
+            clip(&text(&p["call_id"]), 64),
             if p["is_error"] == true { "error: " } else { "" },
             clip(&text(&p["output"]), 80),
             p["duration_ms"]
         ),
         "tool_replayed" => format!(
             "{} {} replayed after the restore{} ({} ms)",
-            text(&p["call_id"]),
-            text(&p["tool"]),
+            clip(&text(&p["call_id"]), 64),
+            clip(&text(&p["tool"]), 64),
             if p["same_output"] == true {
                 ", same output"
             } else {

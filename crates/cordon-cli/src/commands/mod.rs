@@ -98,9 +98,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         },
-        Command::Show { run, json } => {
+        Command::Show { run, json, raw } => {
             let store = store_with_run(cli.store.as_deref(), &run).await?;
-            inspect::show(&store, &run, json).await
+            inspect::show(&store, &run, json, raw).await
         }
         Command::Verify { run, all, json } => {
             let shown = run.clone().unwrap_or_else(|| "--all".into());
