@@ -34,12 +34,94 @@ pub struct Receipt {
 
 /// Why materialization stopped.
 #[derive(Debug, thiserror::Error)]
-#[error("entry '{path}': {message}")]
+#[error("entry '{path}': {source}")]
 pub struct MaterializeError {
     /// The entry.
     pub path: String,
     /// What went wrong.
-    pub message: String,
+    pub source: EntryError,
+}
+
+/// What went wrong with one entry.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// A host file or directory could not be read.
+    #[error("{what} {path}: {source}")]
+    Host {
+        /// What was being done.
+        what: &'static str,
+        /// The host path.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// A source lies outside the manifest's directory and every grant.
+    #[error(
+        "source {given} resolves to {real}, outside the manifest's directory {base} and every grant"
+    )]
+    Outside {
+        /// The source as given.
+        given: PathBuf,
+        /// Where it resolves.
+        real: PathBuf,
+        /// The manifest's directory.
+        base: PathBuf,
+    },
+    /// The sandbox refused or failed a request.
+    #[error(transparent)]
+    Sandbox(#[from] cordon_sandbox::SandboxError),
+    /// The sandbox refused or failed a request about this path.
+    #[error("{path}: {source}")]
+    InSandbox {
+        /// The path inside the entry.
+        path: String,
+        /// What the sandbox said.
+        source: cordon_sandbox::SandboxError,
+    },
+    /// An ignore pattern is not a glob.
+    #[error("ignore pattern: {0}")]
+    Glob(#[from] globset::Error),
+    /// A directory could not be walked.
+    #[error(transparent)]
+    Walk(#[from] walkdir::Error),
+    /// A name is not UTF-8.
+    #[error("{0}: the name is not UTF-8, which a workspace path must be")]
+    NotUtf8(PathBuf),
+    /// git failed (its own message).
+    #[error("git: {0}")]
+    Git(String),
+    /// Object storage failed.
+    #[error("{what} {location}: {source}")]
+    Object {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        location: String,
+        /// What the store said.
+        source: object_store::Error,
+    },
+    /// The object store provider is not one cordon knows.
+    #[error("unknown provider '{0}'")]
+    UnknownProvider(String),
+    /// An object's key cannot be a workspace path.
+    #[error("object key '{0}' does not make a safe workspace path")]
+    UnsafeKey(String),
+    /// A background task failed.
+    #[error("a background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Wraps a sandbox error with the path inside the entry it was about.
+fn inside(rel: &str) -> impl FnOnce(cordon_sandbox::SandboxError) -> EntryError {
+    let path = rel.to_string();
+    move |source| EntryError::InSandbox { path, source }
+}
+
+impl EntryError {
+    fn host(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> EntryError {
+        let path = path.to_path_buf();
+        move |source| EntryError::Host { what, path, source }
+    }
 }
 
 /// Writes every entry of `manifest` into `sandbox`, and the outputs' directories.
@@ -69,10 +151,10 @@ pub async fn materialize(
     Ok(receipts)
 }
 
-fn fail(path: &str, err: impl std::fmt::Display) -> MaterializeError {
+fn fail(path: &str, err: impl Into<EntryError>) -> MaterializeError {
     MaterializeError {
         path: path.to_string(),
-        message: err.to_string(),
+        source: err.into(),
     }
 }
 
@@ -105,7 +187,7 @@ async fn entry(
             let source = allowed_source(m, source).map_err(|err| fail(&e.path, err))?;
             let bytes = tokio::fs::read(&source)
                 .await
-                .map_err(|err| fail(&e.path, format!("read {}: {err}", source.display())))?;
+                .map_err(|err| fail(&e.path, EntryError::host("read", &source)(err)))?;
             let mode = e.mode.or_else(|| {
                 std::fs::metadata(&source)
                     .ok()
@@ -181,9 +263,8 @@ fn kind_name(k: &EntryKind) -> &'static str {
 }
 
 /// `source`, resolved through symlinks, if it lies under the manifest's directory or a grant.
-fn allowed_source(m: &Manifest, source: &Path) -> Result<PathBuf, String> {
-    let real =
-        std::fs::canonicalize(source).map_err(|e| format!("source {}: {e}", source.display()))?;
+fn allowed_source(m: &Manifest, source: &Path) -> Result<PathBuf, EntryError> {
+    let real = std::fs::canonicalize(source).map_err(EntryError::host("source", source))?;
     let mut roots = vec![m.base_dir.clone()];
     roots.extend(m.grants.iter().map(|g| PathBuf::from(&g.path)));
     if roots
@@ -192,12 +273,11 @@ fn allowed_source(m: &Manifest, source: &Path) -> Result<PathBuf, String> {
     {
         Ok(real)
     } else {
-        Err(format!(
-            "source {} resolves to {}, outside the manifest's directory {} and every grant",
-            source.display(),
-            real.display(),
-            m.base_dir.display()
-        ))
+        Err(EntryError::Outside {
+            given: source.to_path_buf(),
+            real,
+            base: m.base_dir.clone(),
+        })
     }
 }
 
@@ -222,44 +302,39 @@ async fn copy_dir(
     source: &Path,
     dest: &str,
     ignore: &[String],
-) -> Result<(String, u64, u64), String> {
+) -> Result<(String, u64, u64), EntryError> {
     let mut globs = globset::GlobSetBuilder::new();
     for g in ignore {
-        globs.add(globset::Glob::new(g.trim_end_matches('/')).map_err(|e| e.to_string())?);
+        globs.add(globset::Glob::new(g.trim_end_matches('/'))?);
     }
-    let globs = globs.build().map_err(|e| e.to_string())?;
-    let root = std::fs::canonicalize(source).map_err(|e| format!("{}: {e}", source.display()))?;
+    let globs = globs.build()?;
+    let root = std::fs::canonicalize(source).map_err(EntryError::host("open", source))?;
     let walk_root = root.clone();
     let Listing { dirs, files, links } =
-        tokio::task::spawn_blocking(move || walk(&walk_root, &globs))
-            .await
-            .map_err(|e| e.to_string())??;
-    sandbox
-        .make_dir(dest, None)
-        .await
-        .map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || walk(&walk_root, &globs)).await??;
+    sandbox.make_dir(dest, None).await?;
     for (rel, mode) in &dirs {
         sandbox
             .make_dir(&format!("{dest}/{rel}"), Some(*mode))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(inside(rel))?;
     }
     for (rel, target) in &links {
         sandbox
             .symlink(&format!("{dest}/{rel}"), target)
             .await
-            .map_err(|e| format!("{rel}: {e}"))?;
+            .map_err(inside(rel))?;
     }
     let written: Vec<(String, String, u32, u64)> =
         futures::stream::iter(files.into_iter().map(|f| async move {
             let bytes = tokio::fs::read(&f.path)
                 .await
-                .map_err(|e| format!("read {}: {e}", f.path.display()))?;
+                .map_err(EntryError::host("read", &f.path))?;
             sandbox
                 .write_file(&format!("{dest}/{}", f.rel), &bytes, Some(f.mode))
                 .await
-                .map_err(|e| format!("{}: {e}", f.rel))?;
-            Ok::<_, String>((
+                .map_err(inside(&f.rel))?;
+            Ok::<_, EntryError>((
                 f.rel,
                 hex::encode(Sha256::digest(&bytes)),
                 f.mode,
@@ -287,7 +362,7 @@ async fn copy_dir(
 /// Every directory, file and link under `root` that no glob ignores. Links are never
 /// followed: each is copied as a link, verbatim (so a link to `.` cannot loop, and nothing
 /// is read through one). Devices, fifos and sockets are left out.
-fn walk(root: &Path, ignore: &globset::GlobSet) -> Result<Listing, String> {
+fn walk(root: &Path, ignore: &globset::GlobSet) -> Result<Listing, EntryError> {
     let mut listing = Listing {
         dirs: Vec::new(),
         files: Vec::new(),
@@ -303,42 +378,28 @@ fn walk(root: &Path, ignore: &globset::GlobSet) -> Result<Listing, String> {
             !(ignore.is_match(rel) || ignore.is_match(e.file_name()))
         });
     for entry in entries {
-        let entry = entry.map_err(|e| e.to_string())?;
+        let entry = entry?;
         let rel = entry
             .path()
             .strip_prefix(root)
-            .map_err(|e| e.to_string())?
+            .unwrap_or(entry.path())
             .to_str()
-            .ok_or_else(|| {
-                format!(
-                    "{}: the name is not UTF-8, which a workspace path must be",
-                    entry.path().display()
-                )
-            })?
+            .ok_or_else(|| EntryError::NotUtf8(entry.path().to_path_buf()))?
             .to_string();
         let ft = entry.file_type();
         if ft.is_symlink() {
-            let target = std::fs::read_link(entry.path()).map_err(|e| format!("{rel}: {e}"))?;
+            let target = std::fs::read_link(entry.path())
+                .map_err(EntryError::host("read the link", entry.path()))?;
             let target = target
                 .to_str()
-                .ok_or_else(|| format!("link {rel}: its target is not UTF-8"))?
+                .ok_or_else(|| EntryError::NotUtf8(target.clone()))?
                 .to_string();
             listing.links.push((rel, target));
         } else if ft.is_dir() {
-            let mode = entry
-                .metadata()
-                .map_err(|e| format!("{rel}: {e}"))?
-                .permissions()
-                .mode()
-                & 0o777;
+            let mode = entry.metadata()?.permissions().mode() & 0o777;
             listing.dirs.push((rel, mode));
         } else if ft.is_file() {
-            let mode = entry
-                .metadata()
-                .map_err(|e| format!("{rel}: {e}"))?
-                .permissions()
-                .mode()
-                & 0o777;
+            let mode = entry.metadata()?.permissions().mode() & 0o777;
             listing.files.push(Found {
                 rel,
                 path: entry.path().to_path_buf(),
@@ -355,11 +416,14 @@ async fn clone(
     git_ref: Option<&str>,
     commit: Option<&str>,
     depth: Option<u32>,
-) -> Result<tempfile::TempDir, String> {
+) -> Result<tempfile::TempDir, EntryError> {
     let dir = tempfile::Builder::new()
         .prefix("cordon-git-")
         .tempdir()
-        .map_err(|e| e.to_string())?;
+        .map_err(EntryError::host(
+            "make a directory in",
+            &std::env::temp_dir(),
+        ))?;
     let git = |args: Vec<String>| {
         let mut c = tokio::process::Command::new("git");
         c.args([
@@ -399,17 +463,16 @@ async fn clone(
     Ok(dir)
 }
 
-async fn run_git(mut cmd: tokio::process::Command) -> Result<(), String> {
+async fn run_git(mut cmd: tokio::process::Command) -> Result<(), EntryError> {
     let out = tokio::time::timeout(GIT_TIMEOUT, cmd.output())
         .await
-        .map_err(|_| format!("git took longer than {}s", GIT_TIMEOUT.as_secs()))?
-        .map_err(|e| format!("cannot run git: {e}"))?;
+        .map_err(|_| EntryError::Git(format!("it took longer than {}s", GIT_TIMEOUT.as_secs())))?
+        .map_err(EntryError::host("run", Path::new("git")))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "git failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+        Err(EntryError::Git(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
         ))
     }
 }

@@ -3,6 +3,7 @@
 //! GOOGLE_*), used here and never written into the sandbox. Object keys are untrusted: each
 //! becomes a workspace path only after the same checks as any other path.
 
+use crate::materialize::EntryError;
 use cordon_sandbox::Sandbox;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
@@ -28,8 +29,12 @@ pub struct Location<'a> {
 }
 
 /// Connects to the bucket `loc` names, with the harness's credentials from its environment.
-pub fn store(loc: &Location<'_>) -> Result<Arc<dyn ObjectStore>, String> {
-    let err = |e: object_store::Error| format!("{} bucket {}: {e}", loc.provider, loc.bucket);
+pub fn store(loc: &Location<'_>) -> Result<Arc<dyn ObjectStore>, EntryError> {
+    let err = |source| EntryError::Object {
+        what: "open",
+        location: format!("{} bucket {}", loc.provider, loc.bucket),
+        source,
+    };
     Ok(match loc.provider {
         "s3" | "r2" => {
             let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(loc.bucket);
@@ -64,7 +69,7 @@ pub fn store(loc: &Location<'_>) -> Result<Arc<dyn ObjectStore>, String> {
             }
             Arc::new(b.build().map_err(err)?)
         }
-        other => return Err(format!("unknown provider '{other}'")),
+        other => return Err(EntryError::UnknownProvider(other.to_string())),
     })
 }
 
@@ -73,7 +78,7 @@ pub async fn copy_prefix(
     sandbox: &dyn Sandbox,
     dest: &str,
     loc: &Location<'_>,
-) -> Result<(String, u64, u64), String> {
+) -> Result<(String, u64, u64), EntryError> {
     let store = store(loc)?;
     let prefix = loc.prefix.trim_matches('/');
     let prefix_path = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
@@ -81,11 +86,12 @@ pub async fn copy_prefix(
         .list(prefix_path.as_ref())
         .try_collect()
         .await
-        .map_err(|e| format!("list {}://{}/{prefix}: {e}", loc.provider, loc.bucket))?;
-    sandbox
-        .make_dir(dest, None)
-        .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|source| EntryError::Object {
+            what: "list",
+            location: format!("{}://{}/{prefix}", loc.provider, loc.bucket),
+            source,
+        })?;
+    sandbox.make_dir(dest, None).await?;
     let copied: Vec<(String, String, u64)> = futures::stream::iter(metas.into_iter().map(|meta| {
         let store = store.clone();
         async move {
@@ -100,22 +106,32 @@ pub async fn copy_prefix(
                     .split('/')
                     .any(|s| s.is_empty() || s == "." || s == "..")
             {
-                return Err(format!(
-                    "object key '{key}' does not make a safe workspace path"
-                ));
+                return Err(EntryError::UnsafeKey(key));
             }
+            let get = |source| EntryError::Object {
+                what: "get",
+                location: key.clone(),
+                source,
+            };
             let bytes = store
                 .get(&meta.location)
                 .await
-                .map_err(|e| format!("get {key}: {e}"))?
+                .map_err(get)?
                 .bytes()
                 .await
-                .map_err(|e| format!("get {key}: {e}"))?;
+                .map_err(|source| EntryError::Object {
+                    what: "get",
+                    location: key.clone(),
+                    source,
+                })?;
             sandbox
                 .write_file(&format!("{dest}/{rel}"), &bytes, None)
                 .await
-                .map_err(|e| format!("{rel}: {e}"))?;
-            Ok::<_, String>((rel, hex::encode(Sha256::digest(&bytes)), bytes.len() as u64))
+                .map_err(|source| EntryError::InSandbox {
+                    path: rel.clone(),
+                    source,
+                })?;
+            Ok::<_, EntryError>((rel, hex::encode(Sha256::digest(&bytes)), bytes.len() as u64))
         }
     }))
     .buffer_unordered(PARALLEL_OBJECTS)

@@ -336,7 +336,7 @@ async fn handle(request: Request, setup: &Setup, table: &Table, tx: &Replies) {
             tty,
         } => {
             if let Err(e) = spawn(id, argv, &cwd, env, tty, setup, table, tx) {
-                fail(Some(id), e);
+                fail(Some(id), e.to_string());
             }
         }
         Request::Write { id, data } => {
@@ -402,25 +402,72 @@ async fn handle(request: Request, setup: &Setup, table: &Table, tx: &Replies) {
     }
 }
 
+/// Why a command could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// No program was given.
+    #[error("empty command")]
+    Empty,
+    /// The working directory cannot be used.
+    #[error("workdir '{cwd}' {reason}")]
+    Workdir {
+        /// The directory as given.
+        cwd: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The working directory cannot be read.
+    #[error("workdir '{cwd}': {source}")]
+    WorkdirIo {
+        /// The directory as given.
+        cwd: String,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The program could not be started.
+    #[error("cannot start '{program}': {source}")]
+    Start {
+        /// The program.
+        program: String,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// No terminal could be made for it.
+    #[error("cannot set up a terminal: {0}")]
+    Pty(#[from] pty_process::Error),
+    /// It ended before its pid could be read.
+    #[error("the process ended before it started")]
+    Vanished,
+}
+
 /// The working directory, resolved through symlinks, refused unless inside the workspace.
-pub fn resolve_cwd(workspace: &Path, cwd: &str) -> Result<PathBuf, String> {
+pub fn resolve_cwd(workspace: &Path, cwd: &str) -> Result<PathBuf, SpawnError> {
     let wanted = if Path::new(cwd).is_absolute() {
         PathBuf::from(cwd)
     } else {
         workspace.join(cwd)
     };
-    let real = std::fs::canonicalize(&wanted).map_err(|e| format!("workdir '{cwd}': {e}"))?;
-    let root = std::fs::canonicalize(workspace)
-        .map_err(|e| format!("workspace {}: {e}", workspace.display()))?;
+    let io = |source| SpawnError::WorkdirIo {
+        cwd: cwd.to_string(),
+        source,
+    };
+    let real = std::fs::canonicalize(&wanted).map_err(io)?;
+    let root = std::fs::canonicalize(workspace).map_err(io)?;
     if !real.starts_with(&root) {
-        return Err(format!(
-            "workdir '{cwd}' resolves to {} which is outside the workspace {}",
-            real.display(),
-            root.display()
-        ));
+        return Err(SpawnError::Workdir {
+            cwd: cwd.to_string(),
+            reason: format!(
+                "resolves to {} which is outside the workspace {}",
+                real.display(),
+                root.display()
+            ),
+        });
     }
     if !real.is_dir() {
-        return Err(format!("workdir '{cwd}' is not a directory"));
+        return Err(SpawnError::Workdir {
+            cwd: cwd.to_string(),
+            reason: "is not a directory".into(),
+        });
     }
     Ok(real)
 }
@@ -435,8 +482,8 @@ fn spawn(
     setup: &Setup,
     table: &Table,
     tx: &Replies,
-) -> Result<(), String> {
-    let shown = argv.first().ok_or("empty command")?.clone();
+) -> Result<(), SpawnError> {
+    let shown = argv.first().ok_or(SpawnError::Empty)?.clone();
     let cwd = resolve_cwd(&setup.workspace, cwd)?;
     // Under its shim, which ends everything the command starts when it must end.
     let argv: Vec<String> = match &setup.shim {
@@ -449,7 +496,10 @@ fn spawn(
         None => argv,
     };
     let program = &argv[0];
-    let cannot = |e: &dyn std::fmt::Display| format!("cannot start '{shown}': {e}");
+    let cannot = |source| SpawnError::Start {
+        program: shown.clone(),
+        source,
+    };
     let (mut child, input, pumps) = match tty {
         None => {
             let mut child = tokio::process::Command::new(program)
@@ -462,7 +512,7 @@ fn spawn(
                 .stderr(Stdio::piped())
                 .process_group(0)
                 .spawn()
-                .map_err(|e| cannot(&e))?;
+                .map_err(cannot)?;
             let input = child.stdin.take().map(Input::Pipe);
             let pumps = vec![
                 tokio::spawn(pump(id, Stream::Stdout, child.stdout.take(), tx.clone())),
@@ -473,22 +523,21 @@ fn spawn(
         Some((rows, cols)) => {
             // The command leads a new session with the pty as its controlling terminal, so
             // its process group is its own pid, as for piped commands.
-            let (pty, pts) = pty_process::open().map_err(|e| format!("cannot open a pty: {e}"))?;
-            pty.resize(pty_process::Size::new(rows, cols))
-                .map_err(|e| format!("cannot size the pty: {e}"))?;
+            let (pty, pts) = pty_process::open()?;
+            pty.resize(pty_process::Size::new(rows, cols))?;
             let child = pty_process::Command::new(program)
                 .args(&argv[1..])
                 .current_dir(&cwd)
                 .env_clear()
                 .envs(env)
                 .spawn(pts)
-                .map_err(|e| cannot(&e))?;
+                .map_err(|e| cannot(std::io::Error::other(e)))?;
             let (read, write) = pty.into_split();
             let pumps = vec![tokio::spawn(pump(id, Stream::Pty, Some(read), tx.clone()))];
             (child, Some(Input::Pty(write)), pumps)
         }
     };
-    let pid = child.id().ok_or("the process ended before it started")?;
+    let pid = child.id().ok_or(SpawnError::Vanished)?;
     table.lock().expect("table lock").insert(
         id,
         Running {

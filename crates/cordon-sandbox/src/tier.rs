@@ -62,8 +62,13 @@ pub struct Probe {
     /// The bubblewrap binary, if found.
     pub bwrap: Option<PathBuf>,
     /// Whether bubblewrap could build the namespaces, and why not if not.
-    pub namespaces: Result<(), String>,
+    pub namespaces: Result<(), TierUnavailable>,
 }
+
+/// Why a tier cannot be had here, in words for `cordon doctor`.
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[error("{0}")]
+pub struct TierUnavailable(pub String);
 
 /// Finds `bwrap` on PATH (or in /usr/bin).
 pub fn find_bwrap() -> Option<PathBuf> {
@@ -78,13 +83,15 @@ pub fn find_bwrap() -> Option<PathBuf> {
 pub fn probe() -> Probe {
     let bwrap = find_bwrap();
     let namespaces = match &bwrap {
-        None => Err("bubblewrap is not installed (apt-get install bubblewrap)".to_string()),
+        None => Err(TierUnavailable(
+            "bubblewrap is not installed (apt-get install bubblewrap)".to_string(),
+        )),
         Some(b) => try_namespaces(b),
     };
     Probe { bwrap, namespaces }
 }
 
-fn try_namespaces(bwrap: &Path) -> Result<(), String> {
+fn try_namespaces(bwrap: &Path) -> Result<(), TierUnavailable> {
     let out = Command::new(bwrap)
         .args([
             "--unshare-user",
@@ -99,13 +106,13 @@ fn try_namespaces(bwrap: &Path) -> Result<(), String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", bwrap.display()))?;
+        .map_err(|e| TierUnavailable(format!("cannot run {}: {e}", bwrap.display())))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
+        Err(TierUnavailable(format!(
             "bubblewrap cannot create namespaces here ({}): user namespaces are probably not allowed",
             String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        )))
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// A patch that was not applied (and changed nothing).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum PatchError {
     /// The patch text is not in the format.
     #[error("the patch is malformed: {0}")]
@@ -15,9 +15,26 @@ pub enum PatchError {
     /// The patch does not fit the files.
     #[error("the patch does not apply: {0}")]
     Apply(#[from] ApplyError),
-    /// Reading or writing failed.
-    #[error("{0}")]
-    Io(String),
+    /// A file is not text.
+    #[error("'{0}' is not UTF-8 text; apply_patch edits text files")]
+    NotText(String),
+    /// A path names something other than a regular file.
+    #[error("'{0}' is not a regular file")]
+    NotAFile(String),
+    /// The root directory cannot be used.
+    #[error("{path}: {source}")]
+    Root {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// Reading or writing on the host failed.
+    #[error(transparent)]
+    File(#[from] cordon_sandbox::files::FileError),
+    /// The sandbox refused or failed a request.
+    #[error(transparent)]
+    Sandbox(#[from] cordon_sandbox::SandboxError),
 }
 
 /// Every path a patch reads or writes.
@@ -41,11 +58,7 @@ fn plan_from(ops: &[Op], files: &BTreeMap<String, Option<String>>) -> Result<Pla
 }
 
 fn text(path: &str, bytes: Vec<u8>) -> Result<String, PatchError> {
-    String::from_utf8(bytes).map_err(|_| {
-        PatchError::Io(format!(
-            "'{path}' is not UTF-8 text; apply_patch edits text files"
-        ))
-    })
+    String::from_utf8(bytes).map_err(|_| PatchError::NotText(path.to_string()))
 }
 
 /// Reads every file `ops` touches under `root` (`None`: no such file).
@@ -57,13 +70,17 @@ fn read_all(root: &Path, ops: &[Op]) -> Result<BTreeMap<String, Option<String>>,
         let content = match cordon_sandbox::files::resolve_existing(root, &path) {
             Ok(Some(p)) if p.is_file() => Some(text(
                 &path,
-                std::fs::read(&p).map_err(|e| PatchError::Io(format!("read '{path}': {e}")))?,
+                std::fs::read(&p).map_err(|source| cordon_sandbox::files::FileError::Io {
+                    action: "read",
+                    path: path.clone(),
+                    source,
+                })?,
             )?),
             Ok(Some(p)) if p.exists() => {
-                return Err(PatchError::Io(format!("'{path}' is not a regular file")));
+                return Err(PatchError::NotAFile(path));
             }
             Ok(_) => None,
-            Err(e) => return Err(PatchError::Io(e)),
+            Err(e) => return Err(e.into()),
         };
         files.insert(path, content);
     }
@@ -74,11 +91,13 @@ fn read_all(root: &Path, ops: &[Op]) -> Result<BTreeMap<String, Option<String>>,
 /// `D path`). Paths may not leave `root`, through `..` or through symlinks.
 pub fn apply_to_dir(root: &Path, text_in: &str) -> Result<Vec<String>, PatchError> {
     let ops = parse(text_in)?;
-    let root = std::fs::canonicalize(root)
-        .map_err(|e| PatchError::Io(format!("{}: {e}", root.display())))?;
+    let root = std::fs::canonicalize(root).map_err(|source| PatchError::Root {
+        path: root.to_path_buf(),
+        source,
+    })?;
     let files = read_all(&root, &ops)?;
     let plan = plan_from(&ops, &files)?;
-    cordon_sandbox::files::commit(&root, &changes(&plan)).map_err(PatchError::Io)?;
+    cordon_sandbox::files::commit(&root, &changes(&plan))?;
     Ok(plan.summary)
 }
 
@@ -90,11 +109,13 @@ pub fn apply_to_dir_with(
     hook: &mut dyn FnMut(cordon_sandbox::files::Step) -> std::io::Result<()>,
 ) -> Result<Vec<String>, PatchError> {
     let ops = parse(text_in)?;
-    let root = std::fs::canonicalize(root)
-        .map_err(|e| PatchError::Io(format!("{}: {e}", root.display())))?;
+    let root = std::fs::canonicalize(root).map_err(|source| PatchError::Root {
+        path: root.to_path_buf(),
+        source,
+    })?;
     let files = read_all(&root, &ops)?;
     let plan = plan_from(&ops, &files)?;
-    cordon_sandbox::files::commit_with(&root, &changes(&plan), hook).map_err(PatchError::Io)?;
+    cordon_sandbox::files::commit_with(&root, &changes(&plan), hook)?;
     Ok(plan.summary)
 }
 
@@ -118,10 +139,7 @@ pub async fn apply_in_sandbox(
     let ops = parse(text_in)?;
     let mut files = BTreeMap::new();
     for path in paths(&ops) {
-        let bytes = sandbox
-            .read_file(&path)
-            .await
-            .map_err(|e| PatchError::Io(e.to_string()))?;
+        let bytes = sandbox.read_file(&path).await?;
         let content = match bytes {
             Some(b) => Some(text(&path, b)?),
             None => None,
@@ -129,9 +147,6 @@ pub async fn apply_in_sandbox(
         files.insert(path, content);
     }
     let plan = plan_from(&ops, &files)?;
-    sandbox
-        .commit(&changes(&plan))
-        .await
-        .map_err(|e| PatchError::Io(e.to_string()))?;
+    sandbox.commit(&changes(&plan)).await?;
     Ok(plan.summary)
 }
