@@ -15,10 +15,13 @@ pub struct CheckpointInfo {
     pub bytes_read: u64,
 }
 
+/// Why a checkpoint could not be taken (whatever the checkpointer's own error is).
+pub type CheckpointError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Takes checkpoints of a run's workspace.
 pub trait Checkpointer: Send + Sync {
     /// Snapshots the workspace now.
     fn checkpoint(
         &self,
-    ) -> Pin<Box<dyn Future<Output = Result<CheckpointInfo, String>> + Send + '_>>;
+    ) -> Pin<Box<dyn Future<Output = Result<CheckpointInfo, CheckpointError>> + Send + '_>>;
 }

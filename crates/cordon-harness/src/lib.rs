@@ -35,7 +35,7 @@ mod runner;
 pub use agent::{Agent, AgentError};
 pub use approval::ApprovalRules;
 pub use budget::{Budgets, Price};
-pub use checkpoint::{CheckpointInfo, Checkpointer};
+pub use checkpoint::{CheckpointError, CheckpointInfo, Checkpointer};
 pub use cordon_tools::{Effects, FunctionTool, Tool, ToolContext, ToolError, ToolOutput};
 pub use observer::RunObserver;
 pub use runner::{Resumption, RunError, RunOutcome, Runner};

@@ -26,10 +26,10 @@ impl OutputValidator {
     }
 
     /// The answer as JSON, or what is wrong with it, in words for the model.
-    pub(crate) fn check(&self, text: &str) -> Result<Value, String> {
+    pub(crate) fn check(&self, text: &str) -> Result<Value, Mismatch> {
         let trimmed = strip_fence(text.trim());
         let value: Value =
-            serde_json::from_str(trimmed).map_err(|e| format!("it is not JSON ({e})"))?;
+            serde_json::from_str(trimmed).map_err(|e| Mismatch(format!("it is not JSON ({e})")))?;
         let problems: Vec<String> = self
             .validator
             .iter_errors(&value)
@@ -46,10 +46,15 @@ impl OutputValidator {
         if problems.is_empty() {
             Ok(value)
         } else {
-            Err(problems.join("; "))
+            Err(Mismatch(problems.join("; ")))
         }
     }
 }
+
+/// How a final answer fails its schema, in words the model is shown.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Mismatch(pub String);
 
 /// Removes a Markdown code fence around the answer, which models often add.
 fn strip_fence(text: &str) -> &str {
@@ -77,9 +82,10 @@ mod tests {
         assert!(
             v.check("{\"answer\": \"four\"}")
                 .unwrap_err()
+                .0
                 .contains("/answer")
         );
-        assert!(v.check("four").unwrap_err().contains("not JSON"));
+        assert!(v.check("four").unwrap_err().0.contains("not JSON"));
         assert!(OutputValidator::new(serde_json::json!({"type": 12})).is_err());
     }
 }

@@ -288,7 +288,10 @@ impl Runner {
                 .await?;
             if calls.is_empty() {
                 match agent.output.as_ref().map(|o| o.check(&text)) {
-                    Some(Err(error)) => live.record(EventPayload::OutputInvalid { error }).await?,
+                    Some(Err(error)) => {
+                        live.record(EventPayload::OutputInvalid { error: error.0 })
+                            .await?
+                    }
                     checked => {
                         structured = checked.and_then(Result::ok);
                         live.record(EventPayload::RunCompleted {

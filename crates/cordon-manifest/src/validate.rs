@@ -526,40 +526,64 @@ impl Checker<'_> {
     }
 }
 
+/// Why a workspace path is refused.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub(crate) enum PathProblem {
+    #[error("is empty")]
+    Empty,
+    #[error("is absolute")]
+    Absolute,
+    #[error("contains a NUL byte")]
+    Nul,
+    #[error("has an empty path segment")]
+    EmptySegment,
+    #[error("has a '.' segment")]
+    Dot,
+    #[error("has a '..' segment (even one that stays inside is refused)")]
+    DotDot,
+}
+
 /// Workspace-relative: not empty, not absolute, no `..`, `.` or empty segments.
-fn check_path(p: &str) -> Result<(), String> {
+fn check_path(p: &str) -> Result<(), PathProblem> {
     if p.is_empty() {
-        return Err("is empty".into());
+        return Err(PathProblem::Empty);
     }
     if p.starts_with('/') {
-        return Err("is absolute".into());
+        return Err(PathProblem::Absolute);
     }
     if p.contains('\0') {
-        return Err("contains a NUL byte".into());
+        return Err(PathProblem::Nul);
     }
     for seg in p.split('/') {
         match seg {
-            "" => return Err("has an empty path segment".into()),
-            "." => return Err("has a '.' segment".into()),
-            ".." => return Err("has a '..' segment (even one that stays inside is refused)".into()),
+            "" => return Err(PathProblem::EmptySegment),
+            "." => return Err(PathProblem::Dot),
+            ".." => return Err(PathProblem::DotDot),
             _ => {}
         }
     }
     Ok(())
 }
 
-fn parse_mode(m: &ModeValue) -> Result<u32, String> {
+/// Why a file mode is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum ModeProblem {
+    #[error("mode '{0}' is not octal")]
+    NotOctal(String),
+    #[error("mode {0:o} has bits beyond 0777 (setuid, setgid and sticky are not allowed)")]
+    ExtraBits(u32),
+}
+
+fn parse_mode(m: &ModeValue) -> Result<u32, ModeProblem> {
     let value = match m {
         ModeValue::Number(n) => *n,
         ModeValue::Text(t) => {
             let digits = t.trim_start_matches("0o");
-            u32::from_str_radix(digits, 8).map_err(|_| format!("mode '{t}' is not octal"))?
+            u32::from_str_radix(digits, 8).map_err(|_| ModeProblem::NotOctal(t.clone()))?
         }
     };
     if value > 0o777 {
-        return Err(format!(
-            "mode {value:o} has bits beyond 0777 (setuid, setgid and sticky are not allowed)"
-        ));
+        return Err(ModeProblem::ExtraBits(value));
     }
     Ok(value)
 }

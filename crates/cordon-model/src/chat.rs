@@ -216,6 +216,11 @@ const KNOWN_DELTA: &[&str] = &[
     "refusal",
 ];
 
+/// An error the server sent inside its answer, in its own words.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ServerMessage(pub String);
+
 /// Builds a response from Chat Completions chunks.
 pub struct Decoder {
     custom_tools: HashSet<String>,
@@ -266,8 +271,8 @@ impl Decoder {
         }
     }
 
-    /// Takes one SSE event's data; returns an error message if the server sent one.
-    pub fn on_data(&mut self, data: &str, out: &dyn Fn(StreamEvent)) -> Result<(), String> {
+    /// Takes one SSE event's data; fails with the server's message if it sent an error.
+    pub fn on_data(&mut self, data: &str, out: &dyn Fn(StreamEvent)) -> Result<(), ServerMessage> {
         self.wire.event(data);
         if data.trim() == "[DONE]" {
             self.done = true;
@@ -282,9 +287,11 @@ impl Decoder {
             }
         };
         if let Some(err) = v.get("error") {
-            return Err(err["message"]
-                .as_str()
-                .map_or_else(|| err.to_string(), str::to_string));
+            return Err(ServerMessage(
+                err["message"]
+                    .as_str()
+                    .map_or_else(|| err.to_string(), str::to_string),
+            ));
         }
         if let Some(obj) = v.as_object() {
             for (k, val) in obj {
@@ -315,10 +322,10 @@ impl Decoder {
     }
 
     /// Takes a whole (non-streamed) `chat.completion` object.
-    pub fn on_whole(&mut self, v: &Value, out: &dyn Fn(StreamEvent)) -> Result<(), String> {
+    pub fn on_whole(&mut self, v: &Value, out: &dyn Fn(StreamEvent)) -> Result<(), ServerMessage> {
         self.wire.body(v);
         if let Some(err) = v.get("error") {
-            return Err(err.to_string());
+            return Err(ServerMessage(err.to_string()));
         }
         self.id = v["id"].as_str().map(str::to_string);
         self.model = v["model"].as_str().map(str::to_string);

@@ -201,7 +201,7 @@ impl ModelClient {
                 Api::Chat => {
                     let mut d = chat::Decoder::new(req);
                     d.on_whole(&v, &emit)
-                        .map_err(|m| self.provider_error(m, false))?;
+                        .map_err(|m| self.provider_error(m.0, false))?;
                     d.finish(p.record_raw)
                         .ok_or_else(|| cut("no choices in the answer".into()))
                 }
@@ -236,7 +236,7 @@ impl ModelClient {
                 Api::Chat => {
                     chat_decoder
                         .on_data(&ev.data, &emit)
-                        .map_err(|m| self.provider_error(m, false))?;
+                        .map_err(|m| self.provider_error(m.0, false))?;
                 }
             }
         }

@@ -73,6 +73,14 @@ pub enum StoreError {
         /// What does not match.
         message: String,
     },
+    /// A run's head record cannot be read.
+    #[error("run {run_id}: {source}")]
+    HeadRecord {
+        /// The run.
+        run_id: String,
+        /// Why.
+        source: crate::head::HeadError,
+    },
     /// Reading or writing a file beside the database failed.
     #[error("{0}")]
     Io(String),
@@ -126,6 +134,8 @@ impl StoreError {
                 StoreErrorKind::BadInput
             }
             StoreError::Corrupt { .. } | StoreError::Head { .. } => StoreErrorKind::Damaged,
+            StoreError::HeadRecord { source, .. } if source.is_damage() => StoreErrorKind::Damaged,
+            StoreError::HeadRecord { .. } => StoreErrorKind::Other,
             StoreError::Conflict { .. } | StoreError::Io(_) => StoreErrorKind::Other,
         }
     }

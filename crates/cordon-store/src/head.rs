@@ -62,33 +62,32 @@ impl Head {
         text
     }
 
-    fn decode(bytes: &[u8]) -> Result<Head, String> {
-        let text = std::str::from_utf8(bytes).map_err(|_| "it is not text".to_string())?;
+    fn decode(bytes: &[u8]) -> Result<Head, &'static str> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "it is not text")?;
         let mut lines = text.lines();
         if lines.next() != Some(MAGIC) {
-            return Err("it does not start with the head marker".into());
+            return Err("it does not start with the head marker");
         }
-        let mut field = |name: &str| -> Result<String, String> {
+        let mut field = |name: &str, missing: &'static str| -> Result<String, &'static str> {
             lines
                 .next()
                 .and_then(|l| l.strip_prefix(name))
                 .and_then(|l| l.strip_prefix(' '))
                 .map(|v| v.trim_end().to_string())
-                .ok_or_else(|| format!("its '{name}' line is missing"))
+                .ok_or(missing)
         };
-        let count = field("count")?
+        let count = field("count", "its count line is missing")?
             .parse()
-            .map_err(|_| "its count is not a number".to_string())?;
-        let last_hash = field("hash")?;
+            .map_err(|_| "its count is not a number")?;
+        let last_hash = field("hash", "its hash line is missing")?;
         check_hash(&last_hash)?;
-        let pending = match field("pending")?.as_str() {
+        let pending = match field("pending", "its pending line is missing")?.as_str() {
             "-" => None,
             p => {
                 let (c, h) = p.split_once(' ').ok_or("its pending line is malformed")?;
                 check_hash(h)?;
                 Some((
-                    c.parse()
-                        .map_err(|_| "its pending count is not a number".to_string())?,
+                    c.parse().map_err(|_| "its pending count is not a number")?,
                     h.to_string(),
                 ))
             }
@@ -101,11 +100,47 @@ impl Head {
     }
 }
 
-fn check_hash(h: &str) -> Result<(), String> {
+fn check_hash(h: &str) -> Result<(), &'static str> {
     if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(())
     } else {
-        Err(format!("'{h}' is not a hash"))
+        Err("a hash in it is not 64 hex digits")
+    }
+}
+
+/// Why a head record cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadError {
+    /// The file could not be read.
+    #[error("cannot read its head record {path}: {source}")]
+    Read {
+        /// The head file.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The file is not the size every head record has.
+    #[error("its head record {path} is {len} bytes, not {RECORD}: it was damaged")]
+    Size {
+        /// The head file.
+        path: PathBuf,
+        /// Its size.
+        len: usize,
+    },
+    /// The file's contents are not a head record.
+    #[error("its head record {path} is damaged: {why}")]
+    Malformed {
+        /// The head file.
+        path: PathBuf,
+        /// What is wrong.
+        why: &'static str,
+    },
+}
+
+impl HeadError {
+    /// Whether the record is damaged (rather than unreadable for a system reason).
+    pub fn is_damage(&self) -> bool {
+        !matches!(self, HeadError::Read { .. })
     }
 }
 
@@ -127,7 +162,7 @@ fn file_name(run_id: &str) -> Option<&str> {
 }
 
 /// Reads a run's head; `Ok(None)` when it has no head file.
-pub(crate) fn read(dir: &Path, run_id: &str) -> Result<Option<Head>, String> {
+pub(crate) fn read(dir: &Path, run_id: &str) -> Result<Option<Head>, HeadError> {
     let Some(name) = file_name(run_id) else {
         return Ok(None);
     };
@@ -135,23 +170,17 @@ pub(crate) fn read(dir: &Path, run_id: &str) -> Result<Option<Head>, String> {
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(format!(
-                "cannot read its head record {}: {e}",
-                path.display()
-            ));
-        }
+        Err(source) => return Err(HeadError::Read { path, source }),
     };
     if bytes.len() != RECORD {
-        return Err(format!(
-            "its head record {} is {} bytes, not {RECORD}: it was damaged",
-            path.display(),
-            bytes.len()
-        ));
+        return Err(HeadError::Size {
+            path,
+            len: bytes.len(),
+        });
     }
     Head::decode(&bytes)
         .map(Some)
-        .map_err(|e| format!("its head record {} is damaged: {e}", path.display()))
+        .map_err(|why| HeadError::Malformed { path, why })
 }
 
 /// The ids of every run that has a head file.
@@ -226,19 +255,27 @@ impl HeadFile {
     }
 
     /// The head as recorded; `Ok(None)` for a new, empty file.
-    pub(crate) fn read(&self) -> Result<Option<Head>, String> {
+    pub(crate) fn read(&self) -> Result<Option<Head>, HeadError> {
         let mut buf = vec![0u8; RECORD + 1];
         let n = self
             .file
             .read_at(&mut buf, 0)
-            .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
+            .map_err(|source| HeadError::Read {
+                path: self.path.clone(),
+                source,
+            })?;
         match n {
             0 => Ok(None),
-            RECORD => Head::decode(&buf[..RECORD]).map(Some),
-            n => Err(format!(
-                "{} is {n} bytes, not {RECORD}",
-                self.path.display()
-            )),
+            RECORD => Head::decode(&buf[..RECORD])
+                .map(Some)
+                .map_err(|why| HeadError::Malformed {
+                    path: self.path.clone(),
+                    why,
+                }),
+            len => Err(HeadError::Size {
+                path: self.path.clone(),
+                len,
+            }),
         }
     }
 

@@ -27,7 +27,7 @@ mod store;
 pub mod verify;
 
 pub use error::{StoreError, StoreErrorKind};
-pub use head::Head;
+pub use head::{Head, HeadError};
 pub use paths::{default_snapshot_dir, default_store_path};
 pub use runlog::RunLog;
 pub use snapshot::{Snapshot, SnapshotError, SnapshotStore};

@@ -88,10 +88,10 @@ impl RunLog {
                 });
             }
             Ok(None) => {}
-            Err(message) => {
-                return Err(StoreError::Head {
+            Err(source) => {
+                return Err(StoreError::HeadRecord {
                     run_id: self.run_id.to_string(),
-                    message,
+                    source,
                 });
             }
         }

@@ -258,9 +258,9 @@ impl Store {
         let file = head::HeadFile::open(&self.heads, run_id.as_str(), true)
             .map_err(|e| StoreError::Io(format!("cannot create the run's head record: {e}")))?;
         if let Some(f) = &file {
-            let existing = f.read().map_err(|e| StoreError::Head {
+            let existing = f.read().map_err(|source| StoreError::HeadRecord {
                 run_id: run_id.to_string(),
-                message: e,
+                source,
             })?;
             if existing.is_some() {
                 return Err(StoreError::Head {
@@ -295,16 +295,16 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?
         .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
-        let seq = column_u64(&row, "seq").map_err(|m| corrupt(run_id, 0, m))?;
-        let hash = column_text(&row, "hash").map_err(|m| corrupt(run_id, seq, m))?;
+        let seq = column_u64(&row, "seq").map_err(|m| corrupt(run_id, 0, m.to_string()))?;
+        let hash = column_text(&row, "hash").map_err(|m| corrupt(run_id, seq, m.to_string()))?;
         let count = seq + 1;
         let file = head::HeadFile::open(&self.heads, run_id.as_str(), false)
             .map_err(|e| StoreError::Io(format!("cannot open the run's head record: {e}")))?;
         let file = match file {
             Some(f) => {
-                let recorded = f.read().map_err(|message| StoreError::Head {
+                let recorded = f.read().map_err(|source| StoreError::HeadRecord {
                     run_id: run_id.to_string(),
-                    message,
+                    source,
                 })?;
                 match recorded {
                     Some(h) if h.agrees(count, &hash) => {
@@ -359,9 +359,9 @@ impl Store {
 
     /// A run's head record, if it has one.
     pub fn head(&self, run_id: &RunId) -> Result<Option<Head>, StoreError> {
-        head::read(&self.heads, run_id.as_str()).map_err(|message| StoreError::Head {
+        head::read(&self.heads, run_id.as_str()).map_err(|source| StoreError::HeadRecord {
             run_id: run_id.to_string(),
-            message,
+            source,
         })
     }
 
@@ -479,7 +479,7 @@ impl Store {
         let mut out = Vec::new();
         for r in rows {
             let mut damaged = Vec::new();
-            let mut text = |col: &str| -> String {
+            let mut text = |col: &'static str| -> String {
                 match column_opt_text(&r, col) {
                     Ok(v) => v.unwrap_or_default(),
                     Err(e) => {
@@ -502,7 +502,7 @@ impl Store {
             let events = match column_u64(&r, "last_seq") {
                 Ok(s) => s + 1,
                 Err(e) => {
-                    damaged.push(e);
+                    damaged.push(e.to_string());
                     0
                 }
             };
@@ -609,38 +609,55 @@ pub(crate) fn head_mismatch(h: &Head, count: u64, last_hash: &str) -> String {
     }
 }
 
-fn column_bytes(r: &SqliteRow, col: &str) -> Result<Option<Vec<u8>>, String> {
-    r.try_get::<Option<Vec<u8>>, _>(col)
-        .map_err(|e| format!("its {col} cannot be read ({e})"))
+/// Why a stored row is not an event cordon wrote.
+#[derive(Debug, thiserror::Error)]
+enum RowDamage {
+    #[error("its {col} cannot be read ({source})")]
+    Unreadable {
+        col: &'static str,
+        source: sqlx::Error,
+    },
+    #[error("its {0} is not UTF-8 text")]
+    NotUtf8(&'static str),
+    #[error("its {0} is missing")]
+    Missing(&'static str),
+    #[error("its {0} is missing or not a non-negative number")]
+    NotCount(&'static str),
+    #[error("its payload is not JSON ({0})")]
+    Payload(serde_json::Error),
 }
 
-fn column_opt_text(r: &SqliteRow, col: &str) -> Result<Option<String>, String> {
+fn column_bytes(r: &SqliteRow, col: &'static str) -> Result<Option<Vec<u8>>, RowDamage> {
+    r.try_get::<Option<Vec<u8>>, _>(col)
+        .map_err(|source| RowDamage::Unreadable { col, source })
+}
+
+fn column_opt_text(r: &SqliteRow, col: &'static str) -> Result<Option<String>, RowDamage> {
     column_bytes(r, col)?
-        .map(|b| String::from_utf8(b).map_err(|_| format!("its {col} is not UTF-8 text")))
+        .map(|b| String::from_utf8(b).map_err(|_| RowDamage::NotUtf8(col)))
         .transpose()
 }
 
-fn column_text(r: &SqliteRow, col: &str) -> Result<String, String> {
-    column_opt_text(r, col)?.ok_or_else(|| format!("its {col} is missing"))
+fn column_text(r: &SqliteRow, col: &'static str) -> Result<String, RowDamage> {
+    column_opt_text(r, col)?.ok_or(RowDamage::Missing(col))
 }
 
-fn column_u64(r: &SqliteRow, col: &str) -> Result<u64, String> {
+fn column_u64(r: &SqliteRow, col: &'static str) -> Result<u64, RowDamage> {
     let v = r
         .try_get::<Option<i64>, _>(col)
-        .map_err(|_| format!("its {col} is not a number"))?;
+        .map_err(|_| RowDamage::NotCount(col))?;
     v.and_then(|v| u64::try_from(v).ok())
-        .ok_or_else(|| format!("its {col} is missing or negative"))
+        .ok_or(RowDamage::NotCount(col))
 }
 
 /// One row as an event, or why it is not one.
 fn decode_row(run_id: &RunId, r: &SqliteRow) -> StoredRow {
     let seq = column_u64(r, "seq").ok();
-    let event = || -> Result<Event, String> {
+    let event = || -> Result<Event, RowDamage> {
         let seq = column_u64(r, "seq")?;
         let stored_run = column_text(r, "run_id")?;
         let payload = column_text(r, "payload")?;
-        let payload: Value =
-            serde_json::from_str(&payload).map_err(|e| format!("its payload is not JSON ({e})"))?;
+        let payload: Value = serde_json::from_str(&payload).map_err(RowDamage::Payload)?;
         Ok(Event {
             run_id: RunId::from(stored_run),
             seq,
@@ -658,6 +675,9 @@ fn decode_row(run_id: &RunId, r: &SqliteRow) -> StoredRow {
             e.run_id = run_id.clone();
             StoredRow::Event(e)
         }
-        Err(reason) => StoredRow::Damaged { seq, reason },
+        Err(damage) => StoredRow::Damaged {
+            seq,
+            reason: damage.to_string(),
+        },
     }
 }

@@ -28,7 +28,7 @@ pub fn by_name(name: &str) -> Option<Arc<dyn Tool>> {
             |a: CalculatorArgs| async move {
                 evaluate(&a.expression)
                     .map(format_number)
-                    .map_err(ToolError::Failed)
+                    .map_err(|e| ToolError::Failed(e.0))
             },
         ))),
         "current_time" => Some(Arc::new(FunctionTool::new(
@@ -44,22 +44,41 @@ pub fn by_name(name: &str) -> Option<Arc<dyn Tool>> {
     }
 }
 
+/// What is wrong with an arithmetic expression, saying where.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ExprError(pub String);
+
+impl From<String> for ExprError {
+    fn from(message: String) -> Self {
+        ExprError(message)
+    }
+}
+
+impl From<&str> for ExprError {
+    fn from(message: &str) -> Self {
+        ExprError(message.to_string())
+    }
+}
+
 /// Evaluates an arithmetic expression.
-pub fn evaluate(expr: &str) -> Result<f64, String> {
+pub fn evaluate(expr: &str) -> Result<f64, ExprError> {
     let mut p = Parser {
         chars: expr.chars().filter(|c| !c.is_whitespace()).collect(),
         pos: 0,
     };
     let v = p.sum()?;
     if p.pos < p.chars.len() {
-        return Err(format!(
+        return Err(ExprError::from(format!(
             "unexpected '{}' at position {} of '{expr}'",
             p.chars[p.pos],
             p.pos + 1
-        ));
+        )));
     }
     if !v.is_finite() {
-        return Err(format!("'{expr}' has no finite value (division by zero?)"));
+        return Err(ExprError::from(format!(
+            "'{expr}' has no finite value (division by zero?)"
+        )));
     }
     Ok(v)
 }
@@ -90,7 +109,7 @@ impl Parser {
         hit
     }
 
-    fn sum(&mut self) -> Result<f64, String> {
+    fn sum(&mut self) -> Result<f64, ExprError> {
         let mut v = self.product()?;
         loop {
             if self.eat('+') {
@@ -103,7 +122,7 @@ impl Parser {
         }
     }
 
-    fn product(&mut self) -> Result<f64, String> {
+    fn product(&mut self) -> Result<f64, ExprError> {
         let mut v = self.power()?;
         loop {
             if self.eat('*') {
@@ -118,7 +137,7 @@ impl Parser {
         }
     }
 
-    fn power(&mut self) -> Result<f64, String> {
+    fn power(&mut self) -> Result<f64, ExprError> {
         let base = self.unary()?;
         if self.eat('^') {
             return Ok(base.powf(self.power()?));
@@ -126,7 +145,7 @@ impl Parser {
         Ok(base)
     }
 
-    fn unary(&mut self) -> Result<f64, String> {
+    fn unary(&mut self) -> Result<f64, ExprError> {
         if self.eat('-') {
             return Ok(-self.unary()?);
         }
@@ -136,7 +155,7 @@ impl Parser {
         self.atom()
     }
 
-    fn atom(&mut self) -> Result<f64, String> {
+    fn atom(&mut self) -> Result<f64, ExprError> {
         if self.eat('(') {
             let v = self.sum()?;
             return if self.eat(')') {
@@ -152,7 +171,9 @@ impl Parser {
         if self.pos > start {
             let name: String = self.chars[start..self.pos].iter().collect();
             if name != "sqrt" || !self.eat('(') {
-                return Err(format!("unknown name '{name}' (only sqrt(...) is known)"));
+                return Err(ExprError::from(format!(
+                    "unknown name '{name}' (only sqrt(...) is known)"
+                )));
             }
             let v = self.sum()?;
             return if self.eat(')') {
@@ -170,12 +191,13 @@ impl Parser {
                 Some(c) => format!(
                     "expected a number at position {}, found '{c}'",
                     self.pos + 1
-                ),
+                )
+                .into(),
                 None => "the expression ends where a number was expected".into(),
             });
         }
         text.parse()
-            .map_err(|_| format!("'{text}' is not a number"))
+            .map_err(|_| format!("'{text}' is not a number").into())
     }
 }
 
@@ -194,9 +216,9 @@ mod tests {
 
     #[test]
     fn bad_expressions_say_where() {
-        assert!(evaluate("2 +").unwrap_err().contains("ends"));
-        assert!(evaluate("2 $ 3").unwrap_err().contains("position 2"));
-        assert!(evaluate("1/0").unwrap_err().contains("finite"));
-        assert!(evaluate("cos(1)").unwrap_err().contains("cos"));
+        assert!(evaluate("2 +").unwrap_err().0.contains("ends"));
+        assert!(evaluate("2 $ 3").unwrap_err().0.contains("position 2"));
+        assert!(evaluate("1/0").unwrap_err().0.contains("finite"));
+        assert!(evaluate("cos(1)").unwrap_err().0.contains("cos"));
     }
 }

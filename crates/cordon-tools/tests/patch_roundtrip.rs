@@ -64,7 +64,7 @@ proptest! {
         prop_assume!(!crlf || fa.contains("\r\n"));
         let text = make_patch("f.txt", &fa, &fb);
         let ops = patch::parse(&text).unwrap();
-        let plan = patch::plan(&ops, &|_| Ok(Some(fa.clone()))).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        let plan = patch::plan(&ops, &|_| Some(fa.clone())).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
         prop_assert_eq!(plan.files["f.txt"].as_deref(), Some(fb.as_str()), "patch:\n{}", text);
     }
 }

@@ -239,8 +239,12 @@ impl cordon_harness::Checkpointer for SnapshotCheckpointer {
         &self,
     ) -> std::pin::Pin<
         Box<
-            dyn std::future::Future<Output = Result<cordon_harness::CheckpointInfo, String>>
-                + Send
+            dyn std::future::Future<
+                    Output = Result<
+                        cordon_harness::CheckpointInfo,
+                        cordon_harness::CheckpointError,
+                    >,
+                > + Send
                 + '_,
         >,
     > {
@@ -254,11 +258,9 @@ impl cordon_harness::Checkpointer for SnapshotCheckpointer {
             // Reading the workspace is blocking work: off the runtime's threads.
             let (snap, stats) =
                 tokio::task::spawn_blocking(move || store.take(&dir, &exclude, previous.as_ref()))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
+                    .await??;
             // A checkpoint counts once it is where resume will look for it.
-            self.store.push(&snap).await.map_err(|e| e.to_string())?;
+            self.store.push(&snap).await?;
             let info = cordon_harness::CheckpointInfo {
                 snapshot_id: snap.id.clone(),
                 files_read: stats.files_read,

@@ -19,16 +19,14 @@ pub struct Plan {
     pub summary: Vec<String>,
 }
 
-/// Works out `ops` against files read through `read` (`Ok(None)`: no such file).
-pub fn plan(
-    ops: &[Op],
-    read: &dyn Fn(&str) -> Result<Option<String>, String>,
-) -> Result<Plan, ApplyError> {
+/// Works out `ops` against the files `read` gives (`None`: no such file). The caller reads
+/// them first (see `target`), so working out a patch never fails for a reason of its own.
+pub fn plan(ops: &[Op], read: &dyn Fn(&str) -> Option<String>) -> Result<Plan, ApplyError> {
     let mut plan = Plan::default();
     let current = |plan: &Plan, path: &str| -> Result<Option<String>, ApplyError> {
         match plan.files.get(path) {
             Some(c) => Ok(c.clone()),
-            None => read(path).map_err(|e| ApplyError(format!("cannot read '{path}': {e}"))),
+            None => Ok(read(path)),
         }
     };
     for op in ops {
@@ -216,7 +214,7 @@ mod tests {
             .iter()
             .map(|(p, c)| (p.to_string(), c.to_string()))
             .collect();
-        plan(&parse(patch).unwrap(), &|p| Ok(files.get(p).cloned()))
+        plan(&parse(patch).unwrap(), &|p| files.get(p).cloned())
     }
 
     fn content(plan: &Plan, path: &str) -> String {

@@ -54,7 +54,7 @@ fn paths(ops: &[Op]) -> Vec<String> {
 
 /// Plans `ops` against the files read beforehand into `files`.
 fn plan_from(ops: &[Op], files: &BTreeMap<String, Option<String>>) -> Result<Plan, PatchError> {
-    Ok(plan(ops, &|p| Ok(files.get(p).cloned().flatten()))?)
+    Ok(plan(ops, &|p| files.get(p).cloned().flatten())?)
 }
 
 fn text(path: &str, bytes: Vec<u8>) -> Result<String, PatchError> {
