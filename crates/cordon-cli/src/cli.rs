@@ -116,6 +116,14 @@ pub enum Command {
         as_name: Option<String>,
     },
 
+    /// Ask a running run to pause after its current step, from any terminal or process.
+    ///
+    /// The process running it records the pause (exit 130 there); `cordon resume` continues.
+    Pause {
+        /// The run's id, or enough of its start to be unique.
+        run: String,
+    },
+
     /// List runs, newest first.
     Runs {
         /// Only runs with this status.
@@ -338,11 +346,15 @@ pub struct RunArgs {
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// A scripted session of many turns (one tool call each) with zero model delay, the run
-    /// log on disk: reports turns per second and per-turn time (median, p95).
+    /// log on disk, at a short and a long length side by side: per-turn time (whole run,
+    /// median, p95) and how much more a turn costs in the long run.
     Harness {
-        /// How many model turns.
+        /// How many model turns in the long run.
         #[arg(long, default_value_t = 200)]
         turns: u32,
+        /// How many model turns in the short run it is compared with.
+        #[arg(long, default_value_t = 20)]
+        short: u32,
         /// The wire protocol to use.
         #[arg(long, value_enum, default_value_t = ApiArg::Responses)]
         api: ApiArg,

@@ -1,30 +1,21 @@
 //! Showing a run as it happens: text for people, JSON Lines for programs.
 
-use cordon_core::{Event, Redactor, StreamRedactor};
+use cordon_core::Event;
 use cordon_harness::RunObserver;
 use cordon_model::StreamEvent;
 use std::io::Write;
 use std::sync::Mutex;
 
 /// Streams the answer to stdout and shows tool calls compactly on stderr, so
-/// `cordon run ... > answer.txt` keeps just the answer.
+/// `cordon run ... > answer.txt` keeps just the answer. (The runner replaces known secrets
+/// before anything reaches an observer.)
 #[derive(Default)]
 pub struct Human {
     /// Whether the last thing written to stdout ended a line.
     mid_line: Mutex<bool>,
-    /// Streamed text, with known secrets replaced (a secret may arrive split in pieces).
-    stream: Mutex<StreamRedactor>,
 }
 
 impl Human {
-    /// Shows a run, replacing the secrets `redactor` knows in streamed text too.
-    pub fn new(redactor: &Redactor) -> Self {
-        Human {
-            mid_line: Mutex::new(false),
-            stream: Mutex::new(redactor.stream()),
-        }
-    }
-
     fn print(&self, t: &str) {
         if t.is_empty() {
             return;
@@ -35,8 +26,6 @@ impl Human {
     }
 
     fn end_line(&self) {
-        let rest = self.stream.lock().expect("display lock").finish();
-        self.print(&rest);
         let mut mid = self.mid_line.lock().expect("display lock");
         if *mid {
             println!();
@@ -48,10 +37,7 @@ impl Human {
 impl RunObserver for Human {
     fn on_stream(&self, event: &StreamEvent) {
         match event {
-            StreamEvent::TextDelta(t) => {
-                let shown = self.stream.lock().expect("display lock").push(t);
-                self.print(&shown);
-            }
+            StreamEvent::TextDelta(t) => self.print(t),
             StreamEvent::Retrying {
                 attempt,
                 error,

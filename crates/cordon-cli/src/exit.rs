@@ -8,6 +8,7 @@
 //! | 3 | the run stopped because a budget (`max_turns`) ran out |
 //! | 4 | `cordon verify` found a broken hash chain |
 //! | 5 | the run is waiting for a person to approve a tool call |
+//! | 125 | no sandbox could be started |
 //! | 130 | Ctrl-C: the first paused the run after its current step (resumable); a second aborted |
 
 use std::fmt;
@@ -25,6 +26,8 @@ pub const TAMPERED: u8 = 4;
 pub const AWAITING_APPROVAL: u8 = 5;
 /// Ctrl-C: paused (first) or aborted (second).
 pub const INTERRUPTED: u8 = 130;
+/// No sandbox could be started (as `cordon sandbox exec` reports it, like `env`'s 125).
+pub const SANDBOX_FAILED: u8 = 125;
 
 /// An error with its exit code and a hint saying what to do.
 #[derive(Debug)]
@@ -77,6 +80,9 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
         }
         return ExitCode::from(f.code);
     }
+    if let Some(s) = e.downcast_ref::<cordon_session::SessionError>() {
+        return report_session(s);
+    }
     let store = e.downcast_ref::<cordon_store::StoreError>().or_else(|| {
         match e.downcast_ref::<cordon_harness::RunError>() {
             Some(cordon_harness::RunError::Store(s)) => Some(s),
@@ -88,6 +94,36 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
     }
     eprintln!("error: {}", chain(e));
     ExitCode::from(RUN_FAILED)
+}
+
+/// A session error, with the exit code its kind calls for (a store error's by the store's
+/// kind).
+fn report_session(s: &cordon_session::SessionError) -> ExitCode {
+    use cordon_session::ErrorKind;
+    if let Some(store) = s.store_error() {
+        return report(&store_failure(store));
+    }
+    let code = match s.kind() {
+        ErrorKind::BadInput => BAD_INPUT,
+        ErrorKind::Damaged => TAMPERED,
+        ErrorKind::SandboxUnavailable => SANDBOX_FAILED,
+        ErrorKind::Failed => RUN_FAILED,
+    };
+    let mut message = s.message().to_string();
+    let mut cause = std::error::Error::source(s);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !text.is_empty() && !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = c.source();
+    }
+    eprintln!("error: {message}");
+    if let Some(h) = s.hint_text() {
+        eprintln!("  hint: {h}");
+    }
+    ExitCode::from(code)
 }
 
 /// An error and its causes on one line, each cause said once: errors that already quote

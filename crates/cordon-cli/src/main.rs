@@ -1,12 +1,11 @@
 //! The `cordon` command: run agents, list and inspect their runs, verify run logs.
 
-mod agent_file;
 mod cli;
 mod commands;
-mod config;
 mod display;
 mod exit;
-mod snapshots;
+#[cfg(feature = "scripted")]
+mod scripted;
 
 use clap::Parser;
 use std::process::ExitCode;

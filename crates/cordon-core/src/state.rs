@@ -89,6 +89,9 @@ pub struct Awaiting {
     pub arguments_hash: String,
     /// The approval rules it matched (what an "always" approval would cover).
     pub rules: Vec<String>,
+    /// Its exact arguments, as recorded (what the person approves).
+    #[serde(default)]
+    pub arguments: String,
 }
 
 /// Everything known about a run, computed from its events.
@@ -184,12 +187,17 @@ impl RunState {
             }
             EventPayload::ToolReplayed { .. } => {}
             EventPayload::ApprovalRequested {
-                call_id, tool, arguments_hash, rules, ..
+                call_id,
+                tool,
+                arguments,
+                arguments_hash,
+                rules,
             } => {
                 self.awaiting.insert(call_id.clone(), Awaiting {
                     tool: tool.clone(),
                     arguments_hash: arguments_hash.clone(),
                     rules: rules.clone(),
+                    arguments: arguments.clone(),
                 });
             }
             EventPayload::ApprovalGranted {

@@ -18,7 +18,7 @@
 //! let store = cordon_store::Store::open(std::path::Path::new("runs.db")).await?;
 //! let agent = Agent::new("helper", "openai:gpt-5-mini", "gpt-5-mini")
 //!     .instructions("Answer briefly.")
-//!     .tool(cordon_tools::builtin::by_name("calculator").unwrap());
+//!     .tool(cordon_tools::builtin::calculator());
 //! let outcome = Runner::new(client, store).run(&agent, "What is 17 * 23?").await?;
 //! println!("{}", outcome.output.unwrap_or_default());
 //! # Ok(()) }

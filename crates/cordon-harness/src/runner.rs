@@ -191,8 +191,18 @@ impl Runner {
 
     /// Starts a new run of `agent` on `task` and drives it to its end.
     pub async fn run(&self, agent: &Agent, task: &str) -> Result<RunOutcome, RunError> {
+        self.run_as(RunId::new(), agent, task).await
+    }
+
+    /// [`Runner::run`] under an id the caller chose (so it can show or pause the run while it
+    /// goes); the id must be new to the store.
+    pub async fn run_as(
+        &self,
+        run_id: RunId,
+        agent: &Agent,
+        task: &str,
+    ) -> Result<RunOutcome, RunError> {
         agent.check()?;
-        let run_id = RunId::new();
         let mut log = self.store.create_run(&run_id).await?;
         if let Some(r) = &self.redactor {
             log.set_redactor(r.clone());
@@ -243,15 +253,12 @@ impl Runner {
         let mut hint = None;
         let mut structured = None;
         while live.state.status == RunStatus::Running {
-            if self
-                .stop
-                .as_ref()
-                .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
-            {
+            if let Some(reason) = self.pause_reason(live.log.run_id()) {
                 live.record(EventPayload::RunPaused {
-                    reason: "interrupted by the user".into(),
+                    reason: reason.into(),
                 })
                 .await?;
+                self.store.clear_pause(live.log.run_id());
                 break;
             }
             let elapsed = live.elapsed_secs();
@@ -317,6 +324,22 @@ impl Runner {
         })
     }
 
+    /// Why the run should pause now, if it should: the stop flag, or a request through the
+    /// store from any process.
+    fn pause_reason(&self, run_id: &RunId) -> Option<&'static str> {
+        if self
+            .stop
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            Some("interrupted by the user")
+        } else if self.store.pause_requested(run_id) {
+            Some("a pause was requested")
+        } else {
+            None
+        }
+    }
+
     /// One model call, streaming to the observer and recording each retry as it happens.
     async fn call_model(
         &self,
@@ -354,15 +377,23 @@ impl Runner {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let call = self.client.respond(&request, &tx);
         tokio::pin!(call);
+        // Streamed text is shown with the run's secrets replaced, even when one arrives split
+        // across pieces.
+        let mut shown = self.redactor.as_ref().map(|r| r.stream());
         let result = loop {
             tokio::select! {
                 biased;
-                Some(ev) = rx.recv() => self.on_stream(live, turn, ev).await?,
+                Some(ev) = rx.recv() => self.on_stream(live, turn, ev, &mut shown).await?,
                 r = &mut call => break r,
             }
         };
         while let Ok(ev) = rx.try_recv() {
-            self.on_stream(live, turn, ev).await?;
+            self.on_stream(live, turn, ev, &mut shown).await?;
+        }
+        if let Some(rest) = shown.as_mut().map(|s| s.finish())
+            && !rest.is_empty()
+        {
+            self.observer.on_stream(&StreamEvent::TextDelta(rest));
         }
         Ok(result)
     }
@@ -372,8 +403,35 @@ impl Runner {
         live: &mut Live<'_>,
         turn: u32,
         ev: StreamEvent,
+        shown: &mut Option<cordon_core::StreamRedactor>,
     ) -> Result<(), StoreError> {
-        self.observer.on_stream(&ev);
+        match (&ev, shown.as_mut()) {
+            (StreamEvent::TextDelta(t), Some(s)) => {
+                let visible = s.push(t);
+                if !visible.is_empty() {
+                    self.observer.on_stream(&StreamEvent::TextDelta(visible));
+                }
+            }
+            (
+                StreamEvent::Retrying {
+                    attempt,
+                    error,
+                    delay,
+                },
+                Some(_),
+            ) => {
+                let redacted = StreamEvent::Retrying {
+                    attempt: *attempt,
+                    error: self
+                        .redactor
+                        .as_ref()
+                        .map_or_else(|| error.clone(), |r| r.redact(error)),
+                    delay: *delay,
+                };
+                self.observer.on_stream(&redacted);
+            }
+            _ => self.observer.on_stream(&ev),
+        }
         if let StreamEvent::Retrying {
             attempt,
             error,
@@ -604,6 +662,8 @@ impl Runner {
         how: Resumption,
     ) -> Result<RunOutcome, RunError> {
         agent.check()?;
+        // A resume is a decision to go on: a pause asked for earlier no longer stands.
+        self.store.clear_pause(run_id);
         let events = self.store.events(run_id).await?;
         let state =
             RunState::fold(&events).map_err(|e| RunError::Corrupt(format!("run {run_id}: {e}")))?;

@@ -81,7 +81,7 @@ async fn parallel_calls_run_concurrently_and_results_go_back_in_order() {
         let s = setup(PARALLEL, api).await;
         let agent = Agent::new("t", "scripted:x", "scripted-model")
             .tool(rendezvous(3))
-            .tool(cordon_tools::builtin::by_name("calculator").unwrap());
+            .tool(cordon_tools::builtin::calculator());
         let out = s.runner.run(&agent, "meet and add").await.unwrap();
         assert_eq!(out.status, RunStatus::Completed, "{api:?}: {:?}", out.error);
         assert_eq!(out.output.as_deref(), Some("All met, and the sum is 395."));
@@ -144,8 +144,7 @@ async fn unknown_tools_and_bad_arguments_go_back_to_the_model() {
         Api::Chat,
     )
     .await;
-    let agent = Agent::new("t", "scripted:x", "m")
-        .tool(cordon_tools::builtin::by_name("calculator").unwrap());
+    let agent = Agent::new("t", "scripted:x", "m").tool(cordon_tools::builtin::calculator());
     let out = s.runner.run(&agent, "go").await.unwrap();
     assert_eq!(out.status, RunStatus::Completed);
     let fed_back = s.server.requests()[1].body["messages"].to_string();
@@ -178,7 +177,7 @@ async fn max_turns_ends_the_run_as_budget_exceeded() {
     )
     .await;
     let agent = Agent::new("t", "scripted:x", "m")
-        .tool(cordon_tools::builtin::by_name("calculator").unwrap())
+        .tool(cordon_tools::builtin::calculator())
         .max_turns(2);
     let out = s.runner.run(&agent, "loop").await.unwrap();
     assert_eq!(out.status, RunStatus::BudgetExceeded);
@@ -276,7 +275,7 @@ async fn budget_run(
 ) -> (cordon_harness::RunOutcome, Setup) {
     let s = setup(script, Api::Chat).await;
     let agent = Agent::new("t", "scripted:x", "m")
-        .tool(cordon_tools::builtin::by_name("calculator").unwrap())
+        .tool(cordon_tools::builtin::calculator())
         .budgets(budgets, price);
     let out = s.runner.run(&agent, "spend").await.unwrap();
     (out, s)
@@ -425,8 +424,7 @@ async fn resume_runs_calls_a_recorded_response_asked_for_without_asking_again() 
     use cordon_core::{CallKind, EventPayload, Item, ModelResponse, RunId, ToolCall};
     // The log ends right after the model's answer: its call never started.
     let s = setup("[[turns]]\ntext = \"2 + 2 = 4\"\n", Api::Chat).await;
-    let agent = Agent::new("t", "scripted:x", "m")
-        .tool(cordon_tools::builtin::by_name("calculator").unwrap());
+    let agent = Agent::new("t", "scripted:x", "m").tool(cordon_tools::builtin::calculator());
     let run = RunId::new();
     let mut log = s.runner.store().create_run(&run).await.unwrap();
     let call = ToolCall {

@@ -110,16 +110,27 @@ fn sweep_stale(root: &Path, age: std::time::Duration) -> usize {
     removed
 }
 
-impl Drop for SandboxCgroups {
-    fn drop(&mut self) {
-        for dir in &self.dirs {
-            // A cgroup can only be removed once empty; its processes may take a moment to go.
+impl SandboxCgroups {
+    /// Removes the cgroups, waiting up to half a second for their last processes to go (the
+    /// kernel refuses to remove a cgroup that still has some). Blocking: call it off the
+    /// async runtime's threads.
+    pub fn remove(mut self) {
+        for dir in std::mem::take(&mut self.dirs) {
             for _ in 0..20 {
-                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(25));
             }
+        }
+    }
+}
+
+impl Drop for SandboxCgroups {
+    fn drop(&mut self) {
+        // One try each, without waiting: what is left, a later cordon's sweep removes.
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir(dir);
         }
     }
 }

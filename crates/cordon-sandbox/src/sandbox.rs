@@ -1,12 +1,11 @@
-//! The sandbox interface that every backend implements: the local one here, container and
-//! remote ones later. Commands and files go through the supervisor's protocol, so a
-//! [`Process`] is the same whatever started the supervisor.
+//! The sandbox interface that every provider's sandboxes implement: the local one here,
+//! container and remote ones later. Commands and files go through the supervisor's protocol,
+//! so a [`Process`] is the same whatever started the supervisor.
 
 use crate::client::{Output, Process};
 use crate::error::SandboxError;
-use crate::hardening::Applied;
 use crate::protocol::DirEntry;
-use crate::tier::Tier;
+use crate::provider::Isolation;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -16,15 +15,9 @@ pub type SandboxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SandboxErr
 
 /// An isolated workspace where commands run and files are read and written.
 pub trait Sandbox: Send + Sync {
-    /// The isolation tier in force.
-    fn tier(&self) -> Tier;
-
-    /// What confinement took effect, as the supervisor reported it.
-    fn confinement(&self) -> &Applied;
-
-    /// Whether commands can change nothing outside the workspace (no network, no writable
-    /// host path): then resume may run a command again after restoring the workspace.
-    fn confined_to_workspace(&self) -> bool;
+    /// What the sandbox guarantees: isolation kind and strength, network, limits, what is
+    /// enforced and what is not.
+    fn isolation(&self) -> &Isolation;
 
     /// The workspace's path as commands inside see it.
     fn workspace(&self) -> &str;
@@ -73,19 +66,14 @@ pub trait Sandbox: Send + Sync {
 
     /// Applies file changes all or nothing: on any failure the workspace is left as it was.
     fn commit<'a>(&'a self, changes: &'a [crate::files::Change]) -> SandboxFuture<'a, ()>;
+
+    /// Stops the sandbox and everything running in it; later requests fail.
+    fn stop(&self) -> SandboxFuture<'_, ()>;
 }
 
 impl Sandbox for crate::LocalSandbox {
-    fn tier(&self) -> Tier {
-        crate::LocalSandbox::tier(self)
-    }
-
-    fn confinement(&self) -> &Applied {
-        crate::LocalSandbox::confinement(self)
-    }
-
-    fn confined_to_workspace(&self) -> bool {
-        crate::LocalSandbox::confined_to_workspace(self)
+    fn isolation(&self) -> &Isolation {
+        crate::LocalSandbox::isolation(self)
     }
 
     fn workspace(&self) -> &str {
@@ -142,5 +130,12 @@ impl Sandbox for crate::LocalSandbox {
 
     fn commit<'a>(&'a self, changes: &'a [crate::files::Change]) -> SandboxFuture<'a, ()> {
         Box::pin(self.client().commit(changes))
+    }
+
+    fn stop(&self) -> SandboxFuture<'_, ()> {
+        Box::pin(async move {
+            crate::LocalSandbox::stop(self).await;
+            Ok(())
+        })
     }
 }

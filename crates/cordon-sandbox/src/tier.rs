@@ -79,7 +79,28 @@ pub fn find_bwrap() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Checks whether bubblewrap can build the namespaces the namespaces tier needs.
+/// What [`probe_namespaces`] found, once a process.
+static NAMESPACES: std::sync::OnceLock<Result<(), TierUnavailable>> = std::sync::OnceLock::new();
+
+/// Whether this process has already found that the namespaces tier cannot work here.
+pub fn namespaces_known_unavailable() -> bool {
+    NAMESPACES.get().is_some_and(Result::is_err)
+}
+
+/// Whether bubblewrap can build the namespaces tier's namespaces here: probed once a process
+/// (it runs bubblewrap), off the async runtime's threads.
+pub async fn probe_namespaces() -> Result<(), TierUnavailable> {
+    if let Some(known) = NAMESPACES.get() {
+        return known.clone();
+    }
+    let found = tokio::task::spawn_blocking(|| probe().namespaces)
+        .await
+        .unwrap_or_else(|e| Err(TierUnavailable(format!("the probe failed: {e}"))));
+    NAMESPACES.get_or_init(|| found).clone()
+}
+
+/// Checks whether bubblewrap can build the namespaces the namespaces tier needs (blocking:
+/// it runs bubblewrap).
 pub fn probe() -> Probe {
     let bwrap = find_bwrap();
     let namespaces = match &bwrap {

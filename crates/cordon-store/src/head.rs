@@ -161,6 +161,11 @@ fn file_name(run_id: &str) -> Option<&str> {
     .then_some(run_id)
 }
 
+/// The file whose existence asks a run to pause (see `Store::request_pause`).
+pub(crate) fn pause_marker(dir: &Path, run_id: &str) -> Option<PathBuf> {
+    file_name(run_id).map(|name| dir.join(format!("{name}.pause")))
+}
+
 /// Reads a run's head; `Ok(None)` when it has no head file.
 pub(crate) fn read(dir: &Path, run_id: &str) -> Result<Option<Head>, HeadError> {
     let Some(name) = file_name(run_id) else {

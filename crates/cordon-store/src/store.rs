@@ -357,6 +357,35 @@ impl Store {
         Ok(RunLog::new(self.clone(), run_id.clone(), count, hash, file))
     }
 
+    /// Asks a running run to pause at its next step boundary, from this process or any
+    /// other on this host: the runner looks for the request between steps (a file beside
+    /// the run's head), records the pause and withdraws the request.
+    pub fn request_pause(&self, run_id: &RunId) -> Result<(), StoreError> {
+        self.refuse_if_read_only()?;
+        let marker = head::pause_marker(&self.heads, run_id.as_str())
+            .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
+        std::fs::create_dir_all(&self.heads)
+            .and_then(|()| std::fs::write(&marker, b"pause\n"))
+            .map_err(|e| {
+                StoreError::Io(format!(
+                    "cannot ask run {run_id} to pause ({}): {e}",
+                    marker.display()
+                ))
+            })
+    }
+
+    /// Whether someone asked this run to pause (one `stat`, cheap enough for every step).
+    pub fn pause_requested(&self, run_id: &RunId) -> bool {
+        head::pause_marker(&self.heads, run_id.as_str()).is_some_and(|m| m.exists())
+    }
+
+    /// Withdraws a request to pause (the run paused, or is being resumed on purpose).
+    pub fn clear_pause(&self, run_id: &RunId) {
+        if let Some(m) = head::pause_marker(&self.heads, run_id.as_str()) {
+            let _ = std::fs::remove_file(m);
+        }
+    }
+
     /// A run's head record, if it has one.
     pub fn head(&self, run_id: &RunId) -> Result<Option<Head>, StoreError> {
         head::read(&self.heads, run_id.as_str()).map_err(|source| StoreError::HeadRecord {

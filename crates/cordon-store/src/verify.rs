@@ -19,6 +19,16 @@ pub struct Problem {
     pub reason: String,
 }
 
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.seq, &self.kind) {
+            (Some(seq), Some(kind)) => write!(f, "event {seq} ({kind}): {}", self.reason),
+            (Some(seq), None) => write!(f, "event {seq}: {}", self.reason),
+            _ => f.write_str(&self.reason),
+        }
+    }
+}
+
 /// The outcome of checking one run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Verdict {

@@ -16,32 +16,30 @@ pub struct CalculatorArgs {
 #[derive(Deserialize, JsonSchema)]
 pub struct NoArgs {}
 
-/// The names of the built-in tools.
-pub const NAMES: [&str; 2] = ["calculator", "current_time"];
+/// `calculator`: evaluates arithmetic exactly as written.
+pub fn calculator() -> Arc<dyn Tool> {
+    Arc::new(FunctionTool::new(
+        "calculator",
+        "Evaluates an arithmetic expression exactly as written and returns the number.",
+        |a: CalculatorArgs| async move {
+            evaluate(&a.expression)
+                .map(format_number)
+                .map_err(|e| ToolError::Failed(e.0))
+        },
+    ))
+}
 
-/// The built-in tool called `name`, if there is one.
-pub fn by_name(name: &str) -> Option<Arc<dyn Tool>> {
-    match name {
-        "calculator" => Some(Arc::new(FunctionTool::new(
-            "calculator",
-            "Evaluates an arithmetic expression exactly as written and returns the number.",
-            |a: CalculatorArgs| async move {
-                evaluate(&a.expression)
-                    .map(format_number)
-                    .map_err(|e| ToolError::Failed(e.0))
-            },
-        ))),
-        "current_time" => Some(Arc::new(FunctionTool::new(
-            "current_time",
-            "Returns the current date and time in UTC (RFC 3339).",
-            |_: NoArgs| async move {
-                time::OffsetDateTime::now_utc()
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .map_err(|e| ToolError::Failed(e.to_string()))
-            },
-        ))),
-        _ => None,
-    }
+/// `current_time`: the date and time in UTC.
+pub fn current_time() -> Arc<dyn Tool> {
+    Arc::new(FunctionTool::new(
+        "current_time",
+        "Returns the current date and time in UTC (RFC 3339).",
+        |_: NoArgs| async move {
+            time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .map_err(|e| ToolError::Failed(e.to_string()))
+        },
+    ))
 }
 
 /// What is wrong with an arithmetic expression, saying where.

@@ -76,7 +76,7 @@ where
 
 /// `A`'s JSON schema as a tool's parameters: an object schema, without the `$schema` and
 /// `title` keys that providers do not want.
-fn parameters_schema<A: JsonSchema>() -> Value {
+pub(crate) fn parameters_schema<A: JsonSchema>() -> Value {
     let mut v = schemars::schema_for!(A).to_value();
     if let Some(o) = v.as_object_mut() {
         o.remove("$schema");

@@ -77,11 +77,14 @@ fn dimensions(mime: &str, b: &[u8]) -> Option<(u32, u32)> {
     }
 }
 
+/// What the model is told `view_image` does.
+pub const DESCRIPTION: &str = "Shows you an image file from the workspace (PNG, JPEG, GIF, WebP, BMP, TIFF or SVG, at most 10 MB).";
+
 /// The `view_image` tool over a sandbox's workspace.
 pub fn view_image(sandbox: Arc<dyn Sandbox>) -> Arc<dyn Tool> {
     Arc::new(FunctionTool::new(
         "view_image",
-        "Shows you an image file from the workspace (PNG, JPEG, GIF, WebP, BMP, TIFF or SVG, at most 10 MB).",
+        DESCRIPTION,
         move |a: ViewImageArgs| {
             let sandbox = sandbox.clone();
             async move { load(sandbox.as_ref(), &a.path).await }

@@ -1,5 +1,8 @@
 //! Model-facing tools for cordon.
 //!
+//! Every tool a run can be given is in a [`Registry`]: the built-ins
+//! ([`Registry::builtin`]) and any a program adds beside them.
+//!
 //! A [`Tool`] has a [`ToolSpec`](cordon_core::ToolSpec) (what the model is told) and an
 //! async `call` taking the model's exact input text. [`FunctionTool`] builds one from a
 //! typed closure: the argument type's JSON schema comes from `schemars`, and arguments the
@@ -26,10 +29,12 @@ pub mod builtin;
 mod function;
 pub mod image;
 pub mod patch;
+pub mod registry;
 pub mod shell;
 mod tool;
 pub mod truncate;
 
 pub use function::FunctionTool;
+pub use registry::{Needs, Registration, Registry, RegistryError, ToolEnv};
 pub use shell::ShellTools;
 pub use tool::{Effects, Tool, ToolContext, ToolError, ToolFuture, ToolOutput};

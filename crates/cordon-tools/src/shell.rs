@@ -16,6 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
+/// What the model is told `exec_command` does.
+pub const EXEC_DESCRIPTION: &str = "Runs a shell command in the sandboxed workspace and returns its output. A command still running after yield_time_ms keeps running as a session: use write_stdin with its session ID to send input or read more output.";
+/// What the model is told `write_stdin` does.
+pub const WRITE_DESCRIPTION: &str = "Writes characters to a running exec_command session's standard input (or nothing, to wait for more output) and returns what it printed since.";
+
 /// The most sessions alive at once; exited ones are pruned first, then the oldest.
 pub const MAX_SESSIONS: usize = 64;
 /// `exec_command`'s default yield window.
@@ -119,31 +124,27 @@ impl ShellTools {
     pub fn tools(self: &Arc<Self>) -> Vec<Arc<dyn Tool>> {
         // Commands in a sandbox without network or writable host paths touch only the
         // workspace, which a restore puts back: then resume may run them again.
-        let effects = if self.sandbox.confined_to_workspace() {
+        let effects = if self.sandbox.isolation().confined_to_workspace {
             Effects::Workspace
         } else {
             Effects::External
         };
         let (exec, write) = (self.clone(), self.clone());
         vec![
-            Arc::new(FunctionTool::new(
-                "exec_command",
-                "Runs a shell command in the sandboxed workspace and returns its output. A command still running after yield_time_ms keeps running as a session: use write_stdin with its session ID to send input or read more output.",
-                move |a: ExecArgs| {
+            Arc::new(
+                FunctionTool::new("exec_command", EXEC_DESCRIPTION, move |a: ExecArgs| {
                     let tools = exec.clone();
                     async move { tools.exec(a).await }
-                },
-            )
-            .with_effects(effects)),
-            Arc::new(FunctionTool::new(
-                "write_stdin",
-                "Writes characters to a running exec_command session's standard input (or nothing, to wait for more output) and returns what it printed since.",
-                move |a: WriteArgs| {
+                })
+                .with_effects(effects),
+            ),
+            Arc::new(
+                FunctionTool::new("write_stdin", WRITE_DESCRIPTION, move |a: WriteArgs| {
                     let tools = write.clone();
                     async move { tools.write(a).await }
-                },
-            )
-            .with_effects(effects)),
+                })
+                .with_effects(effects),
+            ),
         ]
     }
 

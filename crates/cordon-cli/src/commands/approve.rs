@@ -1,11 +1,10 @@
-//! `cordon approve` and `cordon reject`: a person's decision on a waiting tool call.
+//! `cordon approve`, `cordon reject` and `cordon pause`: a person's decisions on a run, from
+//! any process; the session library records them.
 
-use super::find_run;
-use crate::exit::Failure;
+use super::Paths;
+use crate::display::clip;
 use cordon_core::state::Awaiting;
-use cordon_core::{EventPayload, RunState};
 use cordon_harness::approval::describe_rule;
-use cordon_store::Store;
 use std::process::ExitCode;
 
 /// Who is deciding: `--as`, else this OS user.
@@ -24,94 +23,67 @@ fn decider(as_name: Option<String>) -> String {
     })
 }
 
-async fn waiting(store: &Store, run: &str) -> anyhow::Result<(cordon_core::RunId, RunState)> {
-    let run_id = find_run(store, run).await?;
-    super::require_intact(store, &run_id).await?;
-    let events = store.events(&run_id).await.map_err(super::store_failure)?;
-    let state = RunState::fold(&events)?;
-    if state.awaiting.is_empty() {
-        return Err(Failure::bad_input(
-            format!("run {run_id} is not waiting for any approval"),
-            "`cordon runs --status awaiting_approval` lists the runs that are",
-        ));
+/// Prints one waiting call as a person deciding on it needs to see it: its id, tool, the
+/// rules that asked, and its arguments.
+pub fn describe_waiting(call: &str, waiting: &Awaiting) {
+    let rules: Vec<String> = waiting.rules.iter().map(|r| describe_rule(r)).collect();
+    eprintln!(
+        "  {call}  {}  (asked by: {})",
+        clip(&waiting.tool, 64),
+        rules.join("; ")
+    );
+    let args = arguments_text(&waiting.arguments);
+    for line in args.lines().take(20) {
+        eprintln!("      {}", clip(line, 200));
     }
-    Ok((run_id, state))
+    if args.lines().count() > 20 {
+        eprintln!("      … (`cordon show RUN --json` has the whole call)");
+    }
 }
 
-/// The error for a call the run is not waiting on, naming those it is.
-fn not_waiting_on(run_id: &cordon_core::RunId, call: &str, state: &RunState) -> anyhow::Error {
-    Failure::bad_input(
-        format!("run {run_id} is not waiting on a call '{call}'"),
-        format!(
-            "it waits on: {}",
-            state
-                .awaiting
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    )
+/// A call's arguments as a person reads them: a command's text as is, other JSON pretty.
+fn arguments_text(arguments: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(arguments) {
+        Ok(v) => match v.get("cmd").and_then(|c| c.as_str()) {
+            Some(cmd) if v.as_object().is_some_and(|o| o.len() == 1) => format!("$ {cmd}"),
+            _ => serde_json::to_string_pretty(&v).unwrap_or_else(|_| arguments.to_string()),
+        },
+        Err(_) => arguments.to_string(),
+    }
 }
 
 /// Approves one waiting call, or all of them.
 pub async fn approve(
-    store: &Store,
+    paths: &Paths<'_>,
     run: &str,
     call: Option<&str>,
     always: bool,
     as_name: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let (run_id, state) = waiting(store, run).await?;
-    let targets: Vec<(String, Awaiting)> = match call {
-        Some(c) => match state.awaiting.get(c) {
-            Some(v) => vec![(c.to_string(), v.clone())],
-            None => {
-                return Err(not_waiting_on(&run_id, c, &state));
-            }
-        },
-        None => state
-            .awaiting
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    };
-    let by = decider(as_name);
-    let mut log = store
-        .open_run(&run_id)
-        .await
-        .map_err(super::store_failure)?;
-    for (call_id, waiting) in targets {
-        // An "always" covers the rules this call matched, and nothing wider.
-        let always_rules = if always {
-            waiting.rules.clone()
-        } else {
-            Vec::new()
-        };
-        log.append(&EventPayload::ApprovalGranted {
-            call_id: call_id.clone(),
-            arguments_hash: waiting.arguments_hash,
-            by: by.clone(),
-            always,
-            always_rules: always_rules.clone(),
-        })
-        .await
-        .map_err(super::store_failure)?;
+    let session = super::session(paths).await?;
+    let (run_id, approved) = session
+        .approve(run, call, always, &decider(as_name))
+        .await?;
+    for a in approved {
         let scope = if !always {
             String::new()
-        } else if always_rules.is_empty() {
+        } else if a.always_rules.is_empty() {
             " (this call only: the request did not record which rule it matched)".into()
         } else {
             format!(
                 ", and from now on in this run {}",
-                always_rules
+                a.always_rules
                     .iter()
                     .map(|r| describe_rule(r))
                     .collect::<Vec<_>>()
                     .join(" and ")
             )
         };
-        println!("approved {call_id} ({}){scope}", waiting.tool);
+        println!(
+            "approved {} ({}){scope}",
+            a.call_id,
+            clip(&a.waiting.tool, 64)
+        );
     }
     eprintln!("continue with: cordon resume {run_id}");
     Ok(ExitCode::SUCCESS)
@@ -119,28 +91,41 @@ pub async fn approve(
 
 /// Rejects a waiting call; the model is told.
 pub async fn reject(
-    store: &Store,
+    paths: &Paths<'_>,
     run: &str,
     call: &str,
     message: Option<String>,
     as_name: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let (run_id, state) = waiting(store, run).await?;
-    if !state.awaiting.contains_key(call) {
-        return Err(not_waiting_on(&run_id, call, &state));
-    }
-    let mut log = store
-        .open_run(&run_id)
-        .await
-        .map_err(super::store_failure)?;
-    log.append(&EventPayload::ApprovalRejected {
-        call_id: call.to_string(),
-        by: decider(as_name),
-        message: message.unwrap_or_default(),
-    })
-    .await
-    .map_err(super::store_failure)?;
+    let session = super::session(paths).await?;
+    let run_id = session
+        .reject(run, call, &message.unwrap_or_default(), &decider(as_name))
+        .await?;
     println!("rejected {call}");
     eprintln!("continue with: cordon resume {run_id}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks a running run to pause after its current step, whichever process runs it.
+pub async fn pause(paths: &Paths<'_>, run: &str) -> anyhow::Result<ExitCode> {
+    let session = super::session(paths).await?;
+    let run_id = session.request_pause(run).await?;
+    println!("asked run {run_id} to pause after its current step");
+    eprintln!("once it has: cordon resume {run_id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_is_shown_as_its_text() {
+        assert_eq!(
+            arguments_text(r#"{"cmd":"rm -rf build"}"#),
+            "$ rm -rf build"
+        );
+        assert!(arguments_text(r#"{"cmd":"ls","workdir":"src"}"#).contains("\"workdir\""));
+        assert_eq!(arguments_text("*** Begin Patch"), "*** Begin Patch");
+    }
 }

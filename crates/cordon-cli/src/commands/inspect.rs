@@ -260,11 +260,7 @@ fn summary(e: &Event) -> String {
 
 /// A problem, in one line.
 pub fn describe(p: &Problem) -> String {
-    match (&p.seq, &p.kind) {
-        (Some(seq), Some(kind)) => format!("event {seq} ({kind}): {}", p.reason),
-        (Some(seq), None) => format!("event {seq}: {}", p.reason),
-        _ => p.reason.clone(),
-    }
+    p.to_string()
 }
 
 /// `cordon verify RUN` or `cordon verify --all`.

@@ -3,7 +3,6 @@
 mod approve;
 mod bench;
 mod inspect;
-mod resume;
 mod run;
 pub mod sandbox;
 mod snapshot;
@@ -17,16 +16,13 @@ use std::process::ExitCode;
 /// Runs the command the user asked for.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let protected = protected_paths(cli.store.as_deref(), cli.snapshots.as_deref());
+    let paths = Paths {
+        store: cli.store.as_deref(),
+        config: cli.config.as_deref(),
+        snapshots: cli.snapshots.as_deref(),
+    };
     match cli.command {
-        Command::Run(args) => {
-            run::run(
-                args,
-                cli.store.as_deref(),
-                cli.config.as_deref(),
-                cli.snapshots.as_deref(),
-            )
-            .await
-        }
+        Command::Run(args) => run::run(args, &paths).await,
         Command::Resume {
             run,
             max_turns,
@@ -37,51 +33,31 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             sandbox,
             command_timeout,
         } => {
-            let paths = resume::Paths {
-                store: cli.store.as_deref(),
-                config: cli.config.as_deref(),
-                snapshots: cli.snapshots.as_deref(),
-            };
-            let changes = resume::Changes {
-                max_turns,
-                budgets,
-                input,
-                workspace,
-                tier: sandbox,
-                command_timeout,
-            };
-            resume::resume(&run, changes, json, paths).await
+            let mut request = cordon_session::ResumeRequest::new(run);
+            request.max_turns = max_turns;
+            request.budgets = budgets
+                .iter()
+                .map(|b| cordon_session::parse_budget(b))
+                .collect::<Result<_, _>>()?;
+            request.input = input;
+            request.workspace = workspace;
+            request.isolation = sandbox.map(|t| sandbox::tier_name(t).to_string());
+            request.command_timeout_secs = command_timeout;
+            run::resume(request, json, &paths).await
         }
         Command::Approve {
             run,
             call,
             always,
             as_name,
-        } => {
-            approve::approve(
-                &open_store(cli.store.as_deref()).await?,
-                &run,
-                call.as_deref(),
-                always,
-                as_name,
-            )
-            .await
-        }
+        } => approve::approve(&paths, &run, call.as_deref(), always, as_name).await,
         Command::Reject {
             run,
             call,
             message,
             as_name,
-        } => {
-            approve::reject(
-                &open_store(cli.store.as_deref()).await?,
-                &run,
-                &call,
-                message,
-                as_name,
-            )
-            .await
-        }
+        } => approve::reject(&paths, &run, &call, message, as_name).await,
+        Command::Pause { run } => approve::pause(&paths, &run).await,
         Command::Runs {
             status,
             limit,
@@ -107,9 +83,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = store_with_run(cli.store.as_deref(), &shown).await?;
             inspect::verify(&store, run.as_deref(), all, json).await
         }
-        Command::Bench(BenchCommand::Harness { turns, api, json }) => {
-            bench::harness(turns, api, json).await
-        }
+        Command::Bench(BenchCommand::Harness {
+            turns,
+            short,
+            api,
+            json,
+        }) => bench::harness(turns, short, api, json).await,
         Command::Bench(BenchCommand::Snapshot { mib, json }) => snapshot::bench(mib, json),
         Command::Bench(BenchCommand::Manifest { files, mib, json }) => {
             bench::manifest(files, mib, json).await
@@ -139,9 +118,47 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Where cordon keeps things, as given on the command line.
+pub struct Paths<'a> {
+    /// The run store.
+    pub store: Option<&'a Path>,
+    /// The config file.
+    pub config: Option<&'a Path>,
+    /// The snapshot store.
+    pub snapshots: Option<&'a str>,
+}
+
+/// The session the run commands work in: the store, the config's model providers (and the
+/// scripted ones), the local sandbox provider, the snapshot store.
+pub async fn session(paths: &Paths<'_>) -> anyhow::Result<cordon_session::Session> {
+    let store = open_store(paths.store).await?;
+    #[allow(unused_mut)]
+    let mut models = cordon_session::Models::new(cordon_session::Config::load(paths.config)?);
+    #[cfg(feature = "scripted")]
+    crate::scripted::register(&mut models);
+    let provider = cordon_sandbox::LocalProvider::new(sandbox::supervisor()?);
+    let session = cordon_session::Session::builder(store)
+        .models(models)
+        .sandboxes(std::sync::Arc::new(provider))
+        .snapshots(cordon_session::Snapshots::open(paths.snapshots)?)
+        .protect(protected_paths(paths.store, paths.snapshots))
+        .workspaces(state_dir()?.join("workspaces"))
+        .build()?;
+    Ok(session)
+}
+
+/// cordon's state directory (beside the default store).
+pub fn state_dir() -> anyhow::Result<std::path::PathBuf> {
+    Ok(cordon_store::default_store_path()
+        .map_err(store_failure)?
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf())
+}
+
 /// `cordon manifest check`: validate and print the tree.
 fn manifest_check(file: &Path) -> anyhow::Result<ExitCode> {
-    let m = sandbox::load_manifest(file)?;
+    let m = cordon_session::load_manifest(file)?;
     print!("{}", cordon_manifest::tree::render(&m));
     Ok(ExitCode::SUCCESS)
 }
@@ -200,23 +217,6 @@ pub fn protected_paths(store: Option<&Path>, snapshots: Option<&str>) -> Vec<std
     out
 }
 
-/// The secrets a run knows: the provider's key and the values passed into its sandbox.
-pub fn redactor(
-    provider: &cordon_model::ProviderConfig,
-    sandbox_secrets: &[(String, String)],
-) -> cordon_core::Redactor {
-    let mut r = cordon_core::Redactor::new();
-    if let Some(key) = &provider.api_key {
-        r.add(&format!("{} API key", provider.name), key.expose());
-    }
-    for (name, value) in sandbox_secrets {
-        if !r.add(name, value) {
-            tracing::warn!(%name, "a secret shorter than 4 characters cannot be redacted");
-        }
-    }
-    r
-}
-
 /// The store file named on the command line, or the default one.
 fn store_path(path: Option<&Path>) -> anyhow::Result<std::path::PathBuf> {
     match path {
@@ -265,25 +265,4 @@ pub fn store_failure(e: cordon_store::StoreError) -> anyhow::Error {
 /// Finds a run by id or unique id prefix.
 pub async fn find_run(store: &Store, id: &str) -> anyhow::Result<cordon_core::RunId> {
     store.resolve(id).await.map_err(store_failure)
-}
-
-/// Refuses to go on with a run whose record does not verify: appending after a tampered
-/// event would bless it.
-pub async fn require_intact(store: &Store, run_id: &cordon_core::RunId) -> anyhow::Result<()> {
-    let verdict = cordon_store::verify::verify_run(store, run_id)
-        .await
-        .map_err(store_failure)?;
-    match verdict.problems.first() {
-        None => Ok(()),
-        Some(p) => Err(anyhow::Error::new(Failure {
-            code: crate::exit::TAMPERED,
-            message: format!(
-                "run {run_id} does not verify, so cordon will not add to it: {}",
-                inspect::describe(p)
-            ),
-            hint: Some(format!(
-                "`cordon verify {run_id}` shows what is wrong; restore the store from a backup"
-            )),
-        })),
-    }
 }

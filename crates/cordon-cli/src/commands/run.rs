@@ -1,117 +1,112 @@
-//! `cordon run`: run an agent on a task.
+//! `cordon run` and `cordon resume`: thin front ends over the session library, which
+//! prepares both the same way; here they are rendered.
 
-use crate::agent_file::AgentFile;
+use super::Paths;
 use crate::cli::RunArgs;
-use crate::config::{Config, FALLBACK_MODEL};
 use crate::display::{Human, JsonLines};
 use crate::exit;
 use cordon_core::RunStatus;
-use cordon_harness::{RunObserver, Runner};
-use cordon_model::ModelClient;
-use cordon_sandbox::Sandbox as _;
-use cordon_tools::ShellTools;
-use std::path::Path;
+use cordon_harness::RunObserver;
+use cordon_session::{AgentSpec, PreparedRun, ResumeRequest, RunRequest, SandboxOptions};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
-pub async fn run(
-    args: RunArgs,
-    store: Option<&Path>,
-    config: Option<&Path>,
-    snapshots: Option<&str>,
-) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config)?;
-    let store_path = store;
-    let store = super::open_store(store_path).await?;
-    let (file, schema, origin) = match &args.agent {
-        Some(p) => {
-            let (f, s) = AgentFile::load(p)?;
-            (f, s, p.display().to_string())
-        }
+/// `cordon run TASK`.
+pub async fn run(args: RunArgs, paths: &Paths<'_>) -> anyhow::Result<ExitCode> {
+    let session = super::session(paths).await?;
+    let (agent, origin) = match &args.agent {
+        Some(p) => (AgentSpec::load(p)?, p.display().to_string()),
         None => (
-            AgentFile::default_agent(),
-            None,
+            AgentSpec::default_agent(session.tools()),
             "the default agent".to_string(),
         ),
     };
-    let spec = args
-        .model
-        .clone()
-        .or_else(|| file.model.clone())
-        .or_else(|| config.default_model.clone())
-        .unwrap_or_else(|| FALLBACK_MODEL.to_string());
-    let spec = crate::config::recorded_spec(&spec);
-    let model = config.resolve(&spec).await?;
-    let prepared = if file.needs_sandbox() || args.sandbox.manifest.is_some() {
-        let mut p = super::sandbox::create(
-            &args.sandbox,
-            &super::protected_paths(store_path, snapshots),
-        )
-        .await?;
-        p.spec.command_timeout_secs = Some(args.command_timeout);
-        Some(p)
-    } else {
-        None
+    let needs_sandbox = session.tools().needs_sandbox(&agent.tools).map_err(|e| {
+        crate::exit::Failure::bad_input(format!("{origin}: {e}"), "name tools cordon has")
+    })?;
+    let sandbox = match (needs_sandbox, &args.sandbox.manifest) {
+        (false, None) => None,
+        _ => Some(sandbox_options(&args)?),
     };
-    let materialized = prepared.as_ref().and_then(|p| p.materialized.clone());
-    let redactor = Arc::new(super::redactor(
-        &model.provider,
-        prepared.as_ref().map_or(&[][..], |p| &p.secrets),
-    ));
-    let checkpoints = match &prepared {
-        Some(p) => Some(Arc::new(SnapshotCheckpointer {
-            store: crate::snapshots::Snapshots::open(snapshots)?,
-            dir: p.workspace.clone(),
-            exclude: p.spec.ephemeral.clone(),
-            previous: std::sync::Mutex::new(None),
-        })),
-        None => None,
+    let mut request = RunRequest::new(agent, args.task.clone());
+    request.origin = origin;
+    request.model = args.model.clone();
+    request.sandbox = sandbox;
+    request.max_turns = args.max_turns;
+    request.stop = Some(stop_on_ctrl_c());
+    request.observers.push(observer(args.json));
+    let prepared = session.new_run(request).await?;
+    go(prepared, args.json).await
+}
+
+/// `cordon resume RUN`.
+pub async fn resume(
+    mut request: ResumeRequest,
+    json: bool,
+    paths: &Paths<'_>,
+) -> anyhow::Result<ExitCode> {
+    let session = super::session(paths).await?;
+    request.stop = Some(stop_on_ctrl_c());
+    request.observers.push(observer(json));
+    let prepared = session.resume(request).await?;
+    go(prepared, json).await
+}
+
+/// The sandbox `cordon run`'s arguments describe (by default over the current directory).
+fn sandbox_options(args: &RunArgs) -> anyhow::Result<SandboxOptions> {
+    let manifest = args
+        .sandbox
+        .manifest
+        .as_deref()
+        .map(cordon_session::load_manifest)
+        .transpose()?;
+    let workspace = match (&args.sandbox.workspace, &manifest) {
+        (None, None) => Some(std::env::current_dir()?),
+        (w, _) => w.clone(),
     };
-    let recorded = prepared
-        .as_ref()
-        .map(|p| (p.workspace.display().to_string(), p.spec.clone()));
-    let sandbox = prepared.map(|p| Arc::new(p.sandbox));
-    let tools = sandbox
-        .as_ref()
-        .map(|sb| sandbox_tools(sb, args.command_timeout))
-        .unwrap_or_default();
-    let mut agent = file.into_agent(
-        schema,
-        &spec,
-        &model.model_name,
-        &origin,
-        &tools,
-        config.prices.get(&model.model_name).copied(),
-    )?;
-    if let Some(n) = args.max_turns {
-        agent = agent.max_turns(n);
+    if args.sandbox.sandbox == crate::cli::TierArg::Unconfined {
+        eprintln!(
+            "warning: --sandbox unconfined: commands run with all of this user's access to files, network and processes"
+        );
     }
-    if let Some(sb) = &sandbox {
-        let context = cordon_manifest::workspace_context(sb.as_ref()).await;
-        agent.instructions = format!("{}\n\n{context}", agent.instructions);
-    }
-    let observer: Arc<dyn RunObserver> = if args.json {
+    Ok(SandboxOptions {
+        manifest,
+        workspace,
+        isolation: super::sandbox::tier_name(args.sandbox.sandbox).to_string(),
+        read_only: args.sandbox.read_only,
+        command_timeout_secs: args.command_timeout,
+    })
+}
+
+/// How the run is shown: text for people, JSON Lines for programs.
+fn observer(json: bool) -> Arc<dyn RunObserver> {
+    if json {
         Arc::new(JsonLines)
     } else {
-        Arc::new(Human::new(&redactor))
-    };
-    let client = Arc::new(ModelClient::new(model.provider)?);
-    let mut runner = Runner::new(client, store)
-        .observer(observer)
-        .redactor(redactor.clone())
-        .stop_flag(stop_on_ctrl_c());
-    if let Some((digest, receipts)) = materialized {
-        runner = runner.workspace_receipts(digest, serde_json::to_value(receipts)?);
+        // Secrets are replaced in events before anyone sees them; streamed text is
+        // redacted by the runner's redactor too, as it passes.
+        Arc::new(Human::default())
     }
-    if let Some(c) = checkpoints {
-        runner = runner.checkpointer(c);
+}
+
+/// Says where the run works (on stderr, so even with --json), drives it here, and renders
+/// how it ended.
+async fn go(prepared: PreparedRun, json: bool) -> anyhow::Result<ExitCode> {
+    if let Some(w) = prepared.workspace() {
+        match &w.restored_from {
+            Some(id) => eprintln!(
+                "workspace restored from checkpoint {} into {}",
+                &id[..16.min(id.len())],
+                w.dir.display()
+            ),
+            None => eprintln!("workspace: {}", w.dir.display()),
+        }
+        for note in &w.notes {
+            eprintln!("note: {note}");
+        }
     }
-    if let (Some(sb), Some((host_workspace, spec))) = (&sandbox, &recorded) {
-        runner = runner.sandbox_info(sandbox_info(sb, host_workspace, spec));
-    }
-    let out = runner.run(&agent, &args.task).await?;
-    Ok(finish(&out, args.json))
+    let outcome = prepared.run().await?;
+    Ok(finish(&outcome, json))
 }
 
 /// A flag set by the first Ctrl-C (the runner pauses at its next step boundary); a second
@@ -168,19 +163,10 @@ pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
         RunStatus::AwaitingApproval => {
             eprintln!("waiting for approval:");
             for (call, waiting) in &s.awaiting {
-                let rules: Vec<String> = waiting
-                    .rules
-                    .iter()
-                    .map(|r| cordon_harness::approval::describe_rule(r))
-                    .collect();
-                eprintln!(
-                    "  {call}  {}  (asked by: {})",
-                    waiting.tool,
-                    rules.join("; ")
-                );
+                super::approve::describe_waiting(call, waiting);
             }
             eprintln!(
-                "  hint: `cordon approve {0} [CALL]` or `cordon reject {0} CALL --message ...`, then `cordon resume {0}`",
+                "  hint: `cordon approve {0} CALL` (or every call: `cordon approve {0}`) or `cordon reject {0} CALL --message ...`, then `cordon resume {0}`",
                 out.run_id
             );
             ExitCode::from(exit::AWAITING_APPROVAL)
@@ -196,78 +182,5 @@ pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
             );
             ExitCode::from(exit::RUN_FAILED)
         }
-    }
-}
-
-/// Checkpoints a run's workspace into the snapshot store, each incremental to the last.
-pub struct SnapshotCheckpointer {
-    pub store: crate::snapshots::Snapshots,
-    pub dir: std::path::PathBuf,
-    pub exclude: Vec<String>,
-    pub previous: std::sync::Mutex<Option<cordon_store::Snapshot>>,
-}
-
-/// What a run records about its sandbox: tier, paths, what it enforces, what it cannot.
-pub fn sandbox_info(
-    sb: &cordon_sandbox::LocalSandbox,
-    host_workspace: &str,
-    spec: &cordon_core::SandboxSpec,
-) -> serde_json::Value {
-    serde_json::json!({
-        "tier": sb.tier().as_str(),
-        "workspace": sb.workspace(),
-        "host_workspace": host_workspace,
-        "confinement": sb.confinement(),
-        "limits": sb.tier().limits(),
-        "spec": spec,
-    })
-}
-
-/// The tools over a run's sandbox.
-pub fn sandbox_tools(
-    sb: &Arc<cordon_sandbox::LocalSandbox>,
-    command_timeout: u64,
-) -> Vec<Arc<dyn cordon_tools::Tool>> {
-    let mut tools = ShellTools::new(sb.clone(), Duration::from_secs(command_timeout)).tools();
-    tools.push(cordon_tools::patch::ApplyPatch::new(sb.clone()));
-    tools.push(cordon_tools::image::view_image(sb.clone()));
-    tools
-}
-
-impl cordon_harness::Checkpointer for SnapshotCheckpointer {
-    fn checkpoint(
-        &self,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<
-                    Output = Result<
-                        cordon_harness::CheckpointInfo,
-                        cordon_harness::CheckpointError,
-                    >,
-                > + Send
-                + '_,
-        >,
-    > {
-        Box::pin(async move {
-            let previous = self.previous.lock().expect("checkpoint lock").clone();
-            let (store, dir, exclude) = (
-                self.store.local.clone(),
-                self.dir.clone(),
-                self.exclude.clone(),
-            );
-            // Reading the workspace is blocking work: off the runtime's threads.
-            let (snap, stats) =
-                tokio::task::spawn_blocking(move || store.take(&dir, &exclude, previous.as_ref()))
-                    .await??;
-            // A checkpoint counts once it is where resume will look for it.
-            self.store.push(&snap).await?;
-            let info = cordon_harness::CheckpointInfo {
-                snapshot_id: snap.id.clone(),
-                files_read: stats.files_read,
-                bytes_read: stats.bytes_read,
-            };
-            *self.previous.lock().expect("checkpoint lock") = Some(snap);
-            Ok(info)
-        })
     }
 }

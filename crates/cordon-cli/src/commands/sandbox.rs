@@ -2,11 +2,12 @@
 
 use crate::cli::{SandboxArgs, TierArg};
 use crate::exit::Failure;
-use cordon_core::{EnvVar, GrantSpec, SandboxSpec};
 use cordon_sandbox::Sandbox as _;
 use cordon_sandbox::{
-    LocalSandbox, ProcessEvent, SandboxConfig, Stream, SupervisorCommand, Tier, TierChoice,
+    LocalProvider, LocalSandbox, ProcessEvent, SandboxConfig, Stream, SupervisorCommand, Tier,
+    TierChoice,
 };
+use cordon_session::SandboxOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,32 +31,6 @@ pub fn supervisor() -> anyhow::Result<SupervisorCommand> {
     })
 }
 
-/// A sandbox ready for work, and the manifest it was built from, if any.
-pub struct Prepared {
-    /// The sandbox.
-    pub sandbox: LocalSandbox,
-    /// The workspace's directory on this host (absolute).
-    pub workspace: std::path::PathBuf,
-    /// What the sandbox is made of, as recorded in the run so a resume rebuilds it.
-    pub spec: SandboxSpec,
-    /// The manifest's digest and the receipts of what it put in the workspace.
-    pub materialized: Option<(String, Vec<cordon_manifest::Receipt>)>,
-    /// Secret values handed to the sandbox (`from_host` environment), by name: redacted from
-    /// everything the run records or prints.
-    pub secrets: Vec<(String, String)>,
-}
-
-/// Loads a manifest, turning its problems into one bad-input error.
-pub fn load_manifest(path: &Path) -> anyhow::Result<cordon_manifest::Manifest> {
-    cordon_manifest::load(path).map_err(|e| {
-        anyhow::Error::new(Failure {
-            code: crate::exit::BAD_INPUT,
-            message: format!("the manifest is not valid:\n{e}"),
-            hint: None,
-        })
-    })
-}
-
 /// The tier a `--sandbox` argument names, as recorded.
 pub fn tier_name(t: TierArg) -> &'static str {
     match t {
@@ -66,197 +41,43 @@ pub fn tier_name(t: TierArg) -> &'static str {
     }
 }
 
-/// Builds the sandbox the arguments describe; with a manifest, in a fresh workspace that is
-/// then materialized. `protected` are host paths the sandbox must never reach.
-pub async fn create(args: &SandboxArgs, protected: &[PathBuf]) -> anyhow::Result<Prepared> {
-    let manifest = args.manifest.as_deref().map(load_manifest).transpose()?;
+/// The sandbox the arguments describe, made by the local provider: over --workspace (by
+/// default the current directory), or a fresh workspace built from --manifest. `protected`
+/// are host paths it must never reach.
+pub async fn create(
+    args: &SandboxArgs,
+    protected: &[PathBuf],
+) -> anyhow::Result<cordon_session::PreparedSandbox> {
+    let manifest = args
+        .manifest
+        .as_deref()
+        .map(cordon_session::load_manifest)
+        .transpose()?;
     let workspace = match (&args.workspace, &manifest) {
-        (Some(w), None) => w.clone(),
-        (None, None) => std::env::current_dir()?,
-        (Some(w), Some(_)) => {
-            std::fs::create_dir_all(w)?;
-            if std::fs::read_dir(w)?.next().is_some() {
-                return Err(Failure::bad_input(
-                    format!(
-                        "--workspace {} is not empty, and a manifest builds a fresh workspace",
-                        w.display()
-                    ),
-                    "give an empty or new directory, or leave --workspace out",
-                ));
-            }
-            w.clone()
-        }
-        (None, Some(_)) => {
-            let state = cordon_store::default_store_path()?;
-            let dir = state
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join("workspaces")
-                .join(cordon_core::RunId::new().to_string());
-            std::fs::create_dir_all(&dir)?;
-            eprintln!("workspace: {}", dir.display());
-            dir
-        }
+        (None, None) => Some(std::env::current_dir()?),
+        (w, _) => w.clone(),
     };
-    let workspace = std::fs::canonicalize(&workspace).map_err(|e| {
-        Failure::bad_input(
-            format!("the workspace {}: {e}", workspace.display()),
-            "give an existing directory with --workspace",
-        )
-    })?;
+    let fresh = workspace.is_none();
     if args.sandbox == TierArg::Unconfined {
         eprintln!(
             "warning: --sandbox unconfined: commands run with all of this user's access to files, network and processes"
         );
     }
-    let mut spec = SandboxSpec {
-        tier: tier_name(args.sandbox).to_string(),
-        read_only: args.read_only && manifest.is_none(),
-        root: cordon_sandbox::local::INNER_WORKSPACE.to_string(),
-        ..SandboxSpec::default()
-    };
-    if let Some(m) = &manifest {
-        spec.root = m.root.clone();
-        spec.grants = m
-            .grants
-            .iter()
-            .map(|g| GrantSpec {
-                path: g.path.clone(),
-                writable: g.mode == "rw",
-            })
-            .collect();
-        spec.env = m
-            .env
-            .iter()
-            .map(|(name, value)| match value {
-                cordon_manifest::schema::EnvValue::Literal(v) => EnvVar {
-                    name: name.clone(),
-                    value: Some(v.clone()),
-                    from_host: None,
-                },
-                cordon_manifest::schema::EnvValue::FromHost { from_host } => EnvVar {
-                    name: name.clone(),
-                    value: None,
-                    from_host: Some(from_host.clone()),
-                },
-            })
-            .collect();
-        spec.ephemeral = m
-            .entries
-            .iter()
-            .filter(|e| e.ephemeral)
-            .map(|e| e.path.clone())
-            .collect();
-    }
-    let read_only: Vec<String> = manifest
-        .iter()
-        .flat_map(|m| {
-            m.entries
-                .iter()
-                .filter(|e| e.read_only)
-                .map(|e| e.path.clone())
-        })
-        .collect();
-    let (mut sandbox, secrets) = build(&spec, &workspace, protected).await?;
-    let materialized = match &manifest {
-        None => None,
-        Some(m) => {
-            let receipts = cordon_manifest::materialize(m, &sandbox)
-                .await
-                .map_err(|e| {
-                    anyhow::Error::new(Failure {
-                        code: crate::exit::RUN_FAILED,
-                        message: format!("cannot build the workspace: {e}"),
-                        hint: None,
-                    })
-                })?;
-            Some((m.digest.clone(), receipts))
-        }
-    };
-    if !read_only.is_empty() {
-        // Read-only entries are mounted when a sandbox starts, and they exist only now: the
-        // sandbox that built them steps aside for one that mounts them read-only.
-        sandbox.stop().await;
-        spec.read_only_paths = read_only;
-        sandbox = build(&spec, &workspace, protected).await?.0;
-    }
-    Ok(Prepared {
-        sandbox,
+    let options = SandboxOptions {
+        manifest,
         workspace,
-        spec,
-        materialized,
-        secrets,
-    })
-}
-
-/// Starts a sandbox as `spec` describes, over `workspace`. Variables taken from the host are
-/// read now (a resumed run reads them again); their values come back as secrets.
-pub async fn build(
-    spec: &SandboxSpec,
-    workspace: &Path,
-    protected: &[PathBuf],
-) -> anyhow::Result<(LocalSandbox, Vec<(String, String)>)> {
-    let mut config = SandboxConfig::new(workspace, supervisor()?);
-    config.read_only = spec.read_only;
-    config.tier = match spec.tier.as_str() {
-        "auto" => TierChoice::Auto,
-        "namespaces" => TierChoice::Exactly(Tier::Namespaces),
-        "landlock" => TierChoice::Exactly(Tier::Landlock),
-        "unconfined" => TierChoice::Exactly(Tier::Unconfined),
-        other => {
-            return Err(Failure::bad_input(
-                format!("unknown sandbox tier '{other}'"),
-                "tiers are auto, namespaces, landlock and unconfined",
-            ));
-        }
+        isolation: tier_name(args.sandbox).to_string(),
+        read_only: args.read_only,
+        command_timeout_secs: cordon_session::DEFAULT_COMMAND_TIMEOUT,
     };
-    config.root = spec.root.clone();
-    config.grants = spec
-        .grants
-        .iter()
-        .map(|g| (PathBuf::from(&g.path), g.writable))
-        .collect();
-    config.read_only_paths = spec.read_only_paths.clone();
-    config.protected = protected.to_vec();
-    let mut secrets = Vec::new();
-    for var in &spec.env {
-        let value = match (&var.value, &var.from_host) {
-            (Some(v), _) => v.clone(),
-            (None, Some(host)) => {
-                let v = std::env::var(host).map_err(|_| {
-                    Failure::bad_input(
-                        format!(
-                            "the sandbox's variable {} comes from the host variable {host}, which is not set",
-                            var.name
-                        ),
-                        format!("export {host}=... before running cordon"),
-                    )
-                })?;
-                secrets.push((format!("env {}", var.name), v.clone()));
-                v
-            }
-            (None, None) => String::new(),
-        };
-        config.env.push((var.name.clone(), value));
+    let provider = LocalProvider::new(supervisor()?);
+    let workspaces = super::state_dir()?.join("workspaces");
+    let prepared =
+        cordon_session::prepare_sandbox(&provider, &options, &workspaces, protected).await?;
+    if fresh {
+        eprintln!("workspace: {}", prepared.workspace.display());
     }
-    let sandbox = LocalSandbox::create(config).await.map_err(|e| {
-        let (code, hint) = match &e {
-            cordon_sandbox::SandboxError::Config(_) => (
-                crate::exit::BAD_INPUT,
-                "change the grant or the workspace; see the README's section on manifests",
-            ),
-            _ => (
-                SANDBOX_FAILED,
-                "`cordon doctor` shows which isolation tiers work here and what is missing",
-            ),
-        };
-        anyhow::Error::new(Failure {
-            code,
-            message: e.to_string(),
-            hint: Some(hint.into()),
-        })
-    })?;
-    Ok((sandbox, secrets))
+    Ok(prepared)
 }
 
 /// `cordon sandbox exec`: one command in a fresh sandbox, output streamed, its status returned.
@@ -267,7 +88,19 @@ pub async fn exec(
     command: &[String],
 ) -> anyhow::Result<ExitCode> {
     let sandbox = create(args, protected).await?.sandbox;
-    tracing::info!(tier = sandbox.tier().as_str(), confinement = ?sandbox.confinement(), "sandbox ready");
+    tracing::info!(isolation = ?sandbox.isolation(), "sandbox ready");
+    let result = run_one(sandbox.as_ref(), timeout, command).await;
+    // The output is out; now the sandbox goes, and its cgroups with it.
+    let _ = sandbox.stop().await;
+    result
+}
+
+/// Runs `command` in `sandbox`, streaming its output, to its exit status.
+async fn run_one(
+    sandbox: &dyn cordon_sandbox::Sandbox,
+    timeout: u64,
+    command: &[String],
+) -> anyhow::Result<ExitCode> {
     let mut process = sandbox.spawn(command, ".", &[], None).await?;
     process.close_stdin().await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);

@@ -2,7 +2,7 @@
 
 use crate::cli::SnapshotCommand;
 use crate::exit::Failure;
-use crate::snapshots::Snapshots;
+use cordon_session::Snapshots;
 use cordon_store::snapshot::{Kind, SnapshotError, SnapshotStore};
 use std::process::ExitCode;
 use std::time::Instant;

@@ -10,4 +10,4 @@ mod tool;
 pub use apply::{ApplyError, Plan, plan};
 pub use parse::{Hunk, Op, ParseError, parse};
 pub use target::{PatchError, apply_in_sandbox, apply_to_dir, apply_to_dir_with};
-pub use tool::ApplyPatch;
+pub use tool::{ApplyPatch, spec};

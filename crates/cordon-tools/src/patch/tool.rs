@@ -39,13 +39,18 @@ impl ApplyPatch {
     }
 }
 
+/// What the model is told about `apply_patch`: a custom tool with the patch grammar.
+pub fn spec() -> ToolSpec {
+    ToolSpec::custom(
+        "apply_patch",
+        DESCRIPTION,
+        Some(serde_json::json!({ "type": "grammar", "syntax": "lark", "definition": GRAMMAR })),
+    )
+}
+
 impl Tool for ApplyPatch {
     fn spec(&self) -> ToolSpec {
-        ToolSpec::custom(
-            "apply_patch",
-            DESCRIPTION,
-            Some(serde_json::json!({ "type": "grammar", "syntax": "lark", "definition": GRAMMAR })),
-        )
+        spec()
     }
 
     fn effects(&self) -> Effects {

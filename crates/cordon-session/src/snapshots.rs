@@ -6,11 +6,11 @@
 //! S3-compatible server, an emulator, R2's account endpoint). Credentials come from cordon's
 //! environment (AWS_*, GOOGLE_*, AZURE_STORAGE_*), as for manifest `object_store` entries.
 
-use crate::exit::Failure;
+use crate::SessionError;
 use cordon_store::snapshot::{RemoteSnapshots, Snapshot, SnapshotError, SnapshotStore};
 use std::path::PathBuf;
 
-/// A snapshot store as the CLI uses it.
+/// A snapshot store as a session uses it.
 #[derive(Debug, Clone)]
 pub struct Snapshots {
     /// Where snapshots are taken, and the cache of a remote store.
@@ -22,7 +22,7 @@ pub struct Snapshots {
 impl Snapshots {
     /// Opens the store `arg` names (a directory or a URL); by default the local directory
     /// under cordon's state directory.
-    pub fn open(arg: Option<&str>) -> anyhow::Result<Snapshots> {
+    pub fn open(arg: Option<&str>) -> Result<Snapshots, SessionError> {
         let Some(url) = arg.filter(|a| a.contains("://")) else {
             let dir = match arg {
                 Some(d) => PathBuf::from(d),
@@ -42,7 +42,7 @@ impl Snapshots {
             region: region.as_deref(),
         })
         .map_err(|e| {
-            Failure::bad_input(
+            SessionError::bad_input(
                 format!("--snapshots {url}: {e}"),
                 "check the URL and the credentials in the environment",
             )
@@ -85,13 +85,14 @@ impl Snapshots {
     }
 }
 
+/// (provider, bucket, prefix, endpoint, region).
 type Parsed<'a> = (&'static str, String, String, Option<String>, Option<String>);
 
 /// `SCHEME://BUCKET/PREFIX?endpoint=..&region=..` → (provider, bucket, prefix, endpoint,
 /// region).
-fn parse_url(url: &str) -> anyhow::Result<Parsed<'_>> {
+fn parse_url(url: &str) -> Result<Parsed<'_>, SessionError> {
     let bad = |what: &str| {
-        Failure::bad_input(
+        SessionError::bad_input(
             format!("--snapshots {url}: {what}"),
             "give a directory, or s3://BUCKET/PREFIX, r2://, gs:// or az://CONTAINER/PREFIX, optionally with ?endpoint=URL&region=NAME",
         )

@@ -1,154 +1,26 @@
 //! `cordon bench`: measurements of cordon itself.
 
-use crate::cli::ApiArg;
-use cordon_core::Event;
-use cordon_harness::{Agent, RunObserver, Runner};
-use cordon_model::{Api, ModelClient, ProviderConfig};
-use cordon_sandbox::Sandbox as _;
-use cordon_testkit::{Script, ScriptedCall, ScriptedServer, Turn};
+#[cfg(feature = "scripted")]
+mod harness;
+
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Notes when each event was appended.
-#[derive(Default)]
-struct Clock {
-    marks: Mutex<Vec<(String, Instant)>>,
-}
+#[cfg(feature = "scripted")]
+pub use harness::harness;
 
-impl RunObserver for Clock {
-    fn on_event(&self, event: &Event) {
-        self.marks
-            .lock()
-            .expect("clock lock")
-            .push((event.kind.clone(), Instant::now()));
-    }
-}
-
-/// `cordon bench harness`: a scripted session of `turns` model calls with zero model
-/// delay, each but the last asking for one tool call, the run log in a file on disk.
-pub async fn harness(turns: u32, api: ApiArg, json: bool) -> anyhow::Result<ExitCode> {
-    let turns = turns.max(2);
-    let mut script = Script::default();
-    for i in 1..turns {
-        script.turns.push(Turn {
-            tool_calls: vec![ScriptedCall {
-                name: "calculator".into(),
-                arguments: Some(serde_json::json!({ "expression": format!("{i} * 2 + 1") })),
-                ..ScriptedCall::default()
-            }],
-            ..Turn::default()
-        });
-    }
-    script.turns.push(Turn {
-        text: Some("All done.".into()),
-        ..Turn::default()
-    });
-    let server = ScriptedServer::start(script).await?;
-    let api = match api {
-        ApiArg::Responses => Api::Responses,
-        ApiArg::Chat => Api::Chat,
-    };
-    let mut provider = ProviderConfig::new("scripted", api, &server.base_url(), None);
-    provider.max_retries = 0;
-    let dir = tempfile::Builder::new().prefix("cordon-bench-").tempdir()?;
-    let db = dir.path().join("bench.db");
-    let store = cordon_store::Store::open(&db).await?;
-    let clock = Arc::new(Clock::default());
-    let runner = Runner::new(Arc::new(ModelClient::new(provider)?), store).observer(clock.clone());
-    let agent = Agent::new("bench", "scripted:bench", "scripted-model")
-        .tool(cordon_tools::builtin::by_name("calculator").expect("built-in"))
-        .max_turns(turns);
-
-    if !json {
-        eprintln!(
-            "running {turns} scripted turns ({}), run log at {} …",
-            api.as_str(),
-            db.display()
-        );
-    }
-    let started = Instant::now();
-    let out = runner.run(&agent, "benchmark").await?;
-    let total = started.elapsed();
-    anyhow::ensure!(
-        out.state.turns == turns,
-        "the bench run ended early: {:?}",
-        out.error
-    );
-
-    let marks = clock.marks.lock().expect("clock lock").clone();
-    let at = |kind: &str| -> Vec<Instant> {
-        marks
-            .iter()
-            .filter(|(k, _)| k == kind)
-            .map(|(_, t)| *t)
-            .collect()
-    };
-    let (requests, responses) = (at("model_request"), at("model_response"));
-    let end = marks.last().map(|(_, t)| *t).unwrap_or_else(Instant::now);
-    let mut per_turn = Vec::new();
-    let mut model_call = Vec::new();
-    let mut outside = Vec::new();
-    for (i, req) in requests.iter().enumerate() {
-        let next = requests.get(i + 1).copied().unwrap_or(end);
-        let turn = next - *req;
-        let call = responses[i] - *req;
-        per_turn.push(turn);
-        model_call.push(call);
-        outside.push(turn.saturating_sub(call));
-    }
-    let events = marks.len();
-    let db_bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0)
-        + std::fs::metadata(dir.path().join("bench.db-wal"))
-            .map(|m| m.len())
-            .unwrap_or(0);
-    let turns_per_sec = turns as f64 / total.as_secs_f64();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let (t50, t95) = (percentile(&per_turn, 50), percentile(&per_turn, 95));
-    let (m50, m95) = (percentile(&model_call, 50), percentile(&model_call, 95));
-    let (o50, o95) = (percentile(&outside, 50), percentile(&outside, 95));
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "bench": "harness", "api": api.as_str(), "turns": turns, "events": events,
-                "total_ms": ms(total), "turns_per_sec": turns_per_sec,
-                "per_turn_ms": { "median": ms(t50), "p95": ms(t95) },
-                "model_call_ms": { "median": ms(m50), "p95": ms(m95) },
-                "outside_model_call_ms": { "median": ms(o50), "p95": ms(o95) },
-                "store_bytes": db_bytes,
-            })
-        );
-    } else {
-        println!(
-            "harness bench: {turns} turns, {events} events appended, {:.0} ms in all",
-            ms(total)
-        );
-        println!("  turns per second            {turns_per_sec:>9.1}");
-        println!(
-            "  per turn (whole)            median {:>7.3} ms   p95 {:>7.3} ms",
-            ms(t50),
-            ms(t95)
-        );
-        println!(
-            "    model call (HTTP + SSE)   median {:>7.3} ms   p95 {:>7.3} ms",
-            ms(m50),
-            ms(m95)
-        );
-        println!(
-            "    rest (log, tools, state)  median {:>7.3} ms   p95 {:>7.3} ms",
-            ms(o50),
-            ms(o95)
-        );
-        println!(
-            "  run log on disk             {:.1} KiB",
-            db_bytes as f64 / 1024.0
-        );
-        println!(
-            "  (the scripted server runs in this process and shares its CPU: all of a turn is harness overhead)"
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+/// `cordon bench harness` without the scripted server: there is nothing to measure against.
+#[cfg(not(feature = "scripted"))]
+pub async fn harness(
+    _turns: u32,
+    _short: u32,
+    _api: crate::cli::ApiArg,
+    _json: bool,
+) -> anyhow::Result<ExitCode> {
+    Err(crate::exit::Failure::bad_input(
+        "`cordon bench harness` needs the scripted model server, which this build leaves out",
+        "build cordon with its default features (the `scripted` feature)",
+    ))
 }
 
 /// `cordon bench manifest`: a local_dir of `files` files, `mib` MiB in all, materialized
@@ -209,14 +81,14 @@ pub async fn manifest(files: u32, mib: u32, json: bool) -> anyhow::Result<ExitCo
             serde_json::json!({
                 "bench": "manifest", "files": written, "bytes": bytes,
                 "seconds": elapsed.as_secs_f64(), "mib_per_sec": mib_s, "files_per_sec": files_s,
-                "tier": prepared.sandbox.tier().as_str(),
+                "tier": prepared.sandbox.isolation().kind,
             })
         );
     } else {
         println!(
             "manifest bench: {written} files, {:.1} MiB, into a fresh {} sandbox",
             bytes as f64 / 1048576.0,
-            prepared.sandbox.tier().as_str()
+            prepared.sandbox.isolation().kind
         );
         println!(
             "  sandbox create + materialize   {:.2} s",
@@ -250,8 +122,8 @@ pub async fn sandbox(
         let out = sb.run(&truth, ".", Duration::from_secs(10)).await?;
         create.push(started.elapsed());
         anyhow::ensure!(out.code == Some(0), "true failed in the sandbox");
-        tier_name = sb.tier().as_str().to_string();
-        sb.stop().await;
+        tier_name = sb.isolation().kind.clone();
+        let _ = sb.stop().await;
     }
     let sb = super::sandbox::create(&args, &[]).await?.sandbox;
     let mut sandboxed = Vec::new();
@@ -337,7 +209,7 @@ pub async fn sandbox(
 }
 
 /// The `p`th percentile (nearest rank) of some durations.
-fn percentile(values: &[Duration], p: usize) -> Duration {
+pub(crate) fn percentile(values: &[Duration], p: usize) -> Duration {
     let mut v = values.to_vec();
     v.sort();
     if v.is_empty() {

@@ -1,8 +1,10 @@
-//! Agent files: what people write to define an agent.
+//! Agent definitions: what a run's agent is (name, model, instructions, tools by name,
+//! settings, output schema, budgets, approvals), written as a TOML agent file or built in
+//! code, and turned into the harness's [`Agent`] with tools from a [`Registry`].
 //!
 //! ```toml
 //! name = "arithmetic"
-//! model = "openai:gpt-5-mini"            # optional; --model overrides it
+//! model = "openai:gpt-5-mini"            # optional; the run request or config can name one
 //! instructions = "Use the calculator for every sum."
 //! max_turns = 10
 //! tools = ["calculator", "current_time"]
@@ -15,84 +17,106 @@
 //! # or: schema_file = "answer.schema.json" (relative to this file)
 //! ```
 
-use crate::exit::Failure;
+use crate::SessionError;
 use cordon_harness::Agent;
 use cordon_model::ModelSettings;
+use cordon_tools::{Registry, Tool};
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::Path;
+use std::sync::Arc;
 
-/// The instructions of the agent used when no agent file is given.
+/// The instructions of the agent used when none is given.
 const DEFAULT_INSTRUCTIONS: &str =
     "You are a careful assistant. Use the tools when they help, and answer concisely.";
 
-/// The tools that work in a sandbox (commands, file edits), and so need one.
-pub const SANDBOX_TOOLS: [&str; 4] = ["exec_command", "write_stdin", "apply_patch", "view_image"];
-
-/// An agent file's contents.
-#[derive(Debug, Deserialize)]
+/// An agent, as written in an agent file or built in code.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AgentFile {
+pub struct AgentSpec {
+    /// The agent's name.
     pub name: String,
+    /// `PROVIDER:MODEL`, unless the run request names one.
     #[serde(default)]
     pub model: Option<String>,
+    /// The operator's instructions to the model.
     #[serde(default)]
     pub instructions: String,
+    /// The most model calls a run may make.
     #[serde(default)]
     pub max_turns: Option<u32>,
+    /// The tools offered, by their names in the registry.
     #[serde(default)]
     pub tools: Vec<String>,
+    /// Temperature and the other model settings.
     #[serde(default)]
     pub model_settings: ModelSettings,
+    /// The `[output]` section of an agent file (see [`AgentSpec::output_schema`]).
     #[serde(default)]
-    pub output: Option<OutputSection>,
+    output: Option<OutputSection>,
+    /// The JSON schema the final answer must match.
+    #[serde(skip)]
+    pub output_schema: Option<Value>,
+    /// Budgets beyond `max_turns`.
     #[serde(default)]
     pub budgets: cordon_harness::Budgets,
+    /// Which tool calls wait for a person.
     #[serde(default)]
     pub approvals: cordon_harness::ApprovalRules,
 }
 
 /// The `[output]` section.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OutputSection {
+struct OutputSection {
     #[serde(default)]
     schema: Option<Value>,
     #[serde(default)]
     schema_file: Option<String>,
 }
 
-impl AgentFile {
-    /// The agent used without `--agent`: every tool, the shell tools included.
-    pub fn default_agent() -> AgentFile {
-        AgentFile {
-            name: "cordon".into(),
+impl AgentSpec {
+    /// An agent called `name` with `instructions` and no tools.
+    pub fn new(name: &str, instructions: &str) -> Self {
+        AgentSpec {
+            name: name.to_string(),
             model: None,
-            instructions: DEFAULT_INSTRUCTIONS.into(),
+            instructions: instructions.to_string(),
             max_turns: None,
-            tools: cordon_tools::builtin::NAMES
-                .iter()
-                .chain(SANDBOX_TOOLS.iter())
-                .map(|s| s.to_string())
-                .collect(),
+            tools: Vec::new(),
             model_settings: ModelSettings::default(),
             output: None,
+            output_schema: None,
             budgets: cordon_harness::Budgets::default(),
             approvals: cordon_harness::ApprovalRules::default(),
         }
     }
 
+    /// The agent used when none is given: every tool in `registry`.
+    pub fn default_agent(registry: &Registry) -> Self {
+        AgentSpec {
+            tools: registry.names(),
+            ..AgentSpec::new("cordon", DEFAULT_INSTRUCTIONS)
+        }
+    }
+
+    /// Offers these tools too, by name.
+    pub fn tools<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+        self.tools.extend(names.into_iter().map(Into::into));
+        self
+    }
+
     /// Reads and checks an agent file.
-    pub fn load(path: &Path) -> anyhow::Result<(AgentFile, Option<Value>)> {
+    pub fn load(path: &Path) -> Result<AgentSpec, SessionError> {
         let shown = path.display();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Failure::bad_input(
+            SessionError::bad_input(
                 format!("cannot read the agent file {shown}: {e}"),
                 "check the path given to --agent",
             )
         })?;
-        let file: AgentFile = toml::from_str(&text).map_err(|e| {
-            Failure::bad_input(
+        let mut spec: AgentSpec = toml::from_str(&text).map_err(|e| {
+            SessionError::bad_input(
                 format!(
                     "the agent file {shown} is not valid: {}",
                     e.to_string().trim_end()
@@ -100,7 +124,7 @@ impl AgentFile {
                 "see examples/agent.toml for a working agent file",
             )
         })?;
-        let schema = match &file.output {
+        spec.output_schema = match &spec.output {
             None => None,
             Some(OutputSection {
                 schema: Some(s),
@@ -112,7 +136,7 @@ impl AgentFile {
             }) => {
                 let p = path.parent().unwrap_or(Path::new(".")).join(f);
                 let text = std::fs::read_to_string(&p).map_err(|e| {
-                    Failure::bad_input(
+                    SessionError::bad_input(
                         format!(
                             "{shown}: cannot read output.schema_file {}: {e}",
                             p.display()
@@ -121,40 +145,69 @@ impl AgentFile {
                     )
                 })?;
                 Some(serde_json::from_str(&text).map_err(|e| {
-                    Failure::bad_input(
+                    SessionError::bad_input(
                         format!("{}: not JSON: {e}", p.display()),
                         "the schema file must hold a JSON schema",
                     )
                 })?)
             }
             Some(_) => {
-                return Err(Failure::bad_input(
+                return Err(SessionError::bad_input(
                     format!("{shown}: [output] needs exactly one of schema and schema_file"),
                     "write the schema inline, or name a JSON file holding it",
                 ));
             }
         };
-        Ok((file, schema))
+        Ok(spec)
     }
 
-    /// Whether the agent uses tools that run commands.
-    pub fn needs_sandbox(&self) -> bool {
-        self.tools
-            .iter()
-            .any(|t| SANDBOX_TOOLS.contains(&t.as_str()))
+    /// The agent as a run recorded it (its instructions already hold the workspace's
+    /// description), for resuming it.
+    pub fn recorded(info: &cordon_core::AgentInfo) -> Result<AgentSpec, SessionError> {
+        let damaged = |what: &str, e: serde_json::Error| {
+            SessionError::new(
+                crate::ErrorKind::Damaged,
+                format!("the run's recorded {what} cannot be read: {e}"),
+            )
+            .caused_by(e)
+        };
+        Ok(AgentSpec {
+            name: info.name.clone(),
+            model: Some(info.model.clone()),
+            instructions: info.instructions.clone(),
+            max_turns: Some(info.max_turns),
+            tools: info.tools.clone(),
+            model_settings: serde_json::from_value(info.settings.clone()).unwrap_or_default(),
+            output: None,
+            output_schema: info.output_schema.clone(),
+            budgets: info
+                .budgets
+                .clone()
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| damaged("budgets", e))?
+                .unwrap_or_default(),
+            approvals: info
+                .approvals
+                .clone()
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| damaged("approval rules", e))?
+                .unwrap_or_default(),
+        })
     }
 
-    /// Builds the agent for `model` (`PROVIDER:MODEL`) and the provider's `model_name`;
-    /// `sandbox_tools` are the tools over the run's sandbox, when it has one.
-    pub fn into_agent(
+    /// Builds the harness's agent for `model` (`PROVIDER:MODEL`) and the provider's
+    /// `model_name`, with `tools` built for the run; `origin` names where the definition came
+    /// from, for errors.
+    pub(crate) fn into_agent(
         self,
-        schema: Option<Value>,
         model: &str,
         model_name: &str,
         origin: &str,
-        sandbox_tools: &[std::sync::Arc<dyn cordon_tools::Tool>],
+        tools: Vec<Arc<dyn Tool>>,
         price: Option<cordon_harness::Price>,
-    ) -> anyhow::Result<Agent> {
+    ) -> Result<Agent, SessionError> {
         let mut agent = Agent::new(&self.name, model, model_name)
             .instructions(&self.instructions)
             .settings(self.model_settings)
@@ -163,30 +216,16 @@ impl AgentFile {
         if let Some(n) = self.max_turns {
             agent = agent.max_turns(n);
         }
-        for name in &self.tools {
-            let from_sandbox = sandbox_tools
-                .iter()
-                .find(|t| t.spec().name == *name)
-                .cloned();
-            let tool = from_sandbox
-                .or_else(|| cordon_tools::builtin::by_name(name))
-                .ok_or_else(|| {
-                    let mut known = cordon_tools::builtin::NAMES.to_vec();
-                    known.extend(SANDBOX_TOOLS);
-                    Failure::bad_input(
-                        format!("{origin}: unknown tool '{name}'"),
-                        format!("the tools available are: {}", known.join(", ")),
-                    )
-                })?;
+        for tool in tools {
             agent = agent.tool(tool);
         }
-        if let Some(s) = schema {
+        if let Some(s) = self.output_schema {
             agent = agent.output_schema(s).map_err(|e| {
-                Failure::bad_input(format!("{origin}: {e}"), "fix the schema in [output]")
+                SessionError::bad_input(format!("{origin}: {e}"), "fix the schema in [output]")
             })?;
         }
         agent.check().map_err(|e| {
-            Failure::bad_input(
+            SessionError::bad_input(
                 format!("{origin}: {e}"),
                 format!("list each tool once; prices go in the config file as [prices.\"{model_name}\"] with input_per_mtok and output_per_mtok"),
             )

@@ -1,0 +1,452 @@
+//! The local provider: bubblewrap (or Landlock alone) around the supervisor, on this host.
+//!
+//! - [`layout`]: the bubblewrap arguments and each tier's Landlock paths, built by pure
+//!   functions.
+//! - [`LocalSandbox::create`]: checks what the sandbox may reach, measures the host, builds
+//!   the command from the layout and starts the supervisor, which confines itself.
+//! - [`LocalProvider`]: the [`SandboxProvider`](crate::SandboxProvider) over all that.
+
+pub mod layout;
+mod provider;
+mod reach;
+mod state;
+
+pub use layout::INNER_WORKSPACE;
+pub use provider::LocalProvider;
+
+use crate::cgroup::SandboxCgroups;
+use crate::client::Client;
+use crate::error::SandboxError;
+use crate::hardening::{Applied, Hardening, Limits};
+use crate::protocol::{self, PROTOCOL_VERSION, Reply, Request};
+use crate::provider::Isolation;
+use crate::tier::{self, Tier, TierChoice};
+use layout::{HostLayout, INNER_SUPERVISOR, MountPlan};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+
+/// The oldest Landlock ABI the landlock tier accepts.
+const MIN_LANDLOCK_ABI: u32 = 6;
+
+/// How to start the supervisor: a program and its arguments (the `cordon` binary with
+/// `__supervisor`, or the crate's own `cordon-supervisor`).
+#[derive(Debug, Clone)]
+pub struct SupervisorCommand {
+    /// The executable, on the host.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+}
+
+/// What a sandbox is made of.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// The host directory the sandbox works in.
+    pub workspace: PathBuf,
+    /// Mount the workspace read-only.
+    pub read_only: bool,
+    /// Variables added to the fixed environment (PATH, HOME, LANG, TERM).
+    pub env: Vec<(String, String)>,
+    /// Which isolation tier.
+    pub tier: TierChoice,
+    /// How to start the supervisor.
+    pub supervisor: SupervisorCommand,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Where the workspace appears inside (namespaces tier; the landlock tier sees the host
+    /// path).
+    pub root: String,
+    /// Host paths made visible at the same path inside, and whether writable.
+    pub grants: Vec<(PathBuf, bool)>,
+    /// Workspace-relative paths mounted read-only over a writable workspace (namespaces tier;
+    /// Landlock cannot take back a right it granted on the workspace).
+    pub read_only_paths: Vec<String>,
+    /// Host paths the sandbox must never reach (cordon's run store, snapshots, state): no
+    /// grant may cover them or lie inside them, and the workspace may not hold them.
+    pub protected: Vec<PathBuf>,
+}
+
+impl SandboxConfig {
+    /// A sandbox over `workspace` with the best tier and default limits.
+    pub fn new(workspace: &Path, supervisor: SupervisorCommand) -> Self {
+        SandboxConfig {
+            workspace: workspace.to_path_buf(),
+            read_only: false,
+            env: Vec::new(),
+            tier: TierChoice::Auto,
+            supervisor,
+            limits: Limits::default(),
+            root: INNER_WORKSPACE.to_string(),
+            grants: Vec::new(),
+            read_only_paths: Vec::new(),
+            protected: Vec::new(),
+        }
+    }
+}
+
+/// A running sandbox on this host. Dropping it kills everything inside.
+pub struct LocalSandbox {
+    client: Client,
+    child: tokio::sync::Mutex<Option<Child>>,
+    tier: Tier,
+    confinement: Applied,
+    isolation: Isolation,
+    cgroups: std::sync::Mutex<Option<SandboxCgroups>>,
+    _state: tempfile::TempDir,
+}
+
+/// The command that starts a sandbox's supervisor, what it is told to confine, and where the
+/// workspace is inside.
+struct Launch {
+    command: Command,
+    hardening: Option<Hardening>,
+    inner_workspace: String,
+}
+
+impl LocalSandbox {
+    /// Builds the sandbox and starts its supervisor, which confines itself before answering.
+    pub async fn create(config: SandboxConfig) -> Result<LocalSandbox, SandboxError> {
+        let workspace =
+            std::fs::canonicalize(&config.workspace).map_err(|e| SandboxError::Workspace {
+                path: config.workspace.clone(),
+                message: e.to_string(),
+            })?;
+        if !workspace.is_dir() {
+            return Err(SandboxError::Workspace {
+                path: workspace,
+                message: "not a directory".into(),
+            });
+        }
+        let grants = reach::check_reach(&config, &workspace)?;
+        let config = SandboxConfig { grants, ..config };
+        match config.tier {
+            TierChoice::Exactly(t) => Self::start(&config, &workspace, t).await,
+            TierChoice::Auto if tier::namespaces_known_unavailable() => {
+                Self::start(&config, &workspace, Tier::Landlock).await
+            }
+            // Namespaces first, without probing: the probe costs a bubblewrap run. Only when
+            // they fail does the probe say whether this host lacks them (then the landlock
+            // tier) or something else went wrong (then that error).
+            TierChoice::Auto => match Self::start(&config, &workspace, Tier::Namespaces).await {
+                Ok(sb) => Ok(sb),
+                Err(e) => match tier::probe_namespaces().await {
+                    Ok(()) => Err(e),
+                    Err(why) => {
+                        tracing::warn!(%why, "namespaces tier unavailable; using the landlock tier");
+                        Self::start(&config, &workspace, Tier::Landlock).await
+                    }
+                },
+            },
+        }
+    }
+
+    /// Starts a sandbox of exactly `tier`.
+    async fn start(
+        config: &SandboxConfig,
+        workspace: &Path,
+        tier: Tier,
+    ) -> Result<LocalSandbox, SandboxError> {
+        // A cordon that was killed could not remove its sandboxes' state: clear those once a
+        // process (as its cgroups are), off the runtime's threads.
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| {
+            std::thread::spawn(|| state::sweep_state_dirs(&std::env::temp_dir()));
+        });
+        let state = tempfile::Builder::new()
+            .prefix(&format!("{}{}-", state::STATE_PREFIX, std::process::id()))
+            .tempdir()
+            .map_err(|e| {
+                SandboxError::Start(format!("cannot make the sandbox's state directory: {e}"))
+            })?;
+        let Launch {
+            mut command,
+            hardening,
+            inner_workspace,
+        } = match tier {
+            Tier::Namespaces => namespaces_launch(config, workspace, state.path())?,
+            Tier::Landlock => landlock_launch(config, workspace, state.path())?,
+            Tier::Unconfined => {
+                tracing::warn!(
+                    "running an UNCONFINED sandbox, as asked: commands have this user's full access"
+                );
+                let mut c = Command::new(&config.supervisor.program);
+                c.args(&config.supervisor.args)
+                    .env_clear()
+                    .current_dir(workspace);
+                Launch {
+                    command: c,
+                    hardening: None,
+                    inner_workspace: workspace.display().to_string(),
+                }
+            }
+        };
+        let name = state.path().file_name().map_or_else(
+            || "sandbox".to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let cgroups = match tier {
+            Tier::Unconfined => None,
+            _ => SandboxCgroups::create(&name, config.limits.max_processes, config.limits.memory),
+        };
+        if let Some(cg) = &cgroups {
+            command = join_cgroups_first(command, &cg.procs_files());
+        }
+        // Its own process group: a terminal's Ctrl-C reaches cordon, which decides, and not
+        // the sandbox directly.
+        command.process_group(0);
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| SandboxError::Start(format!("cannot start {tier:?} sandbox: {e}")))?;
+        let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(SandboxError::Start(
+                "the supervisor's standard streams are missing".into(),
+            ));
+        };
+        let program = match tier {
+            Tier::Namespaces => INNER_SUPERVISOR.to_string(),
+            Tier::Landlock | Tier::Unconfined => config.supervisor.program.display().to_string(),
+        };
+        let shim: Vec<String> = std::iter::once(program)
+            .chain(config.supervisor.args.iter().cloned())
+            .chain(std::iter::once(crate::shim::SHIM_ARG.to_string()))
+            .collect();
+        let hello = Request::Hello {
+            version: PROTOCOL_VERSION,
+            hardening,
+            workspace: inner_workspace.clone(),
+            disk_reserve: config.limits.disk_reserve,
+            shim: Some(shim),
+        };
+        let started = async {
+            protocol::write_frame(&mut stdin, &hello).await?;
+            protocol::read_frame::<_, Reply>(&mut stdout).await
+        };
+        let first = tokio::time::timeout(Duration::from_secs(20), started).await;
+        let mut confinement = match first {
+            Ok(Ok(Some(Reply::Hello {
+                version,
+                confinement,
+            }))) if version == PROTOCOL_VERSION => confinement,
+            other => {
+                let mut why = String::new();
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), stderr.read_to_string(&mut why))
+                        .await;
+                let what = match other {
+                    Err(_) => "no answer within 20 s".to_string(),
+                    Ok(Err(e)) => e.to_string(),
+                    Ok(Ok(None)) => "it exited".to_string(),
+                    Ok(Ok(Some(r))) => format!("unexpected first reply {r:?}"),
+                };
+                return Err(SandboxError::Start(format!("{what}: {}", why.trim())));
+            }
+        };
+        // Without namespaces, Landlock carries the tier: it needs TCP rules (ABI 4) and
+        // signal scoping (ABI 6) to keep its promises.
+        if tier == Tier::Landlock && confinement.landlock_abi < MIN_LANDLOCK_ABI {
+            return Err(SandboxError::NoTier(format!(
+                "the landlock tier needs Landlock ABI {MIN_LANDLOCK_ABI} or newer, and this kernel has {} ({})",
+                confinement.landlock_abi, confinement.landlock
+            )));
+        }
+        confinement.cgroups = cgroups.as_ref().map(|c| c.describe());
+        // The supervisor's stderr is for diagnostics only.
+        tokio::spawn(async move {
+            let mut buf = String::new();
+            let _ = stderr.read_to_string(&mut buf).await;
+            if !buf.trim().is_empty() {
+                tracing::debug!(stderr = %buf.trim(), "sandbox supervisor said");
+            }
+        });
+        let mut env = vec![
+            (
+                "PATH".to_string(),
+                "/usr/local/bin:/usr/bin:/bin".to_string(),
+            ),
+            ("HOME".to_string(), inner_workspace.clone()),
+            ("LANG".to_string(), "C.UTF-8".to_string()),
+            ("TERM".to_string(), "xterm-256color".to_string()),
+        ];
+        if tier == Tier::Landlock {
+            env.push((
+                "TMPDIR".to_string(),
+                state.path().join("tmp").display().to_string(),
+            ));
+        }
+        env.extend(config.env.iter().cloned());
+        let writable_grants = config.grants.iter().any(|(_, writable)| *writable);
+        let isolation = provider::isolation(tier, &confinement, writable_grants, config.limits);
+        Ok(LocalSandbox {
+            client: Client::start(stdin, stdout, env, inner_workspace),
+            child: tokio::sync::Mutex::new(Some(child)),
+            tier,
+            confinement,
+            isolation,
+            cgroups: std::sync::Mutex::new(cgroups),
+            _state: state,
+        })
+    }
+
+    /// The tier in force.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// What this sandbox guarantees, as every provider reports it.
+    pub fn isolation(&self) -> &Isolation {
+        &self.isolation
+    }
+
+    /// What confinement the supervisor reported.
+    pub fn confinement(&self) -> &Applied {
+        &self.confinement
+    }
+
+    /// The client that talks to this sandbox's supervisor.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Stops the sandbox and everything in it, and removes its cgroups (their removal waits
+    /// for the last process to go, off the runtime's threads).
+    pub async fn stop(&self) {
+        if let Some(mut child) = self.child.lock().await.take() {
+            let _ = child.kill().await;
+        }
+        let cgroups = self.cgroups.lock().ok().and_then(|mut c| c.take());
+        if let Some(cg) = cgroups {
+            let _ = tokio::task::spawn_blocking(move || cg.remove()).await;
+        }
+    }
+}
+
+/// The namespaces tier: bubblewrap around the supervisor, as [`layout::bwrap_args`] lays out.
+fn namespaces_launch(
+    config: &SandboxConfig,
+    workspace: &Path,
+    state: &Path,
+) -> Result<Launch, SandboxError> {
+    let bwrap = tier::find_bwrap().ok_or_else(|| {
+        SandboxError::NoTier("bubblewrap is not installed (apt-get install bubblewrap)".into())
+    })?;
+    let (passwd, group) = layout::identity_files(&config.root);
+    std::fs::write(state.join("passwd"), passwd)
+        .and_then(|()| std::fs::write(state.join("group"), group))
+        .map_err(|e| {
+            SandboxError::Start(format!("cannot write the sandbox's identity files: {e}"))
+        })?;
+    // Only read-only entries that resolve inside the workspace: a link must not pick the
+    // mount point.
+    let mut read_only_entries = Vec::new();
+    for rel in &config.read_only_paths {
+        match std::fs::canonicalize(workspace.join(rel)) {
+            Ok(real) if real.starts_with(workspace) => read_only_entries.push((real, rel.clone())),
+            _ => {
+                return Err(SandboxError::Workspace {
+                    path: workspace.join(rel),
+                    message: "a read-only entry is missing or leads out of the workspace".into(),
+                });
+            }
+        }
+    }
+    let plan = MountPlan {
+        workspace,
+        root: &config.root,
+        read_only: config.read_only,
+        read_only_entries: &read_only_entries,
+        grants: &config.grants,
+        state,
+        supervisor: &config.supervisor.program,
+        supervisor_args: &config.supervisor.args,
+        limits: &config.limits,
+    };
+    let mut command = Command::new(bwrap);
+    command
+        .args(layout::bwrap_args(&host_layout(), &plan))
+        .env_clear();
+    Ok(Launch {
+        command,
+        hardening: Some(layout::namespaces_hardening(
+            &config.root,
+            config.read_only,
+            &config.grants,
+            config.limits,
+        )),
+        inner_workspace: config.root.clone(),
+    })
+}
+
+/// This host's layout, measured once a process.
+fn host_layout() -> HostLayout {
+    static LAYOUT: std::sync::OnceLock<HostLayout> = std::sync::OnceLock::new();
+    LAYOUT.get_or_init(HostLayout::measure).clone()
+}
+
+/// The landlock tier: the supervisor alone, confining itself to the paths
+/// [`layout::landlock_hardening`] lists.
+fn landlock_launch(
+    config: &SandboxConfig,
+    workspace: &Path,
+    state: &Path,
+) -> Result<Launch, SandboxError> {
+    let tmp = state.join("tmp");
+    std::fs::create_dir_all(&tmp)
+        .map_err(|e| SandboxError::Start(format!("cannot make the sandbox's tmp: {e}")))?;
+    let mut command = Command::new(&config.supervisor.program);
+    command
+        .args(&config.supervisor.args)
+        .env_clear()
+        .current_dir(workspace);
+    Ok(Launch {
+        command,
+        hardening: Some(layout::landlock_hardening(
+            workspace,
+            config.read_only,
+            &tmp,
+            &config.supervisor.program,
+            &config.grants,
+            config.limits,
+        )),
+        inner_workspace: workspace.display().to_string(),
+    })
+}
+
+/// Wraps `command` in a shell that first moves itself into the sandbox's cgroups, then
+/// execs the command.
+fn join_cgroups_first(command: Command, procs_files: &[PathBuf]) -> Command {
+    let inner = command.as_std();
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c")
+        .arg(layout::cgroup_join_script(procs_files))
+        .arg("cordon-sandbox");
+    c.arg(inner.get_program()).args(inner.get_args());
+    if let Some(dir) = inner.get_current_dir() {
+        c.current_dir(dir);
+    }
+    c.env_clear();
+    for (k, v) in inner.get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    c
+}
+
+impl Drop for LocalSandbox {
+    fn drop(&mut self) {
+        // The supervisor dies with its handle (kill_on_drop); its cgroups can go only once
+        // its processes have, which is not worth holding up whoever dropped it.
+        if let Some(cg) = self.cgroups.get_mut().ok().and_then(|c| c.take()) {
+            std::thread::spawn(move || cg.remove());
+        }
+    }
+}

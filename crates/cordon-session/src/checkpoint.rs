@@ -1,0 +1,49 @@
+//! Checkpoints of a run's workspace into the session's snapshot store.
+
+use crate::snapshots::Snapshots;
+use cordon_harness::{CheckpointError, CheckpointInfo, Checkpointer};
+use cordon_store::Snapshot;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+/// Checkpoints a workspace, each snapshot incremental to the one before.
+pub(crate) struct SnapshotCheckpointer {
+    pub store: Snapshots,
+    pub dir: PathBuf,
+    pub exclude: Vec<String>,
+    pub previous: Mutex<Option<Snapshot>>,
+}
+
+impl Checkpointer for SnapshotCheckpointer {
+    fn checkpoint(
+        &self,
+    ) -> Pin<Box<dyn Future<Output = Result<CheckpointInfo, CheckpointError>> + Send + '_>> {
+        Box::pin(async move {
+            let previous = self
+                .previous
+                .lock()
+                .map_err(|_| "a checkpoint panicked")?
+                .clone();
+            let (store, dir, exclude) = (
+                self.store.local.clone(),
+                self.dir.clone(),
+                self.exclude.clone(),
+            );
+            // Reading the workspace is blocking work: off the runtime's threads.
+            let (snap, stats) =
+                tokio::task::spawn_blocking(move || store.take(&dir, &exclude, previous.as_ref()))
+                    .await??;
+            // A checkpoint counts once it is where resume will look for it.
+            self.store.push(&snap).await?;
+            let info = CheckpointInfo {
+                snapshot_id: snap.id.clone(),
+                files_read: stats.files_read,
+                bytes_read: stats.bytes_read,
+            };
+            *self.previous.lock().map_err(|_| "a checkpoint panicked")? = Some(snap);
+            Ok(info)
+        })
+    }
+}

@@ -1,0 +1,561 @@
+//! The session: everything runs share (a store, model providers, a sandbox provider, a
+//! snapshot store, a tool registry), and the one path that prepares a run, new or resumed.
+
+use crate::agent::AgentSpec;
+use crate::checkpoint::SnapshotCheckpointer;
+use crate::events::{Fanout, RunEvent};
+use crate::models::Models;
+use crate::snapshots::Snapshots;
+use crate::workspace::{self, PreparedSandbox, SandboxOptions};
+use crate::{ErrorKind, SessionError};
+use cordon_core::{RunId, SandboxSpec};
+use cordon_harness::{Agent, Resumption, RunObserver, RunOutcome, Runner};
+use cordon_model::ModelClient;
+use cordon_sandbox::{Sandbox, SandboxProvider};
+use cordon_store::{Snapshot, Store};
+use cordon_tools::{Registry, ToolEnv};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// What runs share. Cheap to clone.
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) store: Store,
+    pub(crate) models: Models,
+    pub(crate) sandboxes: Option<Arc<dyn SandboxProvider>>,
+    pub(crate) snapshots: Snapshots,
+    pub(crate) tools: Registry,
+    pub(crate) protected: Vec<PathBuf>,
+    pub(crate) workspaces: PathBuf,
+}
+
+/// Builds a [`Session`]; see [`Session::builder`].
+pub struct SessionBuilder {
+    store: Store,
+    models: Models,
+    sandboxes: Option<Arc<dyn SandboxProvider>>,
+    snapshots: Option<Snapshots>,
+    tools: Registry,
+    protected: Vec<PathBuf>,
+    workspaces: Option<PathBuf>,
+}
+
+impl SessionBuilder {
+    /// The model providers (by default the built-in ones, without a config file).
+    pub fn models(mut self, models: Models) -> Self {
+        self.models = models;
+        self
+    }
+
+    /// The provider that makes sandboxes (none by default: then only runs whose tools need
+    /// no sandbox can start).
+    pub fn sandboxes(mut self, provider: Arc<dyn SandboxProvider>) -> Self {
+        self.sandboxes = Some(provider);
+        self
+    }
+
+    /// Where checkpoints go (by default the snapshot directory under cordon's state
+    /// directory).
+    pub fn snapshots(mut self, snapshots: Snapshots) -> Self {
+        self.snapshots = Some(snapshots);
+        self
+    }
+
+    /// The tools runs may be given (by default [`Registry::builtin`]).
+    pub fn tools(mut self, tools: Registry) -> Self {
+        self.tools = tools;
+        self
+    }
+
+    /// More host paths no sandbox may reach (the store, its heads and the snapshot store
+    /// are always protected).
+    pub fn protect(mut self, paths: impl IntoIterator<Item = PathBuf>) -> Self {
+        self.protected.extend(paths);
+        self
+    }
+
+    /// Where fresh workspaces (a manifest's, a restored checkpoint's) are made (by default
+    /// `workspaces/` beside the store).
+    pub fn workspaces(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.workspaces = Some(dir.into());
+        self
+    }
+
+    /// The session.
+    pub fn build(self) -> Result<Session, SessionError> {
+        let snapshots = match self.snapshots {
+            Some(s) => s,
+            None => Snapshots::open(None)?,
+        };
+        let mut protected = self.protected;
+        let db = self.store.path().to_path_buf();
+        protected.push(self.store.heads_dir().to_path_buf());
+        protected.push(db.clone());
+        protected.push(snapshots.local.dir().to_path_buf());
+        let workspaces = self
+            .workspaces
+            .unwrap_or_else(|| db.parent().unwrap_or(Path::new(".")).join("workspaces"));
+        Ok(Session {
+            store: self.store,
+            models: self.models,
+            sandboxes: self.sandboxes,
+            snapshots,
+            tools: self.tools,
+            protected,
+            workspaces,
+        })
+    }
+}
+
+/// A new run: the agent, the task, and where its commands run.
+pub struct RunRequest {
+    /// The agent.
+    pub agent: AgentSpec,
+    /// Where the agent's definition came from (an agent file's path), for errors.
+    pub origin: String,
+    /// The task, as the first user message.
+    pub task: String,
+    /// `PROVIDER:MODEL`, over the agent's own.
+    pub model: Option<String>,
+    /// Where commands run; needed when the agent has tools that need a sandbox.
+    pub sandbox: Option<SandboxOptions>,
+    /// A limit on model calls, over the agent's own.
+    pub max_turns: Option<u32>,
+    /// Who watches the run as it happens (besides subscribers).
+    pub observers: Vec<Arc<dyn RunObserver>>,
+    /// Pauses the run at its next step boundary once set (by default the run's own flag,
+    /// which [`RunHandle::pause`] sets).
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl RunRequest {
+    /// `agent` on `task`, with nothing else set.
+    pub fn new(agent: AgentSpec, task: impl Into<String>) -> Self {
+        let origin = format!("agent '{}'", agent.name);
+        RunRequest {
+            agent,
+            origin,
+            task: task.into(),
+            model: None,
+            sandbox: None,
+            max_turns: None,
+            observers: Vec::new(),
+            stop: None,
+        }
+    }
+
+    /// Uses this model.
+    pub fn model(mut self, spec: impl Into<String>) -> Self {
+        self.model = Some(spec.into());
+        self
+    }
+
+    /// Runs commands in a sandbox made as `options` say.
+    pub fn sandbox(mut self, options: SandboxOptions) -> Self {
+        self.sandbox = Some(options);
+        self
+    }
+
+    /// Shows the run to `observer` as it happens.
+    pub fn observe(mut self, observer: Arc<dyn RunObserver>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+}
+
+/// Where a prepared run works.
+#[derive(Debug, Clone)]
+pub struct WorkspaceInfo {
+    /// The host directory.
+    pub dir: PathBuf,
+    /// The checkpoint it was restored from, when a resume restored it.
+    pub restored_from: Option<String>,
+    /// What preparing it noticed without failing (for example set-id bits dropped).
+    pub notes: Vec<String>,
+}
+
+/// How a prepared run begins.
+pub(crate) enum Start {
+    New { task: String },
+    Resume(Resumption),
+}
+
+/// Everything a run is prepared from, new or resumed: the one path both take.
+pub(crate) struct Plan {
+    pub run_id: RunId,
+    pub agent: AgentSpec,
+    pub origin: String,
+    pub model: String,
+    pub sandbox: Option<PreparedSandbox>,
+    pub last_checkpoint: Option<Snapshot>,
+    pub restored_from: Option<String>,
+    pub notes: Vec<String>,
+    pub start: Start,
+    pub observers: Vec<Arc<dyn RunObserver>>,
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// A run ready to go: its sandbox made, its model resolved, its tools built.
+pub struct PreparedRun {
+    run_id: RunId,
+    runner: Runner,
+    agent: Agent,
+    start: Start,
+    workspace: Option<WorkspaceInfo>,
+    sandbox: Option<Arc<dyn Sandbox>>,
+    events: broadcast::Sender<RunEvent>,
+    stop: Arc<AtomicBool>,
+    _keep_alive: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl PreparedRun {
+    /// The run's id.
+    pub fn run_id(&self) -> &RunId {
+        &self.run_id
+    }
+
+    /// Where it works, if it has a sandbox.
+    pub fn workspace(&self) -> Option<&WorkspaceInfo> {
+        self.workspace.as_ref()
+    }
+
+    /// Receives the run's events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        self.events.subscribe()
+    }
+
+    /// Drives the run to its end (or its pause) here.
+    pub async fn run(self) -> Result<RunOutcome, SessionError> {
+        let PreparedRun {
+            run_id,
+            runner,
+            agent,
+            start,
+            sandbox,
+            _keep_alive,
+            ..
+        } = self;
+        let result = match start {
+            Start::New { task } => runner.run_as(run_id, &agent, &task).await,
+            Start::Resume(how) => runner.resume(&agent, &run_id, how).await,
+        };
+        // The tools hold the sandbox too: let them go, then stop it and wait for its cleanup.
+        drop(agent);
+        if let Some(sb) = sandbox {
+            let _ = sb.stop().await;
+        }
+        drop(_keep_alive);
+        Ok(result?)
+    }
+
+    /// Drives the run in a task of its own; the handle watches, pauses and waits for it.
+    pub fn start(self) -> RunHandle {
+        let (run_id, events, stop) = (self.run_id.clone(), self.events.clone(), self.stop.clone());
+        RunHandle {
+            run_id,
+            events,
+            stop,
+            task: tokio::spawn(self.run()),
+        }
+    }
+}
+
+/// A run going on in a task of its own.
+pub struct RunHandle {
+    run_id: RunId,
+    events: broadcast::Sender<RunEvent>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Result<RunOutcome, SessionError>>,
+}
+
+impl RunHandle {
+    /// The run's id.
+    pub fn run_id(&self) -> &RunId {
+        &self.run_id
+    }
+
+    /// Receives the run's events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        self.events.subscribe()
+    }
+
+    /// Asks the run to pause after its current step (another process uses
+    /// [`Session::request_pause`]).
+    pub fn pause(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits for the run to end or pause.
+    pub async fn wait(self) -> Result<RunOutcome, SessionError> {
+        self.task.await.map_err(|e| {
+            SessionError::new(ErrorKind::Failed, format!("the run's task failed: {e}")).caused_by(e)
+        })?
+    }
+}
+
+impl Session {
+    /// A session recording into `store`; the builder sets the rest.
+    pub fn builder(store: Store) -> SessionBuilder {
+        SessionBuilder {
+            store,
+            models: Models::default(),
+            sandboxes: None,
+            snapshots: None,
+            tools: Registry::builtin(),
+            protected: Vec::new(),
+            workspaces: None,
+        }
+    }
+
+    /// The store runs are recorded in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The model providers.
+    pub fn models(&self) -> &Models {
+        &self.models
+    }
+
+    /// The tools runs may be given.
+    pub fn tools(&self) -> &Registry {
+        &self.tools
+    }
+
+    /// Host paths no sandbox of this session may reach.
+    pub fn protected(&self) -> &[PathBuf] {
+        &self.protected
+    }
+
+    /// The sandbox provider, or the error for a session without one.
+    pub(crate) fn provider(&self) -> Result<&dyn SandboxProvider, SessionError> {
+        self.sandboxes.as_deref().ok_or_else(|| {
+            SessionError::new(
+                ErrorKind::SandboxUnavailable,
+                "this session has no sandbox provider",
+            )
+            .hint("give the session builder one: .sandboxes(Arc::new(LocalProvider::new(...)))")
+        })
+    }
+
+    /// Makes a sandbox as `options` say, with this session's provider and protections (for
+    /// running commands outside any run, as `cordon sandbox exec` does).
+    pub async fn sandbox(&self, options: &SandboxOptions) -> Result<PreparedSandbox, SessionError> {
+        workspace::prepare(self.provider()?, options, &self.workspaces, &self.protected).await
+    }
+
+    /// Prepares a new run: makes its sandbox and workspace, resolves its model, builds its
+    /// tools. Nothing is recorded until it starts.
+    pub async fn new_run(&self, request: RunRequest) -> Result<PreparedRun, SessionError> {
+        let RunRequest {
+            mut agent,
+            origin,
+            task,
+            model,
+            sandbox,
+            max_turns,
+            observers,
+            stop,
+        } = request;
+        if let Some(n) = max_turns {
+            agent.max_turns = Some(n);
+        }
+        let model = self
+            .models
+            .recorded(&self.models.choose(model.as_deref(), agent.model.as_deref()));
+        let needs_sandbox = self.tools.needs_sandbox(&agent.tools).map_err(|e| {
+            SessionError::bad_input(format!("{origin}: {e}"), "name tools the registry has")
+        })?;
+        let sandbox = match (sandbox, needs_sandbox) {
+            (Some(options), _) => Some(self.sandbox(&options).await?),
+            (None, false) => None,
+            (None, true) => {
+                return Err(SessionError::bad_input(
+                    format!("{origin}: its tools run commands, and the request names no sandbox"),
+                    "give the run a workspace or a manifest",
+                ));
+            }
+        };
+        self.prepare(Plan {
+            run_id: RunId::new(),
+            agent,
+            origin,
+            model,
+            sandbox,
+            last_checkpoint: None,
+            restored_from: None,
+            notes: Vec::new(),
+            start: Start::New { task },
+            observers,
+            stop,
+        })
+        .await
+    }
+
+    /// The one path every run takes, new or resumed: model, secrets, checkpoints, tools,
+    /// agent and runner, from a plan.
+    pub(crate) async fn prepare(&self, plan: Plan) -> Result<PreparedRun, SessionError> {
+        let Plan {
+            run_id,
+            agent,
+            origin,
+            model,
+            sandbox,
+            last_checkpoint,
+            restored_from,
+            notes,
+            start,
+            observers,
+            stop,
+        } = plan;
+        let resolved = self.models.resolve(&model).await?;
+        let secrets = sandbox.as_ref().map_or(&[][..], |s| &s.secrets[..]);
+        let redactor = Arc::new(redactor(&resolved.provider, secrets));
+        let fanout = Fanout::new(observers);
+        let events = fanout.sender();
+        let stop = stop.unwrap_or_default();
+        let client = Arc::new(ModelClient::new(resolved.provider.clone())?);
+        let mut runner = Runner::new(client, self.store.clone())
+            .observer(Arc::new(fanout))
+            .redactor(redactor)
+            .stop_flag(stop.clone());
+        let env = match &sandbox {
+            Some(p) => ToolEnv::with_sandbox(
+                p.sandbox.clone(),
+                Duration::from_secs(
+                    p.spec
+                        .command_timeout_secs
+                        .unwrap_or(workspace::DEFAULT_COMMAND_TIMEOUT),
+                ),
+            ),
+            None => ToolEnv::without_sandbox(),
+        };
+        let tools = self.tools.build(&agent.tools, &env).map_err(|e| {
+            SessionError::bad_input(format!("{origin}: {e}"), "name tools the registry has")
+        })?;
+        let price = self.models.price(&resolved.model_name);
+        let mut agent = agent.into_agent(&model, &resolved.model_name, &origin, tools, price)?;
+        let mut workspace_info = None;
+        let mut kept_sandbox = None;
+        if let Some(p) = sandbox {
+            if let Start::New { .. } = start {
+                // A resumed run's instructions already describe its workspace.
+                let context = cordon_manifest::workspace_context(p.sandbox.as_ref()).await;
+                agent.instructions = format!("{}\n\n{context}", agent.instructions);
+            }
+            if let Some((digest, receipts)) = &p.materialized {
+                runner = runner.workspace_receipts(
+                    digest.clone(),
+                    serde_json::to_value(receipts).map_err(|e| {
+                        SessionError::new(ErrorKind::Failed, format!("receipts: {e}"))
+                    })?,
+                );
+            }
+            runner = runner
+                .sandbox_info(workspace::sandbox_record(
+                    p.sandbox.as_ref(),
+                    &p.workspace,
+                    &p.spec,
+                ))
+                .checkpointer(Arc::new(SnapshotCheckpointer {
+                    store: self.snapshots.clone(),
+                    dir: p.workspace.clone(),
+                    exclude: p.spec.ephemeral.clone(),
+                    previous: std::sync::Mutex::new(last_checkpoint),
+                }));
+            workspace_info = Some(WorkspaceInfo {
+                dir: p.workspace,
+                restored_from,
+                notes,
+            });
+            kept_sandbox = Some(p.sandbox);
+        }
+        Ok(PreparedRun {
+            run_id,
+            runner,
+            agent,
+            start,
+            workspace: workspace_info,
+            sandbox: kept_sandbox,
+            events,
+            stop,
+            _keep_alive: resolved.keep_alive,
+        })
+    }
+
+    /// Asks a run to pause at its next step boundary, whatever process runs it; returns its
+    /// full id.
+    pub async fn request_pause(&self, run: &str) -> Result<RunId, SessionError> {
+        let run_id = self.store.resolve(run).await?;
+        let state = cordon_core::RunState::fold(&self.store.events(&run_id).await?)?;
+        if state.status != cordon_core::RunStatus::Running {
+            return Err(SessionError::bad_input(
+                format!(
+                    "run {run_id} is not running (it is {})",
+                    state.status.as_str()
+                ),
+                "only a running run can be paused",
+            ));
+        }
+        self.store.request_pause(&run_id)?;
+        Ok(run_id)
+    }
+
+    /// Refuses to go on with a run whose record does not verify: appending after a
+    /// tampered event would bless it.
+    pub async fn require_intact(&self, run_id: &RunId) -> Result<(), SessionError> {
+        let verdict = cordon_store::verify::verify_run(&self.store, run_id).await?;
+        match verdict.problems.first() {
+            None => Ok(()),
+            Some(p) => Err(SessionError::new(
+                ErrorKind::Damaged,
+                format!("run {run_id} does not verify, so cordon will not add to it: {p}"),
+            )
+            .hint(format!(
+                "`cordon verify {run_id}` shows what is wrong; restore the store from a backup"
+            ))),
+        }
+    }
+
+    /// The directory fresh workspaces are made in.
+    pub fn workspaces_dir(&self) -> &Path {
+        &self.workspaces
+    }
+
+    /// A recorded sandbox rebuilt over `dir` (for resume).
+    pub(crate) async fn rebuild(
+        &self,
+        spec: &SandboxSpec,
+        dir: &Path,
+    ) -> Result<PreparedSandbox, SessionError> {
+        let (sandbox, secrets) =
+            workspace::build(self.provider()?, spec, dir, &self.protected).await?;
+        Ok(PreparedSandbox {
+            sandbox,
+            workspace: dir.to_path_buf(),
+            spec: spec.clone(),
+            materialized: None,
+            secrets,
+        })
+    }
+}
+
+/// The secrets a run knows: the provider's key and the values passed into its sandbox.
+fn redactor(
+    provider: &cordon_model::ProviderConfig,
+    sandbox_secrets: &[(String, String)],
+) -> cordon_core::Redactor {
+    let mut r = cordon_core::Redactor::new();
+    if let Some(key) = &provider.api_key {
+        r.add(&format!("{} API key", provider.name), key.expose());
+    }
+    for (name, value) in sandbox_secrets {
+        if !r.add(name, value) {
+            tracing::warn!(%name, "a secret shorter than 4 characters cannot be redacted");
+        }
+    }
+    r
+}

@@ -1,0 +1,289 @@
+//! A run's workspace and sandbox: a manifest (or a directory) turned into a recorded
+//! [`SandboxSpec`], a sandbox made from it by the session's provider, and the manifest's
+//! entries materialized into it.
+
+use crate::SessionError;
+use cordon_core::{EnvVar, GrantSpec, SandboxSpec};
+use cordon_manifest::Manifest;
+use cordon_sandbox::{Mount, Sandbox, SandboxProvider, SandboxRequest};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The longest a command may run unless the request says otherwise, in seconds.
+pub const DEFAULT_COMMAND_TIMEOUT: u64 = 1800;
+
+/// Where and how a run's commands run.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// A manifest that builds a fresh workspace.
+    pub manifest: Option<Manifest>,
+    /// The host directory to work in. With a manifest it must be new or empty (by default a
+    /// fresh directory under the session's workspaces directory); without one it is
+    /// required.
+    pub workspace: Option<PathBuf>,
+    /// An isolation kind by the provider's name for it, or `auto` for the strongest.
+    pub isolation: String,
+    /// Mount the workspace read-only (without a manifest; a manifest marks entries).
+    pub read_only: bool,
+    /// The longest any one command may run, in seconds.
+    pub command_timeout_secs: u64,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            manifest: None,
+            workspace: None,
+            isolation: "auto".into(),
+            read_only: false,
+            command_timeout_secs: DEFAULT_COMMAND_TIMEOUT,
+        }
+    }
+}
+
+impl SandboxOptions {
+    /// Commands work in `dir` as it is.
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
+        SandboxOptions {
+            workspace: Some(dir.into()),
+            ..SandboxOptions::default()
+        }
+    }
+
+    /// The workspace is built from `manifest`.
+    pub fn from_manifest(manifest: Manifest) -> Self {
+        SandboxOptions {
+            manifest: Some(manifest),
+            ..SandboxOptions::default()
+        }
+    }
+}
+
+/// A sandbox ready for work.
+pub struct PreparedSandbox {
+    /// The sandbox.
+    pub sandbox: Arc<dyn Sandbox>,
+    /// The workspace's directory on this host (absolute).
+    pub workspace: PathBuf,
+    /// What the sandbox is made of, as the run records it so a resume rebuilds it.
+    pub spec: SandboxSpec,
+    /// The manifest's digest and the receipts of what it put in the workspace.
+    pub materialized: Option<(String, Vec<cordon_manifest::Receipt>)>,
+    /// Secret values handed to the sandbox (`from_host` environment), by name: redacted from
+    /// everything the run records or shows.
+    pub secrets: Vec<(String, String)>,
+}
+
+/// Loads a manifest, turning its problems into one bad-input error.
+pub fn load_manifest(path: &Path) -> Result<Manifest, SessionError> {
+    cordon_manifest::load(path).map_err(|e| {
+        SessionError::bad_input(
+            format!("the manifest is not valid:\n{e}"),
+            "fix the entries named above; `cordon manifest check` shows the tree",
+        )
+    })
+}
+
+/// The recorded spec of a sandbox built as `options` say.
+fn spec_for(options: &SandboxOptions) -> SandboxSpec {
+    let mut spec = SandboxSpec {
+        tier: options.isolation.clone(),
+        read_only: options.read_only && options.manifest.is_none(),
+        root: cordon_sandbox::local::INNER_WORKSPACE.to_string(),
+        command_timeout_secs: Some(options.command_timeout_secs),
+        ..SandboxSpec::default()
+    };
+    let Some(m) = &options.manifest else {
+        return spec;
+    };
+    spec.root = m.root.clone();
+    spec.grants = m
+        .grants
+        .iter()
+        .map(|g| GrantSpec {
+            path: g.path.clone(),
+            writable: g.mode == "rw",
+        })
+        .collect();
+    spec.env = m
+        .env
+        .iter()
+        .map(|(name, value)| match value {
+            cordon_manifest::schema::EnvValue::Literal(v) => EnvVar {
+                name: name.clone(),
+                value: Some(v.clone()),
+                from_host: None,
+            },
+            cordon_manifest::schema::EnvValue::FromHost { from_host } => EnvVar {
+                name: name.clone(),
+                value: None,
+                from_host: Some(from_host.clone()),
+            },
+        })
+        .collect();
+    spec.ephemeral = m
+        .entries
+        .iter()
+        .filter(|e| e.ephemeral)
+        .map(|e| e.path.clone())
+        .collect();
+    spec
+}
+
+/// The directory a sandbox works in: the one given, or a fresh one for a manifest.
+fn workspace_dir(options: &SandboxOptions, workspaces: &Path) -> Result<PathBuf, SessionError> {
+    let dir = match (&options.workspace, &options.manifest) {
+        (Some(w), None) => w.clone(),
+        (None, None) => {
+            return Err(SessionError::bad_input(
+                "a sandbox needs a workspace: a directory, or a manifest to build one",
+                "give --workspace DIR or --manifest FILE",
+            ));
+        }
+        (Some(w), Some(_)) => {
+            std::fs::create_dir_all(w)?;
+            if std::fs::read_dir(w)?.next().is_some() {
+                return Err(SessionError::bad_input(
+                    format!(
+                        "--workspace {} is not empty, and a manifest builds a fresh workspace",
+                        w.display()
+                    ),
+                    "give an empty or new directory, or leave --workspace out",
+                ));
+            }
+            w.clone()
+        }
+        (None, Some(_)) => {
+            let dir = workspaces.join(cordon_core::RunId::new().to_string());
+            std::fs::create_dir_all(&dir)?;
+            dir
+        }
+    };
+    std::fs::canonicalize(&dir).map_err(|e| {
+        SessionError::bad_input(
+            format!("the workspace {}: {e}", dir.display()),
+            "give an existing directory with --workspace",
+        )
+    })
+}
+
+/// Makes the sandbox `options` describe with `provider`; with a manifest, in a fresh
+/// workspace under `workspaces` that is then materialized. `protected` are host paths it must
+/// never reach. ([`crate::Session::sandbox`] does this with the session's settings; this is
+/// for front ends that run commands without a run store.)
+pub async fn prepare(
+    provider: &dyn SandboxProvider,
+    options: &SandboxOptions,
+    workspaces: &Path,
+    protected: &[PathBuf],
+) -> Result<PreparedSandbox, SessionError> {
+    let workspace = workspace_dir(options, workspaces)?;
+    let mut spec = spec_for(options);
+    let (mut sandbox, secrets) = build(provider, &spec, &workspace, protected).await?;
+    let materialized = match &options.manifest {
+        None => None,
+        Some(m) => {
+            let receipts = cordon_manifest::materialize(m, sandbox.as_ref())
+                .await
+                .map_err(|e| {
+                    SessionError::new(
+                        crate::ErrorKind::Failed,
+                        format!("cannot build the workspace: {e}"),
+                    )
+                    .caused_by(e)
+                })?;
+            Some((m.digest.clone(), receipts))
+        }
+    };
+    let read_only: Vec<String> = options
+        .manifest
+        .iter()
+        .flat_map(|m| {
+            m.entries
+                .iter()
+                .filter(|e| e.read_only)
+                .map(|e| e.path.clone())
+        })
+        .collect();
+    if !read_only.is_empty() {
+        // Read-only entries are mounted when a sandbox starts, and they exist only now: the
+        // sandbox that built them steps aside for one that mounts them read-only.
+        let _ = sandbox.stop().await;
+        spec.read_only_paths = read_only;
+        sandbox = build(provider, &spec, &workspace, protected).await?.0;
+    }
+    Ok(PreparedSandbox {
+        sandbox,
+        workspace,
+        spec,
+        materialized,
+        secrets,
+    })
+}
+
+/// Starts a sandbox as `spec` describes, over `workspace`. Variables taken from the host are
+/// read now (a resumed run reads them again); their values come back as secrets.
+pub(crate) async fn build(
+    provider: &dyn SandboxProvider,
+    spec: &SandboxSpec,
+    workspace: &Path,
+    protected: &[PathBuf],
+) -> Result<(Arc<dyn Sandbox>, Vec<(String, String)>), SessionError> {
+    let mut request = SandboxRequest::new(workspace, &spec.root);
+    request.read_only = spec.read_only;
+    request.isolation = Some(spec.tier.clone()).filter(|t| t != "auto");
+    request.mounts = spec
+        .grants
+        .iter()
+        .map(|g| Mount {
+            path: PathBuf::from(&g.path),
+            writable: g.writable,
+        })
+        .collect();
+    request.read_only_paths = spec.read_only_paths.clone();
+    request.protected = protected.to_vec();
+    let mut secrets = Vec::new();
+    for var in &spec.env {
+        let value = match (&var.value, &var.from_host) {
+            (Some(v), _) => v.clone(),
+            (None, Some(host)) => {
+                let v = std::env::var(host).map_err(|_| {
+                    SessionError::bad_input(
+                        format!(
+                            "the sandbox's variable {} comes from the host variable {host}, which is not set",
+                            var.name
+                        ),
+                        format!("export {host}=... before running cordon"),
+                    )
+                })?;
+                secrets.push((format!("env {}", var.name), v.clone()));
+                v
+            }
+            (None, None) => String::new(),
+        };
+        request.env.push((var.name.clone(), value));
+    }
+    let sandbox = provider.create(request).await?;
+    Ok((sandbox, secrets))
+}
+
+/// What a run records about its sandbox: the provider's isolation report, the paths, and
+/// the spec a resume rebuilds it from. (`tier`, `confinement` and `limits` repeat parts of
+/// the report under the names runs recorded before providers existed.)
+pub fn sandbox_record(
+    sandbox: &dyn Sandbox,
+    host_workspace: &Path,
+    spec: &SandboxSpec,
+) -> serde_json::Value {
+    let isolation = sandbox.isolation();
+    serde_json::json!({
+        "provider": isolation.provider,
+        "tier": isolation.kind,
+        "isolation": isolation,
+        "workspace": sandbox.workspace(),
+        "host_workspace": host_workspace.display().to_string(),
+        "confinement": isolation.details,
+        "limits": isolation.gaps,
+        "spec": spec,
+    })
+}
