@@ -4,8 +4,6 @@ mod cli;
 mod commands;
 mod display;
 mod exit;
-#[cfg(feature = "scripted")]
-mod scripted;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -13,11 +11,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     // Inside a sandbox, this binary is the supervisor. It must start before anything else
     // (no runtime, no threads): it confines itself first.
-    if std::env::args_os()
-        .nth(1)
-        .is_some_and(|a| a == commands::sandbox::SUPERVISOR_ARG)
-    {
-        return cordon_sandbox::supervisor::main();
+    if let Some(code) = cordon_sandbox::supervisor::main_if_asked() {
+        return code;
     }
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);

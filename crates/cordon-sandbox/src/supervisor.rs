@@ -115,6 +115,22 @@ type Table = Arc<Mutex<HashMap<u64, Running>>>;
 
 /// Runs the supervisor until the harness closes the channel. Never returns early on a bad
 /// request: it answers with an error instead.
+/// The argument that makes a program embedding cordon its own sandboxes' supervisor (see
+/// [`main_if_asked`] and [`crate::SupervisorCommand::this_program`]).
+pub const SUPERVISOR_ARG: &str = "__supervisor";
+
+/// For a program that is its own sandboxes' supervisor: call this first thing in `main`,
+/// before any runtime or thread starts. When the program was started as a supervisor it
+/// runs as one and returns the exit code to end with; otherwise `None`, and `main` goes on.
+pub fn main_if_asked() -> Option<ExitCode> {
+    std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == SUPERVISOR_ARG)
+        .then(main)
+}
+
+/// Runs the supervisor (or a command's shim) in this process, from its arguments and the
+/// harness's first frame on stdin.
 pub fn main() -> ExitCode {
     // The same program is each command's shim (see [`crate::shim`]).
     let args: Vec<String> = std::env::args().collect();

@@ -64,6 +64,8 @@ mod error;
 mod events;
 pub mod models;
 mod resume;
+#[cfg(feature = "scripted")]
+pub mod scripted;
 mod session;
 pub mod snapshots;
 mod workspace;

@@ -135,7 +135,7 @@ pub async fn session(paths: &Paths<'_>) -> anyhow::Result<cordon_session::Sessio
     #[allow(unused_mut)]
     let mut models = cordon_session::Models::new(cordon_session::Config::load(paths.config)?);
     #[cfg(feature = "scripted")]
-    crate::scripted::register(&mut models);
+    cordon_session::scripted::register(&mut models);
     let provider = cordon_sandbox::LocalProvider::new(sandbox::supervisor()?);
     let session = cordon_session::Session::builder(store)
         .models(models)

@@ -13,9 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// The hidden first argument that makes `cordon` the in-sandbox supervisor.
-pub const SUPERVISOR_ARG: &str = "__supervisor";
-
 /// Exit status when the sandbox itself could not start.
 const SANDBOX_FAILED: u8 = 125;
 /// Exit status when the timeout killed the command (as `timeout(1)`).
@@ -23,12 +20,8 @@ const TIMED_OUT: u8 = 124;
 
 /// The supervisor: this very binary, re-executed in its hidden mode.
 pub fn supervisor() -> anyhow::Result<SupervisorCommand> {
-    let program = std::env::current_exe()
-        .map_err(|e| anyhow::anyhow!("cannot find the cordon binary to run as supervisor: {e}"))?;
-    Ok(SupervisorCommand {
-        program,
-        args: vec![SUPERVISOR_ARG.to_string()],
-    })
+    SupervisorCommand::this_program()
+        .map_err(|e| anyhow::anyhow!("cannot find the cordon binary to run as supervisor: {e}"))
 }
 
 /// The tier a `--sandbox` argument names, as recorded.

@@ -41,6 +41,17 @@ pub struct SupervisorCommand {
     pub args: Vec<String>,
 }
 
+impl SupervisorCommand {
+    /// This very program, re-executed with [`crate::supervisor::SUPERVISOR_ARG`]: its `main`
+    /// must call [`crate::supervisor::main_if_asked`] first thing.
+    pub fn this_program() -> std::io::Result<Self> {
+        Ok(SupervisorCommand {
+            program: std::env::current_exe()?,
+            args: vec![crate::supervisor::SUPERVISOR_ARG.to_string()],
+        })
+    }
+}
+
 /// What a sandbox is made of.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {

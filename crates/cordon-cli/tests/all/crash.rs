@@ -10,7 +10,7 @@
 //! model would: a request sent again because cordon died before recording the answer gets
 //! the same answer.
 
-mod common;
+use crate::common;
 
 use cordon_testkit::{Script, ScriptedServer};
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! `cordon run` with the shell tools: a scripted model drives exec_command and write_stdin
 //! in a real sandbox, through the real binary.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 

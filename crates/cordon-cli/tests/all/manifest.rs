@@ -1,6 +1,6 @@
 //! Manifests through the real binary: check, materialize into a sandbox, record in a run.
 
-mod common;
+use crate::common;
 
 use assert_cmd::Command;
 use serde_json::Value;

@@ -1,9 +1,9 @@
-//! `scripted:FILE` and `scripted-chat:FILE`: cordon's scripted model server, started in this
-//! process on a free loopback port, for trying cordon without a model API. Part of the
-//! default build (the `scripted` feature); `--no-default-features` leaves it out.
+//! `scripted:FILE` and `scripted-chat:FILE`: cordon's scripted model server
+//! (`cordon-testkit`), started in this process on a free loopback port, for trying cordon and
+//! running examples without a model API. Behind the `scripted` feature.
 
+use crate::{ModelResolver, Models, ResolveFuture, ResolvedModel, SessionError};
 use cordon_model::{Api, ProviderConfig};
-use cordon_session::{ModelResolver, Models, ResolveFuture, ResolvedModel, SessionError};
 use cordon_testkit::{Script, ScriptedServer};
 use std::path::Path;
 use std::sync::Arc;
@@ -47,7 +47,7 @@ impl ModelResolver for Scripted {
     }
 }
 
-/// Adds the scripted providers.
+/// Adds the scripted providers to `models`.
 pub fn register(models: &mut Models) {
     models.register("scripted", Arc::new(Scripted));
     models.register("scripted-chat", Arc::new(Scripted));

@@ -2,7 +2,7 @@
 //! scripted server lives in this test, so its request count spans the cordon processes: no
 //! recorded model response may be requested twice.
 
-mod common;
+use crate::common;
 
 use assert_cmd::Command;
 use cordon_testkit::{Script, ScriptedServer};

@@ -1,7 +1,7 @@
 //! What real OpenAI-compatible servers send, as the scripted server reproduces it: a forced
 //! tool choice that must let go, answers without usage, hostile tool names, and the raw view.
 
-mod common;
+use crate::common;
 
 use cordon_testkit::{Script, ScriptedServer};
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! `view_image` in a run: the image reaches the model on both wire protocols.
 
-mod common;
+use crate::common;
 
 use cordon_testkit::{Script, ScriptedServer};
 use serde_json::Value;

@@ -15,7 +15,7 @@
 //! README. `scripts/test` installs the servers and sets CORDON_REQUIRE_PEERS=1, which makes
 //! a missing server a failure instead of a skip.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::collections::BTreeSet;

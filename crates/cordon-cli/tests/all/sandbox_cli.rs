@@ -1,6 +1,6 @@
 //! `cordon sandbox exec` and `cordon doctor`, through the real binary.
 
-mod common;
+use crate::common;
 
 use assert_cmd::Command;
 

@@ -1,6 +1,4 @@
 //! What the CLI's end-to-end tests share: the real `cordon` binary in a private home.
-// Each test file uses part of this module.
-#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::{Command, Output};

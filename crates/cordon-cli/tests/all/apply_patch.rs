@@ -1,6 +1,6 @@
 //! `cordon apply-patch`, and the `apply_patch` tool in a run, through the real binary.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 

@@ -1,6 +1,6 @@
 //! Checkpoints during a run: after tool calls that may change the workspace, and restorable.
 
-mod common;
+use crate::common;
 
 use assert_cmd::Command;
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //! scripts/test installs them and sets CORDON_REQUIRE_PEERS=1, which makes a missing server a
 //! failure instead of a skip.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

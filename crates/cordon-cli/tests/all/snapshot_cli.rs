@@ -1,6 +1,6 @@
 //! `cordon snapshot take|list|show|restore|gc` through the real binary.
 
-mod common;
+use crate::common;
 
 use common::cordon;
 

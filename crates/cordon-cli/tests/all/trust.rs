@@ -3,7 +3,7 @@
 //! full disk or a damaged file gets the right exit code, hostile `Retry-After` values are
 //! survived, and secrets never reach the record or the screen.
 
-mod common;
+use crate::common;
 
 use cordon_testkit::{Script, ScriptedServer};
 use serde_json::Value;

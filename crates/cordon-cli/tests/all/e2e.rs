@@ -1,7 +1,7 @@
 //! End to end: the real `cordon` binary against the scripted server (started here, or
 //! built into cordon with `scripted:`), with a real SQLite run store.
 
-mod common;
+use crate::common;
 
 use assert_cmd::Command;
 use cordon_testkit::{Script, ScriptedServer};

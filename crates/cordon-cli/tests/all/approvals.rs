@@ -1,6 +1,6 @@
 //! Approvals across processes: pause, approve (bound to exact arguments), reject, resume.
 
-mod common;
+use crate::common;
 
 use cordon_testkit::{Script, ScriptedServer};
 use serde_json::Value;

@@ -1,0 +1,20 @@
+//! cordon-cli's integration tests (the real `cordon` binary, end to end), in one test binary: one link, one process to start, shared helpers.
+
+mod apply_patch;
+mod approvals;
+mod checkpoints;
+#[allow(dead_code)] // each module uses part of it
+mod common;
+mod compat;
+mod compatibility;
+mod crash;
+mod e2e;
+mod manifest;
+mod object_store;
+mod resume;
+mod sandbox_cli;
+mod shell_sessions;
+mod shell_tools;
+mod snapshot_cli;
+mod trust;
+mod view_image;
