@@ -35,7 +35,7 @@ impl OutputValidator {
             .iter_errors(&value)
             .take(5)
             .map(|e| {
-                let at = e.instance_path.to_string();
+                let at = e.instance_path().to_string();
                 if at.is_empty() {
                     e.to_string()
                 } else {

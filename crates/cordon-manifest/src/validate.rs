@@ -165,7 +165,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Manifest, Manife
     let raw: RawManifest = if file.ends_with(".json") {
         serde_json::from_str(text).map_err(|e| fail(e.line(), e.column(), e.to_string()))?
     } else if file.ends_with(".yaml") || file.ends_with(".yml") {
-        serde_yaml::from_str(text).map_err(|e| {
+        serde_yaml_ng::from_str(text).map_err(|e| {
             let (l, c) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
             fail(l, c, e.to_string())
         })?

@@ -19,10 +19,11 @@ impl SandboxCgroups {
     /// Creates the sandbox's cgroups with these limits, or `None` where the host does not
     /// let cordon (not root, or no v1 controllers mounted).
     pub fn create(name: &str, max_pids: u64, max_memory: u64) -> Option<SandboxCgroups> {
-        // A cordon that was killed could not remove its cgroups: clear those once a process.
+        // A cordon that was killed could not remove its cgroups: clear those once a process,
+        // on a thread of its own (nobody needs to wait for it).
         static SWEPT: std::sync::Once = std::sync::Once::new();
         SWEPT.call_once(|| {
-            sweep_stale(Path::new(V1_ROOT), STALE_AFTER);
+            std::thread::spawn(|| sweep_stale(Path::new(V1_ROOT), STALE_AFTER));
         });
         let mut dirs = Vec::new();
         for (controller, file, value) in [

@@ -415,9 +415,10 @@ impl Store {
 
     /// Every stored row of a run, in order, each decoded or described as damaged.
     pub async fn rows(&self, run_id: &RunId) -> Result<Vec<StoredRow>, StoreError> {
-        let rows = sqlx::query(&format!(
+        // Built from constants only; the run id is bound.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE run_id = ? ORDER BY seq"
-        ))
+        )))
         .bind(run_id.as_str())
         .fetch_all(&self.pool)
         .await?;
@@ -504,7 +505,10 @@ impl Store {
                 (SELECT CAST(ts AS BLOB) FROM events l WHERE l.run_id = s.run_id ORDER BY seq DESC LIMIT 1) AS updated
              FROM events s WHERE s.seq = 0 ORDER BY s.run_id DESC"
         );
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        // Built from constants only (the kinds that change a run's status).
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
         let mut out = Vec::new();
         for r in rows {
             let mut damaged = Vec::new();
@@ -566,9 +570,11 @@ async fn migrate(pool: &SqlitePool, from: i64) -> Result<(), sqlx::Error> {
             .execute(&mut *tx)
             .await?;
     }
-    sqlx::query(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PRAGMA user_version = {SCHEMA_VERSION}"
+    )))
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await
 }
 

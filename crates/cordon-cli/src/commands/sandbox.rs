@@ -266,7 +266,8 @@ impl Drop for RawMode {
 
 /// `cordon doctor`: tries each tier for real and says what works.
 pub async fn doctor(json: bool) -> anyhow::Result<ExitCode> {
-    let probe = cordon_sandbox::tier::probe();
+    // The probe runs bubblewrap: off the runtime's threads.
+    let probe = tokio::task::spawn_blocking(cordon_sandbox::tier::probe).await?;
     let scratch = tempfile::tempdir()?;
     let mut report = Vec::new();
     for tier in [Tier::Namespaces, Tier::Landlock] {

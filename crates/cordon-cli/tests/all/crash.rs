@@ -215,9 +215,8 @@ fn tree(root: &Path) -> BTreeMap<String, (String, u32)> {
                 stack.push(path.clone());
                 "dir".to_string()
             } else {
-                use sha2::Digest;
                 let bytes = std::fs::read(&path).unwrap();
-                format!("file {:x}", sha2::Sha256::digest(&bytes))
+                format!("file {}", hex_digest(&bytes))
             };
             out.insert(rel, (what, mode));
         }
@@ -387,4 +386,13 @@ async fn every_crash_resumes_to_the_same_workspace_without_asking_the_model_twic
             "too few kills landed in {aim:?}: {landed:?}"
         );
     }
+}
+
+/// SHA-256 of `bytes`, in hex.
+fn hex_digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

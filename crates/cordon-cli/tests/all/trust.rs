@@ -88,12 +88,16 @@ impl Home {
             .await
             .unwrap();
         for t in ["events_append_only_update", "events_append_only_delete"] {
-            sqlx::query(&format!("DROP TRIGGER IF EXISTS {t}"))
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER IF EXISTS {t}")))
                 .execute(&pool)
                 .await
                 .unwrap();
         }
-        sqlx::query(sql).bind(run_id).execute(&pool).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .bind(run_id)
+            .execute(&pool)
+            .await
+            .unwrap();
         pool.close().await;
     }
 }

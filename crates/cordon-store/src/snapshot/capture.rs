@@ -1,8 +1,9 @@
 //! Taking a snapshot of a directory.
 
-use super::{Entry, Kind, Snapshot, SnapshotError, SnapshotStore, io};
+use super::{Entry, Kind, Snapshot, SnapshotError, SnapshotStore, encode_bytes, io};
 use std::collections::HashMap;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
@@ -49,108 +50,119 @@ impl SnapshotStore {
         previous: Option<&Snapshot>,
         write: bool,
     ) -> Result<(Snapshot, TakeStats), SnapshotError> {
-        let known: HashMap<&str, &Entry> = previous
+        let known: HashMap<Vec<u8>, &Entry> = previous
             .map(|p| {
                 p.entries
                     .iter()
                     .filter(|e| e.kind == Kind::File)
-                    .map(|e| (e.path.as_str(), e))
+                    .filter_map(|e| Some((e.path_bytes().ok()?, e)))
                     .collect()
             })
             .unwrap_or_default();
+        let excluded = |rel: &[u8]| {
+            exclude.iter().any(|x| {
+                let x = x.as_bytes();
+                rel == x || (rel.starts_with(x) && rel.get(x.len()) == Some(&b'/'))
+            })
+        };
+        let relative = |p: &Path| -> Vec<u8> {
+            p.strip_prefix(dir)
+                .unwrap_or(p)
+                .as_os_str()
+                .as_bytes()
+                .to_vec()
+        };
         let mut stats = TakeStats::default();
         let mut entries = Vec::new();
-        let mut stack = vec![(dir.to_path_buf(), String::new())];
-        while let Some((abs, rel)) = stack.pop() {
-            let listing = std::fs::read_dir(&abs).map_err(|e| io(abs.display(), e))?;
-            for item in listing {
-                let item = item.map_err(|e| io(abs.display(), e))?;
-                let name = item.file_name().to_string_lossy().into_owned();
-                let path = if rel.is_empty() {
-                    name
-                } else {
-                    format!("{rel}/{name}")
-                };
-                if exclude
-                    .iter()
-                    .any(|x| path == *x || path.starts_with(&format!("{x}/")))
-                {
-                    continue;
+        // Names are kept as the bytes they are: a name that is not UTF-8 is restored as it was.
+        let walk = walkdir::WalkDir::new(dir)
+            .min_depth(1)
+            .follow_links(false)
+            .into_iter()
+            .filter_entry(|e| !excluded(&relative(e.path())));
+        for item in walk {
+            let item = item.map_err(|e| {
+                let shown = e.path().unwrap_or(dir).display().to_string();
+                match e.into_io_error() {
+                    Some(err) => io(shown, err),
+                    None => SnapshotError::Io(format!("{shown}: a directory loop")),
                 }
-                let meta = std::fs::symlink_metadata(item.path()).map_err(|e| io(&path, e))?;
-                let mode = meta.permissions().mode() & 0o777;
-                let ft = meta.file_type();
-                if ft.is_dir() {
-                    entries.push(Entry {
-                        path: path.clone(),
-                        kind: Kind::Dir,
-                        mode,
-                        hash: None,
-                        size: 0,
-                        target: None,
-                        mtime_ns: 0,
-                        ino: 0,
-                    });
-                    stack.push((item.path(), path));
-                } else if ft.is_symlink() {
-                    let target = std::fs::read_link(item.path()).map_err(|e| io(&path, e))?;
-                    entries.push(Entry {
-                        path,
-                        kind: Kind::Symlink,
-                        mode: 0o777,
-                        hash: None,
-                        size: 0,
-                        target: Some(target.to_string_lossy().into_owned()),
-                        mtime_ns: 0,
-                        ino: 0,
-                    });
-                } else if ft.is_file() {
-                    let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
-                    let unchanged = known.get(path.as_str()).filter(|k| {
-                        k.size == meta.len() && k.mtime_ns == mtime_ns && k.ino == meta.ino()
-                    });
-                    let hash = match unchanged {
-                        Some(k) => k.hash.clone().unwrap_or_default(),
-                        None => {
-                            let bytes = std::fs::read(item.path()).map_err(|e| io(&path, e))?;
-                            stats.files_read += 1;
-                            stats.bytes_read += bytes.len() as u64;
-                            if write {
-                                self.store_object(&bytes, &mut stats)?
-                            } else {
-                                blake3::hash(&bytes).to_hex().to_string()
-                            }
+            })?;
+            let rel = relative(item.path());
+            let (path, path_hex) = encode_bytes(&rel);
+            let meta = item
+                .metadata()
+                .map_err(|e| SnapshotError::Io(format!("{path}: {e}")))?;
+            let mode = meta.permissions().mode() & 0o777;
+            let ft = meta.file_type();
+            let mut entry = Entry {
+                path,
+                path_hex,
+                kind: Kind::Dir,
+                mode,
+                hash: None,
+                size: 0,
+                target: None,
+                target_hex: None,
+                mtime_ns: 0,
+                ino: 0,
+            };
+            if ft.is_dir() {
+                entries.push((rel, entry));
+            } else if ft.is_symlink() {
+                let target = std::fs::read_link(item.path()).map_err(|e| io(&entry.path, e))?;
+                let (target, target_hex) = encode_bytes(target.as_os_str().as_bytes());
+                entry.kind = Kind::Symlink;
+                entry.mode = 0o777;
+                entry.target = Some(target);
+                entry.target_hex = target_hex;
+                entries.push((rel, entry));
+            } else if ft.is_file() {
+                let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+                let unchanged = known.get(&rel).filter(|k| {
+                    k.size == meta.len() && k.mtime_ns == mtime_ns && k.ino == meta.ino()
+                });
+                let hash = match unchanged {
+                    Some(k) => k.hash.clone().unwrap_or_default(),
+                    None => {
+                        let bytes = std::fs::read(item.path()).map_err(|e| io(&entry.path, e))?;
+                        stats.files_read += 1;
+                        stats.bytes_read += bytes.len() as u64;
+                        if write {
+                            self.store_object(&bytes, &mut stats)?
+                        } else {
+                            blake3::hash(&bytes).to_hex().to_string()
                         }
-                    };
-                    entries.push(Entry {
-                        path,
-                        kind: Kind::File,
-                        mode,
-                        hash: Some(hash),
-                        size: meta.len(),
-                        target: None,
-                        mtime_ns,
-                        ino: meta.ino(),
-                    });
-                }
-                // Devices, fifos and sockets are never captured.
+                    }
+                };
+                entry.kind = Kind::File;
+                entry.hash = Some(hash);
+                entry.size = meta.len();
+                entry.mtime_ns = mtime_ns;
+                entry.ino = meta.ino();
+                entries.push((rel, entry));
             }
+            // Devices, fifos and sockets are never captured.
         }
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        // In byte order of the exact paths (for UTF-8 names, the order of the text).
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
         let mut id = blake3::Hasher::new();
-        for e in &entries {
+        for (rel, e) in &entries {
+            let target = e.target_bytes()?.unwrap_or_default();
+            id.update(rel);
             id.update(
                 format!(
-                    "{}\0{:?}\0{:o}\0{}\0{}\n",
-                    e.path,
+                    "\0{:?}\0{:o}\0{}\0",
                     e.kind,
                     e.mode,
-                    e.hash.as_deref().unwrap_or(""),
-                    e.target.as_deref().unwrap_or("")
+                    e.hash.as_deref().unwrap_or("")
                 )
                 .as_bytes(),
             );
+            id.update(&target);
+            id.update(b"\n");
         }
+        let entries = entries.into_iter().map(|(_, e)| e).collect();
         let snapshot = Snapshot {
             id: id.finalize().to_hex().to_string(),
             created: now(),

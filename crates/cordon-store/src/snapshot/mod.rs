@@ -31,8 +31,12 @@ pub enum Kind {
 /// One path of a snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
-    /// Workspace-relative, `/`-separated.
+    /// Workspace-relative, `/`-separated. A name that is not UTF-8 shows here with
+    /// replacement characters, and its exact bytes are in `path_hex`.
     pub path: String,
+    /// The path's exact bytes, hex-encoded, when they are not UTF-8: what restore uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
     /// File, directory or link.
     pub kind: Kind,
     /// Permission bits (cordon never records setuid, setgid or sticky bits; a listing that
@@ -44,9 +48,12 @@ pub struct Entry {
     /// Files: size in bytes.
     #[serde(default)]
     pub size: u64,
-    /// Links: where they point.
+    /// Links: where they point (see `target_hex` for a target that is not UTF-8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Links: the target's exact bytes, hex-encoded, when they are not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_hex: Option<String>,
     /// Files: modification time (ns) and inode when taken, so the next snapshot can skip the
     /// file if neither changed. Not part of the snapshot's identity.
     #[serde(default)]
@@ -54,6 +61,51 @@ pub struct Entry {
     /// See `mtime_ns`.
     #[serde(default)]
     pub ino: u64,
+}
+
+impl Entry {
+    /// The path's exact bytes.
+    pub fn path_bytes(&self) -> Result<Vec<u8>, SnapshotError> {
+        exact(&self.path, self.path_hex.as_deref())
+    }
+
+    /// A link's target's exact bytes.
+    pub fn target_bytes(&self) -> Result<Option<Vec<u8>>, SnapshotError> {
+        self.target
+            .as_deref()
+            .map(|t| exact(t, self.target_hex.as_deref()))
+            .transpose()
+    }
+}
+
+/// Text as recorded, with its exact bytes when they are not UTF-8.
+pub(crate) fn encode_bytes(bytes: &[u8]) -> (String, Option<String>) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_string(), None),
+        Err(_) => (
+            String::from_utf8_lossy(bytes).into_owned(),
+            Some(hex::encode(bytes)),
+        ),
+    }
+}
+
+/// The exact bytes of recorded text: its hex form when there is one (which must agree with
+/// the text shown), else the text's.
+fn exact(text: &str, hex_form: Option<&str>) -> Result<Vec<u8>, SnapshotError> {
+    match hex_form {
+        None => Ok(text.as_bytes().to_vec()),
+        Some(h) => {
+            let bytes = hex::decode(h).map_err(|_| {
+                SnapshotError::Unsafe(format!("'{text}' has exact bytes that are not hex"))
+            })?;
+            if String::from_utf8_lossy(&bytes) != text {
+                return Err(SnapshotError::Unsafe(format!(
+                    "'{text}' does not match its exact bytes"
+                )));
+            }
+            Ok(bytes)
+        }
+    }
 }
 
 /// A workspace at one moment.

@@ -13,6 +13,7 @@
 
 use super::{Kind, Snapshot, SnapshotError, SnapshotStore, io};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -101,7 +102,7 @@ impl SnapshotStore {
         let mut dir_modes = Vec::new();
         for (i, e) in snapshot.entries.iter().enumerate() {
             hook(i).map_err(|err| io(&e.path, err))?;
-            let rel = safe_relative(&e.path)?;
+            let rel = safe_relative(&e.path_bytes()?, &e.path)?;
             if e.mode & !0o777 != 0 {
                 report.dropped_mode_bits.push((e.path.clone(), e.mode));
             }
@@ -130,14 +131,15 @@ impl SnapshotStore {
                         .map_err(|err| io(&e.path, err))?;
                 }
                 Kind::Symlink => {
-                    let target = e.target.as_deref().unwrap_or_default();
-                    if target.is_empty() || target.contains('\0') {
+                    let target = e.target_bytes()?.unwrap_or_default();
+                    if target.is_empty() || target.contains(&0) {
                         return Err(SnapshotError::Unsafe(format!(
                             "link '{}' has no usable target",
                             e.path
                         )));
                     }
-                    std::os::unix::fs::symlink(target, &dest).map_err(|err| io(&e.path, err))?;
+                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &dest)
+                        .map_err(|err| io(&e.path, err))?;
                 }
             }
         }
@@ -196,15 +198,16 @@ fn check_real_parents(root: &Path, rel: &Path, shown: &str) -> Result<(), Snapsh
     Ok(())
 }
 
-/// A snapshot path as a relative path with only normal components.
-fn safe_relative(path: &str) -> Result<PathBuf, SnapshotError> {
-    let p = Path::new(path);
-    if path.is_empty()
-        || path.contains('\0')
+/// A snapshot path (its exact bytes; `shown` for messages) as a relative path with only
+/// normal components.
+fn safe_relative(bytes: &[u8], shown: &str) -> Result<PathBuf, SnapshotError> {
+    let p = Path::new(std::ffi::OsStr::from_bytes(bytes));
+    if bytes.is_empty()
+        || bytes.contains(&0)
         || !p.components().all(|c| matches!(c, Component::Normal(_)))
     {
         return Err(SnapshotError::Unsafe(format!(
-            "path '{path}' is absolute or leaves the workspace"
+            "path '{shown}' is absolute or leaves the workspace"
         )));
     }
     Ok(p.to_path_buf())

@@ -171,6 +171,7 @@ fn restore_refuses_tampered_snapshots() {
     let mut through = snap.clone();
     through.entries.push(cordon_store::snapshot::Entry {
         path: "link/inside".into(),
+        path_hex: None,
         kind: Kind::File,
         mode: 0o644,
         hash: snap
@@ -182,6 +183,7 @@ fn restore_refuses_tampered_snapshots() {
             .clone(),
         size: 1,
         target: None,
+        target_hex: None,
         mtime_ns: 0,
         ino: 0,
     });
@@ -223,11 +225,13 @@ fn entry(
 ) -> cordon_store::snapshot::Entry {
     cordon_store::snapshot::Entry {
         path: path.into(),
+        path_hex: None,
         kind,
         mode: if kind == Kind::Dir { 0o755 } else { 0o644 },
         hash,
         size: 1,
         target: target.map(str::to_string),
+        target_hex: None,
         mtime_ns: 0,
         ino: 0,
     }
@@ -368,4 +372,73 @@ fn a_restore_that_fails_at_any_entry_leaves_nothing_and_the_next_one_works() {
     assert_eq!(std::fs::read(to.join("ro/f")).unwrap(), b"f");
     std::fs::set_permissions(to.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(ws.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn names_that_are_not_utf8_come_back_as_the_same_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    // Latin-1 "café" and its UTF-8 spelling: two different names that a lossy listing
+    // would merge or rename.
+    let latin1 = OsStr::from_bytes(b"caf\xe9.txt");
+    std::fs::write(ws.join(latin1), "latin-1\n").unwrap();
+    std::fs::write(ws.join("café.txt"), "utf-8\n").unwrap();
+    std::fs::create_dir(ws.join(OsStr::from_bytes(b"d\xff"))).unwrap();
+    std::fs::write(ws.join(OsStr::from_bytes(b"d\xff/in")), "deep\n").unwrap();
+    std::os::unix::fs::symlink(OsStr::from_bytes(b"caf\xe9.txt"), ws.join("to-latin1")).unwrap();
+    let store = SnapshotStore::open(&tmp.path().join("store")).unwrap();
+    let (snap, _) = store.take(&ws, &[], None).unwrap();
+    assert_eq!(snap.entries.len(), 5, "{:?}", snap.entries);
+    let odd = snap.entries.iter().find(|e| e.path_hex.is_some()).unwrap();
+    assert!(
+        odd.path.contains('\u{fffd}'),
+        "shown with a replacement character"
+    );
+    assert!(store.matches(&ws, &[], &snap).unwrap());
+
+    let to = tmp.path().join("restored");
+    store.restore(&snap, &to).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(to.join(latin1)).unwrap(),
+        "latin-1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(to.join("café.txt")).unwrap(),
+        "utf-8\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(to.join(OsStr::from_bytes(b"d\xff/in"))).unwrap(),
+        "deep\n"
+    );
+    assert_eq!(
+        std::fs::read_link(to.join("to-latin1"))
+            .unwrap()
+            .as_os_str()
+            .as_bytes(),
+        b"caf\xe9.txt"
+    );
+    assert!(
+        store.matches(&to, &[], &snap).unwrap(),
+        "the restore is exact"
+    );
+
+    // A listing whose exact bytes disagree with the name it shows is refused.
+    let mut forged = snap.clone();
+    for e in &mut forged.entries {
+        if e.path_hex.is_some() && e.kind == Kind::File {
+            e.path_hex = Some(hex_of(b"../escaped"));
+        }
+    }
+    let err = store
+        .restore(&forged, &tmp.path().join("forged"))
+        .unwrap_err();
+    assert!(matches!(err, SnapshotError::Unsafe(_)), "{err}");
+    assert!(!tmp.path().join("escaped").exists());
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

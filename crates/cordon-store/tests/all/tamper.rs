@@ -46,7 +46,7 @@ async fn raw(db: &Path) -> SqlitePool {
         .await
         .unwrap();
     for t in ["events_append_only_update", "events_append_only_delete"] {
-        sqlx::query(&format!("DROP TRIGGER {t}"))
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {t}")))
             .execute(&pool)
             .await
             .unwrap();
