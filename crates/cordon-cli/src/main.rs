@@ -16,7 +16,10 @@ fn main() -> ExitCode {
     }
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return exit::report(&anyhow::anyhow!("cannot start the async runtime: {e}")),
     };

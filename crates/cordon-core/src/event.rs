@@ -41,9 +41,32 @@ impl Event {
         payload: &EventPayload,
         prev_hash: &str,
     ) -> Self {
+        Event::new_canonical(run_id, seq, ts, payload, prev_hash).0
+    }
+
+    /// [`Event::new`], with the payload's canonical text (what a store keeps).
+    pub fn new_canonical(
+        run_id: &RunId,
+        seq: u64,
+        ts: String,
+        payload: &EventPayload,
+        prev_hash: &str,
+    ) -> (Self, String) {
         let (kind, payload) = payload.to_parts();
-        let hash = event_hash(run_id, seq, &ts, &kind, &payload, prev_hash);
-        Event {
+        Event::from_parts_canonical(run_id, seq, ts, kind, payload, prev_hash)
+    }
+
+    /// [`Event::from_parts`], with the payload's canonical text.
+    pub fn from_parts_canonical(
+        run_id: &RunId,
+        seq: u64,
+        ts: String,
+        kind: String,
+        payload: Value,
+        prev_hash: &str,
+    ) -> (Self, String) {
+        let (hash, text) = hash_and_payload(run_id, seq, &ts, &kind, &payload, prev_hash);
+        let event = Event {
             run_id: run_id.clone(),
             seq,
             ts,
@@ -51,7 +74,8 @@ impl Event {
             payload,
             prev_hash: prev_hash.to_string(),
             hash,
-        }
+        };
+        (event, text)
     }
 
     /// Builds an event from its stored `kind` and `payload` columns, computing its hash.
@@ -464,15 +488,41 @@ pub fn event_hash(
     payload: &Value,
     prev_hash: &str,
 ) -> String {
-    let body = serde_json::json!({
-        "run_id": run_id.as_str(),
-        "seq": seq,
-        "ts": ts,
-        "kind": kind,
-        "payload": payload,
-        "prev_hash": prev_hash,
-    });
-    hex::encode(Sha256::digest(canonical_json(&body).as_bytes()))
+    hash_and_payload(run_id, seq, ts, kind, payload, prev_hash).0
+}
+
+/// The event's hash, and its payload's canonical text (what the store keeps): the hash is
+/// of the canonical JSON of `{kind, payload, prev_hash, run_id, seq, ts}`, written here
+/// directly, in that (sorted) key order, without building the object.
+pub fn hash_and_payload(
+    run_id: &RunId,
+    seq: u64,
+    ts: &str,
+    kind: &str,
+    payload: &Value,
+    prev_hash: &str,
+) -> (String, String) {
+    let string = |s: &str| Value::String(s.to_string()).to_string();
+    let mut canonical_payload = String::new();
+    write_canonical(payload, &mut canonical_payload);
+    let mut body = String::with_capacity(canonical_payload.len() + 256);
+    body.push_str("{\"kind\":");
+    body.push_str(&string(kind));
+    body.push_str(",\"payload\":");
+    body.push_str(&canonical_payload);
+    body.push_str(",\"prev_hash\":");
+    body.push_str(&string(prev_hash));
+    body.push_str(",\"run_id\":");
+    body.push_str(&string(run_id.as_str()));
+    body.push_str(",\"seq\":");
+    body.push_str(&seq.to_string());
+    body.push_str(",\"ts\":");
+    body.push_str(&string(ts));
+    body.push('}');
+    (
+        hex::encode(Sha256::digest(body.as_bytes())),
+        canonical_payload,
+    )
 }
 
 /// The first place a run's hash chain does not hold.
@@ -525,6 +575,37 @@ pub fn verify_chain(events: &[Event]) -> Result<(), ChainBreak> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_hash_is_of_the_canonical_object_of_the_stored_fields() {
+        // The hash written directly must be the hash of the canonical JSON of the object,
+        // as every run recorded so far was hashed.
+        let run = RunId::from("01a2-run \"quoted\" ünï");
+        for payload in [
+            serde_json::json!({ "text": "line\nbreak \u{7f} \"q\" é 🙂", "z": 1, "a": [true, null, 1.5] }),
+            serde_json::json!({}),
+            serde_json::json!({ "nested": { "b": { "d": 1, "c": 2 }, "a": [] } }),
+        ] {
+            let old = {
+                let body = serde_json::json!({
+                    "run_id": run.as_str(), "seq": 7u64, "ts": "2026-12-01T00:00:00.000Z",
+                    "kind": "user\tinput", "payload": payload, "prev_hash": "ab\\c",
+                });
+                hex::encode(Sha256::digest(canonical_json(&body).as_bytes()))
+            };
+            let (hash, text) = hash_and_payload(
+                &run,
+                7,
+                "2026-12-01T00:00:00.000Z",
+                "user\tinput",
+                &payload,
+                "ab\\c",
+            );
+            assert_eq!(hash, old);
+            assert_eq!(text, canonical_json(&payload));
+        }
+    }
+
     use super::*;
 
     fn chain(n: u64) -> Vec<Event> {

@@ -77,23 +77,32 @@ pub struct Runner {
 }
 
 /// One run in progress: its log, its folded state, and who watches.
+///
+/// Events are recorded into the log's buffer and the state at once; the buffer is stored
+/// before anything that depends on it: a run's start before anything is asked of the model,
+/// everything before a model request while the model answers (its answer is recorded only
+/// after), a tool's intent before a tool that may act runs, all of it before the run stops.
+/// The observer sees events once they are stored, and streamed text after what came before
+/// it.
 struct Live<'a> {
     log: RunLog,
     state: RunState,
     observer: &'a dyn RunObserver,
     /// When the run started, from its first event: wall-time budgets count from it.
     started: Option<time::OffsetDateTime>,
+    /// Recorded, not yet stored, so not yet shown.
+    unseen: Vec<cordon_core::Event>,
 }
 
 impl Live<'_> {
-    /// Appends an event, then applies it to the state: the log always comes first.
+    /// Records an event and applies it to the state.
     async fn record(&mut self, payload: EventPayload) -> Result<(), StoreError> {
-        let event = self.log.append(&payload).await?;
+        let (event, redacted) = self.log.push(&payload);
         // The state follows the event as stored: with secrets replaced, what a resumed run
         // folds is exactly what this run goes on with.
-        match event.typed() {
-            Ok(stored) => self.state.apply(&stored),
-            Err(_) => self.state.apply(&payload),
+        match redacted.then(|| event.typed()) {
+            Some(Ok(stored)) => self.state.apply(&stored),
+            _ => self.state.apply(&payload),
         }
         self.state.next_seq = event.seq + 1;
         if self.started.is_none() {
@@ -103,7 +112,25 @@ impl Live<'_> {
             )
             .ok();
         }
-        self.observer.on_event(&event);
+        self.unseen.push(event);
+        Ok(())
+    }
+
+    /// Stores what was recorded, then shows it.
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        Self::store_and_show(&mut self.log, &mut self.unseen, self.observer).await
+    }
+
+    /// [`Live::flush`] over borrowed parts (so a model call can go on beside it).
+    async fn store_and_show(
+        log: &mut RunLog,
+        unseen: &mut Vec<cordon_core::Event>,
+        observer: &dyn RunObserver,
+    ) -> Result<(), StoreError> {
+        log.flush().await?;
+        for event in unseen.drain(..) {
+            observer.on_event(&event);
+        }
         Ok(())
     }
 
@@ -212,6 +239,7 @@ impl Runner {
             state: RunState::default(),
             observer: self.observer.as_ref(),
             started: None,
+            unseen: Vec::new(),
         };
         let result = self.start(agent, task, &mut live).await;
         settle(&mut live, result).await
@@ -245,6 +273,8 @@ impl Runner {
             text: task.to_string(),
         })
         .await?;
+        // A run exists once its start is stored, before anything is asked of the model.
+        live.flush().await?;
         self.drive(agent, live).await
     }
 
@@ -312,6 +342,7 @@ impl Runner {
             }
             self.run_tools(agent, live, calls).await?;
         }
+        live.flush().await?;
         let state = live.state.clone();
         Ok(RunOutcome {
             run_id: live.log.run_id().clone(),
@@ -363,10 +394,12 @@ impl Runner {
         {
             settings.tool_choice = None;
         }
+        // The conversation moves into the request and back after the call: nothing the
+        // call records (retries) touches it, and a long run's history is not copied per turn.
         let request = ModelRequest {
             model: agent.model_name.clone(),
             instructions: Some(agent.instructions.clone()).filter(|i| !i.is_empty()),
-            input: live.state.items.clone(),
+            input: std::mem::take(&mut live.state.items),
             tools: agent.tools.iter().map(|t| t.spec()).collect(),
             settings,
             output_schema: agent.output.as_ref().map(|o| OutputSchema {
@@ -374,21 +407,58 @@ impl Runner {
                 schema: o.schema().clone(),
             }),
         };
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let call = self.client.respond(&request, &tx);
-        tokio::pin!(call);
         // Streamed text is shown with the run's secrets replaced, even when one arrives split
         // across pieces.
         let mut shown = self.redactor.as_ref().map(|r| r.stream());
-        let result = loop {
-            tokio::select! {
-                biased;
-                Some(ev) = rx.recv() => self.on_stream(live, turn, ev, &mut shown).await?,
-                r = &mut call => break r,
+        let mut retries = Vec::new();
+        // Streamed events wait here until what came before them is shown.
+        let held: std::sync::Mutex<Option<Vec<StreamEvent>>> =
+            std::sync::Mutex::new(Some(Vec::new()));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let answer = async {
+            let call = self.client.respond(&request, &tx);
+            tokio::pin!(call);
+            let result = loop {
+                tokio::select! {
+                    biased;
+                    Some(ev) = rx.recv() => self.on_stream(ev, &mut shown, &mut retries, &held),
+                    r = &mut call => break r,
+                }
+            };
+            while let Ok(ev) = rx.try_recv() {
+                self.on_stream(ev, &mut shown, &mut retries, &held);
             }
+            result
         };
-        while let Ok(ev) = rx.try_recv() {
-            self.on_stream(live, turn, ev, &mut shown).await?;
+        // What came before the request is stored while the model answers; its answer is
+        // recorded only after.
+        let (log, unseen, observer) = (&mut live.log, &mut live.unseen, live.observer);
+        let store = async {
+            let stored = Live::store_and_show(log, unseen, observer).await;
+            if let Some(waiting) = take_held(&held) {
+                for ev in &waiting {
+                    observer.on_stream(ev);
+                }
+            }
+            stored
+        };
+        let (stored, result) = tokio::join!(store, answer);
+        if let Some(waiting) = take_held(&held) {
+            for ev in &waiting {
+                self.observer.on_stream(ev);
+            }
+        }
+        let outcome = stored.map(|()| result);
+        live.state.items = request.input;
+        let result = outcome?;
+        for (attempt, error, delay) in retries {
+            live.record(EventPayload::ModelRetry {
+                turn,
+                attempt,
+                error,
+                delay_ms: delay.as_millis() as u64,
+            })
+            .await?;
         }
         if let Some(rest) = shown.as_mut().map(|s| s.finish())
             && !rest.is_empty()
@@ -398,55 +468,53 @@ impl Runner {
         Ok(result)
     }
 
-    async fn on_stream(
+    /// Shows a streamed event (text with secrets replaced), or holds it while what came
+    /// before is not shown yet; keeps retries to record.
+    fn on_stream(
         &self,
-        live: &mut Live<'_>,
-        turn: u32,
         ev: StreamEvent,
         shown: &mut Option<cordon_core::StreamRedactor>,
-    ) -> Result<(), StoreError> {
-        match (&ev, shown.as_mut()) {
-            (StreamEvent::TextDelta(t), Some(s)) => {
-                let visible = s.push(t);
-                if !visible.is_empty() {
-                    self.observer.on_stream(&StreamEvent::TextDelta(visible));
+        retries: &mut Vec<(u32, String, Duration)>,
+        held: &std::sync::Mutex<Option<Vec<StreamEvent>>>,
+    ) {
+        let show = |ev: StreamEvent| {
+            let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+            match held.as_mut() {
+                Some(waiting) => waiting.push(ev),
+                None => {
+                    drop(held);
+                    self.observer.on_stream(&ev)
                 }
             }
-            (
-                StreamEvent::Retrying {
-                    attempt,
-                    error,
-                    delay,
-                },
-                Some(_),
-            ) => {
-                let redacted = StreamEvent::Retrying {
-                    attempt: *attempt,
-                    error: self
-                        .redactor
-                        .as_ref()
-                        .map_or_else(|| error.clone(), |r| r.redact(error)),
-                    delay: *delay,
+        };
+        match ev {
+            StreamEvent::TextDelta(t) => {
+                let visible = match shown.as_mut() {
+                    Some(s) => s.push(&t),
+                    None => t,
                 };
-                self.observer.on_stream(&redacted);
+                if !visible.is_empty() {
+                    show(StreamEvent::TextDelta(visible));
+                }
             }
-            _ => self.observer.on_stream(&ev),
-        }
-        if let StreamEvent::Retrying {
-            attempt,
-            error,
-            delay,
-        } = ev
-        {
-            live.record(EventPayload::ModelRetry {
-                turn,
+            StreamEvent::Retrying {
                 attempt,
                 error,
-                delay_ms: delay.as_millis() as u64,
-            })
-            .await?;
+                delay,
+            } => {
+                let error = self
+                    .redactor
+                    .as_ref()
+                    .map_or_else(|| error.clone(), |r| r.redact(&error));
+                show(StreamEvent::Retrying {
+                    attempt,
+                    error: error.clone(),
+                    delay,
+                });
+                retries.push((attempt, error, delay));
+            }
+            other => show(other),
         }
-        Ok(())
     }
 
     /// Records every call's intent, then runs them all at once (see [`Runner::execute`]).
@@ -543,6 +611,16 @@ impl Runner {
                 .find_tool(&c.name)
                 .is_some_and(|t| t.changes_workspace())
         });
+        // A call that may act is on disk (its intent, and all before it) before it runs;
+        // calls that only read run at once, and are stored with the next step.
+        let acts = calls.iter().any(|c| {
+            agent
+                .find_tool(&c.name)
+                .is_none_or(|t| t.effects() != Effects::None)
+        });
+        if acts {
+            live.flush().await?;
+        }
         let tasks: Vec<_> = calls
             .into_iter()
             .map(|call| {
@@ -579,6 +657,9 @@ impl Runner {
         let Some(c) = &self.checkpointer else {
             return Ok(());
         };
+        // What the checkpoint captures the effect of is stored first: a crash while the
+        // workspace is read leaves a log that says these calls finished.
+        live.flush().await?;
         match c.checkpoint().await {
             Ok(info) => {
                 live.record(EventPayload::Checkpoint {
@@ -682,6 +763,7 @@ impl Runner {
             state,
             observer: self.observer.as_ref(),
             started,
+            unseen: Vec::new(),
         };
         let result = self.continue_run(agent, &mut live, how).await;
         settle(&mut live, result).await
@@ -711,6 +793,7 @@ impl Runner {
             notes,
         })
         .await?;
+        live.flush().await?;
         self.replay(agent, live).await?;
         // Calls that were running: those that can run again, after the restore, do; the model
         // hears that the others were interrupted.
@@ -759,13 +842,26 @@ async fn settle(
     result: Result<RunOutcome, RunError>,
 ) -> Result<RunOutcome, RunError> {
     if let Err(RunError::Store(e)) = &result {
+        // What could not be stored is let go (the log then ends where the store does),
+        // so that the one small event saying why has the best chance to be stored.
+        live.log.discard_pending();
         let _ = live
             .record(EventPayload::RunFailed {
                 error: format!("the run store failed: {e}"),
             })
             .await;
     }
-    result
+    // Whatever happened, what was recorded is stored (if the store still takes it).
+    let flushed = live.flush().await;
+    match (result, flushed) {
+        (Ok(_), Err(e)) => Err(RunError::Store(e)),
+        (result, _) => result,
+    }
+}
+
+/// The streamed events held back so far, and no more holding from now on.
+fn take_held(held: &std::sync::Mutex<Option<Vec<StreamEvent>>>) -> Option<Vec<StreamEvent>> {
+    held.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
 /// Runs one call of `agent`'s, timing it.

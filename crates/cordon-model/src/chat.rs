@@ -9,12 +9,20 @@ use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
 
 /// The JSON body for `POST /chat/completions`.
-pub fn request_body(req: &ModelRequest, stream: bool, dialect: &ChatDialect) -> Value {
+/// The JSON body for `POST /chat/completions`, as the client sends it (tests read it as a
+/// tree).
+#[cfg(test)]
+fn request_body(req: &ModelRequest, stream: bool, dialect: &ChatDialect) -> Value {
+    let text = request_text(req, stream, dialect, &mut MessageCache::default());
+    serde_json::from_str(&text).expect("the body is JSON")
+}
+
+/// Every field of the body but the conversation.
+fn request_body_without_messages(req: &ModelRequest, stream: bool, dialect: &ChatDialect) -> Value {
     let max_tokens_field = dialect.max_tokens_field.as_str();
     let s = &req.settings;
     let mut body = Map::new();
     body.insert("model".into(), json!(req.model));
-    body.insert("messages".into(), Value::Array(messages(req)));
     if !req.tools.is_empty() {
         body.insert(
             "tools".into(),
@@ -84,75 +92,158 @@ fn tool(spec: &cordon_core::ToolSpec) -> Value {
     json!({ "type": "function", "function": { "name": spec.name, "description": spec.description, "parameters": parameters } })
 }
 
+/// The conversation as Chat Completions messages, the operator's instructions first,
+/// encoded whole (what the cache must agree with).
+#[cfg(test)]
 fn messages(req: &ModelRequest) -> Vec<Value> {
     let mut out = Vec::new();
     if let Some(i) = &req.instructions {
         out.push(json!({ "role": "system", "content": i }));
     }
     for item in &req.input {
-        match item {
-            Item::Message { role, content, .. } => {
-                let role = match role {
-                    Role::System | Role::Developer => "system",
-                    Role::User => "user",
-                    Role::Assistant => "assistant",
-                };
-                let has_image = content.iter().any(|c| matches!(c, Content::Image { .. }));
-                let content = if has_image {
-                    Value::Array(
-                        content
-                            .iter()
-                            .map(|c| match c {
-                                Content::Text { text } | Content::Refusal { text } => {
-                                    json!({ "type": "text", "text": text })
-                                }
-                                Content::Image { url } => {
-                                    json!({ "type": "image_url", "image_url": { "url": url } })
-                                }
-                            })
-                            .collect(),
-                    )
-                } else {
-                    json!(item.message_text().unwrap_or_default())
-                };
-                out.push(json!({ "role": role, "content": content }));
-            }
-            Item::Reasoning { .. } => {}
-            Item::ToolCall(c) => {
-                let arguments = match c.kind {
-                    CallKind::Function => c.input.clone(),
-                    CallKind::Custom => json!({ "input": c.input }).to_string(),
-                };
-                let call = json!({ "id": c.call_id, "type": "function", "function": { "name": c.name, "arguments": arguments } });
-                // Calls join the assistant message just before them. Content stays a string:
-                // some servers reject `null`.
-                match out.last_mut() {
-                    Some(last) if last["role"] == "assistant" => {
-                        match last["tool_calls"].as_array_mut() {
-                            Some(calls) => calls.push(call),
-                            None => last["tool_calls"] = json!([call]),
-                        }
+        push_item(&mut out, item);
+    }
+    out
+}
+
+/// Adds one conversation item to the messages: a message, a tool's answer, or a call that
+/// joins the assistant message before it.
+fn push_item(out: &mut Vec<Value>, item: &Item) {
+    match item {
+        Item::Message { role, content, .. } => {
+            let role = match role {
+                Role::System | Role::Developer => "system",
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            let has_image = content.iter().any(|c| matches!(c, Content::Image { .. }));
+            let content = if has_image {
+                Value::Array(
+                    content
+                        .iter()
+                        .map(|c| match c {
+                            Content::Text { text } | Content::Refusal { text } => {
+                                json!({ "type": "text", "text": text })
+                            }
+                            Content::Image { url } => {
+                                json!({ "type": "image_url", "image_url": { "url": url } })
+                            }
+                        })
+                        .collect(),
+                )
+            } else {
+                json!(item.message_text().unwrap_or_default())
+            };
+            out.push(json!({ "role": role, "content": content }));
+        }
+        Item::Reasoning { .. } => {}
+        Item::ToolCall(c) => {
+            let arguments = match c.kind {
+                CallKind::Function => c.input.clone(),
+                CallKind::Custom => json!({ "input": c.input }).to_string(),
+            };
+            let call = json!({ "id": c.call_id, "type": "function", "function": { "name": c.name, "arguments": arguments } });
+            // Calls join the assistant message just before them. Content stays a string:
+            // some servers reject `null`.
+            match out.last_mut() {
+                Some(last) if last["role"] == "assistant" => {
+                    match last["tool_calls"].as_array_mut() {
+                        Some(calls) => calls.push(call),
+                        None => last["tool_calls"] = json!([call]),
                     }
-                    _ => out
-                        .push(json!({ "role": "assistant", "content": "", "tool_calls": [call] })),
                 }
-            }
-            Item::ToolResult(r) => {
-                out.push(json!({ "role": "tool", "tool_call_id": r.call_id, "content": r.output }));
-                // Tool messages carry text only: images follow as a user message.
-                if !r.images.is_empty() {
-                    let mut parts = vec![
-                        json!({ "type": "text", "text": format!("Images returned by tool call {}:", r.call_id) }),
-                    ];
-                    parts.extend(
-                        r.images
-                            .iter()
-                            .map(|url| json!({ "type": "image_url", "image_url": { "url": url } })),
-                    );
-                    out.push(json!({ "role": "user", "content": parts }));
-                }
+                _ => out.push(json!({ "role": "assistant", "content": "", "tool_calls": [call] })),
             }
         }
+        Item::ToolResult(r) => {
+            out.push(json!({ "role": "tool", "tool_call_id": r.call_id, "content": r.output }));
+            // Tool messages carry text only: images follow as a user message.
+            if !r.images.is_empty() {
+                let mut parts = vec![
+                    json!({ "type": "text", "text": format!("Images returned by tool call {}:", r.call_id) }),
+                ];
+                parts.extend(
+                    r.images
+                        .iter()
+                        .map(|url| json!({ "type": "image_url", "image_url": { "url": url } })),
+                );
+                out.push(json!({ "role": "user", "content": parts }));
+            }
+        }
+    }
+}
+
+/// The conversation's messages as last encoded, so a longer conversation with the same
+/// start encodes only what is new (a call can still join the last message, so that one is
+/// encoded again).
+#[derive(Default)]
+pub(crate) struct MessageCache {
+    items: Vec<Item>,
+    messages: Vec<Value>,
+    texts: Vec<String>,
+}
+
+impl MessageCache {
+    /// Each message's JSON text for `items`.
+    fn texts(&mut self, items: &[Item]) -> &[String] {
+        let same = self
+            .items
+            .iter()
+            .zip(items)
+            .take_while(|(a, b)| a == b)
+            .count();
+        if same < self.items.len() {
+            *self = MessageCache::default();
+        }
+        let before = self.messages.len();
+        for item in &items[self.items.len()..] {
+            push_item(&mut self.messages, item);
+            self.items.push(item.clone());
+        }
+        // The last message before may have gained calls: it is encoded again.
+        let from = before.saturating_sub(1).min(self.texts.len());
+        self.texts.truncate(from);
+        for m in &self.messages[from..] {
+            self.texts.push(m.to_string());
+        }
+        &self.texts
+    }
+}
+
+/// The JSON body for `POST /chat/completions` as text, the conversation encoded once across
+/// calls.
+pub(crate) fn request_text(
+    req: &ModelRequest,
+    stream: bool,
+    dialect: &ChatDialect,
+    cache: &mut MessageCache,
+) -> String {
+    let mut body = match request_body_without_messages(req, stream, dialect) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    body.remove("messages");
+    let rest = Value::Object(body).to_string();
+    let texts = cache.texts(&req.input);
+    let system = req
+        .instructions
+        .as_ref()
+        .map(|i| json!({ "role": "system", "content": i }).to_string());
+    let mut out =
+        String::with_capacity(texts.iter().map(|t| t.len() + 1).sum::<usize>() + rest.len() + 64);
+    out.push_str("{\"messages\":[");
+    for (i, t) in system.iter().chain(texts.iter()).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(t);
+    }
+    out.push(']');
+    if rest.len() > 2 {
+        out.push(',');
+        out.push_str(&rest[1..]);
+    } else {
+        out.push('}');
     }
     out
 }
@@ -597,5 +688,74 @@ mod tests {
         )
         .unwrap();
         assert!(d.finish(false).is_none());
+    }
+
+    #[test]
+    fn cached_messages_equal_the_whole_encoding_turn_after_turn() {
+        use cordon_core::{ToolCall, ToolResult};
+        let call = |id: &str| {
+            Item::ToolCall(ToolCall {
+                call_id: id.into(),
+                name: "calculator".into(),
+                input: "{}".into(),
+                kind: CallKind::Function,
+                id: None,
+            })
+        };
+        let result = |id: &str, images: Vec<String>| {
+            Item::ToolResult(ToolResult {
+                call_id: id.into(),
+                output: format!("out {id}"),
+                images,
+                kind: CallKind::Function,
+            })
+        };
+        let text = |role, t: &str| Item::Message {
+            role,
+            content: vec![Content::Text { text: t.into() }],
+            id: None,
+        };
+        let turns: Vec<Vec<Item>> = vec![
+            vec![text(Role::User, "task")],
+            vec![text(Role::Assistant, "let me"), call("a"), call("b")],
+            vec![
+                result("a", vec![]),
+                result("b", vec!["data:image/png;base64,AA".into()]),
+            ],
+            vec![call("c")],
+            vec![result("c", vec![]), text(Role::User, "more")],
+        ];
+        let mut cache = MessageCache::default();
+        let mut items = Vec::new();
+        let dialect = ChatDialect {
+            max_tokens_field: "max_tokens".into(),
+            json_output: JsonOutput::default(),
+        };
+        for turn in turns {
+            items.extend(turn);
+            let req = ModelRequest {
+                model: "m".into(),
+                instructions: Some("be brief".into()),
+                input: items.clone(),
+                tools: vec![],
+                settings: Default::default(),
+                output_schema: None,
+            };
+            let cached: Value =
+                serde_json::from_str(&request_text(&req, true, &dialect, &mut cache)).unwrap();
+            assert_eq!(cached["messages"], Value::Array(messages(&req)));
+        }
+        // A conversation that differs from the cached one is encoded afresh.
+        let other = ModelRequest {
+            model: "m".into(),
+            instructions: None,
+            input: vec![text(Role::User, "other")],
+            tools: vec![],
+            settings: Default::default(),
+            output_schema: None,
+        };
+        let cached: Value =
+            serde_json::from_str(&request_text(&other, false, &dialect, &mut cache)).unwrap();
+        assert_eq!(cached["messages"], Value::Array(messages(&other)));
     }
 }

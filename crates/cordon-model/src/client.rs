@@ -24,6 +24,10 @@ pub struct ModelClient {
     /// Set once the server sent an empty body to a streamed request (a known llama.cpp
     /// quirk with tools); later calls then ask for whole answers.
     stream_broken: AtomicBool,
+    /// The conversation's items as last encoded (Responses API).
+    encoded: std::sync::Mutex<crate::encoded::InputCache>,
+    /// The conversation's messages as last encoded (Chat Completions).
+    messages: std::sync::Mutex<chat::MessageCache>,
 }
 
 impl ModelClient {
@@ -42,6 +46,8 @@ impl ModelClient {
             provider,
             http,
             stream_broken: AtomicBool::new(false),
+            encoded: Default::default(),
+            messages: Default::default(),
         })
     }
 
@@ -146,17 +152,24 @@ impl ModelClient {
         let stream = p.stream && !self.stream_broken.load(Ordering::Relaxed);
         let url = p.endpoint();
         let body = match p.api {
-            Api::Responses => responses::request_body(req, stream),
-            Api::Chat => chat::request_body(
-                req,
-                stream,
-                &chat::ChatDialect {
+            Api::Responses => {
+                let mut cache = self.encoded.lock().unwrap_or_else(|e| e.into_inner());
+                responses::request_text(req, stream, &mut cache)
+            }
+            Api::Chat => {
+                let mut cache = self.messages.lock().unwrap_or_else(|e| e.into_inner());
+                let dialect = chat::ChatDialect {
                     max_tokens_field: p.max_tokens_field.clone(),
                     json_output: p.json_output,
-                },
-            ),
+                };
+                chat::request_text(req, stream, &dialect, &mut cache)
+            }
         };
-        let mut http = self.http.post(&url).json(&body);
+        let mut http = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
         if let Some(key) = &p.api_key {
             http = http.bearer_auth(key.expose());
         }

@@ -10,6 +10,7 @@
 
 mod chat;
 mod client;
+mod encoded;
 mod error;
 mod provider;
 mod request;

@@ -6,22 +6,37 @@ use cordon_core::{CallKind, Content, Item, ModelResponse, Role, ToolCall, ToolKi
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
-/// The JSON body for `POST /responses`.
-pub fn request_body(req: &ModelRequest, stream: bool) -> Value {
+/// The JSON body for `POST /responses`, as the client sends it (tests read it as a tree).
+#[cfg(test)]
+fn request_body(req: &ModelRequest, stream: bool) -> Value {
+    let text = request_text(req, stream, &mut Default::default());
+    serde_json::from_str(&text).expect("the body is JSON")
+}
+
+/// The JSON body for `POST /responses` as text, the conversation's items encoded once
+/// across calls.
+pub(crate) fn request_text(
+    req: &ModelRequest,
+    stream: bool,
+    cache: &mut crate::encoded::InputCache,
+) -> String {
+    let store = req.settings.store.unwrap_or(false);
+    cache.body(
+        body_without_input(req, stream),
+        "input",
+        &req.input,
+        store,
+        |i| input_item(i, store),
+    )
+}
+
+/// Every field of the body but the conversation.
+fn body_without_input(req: &ModelRequest, stream: bool) -> Map<String, Value> {
     let s = &req.settings;
     let store = s.store.unwrap_or(false);
     let mut body = Map::new();
     body.insert("model".into(), json!(req.model));
     put(&mut body, "instructions", &req.instructions);
-    body.insert(
-        "input".into(),
-        Value::Array(
-            req.input
-                .iter()
-                .filter_map(|i| input_item(i, store))
-                .collect(),
-        ),
-    );
     if !req.tools.is_empty() {
         body.insert(
             "tools".into(),
@@ -53,9 +68,12 @@ pub fn request_body(req: &ModelRequest, stream: bool) -> Value {
         );
     }
     for (k, v) in &s.extra {
-        body.insert(k.clone(), v.clone());
+        // `extra` may not replace the conversation itself.
+        if k != "input" {
+            body.insert(k.clone(), v.clone());
+        }
     }
-    Value::Object(body)
+    body
 }
 
 fn tool_choice(choice: &str) -> Value {

@@ -92,6 +92,20 @@ fn sweep_stale(root: &Path, age: std::time::Duration) -> usize {
         };
         for dir in dirs.flatten() {
             let path = dir.path();
+            // A sandbox whose cordon died cannot be stopped by it: what is left in it goes.
+            let orphaned = dir.file_name().to_str().and_then(owner).is_some_and(|pid| {
+                pid != std::process::id() as i32
+                    && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                        == Err(nix::errno::Errno::ESRCH)
+            });
+            if orphaned {
+                kill_members(&path);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                if std::fs::remove_dir(&path).is_ok() {
+                    removed += 1;
+                }
+                continue;
+            }
             let old = dir
                 .metadata()
                 .and_then(|m| m.modified())
@@ -112,19 +126,47 @@ fn sweep_stale(root: &Path, age: std::time::Duration) -> usize {
 }
 
 impl SandboxCgroups {
-    /// Removes the cgroups, waiting up to half a second for their last processes to go (the
-    /// kernel refuses to remove a cgroup that still has some). Blocking: call it off the
-    /// async runtime's threads.
+    /// Kills every process still in the sandbox (whatever session or group it moved to),
+    /// then removes the cgroups, waiting up to half a second for the processes to be gone
+    /// (the kernel refuses to remove a cgroup that still has some). Blocking: call it off
+    /// the async runtime's threads.
     pub fn remove(mut self) {
-        for dir in std::mem::take(&mut self.dirs) {
+        let dirs = std::mem::take(&mut self.dirs);
+        for dir in &dirs {
+            kill_members(dir);
+        }
+        for dir in dirs {
             for _ in 0..20 {
                 if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
                     break;
                 }
+                kill_members(&dir);
                 std::thread::sleep(std::time::Duration::from_millis(25));
             }
         }
     }
+}
+
+/// Sends SIGKILL to every process in the cgroup `dir`.
+fn kill_members(dir: &Path) {
+    let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else {
+        return;
+    };
+    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// The cordon process that made a cgroup, from its name (`cordon-sandbox-PID-...`).
+fn owner(name: &str) -> Option<i32> {
+    name.strip_prefix("cordon-sandbox-")?
+        .split_once('-')?
+        .0
+        .parse()
+        .ok()
 }
 
 impl Drop for SandboxCgroups {
@@ -153,5 +195,36 @@ mod tests {
         // (No other test in this binary starts a sandbox whose fresh cgroup this could take.)
         sweep_stale(Path::new(V1_ROOT), std::time::Duration::ZERO);
         assert!(!leaked.exists(), "an old empty cgroup is removed");
+    }
+
+    #[test]
+    fn what_a_dead_cordons_sandbox_left_running_is_killed_and_its_cgroup_removed() {
+        let base = Path::new(V1_ROOT).join("pids").join("cordon");
+        // Named for a cordon process that cannot be alive (above the kernel's pid limit).
+        let orphan = base.join("cordon-sandbox-99999999-test");
+        if std::fs::create_dir_all(&orphan).is_err() {
+            eprintln!("cgroup v1 pids is not writable here (not root?): nothing to sweep");
+            return;
+        }
+        let mut left = std::process::Command::new("sleep")
+            .arg("300")
+            .spawn()
+            .unwrap();
+        std::fs::write(orphan.join("cgroup.procs"), left.id().to_string()).unwrap();
+        sweep_stale(Path::new(V1_ROOT), STALE_AFTER);
+        let status = left.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "the process left behind is killed"
+        );
+        for _ in 0..50 {
+            if !orphan.exists() {
+                break;
+            }
+            sweep_stale(Path::new(V1_ROOT), STALE_AFTER);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(!orphan.exists(), "and its cgroup removed");
     }
 }

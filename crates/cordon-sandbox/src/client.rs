@@ -88,6 +88,24 @@ impl Client {
         &self.workspace
     }
 
+    /// Closes the channel to the supervisor, which then ends every process in the sandbox
+    /// and exits. Later requests fail.
+    pub async fn close(&self) {
+        *self.inner.stdin.lock().await = Box::new(tokio::io::sink());
+    }
+
+    /// [`Client::close`] without waiting (from a `Drop`); `false` if a request was being
+    /// written at that moment (the channel then closes when the last handle goes).
+    pub fn close_now(&self) -> bool {
+        match self.inner.stdin.try_lock() {
+            Ok(mut stdin) => {
+                *stdin = Box::new(tokio::io::sink());
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Starts a command. `cwd` is relative to the workspace (or absolute inside it); `env`
     /// adds to the sandbox's environment.
     pub async fn spawn(

@@ -2,19 +2,36 @@
 
 use crate::head::{Head, HeadFile};
 use crate::{Store, StoreError};
-use cordon_core::{Event, EventPayload, Redactor, RunId, event::canonical_json};
+use cordon_core::{Event, EventPayload, Redactor, RunId};
 use std::sync::Arc;
 
 /// The open log of one run: appends events, chaining each to the one before, and keeps the
 /// run's head record in step.
+///
+/// Events can be buffered ([`RunLog::push`]) and stored together ([`RunLog::flush`]): one
+/// statement and one head update for a whole step, instead of one per event. The caller
+/// flushes before anything that depends on the events having happened (the harness: before
+/// a model call, before a tool that acts runs, when a run stops); [`RunLog::append`] is both
+/// at once.
 pub struct RunLog {
     store: Store,
     run_id: RunId,
+    /// The position the next pushed event takes.
     next_seq: u64,
+    /// The hash of the last pushed event.
     prev_hash: String,
+    /// The position and hash the store holds up to (before the buffered events).
+    stored_seq: u64,
+    stored_hash: String,
+    /// Pushed, not yet stored: each event with its payload's canonical text.
+    pending: Vec<(Event, String)>,
     head: Option<HeadFile>,
     redactor: Option<Arc<Redactor>>,
 }
+
+/// The most rows one INSERT statement carries (seven parameters each, well under SQLite's
+/// limit on parameters).
+const ROWS_PER_STATEMENT: usize = 400;
 
 impl RunLog {
     pub(crate) fn new(
@@ -28,7 +45,10 @@ impl RunLog {
             store,
             run_id,
             next_seq,
+            stored_seq: next_seq,
+            stored_hash: prev_hash.clone(),
             prev_hash,
+            pending: Vec::new(),
             head,
             redactor: None,
         }
@@ -50,26 +70,46 @@ impl RunLog {
         self.next_seq
     }
 
-    /// Appends one event and returns it as stored (with known secrets replaced). The event
-    /// is durable when this returns.
-    pub async fn append(&mut self, payload: &EventPayload) -> Result<Event, StoreError> {
+    /// How many pushed events the store does not hold yet.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Adds an event to the log: chained and hashed now, stored by the next
+    /// [`RunLog::flush`]. Returns it as it will be stored (known secrets replaced) and
+    /// whether replacing them changed it.
+    pub fn push(&mut self, payload: &EventPayload) -> (Event, bool) {
         let ts = now_rfc3339();
-        let mut event = Event::new(&self.run_id, self.next_seq, ts, payload, &self.prev_hash);
-        if let Some(r) = &self.redactor
-            && r.redact_value(&mut event.payload)
-        {
-            event = Event::from_parts(
-                &self.run_id,
-                event.seq,
-                event.ts,
-                event.kind,
-                event.payload,
-                &self.prev_hash,
-            );
+        let (kind, mut value) = payload.to_parts();
+        let redacted = self
+            .redactor
+            .as_ref()
+            .is_some_and(|r| r.redact_value(&mut value));
+        let (event, text) = Event::from_parts_canonical(
+            &self.run_id,
+            self.next_seq,
+            ts,
+            kind,
+            value,
+            &self.prev_hash,
+        );
+        self.next_seq += 1;
+        self.prev_hash = event.hash.clone();
+        self.pending.push((event.clone(), text));
+        (event, redacted)
+    }
+
+    /// Stores every pushed event, all or none, and moves the run's head record past them:
+    /// they are durable (against a crash of this process) when this returns. On failure
+    /// they stay pushed, so a later flush can store them still.
+    pub async fn flush(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
         }
         let Some(head) = &self.head else {
-            self.insert(&event).await?;
-            return Ok(self.advance(event));
+            self.insert_pending().await?;
+            self.stored();
+            return Ok(());
         };
         let io = |e: std::io::Error| {
             StoreError::Io(format!(
@@ -80,11 +120,11 @@ impl RunLog {
         let _lock = head.lock().await.map_err(io)?;
         // Another process may have appended since this log was opened.
         match head.read() {
-            Ok(Some(h)) if h.count == self.next_seq && h.last_hash == self.prev_hash => {}
+            Ok(Some(h)) if h.count == self.stored_seq && h.last_hash == self.stored_hash => {}
             Ok(Some(_)) => {
                 return Err(StoreError::Conflict {
                     run_id: self.run_id.to_string(),
-                    seq: self.next_seq,
+                    seq: self.stored_seq,
                 });
             }
             Ok(None) => {}
@@ -96,55 +136,106 @@ impl RunLog {
             }
         }
         let before = Head {
-            count: self.next_seq,
-            last_hash: self.prev_hash.clone(),
+            count: self.stored_seq,
+            last_hash: self.stored_hash.clone(),
             pending: None,
         };
         head.write(&Head {
-            pending: Some((self.next_seq + 1, event.hash.clone())),
+            pending: Some((self.next_seq, self.prev_hash.clone())),
             ..before.clone()
         })
         .map_err(io)?;
-        if let Err(e) = self.insert(&event).await {
+        if let Err(e) = self.insert_pending().await {
             // Nothing was stored: the head goes back to what it was.
             head.write(&before).map_err(io)?;
             return Err(e);
         }
         head.write(&Head {
-            count: self.next_seq + 1,
-            last_hash: event.hash.clone(),
+            count: self.next_seq,
+            last_hash: self.prev_hash.clone(),
             pending: None,
         })
         .map_err(io)?;
-        Ok(self.advance(event))
+        self.stored();
+        Ok(())
     }
 
-    async fn insert(&self, event: &Event) -> Result<(), StoreError> {
-        let result = sqlx::query("INSERT INTO events (run_id, seq, ts, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(event.run_id.as_str())
-            .bind(event.seq as i64)
-            .bind(&event.ts)
-            .bind(&event.kind)
-            .bind(canonical_json(&event.payload))
-            .bind(&event.prev_hash)
-            .bind(&event.hash)
-            .execute(&self.store.pool)
-            .await;
+    /// Lets go of the pushed events the store does not hold (after a flush failed for good):
+    /// the log goes on from what the store holds.
+    pub fn discard_pending(&mut self) {
+        self.pending.clear();
+        self.next_seq = self.stored_seq;
+        self.prev_hash = self.stored_hash.clone();
+    }
+
+    /// Appends one event and stores it (with everything pushed before it); returns it as
+    /// stored. The event is durable when this returns.
+    pub async fn append(&mut self, payload: &EventPayload) -> Result<Event, StoreError> {
+        let (event, _) = self.push(payload);
+        self.flush().await?;
+        Ok(event)
+    }
+
+    /// The pushed events are stored.
+    fn stored(&mut self) {
+        self.store.after_flush();
+        self.pending.clear();
+        self.stored_seq = self.next_seq;
+        self.stored_hash = self.prev_hash.clone();
+    }
+
+    /// Inserts the pushed events: one statement, or one transaction of several.
+    async fn insert_pending(&self) -> Result<(), StoreError> {
+        let result = if self.pending.len() <= ROWS_PER_STATEMENT {
+            insert_rows(&self.pending).execute(&self.store.pool).await
+        } else {
+            async {
+                let mut tx = self.store.pool.begin().await?;
+                for chunk in self.pending.chunks(ROWS_PER_STATEMENT) {
+                    insert_rows(chunk).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(sqlx::sqlite::SqliteQueryResult::default())
+            }
+            .await
+        };
         match result {
             Ok(_) => Ok(()),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict {
                 run_id: self.run_id.to_string(),
-                seq: event.seq,
+                seq: self.stored_seq,
             }),
             Err(e) => Err(e.into()),
         }
     }
+}
 
-    fn advance(&mut self, event: Event) -> Event {
-        self.next_seq += 1;
-        self.prev_hash = event.hash.clone();
-        event
+/// One INSERT of these events (each with its payload's canonical text).
+fn insert_rows(
+    events: &[(Event, String)],
+) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    let mut sql = String::from(
+        "INSERT INTO events (run_id, seq, ts, kind, payload, prev_hash, hash) VALUES ",
+    );
+    for i in 0..events.len() {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?, ?, ?, ?, ?, ?, ?)");
     }
+    // Placeholders only: every value is bound.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (e, payload) in events {
+        q = q
+            .bind(e.run_id.as_str().to_string())
+            .bind(e.seq as i64)
+            .bind(e.ts.clone())
+            .bind(e.kind.clone())
+            .bind(payload.clone())
+            .bind(e.prev_hash.clone())
+            .bind(e.hash.clone());
+    }
+    q
 }
 
 /// The current time, RFC 3339 in UTC with exactly three fractional digits, so that

@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The schema version this code writes (`PRAGMA user_version`). Version 2 added the
-/// `meta` table and head records.
-const SCHEMA_VERSION: i64 = 2;
+/// `meta` table and head records; version 3 replaced the index of every event by kind
+/// (which each append had to update in several places) with one of runs' first events.
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -32,7 +33,7 @@ CREATE TABLE IF NOT EXISTS events (
     hash      TEXT    NOT NULL,
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, run_id, seq);
+CREATE INDEX IF NOT EXISTS events_run_starts ON events (run_id) WHERE seq = 0;
 CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'the run log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
@@ -89,6 +90,8 @@ pub enum StoredRow {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: SqlitePool,
+    /// Flushes since the WAL was last folded back into the database.
+    pub(crate) since_checkpoint: std::sync::Arc<std::sync::atomic::AtomicU32>,
     path: PathBuf,
     heads: PathBuf,
     read_only: bool,
@@ -116,6 +119,9 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
+            // The WAL is folded back into the database in the background (see
+            // `RunLog::flush`), not by whichever append happens to cross the threshold.
+            .pragma("wal_autocheckpoint", "0")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -141,6 +147,7 @@ impl Store {
         }
         Ok(Store {
             pool,
+            since_checkpoint: Default::default(),
             path: path.to_path_buf(),
             heads: head::dir_for(path),
             read_only: false,
@@ -221,6 +228,7 @@ impl Store {
         }
         Ok(Store {
             pool,
+            since_checkpoint: Default::default(),
             path: path.to_path_buf(),
             heads: head::dir_for(path),
             read_only: true,
@@ -355,6 +363,30 @@ impl Store {
             }
         };
         Ok(RunLog::new(self.clone(), run_id.clone(), count, hash, file))
+    }
+
+    /// Counts a flush; every so often folds the WAL back into the database on another
+    /// connection, in a task of its own, so no append waits for it (a passive checkpoint
+    /// never blocks a writer).
+    pub(crate) fn after_flush(&self) {
+        const EVERY: u32 = 64;
+        let n = self
+            .since_checkpoint
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n + 1 < EVERY {
+            return;
+        }
+        self.since_checkpoint
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        let pool = self.pool.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                // A checkpoint that fails (busy) leaves the WAL as it is: the next one folds it.
+                let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await;
+            });
+        }
     }
 
     /// Asks a running run to pause at its next step boundary, from this process or any
@@ -562,6 +594,11 @@ impl Store {
 /// Brings an older schema up to this version, in one transaction.
 async fn migrate(pool: &SqlitePool, from: i64) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
+    if from < 3 {
+        sqlx::query("DROP INDEX IF EXISTS events_by_kind")
+            .execute(&mut *tx)
+            .await?;
+    }
     sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
     if from < 2 {
         // Runs created from now on keep head records; older ones verify without them.

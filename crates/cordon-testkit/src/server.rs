@@ -33,6 +33,116 @@ pub struct RecordedRequest {
     pub served: String,
 }
 
+/// A request as kept: its body as the bytes that came (parsed only when someone asks to see
+/// it), so serving a long conversation costs a scan, not a parse into a tree.
+#[derive(Debug, Clone)]
+struct Kept {
+    path: &'static str,
+    raw: Bytes,
+    authorization: Option<String>,
+    served: String,
+}
+
+impl Kept {
+    fn recorded(&self, index: usize) -> RecordedRequest {
+        RecordedRequest {
+            index,
+            path: self.path.to_string(),
+            body: serde_json::from_slice(&self.raw).unwrap_or(Value::Null),
+            authorization: self.authorization.clone(),
+            served: self.served.clone(),
+        }
+    }
+}
+
+/// What the server reads from a request body: only what choosing and shaping the answer
+/// needs; the rest is skipped without being built.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Peek<'a> {
+    #[serde(default)]
+    model: Option<serde::de::IgnoredAny>,
+    #[serde(default, borrow)]
+    input: Option<Vec<ItemPeek<'a>>>,
+    #[serde(default, borrow)]
+    messages: Option<Vec<ItemPeek<'a>>>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptionsPeek>,
+}
+
+/// A body's fields when the items do not matter: present or not, never built.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Presence {
+    #[serde(default)]
+    model: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    input: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    messages: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptionsPeek>,
+}
+
+impl Presence {
+    fn into_peek(self) -> Peek<'static> {
+        Peek {
+            model: self.model,
+            input: self.input.map(|_| Vec::new()),
+            messages: self.messages.map(|_| Vec::new()),
+            stream: self.stream,
+            stream_options: self.stream_options,
+        }
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct ItemPeek<'a> {
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    role: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct StreamOptionsPeek {
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+impl Peek<'static> {
+    /// The fields a body of any shape has, read from its tree (for a body whose fields have
+    /// types the quick read does not expect).
+    fn from_value(v: &Value) -> Peek<'static> {
+        // A key that is there counts as given, whatever its type (a plain-text `input`).
+        let items = |key: &str| {
+            v.get(key).map(|x| {
+                x.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|i| ItemPeek {
+                        kind: i["type"].as_str().map(|t| t.to_string().into()),
+                        role: i["role"].as_str().map(|r| r.to_string().into()),
+                    })
+                    .collect()
+            })
+        };
+        Peek {
+            model: v.get("model").map(|_| serde::de::IgnoredAny),
+            input: items("input"),
+            messages: items("messages"),
+            stream: v.get("stream").and_then(Value::as_bool),
+            stream_options: Some(StreamOptionsPeek {
+                include_usage: v
+                    .pointer("/stream_options/include_usage")
+                    .and_then(Value::as_bool),
+            }),
+        }
+    }
+}
+
 /// What the server does with one request.
 #[derive(Debug, Clone)]
 enum Action {
@@ -50,12 +160,12 @@ struct Cursor {
 struct Shared {
     script: Script,
     cursor: Mutex<Cursor>,
-    requests: Mutex<Vec<RecordedRequest>>,
+    requests: Mutex<Vec<Kept>>,
     log: Option<Mutex<std::fs::File>>,
 }
 
 impl Shared {
-    fn next_action(&self, body: &Value) -> Action {
+    fn next_action(&self, body: &Peek<'_>) -> Action {
         let mut c = self.cursor.lock().expect("cursor lock");
         if self.script.turn_from == TurnFrom::Conversation {
             let turn = answers_in(body);
@@ -87,13 +197,18 @@ impl Shared {
     }
 
     /// Records a request and returns its index.
-    fn record(&self, path: &str, body: Value, headers: &HeaderMap, served: String) -> usize {
+    fn record(
+        &self,
+        path: &'static str,
+        raw: &Bytes,
+        headers: &HeaderMap,
+        served: String,
+    ) -> usize {
         let mut reqs = self.requests.lock().expect("requests lock");
         let index = reqs.len();
-        let r = RecordedRequest {
-            index,
-            path: path.to_string(),
-            body,
+        let kept = Kept {
+            path,
+            raw: raw.clone(),
             authorization: headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
@@ -102,27 +217,40 @@ impl Shared {
         };
         if let Some(log) = &self.log {
             let mut f = log.lock().expect("log lock");
-            let _ = writeln!(f, "{}", serde_json::to_string(&r).unwrap_or_default());
+            let line = serde_json::to_string(&kept.recorded(index)).unwrap_or_default();
+            let _ = writeln!(f, "{line}");
         }
-        reqs.push(r);
+        reqs.push(kept);
         index
+    }
+
+    /// Every request so far, as tests see them.
+    fn recorded(&self) -> Vec<RecordedRequest> {
+        let reqs = self.requests.lock().expect("requests lock");
+        reqs.iter()
+            .enumerate()
+            .map(|(i, k)| k.recorded(i))
+            .collect()
     }
 }
 
 /// How many model answers a request's conversation holds: assistant messages for Chat
 /// Completions; for Responses, runs of consecutive model output items (messages, reasoning,
 /// tool calls), since one answer can hold several.
-fn answers_in(body: &Value) -> usize {
-    if let Some(messages) = body.get("messages").and_then(Value::as_array) {
-        return messages.iter().filter(|m| m["role"] == "assistant").count();
+fn answers_in(body: &Peek<'_>) -> usize {
+    if let Some(messages) = &body.messages {
+        return messages
+            .iter()
+            .filter(|m| m.role.as_deref() == Some("assistant"))
+            .count();
     }
-    let Some(items) = body.get("input").and_then(Value::as_array) else {
+    let Some(items) = &body.input else {
         return 0;
     };
-    let from_model = |i: &Value| {
-        i["role"] == "assistant"
+    let from_model = |i: &ItemPeek| {
+        i.role.as_deref() == Some("assistant")
             || matches!(
-                i["type"].as_str(),
+                i.kind.as_deref(),
                 Some("function_call" | "custom_tool_call" | "reasoning")
             )
     };
@@ -207,7 +335,7 @@ impl ScriptedServer {
 
     /// Every request received so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.requests.lock().expect("requests lock").clone()
+        self.shared.recorded()
     }
 }
 
@@ -220,7 +348,7 @@ impl Drop for ScriptedServer {
 }
 
 async fn handle_requests(State(shared): State<Arc<Shared>>) -> Response {
-    axum::Json(shared.requests.lock().expect("requests lock").clone()).into_response()
+    axum::Json(shared.recorded()).into_response()
 }
 
 async fn handle_responses(
@@ -255,24 +383,38 @@ async fn handle(
         Protocol::Responses => "/v1/responses",
         Protocol::Chat => "/v1/chat/completions",
     };
-    let body: Value = match serde_json::from_slice(&raw) {
-        Ok(v) => v,
-        Err(e) => {
-            shared.record(path, Value::Null, &headers, "rejected".into());
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                &format!("body is not JSON: {e}"),
-                None,
-            );
-        }
+    // The quick read skips what it does not need (the conversation's items too, unless the
+    // turn is chosen from them); a body it cannot read that way (a field of another type) is
+    // parsed whole, and one that is not JSON is refused.
+    let quick = if shared.script.turn_from == TurnFrom::Conversation {
+        serde_json::from_slice::<Peek<'_>>(&raw)
+    } else {
+        serde_json::from_slice::<Presence>(&raw).map(Presence::into_peek)
     };
-    let required = match protocol {
-        Protocol::Responses => ["model", "input"],
-        Protocol::Chat => ["model", "messages"],
+    let body: Peek<'_> = match quick {
+        Ok(p) => p,
+        Err(_) => match serde_json::from_slice::<Value>(&raw) {
+            Ok(v) if v.is_object() => Peek::from_value(&v),
+            Ok(_) => Peek::default(),
+            Err(e) => {
+                shared.record(path, &raw, &headers, "rejected".into());
+                return api_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    &format!("body is not JSON: {e}"),
+                    None,
+                );
+            }
+        },
     };
-    if let Some(missing) = required.iter().find(|k| body.get(**k).is_none()) {
-        shared.record(path, body, &headers, "rejected".into());
+    let missing = match protocol {
+        _ if body.model.is_none() => Some("model"),
+        Protocol::Responses if body.input.is_none() => Some("input"),
+        Protocol::Chat if body.messages.is_none() => Some("messages"),
+        _ => None,
+    };
+    if let Some(missing) = missing {
+        shared.record(path, &raw, &headers, "rejected".into());
         return api_error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
@@ -286,12 +428,13 @@ async fn handle(
         Action::Serve { turn, .. } => format!("turn {turn}"),
         Action::Exhausted => "exhausted".into(),
     };
-    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let stream = body.stream.unwrap_or(false);
     let include_usage = body
-        .pointer("/stream_options/include_usage")
-        .and_then(Value::as_bool)
+        .stream_options
+        .as_ref()
+        .and_then(|o| o.include_usage)
         .unwrap_or(false);
-    let request = shared.record(path, body, &headers, served);
+    let request = shared.record(path, &raw, &headers, served);
 
     let (turn_index, malformed, fault) = match action {
         Action::Exhausted => {
@@ -388,11 +531,14 @@ async fn handle(
             steps.push(Step::Sleep(ms));
             steps.push(Step::Fail);
         }
+        // Without delays between them, the events go out together, as a fast server's
+        // do (and a client must take several events in one read).
+        _ if turn.chunk_delay_ms == 0 => {
+            steps.push(Step::Send(frames.iter().map(Frame::to_wire).collect()));
+        }
         _ => {
             for f in &frames {
-                if turn.chunk_delay_ms > 0 {
-                    steps.push(Step::Sleep(turn.chunk_delay_ms));
-                }
+                steps.push(Step::Sleep(turn.chunk_delay_ms));
                 steps.push(Step::Send(f.to_wire()));
             }
         }
@@ -406,7 +552,17 @@ enum Step {
     Fail,
 }
 
-fn sse_response(steps: Vec<Step>) -> Response {
+fn sse_response(mut steps: Vec<Step>) -> Response {
+    let builder = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache");
+    // All of it at once: one body of known length.
+    if let [Step::Send(_)] = steps.as_slice()
+        && let Some(Step::Send(whole)) = steps.pop()
+    {
+        return builder.body(Body::from(whole)).expect("valid response");
+    }
     let stream = futures::stream::unfold(steps.into_iter(), |mut it| async move {
         loop {
             match it.next()? {
@@ -422,10 +578,7 @@ fn sse_response(steps: Vec<Step>) -> Response {
             }
         }
     });
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
+    builder
         .body(Body::from_stream(stream))
         .expect("valid response")
 }

@@ -212,7 +212,8 @@ impl LocalSandbox {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
+            // Stopping lets the supervisor end what runs inside first (see `stop`, `Drop`).
+            .kill_on_drop(false)
             .spawn()
             .map_err(|e| SandboxError::Start(format!("cannot start {tier:?} sandbox: {e}")))?;
         let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
@@ -327,16 +328,50 @@ impl LocalSandbox {
         &self.client
     }
 
-    /// Stops the sandbox and everything in it, and removes its cgroups (their removal waits
-    /// for the last process to go, off the runtime's threads).
+    /// Stops the sandbox and everything in it: the supervisor is told (it ends every process
+    /// in the sandbox, whatever session or group it moved to, and exits), killed if it has
+    /// not gone within [`STOP_GRACE`], and the sandbox's cgroups are emptied and removed (off
+    /// the runtime's threads).
     pub async fn stop(&self) {
-        if let Some(mut child) = self.child.lock().await.take() {
+        self.client.close().await;
+        if let Some(mut child) = self.child.lock().await.take()
+            && tokio::time::timeout(STOP_GRACE, child.wait())
+                .await
+                .is_err()
+        {
             let _ = child.kill().await;
         }
         let cgroups = self.cgroups.lock().ok().and_then(|mut c| c.take());
         if let Some(cg) = cgroups {
             let _ = tokio::task::spawn_blocking(move || cg.remove()).await;
         }
+    }
+}
+
+/// How long a supervisor told to stop has to end what runs inside and exit.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Waits, blocking, until process `pid` has exited (gone, or a zombie), for at most `limit`;
+/// whether it did.
+fn wait_exited(pid: u32, limit: Duration) -> bool {
+    let started = std::time::Instant::now();
+    loop {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            // The state follows the command name, which is in parentheses.
+            Ok(stat) => {
+                let state = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, rest)| rest.trim_start().chars().next());
+                if matches!(state, Some('Z' | 'X')) {
+                    return true;
+                }
+            }
+        }
+        if started.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -454,10 +489,27 @@ fn join_cgroups_first(command: Command, procs_files: &[PathBuf]) -> Command {
 
 impl Drop for LocalSandbox {
     fn drop(&mut self) {
-        // The supervisor dies with its handle (kill_on_drop); its cgroups can go only once
-        // its processes have, which is not worth holding up whoever dropped it.
-        if let Some(cg) = self.cgroups.get_mut().ok().and_then(|c| c.take()) {
-            std::thread::spawn(move || cg.remove());
+        // As `stop`, without waiting here: the supervisor is told, and a thread of its own
+        // kills it if it does not go, then empties and removes the cgroups.
+        self.client.close_now();
+        let child = self.child.get_mut().take();
+        let cgroups = self.cgroups.get_mut().ok().and_then(|c| c.take());
+        if child.is_none() && cgroups.is_none() {
+            return;
         }
+        std::thread::spawn(move || {
+            if let Some(child) = child
+                && let Some(pid) = child.id()
+                && !wait_exited(pid, STOP_GRACE)
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            if let Some(cg) = cgroups {
+                cg.remove();
+            }
+        });
     }
 }

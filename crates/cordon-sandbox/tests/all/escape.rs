@@ -677,3 +677,47 @@ attack!(hold_a_finished_commands_output_open, |lab, tier| {
         "{tier:?}: a background process holding the output kept the command running"
     );
 });
+
+/// Starts a heartbeat that leaves its command's session, group and (by a double fork) its
+/// parent, then returns its file's size over time as a closure.
+async fn detached_heartbeat(lab: &Lab) {
+    let out = lab
+        .sh("( setsid sh -c 'while :; do echo . >> beat; sleep 0.02; done' & ) ; sleep 0.2; echo started")
+        .await;
+    assert_eq!(out.stdout_text(), "started\n", "{}", out.stderr_text());
+}
+
+fn beat_size(lab: &Lab) -> u64 {
+    std::fs::metadata(lab.ws().join("beat")).map_or(0, |m| m.len())
+}
+
+attack!(outlive_the_sandbox_when_it_stops, |lab, tier| {
+    detached_heartbeat(&lab).await;
+    assert!(beat_size(&lab) > 0, "{tier:?}: the heartbeat ran");
+    lab.sandbox.stop().await;
+    let after = beat_size(&lab);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        beat_size(&lab),
+        after,
+        "{tier:?}: a process outlived its stopped sandbox"
+    );
+});
+
+attack!(outlive_the_sandbox_when_it_is_dropped, |lab, tier| {
+    detached_heartbeat(&lab).await;
+    assert!(beat_size(&lab) > 0, "{tier:?}: the heartbeat ran");
+    let Lab { sandbox, workspace } = lab;
+    drop(sandbox);
+    // Dropping does not wait: the supervisor ends everything within its grace period.
+    std::thread::sleep(Duration::from_millis(2500));
+    let size =
+        |w: &tempfile::TempDir| std::fs::metadata(w.path().join("beat")).map_or(0, |m| m.len());
+    let after = size(&workspace);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        size(&workspace),
+        after,
+        "{tier:?}: a process outlived its dropped sandbox"
+    );
+});

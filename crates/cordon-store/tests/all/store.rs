@@ -121,3 +121,80 @@ async fn runs_are_listed_newest_first_and_resolved_by_prefix() {
         Err(StoreError::NoSuchRun(_))
     ));
 }
+
+#[tokio::test]
+async fn pushed_events_are_stored_together_by_a_flush_and_chain_as_appended_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("c.db")).await.unwrap();
+    let run = RunId::new();
+    let mut log = store.create_run(&run).await.unwrap();
+    log.append(&input("first")).await.unwrap();
+    for i in 0..3 {
+        log.push(&input(&format!("buffered {i}")));
+    }
+    assert_eq!(log.pending(), 3);
+    assert_eq!(
+        store.events(&run).await.unwrap().len(),
+        1,
+        "not stored before a flush"
+    );
+    assert_eq!(store.head(&run).unwrap().unwrap().count, 1);
+    log.flush().await.unwrap();
+    assert_eq!(log.pending(), 0);
+    let events = store.events(&run).await.unwrap();
+    assert_eq!(events.len(), 4);
+    verify_chain(&events).unwrap();
+    let head = store.head(&run).unwrap().unwrap();
+    assert_eq!(
+        (head.count, head.last_hash.as_str(), head.pending),
+        (4, events[3].hash.as_str(), None)
+    );
+    assert!(
+        cordon_store::verify::verify_run(&store, &run)
+            .await
+            .unwrap()
+            .ok()
+    );
+
+    // More than one statement's worth goes in one transaction.
+    for i in 0..1000 {
+        log.push(&input(&format!("many {i}")));
+    }
+    log.flush().await.unwrap();
+    let events = store.events(&run).await.unwrap();
+    assert_eq!(events.len(), 1004);
+    verify_chain(&events).unwrap();
+    assert!(
+        cordon_store::verify::verify_run(&store, &run)
+            .await
+            .unwrap()
+            .ok()
+    );
+}
+
+#[tokio::test]
+async fn a_flush_after_another_writer_appended_is_a_conflict_and_keeps_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("c.db")).await.unwrap();
+    let run = RunId::new();
+    let mut mine = store.create_run(&run).await.unwrap();
+    mine.append(&input("first")).await.unwrap();
+    let mut theirs = store.open_run(&run).await.unwrap();
+    mine.push(&input("mine"));
+    theirs.append(&input("theirs")).await.unwrap();
+    let err = mine.flush().await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert_eq!(
+        mine.pending(),
+        1,
+        "nothing pushed is dropped by a failed flush"
+    );
+    let events = store.events(&run).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(
+        cordon_store::verify::verify_run(&store, &run)
+            .await
+            .unwrap()
+            .ok()
+    );
+}

@@ -34,8 +34,6 @@ struct Measured {
     events: usize,
     total: Duration,
     per_turn: Vec<Duration>,
-    model_call: Vec<Duration>,
-    outside: Vec<Duration>,
     store_bytes: u64,
 }
 
@@ -52,8 +50,6 @@ impl Measured {
             "turns": self.turns, "events": self.events, "total_ms": ms(self.total),
             "mean_per_turn_ms": ms(self.mean()),
             "per_turn_ms": pair(&self.per_turn),
-            "model_call_ms": pair(&self.model_call),
-            "outside_model_call_ms": pair(&self.outside),
             "store_bytes": self.store_bytes,
         })
     }
@@ -104,18 +100,14 @@ async fn measure(turns: u32, api: Api) -> anyhow::Result<Measured> {
             .map(|(_, t)| *t)
             .collect()
     };
+    // Each turn, from one model request being stored to the next (the last: to the end).
     let requests = at("model_request");
-    let responses = at("model_response");
     let end = marks.last().map_or(started, |(_, t)| *t);
-    let (mut per_turn, mut model_call, mut outside) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, req) in requests.iter().enumerate() {
-        let next = requests.get(i + 1).copied().unwrap_or(end);
-        let turn = next - *req;
-        let call = responses[i] - *req;
-        per_turn.push(turn);
-        model_call.push(call);
-        outside.push(turn.saturating_sub(call));
-    }
+    let per_turn = requests
+        .iter()
+        .enumerate()
+        .map(|(i, req)| requests.get(i + 1).copied().unwrap_or(end) - *req)
+        .collect();
     let size = |name: &str| {
         std::fs::metadata(dir.path().join(name))
             .map(|m| m.len())
@@ -126,10 +118,18 @@ async fn measure(turns: u32, api: Api) -> anyhow::Result<Measured> {
         events: marks.len(),
         total,
         per_turn,
-        model_call,
-        outside,
         store_bytes: size("bench.db") + size("bench.db-wal"),
     })
+}
+
+/// How many times each length runs.
+const REPEATS: usize = 5;
+
+/// The run whose time per turn is the median of these.
+fn median_run(mut runs: Vec<Measured>) -> Measured {
+    runs.sort_by_key(|m| m.mean());
+    let mid = runs.len() / 2;
+    runs.swap_remove(mid)
 }
 
 /// `cordon bench harness`: `short` turns, then `turns`, side by side.
@@ -141,15 +141,23 @@ pub async fn harness(turns: u32, short: u32, api: ApiArg, json: bool) -> anyhow:
     };
     if !json {
         eprintln!(
-            "running {short} and then {long} scripted turns ({}), run logs on disk …",
+            "running {short} and then {long} scripted turns ({}), {REPEATS} times each, run logs on disk …",
             wire.as_str()
         );
     }
     // A first short run warms the binary's pages and the allocator, as a user's second run
-    // would find them.
+    // would find them. Then each length runs several times; the run whose time per turn is
+    // the median of its length's is the one reported (a 2-core machine is noisy).
     measure(short, wire).await?;
-    let a = measure(short, wire).await?;
-    let b = measure(long, wire).await?;
+    let mut shorts = Vec::new();
+    for _ in 0..REPEATS {
+        shorts.push(measure(short, wire).await?);
+    }
+    let mut longs = Vec::new();
+    for _ in 0..REPEATS {
+        longs.push(measure(long, wire).await?);
+    }
+    let (a, b) = (median_run(shorts), median_run(longs));
     let ratio = b.mean().as_secs_f64() / a.mean().as_secs_f64();
     if json {
         println!(
@@ -171,6 +179,12 @@ pub async fn harness(turns: u32, short: u32, api: ApiArg, json: bool) -> anyhow:
     );
     let row = |label: &str, x: f64, y: f64| println!("  {label:<34} {x:>9.3} ms {y:>9.3} ms");
     row("per turn (whole run / turns)", ms(a.mean()), ms(b.mean()));
+    println!(
+        "  {:<34} {:>9.1} ms {:>9.1} ms",
+        "whole run",
+        ms(a.total),
+        ms(b.total)
+    );
     row(
         "per turn, median",
         ms(percentile(&a.per_turn, 50)),
@@ -180,16 +194,6 @@ pub async fn harness(turns: u32, short: u32, api: ApiArg, json: bool) -> anyhow:
         "per turn, p95",
         ms(percentile(&a.per_turn, 95)),
         ms(percentile(&b.per_turn, 95)),
-    );
-    row(
-        "  model call (HTTP + SSE), median",
-        ms(percentile(&a.model_call, 50)),
-        ms(percentile(&b.model_call, 50)),
-    );
-    row(
-        "  the rest (log, tools), median",
-        ms(percentile(&a.outside, 50)),
-        ms(percentile(&b.outside, 50)),
     );
     println!(
         "  {:<34} {:>12} {:>12}",
