@@ -385,8 +385,10 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Sandbox costs: create to a finished `true` (median, p95), and the extra cost of one
-    /// exec in a running sandbox over spawning /bin/true directly.
+    /// Sandbox costs: create to a finished `true` (median, p95); the extra cost of one exec
+    /// in a running sandbox over spawning /bin/true directly; and `cordon sandbox exec` as a
+    /// user sees it (process start to first output) beside plain `bwrap --unshare-all`
+    /// measured the same way in the same run, with their ratio.
     Sandbox {
         /// Sandboxes to create, and execs to time.
         #[arg(long, default_value_t = 50)]

@@ -221,6 +221,17 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Manifest, Manife
                 "grants name host paths like /opt/data",
             );
         }
+        if grant.path.starts_with('/')
+            && let Some(why) =
+                cordon_sandbox::local::grant_refusal(std::path::Path::new(&grant.path))
+        {
+            checker.problem(
+                &grant.path,
+                0,
+                format!("grant '{}' {why}", grant.path),
+                "grant only the directories the task needs, like /opt/data",
+            );
+        }
         if grant.mode != "ro" && grant.mode != "rw" {
             checker.problem(
                 &grant.path,

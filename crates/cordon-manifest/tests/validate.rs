@@ -112,6 +112,14 @@ fn each_bad_entry_is_refused_where_it_is_written() {
 
     let (_, _, msg, _) = problem("[entries.f]\ntype = \"local_file\"\n");
     assert!(msg.contains("needs 'source'"), "{msg}");
+
+    // Grants of the whole host or of its own directories, however written.
+    let (line, _, msg, _) = problem("[[grants]]\npath = \"/opt/..\"\nmode = \"ro\"\n");
+    assert_eq!(line, 2);
+    assert!(msg.contains("the whole host"), "{msg}");
+    let (_, _, msg, _) = problem("[[grants]]\npath = \"/proc/self\"\nmode = \"ro\"\n");
+    assert!(msg.contains("inside /proc"), "{msg}");
+    assert!(check("[[grants]]\npath = \"/opt/data\"\nmode = \"ro\"\n").is_ok());
 }
 
 #[test]

@@ -56,9 +56,15 @@ impl SandboxCgroups {
         }
     }
 
-    /// The `cgroup.procs` files a process writes its pid into to join.
-    pub fn procs_files(&self) -> Vec<PathBuf> {
-        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    /// Moves process `pid`, with all its threads, into these cgroups.
+    ///
+    /// The kernel makes a move wait for an RCU grace period (several milliseconds) when no
+    /// move happened just before, so a caller that can overlap this with other work should.
+    pub fn admit(&self, pid: u32) -> std::io::Result<()> {
+        for dir in &self.dirs {
+            std::fs::write(dir.join("cgroup.procs"), pid.to_string())?;
+        }
+        Ok(())
     }
 
     /// Which controllers are limiting, for the run log.

@@ -275,8 +275,8 @@ async fn serve(version: u32, confinement: hardening::Applied, setup: Setup) -> E
         confinement,
     });
     let table: Table = Arc::default();
-    tokio::spawn(reap_orphans(table.clone()));
-    tokio::spawn(guard_disk(
+    let reaper = tokio::spawn(reap_orphans(table.clone()));
+    let guard = tokio::spawn(guard_disk(
         setup.workspace.clone(),
         setup.disk_reserve,
         setup.scoped,
@@ -300,6 +300,10 @@ async fn serve(version: u32, confinement: hardening::Applied, setup: Setup) -> E
     }
     // The harness is gone: nothing here may outlive it, background processes included.
     end_all(&table, setup.scoped);
+    // The writer ends when every sender is gone. The background tasks never end by
+    // themselves; the commands' tasks end once their output is drained (within `DRAIN`).
+    reaper.abort();
+    guard.abort();
     drop(tx);
     let _ = writer.await;
     ExitCode::SUCCESS

@@ -108,6 +108,18 @@ pub async fn show(store: &Store, run: &str, json: bool, raw: bool) -> anyhow::Re
         eprintln!("  hint: `cordon verify {run_id}` checks the whole record");
         return Ok(ExitCode::from(exit::TAMPERED));
     }
+    // What was shown is only worth believing if the record is intact: say so when it is not.
+    let verdict = verify_run(store, &run_id)
+        .await
+        .map_err(super::store_failure)?;
+    if let Some(first) = verdict.problems.first() {
+        eprintln!(
+            "TAMPERED: run {run_id}: {}; what is shown above cannot be trusted",
+            describe(first)
+        );
+        eprintln!("  hint: `cordon verify {run_id}` lists every problem");
+        return Ok(ExitCode::from(exit::TAMPERED));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

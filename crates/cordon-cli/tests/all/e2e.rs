@@ -442,6 +442,15 @@ async fn verify_names_the_event_that_was_edited() {
         (v["ok"].as_bool(), v["bad_seq"].as_u64()),
         (Some(false), Some(victim))
     );
+    // `show` prints what is stored, and says that it cannot be trusted.
+    let out = run(env.cordon(), &["show", &run_id]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("TAMPERED"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("event {victim} (tool_result)")),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,7 @@ mod state;
 
 pub use layout::INNER_WORKSPACE;
 pub use provider::LocalProvider;
+pub use reach::grant_refusal;
 
 use crate::cgroup::SandboxCgroups;
 use crate::client::Client;
@@ -202,9 +203,6 @@ impl LocalSandbox {
             Tier::Unconfined => None,
             _ => SandboxCgroups::create(&name, config.limits.max_processes, config.limits.memory),
         };
-        if let Some(cg) = &cgroups {
-            command = join_cgroups_first(command, &cg.procs_files());
-        }
         // Its own process group: a terminal's Ctrl-C reaches cordon, which decides, and not
         // the sandbox directly.
         command.process_group(0);
@@ -226,6 +224,26 @@ impl LocalSandbox {
         let program = match tier {
             Tier::Namespaces => INNER_SUPERVISOR.to_string(),
             Tier::Landlock | Tier::Unconfined => config.supervisor.program.display().to_string(),
+        };
+        let cgroups = match (cgroups, child.id()) {
+            (Some(cg), Some(leader)) => {
+                // Below bubblewrap, the supervisor is found by name; in the landlock tier
+                // the leader is the supervisor.
+                let below = (tier == Tier::Namespaces).then_some(INNER_SUPERVISOR);
+                let admitted = tokio::task::spawn_blocking(move || {
+                    admit_to_cgroups(&cg, leader, below).map(|()| cg)
+                })
+                .await
+                .map_err(|e| SandboxError::Start(e.to_string()))?;
+                match admitted {
+                    Ok(cg) => Some(cg),
+                    Err(e) => {
+                        let _ = child.kill().await;
+                        return Err(e);
+                    }
+                }
+            }
+            (cgroups, _) => cgroups,
         };
         let shim: Vec<String> = std::iter::once(program)
             .chain(config.supervisor.args.iter().cloned())
@@ -339,6 +357,9 @@ impl LocalSandbox {
                 .await
                 .is_err()
         {
+            tracing::warn!(
+                "the sandbox's supervisor did not stop within {STOP_GRACE:?}; killed it"
+            );
             let _ = child.kill().await;
         }
         let cgroups = self.cgroups.lock().ok().and_then(|mut c| c.take());
@@ -356,17 +377,8 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 fn wait_exited(pid: u32, limit: Duration) -> bool {
     let started = std::time::Instant::now();
     loop {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return true,
-            // The state follows the command name, which is in parentheses.
-            Ok(stat) => {
-                let state = stat
-                    .rsplit_once(')')
-                    .and_then(|(_, rest)| rest.trim_start().chars().next());
-                if matches!(state, Some('Z' | 'X')) {
-                    return true;
-                }
-            }
+        if !is_running(pid) {
+            return true;
         }
         if started.elapsed() >= limit {
             return false;
@@ -384,12 +396,10 @@ fn namespaces_launch(
     let bwrap = tier::find_bwrap().ok_or_else(|| {
         SandboxError::NoTier("bubblewrap is not installed (apt-get install bubblewrap)".into())
     })?;
+    let host = host_layout();
     let (passwd, group) = layout::identity_files(&config.root);
-    std::fs::write(state.join("passwd"), passwd)
-        .and_then(|()| std::fs::write(state.join("group"), group))
-        .map_err(|e| {
-            SandboxError::Start(format!("cannot write the sandbox's identity files: {e}"))
-        })?;
+    layout::stage_etc(Path::new("/etc"), state, &host, (&passwd, &group))
+        .map_err(|e| SandboxError::Start(format!("cannot make the sandbox's /etc: {e}")))?;
     // Only read-only entries that resolve inside the workspace: a link must not pick the
     // mount point.
     let mut read_only_entries = Vec::new();
@@ -416,9 +426,7 @@ fn namespaces_launch(
         limits: &config.limits,
     };
     let mut command = Command::new(bwrap);
-    command
-        .args(layout::bwrap_args(&host_layout(), &plan))
-        .env_clear();
+    command.args(layout::bwrap_args(&host, &plan)).env_clear();
     Ok(Launch {
         command,
         hardening: Some(layout::namespaces_hardening(
@@ -466,25 +474,97 @@ fn landlock_launch(
     })
 }
 
-/// Wraps `command` in a shell that first moves itself into the sandbox's cgroups, then
-/// execs the command.
-fn join_cgroups_first(command: Command, procs_files: &[PathBuf]) -> Command {
-    let inner = command.as_std();
-    let mut c = Command::new("/bin/sh");
-    c.arg("-c")
-        .arg(layout::cgroup_join_script(procs_files))
-        .arg("cordon-sandbox");
-    c.arg(inner.get_program()).args(inner.get_args());
-    if let Some(dir) = inner.get_current_dir() {
-        c.current_dir(dir);
+/// Moves a sandbox that has just started into its cgroups before it is told to begin:
+/// `leader` (the process cordon started) and every process below it, until the supervisor
+/// is among them. The supervisor waits for its hello and bubblewrap starts nothing else, so
+/// nothing in the sandbox can fork outside the limits; and the kernel's wait for the first
+/// move (see [`SandboxCgroups::admit`]) overlaps bubblewrap building the sandbox instead of
+/// coming before it. Returns when the supervisor is in, or when the leader has ended (the
+/// hello then fails and says why).
+fn admit_to_cgroups(
+    cgroups: &SandboxCgroups,
+    leader: u32,
+    supervisor: Option<&str>,
+) -> Result<(), SandboxError> {
+    let cannot = |e: std::io::Error| {
+        SandboxError::Start(format!("cannot move the sandbox into its cgroups: {e}"))
+    };
+    cgroups.admit(leader).map_err(cannot)?;
+    let Some(supervisor) = supervisor else {
+        return Ok(());
+    };
+    let started = std::time::Instant::now();
+    let mut admitted = vec![leader];
+    loop {
+        if !is_running(leader) {
+            return Ok(());
+        }
+        let mut found = false;
+        let mut pending = vec![leader];
+        while let Some(pid) = pending.pop() {
+            if !admitted.contains(&pid) {
+                // Gone already: nothing to move.
+                if let Err(e) = cgroups.admit(pid)
+                    && is_running(pid)
+                {
+                    return Err(cannot(e));
+                }
+                admitted.push(pid);
+            }
+            found |= argv0(pid).as_deref() == Some(supervisor);
+            pending.extend(children(pid));
+        }
+        if found {
+            return Ok(());
+        }
+        if started.elapsed() > ADMIT_LIMIT {
+            return Err(SandboxError::Start(format!(
+                "the supervisor did not start within {ADMIT_LIMIT:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_micros(200));
     }
-    c.env_clear();
-    for (k, v) in inner.get_envs() {
-        if let Some(v) = v {
-            c.env(k, v);
+}
+
+/// How long a sandbox may take to reach its supervisor.
+const ADMIT_LIMIT: Duration = Duration::from_secs(20);
+
+/// The children of process `pid`'s threads.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut all = Vec::new();
+    for task in tasks.flatten() {
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            all.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
         }
     }
-    c
+    all
+}
+
+/// The program process `pid` runs, as its first argument names it.
+fn argv0(pid: u32) -> Option<String> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let first = cmdline.split(|b| *b == 0).next()?;
+    String::from_utf8(first.to_vec()).ok()
+}
+
+/// Whether process `pid` exists and has not exited (a zombie has).
+fn is_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next());
+            !matches!(state, Some('Z' | 'X'))
+        }
+    }
 }
 
 impl Drop for LocalSandbox {

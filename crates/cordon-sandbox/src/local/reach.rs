@@ -9,6 +9,33 @@ use std::path::{Path, PathBuf};
 /// devices and kernel settings.
 const HOST_ONLY: &[&str] = &["/proc", "/sys", "/dev", "/run", "/boot"];
 
+/// Why a grant of `path` is refused, if it is: the whole host, or a directory that belongs
+/// to the host. Taken as written (`.` and `..` folded, links not followed): a manifest is
+/// checked with this before anything exists, and a sandbox again with links resolved.
+pub fn grant_refusal(path: &Path) -> Option<String> {
+    use std::path::Component;
+    let mut folded = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => folded.push(n),
+            Component::ParentDir => {
+                folded.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    if folded == Path::new("/") {
+        return Some(
+            "would show the sandbox the whole host: grant the directories the task needs".into(),
+        );
+    }
+    HOST_ONLY.iter().find(|h| folded.starts_with(h)).map(|h| {
+        format!(
+            "is inside {h}, which belongs to the host (processes, devices, kernel settings) and is never granted"
+        )
+    })
+}
+
 /// A path with its links resolved, or with its longest existing ancestor resolved (for a
 /// protected path that does not exist yet).
 fn resolved(p: &Path) -> PathBuf {
@@ -51,15 +78,8 @@ pub(super) fn check_reach(
         } else {
             format!("{} (which resolves to {})", path.display(), real.display())
         };
-        if real == Path::new("/") {
-            return Err(SandboxError::Config(format!(
-                "grant {shown} would show the sandbox the whole host: grant the directories the task needs"
-            )));
-        }
-        if let Some(h) = HOST_ONLY.iter().find(|h| real.starts_with(h)) {
-            return Err(SandboxError::Config(format!(
-                "grant {shown} is inside {h}, which belongs to the host (processes, devices, kernel settings) and is never granted"
-            )));
+        if let Some(why) = grant_refusal(&real) {
+            return Err(SandboxError::Config(format!("grant {shown} {why}")));
         }
         if let Some(p) = protected
             .iter()
@@ -78,4 +98,30 @@ pub(super) fn check_reach(
         grants.push((real, *writable));
     }
     Ok(grants)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grant_refusal;
+    use std::path::Path;
+
+    #[test]
+    fn grants_of_the_host_are_refused_as_written() {
+        for refused in [
+            "/",
+            "/.",
+            "/opt/..",
+            "//",
+            "/proc",
+            "/proc/1",
+            "/sys/kernel",
+            "/dev",
+            "/opt/../run/x",
+        ] {
+            assert!(grant_refusal(Path::new(refused)).is_some(), "{refused}");
+        }
+        for allowed in ["/opt/data", "/home/u/project", "/procfiles", "/srv/dev"] {
+            assert_eq!(grant_refusal(Path::new(allowed)), None, "{allowed}");
+        }
+    }
 }

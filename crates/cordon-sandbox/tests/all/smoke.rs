@@ -185,3 +185,37 @@ async fn files_are_read_written_listed_committed_and_removed_through_the_interfa
         );
     }
 }
+
+/// A supervisor whose harness closes its input ends what runs and exits by itself: the
+/// harness never has to wait out its grace period and kill it.
+#[tokio::test]
+async fn the_supervisor_exits_when_its_harness_goes() {
+    use cordon_sandbox::protocol::{self, PROTOCOL_VERSION, Reply, Request};
+    let ws = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cordon-supervisor"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let hello = Request::Hello {
+        version: PROTOCOL_VERSION,
+        hardening: None,
+        workspace: ws.path().display().to_string(),
+        // A reserve, as every real sandbox has: its guard runs until the supervisor ends.
+        disk_reserve: 1 << 20,
+        shim: None,
+    };
+    protocol::write_frame(&mut stdin, &hello).await.unwrap();
+    let reply: Option<Reply> = protocol::read_frame(&mut stdout).await.unwrap();
+    assert!(matches!(reply, Some(Reply::Hello { .. })), "{reply:?}");
+    drop(stdin);
+    // The harness waits 2 s before it kills; a supervisor that ends by itself is long gone.
+    let status = tokio::time::timeout(Duration::from_millis(1500), child.wait()).await;
+    assert!(
+        matches!(status, Ok(Ok(s)) if s.success()),
+        "the supervisor did not exit by itself: {status:?}"
+    );
+}

@@ -116,6 +116,12 @@ pub async fn sandbox(
     let truth = vec!["/bin/true".to_string()];
     let mut create = Vec::new();
     let mut tier_name = String::new();
+    // As a user sees it: `cordon sandbox exec` started as a process, to its first output,
+    // beside plain bubblewrap measured the same way in the same run, turn about.
+    let bwrap = cordon_sandbox::tier::find_bwrap();
+    let mut user_seen = Vec::new();
+    let mut plain_bwrap = Vec::new();
+    let this = std::env::current_exe()?;
     for _ in 0..iterations {
         let started = Instant::now();
         let sb = super::sandbox::create(&args, &[]).await?.sandbox;
@@ -124,6 +130,22 @@ pub async fn sandbox(
         anyhow::ensure!(out.code == Some(0), "true failed in the sandbox");
         tier_name = sb.isolation().kind.clone();
         let _ = sb.stop().await;
+        let mut exec = tokio::process::Command::new(&this);
+        exec.args([
+            "sandbox",
+            "exec",
+            "--sandbox",
+            crate::commands::sandbox::tier_name(tier),
+        ])
+        .arg("--workspace")
+        .arg(workspace.path())
+        .args(["--", "/bin/echo", "x"]);
+        user_seen.push(first_output(&mut exec).await?);
+        if let Some(bwrap) = &bwrap {
+            let mut plain = tokio::process::Command::new(bwrap);
+            plain.args(["--unshare-all", "--ro-bind", "/", "/", "/bin/echo", "x"]);
+            plain_bwrap.push(first_output(&mut plain).await?);
+        }
     }
     let sb = super::sandbox::create(&args, &[]).await?.sandbox;
     let mut sandboxed = Vec::new();
@@ -166,6 +188,9 @@ pub async fn sandbox(
     let (d50, d95) = (percentile(&direct, 50), percentile(&direct, 95));
     let overhead = s50.saturating_sub(d50);
     let (p50, p95) = (percentile(&pty, 50), percentile(&pty, 95));
+    let (u50, u95) = (percentile(&user_seen, 50), percentile(&user_seen, 95));
+    let (b50, b95) = (percentile(&plain_bwrap, 50), percentile(&plain_bwrap, 95));
+    let ratio = (!plain_bwrap.is_empty()).then(|| ms(u50) / ms(b50));
     if json {
         println!(
             "{}",
@@ -176,6 +201,10 @@ pub async fn sandbox(
                 "direct_true_ms": { "median": ms(d50), "p95": ms(d95) },
                 "exec_overhead_ms": ms(overhead),
                 "pty_round_trip_ms": { "median": ms(p50), "p95": ms(p95) },
+                "sandbox_exec_first_output_ms": { "median": ms(u50), "p95": ms(u95) },
+                "plain_bwrap_first_output_ms": (!plain_bwrap.is_empty())
+                    .then(|| serde_json::json!({ "median": ms(b50), "p95": ms(b95) })),
+                "sandbox_exec_over_plain_bwrap": ratio,
             })
         );
     } else {
@@ -204,8 +233,46 @@ pub async fn sandbox(
             ms(p50),
             ms(p95)
         );
+        println!(
+            "  sandbox exec → first output  median {:>7.3} ms   p95 {:>7.3} ms",
+            ms(u50),
+            ms(u95)
+        );
+        match ratio {
+            Some(r) => {
+                println!(
+                    "  plain bwrap → first output   median {:>7.3} ms   p95 {:>7.3} ms",
+                    ms(b50),
+                    ms(b95)
+                );
+                println!("  sandbox exec / plain bwrap    {r:>7.2}×");
+            }
+            None => println!("  plain bubblewrap: not installed, no ratio"),
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long a command takes from its start to its first byte of output (it must print
+/// something); it is then run to its end.
+async fn first_output(command: &mut tokio::process::Command) -> anyhow::Result<Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = Instant::now();
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut byte = [0u8; 1];
+    let read = stdout.read(&mut byte).await?;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(read == 1, "{command:?} printed nothing");
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).await?;
+    child.wait().await?;
+    Ok(elapsed)
 }
 
 /// The `p`th percentile (nearest rank) of some durations.
