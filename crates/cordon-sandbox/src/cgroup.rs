@@ -141,13 +141,22 @@ impl SandboxCgroups {
         for dir in &dirs {
             kill_members(dir);
         }
+        // Killed processes leave their cgroup a moment after they die: look again soon, then
+        // less often (1, 2, 4 … 64 ms; about half a second in all).
         for dir in dirs {
-            for _ in 0..20 {
+            let mut wait = std::time::Duration::from_millis(1);
+            let mut waited = std::time::Duration::ZERO;
+            loop {
                 if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
                     break;
                 }
+                if waited >= std::time::Duration::from_millis(500) {
+                    break;
+                }
                 kill_members(&dir);
-                std::thread::sleep(std::time::Duration::from_millis(25));
+                std::thread::sleep(wait);
+                waited += wait;
+                wait = (wait * 2).min(std::time::Duration::from_millis(64));
             }
         }
     }
