@@ -223,29 +223,16 @@ pub(crate) fn request_text(
         _ => Map::new(),
     };
     body.remove("messages");
-    let rest = Value::Object(body).to_string();
     let texts = cache.texts(&req.input);
     let system = req
         .instructions
         .as_ref()
         .map(|i| json!({ "role": "system", "content": i }).to_string());
-    let mut out =
-        String::with_capacity(texts.iter().map(|t| t.len() + 1).sum::<usize>() + rest.len() + 64);
-    out.push_str("{\"messages\":[");
-    for (i, t) in system.iter().chain(texts.iter()).enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(t);
-    }
-    out.push(']');
-    if rest.len() > 2 {
-        out.push(',');
-        out.push_str(&rest[1..]);
-    } else {
-        out.push('}');
-    }
-    out
+    crate::encoded::splice(
+        "messages",
+        system.iter().chain(texts.iter()).map(String::as_str),
+        body,
+    )
 }
 
 #[derive(Default)]

@@ -52,31 +52,38 @@ impl InputCache {
         encode: impl Fn(&Item) -> Option<Value>,
     ) -> String {
         let texts = self.texts(items, variant, encode);
-        let mut out = String::with_capacity(
-            texts.iter().flatten().map(|t| t.len() + 1).sum::<usize>() + 1024,
-        );
-        out.push('{');
-        out.push_str(&Value::String(key.to_string()).to_string());
-        out.push_str(":[");
-        let mut first = true;
-        for t in texts.iter().flatten() {
-            if !first {
-                out.push(',');
-            }
-            out.push_str(t);
-            first = false;
-        }
-        out.push(']');
-        let rest = Value::Object(rest).to_string();
-        // `rest` is an object's text: `{}` or `{"k":...}`; its members follow ours.
-        if rest.len() > 2 {
-            out.push(',');
-            out.push_str(&rest[1..]);
-        } else {
-            out.push('}');
-        }
-        out
+        splice(key, texts.iter().flatten().map(String::as_str), rest)
     }
+}
+
+/// A JSON object's text: `key` holding an array of already-encoded `elements`, then the
+/// members of `rest` (whose own `key`, if any, the caller removed).
+pub(crate) fn splice<'a>(
+    key: &str,
+    elements: impl Iterator<Item = &'a str> + Clone,
+    rest: Map<String, Value>,
+) -> String {
+    let rest = Value::Object(rest).to_string();
+    let size: usize = elements.clone().map(|t| t.len() + 1).sum();
+    let mut out = String::with_capacity(size + rest.len() + key.len() + 8);
+    out.push('{');
+    out.push_str(&Value::String(key.to_string()).to_string());
+    out.push_str(":[");
+    for (i, t) in elements.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(t);
+    }
+    out.push(']');
+    // `rest` is an object's text: `{}` or `{"k":...}`; its members follow ours.
+    if rest.len() > 2 {
+        out.push(',');
+        out.push_str(&rest[1..]);
+    } else {
+        out.push('}');
+    }
+    out
 }
 
 #[cfg(test)]

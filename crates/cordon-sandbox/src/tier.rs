@@ -28,7 +28,8 @@ impl Tier {
         }
     }
 
-    /// What the tier cannot promise, said plainly.
+    /// What the tier cannot promise, said plainly: everything it may lack, before it is
+    /// known what a sandbox got (see [`Tier::gaps`]).
     pub fn limits(&self) -> &'static [&'static str] {
         match self {
             Tier::Namespaces => &[],
@@ -37,15 +38,32 @@ impl Tier {
                 "no network namespace: TCP is blocked by Landlock; UDP is not (this kernel's Landlock has no UDP rules)",
                 "same uid as cordon: inside the allowed paths, the sandbox can read whatever cordon's user can",
                 "read_only manifest entries are not enforced: Landlock cannot take back a right it granted on the workspace",
-                "started without root, the bounding set cannot be cleared nor securebits locked: no_new_privs keeps every capability out instead",
-                "without cgroups (cordon not root), a fork bomb is stopped by RLIMIT_NPROC, which counts all of cordon's user's processes",
+                "/tmp is not writable: TMPDIR names a private directory instead",
+                SECUREBITS_GAP,
+                CGROUPS_GAP,
             ],
             Tier::Unconfined => {
                 &["no isolation: commands run as cordon's user, with its files and network"]
             }
         }
     }
+
+    /// What a sandbox of this tier that got `applied` cannot promise: [`Tier::limits`] but
+    /// for what it did get (locked securebits, cgroups).
+    pub fn gaps(&self, applied: &crate::hardening::Applied) -> Vec<&'static str> {
+        self.limits()
+            .iter()
+            .copied()
+            .filter(|g| !(*g == SECUREBITS_GAP && applied.securebits_locked))
+            .filter(|g| !(*g == CGROUPS_GAP && applied.cgroups.is_some()))
+            .collect()
+    }
 }
+
+/// The landlock tier's gap when started without root.
+const SECUREBITS_GAP: &str = "started without root, the bounding set cannot be cleared nor securebits locked: no_new_privs keeps every capability out instead";
+/// The landlock tier's gap without cgroups.
+const CGROUPS_GAP: &str = "without cgroups (cordon not root), a fork bomb is stopped by RLIMIT_NPROC, which counts all of cordon's user's processes";
 
 /// Which tier to use: the best that works, or one by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,5 +153,27 @@ fn try_namespaces(bwrap: &Path) -> Result<(), TierUnavailable> {
             "bubblewrap cannot create namespaces here ({}): user namespaces are probably not allowed",
             String::from_utf8_lossy(&out.stderr).trim()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardening::Applied;
+
+    #[test]
+    fn gaps_leave_out_what_the_sandbox_got() {
+        let mut applied = Applied::none();
+        let all = Tier::Landlock.gaps(&applied);
+        assert_eq!(all, Tier::Landlock.limits());
+        applied.securebits_locked = true;
+        applied.cgroups = Some("cgroup v1: pids, memory".into());
+        let got = Tier::Landlock.gaps(&applied);
+        assert_eq!(got.len(), all.len() - 2);
+        assert!(
+            !got.iter()
+                .any(|g| g.contains("securebits") || g.contains("cgroups"))
+        );
+        assert!(Tier::Namespaces.gaps(&applied).is_empty());
     }
 }

@@ -160,7 +160,7 @@ impl From<cordon_sandbox::SandboxError> for SessionError {
         match &e {
             cordon_sandbox::SandboxError::Config(_) => SessionError::bad_input(
                 e.to_string(),
-                "change the grant or the workspace; see the README's section on manifests",
+                "what a sandbox may reach (its workspace, grants) is in the README's sections on the sandbox and on manifests",
             ),
             _ => SessionError::new(ErrorKind::SandboxUnavailable, e.to_string())
                 .hint("`cordon doctor` shows which isolation kinds work here and what is missing"),

@@ -279,7 +279,7 @@ pub async fn doctor(json: bool) -> anyhow::Result<ExitCode> {
         let tiers: Vec<serde_json::Value> = report
             .iter()
             .map(|(t, r)| match r {
-                Ok(c) => serde_json::json!({ "tier": t.as_str(), "works": true, "confinement": c, "limits": t.limits() }),
+                Ok(c) => serde_json::json!({ "tier": t.as_str(), "works": true, "confinement": c, "limits": t.gaps(c) }),
                 Err(e) => serde_json::json!({ "tier": t.as_str(), "works": false, "reason": e, "limits": t.limits() }),
             })
             .collect();
@@ -318,7 +318,11 @@ pub async fn doctor(json: bool) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => println!("{:<11} no: {e}", tier.as_str()),
             }
-            for limit in tier.limits() {
+            let limits = match result {
+                Ok(c) => tier.gaps(c),
+                Err(_) => tier.limits().to_vec(),
+            };
+            for limit in limits {
                 println!("{:<11}     limit: {limit}", "");
             }
         }

@@ -116,7 +116,7 @@ pub(super) fn isolation(
         network,
         confined_to_workspace: tier == Tier::Namespaces && !writable_grants,
         enforced,
-        gaps: tier.limits().iter().map(|s| s.to_string()).collect(),
+        gaps: tier.gaps(applied).iter().map(|s| s.to_string()).collect(),
         limits,
         details: serde_json::to_value(applied).unwrap_or_default(),
     }
