@@ -529,21 +529,43 @@ fn admit_to_cgroups(
 /// How long a sandbox may take to reach its supervisor.
 const ADMIT_LIMIT: Duration = Duration::from_secs(20);
 
-/// The children of process `pid`'s threads.
+/// The children of process `pid`: from its threads' `children` lists, or, on a kernel
+/// built without them, from every process's parent.
 fn children(pid: u32) -> Vec<u32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };
     let mut all = Vec::new();
     for task in tasks.flatten() {
-        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
-            all.extend(
+        match std::fs::read_to_string(task.path().join("children")) {
+            Ok(list) => all.extend(
                 list.split_whitespace()
                     .filter_map(|p| p.parse::<u32>().ok()),
-            );
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return children_by_parent(pid),
+            Err(_) => {}
         }
     }
     all
+}
+
+/// The processes whose parent is `pid`, found by reading every process's status.
+fn children_by_parent(pid: u32) -> Vec<u32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat")).is_ok_and(|stat| {
+                // The parent is the second field after the command name's parenthesis.
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                    == Some(pid)
+            })
+        })
+        .collect()
 }
 
 /// The program process `pid` runs, as its first argument names it.
@@ -591,5 +613,27 @@ impl Drop for LocalSandbox {
                 cg.remove();
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_is_found_below_its_parent_both_ways() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let me = std::process::id();
+        let found = children(me);
+        let by_parent = children_by_parent(me);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found.contains(&child.id()), "{found:?}");
+        assert!(by_parent.contains(&child.id()), "{by_parent:?}");
+        assert!(argv0(me).is_some());
+        assert!(!is_running(child.id()));
     }
 }
