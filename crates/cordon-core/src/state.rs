@@ -122,7 +122,7 @@ pub struct RunState {
     pub since_checkpoint: Vec<(String, String)>,
     /// Calls waiting for a decision, by call id.
     pub awaiting: std::collections::BTreeMap<String, Awaiting>,
-    /// Approved calls: call id → the arguments hash approved.
+    /// Approved calls not yet run: call id → the arguments hash approved.
     pub approved: std::collections::BTreeMap<String, String>,
     /// Rejected calls: call id → (who, message).
     pub rejected: std::collections::BTreeMap<String, (String, String)>,
@@ -240,6 +240,11 @@ impl RunState {
                 not_run,
                 ..
             } => {
+                // A person's decision covers the one call they saw: once it has its result,
+                // a later call that reuses the id (some servers number calls per turn) asks
+                // again.
+                self.approved.remove(call_id);
+                self.rejected.remove(call_id);
                 let was_pending = self.pending.iter().any(|p| &p.call_id == call_id);
                 self.pending.retain(|p| &p.call_id != call_id);
                 if was_pending && !not_run {

@@ -423,3 +423,58 @@ async fn an_empty_run_id_matches_nothing() {
     }
     assert_eq!(awaiting(h, &run_id).await.len(), 1, "nothing was approved");
 }
+
+/// A server that numbers calls per turn sends the same call id again later: the approval a
+/// person gave the first call must not let the second through, nor a rejection refuse it
+/// unasked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_covers_one_call_even_when_the_server_reuses_its_id() {
+    let (_server, home, ws) = approval_home(
+        r#"
+        [[turns]]
+        tool_calls = [{ name = "exec_command", call_id = "call_0", arguments = { cmd = "touch once.txt" } }]
+        [[turns]]
+        tool_calls = [{ name = "exec_command", call_id = "call_0", arguments = { cmd = "touch once.txt" } }]
+        [[turns]]
+        text = "done"
+        "#,
+        "commands = [\"touch *\"]",
+    )
+    .await;
+    let h = home.path();
+    let ws_arg = ws.to_str().unwrap();
+    let args = [
+        "run",
+        "--agent",
+        "agent.toml",
+        "--model",
+        "s:m",
+        "--workspace",
+        ws_arg,
+        "go",
+    ];
+    let out = run(cordon(h), &args).await;
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_id = run_id_of(&out.stderr);
+    let approved = run(cordon(h), &["approve", &run_id, "call_0"]).await;
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    let out = run(cordon(h), &["resume", &run_id]).await;
+    // The first call ran; the second, with the same id and arguments, asks again.
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "the reused id went through on the old approval: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ws.join("once.txt").exists(), "the approved call ran");
+    assert_eq!(awaiting(h, &run_id).await.len(), 1);
+}
