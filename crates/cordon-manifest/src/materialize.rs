@@ -42,6 +42,19 @@ pub struct MaterializeError {
     pub source: EntryError,
 }
 
+impl MaterializeError {
+    /// Whether the manifest asked for something that cannot be (a source outside what it
+    /// may read, or one that does not exist, a bad ignore pattern), as opposed to a failure
+    /// on the way (a sandbox request, a clone, a download).
+    pub fn is_bad_input(&self) -> bool {
+        match &self.source {
+            EntryError::Outside { .. } | EntryError::Glob(_) => true,
+            EntryError::Host { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
+}
+
 /// What went wrong with one entry.
 #[derive(Debug, thiserror::Error)]
 pub enum EntryError {

@@ -144,7 +144,9 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
             hint: "check the path".into(),
         }],
     })?;
-    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // Relative sources are relative to the manifest's directory: `m.toml` is in `.`.
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let base_dir = absolute.parent().map(Path::to_path_buf).unwrap_or_default();
     let base_dir = std::fs::canonicalize(&base_dir).unwrap_or(base_dir);
     parse(&text, &file, &base_dir)
 }

@@ -91,7 +91,8 @@ impl SessionBuilder {
             None => Snapshots::open(None)?,
         };
         let mut protected = self.protected;
-        let db = self.store.path().to_path_buf();
+        let db = std::path::absolute(self.store.path())
+            .unwrap_or_else(|_| self.store.path().to_path_buf());
         protected.push(self.store.heads_dir().to_path_buf());
         protected.push(db.clone());
         protected.push(snapshots.local.dir().to_path_buf());

@@ -186,10 +186,15 @@ pub async fn prepare(
             let receipts = cordon_manifest::materialize(m, sandbox.as_ref())
                 .await
                 .map_err(|e| {
-                    SessionError::new(
-                        crate::ErrorKind::Failed,
-                        format!("cannot build the workspace: {e}"),
-                    )
+                    let message = format!("cannot build the workspace: {e}");
+                    if e.is_bad_input() {
+                        SessionError::bad_input(
+                            message,
+                            "a local source must exist inside the manifest's directory or a grant",
+                        )
+                    } else {
+                        SessionError::new(crate::ErrorKind::Failed, message)
+                    }
                     .caused_by(e)
                 })?;
             Some((m.digest.clone(), receipts))

@@ -222,12 +222,31 @@ fn sources_that_lead_out_are_refused_and_links_stay_links() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "bad input: {stderr}");
     assert!(
         stderr.contains("outside the manifest's directory"),
         "{stderr}"
     );
     assert!(!walk_contains(&ws, "secret"));
+    // A manifest named without a directory is in the current one, and so are its sources.
+    std::fs::write(
+        base.join("bare.toml"),
+        "[entries.inner]\ntype = \"local_dir\"\nsource = \"d/inner\"\n",
+    )
+    .unwrap();
+    let out = cordon(home.path())
+        .current_dir(&base)
+        .args(["sandbox", "exec", "--manifest", "bare.toml", "--workspace"])
+        .arg(home.path().join("ws-bare"))
+        .args(["--", "cat", "inner/f.txt"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "inside");
     // Links inside a local_dir are copied as links: a loop stays a loop (and ends), a link
     // out is text, not the secret's content, a link to a directory inside stays a link.
     let manifest = base.join("link.toml");
