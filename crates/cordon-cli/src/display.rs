@@ -111,3 +111,12 @@ pub fn clip(s: &str, max: usize) -> String {
     }
     out
 }
+
+/// `n` and a noun, in the singular for one: `1 turn`, `2 turns`.
+pub fn count(n: u64, singular: &str, plural: &str) -> String {
+    if n == 1 {
+        format!("1 {singular}")
+    } else {
+        format!("{n} {plural}")
+    }
+}

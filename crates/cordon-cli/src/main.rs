@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     if let Some(code) = cordon_sandbox::supervisor::main_if_asked() {
         return code;
     }
+    quiet_on_broken_pipe();
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -29,6 +30,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// Exit status when whoever read stdout went away (`cordon runs | head -1`): 128 + SIGPIPE,
+/// as a shell reports other tools that a closed pipe ended.
+const BROKEN_PIPE: i32 = 141;
+
+/// A reader of stdout that went away ends cordon quietly, as it ends other command-line
+/// tools, instead of as a panic from `println!`.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload_as_str().unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(BROKEN_PIPE);
+        }
+        default(info);
+    }));
+}
+
 /// Logs go to stderr: warnings by default, more with `-v`, or as `RUST_LOG` says.
 fn init_tracing(verbose: u8) {
     let default = match verbose {
@@ -41,6 +59,7 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }

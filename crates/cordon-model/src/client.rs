@@ -118,7 +118,8 @@ impl ModelClient {
                 });
             }
             let delay = self.delay(attempt, err.retry_after());
-            tracing::warn!(attempt, ?delay, error = %err, "model call failed; retrying");
+            // The caller shows `Retrying`; the log says it only when asked (-v).
+            tracing::info!(attempt, ?delay, error = %err, "model call failed; retrying");
             let _ = events.send(StreamEvent::Retrying {
                 attempt,
                 error: err.to_string(),

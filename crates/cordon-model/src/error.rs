@@ -143,7 +143,7 @@ impl ModelError {
                 "the provider failed: try again later"
             }
             ModelError::Connect { .. } => {
-                "is the server running, and is base_url right (OPENAI_BASE_URL, or the config file)?"
+                "is the server running, and is the provider's base_url right (its entry in the config file, or OPENAI_BASE_URL or OLLAMA_BASE_URL for the built-in providers)?"
             }
             ModelError::StreamCut { .. } | ModelError::Timeout { .. } => {
                 "the connection is unreliable or the server is overloaded: try again, or raise the timeouts in the config file"

@@ -77,10 +77,18 @@ pub struct PreparedSandbox {
 /// Loads a manifest, turning its problems into one bad-input error.
 pub fn load_manifest(path: &Path) -> Result<Manifest, SessionError> {
     cordon_manifest::load(path).map_err(|e| {
-        SessionError::bad_input(
-            format!("the manifest is not valid:\n{e}"),
-            "fix the entries named above; `cordon manifest check` shows the tree",
-        )
+        let unreadable = e.problems.iter().all(|p| p.message.starts_with("cannot read it"));
+        if unreadable {
+            SessionError::bad_input(
+                format!("cannot read the manifest:\n{e}"),
+                "check the manifest's path",
+            )
+        } else {
+            SessionError::bad_input(
+                format!("the manifest is not valid:\n{e}"),
+                "fix each problem above as its hint says; `cordon manifest check FILE` checks a manifest without running anything",
+            )
+        }
     })
 }
 

@@ -34,7 +34,7 @@ pub enum StoreError {
     #[error("the run store failed: {}", db_message(.0))]
     Db(sqlx::Error),
     /// No run has this id (or id prefix).
-    #[error("no run matches '{0}' (see `cordon runs` for the ids)")]
+    #[error("no run matches '{0}'")]
     NoSuchRun(String),
     /// An id prefix matches more than one run.
     #[error("'{prefix}' matches {count} runs; give more of the id")]

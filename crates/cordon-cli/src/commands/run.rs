@@ -133,11 +133,11 @@ pub fn stop_on_ctrl_c() -> Arc<std::sync::atomic::AtomicBool> {
 pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
     let s = &out.state;
     let summary = format!(
-        "run {} {} · {} turns · {} tool calls · {} tokens",
+        "run {} {} · {} · {} · {} tokens",
         out.run_id,
         out.status.as_str(),
-        s.turns,
-        s.tool_calls,
+        crate::display::count(s.turns as u64, "turn", "turns"),
+        crate::display::count(s.tool_calls as u64, "tool call", "tool calls"),
         s.usage.total_tokens()
     );
     if !json {

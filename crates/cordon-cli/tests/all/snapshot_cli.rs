@@ -90,3 +90,52 @@ fn snapshots_are_taken_listed_shown_restored_and_collected() {
         "both snapshots still refer to their contents"
     );
 }
+
+/// `cordon snapshot show ID | head -1`: the reader goes away; cordon stops quietly with
+/// 141, as a closed pipe stops other tools, and does not panic.
+#[test]
+fn a_reader_that_goes_away_ends_cordon_quietly() {
+    use std::io::Read;
+    let home = tempfile::tempdir().unwrap();
+    let ws = home.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    for i in 0..3000 {
+        std::fs::write(ws.join(format!("file-{i:05}.txt")), i.to_string()).unwrap();
+    }
+    let out = cordon(home.path())
+        .args(["snapshot", "take", "--json"])
+        .arg(&ws)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let taken: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = taken["id"].as_str().unwrap().to_string();
+    let mut child = common::cordon_std(home.path())
+        .args(["snapshot", "show", &id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.code(), Some(141), "{stderr}");
+}
