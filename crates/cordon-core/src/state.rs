@@ -296,6 +296,40 @@ impl RunState {
             .collect()
     }
 
+    /// Gives each tool call in `response` an id no other call of this run has: a server that
+    /// numbers calls per turn (or repeats one) would otherwise make one call's approval,
+    /// result or resume stand for another. A renamed call keeps the model's id in a note;
+    /// the conversation sent back carries the new id on the call and on its result alike.
+    pub fn make_call_ids_unique(&self, response: &mut crate::ModelResponse) {
+        let mut used: std::collections::HashSet<String> = self
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::ToolCall(c) => Some(c.call_id.clone()),
+                Item::ToolResult(r) => Some(r.call_id.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut notes = Vec::new();
+        for item in &mut response.items {
+            let Item::ToolCall(call) = item else { continue };
+            if used.insert(call.call_id.clone()) {
+                continue;
+            }
+            let fresh = (2..)
+                .map(|n| format!("{}.{n}", call.call_id))
+                .find(|id| !used.contains(id))
+                .expect("an unused id exists");
+            notes.push(format!(
+                "the call id '{}' was already used in this run; cordon calls this call '{fresh}'",
+                call.call_id
+            ));
+            used.insert(fresh.clone());
+            call.call_id = fresh;
+        }
+        response.notes.extend(notes);
+    }
+
     /// The kind of the call with this id, as the model made it.
     fn call_kind(&self, call_id: &str) -> CallKind {
         self.items
@@ -313,6 +347,46 @@ impl RunState {
 mod tests {
     use super::*;
     use crate::{ModelResponse, ToolCall};
+
+    #[test]
+    fn a_reused_call_id_gets_a_fresh_one_and_a_note() {
+        let call = |id: &str, input: &str| {
+            Item::ToolCall(ToolCall {
+                call_id: id.into(),
+                name: "exec_command".into(),
+                kind: CallKind::Function,
+                input: input.into(),
+                id: None,
+            })
+        };
+        let mut s = RunState::default();
+        s.apply(&EventPayload::ModelResponse {
+            turn: 1,
+            response: ModelResponse {
+                items: vec![call("d", "first")],
+                ..ModelResponse::default()
+            },
+        });
+        let mut next = ModelResponse {
+            items: vec![call("d", "second"), call("d", "third"), call("e", "fourth")],
+            ..ModelResponse::default()
+        };
+        s.make_call_ids_unique(&mut next);
+        let ids: Vec<String> = next.tool_calls().into_iter().map(|c| c.call_id).collect();
+        assert_eq!(ids, ["d.2", "d.3", "e"]);
+        assert_eq!(next.notes.len(), 2, "{:?}", next.notes);
+        assert!(next.notes[0].contains("'d'") && next.notes[0].contains("'d.2'"));
+        s.apply(&EventPayload::ModelResponse {
+            turn: 2,
+            response: next,
+        });
+        let unstarted: Vec<String> = s.unstarted_calls().into_iter().map(|c| c.input).collect();
+        assert_eq!(
+            unstarted,
+            ["first", "second", "third", "fourth"],
+            "each call is its own"
+        );
+    }
 
     #[test]
     fn folding_rebuilds_the_conversation_and_counters() {

@@ -308,7 +308,7 @@ impl Runner {
                 input_items: live.state.items.len(),
             })
             .await?;
-            let response = match self.call_model(agent, live, turn).await? {
+            let mut response = match self.call_model(agent, live, turn).await? {
                 Ok(r) => r,
                 Err(e) => {
                     hint = Some(e.hint());
@@ -319,10 +319,23 @@ impl Runner {
                     break;
                 }
             };
+            live.state.make_call_ids_unique(&mut response);
             let calls = response.tool_calls();
             let text = response.text();
             live.record(EventPayload::ModelResponse { turn, response })
                 .await?;
+            // A pause asked for during the model call takes effect before its tools run;
+            // a resume runs them (they never started).
+            if !calls.is_empty()
+                && let Some(reason) = self.pause_reason(live.log.run_id())
+            {
+                live.record(EventPayload::RunPaused {
+                    reason: reason.into(),
+                })
+                .await?;
+                self.store.clear_pause(live.log.run_id());
+                break;
+            }
             if calls.is_empty() {
                 match agent.output.as_ref().map(|o| o.check(&text)) {
                     Some(Err(error)) => {

@@ -231,7 +231,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Manifest, Manife
                 &grant.path,
                 0,
                 format!("grant '{}' {why}", grant.path),
-                "grant only the directories the task needs, like /opt/data",
+                "a grant names a host directory the sandbox may see (README: Workspace manifests)",
             );
         }
         if grant.mode != "ro" && grant.mode != "rw" {

@@ -81,7 +81,7 @@ pub fn load_manifest(path: &Path) -> Result<Manifest, SessionError> {
         if unreadable {
             SessionError::bad_input(
                 format!("cannot read the manifest:\n{e}"),
-                "check the manifest's path",
+                "give the path of a manifest file (TOML, or JSON or YAML by extension)",
             )
         } else {
             SessionError::bad_input(

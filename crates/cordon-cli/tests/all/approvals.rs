@@ -424,21 +424,23 @@ async fn an_empty_run_id_matches_nothing() {
     assert_eq!(awaiting(h, &run_id).await.len(), 1, "nothing was approved");
 }
 
-/// A server that numbers calls per turn sends the same call id again later: the approval a
-/// person gave the first call must not let the second through, nor a rejection refuse it
-/// unasked.
+/// A server that numbers calls per turn sends the same call id again later. Each call is its
+/// own: the approval a person gave one never lets another through, the approved call runs
+/// with its own arguments, and the run ends having run every call once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decision_covers_one_call_even_when_the_server_reuses_its_id() {
     let (_server, home, ws) = approval_home(
         r#"
         [[turns]]
-        tool_calls = [{ name = "exec_command", call_id = "call_0", arguments = { cmd = "touch once.txt" } }]
+        tool_calls = [{ name = "exec_command", call_id = "d", arguments = { cmd = "echo a >> log.txt" } }]
         [[turns]]
-        tool_calls = [{ name = "exec_command", call_id = "call_0", arguments = { cmd = "touch once.txt" } }]
+        tool_calls = [{ name = "exec_command", call_id = "d", arguments = { cmd = "rm -rf j; echo b >> log.txt" } }]
+        [[turns]]
+        tool_calls = [{ name = "exec_command", call_id = "d", arguments = { cmd = "rm -rf j; echo b >> log.txt" } }]
         [[turns]]
         text = "done"
         "#,
-        "commands = [\"touch *\"]",
+        "commands = [\"rm -rf *\"]",
     )
     .await;
     let h = home.path();
@@ -453,6 +455,7 @@ async fn a_decision_covers_one_call_even_when_the_server_reuses_its_id() {
         ws_arg,
         "go",
     ];
+    let log = || std::fs::read_to_string(ws.join("log.txt")).unwrap_or_default();
     let out = run(cordon(h), &args).await;
     assert_eq!(
         out.status.code(),
@@ -461,20 +464,42 @@ async fn a_decision_covers_one_call_even_when_the_server_reuses_its_id() {
         String::from_utf8_lossy(&out.stderr)
     );
     let run_id = run_id_of(&out.stderr);
-    let approved = run(cordon(h), &["approve", &run_id, "call_0"]).await;
+    assert_eq!(log(), "a\n", "the first call ran; the second waits");
+    let waiting = awaiting(h, &run_id).await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0].0, "d.2", "the reused id was made unique");
+    let approved = run(cordon(h), &["approve", &run_id, "d.2"]).await;
     assert!(
         approved.status.success(),
         "{}",
         String::from_utf8_lossy(&approved.stderr)
     );
     let out = run(cordon(h), &["resume", &run_id]).await;
-    // The first call ran; the second, with the same id and arguments, asks again.
     assert_eq!(
         out.status.code(),
         Some(5),
-        "the reused id went through on the old approval: {}",
+        "the third call, same id and arguments, must ask again: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(ws.join("once.txt").exists(), "the approved call ran");
-    assert_eq!(awaiting(h, &run_id).await.len(), 1);
+    assert_eq!(
+        log(),
+        "a\nb\n",
+        "the approved call ran, with its own arguments"
+    );
+    let waiting = awaiting(h, &run_id).await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    let third = waiting[0].0.clone();
+    let approved = run(cordon(h), &["approve", &run_id, &third]).await;
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    let out = run(cordon(h), &["resume", &run_id]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(log(), "a\nb\nb\n", "every call ran once");
 }

@@ -405,3 +405,75 @@ async fn the_first_ctrl_c_pauses_after_the_step_and_the_second_aborts() {
         "recorded up to the abort"
     );
 }
+
+/// `cordon pause` during a model call takes effect before the tools that answer asks for:
+/// a step is a model call, or a batch of tool calls, never both. The resume runs them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_during_a_model_call_stops_before_its_tools() {
+    let server = ScriptedServer::start(
+        Script::from_toml(
+            r#"
+            [[turns]]
+            delay_ms = 1500
+            tool_calls = [{ name = "exec_command", arguments = { cmd = "echo ran > tool.txt" } }]
+            [[turns]]
+            text = "finished"
+            "#,
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let env = Env::new(&server);
+    let ws = env.home.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let mut c = env.cmd();
+    c.args(["run", "--model", "s:m", "--workspace"])
+        .arg(&ws)
+        .arg("go")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    while server.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let run = env.only_run();
+    let mut c = env.cmd();
+    c.args(["pause", &run]);
+    let asked = common::output(c).await;
+    assert!(
+        asked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&asked.stderr)
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        status.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(!ws.join("tool.txt").exists(), "no tool ran after the pause");
+    let k = kinds(&env.events(&run));
+    assert_eq!(&k[k.len() - 2..], ["model_response", "run_paused"], "{k:?}");
+
+    let mut c = env.cmd();
+    c.args(["resume", &run]);
+    let out = common::output(c).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("tool.txt")).unwrap(),
+        "ran\n"
+    );
+    assert_eq!(
+        server.requests().len(),
+        2,
+        "the recorded answer was not asked for again"
+    );
+}

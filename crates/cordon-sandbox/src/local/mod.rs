@@ -179,7 +179,15 @@ impl LocalSandbox {
             inner_workspace,
         } = match tier {
             Tier::Namespaces => namespaces_launch(config, workspace, state.path())?,
-            Tier::Landlock => landlock_launch(config, workspace, state.path())?,
+            Tier::Landlock => {
+                if !config.read_only_paths.is_empty() {
+                    tracing::warn!(
+                        paths = ?config.read_only_paths,
+                        "the landlock tier cannot keep read-only entries read-only inside a writable workspace: commands can change them"
+                    );
+                }
+                landlock_launch(config, workspace, state.path())?
+            }
             Tier::Unconfined => {
                 tracing::warn!(
                     "running an UNCONFINED sandbox, as asked: commands have this user's full access"
