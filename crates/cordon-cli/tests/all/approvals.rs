@@ -17,6 +17,18 @@ async fn run(mut c: std::process::Command, args: &[&str]) -> std::process::Outpu
     common::output(c).await
 }
 
+/// Runs cordon in `home` and checks its exit code, showing stderr when it differs.
+async fn expect(home: &std::path::Path, args: &[&str], code: i32) -> std::process::Output {
+    let out = run(cordon(home), args).await;
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "cordon {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approvals_pause_the_run_and_bind_to_the_exact_call() {
     let server = ScriptedServer::start(
@@ -92,12 +104,7 @@ async fn approvals_pause_the_run_and_bind_to_the_exact_call() {
         .unwrap()
         .to_string();
 
-    let ok = run(cordon(h), &["approve", &run_id, "--as", "alice"]).await;
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    expect(h, &["approve", &run_id, "--as", "alice"], 0).await;
     let out = run(cordon(h), &["resume", &run_id]).await;
     assert_eq!(
         out.status.code(),
@@ -148,12 +155,7 @@ async fn approvals_pause_the_run_and_bind_to_the_exact_call() {
         "{}",
         String::from_utf8_lossy(&rejected.stderr)
     );
-    let out = run(cordon(h), &["resume", &run_id]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    expect(h, &["resume", &run_id], 0).await;
 
     let reqs = server.requests();
     assert_eq!(reqs.len(), 3, "each model turn once, across five processes");
@@ -283,29 +285,14 @@ async fn a_rejection_wins_over_an_always_approval_in_the_same_batch() {
     assert_eq!(calls.len(), 2, "{calls:?}");
     let first = &calls.iter().find(|(_, a)| a.contains("first")).unwrap().0;
     let second = &calls.iter().find(|(_, a)| a.contains("second")).unwrap().0;
-    let rejected = run(cordon(h), &["reject", &run_id, first, "--message", "no"]).await;
-    assert!(
-        rejected.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rejected.stderr)
-    );
-    let approved = run(cordon(h), &["approve", &run_id, second, "--always"]).await;
-    assert!(
-        approved.status.success(),
-        "{}",
-        String::from_utf8_lossy(&approved.stderr)
-    );
+    expect(h, &["reject", &run_id, first, "--message", "no"], 0).await;
+    let approved = expect(h, &["approve", &run_id, second, "--always"], 0).await;
     assert!(
         String::from_utf8_lossy(&approved.stdout).contains("commands matching 'touch *'"),
         "the confirmation names the rule: {}",
         String::from_utf8_lossy(&approved.stdout)
     );
-    let out = run(cordon(h), &["resume", &run_id]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    expect(h, &["resume", &run_id], 0).await;
     assert!(ws.join("second.txt").exists(), "the approved call ran");
     assert!(
         !ws.join("first.txt").exists(),
@@ -355,12 +342,7 @@ async fn always_covers_the_rule_that_asked_and_nothing_wider() {
         String::from_utf8_lossy(&out.stderr)
     );
     let run_id = run_id_of(&out.stderr);
-    let approved = run(cordon(h), &["approve", &run_id, "--always"]).await;
-    assert!(
-        approved.status.success(),
-        "{}",
-        String::from_utf8_lossy(&approved.stderr)
-    );
+    expect(h, &["approve", &run_id, "--always"], 0).await;
     let out = run(cordon(h), &["resume", &run_id]).await;
     assert_eq!(
         out.status.code(),
@@ -456,31 +438,15 @@ async fn a_decision_covers_one_call_even_when_the_server_reuses_its_id() {
         "go",
     ];
     let log = || std::fs::read_to_string(ws.join("log.txt")).unwrap_or_default();
-    let out = run(cordon(h), &args).await;
-    assert_eq!(
-        out.status.code(),
-        Some(5),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = expect(h, &args, 5).await;
     let run_id = run_id_of(&out.stderr);
     assert_eq!(log(), "a\n", "the first call ran; the second waits");
     let waiting = awaiting(h, &run_id).await;
     assert_eq!(waiting.len(), 1, "{waiting:?}");
     assert_eq!(waiting[0].0, "d.2", "the reused id was made unique");
-    let approved = run(cordon(h), &["approve", &run_id, "d.2"]).await;
-    assert!(
-        approved.status.success(),
-        "{}",
-        String::from_utf8_lossy(&approved.stderr)
-    );
-    let out = run(cordon(h), &["resume", &run_id]).await;
-    assert_eq!(
-        out.status.code(),
-        Some(5),
-        "the third call, same id and arguments, must ask again: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    expect(h, &["approve", &run_id, "d.2"], 0).await;
+    // The third call, same id and arguments, must ask again.
+    expect(h, &["resume", &run_id], 5).await;
     assert_eq!(
         log(),
         "a\nb\n",
@@ -488,18 +454,7 @@ async fn a_decision_covers_one_call_even_when_the_server_reuses_its_id() {
     );
     let waiting = awaiting(h, &run_id).await;
     assert_eq!(waiting.len(), 1, "{waiting:?}");
-    let third = waiting[0].0.clone();
-    let approved = run(cordon(h), &["approve", &run_id, &third]).await;
-    assert!(
-        approved.status.success(),
-        "{}",
-        String::from_utf8_lossy(&approved.stderr)
-    );
-    let out = run(cordon(h), &["resume", &run_id]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    expect(h, &["approve", &run_id, &waiting[0].0], 0).await;
+    expect(h, &["resume", &run_id], 0).await;
     assert_eq!(log(), "a\nb\nb\n", "every call ran once");
 }
