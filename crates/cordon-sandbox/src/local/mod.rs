@@ -356,7 +356,7 @@ impl LocalSandbox {
 
     /// Stops the sandbox and everything in it: the supervisor is told (it ends every process
     /// in the sandbox, whatever session or group it moved to, and exits), killed if it has
-    /// not gone within [`STOP_GRACE`], and the sandbox's cgroups are emptied and removed (off
+    /// not gone within 2 s, and the sandbox's cgroups are emptied and removed (off
     /// the runtime's threads).
     pub async fn stop(&self) {
         self.client.close().await;
