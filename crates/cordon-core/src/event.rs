@@ -87,16 +87,7 @@ impl Event {
         payload: Value,
         prev_hash: &str,
     ) -> Self {
-        let hash = event_hash(run_id, seq, &ts, &kind, &payload, prev_hash);
-        Event {
-            run_id: run_id.clone(),
-            seq,
-            ts,
-            kind,
-            payload,
-            prev_hash: prev_hash.to_string(),
-            hash,
-        }
+        Event::from_parts_canonical(run_id, seq, ts, kind, payload, prev_hash).0
     }
 
     /// The typed payload, or an error naming the event when it does not parse.

@@ -301,30 +301,42 @@ impl RunState {
     /// result or resume stand for another. A renamed call keeps the model's id in a note;
     /// the conversation sent back carries the new id on the call and on its result alike.
     pub fn make_call_ids_unique(&self, response: &mut crate::ModelResponse) {
-        let mut used: std::collections::HashSet<String> = self
+        if !response
+            .items
+            .iter()
+            .any(|i| matches!(i, Item::ToolCall(_)))
+        {
+            return;
+        }
+        let earlier: std::collections::HashSet<&str> = self
             .items
             .iter()
             .filter_map(|i| match i {
-                Item::ToolCall(c) => Some(c.call_id.clone()),
-                Item::ToolResult(r) => Some(r.call_id.clone()),
+                Item::ToolCall(c) => Some(c.call_id.as_str()),
+                Item::ToolResult(r) => Some(r.call_id.as_str()),
                 _ => None,
             })
             .collect();
+        let mut here: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let taken = |id: &str, here: &std::collections::HashSet<String>| {
+            earlier.contains(id) || here.contains(id)
+        };
         let mut notes = Vec::new();
         for item in &mut response.items {
             let Item::ToolCall(call) = item else { continue };
-            if used.insert(call.call_id.clone()) {
+            if !taken(&call.call_id, &here) {
+                here.insert(call.call_id.clone());
                 continue;
             }
             let fresh = (2..)
                 .map(|n| format!("{}.{n}", call.call_id))
-                .find(|id| !used.contains(id))
+                .find(|id| !taken(id, &here))
                 .expect("an unused id exists");
             notes.push(format!(
                 "the call id '{}' was already used in this run; cordon calls this call '{fresh}'",
                 call.call_id
             ));
-            used.insert(fresh.clone());
+            here.insert(fresh.clone());
             call.call_id = fresh;
         }
         response.notes.extend(notes);

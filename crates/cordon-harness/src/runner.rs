@@ -283,12 +283,7 @@ impl Runner {
         let mut hint = None;
         let mut structured = None;
         while live.state.status == RunStatus::Running {
-            if let Some(reason) = self.pause_reason(live.log.run_id()) {
-                live.record(EventPayload::RunPaused {
-                    reason: reason.into(),
-                })
-                .await?;
-                self.store.clear_pause(live.log.run_id());
+            if self.pause_if_asked(live).await? {
                 break;
             }
             let elapsed = live.elapsed_secs();
@@ -326,14 +321,7 @@ impl Runner {
                 .await?;
             // A pause asked for during the model call takes effect before its tools run;
             // a resume runs them (they never started).
-            if !calls.is_empty()
-                && let Some(reason) = self.pause_reason(live.log.run_id())
-            {
-                live.record(EventPayload::RunPaused {
-                    reason: reason.into(),
-                })
-                .await?;
-                self.store.clear_pause(live.log.run_id());
+            if !calls.is_empty() && self.pause_if_asked(live).await? {
                 break;
             }
             if calls.is_empty() {
@@ -370,6 +358,20 @@ impl Runner {
 
     /// Why the run should pause now, if it should: the stop flag, or a request through the
     /// store from any process.
+    /// Records a pause and takes the request back when one was asked for (Ctrl-C, or
+    /// `cordon pause` from any process); whether the run is to stop here.
+    async fn pause_if_asked(&self, live: &mut Live<'_>) -> Result<bool, StoreError> {
+        let Some(reason) = self.pause_reason(live.log.run_id()) else {
+            return Ok(false);
+        };
+        live.record(EventPayload::RunPaused {
+            reason: reason.into(),
+        })
+        .await?;
+        self.store.clear_pause(live.log.run_id());
+        Ok(true)
+    }
+
     fn pause_reason(&self, run_id: &RunId) -> Option<&'static str> {
         if self
             .stop
