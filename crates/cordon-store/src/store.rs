@@ -172,11 +172,17 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         // Reading a WAL database needs its -shm file, which SQLite cannot create or size in
         // a directory it may not write or on a full disk. Then the WAL is read in exclusive
-        // locking mode (no shared memory); with no WAL or an empty one, the file alone is the
-        // whole store and is read as it is.
+        // locking mode, which keeps the WAL's index in memory instead; a read-only file cannot
+        // take the write lock that mode asks for, so that attempt uses SQLite's VFS without
+        // file locks (a writer working at the same moment could make this one read fail, never
+        // change the file). With no WAL or an empty one, the file alone is the whole store and
+        // is read as it is.
         let mut attempts = vec![
             options.clone(),
-            options.clone().locking_mode(SqliteLockingMode::Exclusive),
+            options
+                .clone()
+                .vfs("unix-none")
+                .locking_mode(SqliteLockingMode::Exclusive),
         ];
         if std::fs::metadata(wal_path(path)).map_or(true, |m| m.len() == 0) {
             attempts.push(options.immutable(true));

@@ -278,6 +278,46 @@ async fn a_truncated_wal_is_caught() {
     drop(log);
 }
 
+/// A store left with a WAL by a writer that stopped, where SQLite cannot make the `-shm`
+/// file it reads a WAL with (a full disk; here a FIFO stands in the file's place, which
+/// opens but cannot be sized, as on a full disk): reading still works, and sees what the WAL
+/// holds.
+#[tokio::test]
+async fn a_wal_is_read_where_no_shared_memory_file_can_be_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    let store = Store::open(&db).await.unwrap();
+    let run = RunId::new();
+    let mut log = store.create_run(&run).await.unwrap();
+    for i in 0..3 {
+        log.append(&EventPayload::UserInput {
+            text: format!("event {i}"),
+        })
+        .await
+        .unwrap();
+    }
+    let copy = dir.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for name in ["live.db", "live.db-wal"] {
+        std::fs::copy(dir.path().join(name), copy.join(name)).unwrap();
+    }
+    copy_dir(
+        &dir.path().join("live.db.heads"),
+        &copy.join("live.db.heads"),
+    );
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(copy.join("live.db-shm"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    let copied = Store::open_read_only(&copy.join("live.db"))
+        .await
+        .expect("a WAL store opens for reading without its -shm file");
+    let v = verify_run(&copied, &run).await.unwrap();
+    assert_eq!(v.events, 3, "the WAL's events are read: {v:?}");
+    drop(log);
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
