@@ -370,8 +370,19 @@ impl Session {
         let needs_sandbox = self.tools.needs_sandbox(&agent.tools).map_err(|e| {
             SessionError::bad_input(format!("{origin}: {e}"), "name tools the registry has")
         })?;
+        let run_id = RunId::new();
         let sandbox = match (sandbox, needs_sandbox) {
-            (Some(options), _) => Some(self.sandbox(&options).await?),
+            // A workspace cordon makes for the run carries the run's id.
+            (Some(options), _) => Some(
+                workspace::prepare_named(
+                    self.provider()?,
+                    &options,
+                    &self.workspaces,
+                    &self.protected,
+                    run_id.as_str(),
+                )
+                .await?,
+            ),
             (None, false) => None,
             (None, true) => {
                 return Err(SessionError::bad_input(
@@ -381,7 +392,7 @@ impl Session {
             }
         };
         self.prepare(Plan {
-            run_id: RunId::new(),
+            run_id,
             agent,
             origin,
             model,

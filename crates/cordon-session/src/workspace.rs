@@ -138,8 +138,13 @@ fn spec_for(options: &SandboxOptions) -> SandboxSpec {
     spec
 }
 
-/// The directory a sandbox works in: the one given, or a fresh one for a manifest.
-fn workspace_dir(options: &SandboxOptions, workspaces: &Path) -> Result<PathBuf, SessionError> {
+/// The directory a sandbox works in: the one given, or a fresh one for a manifest, named
+/// `name` (a run's id, so a person can tell whose it is).
+fn workspace_dir(
+    options: &SandboxOptions,
+    workspaces: &Path,
+    name: &str,
+) -> Result<PathBuf, SessionError> {
     let dir = match (&options.workspace, &options.manifest) {
         (Some(w), None) => w.clone(),
         (None, None) => {
@@ -162,7 +167,7 @@ fn workspace_dir(options: &SandboxOptions, workspaces: &Path) -> Result<PathBuf,
             w.clone()
         }
         (None, Some(_)) => {
-            let dir = workspaces.join(cordon_core::RunId::new().to_string());
+            let dir = workspaces.join(name);
             std::fs::create_dir_all(&dir)?;
             dir
         }
@@ -185,7 +190,19 @@ pub async fn prepare(
     workspaces: &Path,
     protected: &[PathBuf],
 ) -> Result<PreparedSandbox, SessionError> {
-    let workspace = workspace_dir(options, workspaces)?;
+    let name = cordon_core::RunId::new().to_string();
+    prepare_named(provider, options, workspaces, protected, &name).await
+}
+
+/// [`prepare`], naming a fresh workspace `name` (the run's id).
+pub(crate) async fn prepare_named(
+    provider: &dyn SandboxProvider,
+    options: &SandboxOptions,
+    workspaces: &Path,
+    protected: &[PathBuf],
+    name: &str,
+) -> Result<PreparedSandbox, SessionError> {
+    let workspace = workspace_dir(options, workspaces, name)?;
     let mut spec = spec_for(options);
     let (mut sandbox, secrets) = build(provider, &spec, &workspace, protected).await?;
     let materialized = match &options.manifest {

@@ -37,12 +37,14 @@ pub enum StoreError {
     #[error("no run matches '{0}'")]
     NoSuchRun(String),
     /// An id prefix matches more than one run.
-    #[error("'{prefix}' matches {count} runs; give more of the id")]
+    #[error("'{prefix}' matches {count} runs ({}); give more of the id", candidates.join(", "))]
     Ambiguous {
         /// What was given.
         prefix: String,
         /// How many runs match.
         count: usize,
+        /// The newest of them (at most [`crate::store::CANDIDATES_SHOWN`]).
+        candidates: Vec<String>,
     },
     /// Another writer appended to the run at the same time.
     #[error(

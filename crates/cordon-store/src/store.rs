@@ -85,6 +85,13 @@ pub enum StoredRow {
     },
 }
 
+/// The name `resolve` takes for the newest run.
+pub const LAST: &str = "last";
+/// Where a UUIDv7 run id's random part starts (after `tttttttt-tttt-`).
+const RANDOM_FROM: usize = 14;
+/// How many matching runs an ambiguous id's error names.
+pub const CANDIDATES_SHOWN: usize = 5;
+
 /// A run store: one SQLite file holding the events of many runs, and a directory of run
 /// heads beside it.
 #[derive(Clone)]
@@ -478,35 +485,58 @@ impl Store {
             .collect()
     }
 
-    /// The run whose id is `id`, or starts with it. Runs whose events are gone but whose
-    /// head records remain are found too, so that `verify` can say what happened to them.
+    /// The run `id` names: `last` (the newest run), a whole id, the start of one, or any
+    /// unique piece of an id's random part (the part after the time it starts with). Runs
+    /// whose events are gone but whose head records remain are found too, so that `verify`
+    /// can say what happened to them.
     pub async fn resolve(&self, id: &str) -> Result<RunId, StoreError> {
-        if id.trim().is_empty() {
+        let id = id.trim();
+        if id.is_empty() {
             return Err(StoreError::NoSuchRun(id.to_string()));
         }
-        let mut ids: Vec<String> = sqlx::query_scalar::<_, Vec<u8>>(
-            "SELECT DISTINCT CAST(run_id AS BLOB) FROM events WHERE substr(run_id, 1, ?) = ? LIMIT 3",
-        )
-        .bind(id.chars().count() as i64)
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .filter_map(|b| String::from_utf8(b).ok())
-        .collect();
-        for h in head::list(&self.heads) {
-            if h.starts_with(id) && !ids.contains(&h) {
-                ids.push(h);
-            }
+        let all = self.run_ids().await?;
+        if id == LAST {
+            // Run ids are UUIDv7: they sort by the time the run started.
+            return all
+                .into_iter()
+                .max_by(|a, b| a.as_str().cmp(b.as_str()))
+                .ok_or_else(|| StoreError::NoSuchRun(id.to_string()));
         }
-        match ids.as_slice() {
+        if let Some(exact) = all.iter().find(|r| r.as_str() == id) {
+            return Ok(exact.clone());
+        }
+        let id_lower = id.to_ascii_lowercase();
+        let mut matches: Vec<&RunId> = all
+            .iter()
+            .filter(|r| r.as_str().starts_with(&id_lower))
+            .collect();
+        if matches.is_empty() {
+            // Any unique piece of the random part (after the time the id starts with).
+            matches = all
+                .iter()
+                .filter(|r| {
+                    r.as_str()
+                        .get(RANDOM_FROM..)
+                        .is_some_and(|rest| rest.contains(&id_lower))
+                })
+                .collect();
+        }
+        match matches.as_slice() {
             [] => Err(StoreError::NoSuchRun(id.to_string())),
-            [one] => Ok(RunId::from(one.as_str())),
-            _ if ids.iter().any(|i| i == id) => Ok(RunId::from(id)),
-            _ => Err(StoreError::Ambiguous {
-                prefix: id.to_string(),
-                count: ids.len(),
-            }),
+            [one] => Ok((*one).clone()),
+            _ => {
+                let count = matches.len();
+                matches.sort_by(|a, b| b.as_str().cmp(a.as_str()));
+                Err(StoreError::Ambiguous {
+                    prefix: id.to_string(),
+                    count,
+                    candidates: matches
+                        .iter()
+                        .take(CANDIDATES_SHOWN)
+                        .map(|r| r.as_str().to_string())
+                        .collect(),
+                })
+            }
         }
     }
 

@@ -123,6 +123,53 @@ async fn runs_are_listed_newest_first_and_resolved_by_prefix() {
 }
 
 #[tokio::test]
+async fn runs_are_named_by_last_or_any_unique_piece_of_their_random_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("r.db")).await.unwrap();
+    assert!(matches!(
+        store.resolve("last").await,
+        Err(StoreError::NoSuchRun(_))
+    ));
+    let ids = [
+        "01a23300-0000-7000-8000-00000000beef",
+        "01a23300-0001-7000-8000-00000000cafe",
+        "01a23300-0002-7000-8000-0000000ecafe",
+    ];
+    for id in ids {
+        let mut log = store.create_run(&RunId::from(id)).await.unwrap();
+        log.append(&EventPayload::UserInput { text: "t".into() })
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.resolve("last").await.unwrap().as_str(), ids[2]);
+    assert_eq!(store.resolve("beef").await.unwrap().as_str(), ids[0]);
+    assert_eq!(store.resolve("ecafe").await.unwrap().as_str(), ids[2]);
+    assert_eq!(
+        store.resolve("01a23300-0001").await.unwrap().as_str(),
+        ids[1]
+    );
+    // The time part is shared by every run of the same moment: only the start matches it.
+    assert!(matches!(
+        store.resolve("a233").await,
+        Err(StoreError::NoSuchRun(_))
+    ));
+    match store.resolve("cafe").await {
+        Err(StoreError::Ambiguous {
+            count, candidates, ..
+        }) => {
+            assert_eq!(count, 2);
+            assert_eq!(candidates, [ids[2], ids[1]], "newest first");
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = store.resolve("01a233").await.unwrap_err().to_string();
+    assert!(
+        err.contains("matches 3 runs") && err.contains(ids[0]),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn pushed_events_are_stored_together_by_a_flush_and_chain_as_appended_ones() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("c.db")).await.unwrap();
