@@ -170,6 +170,19 @@ impl ModelResponse {
             .collect()
     }
 
+    /// Why the answer stopped short of its end, when it did: the output limit (`length` on
+    /// Chat Completions, `incomplete: max_output_tokens` on the Responses API) or a content
+    /// filter. Such an answer is not a final one.
+    pub fn cut_off(&self) -> Option<&str> {
+        let reason = self.stop_reason.as_deref()?;
+        let reason = reason.strip_prefix("incomplete: ").unwrap_or(reason);
+        matches!(
+            reason,
+            "length" | "max_tokens" | "max_output_tokens" | "content_filter"
+        )
+        .then_some(reason)
+    }
+
     /// The text of the assistant's messages, joined.
     pub fn text(&self) -> String {
         self.items

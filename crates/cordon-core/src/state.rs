@@ -115,6 +115,8 @@ pub struct RunState {
     pub final_output: Option<String>,
     /// The error or budget that ended the run, if one did.
     pub ended_by: Option<String>,
+    /// The budget that ended the run, if one did: its name and the limit it had.
+    pub exceeded: Option<(String, f64)>,
     /// The newest checkpoint's snapshot id.
     pub last_checkpoint: Option<String>,
     /// Calls that finished after the newest checkpoint, in order: (call id, tool). Restoring
@@ -145,6 +147,7 @@ impl Default for RunState {
             pending: Vec::new(),
             final_output: None,
             ended_by: None,
+            exceeded: None,
             last_checkpoint: None,
             since_checkpoint: Vec::new(),
             awaiting: Default::default(),
@@ -264,7 +267,19 @@ impl RunState {
                 format!("Your final answer must be JSON matching the required schema. It did not: {error}. Answer again."),
             )),
             EventPayload::BudgetExceeded { budget, limit, used } => {
-                self.ended_by = Some(format!("{budget} exceeded (limit {}, used {})", number(*limit), number(*used)));
+                let ran = self.tool_calls as f64;
+                self.ended_by = Some(if budget == "max_tool_calls" && *used > ran {
+                    // `used` counts the batch the model asked for, which did not run.
+                    format!(
+                        "the max_tool_calls budget ran out: {} of {} ran, and the model asked for {} more",
+                        number(ran),
+                        number(*limit),
+                        number(*used - ran)
+                    )
+                } else {
+                    format!("the {budget} budget ran out (limit {}, used {})", number(*limit), number(*used))
+                });
+                self.exceeded = Some((budget.clone(), *limit));
             }
             EventPayload::RunCompleted { output, .. } => {
                 self.final_output = Some(output.clone());

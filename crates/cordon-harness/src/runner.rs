@@ -10,6 +10,9 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// What to do about an answer cut off at the output limit.
+const CUT_OFF_HINT: &str = "raise max_output_tokens in the agent's [model_settings] for new runs; `cordon resume RUN --input \"Continue.\"` asks the model to go on from where it stopped";
+
 /// How a run ended.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
@@ -317,11 +320,25 @@ impl Runner {
             live.state.make_call_ids_unique(&mut response);
             let calls = response.tool_calls();
             let text = response.text();
+            let cut_off = response.cut_off().map(str::to_string);
             live.record(EventPayload::ModelResponse { turn, response })
                 .await?;
             // A pause asked for during the model call takes effect before its tools run;
             // a resume runs them (they never started).
             if !calls.is_empty() && self.pause_if_asked(live).await? {
+                break;
+            }
+            if calls.is_empty()
+                && let Some(why) = cut_off
+            {
+                // Not a final answer: the model stopped at a limit, mid-answer.
+                hint = Some(CUT_OFF_HINT);
+                live.record(EventPayload::RunFailed {
+                    error: format!(
+                        "the run is incomplete: the model's answer was cut off before its end ({why}: it reached its output limit)"
+                    ),
+                })
+                .await?;
                 break;
             }
             if calls.is_empty() {

@@ -296,7 +296,7 @@ async fn each_budget_ends_the_run_and_says_which() {
     assert_eq!(out.status, RunStatus::BudgetExceeded);
     assert_eq!(
         out.error.as_deref(),
-        Some("max_output_tokens exceeded (limit 100, used 120)")
+        Some("the max_output_tokens budget ran out (limit 100, used 120)")
     );
     assert_eq!(
         s.server.requests().len(),
@@ -320,7 +320,7 @@ async fn each_budget_ends_the_run_and_says_which() {
     .await;
     assert_eq!(
         out.error.as_deref(),
-        Some("max_cost_usd exceeded (limit 1.50, used 2)")
+        Some("the max_cost_usd budget ran out (limit 1.50, used 2)")
     );
 
     let (out, _) = budget_run(
@@ -334,7 +334,7 @@ async fn each_budget_ends_the_run_and_says_which() {
     .await;
     assert_eq!(
         out.error.as_deref(),
-        Some("max_input_tokens exceeded (limit 3000, used 3000)")
+        Some("the max_input_tokens budget ran out (limit 3000, used 3000)")
     );
 }
 
@@ -361,7 +361,7 @@ async fn a_batch_of_tool_calls_that_would_break_the_budget_does_not_start() {
     .await;
     assert_eq!(
         out.error.as_deref(),
-        Some("max_tool_calls exceeded (limit 2, used 3)")
+        Some("the max_tool_calls budget ran out: 0 of 2 ran, and the model asked for 3 more")
     );
     let events = s.runner.store().events(&out.run_id).await.unwrap();
     assert!(
@@ -395,7 +395,7 @@ async fn wall_time_counts_from_the_run_start() {
         out.error
             .as_deref()
             .unwrap()
-            .starts_with("max_wall_time_secs exceeded (limit 1, used 1."),
+            .starts_with("the max_wall_time_secs budget ran out (limit 1, used 1."),
         "{:?}",
         out.error
     );

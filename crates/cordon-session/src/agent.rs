@@ -106,6 +106,31 @@ impl AgentSpec {
         self
     }
 
+    /// What is wrong with the agent's limits, if anything: `max_turns = 0`, a budget of 0,
+    /// a cost that is not a positive number.
+    pub fn limits_problem(&self) -> Option<String> {
+        if self.max_turns == Some(0) {
+            return Some("max_turns is 0".into());
+        }
+        let b = &self.budgets;
+        for (name, v) in [
+            ("max_tool_calls", b.max_tool_calls),
+            ("max_input_tokens", b.max_input_tokens),
+            ("max_output_tokens", b.max_output_tokens),
+            ("max_wall_time_secs", b.max_wall_time_secs),
+        ] {
+            if v == Some(0) {
+                return Some(format!("budgets.{name} is 0"));
+            }
+        }
+        match b.max_cost_usd {
+            Some(c) if !(c.is_finite() && c > 0.0) => Some(format!(
+                "budgets.max_cost_usd is {c}; it must be more than 0"
+            )),
+            _ => None,
+        }
+    }
+
     /// Reads and checks an agent file.
     pub fn load(path: &Path) -> Result<AgentSpec, SessionError> {
         let shown = path.display();
@@ -124,6 +149,12 @@ impl AgentSpec {
                 "see examples/agent.toml for a working agent file",
             )
         })?;
+        if let Some(problem) = spec.limits_problem() {
+            return Err(SessionError::bad_input(
+                format!("the agent file {shown}: {problem}"),
+                "limits are positive: a run with none left could not take a step",
+            ));
+        }
         spec.output_schema = match &spec.output {
             None => None,
             Some(OutputSection {

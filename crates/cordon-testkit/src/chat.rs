@@ -75,7 +75,9 @@ pub fn render(
         }
         calls.push(json!({ "id": call_id, "type": "function", "function": { "name": call.name, "arguments": args } }));
     }
-    let finish = if calls.is_empty() {
+    let finish = if turn.cut_off {
+        "length"
+    } else if calls.is_empty() {
         "stop"
     } else {
         "tool_calls"

@@ -183,8 +183,16 @@ pub fn render(
         "output_tokens_details": { "reasoning_tokens": 0 },
         "total_tokens": u.input_tokens + u.output_tokens,
     });
-    let final_response = shell("completed", Value::Array(output), usage);
-    r.push("response.completed", json!({ "response": final_response }));
+    let (status, event) = if turn.cut_off {
+        ("incomplete", "response.incomplete")
+    } else {
+        ("completed", "response.completed")
+    };
+    let mut final_response = shell(status, Value::Array(output), usage);
+    if turn.cut_off {
+        final_response["incomplete_details"] = json!({ "reason": "max_output_tokens" });
+    }
+    r.push(event, json!({ "response": final_response }));
     (r.frames, final_response)
 }
 

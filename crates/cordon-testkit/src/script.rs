@@ -97,6 +97,11 @@ pub struct Turn {
     /// Reported usage; estimated from sizes when absent.
     #[serde(default)]
     pub usage: Option<ScriptUsage>,
+    /// The answer stops at the output limit: `finish_reason: "length"` on Chat Completions,
+    /// `status: "incomplete"` (reason `max_output_tokens`, ending with
+    /// `response.incomplete`) on the Responses API.
+    #[serde(default)]
+    pub cut_off: bool,
 }
 
 /// A tool call the scripted model makes.
