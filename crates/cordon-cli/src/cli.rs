@@ -54,10 +54,10 @@ pub enum Command {
     /// restored; a model response already recorded is never requested again. A run whose
     /// record does not verify is refused (exit 4).
     Resume {
-        /// The run's id, or enough of its start to be unique.
+        /// The run: its id, `last` (the newest), or any unique part of the id.
         run: String,
         /// Raise the limit on model calls (for a run stopped by max_turns).
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         max_turns: Option<u32>,
         /// Raise (or set) a budget: max_tool_calls, max_input_tokens, max_output_tokens,
         /// max_wall_time_secs or max_cost_usd. Repeatable.
@@ -89,7 +89,7 @@ pub enum Command {
     ///
     /// The approval binds to the call's exact arguments.
     Approve {
-        /// The run's id, or enough of its start to be unique.
+        /// The run: its id, `last` (the newest), or any unique part of the id.
         run: String,
         /// The call's id (as `cordon show` or the run's output names it).
         call: Option<String>,
@@ -104,7 +104,7 @@ pub enum Command {
 
     /// Reject a tool call a run is waiting on; the model is told. Then `cordon resume`.
     Reject {
-        /// The run's id, or enough of its start to be unique.
+        /// The run: its id, `last` (the newest), or any unique part of the id.
         run: String,
         /// The call's id.
         call: String,
@@ -120,7 +120,7 @@ pub enum Command {
     ///
     /// The process running it records the pause (exit 130 there); `cordon resume` continues.
     Pause {
-        /// The run's id, or enough of its start to be unique.
+        /// The run: its id, `last` (the newest), or any unique part of the id.
         run: String,
     },
 
@@ -139,8 +139,15 @@ pub enum Command {
 
     /// Print a run's events.
     Show {
-        /// The run's id, or enough of its start to be unique.
+        /// The run: its id, `last` (the newest), or any unique part of the id.
         run: String,
+        /// One tool call's id: print its whole recorded input and output, and what was
+        /// decided about it.
+        call: Option<String>,
+        /// Every call's whole input and output, every answer's whole text (by default long
+        /// ones show their first and last lines).
+        #[arg(long)]
+        full: bool,
         /// The events as JSON Lines, exactly as stored.
         #[arg(long)]
         json: bool,
@@ -158,7 +165,7 @@ pub enum Command {
     /// must match its last event. Exit 0 when all of that holds, 4 when not. The README lists
     /// exactly what this catches and what it cannot.
     Verify {
-        /// The run's id, or enough of its start to be unique.
+        /// The run: its id, `last` (the newest), or any unique part of the id.
         #[arg(required_unless_present = "all")]
         run: Option<String>,
         /// Check every run in the store.
@@ -313,8 +320,13 @@ pub enum TierArg {
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The task for the agent.
-    pub task: String,
+    /// The task for the agent; `-` reads it from stdin.
+    #[arg(required_unless_present = "task_file")]
+    pub task: Option<String>,
+
+    /// Read the task from this file (for tasks too long for a command line).
+    #[arg(long, value_name = "FILE", conflicts_with = "task")]
+    pub task_file: Option<PathBuf>,
 
     /// The agent file (TOML: name, model, instructions, model_settings, max_turns, tools, output).
     #[arg(long, value_name = "FILE")]
@@ -327,7 +339,7 @@ pub struct RunArgs {
     pub model: Option<String>,
 
     /// Override the agent's limit on model calls.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_turns: Option<u32>,
 
     /// Print the run's events as JSON Lines (one per event, as stored) instead of text.

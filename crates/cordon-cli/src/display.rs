@@ -1,86 +1,181 @@
 //! Showing a run as it happens: text for people, JSON Lines for programs.
+//!
+//! What a script captures from stdout is exactly the final answer (or the final JSON object
+//! for structured output). At a terminal the answer streams to stdout as it comes; elsewhere
+//! it streams to stderr when that is a terminal, and stdout gets the final answer once the
+//! run completes. Text from an attempt that failed and was retried is marked on stderr.
 
-use cordon_core::Event;
+use crate::render::event::entry;
+use crate::render::{Limit, Style};
+use cordon_core::{Event, EventPayload};
 use cordon_harness::RunObserver;
 use cordon_model::StreamEvent;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
-/// Streams the answer to stdout and shows tool calls compactly on stderr, so
-/// `cordon run ... > answer.txt` keeps just the answer. (The runner replaces known secrets
-/// before anything reaches an observer.)
-#[derive(Default)]
+/// The live view for people: the answer as it streams, tool calls compactly on stderr.
+/// (The runner replaces known secrets before anything reaches an observer.)
 pub struct Human {
-    /// Whether the last thing written to stdout ended a line.
-    mid_line: Mutex<bool>,
+    /// Stream the answer to stdout (a terminal: nothing there is captured).
+    live_stdout: bool,
+    /// Stream the answer to stderr (stdout is captured, stderr is a terminal).
+    live_stderr: bool,
+    err: Style,
+    state: Mutex<Live>,
+}
+
+#[derive(Default)]
+struct Live {
+    /// Whether the last thing written to stdout / stderr by the stream ended a line.
+    out_mid_line: bool,
+    err_mid_line: bool,
+    /// Text streamed in the current attempt at the current turn.
+    streamed: String,
+}
+
+impl Default for Human {
+    fn default() -> Self {
+        let live_stdout = std::io::stdout().is_terminal();
+        Human {
+            live_stdout,
+            live_stderr: !live_stdout && std::io::stderr().is_terminal(),
+            err: Style::stderr(),
+            state: Mutex::default(),
+        }
+    }
 }
 
 impl Human {
-    fn print(&self, t: &str) {
-        if t.is_empty() {
-            return;
-        }
-        print!("{t}");
-        let _ = std::io::stdout().flush();
-        *self.mid_line.lock().expect("display lock") = !t.ends_with('\n');
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn end_line(&self) {
-        let mut mid = self.mid_line.lock().expect("display lock");
-        if *mid {
+    /// Ends any line the stream left open, so that what follows starts on its own.
+    fn end_lines(live: &mut Live) {
+        if live.out_mid_line {
             println!();
-            *mid = false;
+            live.out_mid_line = false;
+        }
+        if live.err_mid_line {
+            eprintln!();
+            live.err_mid_line = false;
+        }
+    }
+
+    fn stream(&self, live: &mut Live, t: &str) {
+        live.streamed.push_str(t);
+        if self.live_stdout {
+            print!("{t}");
+            let _ = std::io::stdout().flush();
+            live.out_mid_line = !t.ends_with('\n');
+        } else if self.live_stderr {
+            eprint!("{}", self.err.dim(t));
+            live.err_mid_line = !t.ends_with('\n');
+        }
+    }
+
+    /// Prints a tool event compactly: a marked summary and the lines under it.
+    fn tool_line(&self, mark: &str, p: &EventPayload) {
+        let e = entry(p, self.err, Limit::Clip);
+        eprintln!("  {mark} {}", e.summary);
+        for line in e.details {
+            eprintln!("      {line}");
         }
     }
 }
 
 impl RunObserver for Human {
     fn on_stream(&self, event: &StreamEvent) {
+        let mut live = self.live();
         match event {
-            StreamEvent::TextDelta(t) => self.print(t),
+            StreamEvent::TextDelta(t) if !t.is_empty() => self.stream(&mut live, t),
             StreamEvent::Retrying {
                 attempt,
                 error,
                 delay,
             } => {
-                self.end_line();
+                Self::end_lines(&mut live);
+                let cut = if live.streamed.is_empty() {
+                    ""
+                } else {
+                    "the text above was cut off: "
+                };
                 eprintln!(
-                    "  ↻ attempt {attempt} failed ({error}); retrying in {:.1}s",
+                    "  {} {cut}attempt {attempt} failed ({error}); retrying in {:.1}s",
+                    self.err.yellow("↻"),
                     delay.as_secs_f64()
                 );
+                live.streamed.clear();
             }
-            StreamEvent::ReasoningDelta(_) | StreamEvent::ToolCallStarted { .. } => {}
+            StreamEvent::TextDelta(_)
+            | StreamEvent::ReasoningDelta(_)
+            | StreamEvent::ToolCallStarted { .. } => {}
         }
     }
 
     fn on_event(&self, event: &Event) {
-        let p = &event.payload;
-        match event.kind.as_str() {
-            "model_response" => self.end_line(),
-            "tool_call_intent" => eprintln!(
-                "  → {} {}",
-                clip(&text(&p["tool"]), 64),
-                clip(&text(&p["arguments"]), 120)
-            ),
-            "tool_result" => {
-                let mark = if p["is_error"] == true { '✗' } else { '←' };
-                eprintln!("  {mark} {}", clip(&text(&p["output"]), 120));
-            }
-            "tool_replayed" => eprintln!(
-                "  ↻ replayed {} {} into the restored workspace{}",
-                clip(&text(&p["tool"]), 64),
-                clip(&text(&p["call_id"]), 64),
-                if p["same_output"] == true {
-                    ""
-                } else {
-                    " (its output differed this time)"
+        let Ok(p) = event.typed() else { return };
+        let mut live = self.live();
+        match &p {
+            EventPayload::ModelRequest { .. } => live.streamed.clear(),
+            EventPayload::ModelResponse { response, .. } => {
+                // A provider that does not stream (or a stream that sent the text only in
+                // its final object) still shows what the model said.
+                let said = response.text();
+                if live.streamed.trim().is_empty() && !said.trim().is_empty() {
+                    self.stream(&mut live, &said);
                 }
-            ),
-            "output_invalid" => eprintln!(
-                "  ✗ the answer does not match the output schema: {}",
-                clip(&text(&p["error"]), 200)
-            ),
-            _ => {}
+                Self::end_lines(&mut live);
+            }
+            EventPayload::ToolCallIntent { .. } => {
+                Self::end_lines(&mut live);
+                self.tool_line("→", &p);
+            }
+            EventPayload::ToolResult { is_error, .. } => {
+                let mark = if *is_error { "✗" } else { "←" };
+                self.tool_line(mark, &p);
+            }
+            EventPayload::ToolReplayed { .. } => self.tool_line("↻", &p),
+            EventPayload::OutputInvalid { error } => {
+                Self::end_lines(&mut live);
+                let shown = if self.live_stdout || self.live_stderr {
+                    "the answer above was not accepted: "
+                } else {
+                    ""
+                };
+                eprintln!(
+                    "  {} {shown}it does not match the output schema ({}); the model is asked again",
+                    self.err.red("✗"),
+                    crate::render::clip(error, 200)
+                );
+            }
+            EventPayload::RunCompleted { output, structured } => {
+                Self::end_lines(&mut live);
+                if !self.live_stdout {
+                    let answer = match structured {
+                        Some(v) => serde_json::to_string(v).unwrap_or_else(|_| output.clone()),
+                        None => output.clone(),
+                    };
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(answer.as_bytes());
+                    if !answer.ends_with('\n') {
+                        let _ = out.write_all(b"\n");
+                    }
+                    let _ = out.flush();
+                }
+            }
+            EventPayload::RunStarted { .. }
+            | EventPayload::WorkspaceMaterialized { .. }
+            | EventPayload::UserInput { .. }
+            | EventPayload::ModelRetry { .. }
+            | EventPayload::Checkpoint { .. }
+            | EventPayload::ApprovalRequested { .. }
+            | EventPayload::ApprovalGranted { .. }
+            | EventPayload::ApprovalRejected { .. }
+            | EventPayload::BudgetExceeded { .. }
+            | EventPayload::RunResumed { .. }
+            | EventPayload::RunPaused { .. }
+            | EventPayload::RunFailed { .. } => Self::end_lines(&mut live),
         }
     }
 }
@@ -93,30 +188,5 @@ impl RunObserver for JsonLines {
         let mut out = std::io::stdout().lock();
         let _ = serde_json::to_writer(&mut out, event);
         let _ = writeln!(out);
-    }
-}
-
-/// A JSON string's text (empty for other values).
-pub fn text(v: &serde_json::Value) -> String {
-    v.as_str().unwrap_or_default().to_string()
-}
-
-/// The first line of `s`, at most `max` characters, marked when cut.
-pub fn clip(s: &str, max: usize) -> String {
-    let first = s.lines().next().unwrap_or_default();
-    let cut = first.chars().count() > max || s.lines().nth(1).is_some();
-    let mut out: String = first.chars().take(max).collect();
-    if cut {
-        out.push('…');
-    }
-    out
-}
-
-/// `n` and a noun, in the singular for one: `1 turn`, `2 turns`.
-pub fn count(n: u64, singular: &str, plural: &str) -> String {
-    if n == 1 {
-        format!("1 {singular}")
-    } else {
-        format!("{n} {plural}")
     }
 }

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod builtin;
+pub mod exec_report;
 mod function;
 pub mod image;
 pub mod patch;

@@ -6,6 +6,7 @@
 //! which talks to it with `write_stdin`. A separate hard timeout kills any command that runs
 //! too long, and at most [`MAX_SESSIONS`] sessions live at once.
 
+use crate::exec_report::{ExecReport, ExecStatus, TIMEOUT_MARK};
 use crate::truncate::{DEFAULT_MAX_TOKENS, approx_tokens, truncate_middle};
 use crate::{Effects, FunctionTool, Tool, ToolError};
 use cordon_sandbox::{Process, ProcessEvent, Sandbox};
@@ -82,7 +83,7 @@ const SESSION_KEEP: usize = 256 * 1024;
 /// bounded whatever the command prints.
 struct SessionState {
     output: cordon_sandbox::HeadTail,
-    exit: Option<String>,
+    exit: Option<ExecStatus>,
 }
 
 impl Default for SessionState {
@@ -222,7 +223,7 @@ impl ShellTools {
                 let _ = killer.kill().await;
                 timeout_state.lock().expect("state lock").output.push(
                     format!(
-                        "\n[cordon: killed after the {}s hard timeout, with everything it started]\n",
+                        "\n{TIMEOUT_MARK}{}s hard timeout, with everything it started]\n",
                         hard.as_secs()
                     )
                     .as_bytes(),
@@ -277,24 +278,15 @@ impl ShellTools {
             self.sessions.lock().expect("sessions lock").remove(&id);
         }
         let text = String::from_utf8_lossy(&output);
-        let original = (total as usize).div_ceil(4).max(approx_tokens(&text));
-        let shown = truncate_middle(&text, max_tokens.unwrap_or(DEFAULT_MAX_TOKENS));
-        let status = match exit {
-            Some(how) => how,
-            None => format!("Process running with session ID {id}"),
-        };
-        let dropped = if dropped > 0 {
-            format!(
-                "Output bytes dropped: {dropped} (cordon keeps the start and the end of a long output)\n"
-            )
-        } else {
-            String::new()
-        };
-        Ok(format!(
-            "Chunk ID: {}\nWall time: {:.4} seconds\n{status}\nOriginal token count: {original}\n{dropped}Output:\n{shown}",
-            chunk_id(),
-            started.elapsed().as_secs_f64()
-        ))
+        Ok(ExecReport {
+            chunk_id: chunk_id(),
+            wall_secs: started.elapsed().as_secs_f64(),
+            status: exit.unwrap_or(ExecStatus::Running(id)),
+            original_tokens: (total as usize).div_ceil(4).max(approx_tokens(&text)),
+            dropped_bytes: dropped,
+            output: truncate_middle(&text, max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
+        }
+        .to_string())
     }
 }
 
@@ -333,19 +325,23 @@ async fn read_session(
             ProcessEvent::Output(_, data) => st.output.push(&data),
             ProcessEvent::Exited { code, signal } => {
                 st.exit = Some(match (code, signal) {
-                    (Some(c), _) => format!("Process exited with code {c}"),
-                    (None, Some(s)) => format!("Process was killed by signal {s}"),
-                    (None, None) => "Process ended".into(),
+                    (Some(c), _) => ExecStatus::Exited(c),
+                    (None, Some(s)) => ExecStatus::Signaled(s),
+                    (None, None) => ExecStatus::Ended("Process ended".into()),
                 });
             }
-            ProcessEvent::Failed(why) => st.exit = Some(format!("Process failed: {why}")),
+            ProcessEvent::Failed(why) => {
+                st.exit = Some(ExecStatus::Ended(format!("Process failed: {why}")))
+            }
         }
         drop(st);
         changed.notify_waiters();
     }
     let mut st = state.lock().expect("state lock");
     if st.exit.is_none() {
-        st.exit = Some("Process ended (the sandbox stopped)".into());
+        st.exit = Some(ExecStatus::Ended(
+            "Process ended (the sandbox stopped)".into(),
+        ));
     }
     drop(st);
     changed.notify_waiters();

@@ -2,7 +2,7 @@
 //! any process; the session library records them.
 
 use super::Paths;
-use crate::display::clip;
+use crate::render::clip;
 use cordon_core::state::Awaiting;
 use cordon_harness::approval::describe_rule;
 use std::process::ExitCode;

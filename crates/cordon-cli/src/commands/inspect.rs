@@ -2,8 +2,9 @@
 
 use super::find_run;
 use crate::cli::StatusArg;
-use crate::display::{clip, text};
 use crate::exit;
+use crate::render::event::{Entry, LABEL_WIDTH, entry};
+use crate::render::{Limit, Style, clip, text};
 use cordon_core::{Event, RunStatus};
 use cordon_store::verify::{Problem, verify_run};
 use cordon_store::{Store, StoredRow};
@@ -68,29 +69,91 @@ pub async fn runs(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn show(store: &Store, run: &str, json: bool, raw: bool) -> anyhow::Result<ExitCode> {
+/// What `cordon show` prints.
+pub struct ShowOptions {
+    /// Only this call, in full.
+    pub call: Option<String>,
+    /// Every long text in full.
+    pub full: bool,
+    /// JSON Lines, as stored.
+    pub json: bool,
+    /// What the server sent, under each model response.
+    pub raw: bool,
+}
+
+pub async fn show(store: &Store, run: &str, how: &ShowOptions) -> anyhow::Result<ExitCode> {
     let run_id = find_run(store, run).await?;
     let rows = store.rows(&run_id).await.map_err(super::store_failure)?;
+    let style = Style::stdout();
+    let limit = if how.full || how.call.is_some() {
+        Limit::Full
+    } else {
+        Limit::Clip
+    };
+    if let Some(call) = &how.call {
+        let calls = call_ids(&rows);
+        if !calls.iter().any(|c| c == call) {
+            let known = if calls.is_empty() {
+                "it made no tool calls".to_string()
+            } else {
+                format!("its calls are {}", clip(&calls.join(", "), 300))
+            };
+            return Err(exit::Failure::bad_input(
+                format!("run {run_id} has no call '{call}': {known}"),
+                "`cordon show RUN` lists each call's id beside its tool",
+            ));
+        }
+    }
     let mut damaged = 0;
+    let mut day = String::new();
     for (i, row) in rows.iter().enumerate() {
         match row {
-            StoredRow::Event(e) if json => println!("{}", serde_json::to_string(e)?),
+            StoredRow::Event(e) if how.json => {
+                if how.call.is_none() || belongs_to(e, how.call.as_deref()) {
+                    println!("{}", serde_json::to_string(e)?);
+                }
+            }
             StoredRow::Event(e) => {
+                if !belongs_to(e, how.call.as_deref()) {
+                    continue;
+                }
+                let (date, time) = e.ts.split_once('T').unwrap_or(("", &e.ts));
+                if date != day {
+                    println!("{}", style.dim(&format!("── {date} ──")));
+                    day = date.to_string();
+                }
+                let time = time.trim_end_matches('Z');
+                let entry = match e.typed() {
+                    Ok(p) => entry(&p, style, limit),
+                    Err(err) => Entry {
+                        label: "unknown",
+                        summary: format!(
+                            "{} (this cordon cannot read it: {}) {}",
+                            e.kind,
+                            clip(&err.to_string(), 80),
+                            clip(&e.payload.to_string(), 100)
+                        ),
+                        details: Vec::new(),
+                    },
+                };
                 println!(
-                    "{:>4}  {}  {:<16}  {}",
+                    "{:>4}  {time:<12}  {:<width$}  {}",
                     e.seq,
-                    e.ts,
-                    clip(&e.kind, 16),
-                    summary(e)
+                    entry.label,
+                    entry.summary,
+                    width = LABEL_WIDTH
                 );
-                if raw && e.kind == "model_response" {
+                for line in &entry.details {
+                    println!("{:indent$}{line}", "", indent = DETAIL_INDENT);
+                }
+                if how.raw && e.kind == "model_response" {
                     print_raw(&e.payload["response"]);
                 }
             }
             StoredRow::Damaged { seq, reason } => {
                 damaged += 1;
                 let seq = seq.unwrap_or(i as u64);
-                if json {
+                if how.json {
                     println!(
                         "{}",
                         serde_json::json!({ "run_id": run_id, "seq": seq, "damaged": reason })
@@ -123,6 +186,26 @@ pub async fn show(store: &Store, run: &str, json: bool, raw: bool) -> anyhow::Re
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where lines under an event start: past the sequence number, time and label.
+const DETAIL_INDENT: usize = 4 + 2 + 12 + 2 + LABEL_WIDTH + 2;
+
+/// The ids of the run's tool calls, in order.
+fn call_ids(rows: &[StoredRow]) -> Vec<String> {
+    rows.iter()
+        .filter_map(|r| match r {
+            StoredRow::Event(e) if e.kind == "tool_call_intent" => {
+                e.payload["call_id"].as_str().map(str::to_string)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether `e` is about `call` (every event is, when no call is asked for).
+fn belongs_to(e: &Event, call: Option<&str>) -> bool {
+    call.is_none_or(|c| e.payload["call_id"].as_str() == Some(c))
+}
+
 /// What the server sent for one response, and what decoding noticed, indented under it.
 fn print_raw(response: &serde_json::Value) {
     for note in response["notes"].as_array().into_iter().flatten() {
@@ -144,129 +227,6 @@ fn print_raw(response: &serde_json::Value) {
         }
     } else if !wire["body"].is_null() {
         println!("        body: {}", clip(&wire["body"].to_string(), 300));
-    }
-}
-
-/// One line about an event, for people.
-fn summary(e: &Event) -> String {
-    let p = &e.payload;
-    match e.kind.as_str() {
-        "run_started" => {
-            let mut line = format!(
-                "agent {} · model {} ({}) · tools [{}]",
-                text(&p["agent"]["name"]),
-                clip(&text(&p["agent"]["model"]), 80),
-                text(&p["agent"]["api"]),
-                clip(
-                    &p["agent"]["tools"]
-                        .as_array()
-                        .map(|t| t.iter().map(text).collect::<Vec<_>>().join(", "))
-                        .unwrap_or_default(),
-                    120
-                )
-            );
-            if let Some(ws) = p["sandbox"]["host_workspace"].as_str() {
-                line.push_str(&format!(
-                    " · workspace {} ({} tier)",
-                    ws,
-                    text(&p["sandbox"]["tier"])
-                ));
-            }
-            line
-        }
-        "run_resumed" => {
-            let mut parts = Vec::new();
-            if let Some(ws) = p["workspace"].as_str() {
-                parts.push(if p["restored"] == true {
-                    format!("in {ws}, restored from the last checkpoint")
-                } else {
-                    format!("in {ws}")
-                });
-            }
-            if let Some(c) = p["from_checkpoint"].as_str() {
-                parts.push(format!("checkpoint {}", clip(c, 16)));
-            }
-            if let Some(r) = p["raised"].as_object() {
-                parts.push(format!(
-                    "raised {}",
-                    r.iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-            parts.join(" · ")
-        }
-        "user_input" => clip(&text(&p["text"]), 100),
-        "model_request" => format!("turn {} · {} items", p["turn"], p["input_items"]),
-        "model_retry" => format!(
-            "turn {} attempt {} failed: {}",
-            p["turn"],
-            p["attempt"],
-            clip(&text(&p["error"]), 80)
-        ),
-        "model_response" => {
-            let r = &p["response"];
-            let items = r["items"].as_array().cloned().unwrap_or_default();
-            let calls = items.iter().filter(|i| i["type"] == "tool_call").count();
-            let text_out: String = items
-                .iter()
-                .filter(|i| i["type"] == "message")
-                .flat_map(|i| i["content"].as_array().cloned().unwrap_or_default())
-                .map(|c| text(&c["text"]))
-                .collect();
-            let tokens = r["usage"]["input_tokens"].as_u64().unwrap_or(0)
-                + r["usage"]["output_tokens"].as_u64().unwrap_or(0);
-            let estimated = if r["usage"]["estimated"] == true {
-                " (estimated: the server reported none)"
-            } else {
-                ""
-            };
-            let notes = r["notes"].as_array().map_or(0, Vec::len);
-            let notes = if notes > 0 {
-                format!(" · {notes} decoding notes (--raw)")
-            } else {
-                String::new()
-            };
-            format!(
-                "turn {} · {calls} tool calls · {tokens} tokens{estimated}{notes} · {}",
-                p["turn"],
-                clip(&text_out, 60)
-            )
-        }
-        "tool_call_intent" => format!(
-            "{} {} {}",
-            clip(&text(&p["call_id"]), 64),
-            clip(&text(&p["tool"]), 64),
-            clip(&text(&p["arguments"]), 80)
-        ),
-        "tool_result" => format!(
-            "{} {}{} ({} ms)",
-            clip(&text(&p["call_id"]), 64),
-            if p["is_error"] == true { "error: " } else { "" },
-            clip(&text(&p["output"]), 80),
-            p["duration_ms"]
-        ),
-        "tool_replayed" => format!(
-            "{} {} replayed after the restore{} ({} ms)",
-            clip(&text(&p["call_id"]), 64),
-            clip(&text(&p["tool"]), 64),
-            if p["same_output"] == true {
-                ", same output"
-            } else {
-                ", different output"
-            },
-            p["duration_ms"]
-        ),
-        "run_completed" => clip(&text(&p["output"]), 100),
-        "run_failed" | "output_invalid" => clip(&text(&p["error"]), 100),
-        "budget_exceeded" => format!(
-            "{} (limit {}, used {})",
-            text(&p["budget"]),
-            p["limit"],
-            p["used"]
-        ),
-        _ => clip(&p.to_string(), 100),
     }
 }
 

@@ -74,9 +74,21 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         },
-        Command::Show { run, json, raw } => {
+        Command::Show {
+            run,
+            call,
+            full,
+            json,
+            raw,
+        } => {
             let store = store_with_run(cli.store.as_deref(), &run).await?;
-            inspect::show(&store, &run, json, raw).await
+            let how = inspect::ShowOptions {
+                call,
+                full,
+                json,
+                raw,
+            };
+            inspect::show(&store, &run, &how).await
         }
         Command::Verify { run, all, json } => {
             let shown = run.clone().unwrap_or_else(|| "--all".into());

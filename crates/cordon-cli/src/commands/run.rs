@@ -28,7 +28,7 @@ pub async fn run(args: RunArgs, paths: &Paths<'_>) -> anyhow::Result<ExitCode> {
         (false, None) => None,
         _ => Some(sandbox_options(&args)?),
     };
-    let mut request = RunRequest::new(agent, args.task.clone());
+    let mut request = RunRequest::new(agent, task_text(&args)?);
     request.origin = origin;
     request.model = args.model.clone();
     request.sandbox = sandbox;
@@ -50,6 +50,67 @@ pub async fn resume(
     request.observers.push(observer(json));
     let prepared = session.resume(request).await?;
     go(prepared, json).await
+}
+
+/// The most task text cordon reads from a file or stdin.
+const MAX_TASK_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The task: as given, from stdin (`-`), or from `--task-file`.
+fn task_text(args: &RunArgs) -> anyhow::Result<String> {
+    use std::io::Read;
+    let (from, mut reader): (String, Box<dyn Read>) = match (&args.task, &args.task_file) {
+        (Some(t), _) if t != "-" => return non_empty(t.clone(), "the task"),
+        (_, Some(path)) => (
+            path.display().to_string(),
+            Box::new(std::fs::File::open(path).map_err(|e| {
+                exit::Failure::bad_input(
+                    format!("cannot read the task file {}: {e}", path.display()),
+                    "give a readable file with --task-file",
+                )
+            })?),
+        ),
+        _ => ("stdin".to_string(), Box::new(std::io::stdin())),
+    };
+    let mut bytes = Vec::new();
+    reader
+        .by_ref()
+        .take(MAX_TASK_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| {
+            exit::Failure::bad_input(
+                format!("cannot read the task from {from}: {e}"),
+                "give the task as text, on stdin or in a file",
+            )
+        })?;
+    if bytes.len() as u64 > MAX_TASK_BYTES {
+        return Err(exit::Failure::bad_input(
+            format!(
+                "the task from {from} is longer than {} MiB",
+                MAX_TASK_BYTES / 1024 / 1024
+            ),
+            "put large material in the workspace and tell the agent where it is",
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        exit::Failure::bad_input(
+            format!(
+                "the task from {from} is not UTF-8 text (bad byte at {})",
+                e.utf8_error().valid_up_to()
+            ),
+            "give the task as text",
+        )
+    })?;
+    non_empty(text, &format!("the task from {from}"))
+}
+
+fn non_empty(text: String, what: &str) -> anyhow::Result<String> {
+    if text.trim().is_empty() {
+        return Err(exit::Failure::bad_input(
+            format!("{what} is empty"),
+            "say what the agent should do",
+        ));
+    }
+    Ok(text)
 }
 
 /// The sandbox `cordon run`'s arguments describe (by default over the current directory).
@@ -109,6 +170,23 @@ async fn go(prepared: PreparedRun, json: bool) -> anyhow::Result<ExitCode> {
     Ok(finish(&outcome, json))
 }
 
+/// The `cordon resume` flag that raises the budget a run ran out of (to twice its limit).
+fn raise_flag(exceeded: Option<&(String, f64)>) -> String {
+    match exceeded {
+        Some((name, limit)) if name == "max_turns" => {
+            format!("--max-turns {}", (*limit as u64).max(1) * 2)
+        }
+        Some((name, limit)) if name == "max_cost_usd" => {
+            format!(
+                "--budget max_cost_usd={}",
+                crate::render::number(limit * 2.0)
+            )
+        }
+        Some((name, limit)) => format!("--budget {name}={}", (*limit as u64).max(1) * 2),
+        None => "--budget NAME=VALUE".into(),
+    }
+}
+
 /// A flag set by the first Ctrl-C (the runner pauses at its next step boundary); a second
 /// Ctrl-C exits at once.
 pub fn stop_on_ctrl_c() -> Arc<std::sync::atomic::AtomicBool> {
@@ -136,8 +214,8 @@ pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
         "run {} {} · {} · {} · {} tokens",
         out.run_id,
         out.status.as_str(),
-        crate::display::count(s.turns as u64, "turn", "turns"),
-        crate::display::count(s.tool_calls as u64, "tool call", "tool calls"),
+        crate::render::plural(s.turns as u64, "turn", "turns"),
+        crate::render::plural(s.tool_calls as u64, "tool call", "tool calls"),
         s.usage.total_tokens()
     );
     if !json {
@@ -148,8 +226,9 @@ pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
         RunStatus::BudgetExceeded => {
             eprintln!("error: {}", out.error.clone().unwrap_or_default());
             eprintln!(
-                "  hint: `cordon resume {} --max-turns N` continues with a higher limit (or raise it in the agent file)",
-                out.run_id
+                "  hint: `cordon resume {} {}` continues with a higher limit (or raise it in the agent file)",
+                out.run_id,
+                raise_flag(s.exceeded.as_ref())
             );
             ExitCode::from(exit::BUDGET_EXCEEDED)
         }

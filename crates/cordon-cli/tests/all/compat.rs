@@ -135,7 +135,7 @@ async fn token_budgets_hold_when_the_server_reports_no_usage() {
     );
     assert!(text(&out).contains("max_input_tokens"), "{}", text(&out));
     assert!(
-        text(&out).contains("← 391"),
+        text(&out).contains("← calculator") && text(&out).contains(" 391 ("),
         "the call went through whole: {}",
         text(&out)
     );

@@ -49,6 +49,18 @@ impl Env {
             api_key_env = "E2E_KEY"
             retry_initial_ms = 20
             idle_timeout_secs = 1
+
+            [providers.resp-whole]
+            api = "responses"
+            base_url = "{url}"
+            api_key_env = "E2E_KEY"
+            stream = false
+
+            [providers.chat-whole]
+            api = "chat"
+            base_url = "{url}"
+            api_key_env = "E2E_KEY"
+            stream = false
             "#,
             url = server.base_url()
         );
@@ -145,14 +157,15 @@ async fn multi_turn_run_with_parallel_tool_calls_on_both_protocols() {
             String::from_utf8_lossy(&out.stderr),
         );
         assert!(out.status.success(), "{provider}: {stderr}");
+        // stdout holds the final answer only; what the model said on the way is not it.
         assert!(
-            stdout.contains("Computing both at once.") && stdout.contains("The total is 1415."),
+            !stdout.contains("Computing both at once.") && stdout.contains("The total is 1415."),
             "{stdout}"
         );
         assert!(
             stderr.contains("→ calculator")
-                && stderr.contains("← 391")
-                && stderr.contains("← 1024"),
+                && stderr.contains("← calculator call_0001_0 391")
+                && stderr.contains("← calculator call_0001_1 1024"),
             "{stderr}"
         );
         assert!(
@@ -229,7 +242,12 @@ async fn each_fault_is_recovered_and_recorded() {
             stderr.contains("retrying in 1.0s"),
             "Retry-After shown: {stderr}"
         );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("It is 42"));
+        // The attempt cut mid-answer is not on stdout: a script gets the final answer only.
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "It is 42, said with many words so the stream has room for a malformed event.\n",
+            "{provider}"
+        );
         assert_eq!(
             server.requests().len(),
             5,
@@ -466,9 +484,10 @@ async fn max_turns_exits_with_the_budget_code() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
-        stderr.contains("max_turns exceeded (limit 1, used 1)"),
+        stderr.contains("the max_turns budget ran out (limit 1, used 1)"),
         "{stderr}"
     );
+    assert!(stderr.contains("--max-turns 2"), "the exact flag: {stderr}");
 }
 
 #[test]
@@ -494,7 +513,7 @@ fn the_readme_example_runs_with_the_built_in_scripted_server() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{model}: {stderr}");
-        assert!(stderr.contains("← 395"), "{stderr}");
+        assert!(stderr.contains(" 395 ("), "{stderr}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("= 395"));
     }
 }
@@ -507,7 +526,29 @@ fn bad_input_gets_one_clear_message_and_exit_code_2() {
         "name = \"x\"\ntools = [\"calculator\"]\nmax_turn = 3\n",
     );
     let unknown_tool = env.write("tool.toml", "name = \"x\"\ntools = [\"rm_rf\"]\n");
+    let zero_turns = env.write("zero.toml", "name = \"x\"\nmax_turns = 0\n");
+    let free = env.write(
+        "free.toml",
+        "name = \"x\"\n[budgets]\nmax_cost_usd = -1.0\n",
+    );
+    let negative = env.write("neg.toml", "name = \"x\"\n[budgets]\nmax_tool_calls = -3\n");
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec!["run", "--agent", zero_turns.to_str().unwrap(), "t"],
+            vec!["max_turns is 0"],
+        ),
+        (
+            vec!["run", "--agent", free.to_str().unwrap(), "t"],
+            vec!["budgets.max_cost_usd is -1"],
+        ),
+        (
+            vec!["run", "--agent", negative.to_str().unwrap(), "t"],
+            vec!["neg.toml is not valid", "max_tool_calls"],
+        ),
+        (
+            vec!["run", "--max-turns", "0", "t"],
+            vec!["--max-turns", "0"],
+        ),
         (
             vec![
                 "run",
@@ -590,4 +631,110 @@ fn an_unreachable_base_url_fails_with_the_address_and_a_hint() {
         "{stderr}"
     );
     assert!(stderr.contains("is the server running"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_is_the_final_answer_whether_streamed_or_not_and_after_a_rejected_answer() {
+    for provider in ["resp", "chat", "resp-whole", "chat-whole"] {
+        let env = Env::new();
+        let server = serve(
+            r#"
+            [[turns]]
+            text = "Let me compute."
+            tool_calls = [{ name = "calculator", arguments = { expression = "6 * 7" } }]
+            [[turns]]
+            text = "forty-two, as prose"
+            [[turns]]
+            text = "{\"answer\": 42}"
+            "#,
+        )
+        .await;
+        let config = env.config_for(&server);
+        let agent = env.write(
+            "agent.toml",
+            "name = \"a\"\ntools = [\"calculator\"]\n[output]\nschema = { type = \"object\", properties = { answer = { type = \"integer\" } }, required = [\"answer\"] }\n",
+        );
+        let model = format!("{provider}:m");
+        let out = run(
+            env.cordon_with(&config),
+            &[
+                "run",
+                "--agent",
+                agent.to_str().unwrap(),
+                "--model",
+                &model,
+                "6*7?",
+            ],
+        )
+        .await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{provider}: {stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "{\"answer\":42}\n",
+            "{provider}: only the final JSON object; stderr: {stderr}"
+        );
+        assert!(
+            stderr.contains("does not match the output schema"),
+            "{provider}: the rejected answer is reported on stderr: {stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_cut_off_at_the_output_limit_is_incomplete_not_completed() {
+    for provider in ["resp", "chat", "resp-whole", "chat-whole"] {
+        let env = Env::new();
+        let server = serve(
+            r#"
+            [[turns]]
+            text = "The three causes are: first, the"
+            cut_off = true
+            [[turns]]
+            text = "cache, the lock and the clock."
+            "#,
+        )
+        .await;
+        let config = env.config_for(&server);
+        let model = format!("{provider}:m");
+        let out = run(
+            env.cordon_with(&config),
+            &["run", "--model", &model, "why?"],
+        )
+        .await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{provider}: {stderr}");
+        assert!(
+            stderr.contains("incomplete") && stderr.contains("cut off"),
+            "{provider}: says why: {stderr}"
+        );
+        assert!(stderr.contains("max_output_tokens"), "{provider}: {stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "",
+            "{provider}: no final answer"
+        );
+        let events = env.last_run_events();
+        assert!(
+            !events.iter().any(|e| e["kind"] == "run_completed"),
+            "{provider}: {:?}",
+            kinds(&events)
+        );
+        // It stays resumable: the model is asked to go on.
+        let run_id = events[0]["run_id"].as_str().unwrap().to_string();
+        let resumed = run(
+            env.cordon_with(&config),
+            &["resume", &run_id, "--input", "Continue."],
+        )
+        .await;
+        assert!(
+            resumed.status.success(),
+            "{provider}: {}",
+            String::from_utf8_lossy(&resumed.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&resumed.stdout),
+            "cache, the lock and the clock.\n"
+        );
+    }
 }

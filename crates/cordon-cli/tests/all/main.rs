@@ -18,3 +18,4 @@ mod shell_tools;
 mod snapshot_cli;
 mod trust;
 mod view_image;
+mod views;

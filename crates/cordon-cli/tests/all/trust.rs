@@ -224,7 +224,7 @@ async fn bad_bytes_in_the_store_are_reported_never_a_panic() {
     let shown = home.run(&["show", &bad]).await;
     let stdout = String::from_utf8_lossy(&shown.stdout);
     assert!(
-        stdout.contains("run_started"),
+        stdout.contains("started     agent a"),
         "the readable events are shown: {stdout}"
     );
     assert!(

@@ -1,0 +1,409 @@
+//! One event of the run log as a labelled line with, where it helps, lines under it.
+
+use super::call::{self, ResultView, bytes, seconds};
+use super::{Limit, Style, clip, lines_within, number, plural, text};
+use cordon_core::EventPayload;
+use cordon_harness::approval::describe_rule;
+use serde_json::Value;
+
+/// An event as people read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// What happened, in a word or two (at most [`LABEL_WIDTH`] characters).
+    pub label: &'static str,
+    /// The line beside the label.
+    pub summary: String,
+    /// Lines under it: output, a diff, the answer's text.
+    pub details: Vec<String>,
+}
+
+/// The widest label, so that summaries line up.
+pub const LABEL_WIDTH: usize = 10;
+
+/// The entry for one event.
+pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
+    let (label, summary, details) = match p {
+        EventPayload::RunStarted {
+            agent,
+            cordon_version,
+            manifest_digest,
+            policy_digest: _,
+            sandbox,
+        } => {
+            let mut line = format!(
+                "agent {} · model {} ({}) · {}",
+                agent.name,
+                clip(&agent.model, 80),
+                agent.api,
+                plural(agent.tools.len() as u64, "tool", "tools")
+            );
+            if let Some(sb) = sandbox
+                && let Some(ws) = sb["host_workspace"].as_str()
+            {
+                line.push_str(&format!(" · workspace {ws} ({} tier)", text(&sb["tier"])));
+            }
+            let mut details = Vec::new();
+            if !agent.tools.is_empty() {
+                details.push(format!("tools: {}", agent.tools.join(", ")));
+            }
+            let mut limits = vec![format!("max_turns {}", agent.max_turns)];
+            if let Some(Value::Object(b)) = &agent.budgets {
+                limits.extend(
+                    b.iter()
+                        .filter_map(|(k, v)| v.as_f64().map(|v| format!("{k} {}", number(v)))),
+                );
+            }
+            details.push(format!("budgets: {}", limits.join(", ")));
+            if let Some(rules) = approval_rules(agent.approvals.as_ref()) {
+                details.push(format!("asks before: {rules}"));
+            }
+            if let Some(d) = manifest_digest {
+                details.push(format!("manifest {}", short(d)));
+            }
+            details.push(style.dim(&format!("cordon {cordon_version}")));
+            ("started", line, details)
+        }
+        EventPayload::WorkspaceMaterialized {
+            manifest_digest,
+            receipts,
+        } => {
+            let entries = receipts.as_array().map_or(&[][..], Vec::as_slice);
+            let files: u64 = entries.iter().filter_map(|r| r["files"].as_u64()).sum();
+            let size: u64 = entries.iter().filter_map(|r| r["bytes"].as_u64()).sum();
+            let details = match limit {
+                Limit::Full => entries
+                    .iter()
+                    .map(|r| format!("{} {}", text(&r["type"]), text(&r["path"])))
+                    .collect(),
+                Limit::Clip => Vec::new(),
+            };
+            (
+                "workspace",
+                format!(
+                    "built from manifest {} · {} · {} · {}",
+                    short(manifest_digest),
+                    plural(entries.len() as u64, "entry", "entries"),
+                    plural(files, "file", "files"),
+                    bytes(size)
+                ),
+                details,
+            )
+        }
+        EventPayload::UserInput { text } => ("input", clip(text, 120), rest_lines(text, limit)),
+        EventPayload::ModelRequest { turn, input_items } => (
+            "model",
+            format!(
+                "turn {turn} · sends {}",
+                plural(*input_items as u64, "item", "items")
+            ),
+            Vec::new(),
+        ),
+        EventPayload::ModelRetry {
+            turn,
+            attempt,
+            error,
+            delay_ms,
+        } => (
+            "retry",
+            style.yellow(&format!(
+                "turn {turn} · attempt {attempt} failed: {} · tries again in {}",
+                clip(error, 100),
+                seconds(*delay_ms as f64 / 1000.0)
+            )),
+            Vec::new(),
+        ),
+        EventPayload::ModelResponse { turn, response } => {
+            let calls = response.tool_calls().len() as u64;
+            let usage = &response.usage;
+            let mut line = format!(
+                "turn {turn} · {} · {} tokens",
+                plural(calls, "tool call", "tool calls"),
+                usage.input_tokens + usage.output_tokens
+            );
+            if usage.estimated {
+                line.push_str(" (estimated: the server reported none)");
+            }
+            if let Some(why) = response.cut_off() {
+                line.push_str(&style.red(&format!(" · cut off ({why})")));
+            }
+            if !response.notes.is_empty() {
+                line.push_str(&format!(
+                    " · {} (--raw)",
+                    plural(
+                        response.notes.len() as u64,
+                        "decoding note",
+                        "decoding notes"
+                    )
+                ));
+            }
+            let said = response.text();
+            let details = if said.trim().is_empty() {
+                Vec::new()
+            } else {
+                lines_within(said.trim(), limit)
+                    .into_iter()
+                    .map(|l| format!("“ {l}"))
+                    .collect()
+            };
+            ("answer", line, details)
+        }
+        EventPayload::ToolCallIntent {
+            call_id,
+            tool,
+            arguments,
+            idempotency_key: _,
+        } => (
+            "call",
+            format!(
+                "{} {} {}",
+                style.bold(&clip(tool, 64)),
+                style.dim(&clip(call_id, 64)),
+                call::call_line(tool, arguments)
+            ),
+            call::call_details(tool, arguments, style, limit),
+        ),
+        EventPayload::ToolResult {
+            call_id,
+            tool,
+            output,
+            images,
+            is_error,
+            duration_ms,
+            not_run,
+        } => {
+            let view = ResultView {
+                tool,
+                output,
+                images,
+                is_error: *is_error,
+                not_run: *not_run,
+            };
+            let mut line = format!(
+                "{} {} {}",
+                style.bold(&clip(tool, 64)),
+                style.dim(&clip(call_id, 64)),
+                call::result_line(&view, style)
+            );
+            if !matches!(tool.as_str(), "exec_command" | "write_stdin") || *is_error {
+                line.push_str(&style.dim(&format!(" ({duration_ms} ms)")));
+            }
+            ("result", line, call::result_details(&view, style, limit))
+        }
+        EventPayload::ToolReplayed {
+            call_id,
+            tool,
+            is_error,
+            same_output,
+            duration_ms,
+        } => (
+            "replayed",
+            format!(
+                "{} {} again, into the restored workspace · {} · {}",
+                style.bold(&clip(tool, 64)),
+                style.dim(&clip(call_id, 64)),
+                match (is_error, same_output) {
+                    (true, _) => style.red("failed"),
+                    (false, true) => "same output".into(),
+                    (false, false) => style.yellow("different output"),
+                },
+                seconds(*duration_ms as f64 / 1000.0)
+            ),
+            Vec::new(),
+        ),
+        EventPayload::ApprovalRequested {
+            call_id,
+            tool,
+            arguments,
+            arguments_hash: _,
+            rules,
+        } => {
+            let asked = if rules.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " · asked by {}",
+                    rules
+                        .iter()
+                        .map(|r| describe_rule(r))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            };
+            let mut details = vec![call::call_line(tool, arguments)];
+            details.extend(call::call_details(tool, arguments, style, limit));
+            (
+                "approval",
+                style.yellow(&format!(
+                    "{} {} waits for a person{asked}",
+                    clip(tool, 64),
+                    clip(call_id, 64)
+                )),
+                details,
+            )
+        }
+        EventPayload::ApprovalGranted {
+            call_id,
+            arguments_hash: _,
+            by,
+            always,
+            always_rules,
+        } => {
+            let mut line = format!("{} by {}", clip(call_id, 64), clip(by, 64));
+            if *always && !always_rules.is_empty() {
+                line.push_str(&format!(
+                    ", and from then on {}",
+                    always_rules
+                        .iter()
+                        .map(|r| describe_rule(r))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ));
+            }
+            ("approved", style.green(&line), Vec::new())
+        }
+        EventPayload::ApprovalRejected {
+            call_id,
+            by,
+            message,
+        } => {
+            let mut line = format!("{} by {}", clip(call_id, 64), clip(by, 64));
+            if !message.is_empty() {
+                line.push_str(&format!(" · the model is told: {}", clip(message, 100)));
+            }
+            ("rejected", style.red(&line), Vec::new())
+        }
+        EventPayload::Checkpoint {
+            snapshot_id,
+            files_read,
+            bytes_read,
+        } => (
+            "checkpoint",
+            format!(
+                "snapshot {} · read {}, {}",
+                short(snapshot_id),
+                plural(*files_read, "changed file", "changed files"),
+                bytes(*bytes_read)
+            ),
+            Vec::new(),
+        ),
+        EventPayload::OutputInvalid { error } => (
+            "invalid",
+            style.red(&format!(
+                "the answer does not match the output schema: {}",
+                clip(error, 100)
+            )),
+            Vec::new(),
+        ),
+        EventPayload::BudgetExceeded {
+            budget,
+            limit: max,
+            used,
+        } => {
+            let (max, used) = if budget == "max_cost_usd" {
+                (format!("${}", number(*max)), format!("${}", number(*used)))
+            } else {
+                (number(*max), number(*used))
+            };
+            (
+                "budget",
+                style.red(&format!("{budget} ran out: limit {max}, needed {used}")),
+                Vec::new(),
+            )
+        }
+        EventPayload::RunResumed {
+            from_checkpoint,
+            raised,
+            workspace,
+            restored,
+            sandbox: _,
+            notes,
+        } => {
+            let mut parts = Vec::new();
+            if let Some(ws) = workspace {
+                parts.push(if *restored {
+                    format!("in {ws}, restored from the last checkpoint")
+                } else {
+                    format!("in {ws}")
+                });
+            }
+            if let Some(c) = from_checkpoint {
+                parts.push(format!("checkpoint {}", short(c)));
+            }
+            if let Some(Value::Object(r)) = raised {
+                parts.push(format!(
+                    "raised {}",
+                    r.iter()
+                        .map(|(k, v)| match v.as_f64() {
+                            Some(n) => format!("{k} to {}", number(n)),
+                            None => format!("{k} to {v}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            if parts.is_empty() {
+                parts.push("continues".into());
+            }
+            (
+                "resumed",
+                parts.join(" · "),
+                notes.iter().map(|n| format!("note: {n}")).collect(),
+            )
+        }
+        EventPayload::RunPaused { reason } => ("paused", style.yellow(reason), Vec::new()),
+        EventPayload::RunCompleted { output, structured } => {
+            let body = match structured {
+                Some(v) if limit == Limit::Full => {
+                    serde_json::to_string_pretty(v).unwrap_or_default()
+                }
+                _ => output.clone(),
+            };
+            (
+                "completed",
+                style.green(&clip(output, 120)),
+                rest_lines(&body, limit),
+            )
+        }
+        EventPayload::RunFailed { error } => (
+            "failed",
+            style.red(&clip(error, 160)),
+            rest_lines(error, limit),
+        ),
+    };
+    Entry {
+        label,
+        summary,
+        details,
+    }
+}
+
+/// The lines of `text` after its first (which the summary shows).
+fn rest_lines(text: &str, limit: Limit) -> Vec<String> {
+    match text.split_once('\n') {
+        Some((_, rest)) if !rest.trim().is_empty() => lines_within(rest, limit),
+        _ => Vec::new(),
+    }
+}
+
+/// The approval rules an agent recorded, in words.
+fn approval_rules(v: Option<&Value>) -> Option<String> {
+    let v = v?;
+    let mut rules: Vec<String> = Vec::new();
+    for t in v["tools"].as_array().into_iter().flatten() {
+        rules.push(describe_rule(&format!("tool:{}", text(t))));
+    }
+    for c in v["commands"].as_array().into_iter().flatten() {
+        rules.push(describe_rule(&format!("command:{}", text(c))));
+    }
+    (!rules.is_empty()).then(|| rules.join("; "))
+}
+
+/// A long id or digest, shortened as people quote it.
+fn short(id: &str) -> String {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    if id.chars().count() > 12 {
+        format!("{}…", id.chars().take(12).collect::<String>())
+    } else {
+        id.to_string()
+    }
+}

@@ -1,0 +1,413 @@
+//! What people read: `cordon show` for a run with every kind of event, one call in full, and
+//! `--help` of every command, as insta snapshots taken through the real binary.
+
+use crate::common;
+use cordon_core::{
+    AgentInfo, CallKind, EventPayload, Item, ModelResponse, Role, RunId, ToolCall, Usage,
+};
+use cordon_store::Store;
+use cordon_tools::exec_report::{ExecReport, ExecStatus};
+use serde_json::json;
+use std::path::Path;
+
+const RUN: &str = "01a23300-0000-7000-8000-0000000c0ffe";
+
+fn answer(text: &str, calls: &[(&str, &str, &str)], usage: (u64, u64)) -> ModelResponse {
+    let mut items = Vec::new();
+    if !text.is_empty() {
+        items.push(Item::text(Role::Assistant, text));
+    }
+    for (id, name, input) in calls {
+        items.push(Item::ToolCall(ToolCall {
+            call_id: id.to_string(),
+            name: name.to_string(),
+            kind: if *name == "apply_patch" {
+                CallKind::Custom
+            } else {
+                CallKind::Function
+            },
+            input: input.to_string(),
+            id: None,
+        }));
+    }
+    ModelResponse {
+        items,
+        usage: Usage {
+            input_tokens: usage.0,
+            output_tokens: usage.1,
+            ..Usage::default()
+        },
+        stop_reason: Some(
+            if calls.is_empty() {
+                "stop"
+            } else {
+                "tool_calls"
+            }
+            .into(),
+        ),
+        ..ModelResponse::default()
+    }
+}
+
+fn exec(code: ExecStatus, secs: f64, output: &str) -> String {
+    ExecReport {
+        chunk_id: "c0ffee".into(),
+        wall_secs: secs,
+        status: code,
+        original_tokens: 10,
+        dropped_bytes: 0,
+        output: output.into(),
+    }
+    .to_string()
+}
+
+/// A run that shows every kind of event: commands (passing, failing, timed out), a patch, an
+/// approval asked and granted, one rejected, a checkpoint, a retry, a budget stop, a resume
+/// after it, a pause, an answer refused by the schema, a replay, and the end.
+async fn story(db: &Path) {
+    let store = Store::open(db).await.unwrap();
+    let mut log = store.create_run(&RunId::from(RUN)).await.unwrap();
+    let patch = "*** Begin Patch\n*** Update File: src/lib.rs\n@@ fn add\n-    a - b\n+    a + b\n*** End Patch\n";
+    let long: String = (1..=30).map(|i| format!("test t{i} ... ok\n")).collect();
+    let events = vec![
+        EventPayload::RunStarted {
+            agent: AgentInfo {
+                name: "fixer".into(),
+                instructions: "Fix the tests.".into(),
+                model: "openai:gpt-5-mini".into(),
+                api: "responses".into(),
+                settings: json!({}),
+                tools: vec!["exec_command".into(), "apply_patch".into()],
+                max_turns: 10,
+                output_schema: None,
+                budgets: Some(json!({ "max_tool_calls": 3.0, "max_cost_usd": 0.5 })),
+                approvals: Some(json!({ "tools": ["apply_patch"], "commands": ["rm *"] })),
+            },
+            cordon_version: "0.1.0".into(),
+            manifest_digest: Some(
+                "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+            ),
+            policy_digest: None,
+            sandbox: Some(json!({ "host_workspace": "/work/ws", "tier": "namespaces" })),
+        },
+        EventPayload::WorkspaceMaterialized {
+            manifest_digest:
+                "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+            receipts: json!([
+                { "path": "src", "type": "local_dir", "files": 12, "bytes": 40960 },
+                { "path": "README.md", "type": "file", "files": 1, "bytes": 300 }
+            ]),
+        },
+        EventPayload::UserInput {
+            text: "Make the tests pass.".into(),
+        },
+        EventPayload::ModelRequest {
+            turn: 1,
+            input_items: 1,
+        },
+        EventPayload::ModelRetry {
+            turn: 1,
+            attempt: 1,
+            error: "the server said 503 Service Unavailable".into(),
+            delay_ms: 1500,
+        },
+        EventPayload::ModelResponse {
+            turn: 1,
+            response: answer(
+                "I'll run the tests first.",
+                &[
+                    (
+                        "call_1",
+                        "exec_command",
+                        r#"{"cmd":"cargo test","workdir":"crate"}"#,
+                    ),
+                    ("call_2", "exec_command", r#"{"cmd":"sleep 100"}"#),
+                ],
+                (1200, 40),
+            ),
+        },
+        EventPayload::ToolCallIntent {
+            call_id: "call_1".into(),
+            tool: "exec_command".into(),
+            arguments: r#"{"cmd":"cargo test","workdir":"crate"}"#.into(),
+            idempotency_key: format!("{RUN}/call_1"),
+        },
+        EventPayload::ToolCallIntent {
+            call_id: "call_2".into(),
+            tool: "exec_command".into(),
+            arguments: r#"{"cmd":"sleep 100"}"#.into(),
+            idempotency_key: format!("{RUN}/call_2"),
+        },
+        EventPayload::ToolResult {
+            call_id: "call_1".into(),
+            tool: "exec_command".into(),
+            output: exec(
+                ExecStatus::Exited(101),
+                2.25,
+                &format!("{long}test sub ... FAILED\n"),
+            ),
+            images: vec![],
+            is_error: false,
+            duration_ms: 2250,
+            not_run: false,
+        },
+        EventPayload::ToolResult {
+            call_id: "call_2".into(),
+            tool: "exec_command".into(),
+            output: exec(
+                ExecStatus::Signaled(9),
+                30.0,
+                "\n[cordon: killed after the 30s hard timeout, with everything it started]\n",
+            ),
+            images: vec![],
+            is_error: false,
+            duration_ms: 30000,
+            not_run: false,
+        },
+        EventPayload::Checkpoint {
+            snapshot_id: "5db2154ac034b5008e5d63ff15000d9f24761cdb0d314ad503d08".into(),
+            files_read: 3,
+            bytes_read: 5000,
+        },
+        EventPayload::ModelRequest {
+            turn: 2,
+            input_items: 6,
+        },
+        EventPayload::ModelResponse {
+            turn: 2,
+            response: answer(
+                "",
+                &[
+                    ("call_3", "apply_patch", patch),
+                    ("call_4", "exec_command", r#"{"cmd":"rm -rf target"}"#),
+                ],
+                (1500, 80),
+            ),
+        },
+        EventPayload::ApprovalRequested {
+            call_id: "call_3".into(),
+            tool: "apply_patch".into(),
+            arguments: patch.into(),
+            arguments_hash: "ab".into(),
+            rules: vec!["tool:apply_patch".into()],
+        },
+        EventPayload::ApprovalRequested {
+            call_id: "call_4".into(),
+            tool: "exec_command".into(),
+            arguments: r#"{"cmd":"rm -rf target"}"#.into(),
+            arguments_hash: "cd".into(),
+            rules: vec!["command:rm *".into()],
+        },
+        EventPayload::ApprovalGranted {
+            call_id: "call_3".into(),
+            arguments_hash: "ab".into(),
+            by: "alice".into(),
+            always: true,
+            always_rules: vec!["tool:apply_patch".into()],
+        },
+        EventPayload::ApprovalRejected {
+            call_id: "call_4".into(),
+            by: "alice".into(),
+            message: "keep the build cache".into(),
+        },
+        EventPayload::RunResumed {
+            from_checkpoint: None,
+            raised: None,
+            workspace: Some("/work/ws".into()),
+            restored: false,
+            sandbox: None,
+            notes: vec![],
+        },
+        EventPayload::ToolCallIntent {
+            call_id: "call_3".into(),
+            tool: "apply_patch".into(),
+            arguments: patch.into(),
+            idempotency_key: format!("{RUN}/call_3"),
+        },
+        EventPayload::ToolResult {
+            call_id: "call_3".into(),
+            tool: "apply_patch".into(),
+            output: "Done. M src/lib.rs".into(),
+            images: vec![],
+            is_error: false,
+            duration_ms: 3,
+            not_run: false,
+        },
+        EventPayload::ToolResult {
+            call_id: "call_4".into(),
+            tool: "exec_command".into(),
+            output: "A person rejected this call: keep the build cache".into(),
+            images: vec![],
+            is_error: true,
+            duration_ms: 0,
+            not_run: true,
+        },
+        EventPayload::BudgetExceeded {
+            budget: "max_tool_calls".into(),
+            limit: 3.0,
+            used: 4.0,
+        },
+        EventPayload::RunResumed {
+            from_checkpoint: Some("5db2154ac034b5008e5d63ff15000d9f24761cdb0d314ad503d08".into()),
+            raised: Some(json!({ "max_tool_calls": 10.0 })),
+            workspace: Some("/state/workspaces/01a23300-resumed-23".into()),
+            restored: true,
+            sandbox: None,
+            notes: vec!["the restore dropped the setuid bit of bin/x".into()],
+        },
+        EventPayload::ToolReplayed {
+            call_id: "call_3".into(),
+            tool: "apply_patch".into(),
+            is_error: false,
+            same_output: true,
+            duration_ms: 4,
+        },
+        EventPayload::RunPaused {
+            reason: "Ctrl-C".into(),
+        },
+        EventPayload::RunResumed {
+            from_checkpoint: None,
+            raised: None,
+            workspace: None,
+            restored: false,
+            sandbox: None,
+            notes: vec![],
+        },
+        EventPayload::ModelRequest {
+            turn: 3,
+            input_items: 12,
+        },
+        EventPayload::ModelResponse {
+            turn: 3,
+            response: answer("The tests pass now.", &[], (2000, 12)),
+        },
+        EventPayload::OutputInvalid {
+            error: "\"answer\" is a required property".into(),
+        },
+        EventPayload::ModelRequest {
+            turn: 4,
+            input_items: 14,
+        },
+        EventPayload::ModelResponse {
+            turn: 4,
+            response: answer("{\"answer\": \"fixed\"}", &[], (2100, 9)),
+        },
+        EventPayload::RunCompleted {
+            output: "{\"answer\": \"fixed\"}".into(),
+            structured: Some(json!({ "answer": "fixed" })),
+        },
+    ];
+    for e in &events {
+        log.append(e).await.unwrap();
+    }
+    drop(log);
+    let failed = RunId::from("01a23300-0001-7000-8000-0000000fa11d");
+    let mut log = store.create_run(&failed).await.unwrap();
+    log.append(&EventPayload::RunFailed {
+        error: "the model server answered 401 Unauthorized\nits body: {\"error\": \"bad key\"}"
+            .into(),
+    })
+    .await
+    .unwrap();
+    drop(log);
+    store.close().await;
+}
+
+/// `cordon ARGS` against the story's store, with the times (which differ per run of the
+/// test) replaced.
+async fn shown(home: &Path, args: &[&str]) -> String {
+    let mut c = common::cordon_std(home);
+    c.args(args);
+    let out = common::output(c).await;
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("── ") {
+                "── DATE ──".to_string()
+            } else if l.len() > 18
+                && l.is_char_boundary(6)
+                && l.is_char_boundary(18)
+                && l[6..18].contains(':')
+            {
+                format!("{}HH:MM:SS.mmm{}", &l[..6], &l[18..])
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_tells_a_run_with_every_kind_of_event() {
+    let home = tempfile::tempdir().unwrap();
+    story(&home.path().join("runs.db")).await;
+    insta::assert_snapshot!("show", shown(home.path(), &["show", "c0ffe"]).await);
+    insta::assert_snapshot!(
+        "show_call",
+        shown(home.path(), &["show", "c0ffe", "call_1"]).await
+    );
+    insta::assert_snapshot!("show_failed", shown(home.path(), &["show", "last"]).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_of_an_unknown_call_lists_the_calls_there_are() {
+    let home = tempfile::tempdir().unwrap();
+    story(&home.path().join("runs.db")).await;
+    let mut c = common::cordon_std(home.path());
+    c.args(["show", "c0ffe", "call_9"]);
+    let out = common::output(c).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no call 'call_9'") && stderr.contains("call_1, call_2, call_3"),
+        "{stderr}"
+    );
+}
+
+/// The subcommands a help text lists under `Commands:`.
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        // A command's line is indented two spaces; a wrapped description, further.
+        .filter(|l| l.starts_with("  ") && !l[2..].starts_with(' '))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_of_every_command() {
+    let home = tempfile::tempdir().unwrap();
+    let mut all = String::new();
+    let mut todo: Vec<Vec<String>> = vec![vec![]];
+    while let Some(path) = todo.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        // As a person sees it: no store or snapshot settings in the environment.
+        let mut c = common::cordon_std(home.path());
+        c.env_remove("CORDON_STORE")
+            .env_remove("CORDON_SNAPSHOTS")
+            .args(&args);
+        let out = common::output(c).await;
+        assert!(out.status.success(), "{args:?}");
+        let help = String::from_utf8(out.stdout).unwrap();
+        all.push_str(&format!("$ cordon {}\n{help}\n\n", args.join(" ")));
+        for sub in subcommands(&help).into_iter().rev() {
+            let mut p = path.clone();
+            p.push(sub);
+            todo.push(p);
+        }
+    }
+    assert!(all.matches("$ cordon").count() > 20, "every command: {all}");
+    insta::assert_snapshot!("help", all);
+}
