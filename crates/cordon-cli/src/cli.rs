@@ -100,6 +100,9 @@ pub enum Command {
         /// Who decides (default: this OS user).
         #[arg(long = "as", value_name = "NAME")]
         as_name: Option<String>,
+        /// Print each decision as a JSON line.
+        #[arg(long)]
+        json: bool,
     },
 
     /// Reject a tool call a run is waiting on; the model is told. Then `cordon resume`.
@@ -114,6 +117,17 @@ pub enum Command {
         /// Who decides (default: this OS user).
         #[arg(long = "as", value_name = "NAME")]
         as_name: Option<String>,
+        /// Print the decision as a JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// List every tool call waiting for a person, across runs, with what it would do and
+    /// which rule asked.
+    Approvals {
+        /// One JSON line per waiting call.
+        #[arg(long)]
+        json: bool,
     },
 
     /// Ask a running run to pause after its current step, from any terminal or process.
@@ -210,6 +224,13 @@ pub enum Command {
         /// A JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+
+    /// Print a shell completion script: `cordon completions bash > /etc/bash_completion.d/cordon`,
+    /// or `source <(cordon completions zsh)`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
 }
 

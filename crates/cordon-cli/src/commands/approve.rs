@@ -2,9 +2,11 @@
 //! any process; the session library records them.
 
 use super::Paths;
-use crate::render::clip;
+use crate::render::{Limit, Style, call, clip};
 use cordon_core::state::Awaiting;
+use cordon_core::{RunState, RunStatus};
 use cordon_harness::approval::describe_rule;
+use cordon_store::Store;
 use std::process::ExitCode;
 
 /// Who is deciding: `--as`, else this OS user.
@@ -23,21 +25,39 @@ fn decider(as_name: Option<String>) -> String {
     })
 }
 
-/// Prints one waiting call as a person deciding on it needs to see it: its id, tool, the
-/// rules that asked, and its arguments.
+/// Prints one waiting call on stderr as a person deciding on it needs to see it.
 pub fn describe_waiting(call: &str, waiting: &Awaiting) {
+    print_waiting(call, waiting, Style::stderr(), &mut std::io::stderr());
+}
+
+/// Writes one waiting call as a person deciding on it needs to see it: its id and tool,
+/// the rules that asked, and what it would do (a command and where, a patch as a diff).
+fn print_waiting(call: &str, waiting: &Awaiting, style: Style, out: &mut dyn std::io::Write) {
     let rules: Vec<String> = waiting.rules.iter().map(|r| describe_rule(r)).collect();
-    eprintln!(
-        "  {call}  {}  (asked by: {})",
-        clip(&waiting.tool, 64),
-        rules.join("; ")
+    let asked = if rules.is_empty() {
+        String::new()
+    } else {
+        format!("  (asked by: {})", rules.join("; "))
+    };
+    let _ = writeln!(out, "  {call}  {}{asked}", clip(&waiting.tool, 64));
+    let _ = writeln!(
+        out,
+        "      {}",
+        call::call_line(&waiting.tool, &waiting.arguments)
     );
-    let args = arguments_text(&waiting.arguments);
-    for line in args.lines().take(20) {
-        eprintln!("      {}", clip(line, 200));
+    let mut details = call::call_details(&waiting.tool, &waiting.arguments, style, Limit::Clip);
+    if details.is_empty() && !matches!(waiting.tool.as_str(), "exec_command" | "apply_patch") {
+        details = arguments_text(&waiting.arguments)
+            .lines()
+            .map(str::to_string)
+            .collect();
     }
-    if args.lines().count() > 20 {
-        eprintln!("      … (`cordon show RUN --json` has the whole call)");
+    let shown = details.len().min(40);
+    for line in &details[..shown] {
+        let _ = writeln!(out, "      {line}");
+    }
+    if details.len() > shown {
+        let _ = writeln!(out, "      … (`cordon show RUN {call}` has the whole call)");
     }
 }
 
@@ -59,11 +79,23 @@ pub async fn approve(
     call: Option<&str>,
     always: bool,
     as_name: Option<String>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let session = super::session(paths).await?;
-    let (run_id, approved) = session
-        .approve(run, call, always, &decider(as_name))
-        .await?;
+    let by = decider(as_name);
+    let (run_id, approved) = session.approve(run, call, always, &by).await?;
+    if json {
+        for a in approved {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "run_id": run_id, "call_id": a.call_id, "tool": a.waiting.tool,
+                    "decision": "approved", "by": by, "always_rules": a.always_rules,
+                })
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     for a in approved {
         let scope = if !always {
             String::new()
@@ -96,13 +128,84 @@ pub async fn reject(
     call: &str,
     message: Option<String>,
     as_name: Option<String>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let session = super::session(paths).await?;
-    let run_id = session
-        .reject(run, call, &message.unwrap_or_default(), &decider(as_name))
-        .await?;
+    let (by, message) = (decider(as_name), message.unwrap_or_default());
+    let run_id = session.reject(run, call, &message, &by).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "run_id": run_id, "call_id": call, "decision": "rejected", "by": by,
+                "message": message,
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("rejected {call}");
     eprintln!("continue with: cordon resume {run_id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The most waiting runs `cordon approvals` reads.
+const MAX_RUNS: usize = 10_000;
+
+/// `cordon approvals`: every call waiting for a person, in every run of the store.
+pub async fn pending(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
+    let runs = store
+        .list_runs(Some(RunStatus::AwaitingApproval), MAX_RUNS)
+        .await
+        .map_err(super::store_failure)?;
+    let mut count = 0;
+    for run in runs {
+        let events = match store.events(&run.run_id).await {
+            Ok(events) => events,
+            Err(e) => {
+                eprintln!("warning: run {}: {e}", run.run_id);
+                continue;
+            }
+        };
+        let Ok(state) = RunState::fold(&events) else {
+            eprintln!(
+                "warning: run {} cannot be read back; `cordon verify` it",
+                run.run_id
+            );
+            continue;
+        };
+        if !json && !state.awaiting.is_empty() {
+            println!(
+                "run {} · {} · {}",
+                run.run_id,
+                clip(&run.started, 19).replace('T', " "),
+                clip(&run.task, 80)
+            );
+        }
+        for (call, waiting) in &state.awaiting {
+            count += 1;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "run_id": run.run_id, "call_id": call, "tool": waiting.tool,
+                        "arguments": waiting.arguments, "arguments_hash": waiting.arguments_hash,
+                        "rules": waiting.rules, "task": run.task,
+                    })
+                );
+            } else {
+                print_waiting(call, waiting, Style::stdout(), &mut std::io::stdout());
+            }
+        }
+    }
+    if !json {
+        if count == 0 {
+            eprintln!("nothing waits for approval");
+        } else {
+            eprintln!(
+                "decide with `cordon approve RUN CALL` or `cordon reject RUN CALL --message ...`, then `cordon resume RUN`"
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -50,13 +50,24 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             call,
             always,
             as_name,
-        } => approve::approve(&paths, &run, call.as_deref(), always, as_name).await,
+            json,
+        } => approve::approve(&paths, &run, call.as_deref(), always, as_name, json).await,
         Command::Reject {
             run,
             call,
             message,
             as_name,
-        } => approve::reject(&paths, &run, &call, message, as_name).await,
+            json,
+        } => approve::reject(&paths, &run, &call, message, as_name, json).await,
+        Command::Approvals { json } => match open_store_read_only(cli.store.as_deref()).await? {
+            Some(store) => approve::pending(&store, json).await,
+            None => {
+                if !json {
+                    eprintln!("nothing waits for approval: there is no run store yet");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        },
         Command::Pause { run } => approve::pause(&paths, &run).await,
         Command::Runs {
             status,
@@ -124,6 +135,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             sandbox::interactive(&sandbox, &protected, u64::MAX / 4, &bash).await
         }
         Command::Doctor { json } => sandbox::doctor(json).await,
+        Command::Completions { shell } => {
+            let mut command = <crate::cli::Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "cordon", &mut script);
+            print_bytes(&script)
+        }
         Command::Manifest(ManifestCommand::Check { file }) => manifest_check(&file),
         Command::Snapshot(cmd) => snapshot::run(cmd, cli.snapshots.as_deref()).await,
         Command::ApplyPatch { root, patch } => apply_patch(&root, &patch),
@@ -277,4 +294,15 @@ pub fn store_failure(e: cordon_store::StoreError) -> anyhow::Error {
 /// Finds a run by id or unique id prefix.
 pub async fn find_run(store: &Store, id: &str) -> anyhow::Result<cordon_core::RunId> {
     store.resolve(id).await.map_err(store_failure)
+}
+
+/// Writes `bytes` to stdout; a reader that went away (`| head`) ends cordon quietly.
+fn print_bytes(bytes: &[u8]) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::from(141)),
+        Err(e) => Err(e.into()),
+    }
 }

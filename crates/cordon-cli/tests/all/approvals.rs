@@ -104,7 +104,29 @@ async fn approvals_pause_the_run_and_bind_to_the_exact_call() {
         .unwrap()
         .to_string();
 
-    expect(h, &["approve", &run_id, "--as", "alice"], 0).await;
+    // Every waiting call, across runs, with what it would do and the rule that asked.
+    let pending = expect(h, &["approvals"], 0).await;
+    let listed = String::from_utf8_lossy(&pending.stdout);
+    assert!(
+        listed.contains(&format!("run {run_id}"))
+            && listed.contains("$ echo pushed > pushed.txt")
+            && listed.contains("commands matching 'echo pushed*'"),
+        "{listed}"
+    );
+    let pending = expect(h, &["approvals", "--json"], 0).await;
+    let calls = common::json_lines(&pending.stdout);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["run_id"], run_id.as_str());
+    assert_eq!(calls[0]["tool"], "exec_command");
+    assert_eq!(calls[0]["rules"][0], "command:echo pushed*");
+
+    let approved = expect(h, &["approve", "last", "--as", "alice", "--json"], 0).await;
+    let decided = common::json_lines(&approved.stdout);
+    assert_eq!(decided[0]["decision"], "approved");
+    assert_eq!(decided[0]["by"], "alice");
+    assert_eq!(decided[0]["call_id"], calls[0]["call_id"]);
+    let none = expect(h, &["approvals", "--json"], 0).await;
+    assert!(none.stdout.is_empty(), "approved calls no longer wait");
     let out = run(cordon(h), &["resume", &run_id]).await;
     assert_eq!(
         out.status.code(),

@@ -411,3 +411,28 @@ async fn help_of_every_command() {
     assert!(all.matches("$ cordon").count() > 20, "every command: {all}");
     insta::assert_snapshot!("help", all);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_are_scripts_the_shell_accepts() {
+    let home = tempfile::tempdir().unwrap();
+    let mut c = common::cordon_std(home.path());
+    c.args(["completions", "bash"]);
+    let out = common::output(c).await;
+    assert!(out.status.success());
+    let script = home.path().join("cordon.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for sub in ["approvals", "resume", "show", "sandbox"] {
+        assert!(text.contains(sub), "completes {sub}");
+    }
+    let checked = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
