@@ -43,7 +43,7 @@ pub enum StoreError {
         prefix: String,
         /// How many runs match.
         count: usize,
-        /// The newest of them (at most [`crate::store::CANDIDATES_SHOWN`]).
+        /// The newest of them (at most five).
         candidates: Vec<String>,
     },
     /// Another writer appended to the run at the same time.

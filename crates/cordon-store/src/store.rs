@@ -86,11 +86,11 @@ pub enum StoredRow {
 }
 
 /// The name `resolve` takes for the newest run.
-pub const LAST: &str = "last";
+pub(crate) const LAST: &str = "last";
 /// Where a UUIDv7 run id's random part starts (after `tttttttt-tttt-`).
 const RANDOM_FROM: usize = 14;
 /// How many matching runs an ambiguous id's error names.
-pub const CANDIDATES_SHOWN: usize = 5;
+pub(crate) const CANDIDATES_SHOWN: usize = 5;
 
 /// A run store: one SQLite file holding the events of many runs, and a directory of run
 /// heads beside it.
