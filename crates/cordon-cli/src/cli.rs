@@ -54,7 +54,7 @@ pub enum Command {
     /// restored; a model response already recorded is never requested again. A run whose
     /// record does not verify is refused (exit 4).
     Resume {
-        /// The run: its id, `last` (the newest), or any unique part of the id.
+        /// The run: its id, `last` (the newest), its start, or a unique piece of its random end.
         run: String,
         /// Raise the limit on model calls (for a run stopped by max_turns).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -89,7 +89,7 @@ pub enum Command {
     ///
     /// The approval binds to the call's exact arguments.
     Approve {
-        /// The run: its id, `last` (the newest), or any unique part of the id.
+        /// The run: its id, `last` (the newest), its start, or a unique piece of its random end.
         run: String,
         /// The call's id (as `cordon show` or the run's output names it).
         call: Option<String>,
@@ -107,7 +107,7 @@ pub enum Command {
 
     /// Reject a tool call a run is waiting on; the model is told. Then `cordon resume`.
     Reject {
-        /// The run: its id, `last` (the newest), or any unique part of the id.
+        /// The run: its id, `last` (the newest), its start, or a unique piece of its random end.
         run: String,
         /// The call's id.
         call: String,
@@ -134,7 +134,7 @@ pub enum Command {
     ///
     /// The process running it records the pause (exit 130 there); `cordon resume` continues.
     Pause {
-        /// The run: its id, `last` (the newest), or any unique part of the id.
+        /// The run: its id, `last` (the newest), its start, or a unique piece of its random end.
         run: String,
     },
 
@@ -153,7 +153,7 @@ pub enum Command {
 
     /// Print a run's events.
     Show {
-        /// The run: its id, `last` (the newest), or any unique part of the id.
+        /// The run: its id, `last` (the newest), its start, or a unique piece of its random end.
         run: String,
         /// One tool call's id: print its whole recorded input and output, and what was
         /// decided about it.
@@ -179,7 +179,7 @@ pub enum Command {
     /// must match its last event. Exit 0 when all of that holds, 4 when not. The README lists
     /// exactly what this catches and what it cannot.
     Verify {
-        /// The run: its id, `last` (the newest), or any unique part of the id.
+        /// The run: its id, `last` (the newest), its start, or a unique piece of its random end.
         #[arg(required_unless_present = "all")]
         run: Option<String>,
         /// Check every run in the store.

@@ -35,7 +35,7 @@ impl Session {
         if state.awaiting.is_empty() {
             return Err(SessionError::bad_input(
                 format!("run {run_id} is not waiting for any approval"),
-                "`cordon runs --status awaiting_approval` lists the runs that are",
+                "`cordon approvals` lists every call that waits for a person",
             ));
         }
         Ok((run_id, state))

@@ -37,7 +37,14 @@ pub enum StoreError {
     #[error("no run matches '{0}'")]
     NoSuchRun(String),
     /// An id prefix matches more than one run.
-    #[error("'{prefix}' matches {count} runs ({}); give more of the id", candidates.join(", "))]
+    #[error(
+        "'{prefix}' matches {count} runs ({}{}); give more of the id",
+        candidates.join(", "),
+        match count.saturating_sub(candidates.len()) {
+            0 => String::new(),
+            more => format!(" and {more} more"),
+        }
+    )]
     Ambiguous {
         /// What was given.
         prefix: String,

@@ -177,7 +177,11 @@ pub async fn pending(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
             println!(
                 "run {} · {} · {}",
                 run.run_id,
-                clip(&run.started, 19).replace('T', " "),
+                run.started
+                    .chars()
+                    .take(19)
+                    .collect::<String>()
+                    .replace('T', " "),
                 clip(&run.task, 80)
             );
         }

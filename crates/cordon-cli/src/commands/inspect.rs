@@ -35,7 +35,14 @@ pub async fn runs(
         return Ok(ExitCode::SUCCESS);
     }
     if runs.is_empty() {
-        eprintln!("no runs in {}", store.path().display());
+        match status {
+            Some(s) => eprintln!(
+                "no run has status {} in {}",
+                s.as_str(),
+                store.path().display()
+            ),
+            None => eprintln!("no runs in {}", store.path().display()),
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let damaged = runs.iter().filter(|r| r.damaged.is_some()).count();

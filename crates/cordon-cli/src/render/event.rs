@@ -1,7 +1,7 @@
 //! One event of the run log as a labelled line with, where it helps, lines under it.
 
 use super::call::{self, ResultView, bytes, seconds};
-use super::{Limit, Style, clip, lines_within, number, plural, text};
+use super::{Limit, Style, clip, first_line, lines_within, number, plural, text};
 use cordon_core::EventPayload;
 use cordon_harness::approval::describe_rule;
 use serde_json::Value;
@@ -89,7 +89,9 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
                 details,
             )
         }
-        EventPayload::UserInput { text } => ("input", clip(text, 120), rest_lines(text, limit)),
+        EventPayload::UserInput { text } => {
+            ("input", first_line(text, 120), rest_lines(text, limit))
+        }
         EventPayload::ModelRequest { turn, input_items } => (
             "model",
             format!(
@@ -360,13 +362,13 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             };
             (
                 "completed",
-                style.green(&clip(output, 120)),
+                style.green(&first_line(output, 120)),
                 rest_lines(&body, limit),
             )
         }
         EventPayload::RunFailed { error } => (
             "failed",
-            style.red(&clip(error, 160)),
+            style.red(&first_line(error, 160)),
             rest_lines(error, limit),
         ),
     };

@@ -53,6 +53,12 @@ pub fn clip(s: &str, max: usize) -> String {
     out
 }
 
+/// The first line of `s`, at most `max` characters, marked `…` only when that line was cut
+/// (for summaries whose further lines are shown under them).
+pub fn first_line(s: &str, max: usize) -> String {
+    clip(s.lines().next().unwrap_or_default(), max)
+}
+
 /// A JSON string's text (empty for other values).
 pub fn text(v: &serde_json::Value) -> String {
     v.as_str().unwrap_or_default().to_string()

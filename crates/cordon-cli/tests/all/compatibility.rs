@@ -304,13 +304,28 @@ fn tool_round_trip(home: &Home, model: &str) -> (BTreeSet<String>, bool) {
     let last = events
         .last()
         .unwrap_or_else(|| panic!("{model}: no events: {}", stderr(&out)));
-    assert_eq!(
-        last["kind"],
-        "run_completed",
-        "{model}: {last} {}",
-        stderr(&out)
-    );
     let responses = of_kind(&events, "model_response");
+    // A tiny model may talk until the output limit: then the run is incomplete, as it should
+    // be (never "completed"), and the answer is judged no further.
+    let cut_off = responses.last().is_some_and(|r| {
+        r["payload"]["response"]["stop_reason"]
+            .as_str()
+            .is_some_and(|s| s.contains("length") || s.contains("max_output_tokens"))
+    });
+    let ending = if cut_off {
+        "run_failed"
+    } else {
+        "run_completed"
+    };
+    assert_eq!(last["kind"], ending, "{model}: {last} {}", stderr(&out));
+    if cut_off {
+        assert!(
+            last["payload"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("incomplete")),
+            "{model}: {last}"
+        );
+    }
     let first = &responses[0]["payload"]["response"];
     let (sent_calls, _) = sent(first);
     assert_eq!(
@@ -333,11 +348,13 @@ fn tool_round_trip(home: &Home, model: &str) -> (BTreeSet<String>, bool) {
     }
     let answer = responses.last().unwrap();
     let (_, text) = sent(&answer["payload"]["response"]);
-    assert_eq!(
-        last["payload"]["output"].as_str().unwrap(),
-        text,
-        "{model}: the final answer is the server's text"
-    );
+    if !cut_off {
+        assert_eq!(
+            last["payload"]["output"].as_str().unwrap(),
+            text,
+            "{model}: the final answer is the server's text"
+        );
+    }
     assert!(!text.trim().is_empty(), "{model}: an answer");
     notes_and_usage(&responses)
 }
