@@ -9,7 +9,8 @@ use std::path::PathBuf;
 /// prints a run's events, and `cordon verify RUN` checks that nobody changed them.
 ///
 /// Exit codes: 0 success, 1 run failed, 2 bad input, 3 budget exceeded, 4 run log tampered,
-/// 5 awaiting approval, 130 interrupted by Ctrl-C.
+/// 5 awaiting approval, 125 no sandbox could start, 130 interrupted by Ctrl-C, 141 the reader
+/// of stdout went away (`cordon show RUN | head`).
 #[derive(Parser)]
 #[command(name = "cordon", version, max_term_width = 100)]
 pub struct Cli {

@@ -1,9 +1,10 @@
 //! Showing a run as it happens: text for people, JSON Lines for programs.
 //!
 //! What a script captures from stdout is exactly the final answer (or the final JSON object
-//! for structured output). At a terminal the answer streams to stdout as it comes; elsewhere
-//! it streams to stderr when that is a terminal, and stdout gets the final answer once the
-//! run completes. Text from an attempt that failed and was retried is marked on stderr.
+//! for structured output). At a terminal the model's text streams to stdout as it comes.
+//! Elsewhere stdout gets the final answer once the run completes, and what the model says on
+//! the way (beside its tool calls) goes to stderr with the calls. Text from an attempt that
+//! failed and was retried is marked on stderr.
 
 use crate::render::event::entry;
 use crate::render::{Limit, Style};
@@ -16,29 +17,24 @@ use std::sync::Mutex;
 /// The live view for people: the answer as it streams, tool calls compactly on stderr.
 /// (The runner replaces known secrets before anything reaches an observer.)
 pub struct Human {
-    /// Stream the answer to stdout (a terminal: nothing there is captured).
+    /// Stream the model's text to stdout (a terminal: nothing there is captured).
     live_stdout: bool,
-    /// Stream the answer to stderr (stdout is captured, stderr is a terminal).
-    live_stderr: bool,
     err: Style,
     state: Mutex<Live>,
 }
 
 #[derive(Default)]
 struct Live {
-    /// Whether the last thing written to stdout / stderr by the stream ended a line.
+    /// Whether the last thing the stream wrote to stdout ended a line.
     out_mid_line: bool,
-    err_mid_line: bool,
     /// Text streamed in the current attempt at the current turn.
     streamed: String,
 }
 
 impl Default for Human {
     fn default() -> Self {
-        let live_stdout = std::io::stdout().is_terminal();
         Human {
-            live_stdout,
-            live_stderr: !live_stdout && std::io::stderr().is_terminal(),
+            live_stdout: std::io::stdout().is_terminal(),
             err: Style::stderr(),
             state: Mutex::default(),
         }
@@ -56,10 +52,6 @@ impl Human {
             println!();
             live.out_mid_line = false;
         }
-        if live.err_mid_line {
-            eprintln!();
-            live.err_mid_line = false;
-        }
     }
 
     fn stream(&self, live: &mut Live, t: &str) {
@@ -68,9 +60,6 @@ impl Human {
             print!("{t}");
             let _ = std::io::stdout().flush();
             live.out_mid_line = !t.ends_with('\n');
-        } else if self.live_stderr {
-            eprint!("{}", self.err.dim(t));
-            live.err_mid_line = !t.ends_with('\n');
         }
     }
 
@@ -95,10 +84,10 @@ impl RunObserver for Human {
                 delay,
             } => {
                 Self::end_lines(&mut live);
-                let cut = if live.streamed.is_empty() {
-                    ""
-                } else {
+                let cut = if self.live_stdout && !live.streamed.is_empty() {
                     "the text above was cut off: "
+                } else {
+                    ""
                 };
                 eprintln!(
                     "  {} {cut}attempt {attempt} failed ({error}); retrying in {:.1}s",
@@ -114,16 +103,26 @@ impl RunObserver for Human {
     }
 
     fn on_event(&self, event: &Event) {
-        let Ok(p) = event.typed() else { return };
+        let Ok(p) = crate::render::displayable(event) else {
+            return;
+        };
         let mut live = self.live();
         match &p {
             EventPayload::ModelRequest { .. } => live.streamed.clear(),
             EventPayload::ModelResponse { response, .. } => {
-                // A provider that does not stream (or a stream that sent the text only in
-                // its final object) still shows what the model said.
                 let said = response.text();
-                if live.streamed.trim().is_empty() && !said.trim().is_empty() {
-                    self.stream(&mut live, &said);
+                if self.live_stdout {
+                    // A provider that does not stream (or a stream that sent the text only in
+                    // its final object) still shows what the model said.
+                    if live.streamed.trim().is_empty() && !said.trim().is_empty() {
+                        self.stream(&mut live, &said);
+                    }
+                } else if !response.tool_calls().is_empty() && !said.trim().is_empty() {
+                    // Not the final answer (stdout gets that): what the model says beside its
+                    // calls belongs with them.
+                    for line in said.trim().lines() {
+                        eprintln!("  {}", self.err.dim(&format!("“ {line}")));
+                    }
                 }
                 Self::end_lines(&mut live);
             }
@@ -138,7 +137,7 @@ impl RunObserver for Human {
             EventPayload::ToolReplayed { .. } => self.tool_line("↻", &p),
             EventPayload::OutputInvalid { error } => {
                 Self::end_lines(&mut live);
-                let shown = if self.live_stdout || self.live_stderr {
+                let shown = if self.live_stdout {
                     "the answer above was not accepted: "
                 } else {
                     ""
@@ -149,11 +148,15 @@ impl RunObserver for Human {
                     crate::render::clip(error, 200)
                 );
             }
-            EventPayload::RunCompleted { output, structured } => {
+            EventPayload::RunCompleted { .. } => {
                 Self::end_lines(&mut live);
-                if !self.live_stdout {
+                // The answer exactly as recorded, not the copy made safe for a terminal: it
+                // is what a script captures.
+                if !self.live_stdout
+                    && let Ok(EventPayload::RunCompleted { output, structured }) = event.typed()
+                {
                     let answer = match structured {
-                        Some(v) => serde_json::to_string(v).unwrap_or_else(|_| output.clone()),
+                        Some(v) => serde_json::to_string(&v).unwrap_or_else(|_| output.clone()),
                         None => output.clone(),
                     };
                     let mut out = std::io::stdout().lock();

@@ -10,7 +10,9 @@
 //! | 5 | the run is waiting for a person to approve a tool call |
 //! | 125 | no sandbox could be started |
 //! | 130 | Ctrl-C: the first paused the run after its current step (resumable); a second aborted |
+//! | 141 | whoever read stdout went away (`cordon runs \| head -1`): cordon stops quietly |
 
+use crate::render::safe_lines;
 use std::fmt;
 use std::process::ExitCode;
 
@@ -28,6 +30,9 @@ pub const AWAITING_APPROVAL: u8 = 5;
 pub const INTERRUPTED: u8 = 130;
 /// No sandbox could be started (as `cordon sandbox exec` reports it, like `env`'s 125).
 pub const SANDBOX_FAILED: u8 = 125;
+/// Whoever read stdout went away: 128 + SIGPIPE, as a shell reports other tools that a
+/// closed pipe ended.
+pub const BROKEN_PIPE: u8 = 141;
 
 /// An error with its exit code and a hint saying what to do.
 #[derive(Debug)]
@@ -74,9 +79,9 @@ pub fn store_failure(e: &cordon_store::StoreError) -> anyhow::Error {
 /// Prints an error (and its hint) to stderr and returns its exit code.
 pub fn report(e: &anyhow::Error) -> ExitCode {
     if let Some(f) = e.downcast_ref::<Failure>() {
-        eprintln!("error: {}", f.message);
+        eprintln!("error: {}", safe_lines(&f.message));
         if let Some(h) = &f.hint {
-            eprintln!("  hint: {h}");
+            eprintln!("  hint: {}", safe_lines(h));
         }
         return ExitCode::from(f.code);
     }
@@ -92,7 +97,7 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
     if let Some(s) = store {
         return report(&store_failure(s));
     }
-    eprintln!("error: {}", chain(e));
+    eprintln!("error: {}", safe_lines(&chain(e)));
     ExitCode::from(RUN_FAILED)
 }
 
@@ -119,9 +124,9 @@ fn report_session(s: &cordon_session::SessionError) -> ExitCode {
         }
         cause = c.source();
     }
-    eprintln!("error: {message}");
+    eprintln!("error: {}", safe_lines(&message));
     if let Some(h) = s.hint_text() {
-        eprintln!("  hint: {h}");
+        eprintln!("  hint: {}", safe_lines(h));
     }
     ExitCode::from(code)
 }

@@ -31,10 +31,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Exit status when whoever read stdout went away (`cordon runs | head -1`): 128 + SIGPIPE,
-/// as a shell reports other tools that a closed pipe ended.
-const BROKEN_PIPE: i32 = 141;
-
 /// A reader of stdout that went away ends cordon quietly, as it ends other command-line
 /// tools, instead of as a panic from `println!`.
 fn quiet_on_broken_pipe() {
@@ -42,7 +38,7 @@ fn quiet_on_broken_pipe() {
     std::panic::set_hook(Box::new(move |info| {
         let message = info.payload_as_str().unwrap_or_default();
         if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
-            std::process::exit(BROKEN_PIPE);
+            std::process::exit(exit::BROKEN_PIPE.into());
         }
         default(info);
     }));

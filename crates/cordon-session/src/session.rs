@@ -345,7 +345,23 @@ impl Session {
     /// Makes a sandbox as `options` say, with this session's provider and protections (for
     /// running commands outside any run, as `cordon sandbox exec` does).
     pub async fn sandbox(&self, options: &SandboxOptions) -> Result<PreparedSandbox, SessionError> {
-        workspace::prepare(self.provider()?, options, &self.workspaces, &self.protected).await
+        self.sandbox_named(options, RunId::new().as_str()).await
+    }
+
+    /// [`Session::sandbox`], naming a workspace it makes `name` (a run's id).
+    async fn sandbox_named(
+        &self,
+        options: &SandboxOptions,
+        name: &str,
+    ) -> Result<PreparedSandbox, SessionError> {
+        workspace::prepare_named(
+            self.provider()?,
+            options,
+            &self.workspaces,
+            &self.protected,
+            name,
+        )
+        .await
     }
 
     /// Prepares a new run: makes its sandbox and workspace, resolves its model, builds its
@@ -373,16 +389,7 @@ impl Session {
         let run_id = RunId::new();
         let sandbox = match (sandbox, needs_sandbox) {
             // A workspace cordon makes for the run carries the run's id.
-            (Some(options), _) => Some(
-                workspace::prepare_named(
-                    self.provider()?,
-                    &options,
-                    &self.workspaces,
-                    &self.protected,
-                    run_id.as_str(),
-                )
-                .await?,
-            ),
+            (Some(options), _) => Some(self.sandbox_named(&options, run_id.as_str()).await?),
             (None, false) => None,
             (None, true) => {
                 return Err(SessionError::bad_input(

@@ -2,7 +2,7 @@
 //! any process; the session library records them.
 
 use super::Paths;
-use crate::render::{Limit, Style, call, clip};
+use crate::render::{Limit, Style, call, clip, safe};
 use cordon_core::state::Awaiting;
 use cordon_core::{RunState, RunStatus};
 use cordon_harness::approval::describe_rule;
@@ -39,36 +39,19 @@ fn print_waiting(call: &str, waiting: &Awaiting, style: Style, out: &mut dyn std
     } else {
         format!("  (asked by: {})", rules.join("; "))
     };
-    let _ = writeln!(out, "  {call}  {}{asked}", clip(&waiting.tool, 64));
+    let _ = writeln!(
+        out,
+        "  {}  {}{asked}",
+        clip(call, 64),
+        clip(&waiting.tool, 64)
+    );
     let _ = writeln!(
         out,
         "      {}",
         call::call_line(&waiting.tool, &waiting.arguments)
     );
-    let mut details = call::call_details(&waiting.tool, &waiting.arguments, style, Limit::Clip);
-    if details.is_empty() && !matches!(waiting.tool.as_str(), "exec_command" | "apply_patch") {
-        details = arguments_text(&waiting.arguments)
-            .lines()
-            .map(str::to_string)
-            .collect();
-    }
-    let shown = details.len().min(40);
-    for line in &details[..shown] {
+    for line in call::call_details(&waiting.tool, &waiting.arguments, style, Limit::Clip) {
         let _ = writeln!(out, "      {line}");
-    }
-    if details.len() > shown {
-        let _ = writeln!(out, "      … (`cordon show RUN {call}` has the whole call)");
-    }
-}
-
-/// A call's arguments as a person reads them: a command's text as is, other JSON pretty.
-fn arguments_text(arguments: &str) -> String {
-    match serde_json::from_str::<serde_json::Value>(arguments) {
-        Ok(v) => match v.get("cmd").and_then(|c| c.as_str()) {
-            Some(cmd) if v.as_object().is_some_and(|o| o.len() == 1) => format!("$ {cmd}"),
-            _ => serde_json::to_string_pretty(&v).unwrap_or_else(|_| arguments.to_string()),
-        },
-        Err(_) => arguments.to_string(),
     }
 }
 
@@ -113,7 +96,7 @@ pub async fn approve(
         };
         println!(
             "approved {} ({}){scope}",
-            a.call_id,
+            clip(&a.call_id, 64),
             clip(&a.waiting.tool, 64)
         );
     }
@@ -176,8 +159,8 @@ pub async fn pending(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
         if !json && !state.awaiting.is_empty() {
             println!(
                 "run {} · {} · {}",
-                run.run_id,
-                run.started
+                clip(run.run_id.as_str(), 64),
+                safe(&run.started)
                     .chars()
                     .take(19)
                     .collect::<String>()
@@ -220,19 +203,4 @@ pub async fn pause(paths: &Paths<'_>, run: &str) -> anyhow::Result<ExitCode> {
     println!("asked run {run_id} to pause after its current step");
     eprintln!("once it has: cordon resume {run_id}");
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_command_is_shown_as_its_text() {
-        assert_eq!(
-            arguments_text(r#"{"cmd":"rm -rf build"}"#),
-            "$ rm -rf build"
-        );
-        assert!(arguments_text(r#"{"cmd":"ls","workdir":"src"}"#).contains("\"workdir\""));
-        assert_eq!(arguments_text("*** Begin Patch"), "*** Begin Patch");
-    }
 }

@@ -4,7 +4,7 @@ use super::find_run;
 use crate::cli::StatusArg;
 use crate::exit;
 use crate::render::event::{Entry, LABEL_WIDTH, entry};
-use crate::render::{Limit, Style, clip, text};
+use crate::render::{Limit, Style, clip, displayable, safe, text};
 use cordon_core::{Event, RunStatus};
 use cordon_store::verify::{Problem, verify_run};
 use cordon_store::{Store, StoredRow};
@@ -124,19 +124,20 @@ pub async fn show(store: &Store, run: &str, how: &ShowOptions) -> anyhow::Result
                 if !belongs_to(e, how.call.as_deref()) {
                     continue;
                 }
-                let (date, time) = e.ts.split_once('T').unwrap_or(("", &e.ts));
+                let ts = safe(&e.ts);
+                let (date, time) = ts.split_once('T').unwrap_or(("", &ts));
                 if date != day {
                     println!("{}", style.dim(&format!("── {date} ──")));
                     day = date.to_string();
                 }
                 let time = time.trim_end_matches('Z');
-                let entry = match e.typed() {
+                let entry = match displayable(e) {
                     Ok(p) => entry(&p, style, limit),
                     Err(err) => Entry {
                         label: "unknown",
                         summary: format!(
                             "{} (this cordon cannot read it: {}) {}",
-                            e.kind,
+                            clip(&e.kind, 40),
                             clip(&err.to_string(), 80),
                             clip(&e.payload.to_string(), 100)
                         ),

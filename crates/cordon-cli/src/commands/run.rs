@@ -224,7 +224,10 @@ pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
     match out.status {
         RunStatus::Completed => ExitCode::SUCCESS,
         RunStatus::BudgetExceeded => {
-            eprintln!("error: {}", out.error.clone().unwrap_or_default());
+            eprintln!(
+                "error: {}",
+                crate::render::safe_lines(out.error.as_deref().unwrap_or_default())
+            );
             eprintln!(
                 "  hint: `cordon resume {} {}` continues with a higher limit (or raise it in the agent file)",
                 out.run_id,
@@ -251,7 +254,10 @@ pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
             ExitCode::from(exit::AWAITING_APPROVAL)
         }
         RunStatus::Failed | RunStatus::Running => {
-            eprintln!("error: {}", out.error.clone().unwrap_or_default());
+            eprintln!(
+                "error: {}",
+                crate::render::safe_lines(out.error.as_deref().unwrap_or_default())
+            );
             if let Some(h) = out.hint {
                 eprintln!("  hint: {h}");
             }

@@ -44,7 +44,7 @@ pub fn call_line(tool: &str, arguments: &str) -> String {
             .and_then(|v| v[name].as_str().map(str::to_string))
     };
     match tool {
-        "exec_command" if let Some(cmd) = field("cmd") => format!("$ {}", clip(&cmd, 160)),
+        "exec_command" if let Some(cmd) = field("cmd") => format!("$ {}", clip(&cmd, ONE_LINE)),
         "write_stdin" if let Some(v) = &v => {
             let chars = v["chars"].as_str().unwrap_or_default();
             let session = &v["session_id"];
@@ -62,11 +62,11 @@ pub fn call_line(tool: &str, arguments: &str) -> String {
             if files.is_empty() {
                 "patch (no files named)".into()
             } else {
-                format!("patch {}", clip(&files.join(", "), 160))
+                format!("patch {}", clip(&files.join(", "), ONE_LINE))
             }
         }
-        "view_image" if let Some(path) = field("path") => format!("view {}", clip(&path, 160)),
-        _ => clip(arguments, 160),
+        "view_image" if let Some(path) = field("path") => format!("view {}", clip(&path, ONE_LINE)),
+        _ => clip(arguments, ONE_LINE),
     }
 }
 
@@ -78,7 +78,7 @@ pub fn call_details(tool: &str, arguments: &str, style: Style, limit: Limit) -> 
             let v = v.unwrap_or_default();
             let mut out = Vec::new();
             let cmd = v["cmd"].as_str().unwrap_or_default();
-            if cmd.lines().nth(1).is_some() || cmd.chars().count() > 160 {
+            if cmd.lines().nth(1).is_some() || cmd.chars().count() > ONE_LINE {
                 out.extend(
                     lines_within(cmd, limit)
                         .into_iter()
@@ -91,6 +91,12 @@ pub fn call_details(tool: &str, arguments: &str, style: Style, limit: Limit) -> 
             }
             if v["tty"] == true {
                 how.push("under a terminal".into());
+            }
+            if let Some(shell) = v["shell"].as_str() {
+                how.push(format!("with {shell}"));
+            }
+            if v["login"] == false {
+                how.push("not a login shell".into());
             }
             if let Some(ms) = v["yield_time_ms"].as_u64() {
                 how.push(format!("waits {} for output", seconds(ms as f64 / 1000.0)));
@@ -106,16 +112,21 @@ pub fn call_details(tool: &str, arguments: &str, style: Style, limit: Limit) -> 
             .map(|l| style.diff_line(&l))
             .collect(),
         "exec_command" | "write_stdin" | "view_image" => Vec::new(),
-        _ => match (&v, limit) {
-            (Some(v), Limit::Full) => serde_json::to_string_pretty(v)
-                .unwrap_or_default()
-                .lines()
-                .map(str::to_string)
-                .collect(),
-            _ => Vec::new(),
-        },
+        // Arguments that fit on the call's own line are not repeated under it.
+        _ if arguments.lines().nth(1).is_none() && arguments.chars().count() <= ONE_LINE => {
+            Vec::new()
+        }
+        _ => {
+            let text = v
+                .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                .unwrap_or_else(|| arguments.to_string());
+            lines_within(&text, limit)
+        }
     }
 }
+
+/// The most of a call's arguments shown on its own line.
+const ONE_LINE: usize = 160;
 
 /// Patches up to this many lines are shown whole even when texts are clipped.
 const PATCH_LINES: usize = 40;
@@ -128,59 +139,67 @@ fn patch_limit(arguments: &str, limit: Limit) -> Limit {
     }
 }
 
-/// A finished call in one line: `exit 0 · 0.31 s · 12 lines`, `error: ...`, `done: M a.txt`.
-pub fn result_line(r: &ResultView<'_>, style: Style) -> String {
-    if r.not_run {
-        return style.yellow(&format!("not run: {}", clip(r.output, 140)));
-    }
-    if r.is_error {
-        return style.red(&format!("error: {}", clip(r.output, 140)));
-    }
-    if let Some(report) = exec_report(r) {
-        let status = match &report.status {
-            ExecStatus::Exited(0) => style.green("exit 0"),
-            ExecStatus::Exited(c) => style.red(&format!("exit {c}")),
-            ExecStatus::Signaled(s) => match report.timed_out_after() {
-                Some(secs) => style.red(&format!("timed out after {secs} s (killed)")),
-                None => style.red(&format!("killed by signal {s}")),
-            },
-            ExecStatus::Running(id) => style.yellow(&format!("still running as session {id}")),
-            ExecStatus::Ended(how) => style.red(how),
-        };
-        let lines = match report.output.lines().count() as u64 {
-            0 => "no output".to_string(),
-            n => plural(n, "line", "lines"),
-        };
-        let mut line = format!("{status} · {} · {lines}", seconds(report.wall_secs));
-        if report.dropped_bytes > 0 {
-            line.push_str(&format!(" · {} bytes not kept", report.dropped_bytes));
-        }
-        return line;
-    }
-    let mut line = clip(r.output, 140);
-    for image in r.images {
-        line.push_str(&format!(" · {}", image_label(image)));
-    }
-    line
-}
+/// The most of a result's first line shown on the result's own line.
+const RESULT_LINE: usize = 140;
 
-/// The lines under a result: a command's output (its first and last lines unless `limit`
-/// is full), an error's further lines, other output.
-pub fn result_details(r: &ResultView<'_>, style: Style, limit: Limit) -> Vec<String> {
-    let body = match exec_report(r) {
-        Some(report) if !r.is_error && !r.not_run => report.output,
-        _ => match r.output.split_once('\n') {
-            // The first line is on the result's own line.
-            Some((_, rest)) if limit != Limit::Full => rest.to_string(),
-            Some(_) => r.output.to_string(),
-            None if limit == Limit::Full => r.output.to_string(),
-            None => String::new(),
-        },
+/// A finished call: one line (`exit 0 · 310 ms · 12 lines`, `error: ...`, `Done. M a.txt`)
+/// and the lines under it (a command's output, its first and last lines unless `limit` is
+/// full; the rest of any other output).
+pub fn result(r: &ResultView<'_>, style: Style, limit: Limit) -> (String, Vec<String>) {
+    let report = matches!(r.tool, "exec_command" | "write_stdin")
+        .then(|| ExecReport::parse(r.output))
+        .flatten();
+    let (line, body) = match report {
+        Some(report) if !r.is_error && !r.not_run => (exec_line(&report, style), report.output),
+        _ => {
+            let mut line = clip(r.output, RESULT_LINE);
+            if r.not_run {
+                line = style.yellow(&format!("not run: {line}"));
+            } else if r.is_error {
+                line = style.red(&format!("error: {line}"));
+            }
+            for image in r.images {
+                line.push_str(&format!(" · {}", image_label(image)));
+            }
+            // The first line is on the result's own line, unless it was cut there and the
+            // whole is asked for.
+            let (first, rest) = r.output.split_once('\n').unwrap_or((r.output, ""));
+            let body = if limit == Limit::Full && first.chars().count() > RESULT_LINE {
+                r.output.to_string()
+            } else {
+                rest.to_string()
+            };
+            (line, body)
+        }
     };
-    lines_within(&body, limit)
+    let details = lines_within(&body, limit)
         .into_iter()
         .map(|l| style.dim(&format!("│ {l}")))
-        .collect()
+        .collect();
+    (line, details)
+}
+
+/// A command's status, time and output size in one line.
+fn exec_line(report: &ExecReport, style: Style) -> String {
+    let status = match &report.status {
+        ExecStatus::Exited(0) => style.green("exit 0"),
+        ExecStatus::Exited(c) => style.red(&format!("exit {c}")),
+        ExecStatus::Signaled(s) => match report.timed_out_after() {
+            Some(secs) => style.red(&format!("timed out after {secs} s (killed)")),
+            None => style.red(&format!("killed by signal {s}")),
+        },
+        ExecStatus::Running(id) => style.yellow(&format!("still running as session {id}")),
+        ExecStatus::Ended(how) => style.red(how),
+    };
+    let lines = match report.output.lines().count() as u64 {
+        0 => "no output".to_string(),
+        n => plural(n, "line", "lines"),
+    };
+    let mut line = format!("{status} · {} · {lines}", seconds(report.wall_secs));
+    if report.dropped_bytes > 0 {
+        line.push_str(&format!(" · {} bytes not kept", report.dropped_bytes));
+    }
+    line
 }
 
 /// A recorded result, as `tool_result` stores it.
@@ -195,12 +214,6 @@ pub struct ResultView<'a> {
     pub is_error: bool,
     /// Whether cordon answered without running it.
     pub not_run: bool,
-}
-
-fn exec_report(r: &ResultView<'_>) -> Option<ExecReport> {
-    matches!(r.tool, "exec_command" | "write_stdin")
-        .then(|| ExecReport::parse(r.output))
-        .flatten()
 }
 
 /// `image/png, 12.3 KiB` for a `data:` URL.
@@ -261,6 +274,16 @@ mod tests {
             r#"types "y\n" into session 3"#
         );
         assert_eq!(call_line("calculator", r#"{"a":1}"#), r#"{"a":1}"#);
+        assert!(
+            call_details("calculator", r#"{"a":1}"#, Style::PLAIN, Limit::Full).is_empty(),
+            "short arguments are not repeated"
+        );
+        let long = format!(r#"{{"a":"{}","b":2}}"#, "x".repeat(200));
+        assert_eq!(
+            call_details("calculator", &long, Style::PLAIN, Limit::Full).len(),
+            4,
+            "long ones are shown whole, pretty"
+        );
         assert_eq!(
             call_details(
                 "exec_command",
@@ -290,15 +313,15 @@ mod tests {
             is_error: false,
             not_run: false,
         };
-        assert_eq!(result_line(&r, Style::PLAIN), "exit 2 · 500 ms · 10 lines");
-        let shown = result_details(&r, Style::PLAIN, Limit::Clip);
+        let (line, shown) = result(&r, Style::PLAIN, Limit::Clip);
+        assert_eq!(line, "exit 2 · 500 ms · 10 lines");
         assert_eq!(shown.first().unwrap(), "│ line 1");
         assert_eq!(shown.last().unwrap(), "│ line 10");
         assert!(
             shown.iter().any(|l| l.contains("4 more lines")),
             "{shown:?}"
         );
-        assert_eq!(result_details(&r, Style::PLAIN, Limit::Full).len(), 10);
+        assert_eq!(result(&r, Style::PLAIN, Limit::Full).1.len(), 10);
     }
 
     #[test]

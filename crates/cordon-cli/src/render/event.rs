@@ -180,16 +180,16 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
                 is_error: *is_error,
                 not_run: *not_run,
             };
+            let (result, details) = call::result(&view, style, limit);
             let mut line = format!(
-                "{} {} {}",
+                "{} {} {result}",
                 style.bold(&clip(tool, 64)),
                 style.dim(&clip(call_id, 64)),
-                call::result_line(&view, style)
             );
             if !matches!(tool.as_str(), "exec_command" | "write_stdin") || *is_error {
                 line.push_str(&style.dim(&format!(" ({duration_ms} ms)")));
             }
-            ("result", line, call::result_details(&view, style, limit))
+            ("result", line, details)
         }
         EventPayload::ToolReplayed {
             call_id,
@@ -353,19 +353,14 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             )
         }
         EventPayload::RunPaused { reason } => ("paused", style.yellow(reason), Vec::new()),
-        EventPayload::RunCompleted { output, structured } => {
-            let body = match structured {
-                Some(v) if limit == Limit::Full => {
-                    serde_json::to_string_pretty(v).unwrap_or_default()
-                }
-                _ => output.clone(),
-            };
-            (
-                "completed",
-                style.green(&first_line(output, 120)),
-                rest_lines(&body, limit),
-            )
-        }
+        EventPayload::RunCompleted {
+            output,
+            structured: _,
+        } => (
+            "completed",
+            style.green(&first_line(output, 120)),
+            rest_lines(output, limit),
+        ),
         EventPayload::RunFailed { error } => (
             "failed",
             style.red(&first_line(error, 160)),

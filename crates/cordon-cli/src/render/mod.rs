@@ -31,7 +31,7 @@ pub fn lines_within(text: &str, limit: Limit) -> Vec<String> {
         return lines
             .iter()
             .map(|l| match limit {
-                Limit::Full => l.to_string(),
+                Limit::Full => safe(l),
                 Limit::Clip => clip(l, 200),
             })
             .collect();
@@ -42,13 +42,32 @@ pub fn lines_within(text: &str, limit: Limit) -> Vec<String> {
     out
 }
 
-/// The first line of `s`, at most `max` characters, marked `…` when anything was cut.
+/// The first line of `s`, at most `max` characters, marked `…` when anything was cut, and
+/// safe to print (see [`safe`]).
 pub fn clip(s: &str, max: usize) -> String {
     let first = s.lines().next().unwrap_or_default();
     let cut = first.chars().count() > max || s.lines().nth(1).is_some();
-    let mut out: String = first.chars().take(max).collect();
+    let mut out = safe(&first.chars().take(max).collect::<String>());
     if cut {
         out.push('…');
+    }
+    out
+}
+
+/// `s` with every control character shown as an escape (`\e`, `\r`, `\u{9b}`), tabs as
+/// spaces. What cordon prints comes from models, commands and stored rows: none of it may
+/// move the cursor, rewrite a line or retitle the terminal, least of all in what a person
+/// is asked to approve.
+pub fn safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\t' => out.push_str("    "),
+            '\x1b' => out.push_str("\\e"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
+        }
     }
     out
 }
@@ -57,6 +76,38 @@ pub fn clip(s: &str, max: usize) -> String {
 /// (for summaries whose further lines are shown under them).
 pub fn first_line(s: &str, max: usize) -> String {
     clip(s.lines().next().unwrap_or_default(), max)
+}
+
+/// `s` made [`safe`] line by line: its line breaks kept, nothing else obeyed.
+pub fn safe_lines(s: &str) -> String {
+    s.split('\n').map(safe).collect::<Vec<_>>().join("\n")
+}
+
+/// An event's typed payload with every string made [`safe`] to print (line breaks kept):
+/// what the views render, so no field of any event kind can reach the terminal raw.
+pub fn displayable(e: &cordon_core::Event) -> Result<cordon_core::EventPayload, serde_json::Error> {
+    let mut payload = e.payload.clone();
+    scrub(&mut payload);
+    cordon_core::EventPayload::from_parts(&e.kind, &payload)
+}
+
+fn scrub(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    let needs = |s: &str| s.chars().any(|c| c.is_control() && c != '\n');
+    match v {
+        Value::String(s) if needs(s) => *s = safe_lines(s),
+        Value::Array(items) => items.iter_mut().for_each(scrub),
+        Value::Object(map) => {
+            if map.keys().any(|k| needs(k)) {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, v)| (safe_lines(&k), v))
+                    .collect();
+            }
+            map.values_mut().for_each(scrub);
+        }
+        _ => {}
+    }
 }
 
 /// A JSON string's text (empty for other values).
@@ -96,6 +147,37 @@ mod tests {
         );
         assert_eq!(lines_within(&text, Limit::Full).len(), 20);
         assert_eq!(lines_within("a\nb", Limit::Clip), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        let hostile = "rm -rf ~\r\x1b[2K$ ls\x07\u{9b}31m";
+        for shown in [
+            clip(hostile, 100),
+            lines_within(hostile, Limit::Full).join(""),
+            lines_within(hostile, Limit::Clip).join(""),
+        ] {
+            assert!(!shown.chars().any(char::is_control), "{shown:?}");
+            assert!(shown.contains("rm -rf ~\\r\\e[2K$ ls"), "{shown:?}");
+        }
+    }
+
+    #[test]
+    fn every_string_of_an_event_is_made_safe() {
+        let e = cordon_core::Event::from_parts(
+            &cordon_core::RunId::from("r"),
+            0,
+            "t".into(),
+            "tool_result".into(),
+            serde_json::json!({
+                "call_id": "c\x1b]0;title\x07", "tool": "exec_command",
+                "output": "line 1\n\x1b[2Kline 2", "is_error": false, "duration_ms": 1
+            }),
+            "",
+        );
+        let text = format!("{:?}", displayable(&e).unwrap());
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text}");
+        assert!(text.contains("line 1\\n\\\\e[2Kline 2"), "{text}");
     }
 
     #[test]

@@ -738,3 +738,22 @@ async fn an_answer_cut_off_at_the_output_limit_is_incomplete_not_completed() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_keeps_the_answer_byte_for_byte() {
+    // Views escape control characters; the answer a script captures is left as it came.
+    let env = Env::new();
+    let server = serve("[[turns]]\ntext = \"a\\tb\\u001b[1mc\"\n").await;
+    let config = env.config_for(&server);
+    let out = run(
+        env.cordon_with(&config),
+        &["run", "--model", "resp:m", "go"],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"a\tb\x1b[1mc\n");
+}

@@ -14,6 +14,7 @@ struct Lab {
 }
 
 async fn lab(tier: Tier, tune: impl FnOnce(&mut SandboxConfig)) -> Lab {
+    settle().await;
     let workspace = tempfile::tempdir().unwrap();
     // scripts/test runs this suite a second time as an unprivileged user, from copies of the
     // binaries that user can reach.
@@ -375,17 +376,23 @@ fn user_tasks() -> usize {
         .unwrap_or(0)
 }
 
-resource_attack!(a_fork_bomb_is_contained, |lab| {
-    // Unprivileged, the process limit counts every process of this user: wait for an earlier
-    // test's processes to be gone.
-    if !nix::unistd::getuid().is_root() {
-        for _ in 0..100 {
-            if user_tasks() < 32 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+/// Unprivileged, the process limit counts every process of this user, so each attack first
+/// waits for an earlier one's processes (a fork bomb's, still being reaped after its
+/// sandbox was killed) to be gone; otherwise the next sandbox's own supervisor could find no
+/// process left to start a thread with.
+async fn settle() {
+    if nix::unistd::getuid().is_root() {
+        return;
     }
+    for _ in 0..100 {
+        if user_tasks() < 32 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+resource_attack!(a_fork_bomb_is_contained, |lab| {
     // As root, RLIMIT_NPROC does not hold (root is exempt), so a pids cgroup must; as anyone
     // else the rlimit holds.
     assert!(
