@@ -253,15 +253,7 @@ async fn a_truncated_wal_is_caught() {
     }
     // While the writer is still open (as after a crash), copy the database, its WAL and
     // the heads; then cut the WAL copy short, losing its last transactions.
-    let copy = dir.path().join("copy");
-    std::fs::create_dir(&copy).unwrap();
-    for name in ["live.db", "live.db-wal"] {
-        std::fs::copy(dir.path().join(name), copy.join(name)).unwrap();
-    }
-    copy_dir(
-        &dir.path().join("live.db.heads"),
-        &copy.join("live.db.heads"),
-    );
+    let copy = copy_live_store(dir.path());
     let wal = copy.join("live.db-wal");
     let len = std::fs::metadata(&wal).unwrap().len();
     assert!(len > 8192, "the events are in the WAL ({len} bytes)");
@@ -296,15 +288,7 @@ async fn a_wal_is_read_where_no_shared_memory_file_can_be_made() {
         .await
         .unwrap();
     }
-    let copy = dir.path().join("copy");
-    std::fs::create_dir(&copy).unwrap();
-    for name in ["live.db", "live.db-wal"] {
-        std::fs::copy(dir.path().join(name), copy.join(name)).unwrap();
-    }
-    copy_dir(
-        &dir.path().join("live.db.heads"),
-        &copy.join("live.db.heads"),
-    );
+    let copy = copy_live_store(dir.path());
     let fifo = std::process::Command::new("mkfifo")
         .arg(copy.join("live.db-shm"))
         .status()
@@ -316,6 +300,18 @@ async fn a_wal_is_read_where_no_shared_memory_file_can_be_made() {
     let v = verify_run(&copied, &run).await.unwrap();
     assert_eq!(v.events, 3, "the WAL's events are read: {v:?}");
     drop(log);
+}
+
+/// Copies `dir`'s `live.db`, its WAL and its heads (but not the `-shm` file) into
+/// `dir/copy`, as a writer that is still open (or crashed) left them.
+fn copy_live_store(dir: &Path) -> std::path::PathBuf {
+    let copy = dir.join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for name in ["live.db", "live.db-wal"] {
+        std::fs::copy(dir.join(name), copy.join(name)).unwrap();
+    }
+    copy_dir(&dir.join("live.db.heads"), &copy.join("live.db.heads"));
+    copy
 }
 
 fn copy_dir(from: &Path, to: &Path) {
