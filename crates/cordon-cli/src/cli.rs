@@ -451,4 +451,5 @@ pub enum StatusArg {
     BudgetExceeded,
     AwaitingApproval,
     Paused,
+    Interrupted,
 }

@@ -19,6 +19,10 @@ pub enum RunStatus {
     AwaitingApproval,
     /// Paused by the user; resumable.
     Paused,
+    /// Recorded as running, but no process drives it any more: it was killed (SIGKILL, a
+    /// second Ctrl-C) or crashed before recording its end; resumable. Never folded from
+    /// events: the store tells it from `Running` by whether the run's owner lock is held.
+    Interrupted,
 }
 
 impl RunStatus {
@@ -56,6 +60,7 @@ impl RunStatus {
             RunStatus::BudgetExceeded => "budget_exceeded",
             RunStatus::AwaitingApproval => "awaiting_approval",
             RunStatus::Paused => "paused",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 }

@@ -233,6 +233,8 @@ impl Runner {
         task: &str,
     ) -> Result<RunOutcome, RunError> {
         agent.check()?;
+        // Held while this process drives the run: others can tell it from a killed one.
+        let _owner = self.store.claim_run(&run_id)?;
         let mut log = self.store.create_run(&run_id).await?;
         if let Some(r) = &self.redactor {
             log.set_redactor(r.clone());
@@ -775,6 +777,8 @@ impl Runner {
         how: Resumption,
     ) -> Result<RunOutcome, RunError> {
         agent.check()?;
+        // One process drives a run at a time; a second resume is refused, not interleaved.
+        let _owner = self.store.claim_run(run_id)?;
         // A resume is a decision to go on: a pause asked for earlier no longer stands.
         self.store.clear_pause(run_id);
         let events = self.store.events(run_id).await?;

@@ -51,7 +51,10 @@ impl Session {
         always: bool,
         by: &str,
     ) -> Result<(RunId, Vec<Approved>), SessionError> {
-        let (run_id, state) = self.waiting_state(run).await?;
+        // Decided while no process drives the run, on the state as it is then.
+        let run_id = self.store.resolve(run).await?;
+        let _owner = self.store.claim_run(&run_id)?;
+        let (run_id, state) = self.waiting_state(run_id.as_str()).await?;
         let targets: Vec<(String, Awaiting)> = match call {
             Some(c) => match state.awaiting.get(c) {
                 Some(v) => vec![(c.to_string(), v.clone())],
@@ -97,7 +100,9 @@ impl Session {
         message: &str,
         by: &str,
     ) -> Result<RunId, SessionError> {
-        let (run_id, state) = self.waiting_state(run).await?;
+        let run_id = self.store.resolve(run).await?;
+        let _owner = self.store.claim_run(&run_id)?;
+        let (run_id, state) = self.waiting_state(run_id.as_str()).await?;
         if !state.awaiting.contains_key(call) {
             return Err(not_waiting_on(&run_id, call, &state));
         }

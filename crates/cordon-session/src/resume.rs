@@ -177,6 +177,14 @@ impl Session {
     /// restored into a fresh directory; the recorded sandbox is rebuilt over it.
     pub async fn resume(&self, request: ResumeRequest) -> Result<PreparedRun, SessionError> {
         let run_id = self.store.resolve(&request.run).await?;
+        // Said before a workspace is restored for nothing; the runner's claim decides.
+        if let Some(pid) = self.store.owner(&run_id) {
+            return Err(cordon_store::StoreError::Busy {
+                run_id: run_id.to_string(),
+                pid,
+            }
+            .into());
+        }
         self.require_intact(&run_id).await?;
         let events = self.store.events(&run_id).await?;
         let state = RunState::fold(&events)?;

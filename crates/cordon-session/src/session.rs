@@ -510,14 +510,22 @@ impl Session {
     pub async fn request_pause(&self, run: &str) -> Result<RunId, SessionError> {
         let run_id = self.store.resolve(run).await?;
         let state = cordon_core::RunState::fold(&self.store.events(&run_id).await?)?;
-        if state.status != cordon_core::RunStatus::Running {
-            return Err(SessionError::bad_input(
-                format!(
-                    "run {run_id} is not running (it is {})",
-                    state.status.as_str()
-                ),
-                "only a running run can be paused",
-            ));
+        match self.store.live_status(&run_id, state.status) {
+            cordon_core::RunStatus::Running => {}
+            cordon_core::RunStatus::Interrupted => {
+                return Err(SessionError::bad_input(
+                    format!(
+                        "run {run_id} is not running: it was interrupted (no process drives it)"
+                    ),
+                    format!("`cordon resume {run_id}` continues it"),
+                ));
+            }
+            other => {
+                return Err(SessionError::bad_input(
+                    format!("run {run_id} is not running (it is {})", other.as_str()),
+                    "only a running run can be paused",
+                ));
+            }
         }
         self.store.request_pause(&run_id)?;
         Ok(run_id)

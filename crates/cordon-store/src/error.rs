@@ -53,6 +53,17 @@ pub enum StoreError {
         /// The newest of them (at most five).
         candidates: Vec<String>,
     },
+    /// Another process is driving the run now.
+    #[error(
+        "run {run_id} is running in another process{}",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Busy {
+        /// The run.
+        run_id: String,
+        /// The process that holds it, as it recorded itself.
+        pid: Option<u32>,
+    },
     /// Another writer appended to the run at the same time.
     #[error(
         "run {run_id} was appended to by another process at event {seq}; reload it and try again"
@@ -139,9 +150,10 @@ impl StoreError {
                 }
                 _ => StoreErrorKind::Other,
             },
-            StoreError::NoSuchRun(_) | StoreError::Ambiguous { .. } | StoreError::NoHome => {
-                StoreErrorKind::BadInput
-            }
+            StoreError::NoSuchRun(_)
+            | StoreError::Ambiguous { .. }
+            | StoreError::NoHome
+            | StoreError::Busy { .. } => StoreErrorKind::BadInput,
             StoreError::Corrupt { .. } | StoreError::Head { .. } => StoreErrorKind::Damaged,
             StoreError::HeadRecord { source, .. } if source.is_damage() => StoreErrorKind::Damaged,
             StoreError::HeadRecord { .. } => StoreErrorKind::Other,
@@ -155,6 +167,9 @@ impl StoreError {
             StoreErrorKind::BadInput => match self {
                 StoreError::NoSuchRun(_) | StoreError::Ambiguous { .. } => {
                     "`cordon runs` lists the runs in this store"
+                }
+                StoreError::Busy { .. } => {
+                    "wait for it to end, or `cordon pause RUN` to stop it at its next step"
                 }
                 _ => "pass a store file you can write with --store (or set CORDON_STORE)",
             },

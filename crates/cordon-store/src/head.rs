@@ -152,7 +152,7 @@ pub(crate) fn dir_for(db: &Path) -> PathBuf {
 }
 
 /// A run id usable as a file name (cordon's ids are UUIDs; anything else has no head file).
-fn file_name(run_id: &str) -> Option<&str> {
+pub(crate) fn file_name(run_id: &str) -> Option<&str> {
     (!run_id.is_empty()
         && run_id.len() <= 64
         && run_id

@@ -20,6 +20,7 @@
 
 mod error;
 mod head;
+mod owner;
 mod paths;
 mod runlog;
 pub mod snapshot;
@@ -28,6 +29,7 @@ pub mod verify;
 
 pub use error::{StoreError, StoreErrorKind};
 pub use head::{Head, HeadError};
+pub use owner::RunOwner;
 pub use paths::{default_snapshot_dir, default_store_path};
 pub use runlog::RunLog;
 pub use snapshot::{Snapshot, SnapshotError, SnapshotStore};

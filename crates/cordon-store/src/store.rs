@@ -6,6 +6,7 @@
 
 use crate::error::StoreErrorKind;
 use crate::head::{self, Head};
+use crate::owner::{self, RunOwner};
 use crate::{RunLog, StoreError};
 use cordon_core::{Event, RunId, RunStatus};
 use serde_json::Value;
@@ -419,6 +420,38 @@ impl Store {
             })
     }
 
+    /// Claims a run for this process while it drives it: the returned guard holds a lock
+    /// that others see (see [`Store::owner`]) until it is dropped or the process dies.
+    /// Fails with [`StoreError::Busy`] when another process holds it.
+    pub fn claim_run(&self, run_id: &RunId) -> Result<Option<RunOwner>, StoreError> {
+        self.refuse_if_read_only()?;
+        owner::claim(&self.heads, run_id.as_str()).map_err(|e| match e {
+            owner::ClaimError::Busy(pid) => StoreError::Busy {
+                run_id: run_id.to_string(),
+                pid,
+            },
+            owner::ClaimError::Io(path, e) => StoreError::Io(format!(
+                "cannot claim run {run_id} ({}): {e}",
+                path.display()
+            )),
+        })
+    }
+
+    /// The process driving a run now, if one is (`Some(None)` when its pid is unknown).
+    pub fn owner(&self, run_id: &RunId) -> Option<Option<u32>> {
+        owner::holder(&self.heads, run_id.as_str())
+    }
+
+    /// A run's status as people should see it: a run whose log says it is running while no
+    /// process drives it was interrupted (killed, or its machine went down).
+    pub fn live_status(&self, run_id: &RunId, recorded: RunStatus) -> RunStatus {
+        if recorded == RunStatus::Running && self.owner(run_id).is_none() {
+            RunStatus::Interrupted
+        } else {
+            recorded
+        }
+    }
+
     /// Whether someone asked this run to pause (one `stat`, cheap enough for every step).
     pub fn pause_requested(&self, run_id: &RunId) -> bool {
         head::pause_marker(&self.heads, run_id.as_str()).is_some_and(|m| m.exists())
@@ -596,7 +629,8 @@ impl Store {
             let (started_payload, task) = (text("started_payload"), text("task"));
             let json = |t: &str| serde_json::from_str::<Value>(t).unwrap_or(Value::Null);
             let (started_payload, task) = (json(&started_payload), json(&task));
-            let status = RunStatus::after_kind(&last_kind).unwrap_or(RunStatus::Running);
+            let recorded = RunStatus::after_kind(&last_kind).unwrap_or(RunStatus::Running);
+            let status = self.live_status(&RunId::from(run_id.clone()), recorded);
             if want.is_some_and(|w| w != status) {
                 continue;
             }

@@ -23,6 +23,7 @@ pub async fn runs(
         StatusArg::BudgetExceeded => RunStatus::BudgetExceeded,
         StatusArg::AwaitingApproval => RunStatus::AwaitingApproval,
         StatusArg::Paused => RunStatus::Paused,
+        StatusArg::Interrupted => RunStatus::Interrupted,
     });
     let runs = store
         .list_runs(status, limit)
@@ -172,6 +173,9 @@ pub async fn show(store: &Store, run: &str, how: &ShowOptions) -> anyhow::Result
             }
         }
     }
+    if !how.json && how.call.is_none() {
+        still_going(store, &run_id, &rows, style);
+    }
     if damaged > 0 {
         eprintln!(
             "error: {damaged} stored event(s) of run {run_id} cannot be read; the others are shown"
@@ -192,6 +196,40 @@ pub async fn show(store: &Store, run: &str, how: &ShowOptions) -> anyhow::Result
         return Ok(ExitCode::from(exit::TAMPERED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Under a run whose log ends without an end: whether a process still drives it, or it was
+/// interrupted and how to go on.
+fn still_going(store: &Store, run_id: &cordon_core::RunId, rows: &[StoredRow], style: Style) {
+    let recorded = rows
+        .iter()
+        .rev()
+        .find_map(|r| match r {
+            StoredRow::Event(e) => RunStatus::after_kind(&e.kind),
+            StoredRow::Damaged { .. } => None,
+        })
+        .unwrap_or(RunStatus::Running);
+    let indent = DETAIL_INDENT - LABEL_WIDTH - 2;
+    match store.live_status(run_id, recorded) {
+        RunStatus::Running => {
+            let pid = store
+                .owner(run_id)
+                .flatten()
+                .map(|p| format!(" (pid {p})"))
+                .unwrap_or_default();
+            println!(
+                "{:indent$}{}  still running in another process{pid}; `cordon pause {run_id}` pauses it after its current step",
+                "",
+                style.yellow(&format!("{:<LABEL_WIDTH$}", "running")),
+            );
+        }
+        RunStatus::Interrupted => println!(
+            "{:indent$}{}  no process drives this run any more: it was killed or crashed before recording its end; `cordon resume {run_id}` continues it",
+            "",
+            style.yellow(&format!("{:<LABEL_WIDTH$}", "interrupted")),
+        ),
+        _ => {}
+    }
 }
 
 /// Where lines under an event start: past the sequence number, time and label.

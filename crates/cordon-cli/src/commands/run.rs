@@ -253,7 +253,7 @@ pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
             );
             ExitCode::from(exit::AWAITING_APPROVAL)
         }
-        RunStatus::Failed | RunStatus::Running => {
+        RunStatus::Failed | RunStatus::Running | RunStatus::Interrupted => {
             eprintln!(
                 "error: {}",
                 crate::render::safe_lines(out.error.as_deref().unwrap_or_default())

@@ -396,3 +396,104 @@ fn hex_digest(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// A run whose process is killed reads as `interrupted`, with the way on; while its process
+/// lives, it reads as `running` and nobody else may drive it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_reads_as_interrupted_and_a_live_one_cannot_be_driven_twice() {
+    let long = json!({ "name": "exec_command", "arguments": { "cmd": "sleep 6; echo slept >> journal.txt", "yield_time_ms": 30000 } });
+    let script: Script = serde_json::from_value(json!({
+        "turn_from": "conversation",
+        "turns": [{ "tool_calls": [long] }, { "text": "Slept." }]
+    }))
+    .unwrap();
+    let server = ScriptedServer::start(script).await.unwrap();
+    let home = Home::new(&server);
+    let mut c = home.cmd();
+    c.args(["run", "--json", "--model", "s:m", "--workspace"])
+        .arg(home.path("ws"))
+        .arg("Sleep.")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let pid = child.id();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let run_id = tokio::task::spawn_blocking(move || {
+        let mut run_id = None;
+        for line in stdout.lines() {
+            let event: Value = serde_json::from_str(&line.unwrap()).unwrap();
+            run_id.get_or_insert_with(|| event["run_id"].as_str().unwrap().to_string());
+            if event["kind"] == "tool_call_intent" {
+                break;
+            }
+        }
+        run_id.expect("the run printed its events")
+    })
+    .await
+    .unwrap();
+    let cordon = |args: &[&str]| {
+        let mut c = home.cmd();
+        c.args(args);
+        common::output(c)
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+
+    // Alive: running, and a second driver is refused without touching the log.
+    let listed = cordon(&["runs", "--json"]).await;
+    let runs = common::json_lines(&listed.stdout);
+    assert_eq!(runs[0]["status"], "running", "{runs:?}");
+    let before = home.events(&run_id).await.len();
+    let resume = cordon(&["resume", &run_id]).await;
+    assert_eq!(resume.status.code(), Some(2), "{}", text(&resume.stderr));
+    assert!(
+        text(&resume.stderr).contains(&format!("is running in another process (pid {pid})")),
+        "{}",
+        text(&resume.stderr)
+    );
+    let approve = cordon(&["approve", &run_id]).await;
+    assert_eq!(approve.status.code(), Some(2), "{}", text(&approve.stderr));
+    assert!(text(&approve.stderr).contains("running in another process"));
+    let show = cordon(&["show", &run_id]).await;
+    assert!(
+        text(&show.stdout).contains(&format!("still running in another process (pid {pid})")),
+        "{}",
+        text(&show.stdout)
+    );
+    assert_eq!(
+        home.events(&run_id).await.len(),
+        before,
+        "nothing was written"
+    );
+
+    // Killed: interrupted, findable, with the way on; pausing it is refused with that way.
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let runs = common::json_lines(&cordon(&["runs", "--json"]).await.stdout);
+    assert_eq!(runs[0]["status"], "interrupted", "{runs:?}");
+    let table = text(&cordon(&["runs", "--status", "interrupted"]).await.stdout);
+    assert!(
+        table.contains(&run_id) && table.contains("interrupted"),
+        "{table}"
+    );
+    let none = cordon(&["runs", "--status", "running"]).await;
+    assert!(!text(&none.stdout).contains(&run_id));
+    let show = text(&cordon(&["show", &run_id]).await.stdout);
+    assert!(
+        show.contains("interrupted")
+            && show.contains(&format!("`cordon resume {run_id}` continues it")),
+        "{show}"
+    );
+    let pause = cordon(&["pause", &run_id]).await;
+    assert_eq!(pause.status.code(), Some(2));
+    assert!(
+        text(&pause.stderr).contains("interrupted"),
+        "{}",
+        text(&pause.stderr)
+    );
+
+    // And it goes on.
+    let resume = cordon(&["resume", "--json", &run_id]).await;
+    assert!(resume.status.success(), "{}", text(&resume.stderr));
+    let runs = common::json_lines(&cordon(&["runs", "--json"]).await.stdout);
+    assert_eq!(runs[0]["status"], "completed");
+}
