@@ -278,12 +278,7 @@ fn kind_name(k: &EntryKind) -> &'static str {
 /// `source`, resolved through symlinks, if it lies under the manifest's directory or a grant.
 fn allowed_source(m: &Manifest, source: &Path) -> Result<PathBuf, EntryError> {
     let real = std::fs::canonicalize(source).map_err(EntryError::host("source", source))?;
-    let mut roots = vec![m.base_dir.clone()];
-    roots.extend(m.grants.iter().map(|g| PathBuf::from(&g.path)));
-    if roots
-        .iter()
-        .any(|r| std::fs::canonicalize(r).is_ok_and(|r| real.starts_with(r)))
-    {
+    if crate::validate::source_allowed(m, &real) {
         Ok(real)
     } else {
         Err(EntryError::Outside {

@@ -148,12 +148,101 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let base_dir = absolute.parent().map(Path::to_path_buf).unwrap_or_default();
     let base_dir = std::fs::canonicalize(&base_dir).unwrap_or(base_dir);
-    parse(&text, &file, &base_dir)
+    let (manifest, located) = parse_located(&text, &file, &base_dir)?;
+    let problems = host_problems(&manifest, &text, &located);
+    if problems.is_empty() {
+        Ok(manifest)
+    } else {
+        Err(ManifestError { file, problems })
+    }
 }
 
 /// Parses and checks manifest `text`; `file` names it in messages (its extension picks the
-/// format) and `base_dir` anchors relative sources.
+/// format) and `base_dir` anchors relative sources. Nothing on the host is looked at:
+/// [`load`] also checks that local sources exist and may be read.
 pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Manifest, ManifestError> {
+    parse_located(text, file, base_dir).map(|(m, _)| m)
+}
+
+/// Whether a resolved host path lies under the manifest's directory or one of its grants: the
+/// only places a local source may come from.
+pub(crate) fn source_allowed(m: &Manifest, real: &Path) -> bool {
+    std::iter::once(m.base_dir.clone())
+        .chain(m.grants.iter().map(|g| PathBuf::from(&g.path)))
+        .any(|r| std::fs::canonicalize(r).is_ok_and(|r| real.starts_with(r)))
+}
+
+/// What is wrong with the manifest's local sources on this host: missing, of the wrong kind,
+/// or outside the manifest's directory and every grant. Found before anything is built, at
+/// the line of each entry's `source`.
+fn host_problems(m: &Manifest, text: &str, located: &BTreeMap<String, usize>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for e in &m.entries {
+        let (source, want_dir) = match &e.kind {
+            EntryKind::LocalFile { source } => (source, false),
+            EntryKind::LocalDir { source, .. } => (source, true),
+            _ => continue,
+        };
+        // As the manifest wrote it (relative sources were joined to its directory).
+        let written = source.strip_prefix(&m.base_dir).unwrap_or(source);
+        let from = located.get(&e.path).copied().unwrap_or(0);
+        let (line, column) = line_col(text, locate(text, "source", from));
+        let mut problem = |message: String, hint: String| {
+            problems.push(Problem {
+                line,
+                column,
+                message: format!("entry '{}': source {}{message}", e.path, written.display()),
+                hint,
+            })
+        };
+        let base = m.base_dir.display();
+        let real = match std::fs::canonicalize(source) {
+            Ok(r) => r,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                problem(
+                    " does not exist".into(),
+                    format!("a relative source is read from the manifest's directory, {base}"),
+                );
+                continue;
+            }
+            Err(err) => {
+                problem(
+                    format!(" cannot be read: {err}"),
+                    "check its permissions".into(),
+                );
+                continue;
+            }
+        };
+        if !source_allowed(m, &real) {
+            problem(
+                format!(
+                    " resolves to {}, outside the manifest's directory {base} and every grant",
+                    real.display()
+                ),
+                "move it under the manifest's directory, or grant a directory that holds it (README: Workspace manifests)".into(),
+            );
+        } else if want_dir && !real.is_dir() {
+            problem(
+                " is not a directory".into(),
+                "use type = \"local_file\" for a single file".into(),
+            );
+        } else if !want_dir && real.is_dir() {
+            problem(
+                " is a directory".into(),
+                "use type = \"local_dir\" for a directory".into(),
+            );
+        }
+    }
+    problems.sort_by_key(|p| (p.line, p.column));
+    problems
+}
+
+/// [`parse`], also returning where each entry is declared (its byte offset, by path).
+fn parse_located(
+    text: &str,
+    file: &str,
+    base_dir: &Path,
+) -> Result<(Manifest, BTreeMap<String, usize>), ManifestError> {
     let fail = |line: usize, column: usize, message: String| ManifestError {
         file: file.to_string(),
         problems: vec![Problem {
@@ -181,6 +270,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Manifest, Manife
         text,
         problems: Vec::new(),
         entries: Vec::new(),
+        located: BTreeMap::new(),
         base_dir,
     };
     let root = raw.root.clone().unwrap_or_else(|| DEFAULT_ROOT.to_string());
@@ -270,7 +360,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Manifest, Manife
     }
     let mut entries = checker.entries;
     entries.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Manifest {
+    let manifest = Manifest {
         root,
         base_dir: base_dir.to_path_buf(),
         entries,
@@ -278,13 +368,16 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Manifest, Manife
         grants: raw.grants,
         outputs: raw.outputs,
         digest: hex::encode(Sha256::digest(text.as_bytes())),
-    })
+    };
+    Ok((manifest, checker.located))
 }
 
 struct Checker<'a> {
     text: &'a str,
     problems: Vec<Problem>,
     entries: Vec<Entry>,
+    /// Where each entry is declared: byte offsets by full path.
+    located: BTreeMap<String, usize>,
     base_dir: &'a Path,
 }
 
@@ -292,6 +385,11 @@ impl Checker<'_> {
     /// Records a problem at the first place `key` is written at or after byte `from`.
     fn problem(&mut self, key: &str, from: usize, message: String, hint: &str) {
         let at = locate(self.text, key, from);
+        self.problem_at(at, message, hint);
+    }
+
+    /// Records a problem at byte `at`.
+    fn problem_at(&mut self, at: usize, message: String, hint: &str) {
         let (line, column) = line_col(self.text, at);
         self.problems.push(Problem {
             line,
@@ -351,6 +449,7 @@ impl Checker<'_> {
                     }
                 },
             };
+            self.located.entry(path.clone()).or_insert(at);
             let kind = match self.kind(raw, &path, at) {
                 Some(k) => k,
                 None => continue,
@@ -515,10 +614,9 @@ impl Checker<'_> {
         for (a, a_is_dir) in &paths {
             for (b, _) in &paths {
                 if b.starts_with(&format!("{a}/")) && !a_is_dir {
-                    let key = b.rsplit('/').next().unwrap_or(b).to_string();
-                    self.problem(
-                        &key,
-                        0,
+                    let at = self.located.get(b).copied().unwrap_or(0);
+                    self.problem_at(
+                        at,
                         format!("entry '{b}' lies inside entry '{a}', which is not a dir"),
                         "declare it as a child of a dir entry, or move one of them",
                     );

@@ -233,6 +233,15 @@ impl Session {
                 .as_ref()
                 .map(std::path::absolute)
                 .transpose()?;
+            if let Some(g) = &given
+                && g.exists()
+                && !g.is_dir()
+            {
+                return Err(SessionError::bad_input(
+                    format!("the workspace {} is not a directory", g.display()),
+                    "give --workspace a new or empty directory, or the one the run worked in",
+                ));
+            }
             let dir = match &checkpoint {
                 Some(snap) => {
                     let candidate = given.clone().or_else(|| last_workspace(&events));

@@ -145,6 +145,15 @@ fn workspace_dir(
     workspaces: &Path,
     name: &str,
 ) -> Result<PathBuf, SessionError> {
+    if let Some(w) = &options.workspace
+        && w.exists()
+        && !w.is_dir()
+    {
+        return Err(SessionError::bad_input(
+            format!("the workspace {} is not a directory", w.display()),
+            "give a directory with --workspace (a new one, with a manifest)",
+        ));
+    }
     let dir = match (&options.workspace, &options.manifest) {
         (Some(w), None) => w.clone(),
         (None, None) => {
@@ -207,23 +216,32 @@ pub(crate) async fn prepare_named(
     let (mut sandbox, secrets) = build(provider, &spec, &workspace, protected).await?;
     let materialized = match &options.manifest {
         None => None,
-        Some(m) => {
-            let receipts = cordon_manifest::materialize(m, sandbox.as_ref())
-                .await
-                .map_err(|e| {
-                    let message = format!("cannot build the workspace: {e}");
-                    if e.is_bad_input() {
-                        SessionError::bad_input(
-                            message,
-                            "a local source must exist inside the manifest's directory or a grant",
-                        )
+        Some(m) => match cordon_manifest::materialize(m, sandbox.as_ref()).await {
+            Ok(receipts) => Some((m.digest.clone(), receipts)),
+            Err(e) => {
+                // A half-built workspace would only be in the way of the next try: the
+                // directory was empty or new, so all of it is this attempt's.
+                let _ = sandbox.stop().await;
+                let cleared = clear(&workspace, options.workspace.is_none());
+                let message = format!(
+                    "cannot build the workspace: {e}{}",
+                    if cleared {
+                        " (what was built of it was removed)"
                     } else {
-                        SessionError::new(crate::ErrorKind::Failed, message)
+                        ""
                     }
-                    .caused_by(e)
-                })?;
-            Some((m.digest.clone(), receipts))
-        }
+                );
+                return Err(if e.is_bad_input() {
+                    SessionError::bad_input(
+                        message,
+                        "a local source must exist inside the manifest's directory or a grant",
+                    )
+                } else {
+                    SessionError::new(crate::ErrorKind::Failed, message)
+                }
+                .caused_by(e));
+            }
+        },
     };
     let read_only: Vec<String> = options
         .manifest
@@ -248,6 +266,24 @@ pub(crate) async fn prepare_named(
         spec,
         materialized,
         secrets,
+    })
+}
+
+/// Removes what a failed build left in `dir`: the directory itself when cordon made it
+/// (`made`), its contents when the user gave it (it was empty). Whether all of it went.
+fn clear(dir: &Path, made: bool) -> bool {
+    if made {
+        return std::fs::remove_dir_all(dir).is_ok();
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().all(|e| {
+        let path = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path).is_ok(),
+            _ => std::fs::remove_file(&path).is_ok(),
+        }
     })
 }
 

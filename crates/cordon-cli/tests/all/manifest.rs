@@ -463,3 +463,123 @@ subpath = "src"
     );
     assert_eq!(std::fs::read_to_string(ws.join("free.txt")).unwrap(), "w\n");
 }
+
+/// Workspace trouble is bad input that says where it is, found before anything is built; a
+/// build that fails part way leaves nothing behind.
+#[test]
+fn workspace_trouble_is_bad_input_found_early_and_a_failed_build_leaves_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let script = home.path().join("s.toml");
+    std::fs::write(&script, "[[turns]]\ntext = \"ok\"\n").unwrap();
+    let model = format!("scripted:{}", script.display());
+    let stderr_of = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    // A file given as the workspace, with or without a manifest.
+    let file = home.path().join("afile");
+    std::fs::write(&file, "x").unwrap();
+    for manifest in [None, Some("m.toml")] {
+        let mut c = cordon(home.path());
+        c.args(["run", "--model", &model, "--workspace"]).arg(&file);
+        if let Some(m) = manifest {
+            std::fs::write(home.path().join(m), "").unwrap();
+            c.arg("--manifest").arg(home.path().join(m));
+        }
+        let out = c.arg("go").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("is not a directory"),
+            "{}",
+            stderr_of(&out)
+        );
+    }
+
+    // Sources are checked on the host by `manifest check`, at the line of each `source`.
+    let sub = home.path().join("sub");
+    std::fs::create_dir_all(home.path().join("s2")).unwrap();
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::write(sub.join("f.txt"), "x").unwrap();
+    std::fs::write(
+        sub.join("m.toml"),
+        "[entries.s]\ntype = \"local_dir\"\nsource = \"../s2\"\n\n[entries.d]\ntype = \"local_dir\"\nsource = \"f.txt\"\n\n[entries.n]\ntype = \"local_file\"\nsource = \"missing.txt\"\n",
+    )
+    .unwrap();
+    let out = cordon(home.path())
+        .current_dir(&sub)
+        .args(["manifest", "check", "m.toml"])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("m.toml:3:1: entry 's': source ../s2 resolves to ")
+            && stderr.contains("outside the manifest's directory"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("m.toml:7:1: entry 'd': source f.txt is not a directory"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("m.toml:11:1: entry 'n': source missing.txt does not exist"),
+        "{stderr}"
+    );
+    // The run refuses it the same way, before making a workspace.
+    let out = cordon(home.path())
+        .current_dir(&sub)
+        .args(["run", "--model", &model, "--manifest", "m.toml", "go"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    let made = home.path().join(".local/state/cordon/workspaces");
+    let count = |d: &Path| std::fs::read_dir(d).map_or(0, |e| e.count());
+    assert_eq!(count(&made), 0, "no workspace was made");
+
+    // An overlap points at the inner entry's line.
+    std::fs::write(
+        sub.join("overlap.toml"),
+        "[entries.s]\ntype = \"file\"\ncontent = \"x\"\n\n[entries.\"s/f\"]\ntype = \"file\"\ncontent = \"y\"\n",
+    )
+    .unwrap();
+    let out = cordon(home.path())
+        .args(["manifest", "check"])
+        .arg(sub.join("overlap.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        stderr_of(&out).contains("overlap.toml:5:10: entry 's/f' lies inside entry 's'"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // A build that fails part way (a file is written, then a clone fails) leaves the given
+    // directory empty, and removes one cordon made.
+    std::fs::write(
+        sub.join("half.toml"),
+        "[entries.\"a.txt\"]\ntype = \"file\"\ncontent = \"x\"\n\n[entries.repo]\ntype = \"git_repo\"\nurl = \"file:///nonexistent/repo\"\n",
+    )
+    .unwrap();
+    let ws = home.path().join("ws-half");
+    let out = cordon(home.path())
+        .args(["run", "--model", &model, "--manifest"])
+        .arg(sub.join("half.toml"))
+        .arg("--workspace")
+        .arg(&ws)
+        .arg("go")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("what was built of it was removed"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(count(&ws), 0, "the given directory is empty again");
+    let out = cordon(home.path())
+        .args(["run", "--model", &model, "--manifest"])
+        .arg(sub.join("half.toml"))
+        .arg("go")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(count(&made), 0, "the workspace cordon made is gone");
+}
