@@ -244,11 +244,18 @@ pub enum SnapshotCommand {
         /// Leave out this workspace-relative path (repeatable).
         #[arg(long, value_name = "PATH")]
         exclude: Vec<String>,
+        /// Leave out what matches this gitignore-style pattern, like target/ or *.log
+        /// (repeatable).
+        #[arg(long, value_name = "PATTERN")]
+        exclude_pattern: Vec<String>,
+        /// Also leave out what the directory's own .gitignore files ignore.
+        #[arg(long)]
+        gitignore: bool,
         /// A JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
-    /// List snapshots, newest first.
+    /// List snapshots, newest first, with the runs whose checkpoints they are.
     List {
         /// One JSON object per line.
         #[arg(long)]
@@ -270,8 +277,40 @@ pub enum SnapshotCommand {
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
     },
-    /// Delete stored contents that no snapshot refers to.
-    Gc,
+    /// Delete snapshots, and the contents no other snapshot refers to.
+    ///
+    /// The last checkpoint of a run that can still be resumed is kept unless --force is
+    /// given: without it, that run could not go on.
+    Delete {
+        /// Snapshot ids, or enough of each one's start to be unique.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Delete even a snapshot an unfinished run needs to resume.
+        #[arg(long)]
+        force: bool,
+        /// A JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete stored contents no snapshot refers to; with a rule, old snapshots first.
+    ///
+    /// With --keep-last and --older-than, a snapshot is deleted only when both let it go
+    /// (it is not among its run's newest N, and it is older than the age given). The last
+    /// checkpoint of a run that can still be resumed is always kept.
+    Gc {
+        /// Keep each run's newest N checkpoints (and the newest N snapshots no run took).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        keep_last: Option<u64>,
+        /// Keep snapshots newer than this: 30d, 12h, 2weeks, 90min.
+        #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// Say what would be deleted, and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// A JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

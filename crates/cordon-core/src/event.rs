@@ -346,6 +346,13 @@ pub enum EventPayload {
         files_read: u64,
         /// Bytes read to take it.
         bytes_read: u64,
+        /// Paths the checkpoint rules left out (`[checkpoints]` patterns, `.gitignore`
+        /// files), a directory standing for all it holds; the first of them by name.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skipped: Vec<String>,
+        /// How many paths were left out that way in all.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        skipped_count: u64,
     },
     /// The model's final output did not match the required schema; it is asked again.
     OutputInvalid {
@@ -575,6 +582,11 @@ pub fn verify_chain(events: &[Event]) -> Result<(), ChainBreak> {
         prev = e.hash.clone();
     }
     Ok(())
+}
+
+/// For `skip_serializing_if`: a count that is zero is left out of the record.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

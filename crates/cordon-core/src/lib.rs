@@ -17,7 +17,7 @@ pub use event::{AgentInfo, ChainBreak, Event, EventPayload, ModelResponse, verif
 pub use ids::RunId;
 pub use item::{CallKind, Content, Item, Role, ToolCall, ToolResult};
 pub use redact::{Redactor, StreamRedactor};
-pub use sandbox::{EnvVar, GrantSpec, SandboxSpec};
+pub use sandbox::{CheckpointRules, EnvVar, GrantSpec, SandboxSpec};
 pub use state::{RunState, RunStatus};
 pub use tool::{ToolKind, ToolSpec};
 pub use usage::Usage;

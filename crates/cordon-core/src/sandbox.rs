@@ -30,6 +30,52 @@ pub struct SandboxSpec {
     /// The longest any one command may run, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_timeout_secs: Option<u64>,
+    /// What else checkpoints leave out (the agent file's and the manifest's `[checkpoints]`).
+    #[serde(default, skip_serializing_if = "CheckpointRules::is_empty")]
+    pub checkpoints: CheckpointRules,
+}
+
+/// What checkpoints of a workspace leave out besides ephemeral entries: build output, caches,
+/// anything that can be made again. Left-out paths are not restored on resume.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointRules {
+    /// Gitignore-style patterns, relative to the workspace root: `target/`, `*.log`,
+    /// `/build` (anchored), `!keep.log` (an exception).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Also leave out what the workspace's own `.gitignore` files ignore.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gitignore: bool,
+}
+
+impl CheckpointRules {
+    /// Whether the rules leave nothing out.
+    pub fn is_empty(&self) -> bool {
+        self.exclude.is_empty() && !self.gitignore
+    }
+
+    /// Checks one exclusion pattern as a manifest or agent file gives it: what is wrong with
+    /// it, if anything.
+    pub fn check_pattern(pattern: &str) -> Result<(), String> {
+        if pattern.trim().is_empty() {
+            return Err("is empty".into());
+        }
+        ignore::gitignore::GitignoreBuilder::new("/")
+            .add_line(None, pattern)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Both sets of rules at once.
+    pub fn merge(&mut self, other: &CheckpointRules) {
+        for p in &other.exclude {
+            if !self.exclude.contains(p) {
+                self.exclude.push(p.clone());
+            }
+        }
+        self.gitignore |= other.gitignore;
+    }
 }
 
 /// One environment variable of a sandbox: a literal value, or the name of a host variable

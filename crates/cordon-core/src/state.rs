@@ -483,6 +483,8 @@ mod tests {
             snapshot_id: "snap".into(),
             files_read: 1,
             bytes_read: 1,
+            skipped: Vec::new(),
+            skipped_count: 0,
         });
         assert!(s.since_checkpoint.is_empty(), "a checkpoint captures it");
     }

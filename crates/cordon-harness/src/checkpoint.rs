@@ -13,6 +13,10 @@ pub struct CheckpointInfo {
     pub files_read: u64,
     /// Bytes read.
     pub bytes_read: u64,
+    /// Paths the checkpoint rules left out, the first of them by name.
+    pub skipped: Vec<String>,
+    /// How many paths they left out in all.
+    pub skipped_count: u64,
 }
 
 /// Why a checkpoint could not be taken (whatever the checkpointer's own error is).

@@ -700,6 +700,8 @@ impl Runner {
                     snapshot_id: info.snapshot_id,
                     files_read: info.files_read,
                     bytes_read: info.bytes_read,
+                    skipped: info.skipped,
+                    skipped_count: info.skipped_count,
                 })
                 .await
             }

@@ -22,6 +22,9 @@ pub struct RawManifest {
     /// Workspace directories whose contents are the run's artifacts.
     #[serde(default)]
     pub outputs: Vec<String>,
+    /// What checkpoints leave out besides ephemeral entries.
+    #[serde(default)]
+    pub checkpoints: cordon_core::CheckpointRules,
 }
 
 /// The kinds of entry.

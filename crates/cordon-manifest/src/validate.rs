@@ -128,6 +128,8 @@ pub struct Manifest {
     pub grants: Vec<Grant>,
     /// Output directories.
     pub outputs: Vec<String>,
+    /// What checkpoints leave out besides ephemeral entries.
+    pub checkpoints: cordon_core::CheckpointRules,
     /// SHA-256 of the manifest file, for the run log.
     pub digest: String,
 }
@@ -333,6 +335,17 @@ fn parse_located(
             );
         }
     }
+    for pattern in &raw.checkpoints.exclude {
+        if let Err(why) = cordon_core::CheckpointRules::check_pattern(pattern) {
+            let from = text.find("checkpoints").unwrap_or(0);
+            checker.problem(
+                pattern,
+                from,
+                format!("checkpoint exclusion '{pattern}' {why}"),
+                "exclusions are gitignore-style patterns, like target/ or *.log",
+            );
+        }
+    }
     for out in &raw.outputs {
         if let Err(why) = check_path(out) {
             checker.problem(
@@ -367,6 +380,7 @@ fn parse_located(
         env: raw.env,
         grants: raw.grants,
         outputs: raw.outputs,
+        checkpoints: raw.checkpoints,
         digest: hex::encode(Sha256::digest(text.as_bytes())),
     };
     Ok((manifest, checker.located))

@@ -175,3 +175,16 @@ fn every_problem_is_reported_at_once() {
     assert_eq!(e.problems.len(), 3, "{e}");
     assert!(e.to_string().contains("m.toml:"), "{e}");
 }
+
+#[test]
+fn checkpoint_rules_are_read_and_bad_patterns_pointed_at() {
+    let m = check("[checkpoints]\nexclude = [\"target/\"]\ngitignore = true\n").unwrap();
+    assert_eq!(m.checkpoints.exclude, ["target/"]);
+    assert!(m.checkpoints.gitignore);
+    let (line, _, msg, hint) = problem("[checkpoints]\nexclude = [\"ok/\", \"[z-a]\"]\n");
+    assert_eq!(line, 2);
+    assert!(msg.contains("checkpoint exclusion '[z-a]'"), "{msg}");
+    assert!(hint.contains("gitignore-style"), "{hint}");
+    let e = check("[checkpoints]\nexclud = [\"x\"]\n").unwrap_err();
+    assert!(e.problems[0].message.contains("unknown field"), "{e}");
+}

@@ -63,6 +63,9 @@ pub struct AgentSpec {
     /// Which tool calls wait for a person.
     #[serde(default)]
     pub approvals: cordon_harness::ApprovalRules,
+    /// What checkpoints of the run's workspace leave out (joined with the manifest's).
+    #[serde(default)]
+    pub checkpoints: cordon_core::CheckpointRules,
 }
 
 /// The `[output]` section.
@@ -89,6 +92,7 @@ impl AgentSpec {
             output_schema: None,
             budgets: cordon_harness::Budgets::default(),
             approvals: cordon_harness::ApprovalRules::default(),
+            checkpoints: cordon_core::CheckpointRules::default(),
         }
     }
 
@@ -154,6 +158,14 @@ impl AgentSpec {
                 format!("the agent file {shown}: {problem}"),
                 "limits are positive: a run with none left could not take a step",
             ));
+        }
+        for pattern in &spec.checkpoints.exclude {
+            if let Err(why) = cordon_core::CheckpointRules::check_pattern(pattern) {
+                return Err(SessionError::bad_input(
+                    format!("the agent file {shown}: checkpoints.exclude '{pattern}' {why}"),
+                    "exclusions are gitignore-style patterns, like target/ or *.log",
+                ));
+            }
         }
         spec.output_schema = match &spec.output {
             None => None,
@@ -225,6 +237,8 @@ impl AgentSpec {
                 .transpose()
                 .map_err(|e| damaged("approval rules", e))?
                 .unwrap_or_default(),
+            // The rules live in the recorded sandbox spec, which the resume rebuilds.
+            checkpoints: cordon_core::CheckpointRules::default(),
         })
     }
 

@@ -64,6 +64,7 @@ mod error;
 mod events;
 pub mod models;
 mod resume;
+mod retention;
 #[cfg(feature = "scripted")]
 pub mod scripted;
 mod session;
@@ -76,6 +77,7 @@ pub use error::{ErrorKind, SessionError};
 pub use events::{EVENT_QUEUE, RunEvent};
 pub use models::{Config, ModelResolver, Models, ResolveFuture, ResolvedModel};
 pub use resume::{BUDGET_NAMES, ResumeRequest, parse_budget};
+pub use retention::{Retention, SnapshotUse};
 pub use session::{PreparedRun, RunHandle, RunRequest, Session, SessionBuilder, WorkspaceInfo};
 pub use snapshots::Snapshots;
 pub use workspace::{

@@ -8,7 +8,7 @@ use crate::workspace::PreparedSandbox;
 use crate::{ErrorKind, SessionError};
 use cordon_core::{EventPayload, RunId, RunState, RunStatus, SandboxSpec};
 use cordon_harness::{Resumption, RunObserver};
-use cordon_store::snapshot::{Snapshot, SnapshotStore};
+use cordon_store::snapshot::{Exclusions, Snapshot, SnapshotStore};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -125,14 +125,14 @@ fn recorded_spec(sandbox: Option<&Value>) -> Result<SandboxSpec, SessionError> {
 
 /// Whether `dir` holds exactly what `snap` recorded (off the runtime's threads: it reads
 /// the tree).
-async fn holds(store: &SnapshotStore, dir: &Path, exclude: &[String], snap: &Snapshot) -> bool {
+async fn holds(store: &SnapshotStore, dir: &Path, exclude: &Exclusions, snap: &Snapshot) -> bool {
     if !dir.is_dir() {
         return false;
     }
     let (store, dir, exclude, snap) = (
         store.clone(),
         dir.to_path_buf(),
-        exclude.to_vec(),
+        exclude.clone(),
         snap.clone(),
     );
     tokio::task::spawn_blocking(move || store.matches(&dir, &exclude, &snap).unwrap_or(false))
@@ -249,7 +249,13 @@ impl Session {
                         // The workspace is as the checkpoint left it (a pause, an approval,
                         // a budget): the run goes on there.
                         Some(c)
-                            if holds(&self.snapshots.local, &c, &spec.ephemeral, snap).await =>
+                            if holds(
+                                &self.snapshots.local,
+                                &c,
+                                &crate::checkpoint::exclusions(&spec),
+                                snap,
+                            )
+                            .await =>
                         {
                             c
                         }

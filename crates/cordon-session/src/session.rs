@@ -389,7 +389,11 @@ impl Session {
         let run_id = RunId::new();
         let sandbox = match (sandbox, needs_sandbox) {
             // A workspace cordon makes for the run carries the run's id.
-            (Some(options), _) => Some(self.sandbox_named(&options, run_id.as_str()).await?),
+            (Some(options), _) => {
+                let mut prepared = self.sandbox_named(&options, run_id.as_str()).await?;
+                prepared.spec.checkpoints.merge(&agent.checkpoints);
+                Some(prepared)
+            }
             (None, false) => None,
             (None, true) => {
                 return Err(SessionError::bad_input(
@@ -482,7 +486,7 @@ impl Session {
                 .checkpointer(Arc::new(SnapshotCheckpointer {
                     store: self.snapshots.clone(),
                     dir: p.workspace.clone(),
-                    exclude: p.spec.ephemeral.clone(),
+                    exclude: crate::checkpoint::exclusions(&p.spec),
                     previous: std::sync::Mutex::new(last_checkpoint),
                 }));
             workspace_info = Some(WorkspaceInfo {

@@ -129,6 +129,7 @@ fn spec_for(options: &SandboxOptions) -> SandboxSpec {
             },
         })
         .collect();
+    spec.checkpoints = m.checkpoints.clone();
     spec.ephemeral = m
         .entries
         .iter()

@@ -33,4 +33,4 @@ pub use owner::RunOwner;
 pub use paths::{default_snapshot_dir, default_store_path};
 pub use runlog::RunLog;
 pub use snapshot::{Snapshot, SnapshotError, SnapshotStore};
-pub use store::{RunSummary, Store, StoredRow};
+pub use store::{CheckpointRef, RunSummary, Store, StoredRow};

@@ -72,6 +72,17 @@ pub struct RunSummary {
     pub damaged: Option<String>,
 }
 
+/// A checkpoint a run recorded: which snapshot holds its workspace at that point.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CheckpointRef {
+    /// The run.
+    pub run_id: RunId,
+    /// The checkpoint event's position in the run.
+    pub seq: u64,
+    /// The snapshot's id.
+    pub snapshot_id: String,
+}
+
 /// One stored row of a run: an event, or what is wrong with it.
 #[derive(Debug, Clone)]
 pub enum StoredRow {
@@ -586,6 +597,27 @@ impl Store {
         ids.sort();
         ids.dedup();
         Ok(ids.into_iter().map(RunId::from).collect())
+    }
+
+    /// Every checkpoint every run recorded, by run and position. Rows that cannot be read
+    /// are left out (`cordon verify` reports them).
+    pub async fn checkpoints(&self) -> Result<Vec<CheckpointRef>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT CAST(run_id AS BLOB) AS run_id, seq, CAST(payload AS BLOB) AS payload FROM events WHERE kind = 'checkpoint' ORDER BY run_id, seq",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let payload: Value = serde_json::from_str(&column_text(r, "payload").ok()?).ok()?;
+                Some(CheckpointRef {
+                    run_id: RunId::from(column_text(r, "run_id").ok()?),
+                    seq: column_u64(r, "seq").ok()?,
+                    snapshot_id: payload["snapshot_id"].as_str()?.to_string(),
+                })
+            })
+            .collect())
     }
 
     /// Runs, newest first: at most `limit`, and only those with status `want` if given. A

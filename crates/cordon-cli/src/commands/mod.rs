@@ -142,7 +142,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             print_bytes(&script)
         }
         Command::Manifest(ManifestCommand::Check { file }) => manifest_check(&file),
-        Command::Snapshot(cmd) => snapshot::run(cmd, cli.snapshots.as_deref()).await,
+        Command::Snapshot(cmd) => {
+            let runs = open_store_read_only(cli.store.as_deref()).await?;
+            snapshot::run(cmd, cli.snapshots.as_deref(), runs.as_ref()).await
+        }
         Command::ApplyPatch { root, patch } => apply_patch(&root, &patch),
     }
 }

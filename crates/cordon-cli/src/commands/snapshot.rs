@@ -2,8 +2,12 @@
 
 use crate::cli::SnapshotCommand;
 use crate::exit::Failure;
-use cordon_session::Snapshots;
-use cordon_store::snapshot::{Kind, SnapshotError, SnapshotStore};
+use crate::render::call::bytes;
+use crate::render::{plural, safe};
+use cordon_core::CheckpointRules;
+use cordon_session::{Retention, SnapshotUse, Snapshots};
+use cordon_store::Store;
+use cordon_store::snapshot::{Exclusions, Kind, SnapshotError, SnapshotStore};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -17,15 +21,42 @@ fn not_found(e: SnapshotError) -> anyhow::Error {
     }
 }
 
-/// Runs a `cordon snapshot` subcommand on the store `at` names (see [`Snapshots::open`]).
-pub async fn run(cmd: SnapshotCommand, at: Option<&str>) -> anyhow::Result<ExitCode> {
+/// Runs a `cordon snapshot` subcommand on the store `at` names (see [`Snapshots::open`]);
+/// `runs` is the run store, when there is one, which says whose checkpoint each snapshot is.
+pub async fn run(
+    cmd: SnapshotCommand,
+    at: Option<&str>,
+    runs: Option<&Store>,
+) -> anyhow::Result<ExitCode> {
     let snapshots = Snapshots::open(at)?;
     let store = &snapshots.local;
     match cmd {
-        SnapshotCommand::Take { dir, exclude, json } => {
+        SnapshotCommand::Take {
+            dir,
+            exclude,
+            exclude_pattern,
+            gitignore,
+            json,
+        } => {
+            let rules = CheckpointRules {
+                exclude: exclude_pattern,
+                gitignore,
+            };
+            for p in &rules.exclude {
+                if let Err(why) = CheckpointRules::check_pattern(p) {
+                    return Err(Failure::bad_input(
+                        format!("--exclude-pattern '{p}' {why}"),
+                        "patterns are gitignore-style, like target/ or *.log",
+                    ));
+                }
+            }
+            let exclusions = Exclusions {
+                paths: exclude,
+                rules,
+            };
             let previous = store.newest()?;
             let started = Instant::now();
-            let (snap, stats) = store.take(&dir, &exclude, previous.as_ref())?;
+            let (snap, stats) = store.take_excluding(&dir, &exclusions, previous.as_ref())?;
             snapshots.push(&snap).await?;
             let ms = started.elapsed().as_secs_f64() * 1000.0;
             if json {
@@ -43,25 +74,117 @@ pub async fn run(cmd: SnapshotCommand, at: Option<&str>) -> anyhow::Result<ExitC
                     stats.bytes_read,
                     stats.objects_written
                 );
+                if stats.skipped_count > 0 {
+                    let more = stats.skipped_count - stats.skipped.len() as u64;
+                    println!(
+                        "left out {}: {}{}",
+                        plural(stats.skipped_count, "path", "paths"),
+                        safe(&stats.skipped.join(", ")),
+                        if more > 0 {
+                            format!(" and {more} more")
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+            }
+            for note in &stats.notes {
+                eprintln!("note: {}", safe(note));
             }
         }
         SnapshotCommand::List { json } => {
-            let listed = match &snapshots.remote {
-                Some(remote) => remote.list().await?,
-                None => store.list()?,
-            };
-            for s in listed {
-                if json {
-                    println!("{}", serde_json::to_string(&s)?);
-                } else {
-                    println!(
-                        "{}  {}  {:>7} files  {:>12} bytes",
-                        &s.id[..16],
-                        s.created,
-                        s.files,
-                        s.bytes
-                    );
+            let uses = snapshots.uses(runs).await?;
+            if json {
+                for u in &uses {
+                    println!("{}", serde_json::to_string(u)?);
                 }
+                return Ok(ExitCode::SUCCESS);
+            }
+            if uses.is_empty() {
+                eprintln!("no snapshots in {}", shown_store(&snapshots));
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{:<16}  {:<19}  {:>7}  {:>10}  RUN",
+                "SNAPSHOT", "TAKEN", "FILES", "BYTES"
+            );
+            for u in &uses {
+                println!(
+                    "{:<16}  {:<19}  {:>7}  {:>10}  {}",
+                    &u.id[..16.min(u.id.len())],
+                    u.created
+                        .chars()
+                        .take(19)
+                        .collect::<String>()
+                        .replace('T', " "),
+                    u.files,
+                    bytes(u.bytes),
+                    run_column(u)
+                );
+            }
+        }
+        SnapshotCommand::Delete { ids, force, json } => {
+            let uses = snapshots.uses(runs).await?;
+            let mut chosen = Vec::new();
+            for id in &ids {
+                let found: Vec<&SnapshotUse> = uses
+                    .iter()
+                    .filter(|u| !id.is_empty() && u.id.starts_with(id.as_str()))
+                    .collect();
+                let snap = match found.as_slice() {
+                    [one] => *one,
+                    [] => {
+                        return Err(Failure::bad_input(
+                            format!("no snapshot matches '{}'; nothing was deleted", safe(id)),
+                            "`cordon snapshot list` shows the snapshots in this store",
+                        ));
+                    }
+                    many => {
+                        return Err(Failure::bad_input(
+                            format!(
+                                "'{}' matches {} snapshots; nothing was deleted",
+                                safe(id),
+                                many.len()
+                            ),
+                            "give more of the id",
+                        ));
+                    }
+                };
+                let needed = &snap.needed_by;
+                if !needed.is_empty() && !force {
+                    return Err(Failure::bad_input(
+                        format!(
+                            "snapshot {} is the last checkpoint of run {}, which can still be resumed; nothing was deleted",
+                            &snap.id[..16],
+                            needed
+                                .iter()
+                                .map(|r| r.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        "without it the run cannot go on; --force deletes it anyway",
+                    ));
+                }
+                chosen.push(snap.id.clone());
+            }
+            chosen.sort();
+            chosen.dedup();
+            snapshots.delete(&chosen).await?;
+            let freed = free_contents(&snapshots).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "deleted": chosen, "contents_removed": freed.0, "bytes_removed": freed.1 })
+                );
+            } else {
+                for id in &chosen {
+                    println!("deleted snapshot {}", &id[..16]);
+                }
+                println!(
+                    "removed {} no snapshot refers to any more ({})",
+                    plural(freed.0 as u64, "content", "contents"),
+                    bytes(freed.1)
+                );
             }
         }
         SnapshotCommand::Show { id, json } => {
@@ -98,19 +221,108 @@ pub async fn run(cmd: SnapshotCommand, at: Option<&str>) -> anyhow::Result<ExitC
             }
             println!("restored {} files into {}", snap.files(), to.display());
         }
-        SnapshotCommand::Gc => {
-            let (n, bytes) = store.gc()?;
-            println!("removed {n} unreferenced contents ({bytes} bytes)");
-            if let Some(remote) = &snapshots.remote {
-                let (n, bytes) = remote.gc().await?;
+        SnapshotCommand::Gc {
+            keep_last,
+            older_than,
+            dry_run,
+            json,
+        } => {
+            let rule = Retention {
+                keep_last: keep_last.map(|n| n as usize),
+                older_than,
+            };
+            let verdicts = snapshots.retention(runs, rule).await?;
+            let doomed: Vec<String> = verdicts
+                .iter()
+                .filter(|v| v.delete)
+                .map(|v| v.id.clone())
+                .collect();
+            let kept_for_resume = verdicts.iter().filter(|v| !v.needed_by.is_empty()).count();
+            if !dry_run {
+                snapshots.delete(&doomed).await?;
+            }
+            let freed = if dry_run {
+                (0, 0)
+            } else {
+                free_contents(&snapshots).await?
+            };
+            if json {
                 println!(
-                    "removed {n} unreferenced contents ({bytes} bytes) from {}",
-                    remote.shown()
+                    "{}",
+                    serde_json::json!({
+                        "dry_run": dry_run,
+                        "snapshots": verdicts,
+                        "deleted": if dry_run { Vec::new() } else { doomed.clone() },
+                        "contents_removed": freed.0,
+                        "bytes_removed": freed.1,
+                    })
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            for v in verdicts.iter().filter(|v| v.delete) {
+                println!(
+                    "{verb} snapshot {}  {}  {}  ({})",
+                    &v.id[..16],
+                    v.created
+                        .chars()
+                        .take(19)
+                        .collect::<String>()
+                        .replace('T', " "),
+                    run_column(v),
+                    v.why
+                );
+            }
+            if rule.keep_last.is_some() || rule.older_than.is_some() {
+                println!(
+                    "{verb} {} of {}; kept {} that unfinished runs need to resume",
+                    plural(doomed.len() as u64, "snapshot", "snapshots"),
+                    verdicts.len(),
+                    kept_for_resume
+                );
+            }
+            if !dry_run {
+                println!(
+                    "removed {} no snapshot refers to ({})",
+                    plural(freed.0 as u64, "content", "contents"),
+                    bytes(freed.1)
                 );
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Removes contents no snapshot refers to, locally and on the remote: (how many, bytes).
+async fn free_contents(snapshots: &Snapshots) -> anyhow::Result<(usize, u64)> {
+    let (mut n, mut b) = snapshots.local.gc()?;
+    if let Some(remote) = &snapshots.remote {
+        let (rn, rb) = remote.gc().await?;
+        n += rn;
+        b += rb;
+    }
+    Ok((n, b))
+}
+
+/// The runs whose checkpoint a snapshot is, as a listing shows them.
+fn run_column(u: &SnapshotUse) -> String {
+    let mut text = match u.runs.as_slice() {
+        [] => "-".to_string(),
+        [one] => one.to_string(),
+        [first, rest @ ..] => format!("{first} and {} more", rest.len()),
+    };
+    if !u.needed_by.is_empty() {
+        text.push_str(" (its resume needs it)");
+    }
+    text
+}
+
+/// Where the snapshots are, for messages.
+fn shown_store(s: &Snapshots) -> String {
+    match &s.remote {
+        Some(r) => r.shown().to_string(),
+        None => s.local.dir().display().to_string(),
+    }
 }
 
 /// `cordon bench snapshot`: `mib` MiB of mixed files; full snapshot, checkpoint after a 1 MiB

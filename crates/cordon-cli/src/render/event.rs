@@ -278,16 +278,37 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             snapshot_id,
             files_read,
             bytes_read,
-        } => (
-            "checkpoint",
-            format!(
+            skipped,
+            skipped_count,
+        } => {
+            let mut line = format!(
                 "snapshot {} · read {}, {}",
                 short(snapshot_id),
                 plural(*files_read, "changed file", "changed files"),
                 bytes(*bytes_read)
-            ),
-            Vec::new(),
-        ),
+            );
+            if *skipped_count > 0 {
+                line.push_str(&format!(
+                    " · left out {}",
+                    plural(*skipped_count, "path", "paths")
+                ));
+            }
+            let mut details = Vec::new();
+            if !skipped.is_empty() {
+                let more = skipped_count.saturating_sub(skipped.len() as u64);
+                let names: Vec<String> = skipped.iter().map(|s| clip(s, 80)).collect();
+                details.push(style.dim(&format!(
+                    "left out: {}{}",
+                    clip(&names.join(", "), 200),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                )));
+            }
+            ("checkpoint", line, details)
+        }
         EventPayload::OutputInvalid { error } => (
             "invalid",
             style.red(&format!(

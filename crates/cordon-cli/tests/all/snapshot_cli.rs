@@ -139,3 +139,205 @@ fn a_reader_that_goes_away_ends_cordon_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(status.code(), Some(141), "{stderr}");
 }
+
+/// Checkpoint rules from the agent file leave build output out and say so; snapshots list
+/// with their runs; retention and delete keep what unfinished runs need.
+#[test]
+fn checkpoints_leave_out_what_rules_say_and_retention_keeps_what_runs_need() {
+    let home = tempfile::tempdir().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let script = home.path().join("s.toml");
+    std::fs::write(
+        &script,
+        "[[turns]]\ntool_calls = [{ name = \"exec_command\", arguments = { cmd = \"echo b > src/b && mkdir -p target && echo new > target/new\" } }]\n[[turns]]\ntext = \"done\"\n",
+    )
+    .unwrap();
+    let agent = home.path().join("agent.toml");
+    std::fs::write(
+        &agent,
+        "name = \"builder\"\ntools = [\"exec_command\"]\n[checkpoints]\nexclude = [\"target/\"]\ngitignore = true\n",
+    )
+    .unwrap();
+    let asking = home.path().join("asking.toml");
+    std::fs::write(
+        &asking,
+        "name = \"asker\"\ntools = [\"exec_command\"]\n[approvals]\ntools = [\"exec_command\"]\n",
+    )
+    .unwrap();
+    let workspace = |name: &str| {
+        let ws = home.path().join(name);
+        std::fs::create_dir_all(ws.join("src")).unwrap();
+        std::fs::create_dir_all(ws.join("node_modules/pkg")).unwrap();
+        std::fs::create_dir_all(ws.join("target")).unwrap();
+        std::fs::write(ws.join("src/a"), name).unwrap();
+        std::fs::write(ws.join("node_modules/pkg/index.js"), "x").unwrap();
+        std::fs::write(ws.join("target/big"), "y".repeat(10_000)).unwrap();
+        std::fs::write(ws.join(".gitignore"), "node_modules/\n").unwrap();
+        ws
+    };
+    let run = |agent: &std::path::Path, ws: &std::path::Path| {
+        let out = cordon(home.path())
+            .args(["run", "--json", "--agent"])
+            .arg(agent)
+            .arg("--workspace")
+            .arg(ws)
+            .arg("--model")
+            .arg(format!("scripted:{}", script.display()))
+            .arg("build")
+            .output()
+            .unwrap();
+        let events = common::json_lines(&out.stdout);
+        (out, events)
+    };
+
+    // A run under the rules: both checkpoints leave out target/ and node_modules/.
+    let (out, events) = run(&agent, &workspace("ws-a"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let run_a = events[0]["run_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        events[0]["payload"]["sandbox"]["spec"]["checkpoints"],
+        serde_json::json!({ "exclude": ["target/"], "gitignore": true }),
+        "the rules are recorded, so a resume uses them"
+    );
+    let checkpoints: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "checkpoint")
+        .collect();
+    assert_eq!(checkpoints.len(), 2);
+    for c in &checkpoints {
+        assert_eq!(
+            c["payload"]["skipped"],
+            serde_json::json!(["node_modules/", "target/"]),
+            "{c}"
+        );
+    }
+    let show = cordon(home.path()).args(["show", &run_a]).output().unwrap();
+    let shown = text(&show.stdout);
+    assert!(
+        shown.contains("left out 2 paths") && shown.contains("left out: node_modules/, target/"),
+        "{shown}"
+    );
+    let snap_a1 = checkpoints[1]["payload"]["snapshot_id"].as_str().unwrap();
+    let listing = cordon(home.path())
+        .args(["snapshot", "show", snap_a1])
+        .output()
+        .unwrap();
+    let listing = text(&listing.stdout);
+    assert!(
+        listing.contains("src/b")
+            && !listing.contains("target")
+            && !listing.contains("node_modules")
+    );
+
+    // A run waiting for approval: its only checkpoint is what its resume needs.
+    let (out, events) = run(&asking, &workspace("ws-b"));
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    let run_b = events[0]["run_id"].as_str().unwrap().to_string();
+    let snap_b0 =
+        events.iter().find(|e| e["kind"] == "checkpoint").unwrap()["payload"]["snapshot_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+    // The list names each snapshot's run, under headers.
+    let list = text(
+        &cordon(home.path())
+            .args(["snapshot", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    let mut lines = list.lines();
+    assert!(lines.next().unwrap().starts_with("SNAPSHOT "), "{list}");
+    assert_eq!(list.lines().count(), 4, "three snapshots: {list}");
+    assert!(
+        list.lines().any(|l| l.starts_with(&snap_b0[..16])
+            && l.contains(&format!("{run_b} (its resume needs it)"))),
+        "{list}"
+    );
+    assert_eq!(list.matches(&run_a).count(), 2, "{list}");
+
+    // Keep the newest checkpoint of each run: A's first goes, B's stays (it is needed).
+    let dry = cordon(home.path())
+        .args(["snapshot", "gc", "--keep-last", "1", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    let verdict: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    let doomed: Vec<&str> = verdict["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["delete"] == true)
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    let snap_a0 = checkpoints[0]["payload"]["snapshot_id"].as_str().unwrap();
+    assert_eq!(doomed, [snap_a0], "{verdict}");
+    assert_eq!(
+        verdict["deleted"],
+        serde_json::json!([]),
+        "a dry run deletes nothing"
+    );
+    let gc = cordon(home.path())
+        .args(["snapshot", "gc", "--older-than", "1h"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&gc.stdout).contains("deleted 0 snapshots of 3"),
+        "{}",
+        text(&gc.stdout)
+    );
+    let gc = cordon(home.path())
+        .args(["snapshot", "gc", "--keep-last", "1"])
+        .output()
+        .unwrap();
+    let said = text(&gc.stdout);
+    assert!(
+        said.contains(&format!("deleted snapshot {}", &snap_a0[..16]))
+            && said.contains("deleted 1 snapshot of 3; kept 1 that unfinished runs need"),
+        "{said}"
+    );
+    let list = text(
+        &cordon(home.path())
+            .args(["snapshot", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert!(!list.contains(&snap_a0[..16]), "{list}");
+
+    // Delete refuses what a resume needs, unless forced; a completed run's snapshot goes.
+    let refused = cordon(home.path())
+        .args(["snapshot", "delete", &snap_b0[..12]])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        text(&refused.stderr).contains(&format!(
+            "last checkpoint of run {run_b}, which can still be resumed"
+        )),
+        "{}",
+        text(&refused.stderr)
+    );
+    let deleted = cordon(home.path())
+        .args(["snapshot", "delete", snap_a1, "--json"])
+        .output()
+        .unwrap();
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    let said: serde_json::Value = serde_json::from_slice(&deleted.stdout).unwrap();
+    assert_eq!(said["deleted"], serde_json::json!([snap_a1]));
+    assert!(said["contents_removed"].as_u64().unwrap() > 0, "{said}");
+    let forced = cordon(home.path())
+        .args(["snapshot", "delete", &snap_b0, "--force"])
+        .output()
+        .unwrap();
+    assert!(forced.status.success());
+    let list = cordon(home.path())
+        .args(["snapshot", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&list.stderr).contains("no snapshots"),
+        "{}",
+        text(&list.stdout)
+    );
+}

@@ -168,6 +168,8 @@ async fn story(db: &Path) {
             snapshot_id: "5db2154ac034b5008e5d63ff15000d9f24761cdb0d314ad503d08".into(),
             files_read: 3,
             bytes_read: 5000,
+            skipped: vec!["node_modules/".into(), "target/".into()],
+            skipped_count: 3,
         },
         EventPayload::ModelRequest {
             turn: 2,

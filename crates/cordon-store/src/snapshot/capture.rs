@@ -1,5 +1,6 @@
 //! Taking a snapshot of a directory.
 
+use super::exclude::{Exclusions, Matcher};
 use super::{Entry, Kind, Snapshot, SnapshotError, SnapshotStore, encode_bytes, io};
 use std::collections::HashMap;
 use std::io::Write;
@@ -7,8 +8,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-/// What taking a snapshot cost.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+/// The most left-out paths a snapshot names (it counts them all).
+const SKIPPED_NAMED: usize = 50;
+
+/// What taking a snapshot cost, and what it left out.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct TakeStats {
     /// Files read and hashed (the others were unchanged since the previous snapshot).
     pub files_read: u64,
@@ -16,6 +20,13 @@ pub struct TakeStats {
     pub bytes_read: u64,
     /// Contents the store did not have yet.
     pub objects_written: u64,
+    /// Paths left out by patterns or `.gitignore` files (a directory stands for all it
+    /// holds), the first [`SKIPPED_NAMED`] of them by name.
+    pub skipped: Vec<String>,
+    /// How many paths were left out that way in all.
+    pub skipped_count: u64,
+    /// Exclusion rules that could not be used (an unreadable or oversized `.gitignore`).
+    pub notes: Vec<String>,
 }
 
 impl SnapshotStore {
@@ -28,6 +39,17 @@ impl SnapshotStore {
         exclude: &[String],
         previous: Option<&Snapshot>,
     ) -> Result<(Snapshot, TakeStats), SnapshotError> {
+        self.scan(dir, &Exclusions::paths(exclude), previous, true)
+    }
+
+    /// [`SnapshotStore::take`], leaving out what `exclude` says: paths, patterns, and what
+    /// `.gitignore` files ignore.
+    pub fn take_excluding(
+        &self,
+        dir: &Path,
+        exclude: &Exclusions,
+        previous: Option<&Snapshot>,
+    ) -> Result<(Snapshot, TakeStats), SnapshotError> {
         self.scan(dir, exclude, previous, true)
     }
 
@@ -36,7 +58,7 @@ impl SnapshotStore {
     pub fn matches(
         &self,
         dir: &Path,
-        exclude: &[String],
+        exclude: &Exclusions,
         snapshot: &Snapshot,
     ) -> Result<bool, SnapshotError> {
         Ok(self.scan(dir, exclude, Some(snapshot), false)?.0.id == snapshot.id)
@@ -46,7 +68,7 @@ impl SnapshotStore {
     fn scan(
         &self,
         dir: &Path,
-        exclude: &[String],
+        exclude: &Exclusions,
         previous: Option<&Snapshot>,
         write: bool,
     ) -> Result<(Snapshot, TakeStats), SnapshotError> {
@@ -59,12 +81,9 @@ impl SnapshotStore {
                     .collect()
             })
             .unwrap_or_default();
-        let excluded = |rel: &[u8]| {
-            exclude.iter().any(|x| {
-                let x = x.as_bytes();
-                rel == x || (rel.starts_with(x) && rel.get(x.len()) == Some(&b'/'))
-            })
-        };
+        let mut matcher = Matcher::new(dir, exclude)?;
+        let mut skipped: Vec<String> = Vec::new();
+        let mut skipped_count = 0u64;
         let relative = |p: &Path| -> Vec<u8> {
             p.strip_prefix(dir)
                 .unwrap_or(p)
@@ -79,7 +98,24 @@ impl SnapshotStore {
             .min_depth(1)
             .follow_links(false)
             .into_iter()
-            .filter_entry(|e| !excluded(&relative(e.path())));
+            .filter_entry(|e| {
+                let rel = relative(e.path());
+                let out = matcher.excluded(e.path(), &rel, e.file_type().is_dir());
+                // Exact paths (ephemeral entries, mounts) are declared, not found: only what
+                // patterns and .gitignore files leave out is reported.
+                if out && !exclude.paths.iter().any(|x| rel.starts_with(x.as_bytes())) {
+                    skipped_count += 1;
+                    if skipped.len() < SKIPPED_NAMED {
+                        let shown = String::from_utf8_lossy(&rel).into_owned();
+                        skipped.push(if e.file_type().is_dir() {
+                            format!("{shown}/")
+                        } else {
+                            shown
+                        });
+                    }
+                }
+                !out
+            });
         for item in walk {
             let item = item.map_err(|e| {
                 let shown = e.path().unwrap_or(dir).display().to_string();
@@ -144,6 +180,10 @@ impl SnapshotStore {
             }
             // Devices, fifos and sockets are never captured.
         }
+        stats.notes = std::mem::take(&mut matcher.notes);
+        skipped.sort();
+        stats.skipped = skipped;
+        stats.skipped_count = skipped_count;
         // In byte order of the exact paths (for UTF-8 names, the order of the text).
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let mut id = blake3::Hasher::new();

@@ -6,6 +6,7 @@
 //! modification time and inode match the previous snapshot are not read again.
 
 mod capture;
+mod exclude;
 mod remote;
 mod restore;
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub use capture::TakeStats;
+pub use exclude::Exclusions;
 pub use remote::RemoteSnapshots;
 pub use restore::RestoreReport;
 
@@ -262,6 +264,22 @@ impl SnapshotStore {
     /// The newest stored snapshot, if any.
     pub fn newest(&self) -> Result<Option<Snapshot>, SnapshotError> {
         Ok(self.load_all()?.into_iter().next())
+    }
+
+    /// Deletes the listing of snapshot `id` (a full id); its contents stay until
+    /// [`SnapshotStore::gc`]. A listing that is not there is not an error.
+    pub fn delete(&self, id: &str) -> Result<(), SnapshotError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(SnapshotError::NotFound(format!(
+                "'{id}' is not a snapshot id"
+            )));
+        }
+        let path = self.snapshot_path(id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(path.display(), e)),
+        }
     }
 
     /// Deletes stored contents that no snapshot refers to; returns how many and their bytes.

@@ -204,6 +204,16 @@ impl RemoteSnapshots {
         Ok(out)
     }
 
+    /// Deletes the listing of snapshot `id` (a full id) from the remote; its contents stay
+    /// until [`RemoteSnapshots::gc`]. A listing that is not there is not an error.
+    pub async fn delete(&self, id: &str) -> Result<(), SnapshotError> {
+        let key = self.key(&format!("snapshots/{id}.json"));
+        match self.store.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(remote(&key, e)),
+        }
+    }
+
     /// Deletes contents on the remote that no snapshot there refers to; returns how many and
     /// their compressed bytes.
     pub async fn gc(&self) -> Result<(usize, u64), SnapshotError> {

@@ -1,6 +1,6 @@
 //! Content-addressed snapshots on a real directory tree.
 
-use cordon_store::snapshot::{Kind, SnapshotError, SnapshotStore};
+use cordon_store::snapshot::{Exclusions, Kind, SnapshotError, SnapshotStore};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -397,7 +397,7 @@ fn names_that_are_not_utf8_come_back_as_the_same_bytes() {
         odd.path.contains('\u{fffd}'),
         "shown with a replacement character"
     );
-    assert!(store.matches(&ws, &[], &snap).unwrap());
+    assert!(store.matches(&ws, &Exclusions::default(), &snap).unwrap());
 
     let to = tmp.path().join("restored");
     store.restore(&snap, &to).unwrap();
@@ -421,7 +421,7 @@ fn names_that_are_not_utf8_come_back_as_the_same_bytes() {
         b"caf\xe9.txt"
     );
     assert!(
-        store.matches(&to, &[], &snap).unwrap(),
+        store.matches(&to, &Exclusions::default(), &snap).unwrap(),
         "the restore is exact"
     );
 
@@ -441,4 +441,102 @@ fn names_that_are_not_utf8_come_back_as_the_same_bytes() {
 
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn rules_and_gitignore_files_leave_paths_out_and_say_which() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ws, store_dir) = (tmp.path().join("ws"), tmp.path().join("store"));
+    let write = |rel: &str, text: &str| {
+        let p = ws.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("src/main.rs", "fn main() {}");
+    write("target/debug/app", "binary");
+    write("build.log", "log");
+    write("keep.log", "kept by an exception");
+    write("ephemeral/x", "declared");
+    write(".gitignore", "node_modules/\n*.tmp\n");
+    write("node_modules/a/index.js", "js");
+    write("sub/.gitignore", "!wanted.tmp\nlocal/\n");
+    write("sub/wanted.tmp", "a deeper file takes it back");
+    write("sub/other.tmp", "still ignored");
+    write("sub/local/x", "ignored below sub");
+    write("local/x", "not ignored at the top");
+    // A .gitignore that is a link is not followed (it could read anything on the host).
+    std::fs::create_dir_all(ws.join("linked")).unwrap();
+    write("elsewhere.txt", "*\n");
+    std::os::unix::fs::symlink(ws.join("elsewhere.txt"), ws.join("linked/.gitignore")).unwrap();
+    write("linked/f", "kept");
+
+    let store = SnapshotStore::open(&store_dir).unwrap();
+    let rules = cordon_core::CheckpointRules {
+        exclude: vec!["target/".into(), "*.log".into(), "!keep.log".into()],
+        gitignore: true,
+    };
+    let ex = Exclusions {
+        paths: vec!["ephemeral".into()],
+        rules,
+    };
+    let (snap, stats) = store.take_excluding(&ws, &ex, None).unwrap();
+    let paths: Vec<&str> = snap.entries.iter().map(|e| e.path.as_str()).collect();
+    for kept in [
+        "src/main.rs",
+        "keep.log",
+        "sub/wanted.tmp",
+        "local/x",
+        "linked/f",
+        ".gitignore",
+    ] {
+        assert!(paths.contains(&kept), "{kept} is kept: {paths:?}");
+    }
+    for gone in [
+        "target",
+        "build.log",
+        "ephemeral",
+        "node_modules",
+        "sub/other.tmp",
+        "sub/local",
+    ] {
+        assert!(
+            !paths
+                .iter()
+                .any(|p| *p == gone || p.starts_with(&format!("{gone}/"))),
+            "{gone} is left out: {paths:?}"
+        );
+    }
+    assert_eq!(
+        stats.skipped,
+        [
+            "build.log",
+            "node_modules/",
+            "sub/local/",
+            "sub/other.tmp",
+            "target/"
+        ],
+        "what rules left out is named; declared paths are not"
+    );
+    assert_eq!(stats.skipped_count, 5);
+    assert!(
+        store.matches(&ws, &ex, &snap).unwrap(),
+        "the same rules see the same workspace"
+    );
+    assert!(
+        !store.matches(&ws, &Exclusions::default(), &snap).unwrap(),
+        "without them it differs"
+    );
+
+    // Without the gitignore option, .gitignore files mean nothing.
+    let ex = Exclusions::default();
+    let (snap, stats) = store.take_excluding(&ws, &ex, None).unwrap();
+    assert!(
+        snap.entries
+            .iter()
+            .any(|e| e.path == "node_modules/a/index.js")
+    );
+    assert_eq!(stats.skipped_count, 0);
+    assert!(cordon_core::CheckpointRules::check_pattern("target/").is_ok());
+    assert!(cordon_core::CheckpointRules::check_pattern("  ").is_err());
+    assert!(cordon_core::CheckpointRules::check_pattern("[z-a]").is_err());
 }
