@@ -137,6 +137,9 @@ pub enum Command {
     Pause {
         /// The run: its id, `last` (the newest), its start, or a unique piece of its random end.
         run: String,
+        /// A JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
 
     /// List runs, newest first.
@@ -276,6 +279,9 @@ pub enum SnapshotCommand {
         /// Where to restore it.
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
+        /// A JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Delete snapshots, and the contents no other snapshot refers to.
     ///
@@ -321,6 +327,9 @@ pub enum ManifestCommand {
     Check {
         /// The manifest (TOML; .json and .yaml by extension).
         file: PathBuf,
+        /// One JSON object: the workspace's entries, or `valid: false` and every problem.
+        #[arg(long)]
+        json: bool,
     },
 }
 

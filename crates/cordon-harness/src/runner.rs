@@ -27,7 +27,7 @@ pub struct RunOutcome {
     /// What stopped the run, when it did not complete.
     pub error: Option<String>,
     /// What the user can do about that error.
-    pub hint: Option<&'static str>,
+    pub hint: Option<String>,
     /// The run's state at the end.
     pub state: RunState,
 }
@@ -311,7 +311,7 @@ impl Runner {
             let mut response = match self.call_model(agent, live, turn).await? {
                 Ok(r) => r,
                 Err(e) => {
-                    hint = Some(e.hint());
+                    hint = Some(e.hint_for(self.client.provider()));
                     live.record(EventPayload::RunFailed {
                         error: e.to_string(),
                     })
@@ -334,7 +334,7 @@ impl Runner {
                 && let Some(why) = cut_off
             {
                 // Not a final answer: the model stopped at a limit, mid-answer.
-                hint = Some(CUT_OFF_HINT);
+                hint = Some(CUT_OFF_HINT.to_string());
                 live.record(EventPayload::RunFailed {
                     error: format!(
                         "the run is incomplete: the model's answer was cut off before its end ({why}: it reached its output limit)"

@@ -178,7 +178,7 @@ async fn entry(
 ) -> Result<Receipt, MaterializeError> {
     let receipt = |digest: String, bytes: u64, files: u64| Receipt {
         path: e.path.clone(),
-        kind: kind_name(&e.kind).into(),
+        kind: e.kind.name().into(),
         digest,
         bytes,
         files,
@@ -261,17 +261,6 @@ async fn entry(
                 .map_err(|err| fail(&e.path, err))?;
             Ok(receipt(digest, bytes, files))
         }
-    }
-}
-
-fn kind_name(k: &EntryKind) -> &'static str {
-    match k {
-        EntryKind::File(_) => "file",
-        EntryKind::Dir => "dir",
-        EntryKind::LocalFile { .. } => "local_file",
-        EntryKind::LocalDir { .. } => "local_dir",
-        EntryKind::GitRepo { .. } => "git_repo",
-        EntryKind::ObjectStore { .. } => "object_store",
     }
 }
 

@@ -96,6 +96,20 @@ pub enum EntryKind {
     },
 }
 
+impl EntryKind {
+    /// The entry type as a manifest writes it (`file`, `local_dir`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EntryKind::File(_) => "file",
+            EntryKind::Dir => "dir",
+            EntryKind::LocalFile { .. } => "local_file",
+            EntryKind::LocalDir { .. } => "local_dir",
+            EntryKind::GitRepo { .. } => "git_repo",
+            EntryKind::ObjectStore { .. } => "object_store",
+        }
+    }
+}
+
 /// One checked entry, at its full workspace path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {

@@ -115,6 +115,27 @@ impl ModelError {
         }
     }
 
+    /// [`ModelError::hint`], naming what this provider's configuration makes the answer
+    /// depend on: the variable its API key came from, when the key was refused.
+    pub fn hint_for(&self, provider: &crate::ProviderConfig) -> String {
+        let name = &provider.name;
+        match self {
+            ModelError::RetriesExhausted { last, .. } => last.hint_for(provider),
+            ModelError::Http {
+                status: 401 | 403, ..
+            } => match (&provider.api_key_env, &provider.api_key) {
+                (Some(var), _) => format!(
+                    "the provider '{name}' refused the API key cordon read from {var}: check that it is right and may use this model"
+                ),
+                (None, Some(_)) => format!("the provider '{name}' refused its API key: check it"),
+                (None, None) => format!(
+                    "the provider '{name}' wants an API key and cordon sent none: name the variable that holds it with api_key_env in [providers.{name}] of the config file"
+                ),
+            },
+            _ => self.hint().to_string(),
+        }
+    }
+
     /// What the user can do about it, in one sentence.
     pub fn hint(&self) -> &'static str {
         match self {

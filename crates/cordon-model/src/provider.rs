@@ -71,6 +71,8 @@ pub struct ProviderConfig {
     pub base_url: String,
     /// The API key, if the provider needs one.
     pub api_key: Option<Secret>,
+    /// The environment variable the key was read from, to name in messages about it.
+    pub api_key_env: Option<String>,
     /// How many times to retry a failed call.
     pub max_retries: u32,
     /// The first retry's delay; each later one doubles, up to 8 s.
@@ -102,6 +104,7 @@ impl ProviderConfig {
             api,
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
+            api_key_env: None,
             max_retries: 3,
             retry_initial: Duration::from_millis(500),
             attempt_timeout: Duration::from_secs(600),

@@ -92,20 +92,21 @@ impl Session {
         Ok((run_id, approved))
     }
 
-    /// Rejects a waiting call; the model is told, with `message` if given.
+    /// Rejects a waiting call; the model is told, with `message` if given. Returns the run's
+    /// full id and what was waiting.
     pub async fn reject(
         &self,
         run: &str,
         call: &str,
         message: &str,
         by: &str,
-    ) -> Result<RunId, SessionError> {
+    ) -> Result<(RunId, Awaiting), SessionError> {
         let run_id = self.store.resolve(run).await?;
         let _owner = self.store.claim_run(&run_id)?;
         let (run_id, state) = self.waiting_state(run_id.as_str()).await?;
-        if !state.awaiting.contains_key(call) {
+        let Some(waiting) = state.awaiting.get(call).cloned() else {
             return Err(not_waiting_on(&run_id, call, &state));
-        }
+        };
         let mut log = self.store.open_run(&run_id).await?;
         log.append(&EventPayload::ApprovalRejected {
             call_id: call.to_string(),
@@ -113,7 +114,7 @@ impl Session {
             message: message.to_string(),
         })
         .await?;
-        Ok(run_id)
+        Ok((run_id, waiting))
     }
 }
 

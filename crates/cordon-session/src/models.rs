@@ -215,12 +215,10 @@ impl Models {
                 } else {
                     Api::Chat
                 };
-                Ok(resolved(ProviderConfig::new(
-                    provider,
-                    api,
-                    &openai_base,
-                    Some(Secret::new(key)),
-                )))
+                let mut p =
+                    ProviderConfig::new(provider, api, &openai_base, Some(Secret::new(key)));
+                p.api_key_env = Some("OPENAI_API_KEY".into());
+                Ok(resolved(p))
             }
             "ollama" => {
                 let base =
@@ -263,6 +261,7 @@ fn provider_from_entry(name: &str, e: &ProviderEntry) -> Result<ProviderConfig, 
         )),
     };
     let mut p = ProviderConfig::new(name, e.api, &e.base_url, key);
+    p.api_key_env = e.api_key_env.clone();
     if let Some(n) = e.max_retries {
         p.max_retries = n;
     }

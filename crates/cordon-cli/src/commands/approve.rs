@@ -73,6 +73,7 @@ pub async fn approve(
                 "{}",
                 serde_json::json!({
                     "run_id": run_id, "call_id": a.call_id, "tool": a.waiting.tool,
+                    "arguments_hash": a.waiting.arguments_hash,
                     "decision": "approved", "by": by, "always_rules": a.always_rules,
                 })
             );
@@ -95,9 +96,10 @@ pub async fn approve(
             )
         };
         println!(
-            "approved {} ({}){scope}",
+            "approved {} ({}){scope}: {}",
             clip(&a.call_id, 64),
-            clip(&a.waiting.tool, 64)
+            clip(&a.waiting.tool, 64),
+            call::call_line(&a.waiting.tool, &a.waiting.arguments)
         );
     }
     eprintln!("continue with: cordon resume {run_id}");
@@ -115,18 +117,24 @@ pub async fn reject(
 ) -> anyhow::Result<ExitCode> {
     let session = super::session(paths).await?;
     let (by, message) = (decider(as_name), message.unwrap_or_default());
-    let run_id = session.reject(run, call, &message, &by).await?;
+    let (run_id, waiting) = session.reject(run, call, &message, &by).await?;
     if json {
         println!(
             "{}",
             serde_json::json!({
-                "run_id": run_id, "call_id": call, "decision": "rejected", "by": by,
+                "run_id": run_id, "call_id": call, "tool": waiting.tool,
+                "arguments_hash": waiting.arguments_hash, "decision": "rejected", "by": by,
                 "message": message,
             })
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("rejected {call}");
+    println!(
+        "rejected {} ({}): {}",
+        clip(call, 64),
+        clip(&waiting.tool, 64),
+        call::call_line(&waiting.tool, &waiting.arguments)
+    );
     eprintln!("continue with: cordon resume {run_id}");
     Ok(ExitCode::SUCCESS)
 }
@@ -175,7 +183,9 @@ pub async fn pending(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
                     "{}",
                     serde_json::json!({
                         "run_id": run.run_id, "call_id": call, "tool": waiting.tool,
-                        "arguments": waiting.arguments, "arguments_hash": waiting.arguments_hash,
+                        "arguments": waiting.arguments,
+                        "arguments_parsed": serde_json::from_str::<serde_json::Value>(&waiting.arguments).ok(),
+                        "arguments_hash": waiting.arguments_hash,
                         "rules": waiting.rules, "task": run.task,
                     })
                 );
@@ -197,9 +207,16 @@ pub async fn pending(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// Asks a running run to pause after its current step, whichever process runs it.
-pub async fn pause(paths: &Paths<'_>, run: &str) -> anyhow::Result<ExitCode> {
+pub async fn pause(paths: &Paths<'_>, run: &str, json: bool) -> anyhow::Result<ExitCode> {
     let session = super::session(paths).await?;
     let run_id = session.request_pause(run).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "run_id": run_id, "pause_requested": true })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("asked run {run_id} to pause after its current step");
     eprintln!("once it has: cordon resume {run_id}");
     Ok(ExitCode::SUCCESS)

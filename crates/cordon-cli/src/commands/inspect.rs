@@ -4,7 +4,7 @@ use super::find_run;
 use crate::cli::StatusArg;
 use crate::exit;
 use crate::render::event::{Entry, LABEL_WIDTH, entry};
-use crate::render::{Limit, Style, clip, displayable, safe, text};
+use crate::render::{Limit, Style, clip, clip_middle, displayable, safe, text};
 use cordon_core::{Event, RunStatus};
 use cordon_store::verify::{Problem, verify_run};
 use cordon_store::{Store, StoredRow};
@@ -64,7 +64,7 @@ pub async fn runs(
             status,
             started.replace('T', " "),
             r.events,
-            clip(&r.model, 24),
+            clip_middle(&r.model, 24),
             clip(&r.task, 60)
         );
     }

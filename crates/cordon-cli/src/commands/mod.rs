@@ -68,7 +68,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         },
-        Command::Pause { run } => approve::pause(&paths, &run).await,
+        Command::Pause { run, json } => approve::pause(&paths, &run, json).await,
         Command::Runs {
             status,
             limit,
@@ -141,7 +141,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut command, "cordon", &mut script);
             print_bytes(&script)
         }
-        Command::Manifest(ManifestCommand::Check { file }) => manifest_check(&file),
+        Command::Manifest(ManifestCommand::Check { file, json }) => manifest_check(&file, json),
         Command::Snapshot(cmd) => {
             let runs = open_store_read_only(cli.store.as_deref()).await?;
             snapshot::run(cmd, cli.snapshots.as_deref(), runs.as_ref()).await
@@ -188,11 +188,72 @@ pub fn state_dir() -> anyhow::Result<std::path::PathBuf> {
         .to_path_buf())
 }
 
-/// `cordon manifest check`: validate and print the tree.
-fn manifest_check(file: &Path) -> anyhow::Result<ExitCode> {
-    let m = cordon_session::load_manifest(file)?;
-    print!("{}", cordon_manifest::tree::render(&m));
-    Ok(ExitCode::SUCCESS)
+/// `cordon manifest check`: validate and print the tree (or, with `json`, one object).
+fn manifest_check(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    if !json {
+        let m = cordon_session::load_manifest(file)?;
+        print!("{}", cordon_manifest::tree::render(&m));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let shown = file.display().to_string();
+    match cordon_manifest::load(file) {
+        Ok(m) => {
+            let entries: Vec<serde_json::Value> = m
+                .entries
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "path": e.path, "type": e.kind.name(),
+                        "mode": e.mode.map(|m| format!("{m:04o}")),
+                        "read_only": e.read_only, "ephemeral": e.ephemeral,
+                        "description": e.description,
+                    })
+                })
+                .collect();
+            let env: Vec<serde_json::Value> = m
+                .env
+                .iter()
+                .map(|(name, v)| match v {
+                    cordon_manifest::schema::EnvValue::Literal(value) => {
+                        serde_json::json!({ "name": name, "value": value })
+                    }
+                    cordon_manifest::schema::EnvValue::FromHost { from_host } => {
+                        serde_json::json!({ "name": name, "from_host": from_host })
+                    }
+                })
+                .collect();
+            let grants: Vec<serde_json::Value> = m
+                .grants
+                .iter()
+                .map(|g| serde_json::json!({ "path": g.path, "mode": g.mode }))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "file": shown, "valid": true, "digest": m.digest, "root": m.root,
+                    "entries": entries, "env": env, "grants": grants, "outputs": m.outputs,
+                    "checkpoints": m.checkpoints,
+                })
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let problems: Vec<serde_json::Value> = e
+                .problems
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "line": p.line, "column": p.column, "message": p.message, "hint": p.hint,
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({ "file": shown, "valid": false, "problems": problems })
+            );
+            Ok(ExitCode::from(crate::exit::BAD_INPUT))
+        }
+    }
 }
 
 /// `cordon apply-patch`: the patch engine on a host directory.

@@ -258,7 +258,7 @@ pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
                 "error: {}",
                 crate::render::safe_lines(out.error.as_deref().unwrap_or_default())
             );
-            if let Some(h) = out.hint {
+            if let Some(h) = &out.hint {
                 eprintln!("  hint: {h}");
             }
             eprintln!(

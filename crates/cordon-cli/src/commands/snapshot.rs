@@ -174,17 +174,13 @@ pub async fn run(
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({ "deleted": chosen, "contents_removed": freed.0, "bytes_removed": freed.1 })
+                    serde_json::json!({ "deleted": chosen, "freed": freed })
                 );
             } else {
                 for id in &chosen {
                     println!("deleted snapshot {}", &id[..16]);
                 }
-                println!(
-                    "removed {} no snapshot refers to any more ({})",
-                    plural(freed.0 as u64, "content", "contents"),
-                    bytes(freed.1)
-                );
+                print_freed(&freed);
             }
         }
         SnapshotCommand::Show { id, json } => {
@@ -206,7 +202,7 @@ pub async fn run(
                 }
             }
         }
-        SnapshotCommand::Restore { id, to } => {
+        SnapshotCommand::Restore { id, to, json } => {
             let snap = snapshots.load(&id).await.map_err(not_found)?;
             let report = store.restore(&snap, &to).map_err(|e| match e {
                 SnapshotError::Unsafe(m) => anyhow::Error::new(Failure {
@@ -217,9 +213,19 @@ pub async fn run(
                 other => other.into(),
             })?;
             for note in report.notes() {
-                eprintln!("note: {note}");
+                eprintln!("note: {}", safe(&note));
             }
-            println!("restored {} files into {}", snap.files(), to.display());
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": snap.id, "to": to.display().to_string(), "files": snap.files(),
+                        "bytes": snap.bytes(), "notes": report.notes(),
+                    })
+                );
+            } else {
+                println!("restored {} files into {}", snap.files(), to.display());
+            }
         }
         SnapshotCommand::Gc {
             keep_last,
@@ -242,7 +248,7 @@ pub async fn run(
                 snapshots.delete(&doomed).await?;
             }
             let freed = if dry_run {
-                (0, 0)
+                Vec::new()
             } else {
                 free_contents(&snapshots).await?
             };
@@ -253,8 +259,7 @@ pub async fn run(
                         "dry_run": dry_run,
                         "snapshots": verdicts,
                         "deleted": if dry_run { Vec::new() } else { doomed.clone() },
-                        "contents_removed": freed.0,
-                        "bytes_removed": freed.1,
+                        "freed": freed,
                     })
                 );
                 return Ok(ExitCode::SUCCESS);
@@ -281,27 +286,54 @@ pub async fn run(
                     kept_for_resume
                 );
             }
-            if !dry_run {
-                println!(
-                    "removed {} no snapshot refers to ({})",
-                    plural(freed.0 as u64, "content", "contents"),
-                    bytes(freed.1)
-                );
-            }
+            print_freed(&freed);
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Removes contents no snapshot refers to, locally and on the remote: (how many, bytes).
-async fn free_contents(snapshots: &Snapshots) -> anyhow::Result<(usize, u64)> {
-    let (mut n, mut b) = snapshots.local.gc()?;
+/// What a content gc removed in one place.
+#[derive(serde::Serialize)]
+struct Freed {
+    /// `local`, or the remote store's URL.
+    store: String,
+    contents_removed: usize,
+    bytes_removed: u64,
+}
+
+/// Removes contents no snapshot refers to, locally and on the remote.
+async fn free_contents(snapshots: &Snapshots) -> anyhow::Result<Vec<Freed>> {
+    let (n, b) = snapshots.local.gc()?;
+    let mut out = vec![Freed {
+        store: "local".into(),
+        contents_removed: n,
+        bytes_removed: b,
+    }];
     if let Some(remote) = &snapshots.remote {
-        let (rn, rb) = remote.gc().await?;
-        n += rn;
-        b += rb;
+        let (n, b) = remote.gc().await?;
+        out.push(Freed {
+            store: remote.shown().to_string(),
+            contents_removed: n,
+            bytes_removed: b,
+        });
     }
-    Ok((n, b))
+    Ok(out)
+}
+
+/// Says what a content gc removed, a line per place.
+fn print_freed(freed: &[Freed]) {
+    for f in freed {
+        println!(
+            "removed {} no snapshot refers to ({}){}",
+            plural(f.contents_removed as u64, "content", "contents"),
+            bytes(f.bytes_removed),
+            if f.store == "local" {
+                String::new()
+            } else {
+                format!(" from {}", safe(&f.store))
+            }
+        );
+    }
 }
 
 /// The runs whose checkpoint a snapshot is, as a listing shows them.

@@ -54,6 +54,24 @@ pub fn clip(s: &str, max: usize) -> String {
     out
 }
 
+/// The first line of `s` in at most `max` characters, keeping both ends and eliding the
+/// middle: for names whose end says the most (`scripted:/tmp/…/agent.toml`,
+/// `openai:gpt-5-mini-2026-…-preview`).
+pub fn clip_middle(s: &str, max: usize) -> String {
+    let first: Vec<char> = s.lines().next().unwrap_or_default().chars().collect();
+    if first.len() <= max || max < 3 {
+        return clip(s, max);
+    }
+    let head = (max - 1) / 2;
+    let tail = max - 1 - head;
+    let text: String = first[..head]
+        .iter()
+        .chain(['…'].iter())
+        .chain(first[first.len() - tail..].iter())
+        .collect();
+    safe(&text)
+}
+
 /// `s` with every control character shown as an escape (`\e`, `\r`, `\u{9b}`), tabs as
 /// spaces. What cordon prints comes from models, commands and stored rows: none of it may
 /// move the cursor, rewrite a line or retitle the terminal, least of all in what a person
@@ -137,6 +155,20 @@ pub fn number(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_names_keep_both_ends() {
+        let model = "scripted:/tmp/a-long-directory/inside/agent-script.toml";
+        let shown = clip_middle(model, 24);
+        assert_eq!(shown, "scripted:/t…-script.toml");
+        assert_eq!(shown.chars().count(), 24);
+        assert_eq!(clip_middle("openai:gpt-5", 24), "openai:gpt-5");
+        assert_eq!(
+            clip_middle("\x1bbcdefghij", 5),
+            "\\eb…ij",
+            "escaped after cutting"
+        );
+    }
 
     #[test]
     fn long_texts_keep_their_ends() {

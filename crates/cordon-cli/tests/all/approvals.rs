@@ -307,7 +307,14 @@ async fn a_rejection_wins_over_an_always_approval_in_the_same_batch() {
     assert_eq!(calls.len(), 2, "{calls:?}");
     let first = &calls.iter().find(|(_, a)| a.contains("first")).unwrap().0;
     let second = &calls.iter().find(|(_, a)| a.contains("second")).unwrap().0;
-    expect(h, &["reject", &run_id, first, "--message", "no"], 0).await;
+    let rejected = expect(h, &["reject", &run_id, first, "--message", "no"], 0).await;
+    assert!(
+        String::from_utf8_lossy(&rejected.stdout).contains(&format!(
+            "rejected {first} (exec_command): $ touch first.txt"
+        )),
+        "the rejection says what was rejected: {}",
+        String::from_utf8_lossy(&rejected.stdout)
+    );
     let approved = expect(h, &["approve", &run_id, second, "--always"], 0).await;
     assert!(
         String::from_utf8_lossy(&approved.stdout).contains("commands matching 'touch *'"),

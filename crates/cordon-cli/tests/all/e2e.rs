@@ -292,6 +292,33 @@ async fn each_fault_is_recovered_and_recorded() {
     }
 }
 
+/// A refused key is not retried, and the hint names the variable the key came from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_names_the_variable_it_came_from() {
+    let env = Env::new();
+    let server = serve(
+        r#"
+        [[turns]]
+        text = "never"
+        faults = [{ kind = "status", status = 401, message = "bad key" }]
+        "#,
+    )
+    .await;
+    let config = env.config_for(&server);
+    let out = run(
+        env.cordon_with(&config),
+        &["run", "--model", "chat:m", "hello"],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("hint: the provider 'chat' refused the API key cordon read from E2E_KEY"),
+        "{stderr}"
+    );
+    assert_eq!(server.requests().len(), 1, "a 401 is not retried");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_keeps_failing_is_reported_and_the_run_kept() {
     let env = Env::new();

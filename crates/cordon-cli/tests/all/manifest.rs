@@ -141,6 +141,35 @@ fn check_prints_the_tree_or_every_problem_with_its_place() {
         stderr.contains("bad.toml:8:1: entry 'ok': mode 7777"),
         "{stderr}"
     );
+
+    // For machines: one object, with the entries or with every problem.
+    let out = cordon(home.path())
+        .args(["manifest", "check", "--json"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["root"], "/workspace");
+    let run_sh = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "bin/run.sh")
+        .unwrap();
+    assert_eq!(run_sh["type"], "file");
+    assert_eq!(run_sh["mode"], "0755");
+    let out = cordon(home.path())
+        .args(["manifest", "check", "--json"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["problems"][0]["line"], 1);
+    assert_eq!(v["problems"][1]["line"], 8);
 }
 
 #[test]

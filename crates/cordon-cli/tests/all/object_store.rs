@@ -449,7 +449,7 @@ text = "done"
     let said = String::from_utf8_lossy(&gc.stdout);
     assert!(
         said.contains(&format!(
-            "removed 0 unreferenced contents (0 bytes) from {url}"
+            "removed 0 contents no snapshot refers to (0 bytes) from {url}"
         )),
         "{said}"
     );

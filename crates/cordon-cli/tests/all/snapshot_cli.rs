@@ -325,7 +325,10 @@ fn checkpoints_leave_out_what_rules_say_and_retention_keeps_what_runs_need() {
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
     let said: serde_json::Value = serde_json::from_slice(&deleted.stdout).unwrap();
     assert_eq!(said["deleted"], serde_json::json!([snap_a1]));
-    assert!(said["contents_removed"].as_u64().unwrap() > 0, "{said}");
+    assert!(
+        said["freed"][0]["contents_removed"].as_u64().unwrap() > 0,
+        "{said}"
+    );
     let forced = cordon(home.path())
         .args(["snapshot", "delete", &snap_b0, "--force"])
         .output()
