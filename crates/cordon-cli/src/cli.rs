@@ -14,19 +14,39 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(name = "cordon", version, max_term_width = 100)]
 pub struct Cli {
-    /// The run store (SQLite file). Default: $XDG_STATE_HOME/cordon/cordon.db.
-    #[arg(long, global = true, env = "CORDON_STORE", value_name = "FILE")]
+    /// The run store (SQLite file), or $CORDON_STORE. Default:
+    /// $XDG_STATE_HOME/cordon/cordon.db.
+    #[arg(
+        long,
+        global = true,
+        env = "CORDON_STORE",
+        hide_env = true,
+        value_name = "FILE"
+    )]
     pub store: Option<PathBuf>,
 
-    /// The config file (providers, default model). Default: $XDG_CONFIG_HOME/cordon/config.toml.
-    #[arg(long, global = true, env = "CORDON_CONFIG", value_name = "FILE")]
+    /// The config file (providers, default model), or $CORDON_CONFIG. Default:
+    /// $XDG_CONFIG_HOME/cordon/config.toml.
+    #[arg(
+        long,
+        global = true,
+        env = "CORDON_CONFIG",
+        hide_env = true,
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 
     /// The snapshot store: a directory, or object storage as s3://BUCKET/PREFIX, r2://,
     /// gs:// or az://CONTAINER/PREFIX (add ?endpoint=URL&region=NAME for S3-compatible
-    /// servers; credentials come from the environment). Default:
+    /// servers; credentials come from the environment), or $CORDON_SNAPSHOTS. Default:
     /// $XDG_STATE_HOME/cordon/snapshots.
-    #[arg(long, global = true, env = "CORDON_SNAPSHOTS", value_name = "DIR|URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "CORDON_SNAPSHOTS",
+        hide_env = true,
+        value_name = "DIR|URL"
+    )]
     pub snapshots: Option<String>,
 
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.

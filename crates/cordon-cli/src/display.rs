@@ -7,7 +7,7 @@
 //! failed and was retried is marked on stderr.
 
 use crate::render::event::entry;
-use crate::render::{Limit, Style};
+use crate::render::{Limit, Style, clip};
 use cordon_core::{Event, EventPayload};
 use cordon_harness::RunObserver;
 use cordon_model::StreamEvent;
@@ -110,6 +110,15 @@ impl RunObserver for Human {
         match &p {
             EventPayload::ModelRequest { .. } => live.streamed.clear(),
             EventPayload::ModelResponse { response, .. } => {
+                let thought = response.reasoning_summary();
+                if let Some(first) = thought.lines().find(|l| !l.trim().is_empty()) {
+                    // What the model thought, in brief: `cordon show` has all of it.
+                    Self::end_lines(&mut live);
+                    eprintln!(
+                        "  {}",
+                        self.err.dim(&format!("∴ {}", clip(first.trim(), 120)))
+                    );
+                }
                 let said = response.text();
                 if self.live_stdout {
                     // A provider that does not stream (or a stream that sent the text only in

@@ -191,6 +191,22 @@ impl ModelResponse {
             .collect::<Vec<_>>()
             .join("\n")
     }
+
+    /// The summaries of the model's reasoning that the provider sent (the Responses API's
+    /// `summary` parts), joined; empty when there were none.
+    pub fn reasoning_summary(&self) -> String {
+        self.items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Reasoning { raw } => raw["summary"].as_array(),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|part| part["text"].as_str())
+            .filter(|t| !t.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 /// What happened, one kind per variant. The tag is the event's `kind`.

@@ -309,9 +309,9 @@ pub async fn doctor(json: bool) -> anyhow::Result<ExitCode> {
                         }
                     );
                     match &c.cgroups {
-                        Some(cg) => println!("{:<11}     whole-sandbox limits: {cg}", ""),
+                        Some(cg) => println!("{:<11} whole-sandbox limits: {cg}", ""),
                         None => println!(
-                            "{:<11}     no cgroup limits: a fork bomb is only slowed by rlimits",
+                            "{:<11} no cgroup limits: a fork bomb is only slowed by rlimits",
                             ""
                         ),
                     }
@@ -323,7 +323,7 @@ pub async fn doctor(json: bool) -> anyhow::Result<ExitCode> {
                 Err(_) => tier.limits().to_vec(),
             };
             for limit in limits {
-                println!("{:<11}     limit: {limit}", "");
+                println!("{:<11} limit: {limit}", "");
             }
         }
         match auto {

@@ -139,14 +139,19 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
                 ));
             }
             let said = response.text();
-            let details = if said.trim().is_empty() {
-                Vec::new()
-            } else {
-                lines_within(said.trim(), limit)
-                    .into_iter()
-                    .map(|l| format!("“ {l}"))
-                    .collect()
-            };
+            let thought = response.reasoning_summary();
+            let mut details: Vec<String> = lines_within(thought.trim(), limit)
+                .into_iter()
+                .filter(|l| !l.is_empty())
+                .map(|l| style.dim(&format!("∴ {l}")))
+                .collect();
+            if !said.trim().is_empty() {
+                details.extend(
+                    lines_within(said.trim(), limit)
+                        .into_iter()
+                        .map(|l| format!("“ {l}")),
+                );
+            }
             ("answer", line, details)
         }
         EventPayload::ToolCallIntent {

@@ -121,6 +121,7 @@ async fn serve(script: &str) -> ScriptedServer {
 
 const MULTI_TURN: &str = r#"
 [[turns]]
+reasoning = "Two products first, then their sum."
 text = "Computing both at once."
 tool_calls = [
   { name = "calculator", arguments = { expression = "17 * 23" } },
@@ -172,6 +173,13 @@ async fn multi_turn_run_with_parallel_tool_calls_on_both_protocols() {
             stderr.contains("completed · 3 turns · 3 tool calls"),
             "{stderr}"
         );
+        // A reasoning summary (the Responses API sends them) is shown beside the calls.
+        assert_eq!(
+            stderr.contains("∴ Two products first, then their sum."),
+            provider == "resp",
+            "{stderr}"
+        );
+        assert!(!stdout.contains("Two products"), "{stdout}");
 
         let reqs = server.requests();
         assert_eq!(reqs.len(), 3, "{provider}");

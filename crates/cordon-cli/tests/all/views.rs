@@ -12,6 +12,20 @@ use std::path::Path;
 
 const RUN: &str = "01a23300-0000-7000-8000-0000000c0ffe";
 
+/// `response` with a reasoning summary before its items, as the Responses API sends one.
+fn thinking(mut response: ModelResponse, summary: &str) -> ModelResponse {
+    response.items.insert(
+        0,
+        Item::Reasoning {
+            raw: json!({
+                "type": "reasoning", "id": "rs_1",
+                "summary": [{ "type": "summary_text", "text": summary }],
+            }),
+        },
+    );
+    response
+}
+
 fn answer(text: &str, calls: &[(&str, &str, &str)], usage: (u64, u64)) -> ModelResponse {
     let mut items = Vec::new();
     if !text.is_empty() {
@@ -113,17 +127,20 @@ async fn story(db: &Path) {
         },
         EventPayload::ModelResponse {
             turn: 1,
-            response: answer(
-                "I'll run the tests first.",
-                &[
-                    (
-                        "call_1",
-                        "exec_command",
-                        r#"{"cmd":"cargo test","workdir":"crate"}"#,
-                    ),
-                    ("call_2", "exec_command", r#"{"cmd":"sleep 100"}"#),
-                ],
-                (1200, 40),
+            response: thinking(
+                answer(
+                    "I'll run the tests first.",
+                    &[
+                        (
+                            "call_1",
+                            "exec_command",
+                            r#"{"cmd":"cargo test","workdir":"crate"}"#,
+                        ),
+                        ("call_2", "exec_command", r#"{"cmd":"sleep 100"}"#),
+                    ],
+                    (1200, 40),
+                ),
+                "The failing test names the module; run the suite before editing.",
             ),
         },
         EventPayload::ToolCallIntent {
