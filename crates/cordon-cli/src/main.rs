@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod display;
 mod exit;
+mod progress;
 mod render;
 
 use clap::Parser;

@@ -7,6 +7,7 @@
 pub mod event;
 pub mod ids;
 pub mod item;
+pub mod progress;
 pub mod redact;
 pub mod sandbox;
 pub mod state;
@@ -16,6 +17,7 @@ pub mod usage;
 pub use event::{AgentInfo, ChainBreak, Event, EventPayload, ModelResponse, verify_chain};
 pub use ids::RunId;
 pub use item::{CallKind, Content, Item, Role, ToolCall, ToolResult};
+pub use progress::{NoProgress, Progress};
 pub use redact::{Redactor, StreamRedactor};
 pub use sandbox::{CheckpointRules, EnvVar, GrantSpec, SandboxSpec};
 pub use state::{RunState, RunStatus};

@@ -2,6 +2,7 @@
 //! with a receipt (digest, size) for the run log.
 
 use crate::validate::{Entry, EntryKind, Manifest};
+use cordon_core::Progress;
 use cordon_sandbox::Sandbox;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -141,6 +142,19 @@ impl EntryError {
 pub async fn materialize(
     manifest: &Manifest,
     sandbox: &dyn Sandbox,
+    progress: &dyn Progress,
+) -> Result<Vec<Receipt>, MaterializeError> {
+    progress.begin("building the workspace", None);
+    let built = build(manifest, sandbox, progress).await;
+    progress.end();
+    built
+}
+
+/// [`materialize`], telling `progress` of each file written.
+async fn build(
+    manifest: &Manifest,
+    sandbox: &dyn Sandbox,
+    progress: &dyn Progress,
 ) -> Result<Vec<Receipt>, MaterializeError> {
     // Directories first, so entries nested in them find them with their modes.
     for e in manifest.entries.iter().filter(|e| e.kind == EntryKind::Dir) {
@@ -155,11 +169,15 @@ pub async fn materialize(
             .await
             .map_err(|err| fail(o, err))?;
     }
-    let mut receipts: Vec<Receipt> =
-        futures::stream::iter(manifest.entries.iter().map(|e| entry(manifest, sandbox, e)))
-            .buffer_unordered(PARALLEL_ENTRIES)
-            .try_collect()
-            .await?;
+    let mut receipts: Vec<Receipt> = futures::stream::iter(
+        manifest
+            .entries
+            .iter()
+            .map(|e| entry(manifest, sandbox, e, progress)),
+    )
+    .buffer_unordered(PARALLEL_ENTRIES)
+    .try_collect()
+    .await?;
     receipts.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(receipts)
 }
@@ -175,6 +193,7 @@ async fn entry(
     m: &Manifest,
     sandbox: &dyn Sandbox,
     e: &Entry,
+    progress: &dyn Progress,
 ) -> Result<Receipt, MaterializeError> {
     let receipt = |digest: String, bytes: u64, files: u64| Receipt {
         path: e.path.clone(),
@@ -190,6 +209,7 @@ async fn entry(
                 .write_file(&e.path, bytes, e.mode)
                 .await
                 .map_err(|err| fail(&e.path, err))?;
+            progress.advance(1);
             Ok(receipt(
                 hex::encode(Sha256::digest(bytes)),
                 bytes.len() as u64,
@@ -210,6 +230,7 @@ async fn entry(
                 .write_file(&e.path, &bytes, mode)
                 .await
                 .map_err(|err| fail(&e.path, err))?;
+            progress.advance(1);
             Ok(receipt(
                 hex::encode(Sha256::digest(&bytes)),
                 bytes.len() as u64,
@@ -218,7 +239,7 @@ async fn entry(
         }
         EntryKind::LocalDir { source, ignore } => {
             let source = allowed_source(m, source).map_err(|err| fail(&e.path, err))?;
-            let (digest, bytes, files) = copy_dir(sandbox, &source, &e.path, ignore)
+            let (digest, bytes, files) = copy_dir(sandbox, &source, &e.path, ignore, progress)
                 .await
                 .map_err(|err| fail(&e.path, err))?;
             Ok(receipt(digest, bytes, files))
@@ -237,7 +258,7 @@ async fn entry(
                 Some(sub) => clone.path().join(sub),
                 None => clone.path().to_path_buf(),
             };
-            let (digest, bytes, files) = copy_dir(sandbox, &from, &e.path, &[])
+            let (digest, bytes, files) = copy_dir(sandbox, &from, &e.path, &[], progress)
                 .await
                 .map_err(|err| fail(&e.path, err))?;
             Ok(receipt(digest, bytes, files))
@@ -259,6 +280,7 @@ async fn entry(
             let (digest, bytes, files) = crate::objects::copy_prefix(sandbox, &e.path, &loc)
                 .await
                 .map_err(|err| fail(&e.path, err))?;
+            progress.advance(files);
             Ok(receipt(digest, bytes, files))
         }
     }
@@ -299,6 +321,7 @@ async fn copy_dir(
     source: &Path,
     dest: &str,
     ignore: &[String],
+    progress: &dyn Progress,
 ) -> Result<(String, u64, u64), EntryError> {
     let mut globs = globset::GlobSetBuilder::new();
     for g in ignore {
@@ -331,6 +354,7 @@ async fn copy_dir(
                 .write_file(&format!("{dest}/{}", f.rel), &bytes, Some(f.mode))
                 .await
                 .map_err(inside(&f.rel))?;
+            progress.advance(1);
             Ok::<_, EntryError>((
                 f.rel,
                 hex::encode(Sha256::digest(&bytes)),

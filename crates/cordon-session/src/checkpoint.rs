@@ -16,6 +16,7 @@ pub(crate) struct SnapshotCheckpointer {
     pub dir: PathBuf,
     pub exclude: Exclusions,
     pub previous: Mutex<Option<Snapshot>>,
+    pub progress: std::sync::Arc<dyn cordon_core::Progress>,
 }
 
 impl Checkpointer for SnapshotCheckpointer {
@@ -28,14 +29,15 @@ impl Checkpointer for SnapshotCheckpointer {
                 .lock()
                 .map_err(|_| "a checkpoint panicked")?
                 .clone();
-            let (store, dir, exclude) = (
+            let (store, dir, exclude, progress) = (
                 self.store.local.clone(),
                 self.dir.clone(),
                 self.exclude.clone(),
+                self.progress.clone(),
             );
             // Reading the workspace is blocking work: off the runtime's threads.
             let (snap, stats) = tokio::task::spawn_blocking(move || {
-                store.take_excluding(&dir, &exclude, previous.as_ref())
+                store.take_excluding(&dir, &exclude, previous.as_ref(), progress.as_ref())
             })
             .await??;
             for note in &stats.notes {

@@ -6,7 +6,7 @@ use crate::agent::AgentSpec;
 use crate::session::{Plan, PreparedRun, Session, Start};
 use crate::workspace::PreparedSandbox;
 use crate::{ErrorKind, SessionError};
-use cordon_core::{EventPayload, RunId, RunState, RunStatus, SandboxSpec};
+use cordon_core::{EventPayload, Progress, RunId, RunState, RunStatus, SandboxSpec};
 use cordon_harness::{Resumption, RunObserver};
 use cordon_store::snapshot::{Exclusions, Snapshot, SnapshotStore};
 use serde_json::Value;
@@ -146,21 +146,40 @@ async fn restore(
     store: &SnapshotStore,
     snap: &Snapshot,
     dir: &Path,
+    progress: Arc<dyn Progress>,
 ) -> Result<Vec<String>, SessionError> {
     let (store, snap, to) = (store.clone(), snap.clone(), dir.to_path_buf());
-    let report = tokio::task::spawn_blocking(move || store.restore(&snap, &to))
-        .await
-        .map_err(|e| SessionError::new(ErrorKind::Failed, format!("the restore failed: {e}")))?
-        .map_err(|e| {
-            SessionError::bad_input(
-                format!(
-                    "cannot restore the last checkpoint into {}: {e}",
-                    dir.display()
-                ),
-                "give --workspace a new or empty directory",
-            )
-        })?;
+    let report = tokio::task::spawn_blocking(move || {
+        restore_reporting(&store, &snap, &to, progress.as_ref())
+    })
+    .await
+    .map_err(|e| SessionError::new(ErrorKind::Failed, format!("the restore failed: {e}")))?
+    .map_err(|e| {
+        SessionError::bad_input(
+            format!(
+                "cannot restore the last checkpoint into {}: {e}",
+                dir.display()
+            ),
+            "give --workspace a new or empty directory",
+        )
+    })?;
     Ok(report.notes())
+}
+
+/// Restores `snap` into `to`, telling `progress` of each path.
+pub(crate) fn restore_reporting(
+    store: &SnapshotStore,
+    snap: &Snapshot,
+    to: &Path,
+    progress: &dyn Progress,
+) -> Result<cordon_store::snapshot::RestoreReport, cordon_store::SnapshotError> {
+    progress.begin("restoring the checkpoint", Some(snap.entries.len() as u64));
+    let restored = store.restore_with(snap, to, &mut |_| {
+        progress.advance(1);
+        Ok(())
+    });
+    progress.end();
+    restored
 }
 
 /// A new directory for a run restored after a crash.
@@ -263,7 +282,9 @@ impl Session {
                             let dir = given.unwrap_or_else(|| {
                                 fresh_workspace(&self.workspaces, &run_id, events.len())
                             });
-                            notes = restore(&self.snapshots.local, snap, &dir).await?;
+                            notes =
+                                restore(&self.snapshots.local, snap, &dir, self.progress.clone())
+                                    .await?;
                             restored_from = Some(snap.id.clone());
                             dir
                         }

@@ -8,7 +8,7 @@ use crate::models::Models;
 use crate::snapshots::Snapshots;
 use crate::workspace::{self, PreparedSandbox, SandboxOptions};
 use crate::{ErrorKind, SessionError};
-use cordon_core::{RunId, SandboxSpec};
+use cordon_core::{Progress, RunId, SandboxSpec};
 use cordon_harness::{Agent, Resumption, RunObserver, RunOutcome, Runner};
 use cordon_model::ModelClient;
 use cordon_sandbox::{Sandbox, SandboxProvider};
@@ -30,6 +30,7 @@ pub struct Session {
     pub(crate) tools: Registry,
     pub(crate) protected: Vec<PathBuf>,
     pub(crate) workspaces: PathBuf,
+    pub(crate) progress: Arc<dyn Progress>,
 }
 
 /// Builds a [`Session`]; see [`Session::builder`].
@@ -41,6 +42,7 @@ pub struct SessionBuilder {
     tools: Registry,
     protected: Vec<PathBuf>,
     workspaces: Option<PathBuf>,
+    progress: Option<Arc<dyn Progress>>,
 }
 
 impl SessionBuilder {
@@ -77,6 +79,13 @@ impl SessionBuilder {
         self
     }
 
+    /// Who is told how long work goes (building a workspace, checkpoints, restores); by
+    /// default no one.
+    pub fn progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
     /// Where fresh workspaces (a manifest's, a restored checkpoint's) are made (by default
     /// `workspaces/` beside the store).
     pub fn workspaces(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -107,6 +116,9 @@ impl SessionBuilder {
             tools: self.tools,
             protected,
             workspaces,
+            progress: self
+                .progress
+                .unwrap_or_else(|| Arc::new(cordon_core::NoProgress)),
         })
     }
 }
@@ -308,6 +320,7 @@ impl Session {
             tools: Registry::builtin(),
             protected: Vec::new(),
             workspaces: None,
+            progress: None,
         }
     }
 
@@ -360,6 +373,7 @@ impl Session {
             &self.workspaces,
             &self.protected,
             name,
+            self.progress.as_ref(),
         )
         .await
     }
@@ -488,6 +502,7 @@ impl Session {
                     dir: p.workspace.clone(),
                     exclude: crate::checkpoint::exclusions(&p.spec),
                     previous: std::sync::Mutex::new(last_checkpoint),
+                    progress: self.progress.clone(),
                 }));
             workspace_info = Some(WorkspaceInfo {
                 dir: p.workspace,

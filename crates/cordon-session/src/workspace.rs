@@ -3,6 +3,7 @@
 //! entries materialized into it.
 
 use crate::SessionError;
+use cordon_core::Progress;
 use cordon_core::{EnvVar, GrantSpec, SandboxSpec};
 use cordon_manifest::Manifest;
 use cordon_sandbox::{Mount, Sandbox, SandboxProvider, SandboxRequest};
@@ -199,9 +200,10 @@ pub async fn prepare(
     options: &SandboxOptions,
     workspaces: &Path,
     protected: &[PathBuf],
+    progress: &dyn Progress,
 ) -> Result<PreparedSandbox, SessionError> {
     let name = cordon_core::RunId::new().to_string();
-    prepare_named(provider, options, workspaces, protected, &name).await
+    prepare_named(provider, options, workspaces, protected, &name, progress).await
 }
 
 /// [`prepare`], naming a fresh workspace `name` (the run's id).
@@ -211,13 +213,14 @@ pub(crate) async fn prepare_named(
     workspaces: &Path,
     protected: &[PathBuf],
     name: &str,
+    progress: &dyn Progress,
 ) -> Result<PreparedSandbox, SessionError> {
     let workspace = workspace_dir(options, workspaces, name)?;
     let mut spec = spec_for(options);
     let (mut sandbox, secrets) = build(provider, &spec, &workspace, protected).await?;
     let materialized = match &options.manifest {
         None => None,
-        Some(m) => match cordon_manifest::materialize(m, sandbox.as_ref()).await {
+        Some(m) => match cordon_manifest::materialize(m, sandbox.as_ref(), progress).await {
             Ok(receipts) => Some((m.digest.clone(), receipts)),
             Err(e) => {
                 // A half-built workspace would only be in the way of the next try: the

@@ -175,6 +175,7 @@ pub async fn session(paths: &Paths<'_>) -> anyhow::Result<cordon_session::Sessio
         .snapshots(cordon_session::Snapshots::open(paths.snapshots)?)
         .protect(protected_paths(paths.store, paths.snapshots))
         .workspaces(state_dir()?.join("workspaces"))
+        .progress(crate::progress::Bars::for_stderr())
         .build()?;
     Ok(session)
 }

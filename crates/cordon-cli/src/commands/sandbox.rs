@@ -65,8 +65,14 @@ pub async fn create(
     };
     let provider = LocalProvider::new(supervisor()?);
     let workspaces = super::state_dir()?.join("workspaces");
-    let prepared =
-        cordon_session::prepare_sandbox(&provider, &options, &workspaces, protected).await?;
+    let prepared = cordon_session::prepare_sandbox(
+        &provider,
+        &options,
+        &workspaces,
+        protected,
+        crate::progress::Bars::for_stderr().as_ref(),
+    )
+    .await?;
     if fresh {
         eprintln!("workspace: {}", prepared.workspace.display());
     }

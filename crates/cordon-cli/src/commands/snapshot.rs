@@ -56,7 +56,12 @@ pub async fn run(
             };
             let previous = store.newest()?;
             let started = Instant::now();
-            let (snap, stats) = store.take_excluding(&dir, &exclusions, previous.as_ref())?;
+            let (snap, stats) = store.take_excluding(
+                &dir,
+                &exclusions,
+                previous.as_ref(),
+                crate::progress::Bars::for_stderr().as_ref(),
+            )?;
             snapshots.push(&snap).await?;
             let ms = started.elapsed().as_secs_f64() * 1000.0;
             if json {
@@ -204,7 +209,14 @@ pub async fn run(
         }
         SnapshotCommand::Restore { id, to, json } => {
             let snap = snapshots.load(&id).await.map_err(not_found)?;
-            let report = store.restore(&snap, &to).map_err(|e| match e {
+            let progress = crate::progress::Bars::for_stderr();
+            progress.begin("restoring", Some(snap.entries.len() as u64));
+            let restored = store.restore_with(&snap, &to, &mut |_| {
+                progress.advance(1);
+                Ok(())
+            });
+            progress.end();
+            let report = restored.map_err(|e| match e {
                 SnapshotError::Unsafe(m) => anyhow::Error::new(Failure {
                     code: crate::exit::RUN_FAILED,
                     message: format!("refusing to restore: {m}"),
@@ -416,8 +428,10 @@ pub fn bench(mib: u32, json: bool) -> anyhow::Result<ExitCode> {
         j += 1;
     }
     let store = SnapshotStore::open(&scratch.path().join("store"))?;
+    let progress = crate::progress::Bars::for_stderr();
+    let nothing_left_out = Exclusions::default();
     let t = Instant::now();
-    let (full, _) = store.take(&ws, &[], None)?;
+    let (full, _) = store.take_excluding(&ws, &nothing_left_out, None, progress.as_ref())?;
     let full_s = t.elapsed().as_secs_f64();
     // Change 1 MiB: rewrite one large file's first MiB as a new file, and touch a few small ones.
     std::fs::write(ws.join("changed.bin"), noise(1 << 20))?;
@@ -425,7 +439,13 @@ pub fn bench(mib: u32, json: bool) -> anyhow::Result<ExitCode> {
     let (_, stats) = store.take(&ws, &[], Some(&full))?;
     let checkpoint_ms = t.elapsed().as_secs_f64() * 1000.0;
     let t = Instant::now();
-    store.restore(&full, &scratch.path().join("restored"))?;
+    progress.begin("restoring", Some(full.entries.len() as u64));
+    let restored = store.restore_with(&full, &scratch.path().join("restored"), &mut |_| {
+        progress.advance(1);
+        Ok(())
+    });
+    progress.end();
+    restored?;
     let restore_s = t.elapsed().as_secs_f64();
     let mib_f = full.bytes() as f64 / 1048576.0;
     if json {

@@ -344,3 +344,51 @@ fn checkpoints_leave_out_what_rules_say_and_retention_keeps_what_runs_need() {
         text(&list.stdout)
     );
 }
+
+/// On a terminal, long work draws a progress bar on stderr; piped, it draws nothing.
+#[test]
+fn long_work_shows_progress_on_a_terminal_only() {
+    use std::io::Read;
+    let home = tempfile::tempdir().unwrap();
+    let ws = home.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    for f in 0..300 {
+        std::fs::write(ws.join(format!("f{f:03}")), "the same").unwrap();
+    }
+    // stderr on a terminal (the slave side of a pty), read from the master side.
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let mut c = common::cordon_std(home.path());
+    c.args(["snapshot", "take"])
+        .arg(&ws)
+        .env("TERM", "xterm")
+        // Drawn from the first file on: this directory is quick to snapshot.
+        .env("CORDON_PROGRESS_AFTER_MS", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(pty.slave));
+    let mut child = c.spawn().unwrap();
+    drop(c); // the parent's copy of the slave, so the master sees the end
+    let mut master = std::fs::File::from(pty.master);
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let _ = master.read_to_end(&mut seen); // ends with EIO once the child is gone
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    assert!(child.wait().unwrap().success());
+    let drawn = reader.join().unwrap();
+    assert!(
+        drawn.contains("taking a snapshot") && drawn.contains("files"),
+        "a bar was drawn: {drawn:?}"
+    );
+    // Piped: nothing but what the command says.
+    let out = cordon(home.path())
+        .args(["snapshot", "take"])
+        .arg(&ws)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("taking a snapshot"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -2,6 +2,7 @@
 
 use super::exclude::{Exclusions, Matcher};
 use super::{Entry, Kind, Snapshot, SnapshotError, SnapshotStore, encode_bytes, io};
+use cordon_core::Progress;
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -39,18 +40,28 @@ impl SnapshotStore {
         exclude: &[String],
         previous: Option<&Snapshot>,
     ) -> Result<(Snapshot, TakeStats), SnapshotError> {
-        self.scan(dir, &Exclusions::paths(exclude), previous, true)
+        self.scan(
+            dir,
+            &Exclusions::paths(exclude),
+            previous,
+            true,
+            &cordon_core::NoProgress,
+        )
     }
 
-    /// [`SnapshotStore::take`], leaving out what `exclude` says: paths, patterns, and what
-    /// `.gitignore` files ignore.
+    /// [`SnapshotStore::take`], leaving out what `exclude` says (paths, patterns, and what
+    /// `.gitignore` files ignore), and telling `progress` of each path it lists.
     pub fn take_excluding(
         &self,
         dir: &Path,
         exclude: &Exclusions,
         previous: Option<&Snapshot>,
+        progress: &dyn Progress,
     ) -> Result<(Snapshot, TakeStats), SnapshotError> {
-        self.scan(dir, exclude, previous, true)
+        progress.begin("taking a snapshot", None);
+        let taken = self.scan(dir, exclude, previous, true, progress);
+        progress.end();
+        taken
     }
 
     /// Whether `dir` holds exactly what `snapshot` recorded, storing nothing. Files that look
@@ -61,7 +72,17 @@ impl SnapshotStore {
         exclude: &Exclusions,
         snapshot: &Snapshot,
     ) -> Result<bool, SnapshotError> {
-        Ok(self.scan(dir, exclude, Some(snapshot), false)?.0.id == snapshot.id)
+        Ok(self
+            .scan(
+                dir,
+                exclude,
+                Some(snapshot),
+                false,
+                &cordon_core::NoProgress,
+            )?
+            .0
+            .id
+            == snapshot.id)
     }
 
     /// Lists `dir` into a snapshot; with `write`, stores new contents and the listing.
@@ -71,6 +92,7 @@ impl SnapshotStore {
         exclude: &Exclusions,
         previous: Option<&Snapshot>,
         write: bool,
+        progress: &dyn Progress,
     ) -> Result<(Snapshot, TakeStats), SnapshotError> {
         let known: HashMap<Vec<u8>, &Entry> = previous
             .map(|p| {
@@ -124,6 +146,7 @@ impl SnapshotStore {
                     None => SnapshotError::Io(format!("{shown}: a directory loop")),
                 }
             })?;
+            progress.advance(1);
             let rel = relative(item.path());
             let (path, path_hex) = encode_bytes(&rel);
             let meta = item

@@ -479,7 +479,13 @@ fn rules_and_gitignore_files_leave_paths_out_and_say_which() {
         paths: vec!["ephemeral".into()],
         rules,
     };
-    let (snap, stats) = store.take_excluding(&ws, &ex, None).unwrap();
+    let counter = Counter::default();
+    let (snap, stats) = store.take_excluding(&ws, &ex, None, &counter).unwrap();
+    assert_eq!(
+        counter.0.load(std::sync::atomic::Ordering::SeqCst),
+        snap.entries.len() as u64,
+        "progress is told of every path listed"
+    );
     let paths: Vec<&str> = snap.entries.iter().map(|e| e.path.as_str()).collect();
     for kept in [
         "src/main.rs",
@@ -529,7 +535,9 @@ fn rules_and_gitignore_files_leave_paths_out_and_say_which() {
 
     // Without the gitignore option, .gitignore files mean nothing.
     let ex = Exclusions::default();
-    let (snap, stats) = store.take_excluding(&ws, &ex, None).unwrap();
+    let (snap, stats) = store
+        .take_excluding(&ws, &ex, None, &cordon_core::NoProgress)
+        .unwrap();
     assert!(
         snap.entries
             .iter()
@@ -539,4 +547,16 @@ fn rules_and_gitignore_files_leave_paths_out_and_say_which() {
     assert!(cordon_core::CheckpointRules::check_pattern("target/").is_ok());
     assert!(cordon_core::CheckpointRules::check_pattern("  ").is_err());
     assert!(cordon_core::CheckpointRules::check_pattern("[z-a]").is_err());
+}
+
+/// Counts the units of progress it is told of.
+#[derive(Default)]
+struct Counter(std::sync::atomic::AtomicU64);
+
+impl cordon_core::Progress for Counter {
+    fn begin(&self, _what: &str, _total: Option<u64>) {}
+    fn advance(&self, n: u64) {
+        self.0.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn end(&self) {}
 }

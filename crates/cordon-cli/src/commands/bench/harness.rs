@@ -148,15 +148,21 @@ pub async fn harness(turns: u32, short: u32, api: ApiArg, json: bool) -> anyhow:
     // A first short run warms the binary's pages and the allocator, as a user's second run
     // would find them. Then each length runs several times; the run whose time per turn is
     // the median of its length's is the one reported (a 2-core machine is noisy).
+    let progress = crate::progress::Bars::for_stderr();
+    progress.begin("runs", Some(1 + 2 * REPEATS as u64));
     measure(short, wire).await?;
+    progress.advance(1);
     let mut shorts = Vec::new();
     for _ in 0..REPEATS {
         shorts.push(measure(short, wire).await?);
+        progress.advance(1);
     }
     let mut longs = Vec::new();
     for _ in 0..REPEATS {
         longs.push(measure(long, wire).await?);
+        progress.advance(1);
     }
+    progress.end();
     let (a, b) = (median_run(shorts), median_run(longs));
     let ratio = b.mean().as_secs_f64() / a.mean().as_secs_f64();
     if json {

@@ -122,7 +122,10 @@ pub async fn sandbox(
     let mut user_seen = Vec::new();
     let mut plain_bwrap = Vec::new();
     let this = std::env::current_exe()?;
+    let progress = crate::progress::Bars::for_stderr();
+    progress.begin("sandbox starts", Some(iterations as u64));
     for _ in 0..iterations {
+        progress.advance(1);
         let started = Instant::now();
         let sb = super::sandbox::create(&args, &[]).await?.sandbox;
         let out = sb.run(&truth, ".", Duration::from_secs(10)).await?;
@@ -147,6 +150,7 @@ pub async fn sandbox(
             plain_bwrap.push(first_output(&mut plain).await?);
         }
     }
+    progress.end();
     let sb = super::sandbox::create(&args, &[]).await?.sandbox;
     let mut sandboxed = Vec::new();
     for _ in 0..iterations * 4 {
