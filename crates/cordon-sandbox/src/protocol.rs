@@ -183,6 +183,10 @@ pub enum Reply {
         version: u32,
         /// What confinement took effect, for the run log.
         confinement: crate::hardening::Applied,
+        /// The supervisor's build ([`crate::supervisor::BUILD`]); empty from supervisors
+        /// older than the field.
+        #[serde(default)]
+        build: String,
     },
     /// A process started.
     Started {

@@ -119,6 +119,10 @@ type Table = Arc<Mutex<HashMap<u64, Running>>>;
 /// [`main_if_asked`] and [`crate::SupervisorCommand::this_program`]).
 pub const SUPERVISOR_ARG: &str = "__supervisor";
 
+/// This build of the supervisor: the sandbox crate's version and a hash of its sources. A
+/// harness uses a separate supervisor binary only when it reports the harness's own build.
+pub const BUILD: &str = env!("CORDON_SANDBOX_BUILD");
+
 /// For a program that is its own sandboxes' supervisor: call this first thing in `main`,
 /// before any runtime or thread starts. When the program was started as a supervisor it
 /// runs as one and returns the exit code to end with; otherwise `None`, and `main` goes on.
@@ -273,6 +277,7 @@ async fn serve(version: u32, confinement: hardening::Applied, setup: Setup) -> E
     tx.post(Reply::Hello {
         version: PROTOCOL_VERSION,
         confinement,
+        build: BUILD.to_string(),
     });
     let table: Table = Arc::default();
     let reaper = tokio::spawn(reap_orphans(table.clone()));

@@ -21,8 +21,13 @@
 //! use std::sync::Arc;
 //!
 //! let store = cordon_store::Store::open(std::path::Path::new("runs.db")).await?;
-//! // The sandbox's supervisor: cordon-sandbox's own binary, or `cordon __supervisor`.
-//! let supervisor = SupervisorCommand { program: "/usr/local/bin/cordon".into(), args: vec!["__supervisor".into()] };
+//! // The sandbox's supervisor: `cordon-supervisor` (installed beside `cordon`), or
+//! // `cordon __supervisor`.
+//! let supervisor = SupervisorCommand {
+//!     program: "/usr/local/bin/cordon-supervisor".into(),
+//!     args: Vec::new(),
+//!     fallback: None,
+//! };
 //! let session = Session::builder(store)
 //!     .sandboxes(Arc::new(LocalProvider::new(supervisor)))
 //!     .build()?;

@@ -20,7 +20,7 @@ const TIMED_OUT: u8 = 124;
 
 /// The supervisor: this very binary, re-executed in its hidden mode.
 pub fn supervisor() -> anyhow::Result<SupervisorCommand> {
-    SupervisorCommand::this_program()
+    SupervisorCommand::installed()
         .map_err(|e| anyhow::anyhow!("cannot find the cordon binary to run as supervisor: {e}"))
 }
 
@@ -281,6 +281,16 @@ pub async fn doctor(json: bool) -> anyhow::Result<ExitCode> {
         report.push((tier, result));
     }
     let auto = report.iter().find(|(_, r)| r.is_ok()).map(|(t, _)| *t);
+    let supervisor = supervisor()?;
+    let supervisor_shown = format!(
+        "{}{}",
+        supervisor.program.display(),
+        if supervisor.fallback.is_some() {
+            ""
+        } else {
+            " (cordon itself: no cordon-supervisor beside it, so each start and command takes longer)"
+        }
+    );
     if json {
         let tiers: Vec<serde_json::Value> = report
             .iter()
@@ -291,13 +301,18 @@ pub async fn doctor(json: bool) -> anyhow::Result<ExitCode> {
             .collect();
         println!(
             "{}",
-            serde_json::json!({ "bwrap": probe.bwrap, "tiers": tiers, "auto": auto.map(|t| t.as_str()) })
+            serde_json::json!({
+                "bwrap": probe.bwrap, "supervisor": supervisor.program,
+                "supervisor_build": cordon_sandbox::supervisor::BUILD,
+                "tiers": tiers, "auto": auto.map(|t| t.as_str()),
+            })
         );
     } else {
         match &probe.bwrap {
             Some(p) => println!("bubblewrap: {}", p.display()),
             None => println!("bubblewrap: not installed (apt-get install bubblewrap)"),
         }
+        println!("supervisor: {supervisor_shown}");
         for (tier, result) in &report {
             match result {
                 Ok(c) => {

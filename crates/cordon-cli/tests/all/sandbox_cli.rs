@@ -118,6 +118,13 @@ fn doctor_reports_each_tier() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["auto"], "namespaces", "{v}");
+    assert!(
+        v["supervisor"]
+            .as_str()
+            .unwrap()
+            .ends_with("/cordon-supervisor"),
+        "the small supervisor beside cordon is the one used: {v}"
+    );
     let tiers = v["tiers"].as_array().unwrap();
     assert_eq!(tiers.len(), 2);
     for t in tiers {

@@ -11,6 +11,7 @@ async fn tools(hard_timeout: Duration) -> (Arc<ShellTools>, Vec<Arc<dyn Tool>>, 
     let supervisor = SupervisorCommand {
         program: env!("CARGO_BIN_EXE_cordon").into(),
         args: vec!["__supervisor".into()],
+        fallback: None,
     };
     let sandbox = LocalSandbox::create(SandboxConfig::new(ws.path(), supervisor))
         .await

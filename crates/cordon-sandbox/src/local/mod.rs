@@ -29,26 +29,85 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
+/// Why a sandbox did not start: its supervisor is another build than this harness (it said
+/// which), or anything else.
+enum StartError {
+    Stale(String),
+    Other(SandboxError),
+}
+
+impl From<SandboxError> for StartError {
+    fn from(e: SandboxError) -> Self {
+        StartError::Other(e)
+    }
+}
+
+impl StartError {
+    fn into_error(self, supervisor: &SupervisorCommand) -> SandboxError {
+        match self {
+            StartError::Other(e) => e,
+            StartError::Stale(found) => SandboxError::Start(format!(
+                "the supervisor {} is another build ({}) than this cordon ({}): build or install cordon and cordon-supervisor together",
+                supervisor.program.display(),
+                if found.is_empty() {
+                    "an older one"
+                } else {
+                    &found
+                },
+                crate::supervisor::BUILD
+            )),
+        }
+    }
+}
+
 /// The oldest Landlock ABI the landlock tier accepts.
 const MIN_LANDLOCK_ABI: u32 = 6;
 
 /// How to start the supervisor: a program and its arguments (the `cordon` binary with
-/// `__supervisor`, or the crate's own `cordon-supervisor`).
+/// `__supervisor`, or the small `cordon-supervisor` binary beside it).
 #[derive(Debug, Clone)]
 pub struct SupervisorCommand {
     /// The executable, on the host.
     pub program: PathBuf,
     /// Its arguments.
     pub args: Vec<String>,
+    /// What to start instead when this one turns out to be another build than the harness
+    /// (a `cordon-supervisor` left from an older install).
+    pub fallback: Option<Box<SupervisorCommand>>,
 }
 
+/// The small supervisor binary's name, looked for beside the harness's own.
+pub const SUPERVISOR_BINARY: &str = "cordon-supervisor";
+
 impl SupervisorCommand {
+    /// The supervisor a `cordon` install comes with: the small [`SUPERVISOR_BINARY`] beside
+    /// this program (it starts in a fraction of the time a large harness binary takes, and
+    /// every command's shim is started from it too), with this program itself as the
+    /// fallback; this program alone when there is no such file.
+    pub fn installed() -> std::io::Result<Self> {
+        let this = Self::this_program()?;
+        let sibling = this.program.with_file_name(SUPERVISOR_BINARY);
+        let usable = std::fs::metadata(&sibling).is_ok_and(|m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.is_file() && m.permissions().mode() & 0o111 != 0
+        });
+        if !usable || sibling == this.program {
+            return Ok(this);
+        }
+        Ok(SupervisorCommand {
+            program: sibling,
+            args: Vec::new(),
+            fallback: Some(Box::new(this)),
+        })
+    }
+
     /// This very program, re-executed with [`crate::supervisor::SUPERVISOR_ARG`]: its `main`
     /// must call [`crate::supervisor::main_if_asked`] first thing.
     pub fn this_program() -> std::io::Result<Self> {
         Ok(SupervisorCommand {
             program: std::env::current_exe()?,
             args: vec![crate::supervisor::SUPERVISOR_ARG.to_string()],
+            fallback: None,
         })
     }
 }
@@ -134,21 +193,50 @@ impl LocalSandbox {
         }
         let grants = reach::check_reach(&config, &workspace)?;
         let config = SandboxConfig { grants, ..config };
+        match Self::start_any_tier(&config, &workspace).await {
+            Err(StartError::Stale(found)) => match &config.supervisor.fallback {
+                Some(fallback) => {
+                    tracing::warn!(
+                        supervisor = %config.supervisor.program.display(),
+                        %found,
+                        expected = crate::supervisor::BUILD,
+                        "the supervisor beside cordon is from another build; using cordon itself (reinstall both to start faster)"
+                    );
+                    let config = SandboxConfig {
+                        supervisor: (**fallback).clone(),
+                        ..config
+                    };
+                    Self::start_any_tier(&config, &workspace)
+                        .await
+                        .map_err(|e| e.into_error(&config.supervisor))
+                }
+                None => Err(StartError::Stale(found).into_error(&config.supervisor)),
+            },
+            other => other.map_err(|e| e.into_error(&config.supervisor)),
+        }
+    }
+
+    /// Starts a sandbox of the tier `config` asks for (for `auto`, namespaces if they work).
+    async fn start_any_tier(
+        config: &SandboxConfig,
+        workspace: &Path,
+    ) -> Result<LocalSandbox, StartError> {
         match config.tier {
-            TierChoice::Exactly(t) => Self::start(&config, &workspace, t).await,
+            TierChoice::Exactly(t) => Self::start(config, workspace, t).await,
             TierChoice::Auto if tier::namespaces_known_unavailable() => {
-                Self::start(&config, &workspace, Tier::Landlock).await
+                Self::start(config, workspace, Tier::Landlock).await
             }
             // Namespaces first, without probing: the probe costs a bubblewrap run. Only when
             // they fail does the probe say whether this host lacks them (then the landlock
             // tier) or something else went wrong (then that error).
-            TierChoice::Auto => match Self::start(&config, &workspace, Tier::Namespaces).await {
+            TierChoice::Auto => match Self::start(config, workspace, Tier::Namespaces).await {
                 Ok(sb) => Ok(sb),
+                Err(StartError::Stale(found)) => Err(StartError::Stale(found)),
                 Err(e) => match tier::probe_namespaces().await {
                     Ok(()) => Err(e),
                     Err(why) => {
                         tracing::warn!(%why, "namespaces tier unavailable; using the landlock tier");
-                        Self::start(&config, &workspace, Tier::Landlock).await
+                        Self::start(config, workspace, Tier::Landlock).await
                     }
                 },
             },
@@ -160,7 +248,7 @@ impl LocalSandbox {
         config: &SandboxConfig,
         workspace: &Path,
         tier: Tier,
-    ) -> Result<LocalSandbox, SandboxError> {
+    ) -> Result<LocalSandbox, StartError> {
         // A cordon that was killed could not remove its sandboxes' state: clear those once a
         // process (as its cgroups are), off the runtime's threads.
         static SWEPT: std::sync::Once = std::sync::Once::new();
@@ -227,31 +315,25 @@ impl LocalSandbox {
         else {
             return Err(SandboxError::Start(
                 "the supervisor's standard streams are missing".into(),
-            ));
+            )
+            .into());
         };
         let program = match tier {
             Tier::Namespaces => INNER_SUPERVISOR.to_string(),
             Tier::Landlock | Tier::Unconfined => config.supervisor.program.display().to_string(),
         };
-        let cgroups = match (cgroups, child.id()) {
+        // The sandbox's processes move into its cgroups while the supervisor confines
+        // itself: it starts nothing until asked, and nothing is asked before both are done.
+        let admission = match (cgroups, child.id()) {
             (Some(cg), Some(leader)) => {
                 // Below bubblewrap, the supervisor is found by name; in the landlock tier
                 // the leader is the supervisor.
                 let below = (tier == Tier::Namespaces).then_some(INNER_SUPERVISOR);
-                let admitted = tokio::task::spawn_blocking(move || {
+                Ok(tokio::task::spawn_blocking(move || {
                     admit_to_cgroups(&cg, leader, below).map(|()| cg)
-                })
-                .await
-                .map_err(|e| SandboxError::Start(e.to_string()))?;
-                match admitted {
-                    Ok(cg) => Some(cg),
-                    Err(e) => {
-                        let _ = child.kill().await;
-                        return Err(e);
-                    }
-                }
+                }))
             }
-            (cgroups, _) => cgroups,
+            (cgroups, _) => Err(cgroups),
         };
         let shim: Vec<String> = std::iter::once(program)
             .chain(config.supervisor.args.iter().cloned())
@@ -273,7 +355,14 @@ impl LocalSandbox {
             Ok(Ok(Some(Reply::Hello {
                 version,
                 confinement,
-            }))) if version == PROTOCOL_VERSION => confinement,
+                build,
+            }))) if version == PROTOCOL_VERSION => {
+                if build != crate::supervisor::BUILD {
+                    let _ = child.kill().await;
+                    return Err(StartError::Stale(build));
+                }
+                confinement
+            }
             other => {
                 let mut why = String::new();
                 let _ =
@@ -285,8 +374,23 @@ impl LocalSandbox {
                     Ok(Ok(None)) => "it exited".to_string(),
                     Ok(Ok(Some(r))) => format!("unexpected first reply {r:?}"),
                 };
-                return Err(SandboxError::Start(format!("{what}: {}", why.trim())));
+                let _ = child.kill().await;
+                return Err(SandboxError::Start(format!("{what}: {}", why.trim())).into());
             }
+        };
+        let cgroups = match admission {
+            Ok(task) => match task.await {
+                Ok(Ok(cg)) => Some(cg),
+                Ok(Err(e)) => {
+                    let _ = child.kill().await;
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    let _ = child.kill().await;
+                    return Err(SandboxError::Start(e.to_string()).into());
+                }
+            },
+            Err(cgroups) => cgroups,
         };
         // Without namespaces, Landlock carries the tier: it needs TCP rules (ABI 4) and
         // signal scoping (ABI 6) to keep its promises.
@@ -294,7 +398,8 @@ impl LocalSandbox {
             return Err(SandboxError::NoTier(format!(
                 "the landlock tier needs Landlock ABI {MIN_LANDLOCK_ABI} or newer, and this kernel has {} ({})",
                 confinement.landlock_abi, confinement.landlock
-            )));
+            ))
+            .into());
         }
         confinement.cgroups = cgroups.as_ref().map(|c| c.describe());
         // The supervisor's stderr is for diagnostics only.

@@ -131,6 +131,7 @@ mod tests {
         LocalProvider::new(SupervisorCommand {
             program: "/bin/true".into(),
             args: Vec::new(),
+            fallback: None,
         })
     }
 

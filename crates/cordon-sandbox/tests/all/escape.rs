@@ -20,12 +20,13 @@ async fn lab(tier: Tier, tune: impl FnOnce(&mut SandboxConfig)) -> Lab {
     // binaries that user can reach.
     let program = std::env::var_os("CORDON_TEST_SUPERVISOR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_cordon-supervisor").into());
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_cordon-test-supervisor").into());
     let mut config = SandboxConfig::new(
         workspace.path(),
         SupervisorCommand {
             program,
             args: vec![],
+            fallback: None,
         },
     );
     config.tier = TierChoice::Exactly(tier);

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 fn supervisor() -> SupervisorCommand {
     SupervisorCommand {
-        program: env!("CARGO_BIN_EXE_cordon-supervisor").into(),
+        program: env!("CARGO_BIN_EXE_cordon-test-supervisor").into(),
         args: vec![],
+        fallback: None,
     }
 }
 
@@ -192,7 +193,7 @@ async fn files_are_read_written_listed_committed_and_removed_through_the_interfa
 async fn the_supervisor_exits_when_its_harness_goes() {
     use cordon_sandbox::protocol::{self, PROTOCOL_VERSION, Reply, Request};
     let ws = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cordon-supervisor"))
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cordon-test-supervisor"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -218,4 +219,53 @@ async fn the_supervisor_exits_when_its_harness_goes() {
         matches!(status, Ok(Ok(s)) if s.success()),
         "the supervisor did not exit by itself: {status:?}"
     );
+}
+
+/// A supervisor that answers as another build (a `cordon-supervisor` left from an older
+/// install) is never used: the fallback starts instead, or the error says what to do.
+#[tokio::test]
+async fn a_supervisor_of_another_build_gives_way_to_the_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let applied = serde_json::to_string(&cordon_sandbox::hardening::Applied::none()).unwrap();
+    // Speaks just enough of the protocol: reads the hello, answers it as another build.
+    let stale = dir.path().join("cordon-supervisor");
+    std::fs::write(
+        &stale,
+        format!(
+            "#!/usr/bin/python3\nimport sys, json, struct\nn = struct.unpack('>I', sys.stdin.buffer.read(4))[0]\nsys.stdin.buffer.read(n)\nbody = json.dumps({{'op': 'hello', 'version': {}, 'confinement': json.loads('{applied}'), 'build': '0.0.1-old'}}).encode()\nsys.stdout.buffer.write(struct.pack('>I', len(body)) + body)\nsys.stdout.buffer.flush()\nsys.stdin.buffer.read()\n",
+            cordon_sandbox::protocol::PROTOCOL_VERSION
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let stale_only = SupervisorCommand {
+        program: stale.clone(),
+        args: vec![],
+        fallback: None,
+    };
+    let mut config = SandboxConfig::new(ws.path(), stale_only.clone());
+    config.tier = TierChoice::Exactly(Tier::Landlock);
+    let err = LocalSandbox::create(config).await.err().expect("refused");
+    assert!(
+        err.to_string().contains("another build (0.0.1-old)")
+            && err
+                .to_string()
+                .contains("build or install cordon and cordon-supervisor together"),
+        "{err}"
+    );
+    let with_fallback = SupervisorCommand {
+        fallback: Some(Box::new(supervisor())),
+        ..stale_only
+    };
+    let mut config = SandboxConfig::new(ws.path(), with_fallback);
+    config.tier = TierChoice::Exactly(Tier::Landlock);
+    let sb = LocalSandbox::create(config).await.unwrap();
+    let out = sb
+        .run(&sh("echo from the fallback"), ".", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "from the fallback\n");
+    sb.stop().await;
 }
