@@ -16,37 +16,19 @@ use std::path::PathBuf;
 pub struct Cli {
     /// The run store (SQLite file), or $CORDON_STORE. Default:
     /// $XDG_STATE_HOME/cordon/cordon.db.
-    #[arg(
-        long,
-        global = true,
-        env = "CORDON_STORE",
-        hide_env = true,
-        value_name = "FILE"
-    )]
+    #[arg(long, global = true, value_name = "FILE")]
     pub store: Option<PathBuf>,
 
     /// The config file (providers, default model), or $CORDON_CONFIG. Default:
     /// $XDG_CONFIG_HOME/cordon/config.toml.
-    #[arg(
-        long,
-        global = true,
-        env = "CORDON_CONFIG",
-        hide_env = true,
-        value_name = "FILE"
-    )]
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// The snapshot store: a directory, or object storage as s3://BUCKET/PREFIX, r2://,
     /// gs:// or az://CONTAINER/PREFIX (add ?endpoint=URL&region=NAME for S3-compatible
     /// servers; credentials come from the environment), or $CORDON_SNAPSHOTS. Default:
     /// $XDG_STATE_HOME/cordon/snapshots.
-    #[arg(
-        long,
-        global = true,
-        env = "CORDON_SNAPSHOTS",
-        hide_env = true,
-        value_name = "DIR|URL"
-    )]
+    #[arg(long, global = true, value_name = "DIR|URL")]
     pub snapshots: Option<String>,
 
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
@@ -55,6 +37,25 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Fills the paths not given on the command line from `CORDON_STORE`, `CORDON_CONFIG`
+    /// and `CORDON_SNAPSHOTS` (empty means unset). Read here rather than by clap, whose
+    /// usage line in an error would otherwise show them as if typed.
+    pub fn with_environment(mut self) -> Self {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        if self.store.is_none() {
+            self.store = var("CORDON_STORE").map(PathBuf::from);
+        }
+        if self.config.is_none() {
+            self.config = var("CORDON_CONFIG").map(PathBuf::from);
+        }
+        if self.snapshots.is_none() {
+            self.snapshots = var("CORDON_SNAPSHOTS").and_then(|v| v.into_string().ok());
+        }
+        self
+    }
 }
 
 #[derive(Subcommand)]

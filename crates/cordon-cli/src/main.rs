@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         return code;
     }
     quiet_on_broken_pipe();
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse().with_environment();
     init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -513,3 +513,18 @@ async fn escape_sequences_from_a_run_are_shown_not_obeyed() {
         }
     }
 }
+
+/// Paths taken from the environment (`CORDON_STORE` and the others) are not shown in a usage
+/// line as if they had been typed.
+#[test]
+fn usage_lines_show_what_was_typed_only() {
+    let home = tempfile::tempdir().unwrap();
+    let out = common::cordon(home.path())
+        .env("CORDON_CONFIG", home.path().join("config.toml"))
+        .arg("resume")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Usage: cordon resume <RUN>"), "{stderr}");
+}
