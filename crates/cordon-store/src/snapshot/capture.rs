@@ -22,7 +22,7 @@ pub struct TakeStats {
     /// Contents the store did not have yet.
     pub objects_written: u64,
     /// Paths left out by patterns or `.gitignore` files (a directory stands for all it
-    /// holds), the first [`SKIPPED_NAMED`] of them by name.
+    /// holds), the first 50 of them by name.
     pub skipped: Vec<String>,
     /// How many paths were left out that way in all.
     pub skipped_count: u64,
