@@ -281,16 +281,24 @@ pub async fn doctor(json: bool) -> anyhow::Result<ExitCode> {
         report.push((tier, result));
     }
     let auto = report.iter().find(|(_, r)| r.is_ok()).map(|(t, _)| *t);
-    let supervisor = supervisor()?;
+    // The supervisor that answered a real start (a stale `cordon-supervisor` gives way).
+    let answered = report
+        .iter()
+        .find_map(|(_, r)| r.as_ref().ok().map(|(_, p)| p.clone()));
+    let supervisor = answered.unwrap_or(supervisor()?.program);
     let supervisor_shown = format!(
         "{}{}",
-        supervisor.program.display(),
-        if supervisor.fallback.is_some() {
+        supervisor.display(),
+        if supervisor.ends_with(cordon_sandbox::local::SUPERVISOR_BINARY) {
             ""
         } else {
-            " (cordon itself: no cordon-supervisor beside it, so each start and command takes longer)"
+            " (cordon itself: no cordon-supervisor of the same build beside it, so each start and command takes longer)"
         }
     );
+    let report: Vec<(Tier, Result<cordon_sandbox::hardening::Applied, String>)> = report
+        .into_iter()
+        .map(|(t, r)| (t, r.map(|(applied, _)| applied)))
+        .collect();
     if json {
         let tiers: Vec<serde_json::Value> = report
             .iter()
@@ -302,7 +310,7 @@ pub async fn doctor(json: bool) -> anyhow::Result<ExitCode> {
         println!(
             "{}",
             serde_json::json!({
-                "bwrap": probe.bwrap, "supervisor": supervisor.program,
+                "bwrap": probe.bwrap, "supervisor": supervisor,
                 "supervisor_build": cordon_sandbox::supervisor::BUILD,
                 "tiers": tiers, "auto": auto.map(|t| t.as_str()),
             })
@@ -369,7 +377,7 @@ fn yes(b: bool) -> &'static str {
 async fn try_tier(
     tier: Tier,
     workspace: &Path,
-) -> Result<cordon_sandbox::hardening::Applied, String> {
+) -> Result<(cordon_sandbox::hardening::Applied, PathBuf), String> {
     let mut config = SandboxConfig::new(workspace, supervisor().map_err(|e| e.to_string())?);
     config.tier = TierChoice::Exactly(tier);
     let sandbox = LocalSandbox::create(config)
@@ -385,5 +393,8 @@ async fn try_tier(
             out.stderr_text().trim()
         ));
     }
-    Ok(sandbox.confinement().clone())
+    Ok((
+        sandbox.confinement().clone(),
+        sandbox.supervisor().to_path_buf(),
+    ))
 }

@@ -166,6 +166,7 @@ pub struct LocalSandbox {
     confinement: Applied,
     isolation: Isolation,
     cgroups: std::sync::Mutex<Option<SandboxCgroups>>,
+    supervisor: PathBuf,
     _state: tempfile::TempDir,
 }
 
@@ -196,11 +197,13 @@ impl LocalSandbox {
         match Self::start_any_tier(&config, &workspace).await {
             Err(StartError::Stale(found)) => match &config.supervisor.fallback {
                 Some(fallback) => {
-                    tracing::warn!(
+                    // Quietly: `cargo run` rebuilds only `cordon`, leaving an older
+                    // `cordon-supervisor` beside it; `cordon doctor` says which is used.
+                    tracing::debug!(
                         supervisor = %config.supervisor.program.display(),
                         %found,
                         expected = crate::supervisor::BUILD,
-                        "the supervisor beside cordon is from another build; using cordon itself (reinstall both to start faster)"
+                        "the supervisor beside cordon is from another build; using cordon itself"
                     );
                     let config = SandboxConfig {
                         supervisor: (**fallback).clone(),
@@ -435,8 +438,14 @@ impl LocalSandbox {
             confinement,
             isolation,
             cgroups: std::sync::Mutex::new(cgroups),
+            supervisor: config.supervisor.program.clone(),
             _state: state,
         })
+    }
+
+    /// The supervisor program that answered (after a fallback, the fallback).
+    pub fn supervisor(&self) -> &Path {
+        &self.supervisor
     }
 
     /// The tier in force.
