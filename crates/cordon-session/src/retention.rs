@@ -35,10 +35,15 @@ pub struct SnapshotUse {
     /// completed.
     pub needed_by: Vec<RunId>,
     /// Whether the rule deletes it (only in [`Snapshots::retention`]).
-    pub delete: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete: Option<bool>,
     /// Why it is kept or deleted (only in [`Snapshots::retention`]).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub why: String,
+    /// Its place among the checkpoints of the runs that recorded it, newest first (1 is a
+    /// run's last checkpoint; the best place over its runs); `None` when no run did.
+    #[serde(skip)]
+    pub(crate) rank_in_run: Option<usize>,
 }
 
 impl Snapshots {
@@ -48,9 +53,10 @@ impl Snapshots {
             Some(remote) => remote.list().await?,
             None => self.local.list()?,
         };
-        let (mut runs, mut needed) = (
+        let (mut runs, mut needed, mut rank) = (
             BTreeMap::<String, BTreeSet<RunId>>::new(),
             BTreeMap::<String, Vec<RunId>>::new(),
+            BTreeMap::<String, usize>::new(),
         );
         if let Some(store) = store {
             let statuses: BTreeMap<RunId, RunStatus> = store
@@ -59,16 +65,26 @@ impl Snapshots {
                 .into_iter()
                 .map(|r| (r.run_id, r.status))
                 .collect();
-            let mut last: BTreeMap<RunId, String> = BTreeMap::new();
+            // Each run's snapshots in the order it last checkpointed them (a snapshot is
+            // content: a run can record the same one twice, and other runs too).
+            let mut order: BTreeMap<RunId, Vec<String>> = BTreeMap::new();
             for c in store.checkpoints().await? {
                 runs.entry(c.snapshot_id.clone())
                     .or_default()
                     .insert(c.run_id.clone());
-                last.insert(c.run_id, c.snapshot_id);
+                let list = order.entry(c.run_id).or_default();
+                list.retain(|s| *s != c.snapshot_id);
+                list.push(c.snapshot_id);
             }
-            for (run, snap) in last {
-                if statuses.get(&run) != Some(&RunStatus::Completed) {
-                    needed.entry(snap).or_default().push(run);
+            for (run, list) in &order {
+                for (i, snap) in list.iter().rev().enumerate() {
+                    let r = rank.entry(snap.clone()).or_insert(i + 1);
+                    *r = (*r).min(i + 1);
+                }
+                if let Some(last) = list.last()
+                    && statuses.get(run) != Some(&RunStatus::Completed)
+                {
+                    needed.entry(last.clone()).or_default().push(run.clone());
                 }
             }
         }
@@ -77,11 +93,12 @@ impl Snapshots {
             .map(|s| SnapshotUse {
                 runs: runs.remove(&s.id).unwrap_or_default().into_iter().collect(),
                 needed_by: needed.remove(&s.id).unwrap_or_default(),
+                rank_in_run: rank.remove(&s.id),
                 id: s.id,
                 created: s.created,
                 files: s.files,
                 bytes: s.bytes,
-                delete: false,
+                delete: None,
                 why: String::new(),
             })
             .collect())
@@ -96,27 +113,19 @@ impl Snapshots {
     ) -> Result<Vec<SnapshotUse>, SessionError> {
         let now = OffsetDateTime::now_utc();
         let mut uses = self.uses(store).await?;
-        // Each snapshot's rank among its run's snapshots, newest first (snapshots no run
-        // recorded rank among themselves): `uses` is newest first already.
-        let mut seen: BTreeMap<Option<RunId>, usize> = BTreeMap::new();
-        let mut best_rank = Vec::with_capacity(uses.len());
-        for u in &uses {
-            let groups: Vec<Option<RunId>> = if u.runs.is_empty() {
-                vec![None]
-            } else {
-                u.runs.iter().cloned().map(Some).collect()
-            };
-            let rank = groups
-                .into_iter()
-                .map(|g| {
-                    let n = seen.entry(g).or_default();
-                    *n += 1;
-                    *n
-                })
-                .min()
-                .unwrap_or(1);
-            best_rank.push(rank);
-        }
+        // A run's snapshots rank by when it recorded them; snapshots no run recorded rank
+        // among themselves by when they were taken (`uses` is newest first).
+        let mut unowned = 0;
+        let best_rank: Vec<usize> = uses
+            .iter()
+            .map(|u| match u.rank_in_run {
+                Some(r) => r,
+                None => {
+                    unowned += 1;
+                    unowned
+                }
+            })
+            .collect();
         let cutoff = rule.older_than.map(|d| now - d);
         for (u, rank) in uses.iter_mut().zip(best_rank) {
             let created = OffsetDateTime::parse(&u.created, &Rfc3339).ok();
@@ -143,7 +152,7 @@ impl Snapshots {
                 }
                 (true, why.join(" and "))
             };
-            u.delete = delete;
+            u.delete = Some(delete);
             u.why = why;
         }
         Ok(uses)

@@ -252,7 +252,7 @@ pub async fn run(
             let verdicts = snapshots.retention(runs, rule).await?;
             let doomed: Vec<String> = verdicts
                 .iter()
-                .filter(|v| v.delete)
+                .filter(|v| v.delete == Some(true))
                 .map(|v| v.id.clone())
                 .collect();
             let kept_for_resume = verdicts.iter().filter(|v| !v.needed_by.is_empty()).count();
@@ -271,13 +271,14 @@ pub async fn run(
                         "dry_run": dry_run,
                         "snapshots": verdicts,
                         "deleted": if dry_run { Vec::new() } else { doomed.clone() },
+                        "would_delete": if dry_run { doomed.clone() } else { Vec::new() },
                         "freed": freed,
                     })
                 );
                 return Ok(ExitCode::SUCCESS);
             }
             let verb = if dry_run { "would delete" } else { "deleted" };
-            for v in verdicts.iter().filter(|v| v.delete) {
+            for v in verdicts.iter().filter(|v| v.delete == Some(true)) {
                 println!(
                     "{verb} snapshot {}  {}  {}  ({})",
                     &v.id[..16],

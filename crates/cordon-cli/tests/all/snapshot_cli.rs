@@ -257,6 +257,28 @@ fn checkpoints_leave_out_what_rules_say_and_retention_keeps_what_runs_need() {
     );
     assert_eq!(list.matches(&run_a).count(), 2, "{list}");
 
+    // The same content taken again later (a snapshot is its content) is still A's first
+    // checkpoint: a run's checkpoints rank by when it recorded them, not by the listing's time.
+    let copy = workspace("ws-copy");
+    std::fs::write(copy.join("src/a"), "ws-a").unwrap();
+    let again = cordon(home.path())
+        .args([
+            "snapshot",
+            "take",
+            "--json",
+            "--gitignore",
+            "--exclude-pattern",
+            "target/",
+        ])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(
+        again["id"], checkpoints[0]["payload"]["snapshot_id"],
+        "the same content, the same snapshot"
+    );
+
     // Keep the newest checkpoint of each run: A's first goes, B's stays (it is needed).
     let dry = cordon(home.path())
         .args(["snapshot", "gc", "--keep-last", "1", "--dry-run", "--json"])
@@ -277,6 +299,7 @@ fn checkpoints_leave_out_what_rules_say_and_retention_keeps_what_runs_need() {
         serde_json::json!([]),
         "a dry run deletes nothing"
     );
+    assert_eq!(verdict["would_delete"], serde_json::json!([snap_a0]));
     let gc = cordon(home.path())
         .args(["snapshot", "gc", "--older-than", "1h"])
         .output()
