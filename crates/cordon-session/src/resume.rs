@@ -228,7 +228,20 @@ impl Session {
         let mut agent = AgentSpec::recorded(&info)?;
         // The last checkpoint, fetched from a remote store if need be.
         let checkpoint = match &state.last_checkpoint {
-            Some(id) => Some(self.snapshots.load(id).await?),
+            Some(id) => match self.snapshots.load(id).await {
+                Ok(s) => Some(s),
+                Err(cordon_store::SnapshotError::NotFound(_)) => {
+                    return Err(SessionError::bad_input(
+                        format!(
+                            "run {run_id} cannot go on: its last checkpoint, snapshot {}, is not in the snapshot store {}",
+                            &id[..id.len().min(16)],
+                            self.snapshots.shown()
+                        ),
+                        "it was deleted (`cordon snapshot delete --force`), or this is not the store the run used: give that one with --snapshots",
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            },
             None => None,
         };
         let needs_sandbox = self.tools.needs_sandbox(&agent.tools).map_err(|e| {

@@ -76,6 +76,14 @@ impl Snapshots {
         }
     }
 
+    /// Where the snapshots are, for messages: the remote store's URL, or the local directory.
+    pub fn shown(&self) -> String {
+        match &self.remote {
+            Some(r) => r.shown().to_string(),
+            None => self.local.dir().display().to_string(),
+        }
+    }
+
     /// Sends a snapshot taken into the local store to the remote one, if there is one.
     pub async fn push(&self, snapshot: &Snapshot) -> Result<(), SnapshotError> {
         if let Some(remote) = &self.remote {

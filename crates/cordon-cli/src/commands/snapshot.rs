@@ -106,7 +106,7 @@ pub async fn run(
                 return Ok(ExitCode::SUCCESS);
             }
             if uses.is_empty() {
-                eprintln!("no snapshots in {}", shown_store(&snapshots));
+                eprintln!("no snapshots in {}", snapshots.shown());
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
@@ -362,13 +362,6 @@ fn run_column(u: &SnapshotUse) -> String {
     text
 }
 
-/// Where the snapshots are, for messages.
-fn shown_store(s: &Snapshots) -> String {
-    match &s.remote {
-        Some(r) => r.shown().to_string(),
-        None => s.local.dir().display().to_string(),
-    }
-}
 
 /// `cordon bench snapshot`: `mib` MiB of mixed files; full snapshot, checkpoint after a 1 MiB
 /// change, restore.

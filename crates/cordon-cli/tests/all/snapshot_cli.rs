@@ -357,6 +357,17 @@ fn checkpoints_leave_out_what_rules_say_and_retention_keeps_what_runs_need() {
         .output()
         .unwrap();
     assert!(forced.status.success());
+    // The run that needed it says plainly that it cannot go on, and why.
+    let resume = cordon(home.path()).args(["resume", &run_b]).output().unwrap();
+    assert_eq!(resume.status.code(), Some(2), "{}", text(&resume.stderr));
+    assert!(
+        text(&resume.stderr).contains(&format!(
+            "run {run_b} cannot go on: its last checkpoint, snapshot {}",
+            &snap_b0[..16]
+        )) && text(&resume.stderr).contains("cordon snapshot delete --force"),
+        "{}",
+        text(&resume.stderr)
+    );
     let list = cordon(home.path())
         .args(["snapshot", "list"])
         .output()
