@@ -325,8 +325,9 @@ pub enum SnapshotCommand {
     /// (it is not among its run's newest N, and it is older than the age given). The last
     /// checkpoint of a run that can still be resumed is always kept.
     Gc {
-        /// Keep each run's newest N checkpoints (and the newest N snapshots no run took).
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        /// Keep each run's newest N checkpoints (and the newest N snapshots no run took); at
+        /// least 1.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         keep_last: Option<u64>,
         /// Keep snapshots newer than this: 30d, 12h, 2weeks, 90min.
         #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
@@ -419,7 +420,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "task")]
     pub task_file: Option<PathBuf>,
 
-    /// The agent file (TOML: name, model, instructions, model_settings, max_turns, tools, output).
+    /// The agent file (TOML: name, model, instructions, max_turns, tools, model_settings,
+    /// budgets, approvals, output, checkpoints; see the README).
     #[arg(long, value_name = "FILE")]
     pub agent: Option<PathBuf>,
 

@@ -72,7 +72,7 @@ pub fn store_failure(e: &cordon_store::StoreError) -> anyhow::Error {
     anyhow::Error::new(Failure {
         code,
         message: e.to_string(),
-        hint: Some(e.hint().to_string()),
+        hint: Some(e.hint_text()),
     })
 }
 

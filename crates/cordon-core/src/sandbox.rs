@@ -64,7 +64,7 @@ impl CheckpointRules {
         ignore::gitignore::GitignoreBuilder::new("/")
             .add_line(None, pattern)
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("is not a pattern: {e}"))
     }
 
     /// Both sets of rules at once.

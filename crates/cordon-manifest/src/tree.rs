@@ -59,6 +59,13 @@ pub fn render(m: &Manifest) -> String {
     for g in &m.grants {
         out.push_str(&format!("grant: {} ({})\n", g.path, g.mode));
     }
+    if !m.checkpoints.is_empty() {
+        let mut what = m.checkpoints.exclude.clone();
+        if m.checkpoints.gitignore {
+            what.push("what .gitignore files ignore".into());
+        }
+        out.push_str(&format!("checkpoints leave out: {}\n", what.join(", ")));
+    }
     out
 }
 

@@ -380,6 +380,8 @@ fn parse_located(
         }
     }
     if !checker.problems.is_empty() {
+        // In the order a person reads the file.
+        checker.problems.sort_by_key(|p| (p.line, p.column));
         return Err(ManifestError {
             file: file.to_string(),
             problems: checker.problems,

@@ -181,6 +181,11 @@ fn checkpoint_rules_are_read_and_bad_patterns_pointed_at() {
     let m = check("[checkpoints]\nexclude = [\"target/\"]\ngitignore = true\n").unwrap();
     assert_eq!(m.checkpoints.exclude, ["target/"]);
     assert!(m.checkpoints.gitignore);
+    assert!(
+        cordon_manifest::tree::render(&m)
+            .contains("checkpoints leave out: target/, what .gitignore files ignore"),
+        "the tree says it"
+    );
     let (line, _, msg, hint) = problem("[checkpoints]\nexclude = [\"ok/\", \"[z-a]\"]\n");
     assert_eq!(line, 2);
     assert!(msg.contains("checkpoint exclusion '[z-a]'"), "{msg}");

@@ -161,8 +161,20 @@ impl AgentSpec {
         }
         for pattern in &spec.checkpoints.exclude {
             if let Err(why) = cordon_core::CheckpointRules::check_pattern(pattern) {
+                // Where it is written, as TOML errors say it.
+                let at = ["\"", "'"]
+                    .iter()
+                    .find_map(|q| text.find(&format!("{q}{pattern}{q}")))
+                    .map(|i| {
+                        let before = &text[..i];
+                        let line = before.matches('\n').count() + 1;
+                        let column =
+                            before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                        format!(":{line}:{column}")
+                    })
+                    .unwrap_or_default();
                 return Err(SessionError::bad_input(
-                    format!("the agent file {shown}: checkpoints.exclude '{pattern}' {why}"),
+                    format!("{shown}{at}: checkpoints.exclude '{pattern}' {why}"),
                     "exclusions are gitignore-style patterns, like target/ or *.log",
                 ));
             }

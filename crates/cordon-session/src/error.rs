@@ -105,7 +105,7 @@ impl From<cordon_store::StoreError> for SessionError {
             StoreErrorKind::Full | StoreErrorKind::Other => ErrorKind::Failed,
         };
         SessionError::new(kind, e.to_string())
-            .hint(e.hint())
+            .hint(e.hint_text())
             .caused_by(e)
     }
 }

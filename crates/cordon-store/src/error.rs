@@ -161,6 +161,16 @@ impl StoreError {
         }
     }
 
+    /// [`StoreError::hint`], naming the run where the advice is about one.
+    pub fn hint_text(&self) -> String {
+        match self {
+            StoreError::Busy { run_id, .. } => format!(
+                "wait for it to end, or `cordon pause {run_id}` to stop it at its next step"
+            ),
+            _ => self.hint().to_string(),
+        }
+    }
+
     /// What the user can do about it, in one sentence.
     pub fn hint(&self) -> &'static str {
         match self.kind() {

@@ -50,7 +50,12 @@ fn print_waiting(call: &str, waiting: &Awaiting, style: Style, out: &mut dyn std
         "      {}",
         call::call_line(&waiting.tool, &waiting.arguments)
     );
-    for line in call::call_details(&waiting.tool, &waiting.arguments, style, Limit::Clip) {
+    let details = call::call_details(&waiting.tool, &waiting.arguments, style, Limit::Clip);
+    // A person deciding on a command needs to know where it runs, said or not.
+    if waiting.tool == "exec_command" && !details.iter().any(|l| l.starts_with("in ")) {
+        let _ = writeln!(out, "      in the workspace root");
+    }
+    for line in details {
         let _ = writeln!(out, "      {line}");
     }
 }

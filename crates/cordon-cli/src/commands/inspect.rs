@@ -218,15 +218,15 @@ fn still_going(store: &Store, run_id: &cordon_core::RunId, rows: &[StoredRow], s
                 .map(|p| format!(" (pid {p})"))
                 .unwrap_or_default();
             println!(
-                "{:indent$}{}  still running in another process{pid}; `cordon pause {run_id}` pauses it after its current step",
+                "{:indent$}{}  running: still driven by another process{pid}; `cordon pause {run_id}` pauses it after its current step",
                 "",
-                style.yellow(&format!("{:<LABEL_WIDTH$}", "running")),
+                style.yellow(&format!("{:<LABEL_WIDTH$}", "status")),
             );
         }
         RunStatus::Interrupted => println!(
-            "{:indent$}{}  no process drives this run any more: it was killed or crashed before recording its end; `cordon resume {run_id}` continues it",
+            "{:indent$}{}  interrupted: no process drives this run any more (it was killed or crashed before recording its end); `cordon resume {run_id}` continues it",
             "",
-            style.yellow(&format!("{:<LABEL_WIDTH$}", "interrupted")),
+            style.yellow(&format!("{:<LABEL_WIDTH$}", "status")),
         ),
         _ => {}
     }
@@ -352,7 +352,10 @@ pub async fn verify(
         }
     }
     if all && !json {
-        println!("{} runs checked, {bad} with problems", ids.len());
+        println!(
+            "{} checked, {bad} with problems",
+            crate::render::plural(ids.len() as u64, "run", "runs")
+        );
     }
     Ok(if bad > 0 {
         ExitCode::from(exit::TAMPERED)

@@ -208,6 +208,22 @@ pub async fn run(
             }
         }
         SnapshotCommand::Restore { id, to, json } => {
+            // A target in the way is the user's to fix: said before anything is read.
+            if to.exists() {
+                let shown = to.display();
+                if !to.is_dir() {
+                    return Err(Failure::bad_input(
+                        format!("--to {shown} is not a directory"),
+                        "give a new or empty directory to restore into",
+                    ));
+                }
+                if std::fs::read_dir(&to).is_ok_and(|mut d| d.next().is_some()) {
+                    return Err(Failure::bad_input(
+                        format!("--to {shown} is not empty"),
+                        "give a new or empty directory: a restore never writes over files",
+                    ));
+                }
+            }
             let snap = snapshots.load(&id).await.map_err(not_found)?;
             let progress = crate::progress::Bars::for_stderr();
             progress.begin("restoring", Some(snap.entries.len() as u64));
@@ -361,7 +377,6 @@ fn run_column(u: &SnapshotUse) -> String {
     }
     text
 }
-
 
 /// `cordon bench snapshot`: `mib` MiB of mixed files; full snapshot, checkpoint after a 1 MiB
 /// change, restore.

@@ -446,7 +446,8 @@ async fn a_killed_run_reads_as_interrupted_and_a_live_one_cannot_be_driven_twice
     let resume = cordon(&["resume", &run_id]).await;
     assert_eq!(resume.status.code(), Some(2), "{}", text(&resume.stderr));
     assert!(
-        text(&resume.stderr).contains(&format!("is running in another process (pid {pid})")),
+        text(&resume.stderr).contains(&format!("is running in another process (pid {pid})"))
+            && text(&resume.stderr).contains(&format!("`cordon pause {run_id}`")),
         "{}",
         text(&resume.stderr)
     );
@@ -455,7 +456,9 @@ async fn a_killed_run_reads_as_interrupted_and_a_live_one_cannot_be_driven_twice
     assert!(text(&approve.stderr).contains("running in another process"));
     let show = cordon(&["show", &run_id]).await;
     assert!(
-        text(&show.stdout).contains(&format!("still running in another process (pid {pid})")),
+        text(&show.stdout).contains(&format!(
+            "running: still driven by another process (pid {pid})"
+        )),
         "{}",
         text(&show.stdout)
     );

@@ -72,9 +72,19 @@ fn snapshots_are_taken_listed_shown_restored_and_collected() {
         .unwrap();
     assert_eq!(
         again.status.code(),
-        Some(1),
-        "not into a non-empty directory"
+        Some(2),
+        "not into a non-empty directory: bad input"
     );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
+    let file = home.path().join("afile");
+    std::fs::write(&file, "x").unwrap();
+    let onto_file = cordon(home.path())
+        .args(["snapshot", "restore", id, "--to"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(onto_file.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&onto_file.stderr).contains("is not a directory"));
 
     let missing = cordon(home.path())
         .args(["snapshot", "show", "ffffffff"])
@@ -189,6 +199,21 @@ fn checkpoints_leave_out_what_rules_say_and_retention_keeps_what_runs_need() {
         let events = common::json_lines(&out.stdout);
         (out, events)
     };
+
+    // A pattern that is not one is refused where it is written.
+    let bad = home.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"b\"\ntools = [\"exec_command\"]\n[checkpoints]\nexclude = [\"ok/\", \"[z-a]\"]\n",
+    )
+    .unwrap();
+    let (out, _) = run(&bad, &workspace("ws-bad"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("bad.toml:4:19: checkpoints.exclude '[z-a]' is not a pattern"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // A run under the rules: both checkpoints leave out target/ and node_modules/.
     let (out, events) = run(&agent, &workspace("ws-a"));
@@ -358,7 +383,10 @@ fn checkpoints_leave_out_what_rules_say_and_retention_keeps_what_runs_need() {
         .unwrap();
     assert!(forced.status.success());
     // The run that needed it says plainly that it cannot go on, and why.
-    let resume = cordon(home.path()).args(["resume", &run_b]).output().unwrap();
+    let resume = cordon(home.path())
+        .args(["resume", &run_b])
+        .output()
+        .unwrap();
     assert_eq!(resume.status.code(), Some(2), "{}", text(&resume.stderr));
     assert!(
         text(&resume.stderr).contains(&format!(
