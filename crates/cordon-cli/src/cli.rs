@@ -330,7 +330,7 @@ pub enum SnapshotCommand {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         keep_last: Option<u64>,
         /// Keep snapshots newer than this: 30d, 12h, 2weeks, 90min.
-        #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "AGE", value_parser = parse_age)]
         older_than: Option<std::time::Duration>,
         /// Say what would be deleted, and delete nothing.
         #[arg(long)]
@@ -523,4 +523,10 @@ pub enum StatusArg {
     AwaitingApproval,
     Paused,
     Interrupted,
+}
+
+/// An age like `30d`, `12h`, `2weeks` or `90min`.
+fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e}: write an age like 30d, 12h, 2weeks or 90min"))
 }

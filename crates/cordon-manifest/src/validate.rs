@@ -164,43 +164,47 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let base_dir = absolute.parent().map(Path::to_path_buf).unwrap_or_default();
     let base_dir = std::fs::canonicalize(&base_dir).unwrap_or(base_dir);
-    let (manifest, located) = parse_located(&text, &file, &base_dir)?;
-    let problems = host_problems(&manifest, &text, &located);
-    if problems.is_empty() {
-        Ok(manifest)
-    } else {
-        Err(ManifestError { file, problems })
-    }
+    parse_located(&text, &file, &base_dir, true)
 }
 
 /// Parses and checks manifest `text`; `file` names it in messages (its extension picks the
 /// format) and `base_dir` anchors relative sources. Nothing on the host is looked at:
 /// [`load`] also checks that local sources exist and may be read.
 pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Manifest, ManifestError> {
-    parse_located(text, file, base_dir).map(|(m, _)| m)
+    parse_located(text, file, base_dir, false)
 }
 
 /// Whether a resolved host path lies under the manifest's directory or one of its grants: the
 /// only places a local source may come from.
 pub(crate) fn source_allowed(m: &Manifest, real: &Path) -> bool {
-    std::iter::once(m.base_dir.clone())
-        .chain(m.grants.iter().map(|g| PathBuf::from(&g.path)))
+    allowed_under(&m.base_dir, &m.grants, real)
+}
+
+fn allowed_under(base_dir: &Path, grants: &[Grant], real: &Path) -> bool {
+    std::iter::once(base_dir.to_path_buf())
+        .chain(grants.iter().map(|g| PathBuf::from(&g.path)))
         .any(|r| std::fs::canonicalize(r).is_ok_and(|r| real.starts_with(r)))
 }
 
 /// What is wrong with the manifest's local sources on this host: missing, of the wrong kind,
 /// or outside the manifest's directory and every grant. Found before anything is built, at
 /// the line of each entry's `source`.
-fn host_problems(m: &Manifest, text: &str, located: &BTreeMap<String, usize>) -> Vec<Problem> {
+fn host_problems(
+    entries: &[Entry],
+    base_dir: &Path,
+    grants: &[Grant],
+    text: &str,
+    located: &BTreeMap<String, usize>,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
-    for e in &m.entries {
+    for e in entries {
         let (source, want_dir) = match &e.kind {
             EntryKind::LocalFile { source } => (source, false),
             EntryKind::LocalDir { source, .. } => (source, true),
             _ => continue,
         };
         // As the manifest wrote it (relative sources were joined to its directory).
-        let written = source.strip_prefix(&m.base_dir).unwrap_or(source);
+        let written = source.strip_prefix(base_dir).unwrap_or(source);
         let from = located.get(&e.path).copied().unwrap_or(0);
         let (line, column) = line_col(text, locate(text, "source", from));
         let mut problem = |message: String, hint: String| {
@@ -211,7 +215,7 @@ fn host_problems(m: &Manifest, text: &str, located: &BTreeMap<String, usize>) ->
                 hint,
             })
         };
-        let base = m.base_dir.display();
+        let base = base_dir.display();
         let real = match std::fs::canonicalize(source) {
             Ok(r) => r,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
@@ -229,7 +233,7 @@ fn host_problems(m: &Manifest, text: &str, located: &BTreeMap<String, usize>) ->
                 continue;
             }
         };
-        if !source_allowed(m, &real) {
+        if !allowed_under(base_dir, grants, &real) {
             problem(
                 format!(
                     " resolves to {}, outside the manifest's directory {base} and every grant",
@@ -253,12 +257,14 @@ fn host_problems(m: &Manifest, text: &str, located: &BTreeMap<String, usize>) ->
     problems
 }
 
-/// [`parse`], also returning where each entry is declared (its byte offset, by path).
+/// [`parse`]; with `host`, also checking each local source on this host (as [`load`] does),
+/// among the other problems.
 fn parse_located(
     text: &str,
     file: &str,
     base_dir: &Path,
-) -> Result<(Manifest, BTreeMap<String, usize>), ManifestError> {
+    host: bool,
+) -> Result<Manifest, ManifestError> {
     let fail = |line: usize, column: usize, message: String| ManifestError {
         file: file.to_string(),
         problems: vec![Problem {
@@ -355,7 +361,7 @@ fn parse_located(
             checker.problem(
                 pattern,
                 from,
-                format!("checkpoint exclusion '{pattern}' {why}"),
+                format!("checkpoints.exclude '{pattern}' {why}"),
                 "exclusions are gitignore-style patterns, like target/ or *.log",
             );
         }
@@ -379,6 +385,16 @@ fn parse_located(
             );
         }
     }
+    if host {
+        let found = host_problems(
+            &checker.entries,
+            base_dir,
+            &raw.grants,
+            text,
+            &checker.located,
+        );
+        checker.problems.extend(found);
+    }
     if !checker.problems.is_empty() {
         // In the order a person reads the file.
         checker.problems.sort_by_key(|p| (p.line, p.column));
@@ -399,7 +415,7 @@ fn parse_located(
         checkpoints: raw.checkpoints,
         digest: hex::encode(Sha256::digest(text.as_bytes())),
     };
-    Ok((manifest, checker.located))
+    Ok(manifest)
 }
 
 struct Checker<'a> {

@@ -51,6 +51,12 @@ pub async fn runs(
         "{:<36}  {:<17}  {:<20}  {:>6}  {:<24}  TASK",
         "RUN", "STATUS", "STARTED", "EVENTS", "MODEL"
     );
+    let stopped: Vec<&cordon_store::RunSummary> = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Interrupted)
+        .collect();
+    let interrupted_count = stopped.len();
+    let interrupted = stopped.first().map(|r| r.run_id.to_string());
     for r in runs {
         let started: String = r.started.chars().take(19).collect();
         let status = if r.damaged.is_some() {
@@ -66,6 +72,17 @@ pub async fn runs(
             r.events,
             clip_middle(&r.model, 24),
             clip(&r.task, 60)
+        );
+    }
+    if let Some(r) = interrupted {
+        eprintln!(
+            "interrupted: no process drives {}; `cordon resume {}` continues one",
+            if interrupted_count == 1 {
+                "this run".to_string()
+            } else {
+                format!("these {interrupted_count} runs")
+            },
+            r
         );
     }
     if damaged > 0 {

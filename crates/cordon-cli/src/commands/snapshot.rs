@@ -71,13 +71,13 @@ pub async fn run(
                 );
             } else {
                 println!(
-                    "{}  {} files, {} bytes  (read {} files / {} bytes, stored {} new contents, {ms:.1} ms)",
+                    "{}  {}, {}  (read {} / {}, stored {}, {ms:.1} ms)",
                     snap.id,
-                    snap.files(),
-                    snap.bytes(),
-                    stats.files_read,
-                    stats.bytes_read,
-                    stats.objects_written
+                    plural(snap.files() as u64, "file", "files"),
+                    plural(snap.bytes(), "byte", "bytes"),
+                    plural(stats.files_read, "file", "files"),
+                    plural(stats.bytes_read, "byte", "bytes"),
+                    plural(stats.objects_written, "new content", "new contents")
                 );
                 if stats.skipped_count > 0 {
                     let more = stats.skipped_count - stats.skipped.len() as u64;
@@ -209,6 +209,21 @@ pub async fn run(
         }
         SnapshotCommand::Restore { id, to, json } => {
             // A target in the way is the user's to fix: said before anything is read.
+            if let Some(blocker) = to
+                .ancestors()
+                .skip(1)
+                .find(|a| !a.as_os_str().is_empty() && a.exists())
+                .filter(|a| !a.is_dir())
+            {
+                return Err(Failure::bad_input(
+                    format!(
+                        "--to {}: {} is not a directory",
+                        to.display(),
+                        blocker.display()
+                    ),
+                    "give a new or empty directory to restore into",
+                ));
+            }
             if to.exists() {
                 let shown = to.display();
                 if !to.is_dir() {
@@ -252,7 +267,11 @@ pub async fn run(
                     })
                 );
             } else {
-                println!("restored {} files into {}", snap.files(), to.display());
+                println!(
+                    "restored {} into {}",
+                    plural(snap.files() as u64, "file", "files"),
+                    to.display()
+                );
             }
         }
         SnapshotCommand::Gc {

@@ -473,10 +473,16 @@ async fn a_killed_run_reads_as_interrupted_and_a_live_one_cannot_be_driven_twice
     child.wait().unwrap();
     let runs = common::json_lines(&cordon(&["runs", "--json"]).await.stdout);
     assert_eq!(runs[0]["status"], "interrupted", "{runs:?}");
-    let table = text(&cordon(&["runs", "--status", "interrupted"]).await.stdout);
+    let listed = cordon(&["runs", "--status", "interrupted"]).await;
+    let table = text(&listed.stdout);
     assert!(
         table.contains(&run_id) && table.contains("interrupted"),
         "{table}"
+    );
+    assert!(
+        text(&listed.stderr).contains(&format!("`cordon resume {run_id}` continues one")),
+        "runs names the way on too: {}",
+        text(&listed.stderr)
     );
     let none = cordon(&["runs", "--status", "running"]).await;
     assert!(!text(&none.stdout).contains(&run_id));

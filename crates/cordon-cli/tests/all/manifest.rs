@@ -529,7 +529,7 @@ fn workspace_trouble_is_bad_input_found_early_and_a_failed_build_leaves_nothing(
     std::fs::write(sub.join("f.txt"), "x").unwrap();
     std::fs::write(
         sub.join("m.toml"),
-        "[entries.s]\ntype = \"local_dir\"\nsource = \"../s2\"\n\n[entries.d]\ntype = \"local_dir\"\nsource = \"f.txt\"\n\n[entries.n]\ntype = \"local_file\"\nsource = \"missing.txt\"\n",
+        "[entries.s]\ntype = \"local_dir\"\nsource = \"../s2\"\n\n[entries.d]\ntype = \"local_dir\"\nsource = \"f.txt\"\n\n[entries.n]\ntype = \"local_file\"\nsource = \"missing.txt\"\n\n[entries.x]\ntype = \"file\"\ncontent = \"x\"\nmode = \"7777\"\n",
     )
     .unwrap();
     let out = cordon(home.path())
@@ -551,6 +551,10 @@ fn workspace_trouble_is_bad_input_found_early_and_a_failed_build_leaves_nothing(
     assert!(
         stderr.contains("m.toml:11:1: entry 'n': source missing.txt does not exist"),
         "{stderr}"
+    );
+    assert!(
+        stderr.contains("m.toml:16:1: entry 'x': mode 7777"),
+        "host problems and the others, all at once: {stderr}"
     );
     // The run refuses it the same way, before making a workspace.
     let out = cordon(home.path())

@@ -85,6 +85,16 @@ fn snapshots_are_taken_listed_shown_restored_and_collected() {
         .unwrap();
     assert_eq!(onto_file.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&onto_file.stderr).contains("is not a directory"));
+    let under_file = cordon(home.path())
+        .args(["snapshot", "restore", id, "--to"])
+        .arg(file.join("sub"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        under_file.status.code(),
+        Some(2),
+        "a file in the way is bad input"
+    );
 
     let missing = cordon(home.path())
         .args(["snapshot", "show", "ffffffff"])

@@ -215,7 +215,7 @@ impl SnapshotStore {
             .collect();
         match matches.len() {
             0 => Err(SnapshotError::NotFound(format!(
-                "no snapshot matches '{id}' (see `cordon snapshot list`)"
+                "no snapshot matches '{id}'"
             ))),
             1 => {
                 let p = self.snapshot_path(&matches.remove(0));

@@ -153,7 +153,7 @@ impl RemoteSnapshots {
             1 => matches.remove(0),
             0 => {
                 return Err(SnapshotError::NotFound(format!(
-                    "no snapshot in {} matches '{id}' (see `cordon snapshot list`)",
+                    "no snapshot in {} matches '{id}'",
                     self.shown
                 )));
             }
