@@ -110,7 +110,7 @@ impl RunObserver for Human {
         match &p {
             EventPayload::ModelRequest { .. } => live.streamed.clear(),
             EventPayload::ModelResponse { response, .. } => {
-                let thought = response.reasoning_summary();
+                let thought = response.reasoning_text();
                 if let Some(first) = thought.lines().find(|l| !l.trim().is_empty()) {
                     // What the model thought, in brief: `cordon show` has all of it.
                     Self::end_lines(&mut live);

@@ -192,13 +192,20 @@ impl ModelResponse {
             .join("\n")
     }
 
-    /// The summaries of the model's reasoning that the provider sent (the Responses API's
-    /// `summary` parts), joined; empty when there were none.
-    pub fn reasoning_summary(&self) -> String {
+    /// The model's reasoning as the provider sent it to be read: the Responses API's
+    /// `summary` parts, or reasoning text (Chat Completions' `reasoning_content`, kept as a
+    /// reasoning item's `content`), joined; empty when there was none.
+    pub fn reasoning_text(&self) -> String {
         self.items
             .iter()
             .filter_map(|i| match i {
-                Item::Reasoning { raw } => raw["summary"].as_array(),
+                Item::Reasoning { raw } => Some(
+                    raw["summary"]
+                        .as_array()
+                        .into_iter()
+                        .chain(raw["content"].as_array())
+                        .flatten(),
+                ),
                 _ => None,
             })
             .flatten()

@@ -306,6 +306,8 @@ pub struct Decoder {
     id: Option<String>,
     model: Option<String>,
     text: String,
+    /// What the server sent as `reasoning_content` (or `reasoning`), kept for the record.
+    reasoning: String,
     calls: BTreeMap<u64, PartialCall>,
     /// The legacy `function_call`, used only when no `tool_calls` arrive at all.
     legacy: Option<PartialCall>,
@@ -332,6 +334,7 @@ impl Decoder {
             id: None,
             model: None,
             text: String::new(),
+            reasoning: String::new(),
             calls: BTreeMap::new(),
             legacy: None,
             finish: None,
@@ -436,6 +439,7 @@ impl Decoder {
         }
         for key in ["reasoning_content", "reasoning"] {
             if let Some(t) = obj.get(key).and_then(Value::as_str) {
+                self.reasoning.push_str(t);
                 out(StreamEvent::ReasoningDelta(t.to_string()));
             }
         }
@@ -500,6 +504,16 @@ impl Decoder {
             return None;
         }
         let mut items = Vec::new();
+        if !self.reasoning.trim().is_empty() {
+            // Kept for the record in the Responses API's shape; never sent back (Chat
+            // Completions has no reasoning items).
+            items.push(Item::Reasoning {
+                raw: json!({
+                    "type": "reasoning",
+                    "content": [{ "type": "reasoning_text", "text": std::mem::take(&mut self.reasoning) }],
+                }),
+            });
+        }
         if !self.text.is_empty() {
             items.push(Item::text(Role::Assistant, std::mem::take(&mut self.text)));
         }

@@ -32,6 +32,14 @@ pub fn render(
         ))
         .to_string(),
     )];
+    // Reasoning as the servers that have it send it (vLLM, llama.cpp, DeepSeek): a
+    // `reasoning_content` field, streamed before the answer.
+    let reasoning = turn.reasoning.clone().unwrap_or_default();
+    for piece in chunks(&reasoning) {
+        frames.push(Frame::data(
+            chunk(choice(json!({ "reasoning_content": piece }), Value::Null)).to_string(),
+        ));
+    }
     let text = turn.text.clone().unwrap_or_default();
     for piece in chunks(&text) {
         frames.push(Frame::data(
@@ -100,6 +108,9 @@ pub fn render(
     frames.push(Frame::data("[DONE]"));
 
     let mut message = json!({ "role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) } });
+    if !reasoning.is_empty() {
+        message["reasoning_content"] = json!(reasoning);
+    }
     if quirks.mirror_function_call
         && let Some(first) = calls.first()
     {

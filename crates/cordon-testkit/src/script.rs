@@ -79,7 +79,8 @@ pub struct Turn {
     /// Assistant text, streamed in small chunks.
     #[serde(default)]
     pub text: Option<String>,
-    /// A reasoning summary (Responses API only; Chat Completions has no reasoning items).
+    /// The model's reasoning: a reasoning summary on the Responses API, `reasoning_content`
+    /// on Chat Completions (as vLLM, llama.cpp and DeepSeek send it).
     #[serde(default)]
     pub reasoning: Option<String>,
     /// Tool calls, in order.

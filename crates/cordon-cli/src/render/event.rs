@@ -139,7 +139,7 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
                 ));
             }
             let said = response.text();
-            let thought = response.reasoning_summary();
+            let thought = response.reasoning_text();
             let mut details: Vec<String> = lines_within(thought.trim(), limit)
                 .into_iter()
                 .filter(|l| !l.is_empty())

@@ -173,11 +173,11 @@ async fn multi_turn_run_with_parallel_tool_calls_on_both_protocols() {
             stderr.contains("completed · 3 turns · 3 tool calls"),
             "{stderr}"
         );
-        // A reasoning summary (the Responses API sends them) is shown beside the calls.
-        assert_eq!(
+        // Reasoning (a summary on the Responses API, reasoning_content on Chat Completions)
+        // is shown beside the calls, and recorded.
+        assert!(
             stderr.contains("∴ Two products first, then their sum."),
-            provider == "resp",
-            "{stderr}"
+            "{provider}: {stderr}"
         );
         assert!(!stdout.contains("Two products"), "{stdout}");
 

@@ -16,8 +16,8 @@ pub struct LocalProvider {
 }
 
 impl LocalProvider {
-    /// A provider whose sandboxes run `supervisor` (the `cordon` binary re-executed with
-    /// `__supervisor`, or the crate's `cordon-supervisor`).
+    /// A provider whose sandboxes run `supervisor` (usually [`SupervisorCommand::installed`]:
+    /// the `cordon-supervisor` beside `cordon`, or `cordon __supervisor`).
     pub fn new(supervisor: SupervisorCommand) -> Self {
         LocalProvider { supervisor }
     }
