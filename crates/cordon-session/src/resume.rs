@@ -149,37 +149,20 @@ async fn restore(
     progress: Arc<dyn Progress>,
 ) -> Result<Vec<String>, SessionError> {
     let (store, snap, to) = (store.clone(), snap.clone(), dir.to_path_buf());
-    let report = tokio::task::spawn_blocking(move || {
-        restore_reporting(&store, &snap, &to, progress.as_ref())
-    })
-    .await
-    .map_err(|e| SessionError::new(ErrorKind::Failed, format!("the restore failed: {e}")))?
-    .map_err(|e| {
-        SessionError::bad_input(
-            format!(
-                "cannot restore the last checkpoint into {}: {e}",
-                dir.display()
-            ),
-            "give --workspace a new or empty directory",
-        )
-    })?;
+    let report =
+        tokio::task::spawn_blocking(move || store.restore_reporting(&snap, &to, progress.as_ref()))
+            .await
+            .map_err(|e| SessionError::new(ErrorKind::Failed, format!("the restore failed: {e}")))?
+            .map_err(|e| {
+                SessionError::bad_input(
+                    format!(
+                        "cannot restore the last checkpoint into {}: {e}",
+                        dir.display()
+                    ),
+                    "give --workspace a new or empty directory",
+                )
+            })?;
     Ok(report.notes())
-}
-
-/// Restores `snap` into `to`, telling `progress` of each path.
-pub(crate) fn restore_reporting(
-    store: &SnapshotStore,
-    snap: &Snapshot,
-    to: &Path,
-    progress: &dyn Progress,
-) -> Result<cordon_store::snapshot::RestoreReport, cordon_store::SnapshotError> {
-    progress.begin("restoring the checkpoint", Some(snap.entries.len() as u64));
-    let restored = store.restore_with(snap, to, &mut |_| {
-        progress.advance(1);
-        Ok(())
-    });
-    progress.end();
-    restored
 }
 
 /// A new directory for a run restored after a crash.

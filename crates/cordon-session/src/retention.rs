@@ -116,18 +116,12 @@ impl Snapshots {
         // A run's snapshots rank by when it recorded them; snapshots no run recorded rank
         // among themselves by when they were taken (`uses` is newest first).
         let mut unowned = 0;
-        let best_rank: Vec<usize> = uses
-            .iter()
-            .map(|u| match u.rank_in_run {
-                Some(r) => r,
-                None => {
-                    unowned += 1;
-                    unowned
-                }
-            })
-            .collect();
         let cutoff = rule.older_than.map(|d| now - d);
-        for (u, rank) in uses.iter_mut().zip(best_rank) {
+        for u in uses.iter_mut() {
+            let rank = u.rank_in_run.unwrap_or_else(|| {
+                unowned += 1;
+                unowned
+            });
             let created = OffsetDateTime::parse(&u.created, &Rfc3339).ok();
             let (delete, why) = if rule.keep_last.is_none() && rule.older_than.is_none() {
                 (false, String::new())

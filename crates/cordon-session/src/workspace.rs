@@ -226,7 +226,10 @@ pub(crate) async fn prepare_named(
                 // A half-built workspace would only be in the way of the next try: the
                 // directory was empty or new, so all of it is this attempt's.
                 let _ = sandbox.stop().await;
-                let cleared = clear(&workspace, options.workspace.is_none());
+                let (dir, made) = (workspace.clone(), options.workspace.is_none());
+                let cleared = tokio::task::spawn_blocking(move || clear(&dir, made))
+                    .await
+                    .unwrap_or(false);
                 let message = format!(
                     "cannot build the workspace: {e}{}",
                     if cleared {

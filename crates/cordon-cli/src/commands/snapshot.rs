@@ -3,7 +3,7 @@
 use crate::cli::SnapshotCommand;
 use crate::exit::Failure;
 use crate::render::call::bytes;
-use crate::render::{plural, safe};
+use crate::render::{left_out, plural, safe};
 use cordon_core::CheckpointRules;
 use cordon_session::{Retention, SnapshotUse, Snapshots};
 use cordon_store::Store;
@@ -80,16 +80,10 @@ pub async fn run(
                     plural(stats.objects_written, "new content", "new contents")
                 );
                 if stats.skipped_count > 0 {
-                    let more = stats.skipped_count - stats.skipped.len() as u64;
                     println!(
-                        "left out {}: {}{}",
+                        "left out {}: {}",
                         plural(stats.skipped_count, "path", "paths"),
-                        safe(&stats.skipped.join(", ")),
-                        if more > 0 {
-                            format!(" and {more} more")
-                        } else {
-                            String::new()
-                        }
+                        left_out(&stats.skipped, stats.skipped_count)
                     );
                 }
             }
@@ -241,13 +235,7 @@ pub async fn run(
             }
             let snap = snapshots.load(&id).await.map_err(not_found)?;
             let progress = crate::progress::Bars::for_stderr();
-            progress.begin("restoring", Some(snap.entries.len() as u64));
-            let restored = store.restore_with(&snap, &to, &mut |_| {
-                progress.advance(1);
-                Ok(())
-            });
-            progress.end();
-            let report = restored.map_err(|e| match e {
+            let report = store.restore_reporting(&snap, &to, progress.as_ref()).map_err(|e| match e {
                 SnapshotError::Unsafe(m) => anyhow::Error::new(Failure {
                     code: crate::exit::RUN_FAILED,
                     message: format!("refusing to restore: {m}"),
@@ -467,13 +455,7 @@ pub fn bench(mib: u32, json: bool) -> anyhow::Result<ExitCode> {
     let (_, stats) = store.take(&ws, &[], Some(&full))?;
     let checkpoint_ms = t.elapsed().as_secs_f64() * 1000.0;
     let t = Instant::now();
-    progress.begin("restoring", Some(full.entries.len() as u64));
-    let restored = store.restore_with(&full, &scratch.path().join("restored"), &mut |_| {
-        progress.advance(1);
-        Ok(())
-    });
-    progress.end();
-    restored?;
+    store.restore_reporting(&full, &scratch.path().join("restored"), progress.as_ref())?;
     let restore_s = t.elapsed().as_secs_f64();
     let mib_f = full.bytes() as f64 / 1048576.0;
     if json {

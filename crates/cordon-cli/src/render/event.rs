@@ -162,9 +162,8 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
         } => (
             "call",
             format!(
-                "{} {} {}",
-                style.bold(&clip(tool, 64)),
-                style.dim(&clip(call_id, 64)),
+                "{} {}",
+                named(tool, call_id, style),
                 call::call_line(tool, arguments)
             ),
             call::call_details(tool, arguments, style, limit),
@@ -186,11 +185,7 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
                 not_run: *not_run,
             };
             let (result, details) = call::result(&view, style, limit);
-            let mut line = format!(
-                "{} {} {result}",
-                style.bold(&clip(tool, 64)),
-                style.dim(&clip(call_id, 64)),
-            );
+            let mut line = format!("{} {result}", named(tool, call_id, style));
             if !matches!(tool.as_str(), "exec_command" | "write_stdin") || *is_error {
                 line.push_str(&style.dim(&format!(" ({duration_ms} ms)")));
             }
@@ -205,9 +200,8 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
         } => (
             "replayed",
             format!(
-                "{} {} again, into the restored workspace · {} · {}",
-                style.bold(&clip(tool, 64)),
-                style.dim(&clip(call_id, 64)),
+                "{} again, into the restored workspace · {} · {}",
+                named(tool, call_id, style),
                 match (is_error, same_output) {
                     (true, _) => style.red("failed"),
                     (false, true) => "same output".into(),
@@ -300,16 +294,9 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             }
             let mut details = Vec::new();
             if !skipped.is_empty() {
-                let more = skipped_count.saturating_sub(skipped.len() as u64);
-                let names: Vec<String> = skipped.iter().map(|s| clip(s, 80)).collect();
                 details.push(style.dim(&format!(
-                    "left out: {}{}",
-                    clip(&names.join(", "), 200),
-                    if more > 0 {
-                        format!(" and {more} more")
-                    } else {
-                        String::new()
-                    }
+                    "left out: {}",
+                    super::left_out(skipped, *skipped_count)
                 )));
             }
             ("checkpoint", line, details)
@@ -429,4 +416,13 @@ fn short(id: &str) -> String {
     } else {
         id.to_string()
     }
+}
+
+/// A call as every view names it: its tool in bold, then its id.
+fn named(tool: &str, call_id: &str, style: Style) -> String {
+    format!(
+        "{} {}",
+        style.bold(&clip(tool, 64)),
+        style.dim(&clip(call_id, 64))
+    )
 }

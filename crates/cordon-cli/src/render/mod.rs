@@ -54,6 +54,22 @@ pub fn clip(s: &str, max: usize) -> String {
     out
 }
 
+/// The paths a snapshot left out, as views name them: the first by name, then how many more
+/// of `count` there were.
+pub fn left_out(named: &[String], count: u64) -> String {
+    let names: Vec<String> = named.iter().map(|s| clip(s, 80)).collect();
+    let more = count.saturating_sub(named.len() as u64);
+    format!(
+        "{}{}",
+        clip(&names.join(", "), 200),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    )
+}
+
 /// The first line of `s` in at most `max` characters, keeping both ends and eliding the
 /// middle: for names whose end says the most (`scripted:/tmp/…/agent.toml`,
 /// `openai:gpt-5-mini-2026-…-preview`).

@@ -332,11 +332,12 @@ impl LocalSandbox {
                 // Below bubblewrap, the supervisor is found by name; in the landlock tier
                 // the leader is the supervisor.
                 let below = (tier == Tier::Namespaces).then_some(INNER_SUPERVISOR);
-                Ok(tokio::task::spawn_blocking(move || {
+                Some(tokio::task::spawn_blocking(move || {
                     admit_to_cgroups(&cg, leader, below).map(|()| cg)
                 }))
             }
-            (cgroups, _) => Err(cgroups),
+            // No cgroups here, or the sandbox is gone already (its hello says why).
+            _ => None,
         };
         let shim: Vec<String> = std::iter::once(program)
             .chain(config.supervisor.args.iter().cloned())
@@ -381,19 +382,19 @@ impl LocalSandbox {
                 return Err(SandboxError::Start(format!("{what}: {}", why.trim())).into());
             }
         };
-        let cgroups = match admission {
-            Ok(task) => match task.await {
-                Ok(Ok(cg)) => Some(cg),
-                Ok(Err(e)) => {
-                    let _ = child.kill().await;
-                    return Err(e.into());
-                }
-                Err(e) => {
-                    let _ = child.kill().await;
-                    return Err(SandboxError::Start(e.to_string()).into());
-                }
+        let admitted = match admission {
+            None => Ok(None),
+            Some(task) => match task.await {
+                Ok(moved) => moved.map(Some),
+                Err(e) => Err(SandboxError::Start(e.to_string())),
             },
-            Err(cgroups) => cgroups,
+        };
+        let cgroups = match admitted {
+            Ok(cgroups) => cgroups,
+            Err(e) => {
+                let _ = child.kill().await;
+                return Err(e.into());
+            }
         };
         // Without namespaces, Landlock carries the tier: it needs TCP rules (ABI 4) and
         // signal scoping (ABI 6) to keep its promises.

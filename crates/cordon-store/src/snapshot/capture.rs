@@ -1,6 +1,6 @@
 //! Taking a snapshot of a directory.
 
-use super::exclude::{Exclusions, Matcher};
+use super::exclude::{Exclusions, Left, Matcher};
 use super::{Entry, Kind, Snapshot, SnapshotError, SnapshotStore, encode_bytes, io};
 use cordon_core::Progress;
 use std::collections::HashMap;
@@ -122,10 +122,8 @@ impl SnapshotStore {
             .into_iter()
             .filter_entry(|e| {
                 let rel = relative(e.path());
-                let out = matcher.excluded(e.path(), &rel, e.file_type().is_dir());
-                // Exact paths (ephemeral entries, mounts) are declared, not found: only what
-                // patterns and .gitignore files leave out is reported.
-                if out && !exclude.paths.iter().any(|x| rel.starts_with(x.as_bytes())) {
+                let left = matcher.excluded(e.path(), &rel, e.file_type().is_dir());
+                if left == Some(Left::ByRule) {
                     skipped_count += 1;
                     if skipped.len() < SKIPPED_NAMED {
                         let shown = String::from_utf8_lossy(&rel).into_owned();
@@ -136,7 +134,7 @@ impl SnapshotStore {
                         });
                     }
                 }
-                !out
+                left.is_none()
             });
         for item in walk {
             let item = item.map_err(|e| {

@@ -30,6 +30,16 @@ impl Exclusions {
     }
 }
 
+/// Why a path is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Left {
+    /// It is one of the exact paths given (ephemeral entries, mounts): declared, so not
+    /// reported.
+    Declared,
+    /// A pattern or a `.gitignore` file matched it: reported.
+    ByRule,
+}
+
 /// Decides, path by path, what a walk of `root` leaves out.
 pub(crate) struct Matcher<'a> {
     root: &'a Path,
@@ -67,23 +77,23 @@ impl<'a> Matcher<'a> {
         })
     }
 
-    /// Whether to leave out `path` (under the root; `rel` is its workspace-relative bytes).
-    /// A directory left out is not walked into.
-    pub(crate) fn excluded(&mut self, path: &Path, rel: &[u8], is_dir: bool) -> bool {
-        let exact = self.paths.iter().any(|x| {
+    /// Whether to leave out `path` (under the root; `rel` is its workspace-relative bytes),
+    /// and why. A directory left out is not walked into.
+    pub(crate) fn excluded(&mut self, path: &Path, rel: &[u8], is_dir: bool) -> Option<Left> {
+        let declared = self.paths.iter().any(|x| {
             let x = x.as_bytes();
             rel == x || (rel.starts_with(x) && rel.get(x.len()) == Some(&b'/'))
         });
-        if exact {
-            return true;
+        if declared {
+            return Some(Left::Declared);
         }
         if let Some(p) = &self.patterns
             && p.matched(path, is_dir).is_ignore()
         {
-            return true;
+            return Some(Left::ByRule);
         }
         if !self.gitignore {
-            return false;
+            return None;
         }
         // The nearest `.gitignore` that has a say decides, as in git.
         let mut dir = path.parent();
@@ -94,15 +104,15 @@ impl<'a> Matcher<'a> {
             if let Some(gi) = self.gitignore_of(d) {
                 let m = gi.matched(path, is_dir);
                 if m.is_ignore() {
-                    return true;
+                    return Some(Left::ByRule);
                 }
                 if m.is_whitelist() {
-                    return false;
+                    return None;
                 }
             }
             dir = d.parent();
         }
-        false
+        None
     }
 
     /// The `.gitignore` of `dir`, read once: a regular file (never followed through a link),

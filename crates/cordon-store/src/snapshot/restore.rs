@@ -43,6 +43,22 @@ impl SnapshotStore {
         self.restore_with(snapshot, to, &mut |_| Ok(()))
     }
 
+    /// [`SnapshotStore::restore`], telling `progress` of each path.
+    pub fn restore_reporting(
+        &self,
+        snapshot: &Snapshot,
+        to: &Path,
+        progress: &dyn cordon_core::Progress,
+    ) -> Result<RestoreReport, SnapshotError> {
+        progress.begin("restoring", Some(snapshot.entries.len() as u64));
+        let restored = self.restore_with(snapshot, to, &mut |_| {
+            progress.advance(1);
+            Ok(())
+        });
+        progress.end();
+        restored
+    }
+
     /// [`SnapshotStore::restore`], calling `hook` with each entry's index before it is
     /// restored (tests inject failures with it).
     pub fn restore_with(
