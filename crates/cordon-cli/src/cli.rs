@@ -105,6 +105,11 @@ pub enum Command {
         /// run recorded).
         #[arg(long, value_name = "SECS")]
         command_timeout: Option<u64>,
+        /// Go on under this policy instead of the one the run recorded (the change is
+        /// recorded): a pack (base, dev, stage, prod), a file, or NAME.toml in the config
+        /// directory's policies/.
+        #[arg(long, value_name = "NAME|FILE")]
+        policy: Option<String>,
     },
 
     /// Approve a tool call a run is waiting on (all of them without CALL); then `cordon resume`.
@@ -244,6 +249,19 @@ pub enum Command {
     #[command(subcommand)]
     Manifest(ManifestCommand),
 
+    /// Check policy files, and ask a policy what it decides and why
+    ///
+    /// A policy is TOML: `[[tool]]`, `[[command]]`, `[[path]]` and `[[network]]` rules, decisions per
+    /// risk class, and what to do with commands that cannot be judged. The strictest rule
+    /// wins (deny, then ask, then allow). Packs built in: base, dev, stage, prod.
+    ///
+    /// Examples:
+    ///   cordon policy check policies/team.toml
+    ///   cordon policy explain --policy stage -- git push origin main
+    ///   cordon policy explain --policy team.toml --path secrets/token --write
+    #[command(subcommand, verbatim_doc_comment)]
+    Policy(PolicyCommand),
+
     /// Check which isolation tiers work on this host, and why or why not.
     Doctor {
         /// A JSON object instead of text.
@@ -338,6 +356,55 @@ pub enum SnapshotCommand {
         /// A JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Check a policy file and everything it extends, and run its rules' examples.
+    ///
+    /// Exit 0 when it is valid and every `match`/`not_match` example holds; 2, with each
+    /// problem's file, line and column, when not.
+    Check {
+        /// The policy: a file, a pack built into cordon (base, dev, stage, prod), or NAME.toml in
+        /// the config directory's policies/.
+        policy: String,
+        /// One JSON object: the policy's files and rule counts, or every problem.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print what a policy decides on a command, a tool call, a URL or a path, and which
+    /// rules made the decision.
+    #[command(group(clap::ArgGroup::new("subject").required(true).args(["command", "tool", "url", "path"])))]
+    Explain {
+        /// The policy: a pack (base, dev, stage, prod), a file, or NAME.toml in the config
+        /// directory's policies/.
+        #[arg(long, value_name = "NAME|FILE")]
+        policy: String,
+        /// A tool call: the tool's name (with --args).
+        #[arg(long, value_name = "NAME")]
+        tool: Option<String>,
+        /// The tool call's arguments, as the model sends them (JSON for most tools).
+        #[arg(long, value_name = "JSON", requires = "tool", default_value = "{}")]
+        args: String,
+        /// A network request to this URL.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// The request's HTTP method.
+        #[arg(long, value_name = "METHOD", requires = "url", default_value = "GET")]
+        method: String,
+        /// Reading a workspace path (with --write, writing it).
+        #[arg(long, value_name = "PATH")]
+        path: Option<String>,
+        /// With --path: judge a write instead of a read.
+        #[arg(long, requires = "path")]
+        write: bool,
+        /// One JSON object: the decision, its class and every rule that applied.
+        #[arg(long)]
+        json: bool,
+        /// A shell command line, after `--` (one argument is taken as a whole line).
+        #[arg(last = true, value_name = "COMMAND")]
+        command: Vec<String>,
     },
 }
 
@@ -446,6 +513,12 @@ pub struct RunArgs {
     /// Kill any one command the model runs after this many seconds.
     #[arg(long, default_value_t = 1800, value_name = "SECS")]
     pub command_timeout: u64,
+
+    /// The policy every tool call is judged by (over the agent file's `policy`): a pack
+    /// built into cordon (base, dev, stage, prod), a file, or NAME.toml in the config
+    /// directory's policies/. Without one, calls run unless `[approvals]` ask.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub policy: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -182,6 +182,7 @@ impl RunObserver for Human {
             | EventPayload::ModelRetry { .. }
             | EventPayload::Checkpoint { .. }
             | EventPayload::ApprovalRequested { .. }
+            | EventPayload::PolicyDecision { .. }
             | EventPayload::ApprovalGranted { .. }
             | EventPayload::ApprovalRejected { .. }
             | EventPayload::BudgetExceeded { .. }

@@ -124,6 +124,26 @@ pub struct AgentInfo {
     pub approvals: Option<Value>,
 }
 
+/// One file of a policy, as read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicySource {
+    /// Its path, or `builtin:NAME` for a pack built into cordon.
+    pub origin: String,
+    /// Its whole text.
+    pub text: String,
+}
+
+/// The policy a run is under, recorded whole so that a resume rebuilds exactly it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRecord {
+    /// The policy's name.
+    pub name: String,
+    /// SHA-256 over every file's origin and text (`sha256:HEX`).
+    pub digest: String,
+    /// Its files, base first.
+    pub files: Vec<PolicySource>,
+}
+
 /// A whole model response, recorded so that resume never asks for it again.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ModelResponse {
@@ -229,12 +249,15 @@ pub enum EventPayload {
         /// Digest of the workspace manifest, once manifests exist.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         manifest_digest: Option<String>,
-        /// Digest of the policy, once policies exist.
+        /// Digest of the policy (see [`PolicyRecord::digest`]), when the run has one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         policy_digest: Option<String>,
         /// The sandbox the run's commands use: its tier and what it enforces.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sandbox: Option<Value>,
+        /// The policy the run is under, every file of it: a resume runs under the same.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy: Option<PolicyRecord>,
     },
     /// The workspace was built from a manifest.
     WorkspaceMaterialized {
@@ -333,6 +356,25 @@ pub enum EventPayload {
         /// "always" approval of it would cover.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         rules: Vec<String>,
+        /// Who may approve it (empty: anyone).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        approvers: Vec<String>,
+    },
+    /// The policy judged a tool call, before it ran or waited.
+    PolicyDecision {
+        /// The call.
+        call_id: String,
+        /// Its tool.
+        tool: String,
+        /// `allow`, `ask` or `deny`.
+        verdict: String,
+        /// The call's risk class (`read_only`, `workspace_write`, `network`,
+        /// `credential_use`, `destructive`).
+        class: String,
+        /// The keys of the rules that made the decision.
+        rules: Vec<String>,
+        /// The decision as one line: verdict, rules and their reasons.
+        summary: String,
     },
     /// A person approved a call (for these exact arguments).
     ApprovalGranted {
@@ -415,6 +457,10 @@ pub enum EventPayload {
         /// What the resume noticed without failing (mode bits a restore dropped, ...).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         notes: Vec<String>,
+        /// The policy the run is under from now on, when the person resuming it gave
+        /// another (with `--policy`); unset, the run stays under the one it had.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy: Option<PolicyRecord>,
     },
     /// The run was paused (the user pressed Ctrl-C); `cordon resume` continues it.
     RunPaused {
@@ -450,6 +496,7 @@ impl EventPayload {
             EventPayload::ToolResult { .. } => "tool_result",
             EventPayload::ToolReplayed { .. } => "tool_replayed",
             EventPayload::ApprovalRequested { .. } => "approval_requested",
+            EventPayload::PolicyDecision { .. } => "policy_decision",
             EventPayload::ApprovalGranted { .. } => "approval_granted",
             EventPayload::ApprovalRejected { .. } => "approval_rejected",
             EventPayload::Checkpoint { .. } => "checkpoint",

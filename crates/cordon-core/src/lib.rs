@@ -14,7 +14,10 @@ pub mod state;
 pub mod tool;
 pub mod usage;
 
-pub use event::{AgentInfo, ChainBreak, Event, EventPayload, ModelResponse, verify_chain};
+pub use event::{
+    AgentInfo, ChainBreak, Event, EventPayload, ModelResponse, PolicyRecord, PolicySource,
+    verify_chain,
+};
 pub use ids::RunId;
 pub use item::{CallKind, Content, Item, Role, ToolCall, ToolResult};
 pub use progress::{NoProgress, Progress};

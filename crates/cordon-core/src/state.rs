@@ -97,6 +97,9 @@ pub struct Awaiting {
     /// Its exact arguments, as recorded (what the person approves).
     #[serde(default)]
     pub arguments: String,
+    /// Who may approve it (empty: anyone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
 }
 
 /// Everything known about a run, computed from its events.
@@ -129,6 +132,8 @@ pub struct RunState {
     pub since_checkpoint: Vec<(String, String)>,
     /// Calls waiting for a decision, by call id.
     pub awaiting: std::collections::BTreeMap<String, Awaiting>,
+    /// The policy the run is under (the one it started with, or the last that replaced it).
+    pub policy: Option<crate::PolicyRecord>,
     /// Approved calls not yet run: call id → the arguments hash approved.
     pub approved: std::collections::BTreeMap<String, String>,
     /// Rejected calls: call id → (who, message).
@@ -156,6 +161,7 @@ impl Default for RunState {
             last_checkpoint: None,
             since_checkpoint: Vec::new(),
             awaiting: Default::default(),
+            policy: None,
             approved: Default::default(),
             rejected: Default::default(),
             always_approved: Default::default(),
@@ -182,7 +188,15 @@ impl RunState {
             self.status = status;
         }
         match payload {
-            EventPayload::RunStarted { agent, .. } => self.agent = Some(agent.clone()),
+            EventPayload::RunStarted { agent, policy, .. } => {
+                self.agent = Some(agent.clone());
+                self.policy = policy.clone();
+            }
+            EventPayload::RunResumed {
+                policy: Some(policy),
+                ..
+            } => self.policy = Some(policy.clone()),
+            EventPayload::PolicyDecision { .. } => {}
             EventPayload::UserInput { text } => self.items.push(Item::text(Role::User, text.clone())),
             EventPayload::ModelRequest { .. }
             | EventPayload::ModelRetry { .. }
@@ -200,12 +214,14 @@ impl RunState {
                 arguments,
                 arguments_hash,
                 rules,
+                approvers,
             } => {
                 self.awaiting.insert(call_id.clone(), Awaiting {
                     tool: tool.clone(),
                     arguments_hash: arguments_hash.clone(),
                     rules: rules.clone(),
                     arguments: arguments.clone(),
+                    approvers: approvers.clone(),
                 });
             }
             EventPayload::ApprovalGranted {

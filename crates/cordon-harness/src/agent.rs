@@ -3,6 +3,7 @@
 use crate::output::OutputValidator;
 use cordon_core::AgentInfo;
 use cordon_model::ModelSettings;
+use cordon_policy::Policy;
 use cordon_tools::Tool;
 use serde_json::Value;
 use std::sync::Arc;
@@ -31,8 +32,13 @@ pub struct Agent {
     pub budgets: crate::Budgets,
     /// The model's price, for `max_cost_usd`.
     pub price: Option<crate::Price>,
-    /// Which tool calls wait for a person's approval.
+    /// Which tool calls wait for a person's approval (the agent file's `[approvals]`),
+    /// joined to the policy's rules.
     pub approvals: crate::ApprovalRules,
+    /// The policy the run is under, without the approvals.
+    policy: Arc<Policy>,
+    /// The policy and the approvals together: what judges each call.
+    gate: Arc<Policy>,
     pub(crate) output: Option<OutputValidator>,
 }
 
@@ -66,6 +72,8 @@ impl Agent {
             budgets: crate::Budgets::default(),
             price: None,
             approvals: crate::ApprovalRules::default(),
+            policy: Arc::new(Policy::permissive()),
+            gate: Arc::new(Policy::permissive()),
             output: None,
         }
     }
@@ -108,10 +116,36 @@ impl Agent {
         self
     }
 
-    /// Sets which tool calls wait for a person's approval.
+    /// Sets which tool calls wait for a person's approval, beside the policy's rules.
     pub fn approvals(mut self, rules: crate::ApprovalRules) -> Self {
         self.approvals = rules;
+        self.join_policy();
         self
+    }
+
+    /// Puts the agent's calls under `policy` (by default [`Policy::permissive`]).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Arc::new(policy);
+        self.join_policy();
+        self
+    }
+
+    /// The policy the agent's calls are under, without the approvals.
+    pub fn policy_in_force(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// What judges each call: the policy, with the approvals as rules that ask.
+    pub fn gate(&self) -> &Policy {
+        &self.gate
+    }
+
+    fn join_policy(&mut self) {
+        self.gate = Arc::new(
+            (*self.policy)
+                .clone()
+                .with_approvals(&self.approvals.tools, &self.approvals.commands),
+        );
     }
 
     /// Checks the definition as a whole (unique tool names, a price for a cost budget).

@@ -4,6 +4,7 @@ use crate::Agent;
 use crate::observer::{RunObserver, Silent};
 use cordon_core::{EventPayload, ModelResponse, RunId, RunState, RunStatus, ToolCall, VERSION};
 use cordon_model::{ModelClient, ModelError, ModelRequest, OutputSchema, StreamEvent};
+use cordon_policy::{RiskClass, Verdict};
 use cordon_store::{RunLog, Store, StoreError};
 use cordon_tools::{Effects, ToolContext, ToolError, ToolOutput};
 use serde_json::Value;
@@ -65,6 +66,9 @@ pub struct Resumption {
     pub restored: bool,
     /// What the resume noticed without failing, for the record.
     pub notes: Vec<String>,
+    /// Whether the person resuming put the run under another policy (the agent's): the
+    /// resume records it.
+    pub policy_replaced: bool,
 }
 
 /// Runs agents against one model client, recording into one store.
@@ -261,8 +265,9 @@ impl Runner {
             agent: agent.info(self.client.provider().api.as_str()),
             cordon_version: VERSION.to_string(),
             manifest_digest: self.workspace.as_ref().map(|(d, _)| d.clone()),
-            policy_digest: None,
+            policy_digest: agent.policy_in_force().digest(),
             sandbox: self.sandbox.clone(),
+            policy: agent.policy_in_force().record(),
         })
         .await?;
         if let Some((manifest_digest, receipts)) = &self.workspace {
@@ -567,17 +572,53 @@ impl Runner {
         ) {
             return live.overrun(overrun).await;
         }
-        // Calls that need a person wait, and so does their whole batch. A rejection always
-        // wins; then an approval of these exact arguments; then "always" approvals, which
-        // cover a call only when every rule it matches was approved.
+        // The policy judges every call, and each decision is recorded. A denied call does not
+        // run; the model is told which rule refused it. Calls that need a person wait, and
+        // so does their whole batch. A rejection always wins; then an approval of these exact
+        // arguments; then "always" approvals, which cover a call only when every rule that
+        // asked was approved.
         let mut ready = Vec::new();
         let mut waiting = Vec::new();
         for call in calls {
-            let rules = agent.approvals.matching(&call);
-            if rules.is_empty() {
-                ready.push(call);
-                continue;
+            let class = match agent.find_tool(&call.name).map(|t| t.effects()) {
+                Some(Effects::None) => RiskClass::ReadOnly,
+                Some(Effects::Workspace) => RiskClass::WorkspaceWrite,
+                Some(Effects::External) | None => RiskClass::Network,
+            };
+            let decision = agent.gate().decide_call(&call.name, &call.input, class);
+            live.record(EventPayload::PolicyDecision {
+                call_id: call.call_id.clone(),
+                tool: call.name.clone(),
+                verdict: decision.verdict.to_string(),
+                class: decision.class.to_string(),
+                rules: decision.deciding_keys(),
+                summary: decision.summary(),
+            })
+            .await?;
+            match decision.verdict {
+                Verdict::Allow => {
+                    ready.push(call);
+                    continue;
+                }
+                Verdict::Deny => {
+                    live.record(EventPayload::ToolResult {
+                        call_id: call.call_id.clone(),
+                        tool: call.name.clone(),
+                        output: format!(
+                            "error: the policy refused this call ({}). Do not retry it; find another way or explain to the user what is needed.",
+                            decision.summary()
+                        ),
+                        images: Vec::new(),
+                        is_error: true,
+                        duration_ms: 0,
+                        not_run: true,
+                    })
+                    .await?;
+                    continue;
+                }
+                Verdict::Ask => {}
             }
+            let rules = decision.deciding_keys();
             let hash = cordon_core::event::arguments_hash(&call.input);
             if let Some((by, message)) = live.state.rejected.get(&call.call_id).cloned() {
                 let why = if message.is_empty() {
@@ -600,17 +641,18 @@ impl Runner {
             {
                 ready.push(call);
             } else {
-                waiting.push((call, hash, rules));
+                waiting.push((call, hash, rules, decision.approvers()));
             }
         }
         if !waiting.is_empty() {
-            for (call, hash, rules) in waiting {
+            for (call, hash, rules, approvers) in waiting {
                 live.record(EventPayload::ApprovalRequested {
                     call_id: call.call_id,
                     tool: call.name,
                     arguments: call.input,
                     arguments_hash: hash,
                     rules,
+                    approvers,
                 })
                 .await?;
             }
@@ -821,6 +863,7 @@ impl Runner {
             workspace,
             restored,
             notes,
+            policy_replaced,
         } = how;
         live.record(EventPayload::RunResumed {
             from_checkpoint,
@@ -829,6 +872,9 @@ impl Runner {
             restored,
             sandbox: self.sandbox.clone(),
             notes,
+            policy: policy_replaced
+                .then(|| agent.policy_in_force().record())
+                .flatten(),
         })
         .await?;
         live.flush().await?;

@@ -105,15 +105,18 @@ async fn parallel_calls_run_concurrently_and_results_go_back_in_order() {
         verify_chain(&events).unwrap();
         let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(
-            &kinds[..5],
+            &kinds[..6],
             [
                 "run_started",
                 "user_input",
                 "model_request",
                 "model_response",
-                "tool_call_intent"
+                "policy_decision",
+                "policy_decision"
             ]
         );
+        // Every call is judged (each decision recorded) before any of the batch starts.
+        assert_eq!(kinds.iter().filter(|k| **k == "policy_decision").count(), 4);
         assert_eq!(
             kinds.iter().filter(|k| **k == "tool_call_intent").count(),
             4
@@ -441,6 +444,7 @@ async fn resume_runs_calls_a_recorded_response_asked_for_without_asking_again() 
             manifest_digest: None,
             policy_digest: None,
             sandbox: None,
+            policy: None,
         },
         EventPayload::UserInput { text: "add".into() },
         EventPayload::ModelRequest {
@@ -474,6 +478,7 @@ async fn resume_runs_calls_a_recorded_response_asked_for_without_asking_again() 
         &kinds[4..],
         [
             "run_resumed",
+            "policy_decision",
             "tool_call_intent",
             "tool_result",
             "model_request",

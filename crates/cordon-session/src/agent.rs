@@ -66,6 +66,14 @@ pub struct AgentSpec {
     /// What checkpoints of the run's workspace leave out (joined with the manifest's).
     #[serde(default)]
     pub checkpoints: cordon_core::CheckpointRules,
+    /// The policy, as the agent file names it: a file (relative to the agent file) or a
+    /// pack built into cordon.
+    #[serde(default, rename = "policy")]
+    pub policy_name: Option<String>,
+    /// The policy the agent's calls are under (read from `policy` by [`AgentSpec::load`]);
+    /// none: everything runs but what `[approvals]` names.
+    #[serde(skip)]
+    pub policy: Option<cordon_policy::Policy>,
 }
 
 /// The `[output]` section.
@@ -93,6 +101,8 @@ impl AgentSpec {
             budgets: cordon_harness::Budgets::default(),
             approvals: cordon_harness::ApprovalRules::default(),
             checkpoints: cordon_core::CheckpointRules::default(),
+            policy_name: None,
+            policy: None,
         }
     }
 
@@ -179,6 +189,15 @@ impl AgentSpec {
                 ));
             }
         }
+        if let Some(name) = &spec.policy_name {
+            let policy = crate::policy::resolve(name, path.parent(), None).map_err(|e| {
+                SessionError::bad_input(
+                    format!("{shown}: policy: {}", e.message()),
+                    e.hint_text().unwrap_or_default().to_string(),
+                )
+            })?;
+            spec.policy = Some(policy);
+        }
         spec.output_schema = match &spec.output {
             None => None,
             Some(OutputSection {
@@ -251,6 +270,9 @@ impl AgentSpec {
                 .unwrap_or_default(),
             // The rules live in the recorded sandbox spec, which the resume rebuilds.
             checkpoints: cordon_core::CheckpointRules::default(),
+            // The policy is recorded apart from the agent (see `crate::policy::recorded`).
+            policy_name: None,
+            policy: None,
         })
     }
 
@@ -269,7 +291,11 @@ impl AgentSpec {
             .instructions(&self.instructions)
             .settings(self.model_settings)
             .budgets(self.budgets, price)
-            .approvals(self.approvals);
+            .approvals(self.approvals)
+            .policy(
+                self.policy
+                    .unwrap_or_else(cordon_policy::Policy::permissive),
+            );
         if let Some(n) = self.max_turns {
             agent = agent.max_turns(n);
         }

@@ -66,6 +66,18 @@ impl Session {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         };
+        // The policy names who may approve some calls; the person must be one of them.
+        for (call_id, waiting) in &targets {
+            if !waiting.approvers.is_empty() && !waiting.approvers.iter().any(|a| a == by) {
+                return Err(SessionError::bad_input(
+                    format!(
+                        "{by} may not approve call {call_id} of run {run_id}: the policy lets only {} approve it",
+                        waiting.approvers.join(", ")
+                    ),
+                    "ask one of them, or approve as one of them with --as NAME",
+                ));
+            }
+        }
         let mut log = self.store.open_run(&run_id).await?;
         let mut approved = Vec::new();
         for (call_id, waiting) in targets {

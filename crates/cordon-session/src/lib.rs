@@ -68,6 +68,7 @@ mod checkpoint;
 mod error;
 mod events;
 pub mod models;
+pub mod policy;
 mod resume;
 mod retention;
 #[cfg(feature = "scripted")]
@@ -78,6 +79,7 @@ mod workspace;
 
 pub use agent::AgentSpec;
 pub use approvals::Approved;
+pub use cordon_policy::Policy;
 pub use error::{ErrorKind, SessionError};
 pub use events::{EVENT_QUEUE, RunEvent};
 pub use models::{Config, ModelResolver, Models, ResolveFuture, ResolvedModel};

@@ -293,7 +293,7 @@ fn provider_from_entry(name: &str, e: &ProviderEntry) -> Result<ProviderConfig, 
 }
 
 /// `$XDG_CONFIG_HOME/cordon/config.toml`, or `~/.config/cordon/config.toml`.
-fn default_path() -> Option<PathBuf> {
+pub(crate) fn default_path() -> Option<PathBuf> {
     let non_empty = |k: &str| {
         std::env::var_os(k)
             .filter(|v| !v.is_empty())

@@ -45,6 +45,8 @@ pub struct ResumeRequest {
     pub observers: Vec<Arc<dyn RunObserver>>,
     /// Pauses the run at its next step boundary once set.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Another policy to go on under (recorded); by default the run's own.
+    pub policy: Option<cordon_policy::Policy>,
 }
 
 impl ResumeRequest {
@@ -209,6 +211,15 @@ impl Session {
             .hint("its log is incomplete; `cordon verify` checks it"));
         };
         let mut agent = AgentSpec::recorded(&info)?;
+        let policy_replaced = request.policy.is_some();
+        agent.policy = match request.policy {
+            Some(p) => Some(p),
+            None => state
+                .policy
+                .as_ref()
+                .map(|r| crate::policy::recorded(r, run_id.as_str()))
+                .transpose()?,
+        };
         // The last checkpoint, fetched from a remote store if need be.
         let checkpoint = match &state.last_checkpoint {
             Some(id) => match self.snapshots.load(id).await {
@@ -323,6 +334,7 @@ impl Session {
             workspace: sandbox.as_ref().map(|s| s.workspace.display().to_string()),
             restored: restored_from.is_some(),
             notes: notes.clone(),
+            policy_replaced,
         };
         self.prepare(Plan {
             run_id: run_id.clone(),

@@ -142,6 +142,8 @@ pub struct RunRequest {
     /// Pauses the run at its next step boundary once set (by default the run's own flag,
     /// which [`RunHandle::pause`] sets).
     pub stop: Option<Arc<AtomicBool>>,
+    /// The policy the run is under, over the agent's own (see [`crate::policy::resolve`]).
+    pub policy: Option<cordon_policy::Policy>,
 }
 
 impl RunRequest {
@@ -157,6 +159,7 @@ impl RunRequest {
             max_turns: None,
             observers: Vec::new(),
             stop: None,
+            policy: None,
         }
     }
 
@@ -390,9 +393,13 @@ impl Session {
             max_turns,
             observers,
             stop,
+            policy,
         } = request;
         if let Some(n) = max_turns {
             agent.max_turns = Some(n);
+        }
+        if policy.is_some() {
+            agent.policy = policy;
         }
         let model = self
             .models

@@ -3,6 +3,7 @@
 mod approve;
 mod bench;
 mod inspect;
+mod policy;
 mod run;
 pub mod sandbox;
 mod snapshot;
@@ -32,8 +33,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             workspace,
             sandbox,
             command_timeout,
+            policy,
         } => {
             let mut request = cordon_session::ResumeRequest::new(run);
+            request.policy = policy
+                .map(|p| policy::resolve(&p, paths.config))
+                .transpose()?;
             request.max_turns = max_turns;
             request.budgets = budgets
                 .iter()
@@ -142,6 +147,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             print_bytes(&script)
         }
         Command::Manifest(ManifestCommand::Check { file, json }) => manifest_check(&file, json),
+        Command::Policy(cmd) => policy::run(cmd, cli.config.as_deref()),
         Command::Snapshot(cmd) => {
             let runs = open_store_read_only(cli.store.as_deref()).await?;
             snapshot::run(cmd, cli.snapshots.as_deref(), runs.as_ref()).await

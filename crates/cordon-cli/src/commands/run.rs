@@ -33,6 +33,11 @@ pub async fn run(args: RunArgs, paths: &Paths<'_>) -> anyhow::Result<ExitCode> {
     request.model = args.model.clone();
     request.sandbox = sandbox;
     request.max_turns = args.max_turns;
+    request.policy = args
+        .policy
+        .as_deref()
+        .map(|p| super::policy::resolve(p, paths.config))
+        .transpose()?;
     request.stop = Some(stop_on_ctrl_c());
     request.observers.push(observer(args.json));
     let prepared = session.new_run(request).await?;

@@ -29,6 +29,7 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             manifest_digest,
             policy_digest: _,
             sandbox,
+            policy,
         } => {
             let mut line = format!(
                 "agent {} · model {} ({}) · {}",
@@ -59,6 +60,9 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             }
             if let Some(d) = manifest_digest {
                 details.push(format!("manifest {}", short(d)));
+            }
+            if let Some(p) = policy {
+                details.push(policy_line(p));
             }
             details.push(style.dim(&format!("cordon {cordon_version}")));
             ("started", line, details)
@@ -217,8 +221,9 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             arguments,
             arguments_hash: _,
             rules,
+            approvers,
         } => {
-            let asked = if rules.is_empty() {
+            let mut asked = if rules.is_empty() {
                 String::new()
             } else {
                 format!(
@@ -230,6 +235,12 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
                         .join("; ")
                 )
             };
+            if !approvers.is_empty() {
+                asked.push_str(&format!(
+                    " · approvers: {}",
+                    clip(&approvers.join(", "), 120)
+                ));
+            }
             let mut details = vec![call::call_line(tool, arguments)];
             details.extend(call::call_details(tool, arguments, style, limit));
             (
@@ -241,6 +252,27 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
                 )),
                 details,
             )
+        }
+        EventPayload::PolicyDecision {
+            call_id,
+            tool,
+            verdict,
+            class,
+            rules: _,
+            summary,
+        } => {
+            let line = format!(
+                "{} {verdict} · {} · {}",
+                named(tool, call_id, style),
+                clip(class, 32),
+                clip(summary, 240)
+            );
+            let line = match verdict.as_str() {
+                "deny" => style.red(&line),
+                "ask" => style.yellow(&line),
+                _ => style.dim(&line),
+            };
+            ("policy", line, Vec::new())
         }
         EventPayload::ApprovalGranted {
             call_id,
@@ -332,6 +364,7 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             restored,
             sandbox: _,
             notes,
+            policy,
         } => {
             let mut parts = Vec::new();
             if let Some(ws) = workspace {
@@ -359,11 +392,12 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             if parts.is_empty() {
                 parts.push("continues".into());
             }
-            (
-                "resumed",
-                parts.join(" · "),
-                notes.iter().map(|n| format!("note: {n}")).collect(),
-            )
+            let mut details: Vec<String> = notes.iter().map(|n| format!("note: {n}")).collect();
+            if let Some(p) = policy {
+                parts.push(style.yellow("under another policy"));
+                details.push(policy_line(p));
+            }
+            ("resumed", parts.join(" · "), details)
         }
         EventPayload::RunPaused { reason } => ("paused", style.yellow(reason), Vec::new()),
         EventPayload::RunCompleted {
@@ -424,5 +458,16 @@ fn named(tool: &str, call_id: &str, style: Style) -> String {
         "{} {}",
         style.bold(&clip(tool, 64)),
         style.dim(&clip(call_id, 64))
+    )
+}
+
+/// A recorded policy in one line: its name, digest and files.
+fn policy_line(p: &cordon_core::PolicyRecord) -> String {
+    let files: Vec<&str> = p.files.iter().map(|f| f.origin.as_str()).collect();
+    format!(
+        "policy {} {} ({})",
+        clip(&p.name, 64),
+        short(&p.digest),
+        clip(&files.join(" < "), 200)
     )
 }

@@ -11,6 +11,7 @@ mod crash;
 mod e2e;
 mod manifest;
 mod object_store;
+mod policy;
 mod resume;
 mod sandbox_cli;
 mod shell_sessions;

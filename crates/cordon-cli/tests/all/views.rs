@@ -102,6 +102,7 @@ async fn story(db: &Path) {
                 "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
             ),
             policy_digest: None,
+            policy: None,
             sandbox: Some(json!({ "host_workspace": "/work/ws", "tier": "namespaces" })),
         },
         EventPayload::WorkspaceMaterialized {
@@ -209,6 +210,7 @@ async fn story(db: &Path) {
             arguments: patch.into(),
             arguments_hash: "ab".into(),
             rules: vec!["tool:apply_patch".into()],
+            approvers: Vec::new(),
         },
         EventPayload::ApprovalRequested {
             call_id: "call_4".into(),
@@ -216,6 +218,7 @@ async fn story(db: &Path) {
             arguments: r#"{"cmd":"rm -rf target"}"#.into(),
             arguments_hash: "cd".into(),
             rules: vec!["command:rm *".into()],
+            approvers: Vec::new(),
         },
         EventPayload::ApprovalGranted {
             call_id: "call_3".into(),
@@ -236,6 +239,7 @@ async fn story(db: &Path) {
             restored: false,
             sandbox: None,
             notes: vec![],
+            policy: None,
         },
         EventPayload::ToolCallIntent {
             call_id: "call_3".into(),
@@ -273,6 +277,7 @@ async fn story(db: &Path) {
             restored: true,
             sandbox: None,
             notes: vec!["the restore dropped the setuid bit of bin/x".into()],
+            policy: None,
         },
         EventPayload::ToolReplayed {
             call_id: "call_3".into(),
@@ -291,6 +296,7 @@ async fn story(db: &Path) {
             restored: false,
             sandbox: None,
             notes: vec![],
+            policy: None,
         },
         EventPayload::ModelRequest {
             turn: 3,
@@ -487,6 +493,7 @@ async fn escape_sequences_from_a_run_are_shown_not_obeyed() {
             arguments: hidden.into(),
             arguments_hash: "h".into(),
             rules: vec!["command:curl *".into()],
+            approvers: Vec::new(),
         },
     ] {
         log.append(&e).await.unwrap();

@@ -1,0 +1,305 @@
+//! The policy gateway through the real binary: a run under a policy file, whose every
+//! decision is in the log; who may approve; a changed policy file on resume; `policy check`
+//! and `policy explain`.
+
+use crate::common;
+
+use cordon_testkit::{Script, ScriptedServer};
+use serde_json::Value;
+use std::path::Path;
+
+fn cordon(home: &Path) -> std::process::Command {
+    let mut c = common::cordon_std(home);
+    c.env("USER", "tester")
+        .env("CORDON_CONFIG", home.join("config.toml"));
+    c
+}
+
+/// Runs cordon in `home` and checks its exit code, showing stderr when it differs.
+async fn expect(home: &Path, args: &[&str], code: i32) -> std::process::Output {
+    let mut c = cordon(home);
+    c.args(args);
+    let out = common::output(c).await;
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "cordon {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+async fn events(home: &Path) -> Vec<cordon_core::Event> {
+    let store = cordon_store::Store::open_read_only(&home.join("runs.db"))
+        .await
+        .unwrap();
+    let runs = store.list_runs(None, 1).await.unwrap();
+    store.events(&runs[0].run_id).await.unwrap()
+}
+
+fn of_kind<'a>(events: &'a [cordon_core::Event], kind: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| &e.payload)
+        .collect()
+}
+
+const TEAM: &str = r#"name = "team"
+extends = "base"
+
+[classes]
+destructive = "deny"
+
+[[command]]
+id = "push"
+program = "git"
+args = ["push"]
+decision = "ask"
+approvers = ["alice"]
+reason = "publishes work"
+match = ["git push origin main"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_under_a_policy_is_denied_asked_and_recorded() {
+    let server = ScriptedServer::start(
+        Script::from_toml(
+            r#"
+            [[turns]]
+            tool_calls = [{ name = "exec_command", arguments = { cmd = "rm -rf data" } }]
+            [[turns]]
+            tool_calls = [{ name = "exec_command", arguments = { cmd = "echo ok > ok.txt && git push origin main" } }]
+            [[turns]]
+            text = "Done."
+            "#,
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::write(
+        h.join("config.toml"),
+        format!(
+            "[providers.s]\napi = \"chat\"\nbase_url = \"{}\"\n",
+            server.base_url()
+        ),
+    )
+    .unwrap();
+    std::fs::write(h.join("team.toml"), TEAM).unwrap();
+    std::fs::write(
+        h.join("agent.toml"),
+        "name = \"worker\"\ntools = [\"exec_command\"]\npolicy = \"team.toml\"\n",
+    )
+    .unwrap();
+    let ws = h.join("ws");
+    std::fs::create_dir_all(ws.join("data")).unwrap();
+    std::fs::write(ws.join("data/keep.txt"), "keep").unwrap();
+    let wss = ws.to_str().unwrap();
+
+    let out = expect(
+        h,
+        &[
+            "run",
+            "--agent",
+            "agent.toml",
+            "--model",
+            "s:m",
+            "--workspace",
+            wss,
+            "go",
+        ],
+        5,
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the policy refused"), "{stderr}");
+    assert!(
+        ws.join("data/keep.txt").exists(),
+        "the denied command never ran"
+    );
+    assert!(
+        !ws.join("ok.txt").exists(),
+        "the asked command waits, all of it"
+    );
+
+    let evs = events(h).await;
+    let started = of_kind(&evs, "run_started")[0];
+    assert_eq!(started["policy"]["name"], "team");
+    let files: Vec<&str> = started["policy"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["origin"].as_str().unwrap())
+        .collect();
+    assert_eq!(files[0], "builtin:base");
+    assert!(files[1].ends_with("team.toml"), "{files:?}");
+    assert_eq!(started["policy"]["files"][1]["text"], TEAM);
+    assert_eq!(started["policy_digest"], started["policy"]["digest"]);
+    let decisions = of_kind(&evs, "policy_decision");
+    assert_eq!(decisions[0]["verdict"], "deny");
+    assert_eq!(decisions[0]["rules"][0], "class:destructive");
+    assert_eq!(decisions[1]["verdict"], "ask");
+    assert_eq!(decisions[1]["rules"][0], "push");
+    let refused = of_kind(&evs, "tool_result")[0];
+    assert_eq!(refused["not_run"], true);
+    assert!(
+        refused["output"]
+            .as_str()
+            .unwrap()
+            .contains("class:destructive"),
+        "the model is told which rule refused: {refused}"
+    );
+    let asked = of_kind(&evs, "approval_requested")[0];
+    assert_eq!(asked["approvers"][0], "alice");
+    assert_eq!(asked["rules"][0], "push");
+
+    // Only the named approver may approve.
+    let refused = expect(h, &["approve", "last", "--as", "bob"], 2).await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("only alice"), "{stderr}");
+    expect(h, &["approve", "last", "--as", "alice"], 0).await;
+
+    // A policy file changed under a waiting run stops the resume, until a person says which
+    // rules the run goes on under.
+    std::fs::write(h.join("team.toml"), format!("{TEAM}\n# loosened\n")).unwrap();
+    let changed = expect(h, &["resume", "last"], 2).await;
+    let stderr = String::from_utf8_lossy(&changed.stderr);
+    assert!(stderr.contains("has changed since run"), "{stderr}");
+    assert!(stderr.contains("--policy"), "{stderr}");
+    let team = h.join("team.toml");
+    expect(
+        h,
+        &["resume", "last", "--policy", team.to_str().unwrap()],
+        0,
+    )
+    .await;
+    assert_eq!(std::fs::read_to_string(ws.join("ok.txt")).unwrap(), "ok\n");
+
+    let evs = events(h).await;
+    let resumed = of_kind(&evs, "run_resumed");
+    assert!(
+        resumed[0]["policy"]["files"][1]["text"]
+            .as_str()
+            .unwrap()
+            .contains("# loosened")
+    );
+    let state = cordon_core::RunState::fold(&evs).unwrap();
+    assert!(state.policy.unwrap().files[1].text.contains("# loosened"));
+    let shown = expect(h, &["show", "last"], 0).await;
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("policy team"), "{shown}");
+    assert!(shown.contains("under another policy"), "{shown}");
+}
+
+#[test]
+fn policy_check_points_at_problems_and_failing_examples() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::write(
+        h.join("bad.toml"),
+        "name = \"bad\"\n\n[[command]]\nprogram = \"git\"\nargs = [\"push\"]\ndecision = \"ask\"\nmatch = [\"git status\"]\n",
+    )
+    .unwrap();
+    std::fs::write(h.join("typo.toml"), "[classes]\nnetwrok = \"ask\"\n").unwrap();
+    let out = common::cordon(h)
+        .args(["policy", "check", "bad.toml"])
+        .current_dir(h)
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr
+            .contains("bad.toml:3:1: rule command:git push should match 'git status' but does not"),
+        "{stderr}"
+    );
+    let out = common::cordon(h)
+        .args(["policy", "check", "typo.toml", "--json"])
+        .current_dir(h)
+        .assert()
+        .code(2);
+    let v: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["problems"][0]["at"], "typo.toml:2:1");
+    assert!(
+        v["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("netwrok")
+    );
+    let out = common::cordon(h)
+        .args(["policy", "check", "prod", "--json"])
+        .assert()
+        .code(0);
+    let v: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(
+        v["files"],
+        serde_json::json!(["builtin:base", "builtin:prod"])
+    );
+    let out = common::cordon(h)
+        .args(["policy", "check", "nosuch"])
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("base, dev, stage, prod"), "{stderr}");
+}
+
+#[test]
+fn policy_explain_says_which_rules_decided() {
+    let home = tempfile::tempdir().unwrap();
+    let explain = |args: &[&str]| {
+        let out = common::cordon(home.path())
+            .args(["policy", "explain"])
+            .args(args)
+            .assert()
+            .code(0);
+        String::from_utf8_lossy(&out.get_output().stdout).to_string()
+    };
+    insta::assert_snapshot!(
+        "explain_command",
+        explain(&[
+            "--policy",
+            "stage",
+            "--",
+            "cargo test && git push origin main"
+        ])
+    );
+    insta::assert_snapshot!(
+        "explain_words",
+        explain(&[
+            "--policy",
+            "prod",
+            "--",
+            "sh",
+            "-c",
+            "rm -rf / ; echo $(id)"
+        ])
+    );
+    insta::assert_snapshot!(
+        "explain_url",
+        explain(&[
+            "--policy",
+            "dev",
+            "--url",
+            "http://169.254.169.254/latest/meta-data"
+        ])
+    );
+    insta::assert_snapshot!(
+        "explain_tool",
+        explain(&[
+            "--policy",
+            "base",
+            "--tool",
+            "view_image",
+            "--args",
+            r#"{"path":"certs/server.pem"}"#
+        ])
+    );
+    let json: Value =
+        serde_json::from_str(&explain(&["--policy", "stage", "--json", "--", "git push"])).unwrap();
+    assert_eq!(json["verdict"], "ask");
+    assert_eq!(json["deciding"][0], "git-push");
+    assert_eq!(json["reasons"][0]["at"], "builtin:stage:13:1");
+}

@@ -1,0 +1,532 @@
+//! A shell command line, parsed by a real bash parser into the simple commands it would
+//! run, so rules judge each program and its arguments, not the text as a whole.
+//!
+//! Pipes, `&&`, `||`, `;`, subshells, braces, `if`/`for`/`while`/`case` bodies are walked;
+//! quoting is removed; `bash -c`/`sh -c` strings are parsed in turn; wrappers that run
+//! another command (`env`, `command`, `exec`, `nice`, `nohup`, `time`, `timeout`, `xargs`,
+//! `sudo`)
+//! are judged together with the command they run. What cannot be judged without running
+//! it (command or process substitution, `eval`, `source`, a command name that is a
+//! variable, a function definition, text that does not parse) is reported as such.
+
+use brush_parser::ast;
+use brush_parser::word::WordPiece;
+
+/// The longest command text parsed; longer commands cannot be judged.
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
+/// How deep `bash -c` strings and compound commands may nest before the command is
+/// called unjudgeable.
+const MAX_DEPTH: usize = 16;
+
+/// One simple command: a program and its arguments, unquoted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimpleCommand {
+    /// The program, then its arguments, with quotes removed. An argument that holds a
+    /// variable (`$HOME`) keeps its text.
+    pub argv: Vec<String>,
+    /// Files its redirections write to (`> out.txt`, `>> log`).
+    pub writes: Vec<String>,
+}
+
+impl SimpleCommand {
+    /// The program's name without its directory (`/usr/bin/git` → `git`).
+    pub fn program(&self) -> &str {
+        let p = self.argv.first().map(String::as_str).unwrap_or("");
+        p.rsplit('/').next().unwrap_or(p)
+    }
+
+    /// The command as one line (arguments joined by spaces).
+    pub fn text(&self) -> String {
+        self.argv.join(" ")
+    }
+}
+
+/// A command line, as far as it can be judged.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Parsed {
+    /// The simple commands it runs, in order.
+    pub commands: Vec<SimpleCommand>,
+    /// Why some of it cannot be judged (empty: all of it can).
+    pub unknown: Vec<String>,
+}
+
+/// Parses `line` as bash into the simple commands it runs.
+pub fn parse(line: &str) -> Parsed {
+    let mut out = Parsed::default();
+    parse_into(line, 0, &mut out);
+    out.unknown.sort();
+    out.unknown.dedup();
+    out
+}
+
+fn parse_into(line: &str, depth: usize, out: &mut Parsed) {
+    if line.len() > MAX_COMMAND_BYTES {
+        out.unknown.push("a command too long to judge".into());
+        return;
+    }
+    if depth > MAX_DEPTH {
+        out.unknown.push("commands nested too deep to judge".into());
+        return;
+    }
+    if nesting(line) > MAX_DEPTH {
+        out.unknown.push("commands nested too deep to judge".into());
+        return;
+    }
+    let options = brush_parser::ParserOptions::default();
+    let mut parser = brush_parser::Parser::new(std::io::Cursor::new(line.as_bytes()), &options);
+    match parser.parse_program() {
+        Ok(program) => {
+            for list in &program.complete_commands {
+                walk_list(list, depth, out);
+            }
+        }
+        Err(_) => out.unknown.push("text that does not parse as bash".into()),
+    }
+}
+
+/// How deeply brackets nest in `line` (quotes ignored): a bound checked before parsing,
+/// whose recursion follows the nesting.
+fn nesting(line: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for c in line.chars() {
+        match c {
+            '(' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+fn walk_list(list: &ast::CompoundList, depth: usize, out: &mut Parsed) {
+    for ast::CompoundListItem(and_or, _) in &list.0 {
+        walk_pipeline(&and_or.first, depth, out);
+        for next in &and_or.additional {
+            match next {
+                ast::AndOr::And(p) | ast::AndOr::Or(p) => walk_pipeline(p, depth, out),
+            }
+        }
+    }
+}
+
+fn walk_pipeline(pipeline: &ast::Pipeline, depth: usize, out: &mut Parsed) {
+    for command in &pipeline.seq {
+        walk_command(command, depth, out);
+    }
+}
+
+fn walk_command(command: &ast::Command, depth: usize, out: &mut Parsed) {
+    match command {
+        ast::Command::Simple(simple) => walk_simple(simple, depth, out),
+        ast::Command::Compound(compound, redirects) => {
+            walk_compound(compound, depth, out);
+            if let Some(list) = redirects {
+                let mut writes = Vec::new();
+                for r in &list.0 {
+                    redirect(r, &mut writes, out);
+                }
+                // Writes of a compound command count as a command of their own.
+                if !writes.is_empty() {
+                    out.commands.push(SimpleCommand {
+                        argv: vec![":".into()],
+                        writes,
+                    });
+                }
+            }
+        }
+        ast::Command::Function(f) => out.unknown.push(format!(
+            "a function definition ({}) that could stand in for any program",
+            f.fname.value
+        )),
+        ast::Command::ExtendedTest(test, _) => {
+            let text = format!("{test}");
+            if text.contains("$(") || text.contains('`') {
+                out.unknown.push("command substitution".into());
+            }
+        }
+    }
+}
+
+fn walk_compound(compound: &ast::CompoundCommand, depth: usize, out: &mut Parsed) {
+    let depth = depth + 1;
+    if depth > MAX_DEPTH {
+        out.unknown.push("commands nested too deep to judge".into());
+        return;
+    }
+    match compound {
+        ast::CompoundCommand::Arithmetic(_) | ast::CompoundCommand::ArithmeticForClause(_) => {}
+        ast::CompoundCommand::BraceGroup(b) => walk_list(&b.list, depth, out),
+        ast::CompoundCommand::Subshell(s) => walk_list(&s.list, depth, out),
+        ast::CompoundCommand::ForClause(f) => {
+            for w in f.values.iter().flatten() {
+                word(&w.value, out);
+            }
+            walk_list(&f.body.list, depth, out);
+        }
+        ast::CompoundCommand::CaseClause(c) => {
+            word(&c.value.value, out);
+            for item in &c.cases {
+                if let Some(list) = &item.cmd {
+                    walk_list(list, depth, out);
+                }
+            }
+        }
+        ast::CompoundCommand::IfClause(i) => {
+            walk_list(&i.condition, depth, out);
+            walk_list(&i.then, depth, out);
+            for e in i.elses.iter().flatten() {
+                if let Some(c) = &e.condition {
+                    walk_list(c, depth, out);
+                }
+                walk_list(&e.body, depth, out);
+            }
+        }
+        ast::CompoundCommand::WhileClause(w) | ast::CompoundCommand::UntilClause(w) => {
+            walk_list(&w.0, depth, out);
+            walk_list(&w.1.list, depth, out);
+        }
+        ast::CompoundCommand::Coprocess(c) => walk_command(&c.body, depth, out),
+    }
+}
+
+fn walk_simple(simple: &ast::SimpleCommand, depth: usize, out: &mut Parsed) {
+    let mut argv = Vec::new();
+    let mut writes = Vec::new();
+    let mut dynamic_name = false;
+    let items = simple
+        .prefix
+        .iter()
+        .flat_map(|p| p.0.iter())
+        .chain(simple.suffix.iter().flat_map(|s| s.0.iter()));
+    // The command's name comes between its prefix and its suffix.
+    let mut name_done = false;
+    let prefix_len = simple.prefix.as_ref().map_or(0, |p| p.0.len());
+    for (i, item) in items.enumerate() {
+        if i == prefix_len && !name_done {
+            name_done = true;
+            if let Some(w) = &simple.word_or_name {
+                let (text, dynamic) = word(&w.value, out);
+                dynamic_name = dynamic;
+                argv.push(text);
+            }
+        }
+        match item {
+            ast::CommandPrefixOrSuffixItem::Word(w) => argv.push(word(&w.value, out).0),
+            // Before the name, an assignment sets the command's environment; after it,
+            // it is an argument (`env A=1`, `make CC=gcc`).
+            ast::CommandPrefixOrSuffixItem::AssignmentWord(_, w) => {
+                let (text, _) = word(&w.value, out);
+                if i >= prefix_len {
+                    argv.push(text);
+                }
+            }
+            ast::CommandPrefixOrSuffixItem::IoRedirect(r) => redirect(r, &mut writes, out),
+            ast::CommandPrefixOrSuffixItem::ProcessSubstitution(..) => {
+                out.unknown.push("process substitution".into())
+            }
+        }
+    }
+    if !name_done && let Some(w) = &simple.word_or_name {
+        let (text, dynamic) = word(&w.value, out);
+        dynamic_name = dynamic;
+        argv.insert(0, text);
+    }
+    if argv.is_empty() {
+        // Only assignments or redirections: `X=1`, `> file`.
+        if !writes.is_empty() {
+            out.commands.push(SimpleCommand {
+                argv: vec![":".into()],
+                writes,
+            });
+        }
+        return;
+    }
+    if dynamic_name {
+        out.unknown
+            .push(format!("a command name that is a variable ({})", argv[0]));
+    }
+    walk_wrapped(SimpleCommand { argv, writes }, depth, out);
+}
+
+/// Records `command`, and what it runs in turn: a shell's `-c` script, a wrapper's command.
+fn walk_wrapped(command: SimpleCommand, depth: usize, out: &mut Parsed) {
+    if depth > MAX_DEPTH {
+        out.unknown.push("commands nested too deep to judge".into());
+        return;
+    }
+    let program = command.program().to_string();
+    let script = match program.as_str() {
+        "eval" => {
+            out.unknown.push("eval".into());
+            None
+        }
+        "source" | "." => {
+            out.unknown
+                .push(format!("{program}, which runs a script's text"));
+            None
+        }
+        "bash" | "sh" | "zsh" | "dash" | "ksh" => shell_script(&command.argv),
+        _ => None,
+    };
+    let inner = wrapped(&command.argv);
+    out.commands.push(command);
+    if let Some(script) = script {
+        parse_into(&script, depth + 1, out);
+    }
+    if let Some(inner) = inner {
+        walk_wrapped(
+            SimpleCommand {
+                argv: inner,
+                writes: Vec::new(),
+            },
+            depth + 1,
+            out,
+        );
+    }
+}
+
+/// The script of `bash -c SCRIPT` (options before `-c` allowed, as in `bash -lc`).
+fn shell_script(argv: &[String]) -> Option<String> {
+    let mut args = argv.iter().skip(1);
+    while let Some(a) = args.next() {
+        if a.starts_with('-') && !a.starts_with("--") && a.contains('c') {
+            return args.next().cloned();
+        }
+        if !a.starts_with('-') {
+            return None;
+        }
+    }
+    None
+}
+
+/// The command a wrapper runs: `env X=1 cmd`, `timeout 5 cmd`, `xargs -n1 cmd`...
+fn wrapped(argv: &[String]) -> Option<Vec<String>> {
+    let program = argv.first()?.rsplit('/').next()?;
+    let rest = &argv[1..];
+    let skip_options = |args: &[String]| -> usize {
+        args.iter()
+            .take_while(|a| a.starts_with('-') && a.as_str() != "--")
+            .count()
+    };
+    let start = match program {
+        "env" => rest
+            .iter()
+            .take_while(|a| a.starts_with('-') || a.contains('='))
+            .count(),
+        "command" | "exec" | "nice" | "nohup" | "time" | "xargs" | "stdbuf" | "setsid" | "sudo"
+        | "doas" => skip_options(rest),
+        "timeout" => {
+            let n = skip_options(rest);
+            n + 1
+        }
+        _ => return None,
+    };
+    let mut start = start;
+    if rest.get(start).is_some_and(|a| a == "--") {
+        start += 1;
+    }
+    let inner: Vec<String> = rest.get(start..)?.to_vec();
+    (!inner.is_empty()).then_some(inner)
+}
+
+/// Records what a redirection writes, and anything in it that cannot be judged.
+fn redirect(r: &ast::IoRedirect, writes: &mut Vec<String>, out: &mut Parsed) {
+    match r {
+        ast::IoRedirect::File(_, kind, target) => match target {
+            ast::IoFileRedirectTarget::Filename(w) => {
+                let (text, _) = word(&w.value, out);
+                let writing = !matches!(kind, ast::IoFileRedirectKind::Read);
+                if writing && text != "/dev/null" {
+                    writes.push(text);
+                }
+            }
+            ast::IoFileRedirectTarget::Fd(_) => {}
+            ast::IoFileRedirectTarget::Duplicate(w) => {
+                word(&w.value, out);
+            }
+            ast::IoFileRedirectTarget::ProcessSubstitution(..) => {
+                out.unknown.push("process substitution".into())
+            }
+        },
+        ast::IoRedirect::HereDocument(_, doc) => {
+            if doc.requires_expansion {
+                word(&doc.doc.value, out);
+            }
+        }
+        ast::IoRedirect::HereString(_, w) => {
+            word(&w.value, out);
+        }
+        ast::IoRedirect::OutputAndError(w, _) => {
+            let (text, _) = word(&w.value, out);
+            if text != "/dev/null" {
+                writes.push(text);
+            }
+        }
+    }
+}
+
+/// A word with its quoting removed, and whether its value depends on a variable. Command
+/// substitutions in it are recorded as unjudgeable.
+fn word(raw: &str, out: &mut Parsed) -> (String, bool) {
+    let options = brush_parser::ParserOptions::default();
+    match brush_parser::word::parse(raw, &options) {
+        Ok(pieces) => {
+            let mut text = String::new();
+            let mut dynamic = false;
+            for p in &pieces {
+                piece(raw, p, &mut text, &mut dynamic, out);
+            }
+            (text, dynamic)
+        }
+        Err(_) => {
+            out.unknown
+                .push(format!("a word that does not parse ({raw})"));
+            (raw.to_string(), true)
+        }
+    }
+}
+
+fn piece(
+    raw: &str,
+    p: &brush_parser::word::WordPieceWithSource,
+    text: &mut String,
+    dynamic: &mut bool,
+    out: &mut Parsed,
+) {
+    match &p.piece {
+        WordPiece::Text(s) | WordPiece::SingleQuotedText(s) | WordPiece::AnsiCQuotedText(s) => {
+            text.push_str(s)
+        }
+        WordPiece::EscapeSequence(s) => text.push_str(s.strip_prefix('\\').unwrap_or(s)),
+        WordPiece::DoubleQuotedSequence(inner) | WordPiece::GettextDoubleQuotedSequence(inner) => {
+            for i in inner {
+                piece(raw, i, text, dynamic, out);
+            }
+        }
+        WordPiece::TildeExpansion(_) => text.push('~'),
+        WordPiece::ParameterExpansion(_) | WordPiece::ArithmeticExpression(_) => {
+            *dynamic = true;
+            text.push_str(raw.get(p.start_index..p.end_index).unwrap_or("$?"));
+        }
+        WordPiece::CommandSubstitution(_) | WordPiece::BackquotedCommandSubstitution(_) => {
+            *dynamic = true;
+            out.unknown.push("command substitution".into());
+            text.push_str(raw.get(p.start_index..p.end_index).unwrap_or("$(?)"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argvs(line: &str) -> Vec<String> {
+        parse(line).commands.iter().map(|c| c.text()).collect()
+    }
+
+    #[test]
+    fn lists_pipes_and_quoting_become_simple_commands() {
+        let table: &[(&str, &[&str])] = &[
+            ("ls -la", &["ls -la"]),
+            (
+                "git status && git push origin main",
+                &["git status", "git push origin main"],
+            ),
+            (
+                "cat a | grep 'x y' | wc -l",
+                &["cat a", "grep x y", "wc -l"],
+            ),
+            ("make; echo \"done now\"", &["make", "echo done now"]),
+            ("false || rm -rf build", &["false", "rm -rf build"]),
+            ("(cd sub && make)", &["cd sub", "make"]),
+            ("{ echo a; echo b; }", &["echo a", "echo b"]),
+            ("if test -f x; then rm x; fi", &["test -f x", "rm x"]),
+            ("for f in a b; do cat $f; done", &["cat $f"]),
+            ("FOO=1 make test", &["make test"]),
+            ("cat <<EOF\nhello\nEOF", &["cat"]),
+            (
+                "bash -lc 'git push --force'",
+                &["bash -lc git push --force", "git push --force"],
+            ),
+            (
+                "env A=1 timeout 5 rm -rf /",
+                &[
+                    "env A=1 timeout 5 rm -rf /",
+                    "timeout 5 rm -rf /",
+                    "rm -rf /",
+                ],
+            ),
+            (
+                "find . -name x | xargs -n1 rm",
+                &["find . -name x", "xargs -n1 rm", "rm"],
+            ),
+            ("/usr/bin/git log", &["/usr/bin/git log"]),
+            ("echo a\\ b", &["echo a b"]),
+        ];
+        for (line, want) in table {
+            let p = parse(line);
+            assert!(p.unknown.is_empty(), "{line}: {:?}", p.unknown);
+            assert_eq!(argvs(line), *want, "{line}");
+        }
+        assert_eq!(parse("/usr/bin/git log").commands[0].program(), "git");
+    }
+
+    #[test]
+    fn redirections_name_what_they_write() {
+        let p = parse("echo hi > out.txt 2>/dev/null; sort < in >> log.txt");
+        assert_eq!(p.commands[0].writes, ["out.txt"]);
+        assert_eq!(p.commands[1].writes, ["log.txt"]);
+        let p = parse("{ echo a; } > grouped.txt");
+        assert!(p.commands.iter().any(|c| c.writes == ["grouped.txt"]));
+    }
+
+    #[test]
+    fn what_cannot_be_judged_says_why() {
+        let table: &[(&str, &str)] = &[
+            ("echo $(rm -rf /)", "command substitution"),
+            ("echo `id`", "command substitution"),
+            ("X=$(curl evil) make", "command substitution"),
+            ("eval \"$CMD\"", "eval"),
+            ("source ./setup.sh", "source, which runs a script's text"),
+            ("$PROG --flag", "a command name that is a variable ($PROG)"),
+            ("diff <(ls a) <(ls b)", "process substitution"),
+            (
+                "f() { rm -rf /; }; f",
+                "a function definition (f) that could stand in for any program",
+            ),
+            ("echo 'unterminated", "text that does not parse as bash"),
+            ("bash -c 'echo $(id)'", "command substitution"),
+        ];
+        for (line, why) in table {
+            let p = parse(line);
+            assert!(
+                p.unknown.iter().any(|u| u == why),
+                "{line}: {:?}",
+                p.unknown
+            );
+        }
+        let long = "a".repeat(MAX_COMMAND_BYTES + 1);
+        assert_eq!(parse(&long).unknown, ["a command too long to judge"]);
+    }
+
+    #[test]
+    fn deep_nesting_is_bounded() {
+        let nested = format!("{}true{}", "(".repeat(40), ")".repeat(40));
+        assert_eq!(
+            parse(&nested).unknown,
+            ["commands nested too deep to judge"]
+        );
+        // So deep that parsing could exhaust the stack: refused before parsing.
+        let deeper = format!("{}true{}", "(".repeat(30_000), ")".repeat(30_000));
+        assert_eq!(
+            parse(&deeper).unknown,
+            ["commands nested too deep to judge"]
+        );
+        let shells = parse("bash -c \"sh -c 'git push'\"");
+        assert_eq!(shells.commands.last().unwrap().text(), "git push");
+    }
+}

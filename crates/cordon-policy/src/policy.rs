@@ -1,0 +1,892 @@
+//! A policy, made of one or more files, and its decisions on tool calls, command lines,
+//! paths and network requests.
+
+use crate::classify::classify;
+use crate::command::{self, SimpleCommand};
+use crate::file::{self, PolicyError, PolicyFile, Source, location};
+use crate::rules::{CommandRule, NetworkRule, PathRule, ToolRule};
+use crate::{Decision, Reason, RiskClass, Verdict};
+use sha2::Digest as _;
+use std::path::Path;
+
+/// A rule and where it is written.
+#[derive(Debug, Clone)]
+struct Located<T> {
+    rule: T,
+    at: Option<String>,
+}
+
+/// The policy a run is under: every file's rules, in order, and the merged defaults.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    name: String,
+    description: Option<String>,
+    sources: Vec<Source>,
+    unknown: Verdict,
+    network_default: Verdict,
+    classes: [Verdict; 5],
+    tools: Vec<Located<ToolRule>>,
+    commands: Vec<Located<CommandRule>>,
+    paths: Vec<(Located<PathRule>, globset::GlobMatcher)>,
+    network: Vec<Located<NetworkRule>>,
+}
+
+/// A network request, as far as it is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The host name or address.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// The HTTP method (`None`: a tunnel, whose requests are not seen).
+    pub method: Option<String>,
+}
+
+impl Request {
+    /// The request a URL describes (`https://host[:port]/path`), with `method`.
+    pub fn from_url(url: &str, method: Option<&str>) -> Result<Request, String> {
+        let bad = |why: &str| format!("'{url}' is not a URL: {why}");
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("it has no scheme (https://...)"))?;
+        let default_port = match scheme.to_ascii_lowercase().as_str() {
+            "https" => 443,
+            "http" => 80,
+            other => return Err(bad(&format!("the scheme {other} is not http or https"))),
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let authority = authority.rsplit('@').next().unwrap_or(authority);
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or_else(|| bad("an unclosed ["))?;
+            (h.to_string(), after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (authority.to_string(), None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("it names no host"));
+        }
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| bad("its port is not a number"))?,
+            None => default_port,
+        };
+        Ok(Request {
+            host: host.to_ascii_lowercase(),
+            port,
+            method: Some(method.unwrap_or("GET").to_ascii_uppercase()),
+        })
+    }
+}
+
+impl Policy {
+    /// The policy of a run that names none: everything runs, as the agent file's
+    /// `[approvals]` (see [`Policy::with_approvals`]) do not say otherwise.
+    pub fn permissive() -> Policy {
+        Policy {
+            name: "none".into(),
+            description: None,
+            sources: Vec::new(),
+            unknown: Verdict::Allow,
+            network_default: Verdict::Allow,
+            classes: [Verdict::Allow; 5],
+            tools: Vec::new(),
+            commands: Vec::new(),
+            paths: Vec::new(),
+            network: Vec::new(),
+        }
+    }
+
+    /// Reads a policy file and what it extends.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let first = file::read_file(path)?;
+        let chain = file::read_chain(first, path.parent())?;
+        Policy::from_sources(chain)
+    }
+
+    /// A pack built into cordon (`base`, `dev`, `stage`, `prod`), or `None`.
+    pub fn builtin(name: &str) -> Option<Result<Policy, PolicyError>> {
+        let (n, text) = file::PACKS.iter().find(|(n, _)| *n == name)?;
+        let first = Source {
+            origin: format!("builtin:{n}"),
+            text: text.to_string(),
+        };
+        Some(file::read_chain(first, None).and_then(Policy::from_sources))
+    }
+
+    /// The policy made of these files, base first, as a run recorded them. `extends` is
+    /// not followed again: the recorded files are the whole policy.
+    pub fn from_sources(sources: Vec<Source>) -> Result<Policy, PolicyError> {
+        // A file's defaults: the stricter, as a base starts.
+        let mut policy = Policy {
+            name: String::new(),
+            description: None,
+            sources: Vec::new(),
+            unknown: Verdict::Ask,
+            network_default: Verdict::Deny,
+            classes: [
+                Verdict::Allow,
+                Verdict::Allow,
+                Verdict::Ask,
+                Verdict::Ask,
+                Verdict::Ask,
+            ],
+            tools: Vec::new(),
+            commands: Vec::new(),
+            paths: Vec::new(),
+            network: Vec::new(),
+        };
+        for source in sources {
+            let parsed = file::parse(&source)?;
+            policy.add(&source, parsed)?;
+            policy.sources.push(source);
+        }
+        Ok(policy)
+    }
+
+    fn add(&mut self, source: &Source, file: PolicyFile) -> Result<(), PolicyError> {
+        let at = |offset: usize| Some(location(&source.origin, &source.text, offset));
+        if let Some(name) = file.name {
+            self.name = name;
+        } else if self.name.is_empty() {
+            self.name = source.origin.clone();
+        }
+        if file.description.is_some() {
+            self.description = file.description;
+        }
+        if let Some(v) = file.defaults.unknown {
+            self.unknown = v;
+        }
+        if let Some(v) = file.defaults.network {
+            self.network_default = v;
+        }
+        let c = &file.classes;
+        for (i, v) in [
+            c.read_only,
+            c.workspace_write,
+            c.network,
+            c.credential_use,
+            c.destructive,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if let Some(v) = v {
+                self.classes[i] = v;
+            }
+        }
+        for r in file.tools {
+            let at = at(r.span().start);
+            self.tools.push(Located {
+                rule: r.into_inner(),
+                at,
+            });
+        }
+        for r in file.commands {
+            let at = at(r.span().start);
+            self.commands.push(Located {
+                rule: r.into_inner(),
+                at,
+            });
+        }
+        for r in file.paths {
+            let at = at(r.span().start);
+            let rule = r.into_inner();
+            let matcher = globset::GlobBuilder::new(&rule.glob)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| PolicyError {
+                    at: at.clone().unwrap_or_default(),
+                    message: format!("glob '{}' is not a pattern: {}", rule.glob, e.kind()),
+                    hint: "globs look like secrets/** or **/*.pem".into(),
+                })?
+                .compile_matcher();
+            self.paths.push((Located { rule, at }, matcher));
+        }
+        for r in file.network {
+            let at = at(r.span().start);
+            self.network.push(Located {
+                rule: r.into_inner(),
+                at,
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds the agent file's `[approvals]`, as rules that ask: `tool:NAME` for each tool,
+    /// `command:PATTERN` for each command pattern (matched against each simple command and
+    /// the whole command line). With command patterns, a command that cannot be judged
+    /// asks too: it might be one of them.
+    pub fn with_approvals(mut self, tools: &[String], commands: &[String]) -> Policy {
+        if !commands.is_empty() {
+            self.unknown = self.unknown.max(Verdict::Ask);
+        }
+        for name in tools {
+            self.tools.push(Located {
+                rule: ToolRule {
+                    id: Some(format!("tool:{name}")),
+                    name: crate::rules::OneOrMany::One(name.clone()),
+                    decision: Verdict::Ask,
+                    reason: None,
+                    approvers: Vec::new(),
+                },
+                at: Some("the agent file's [approvals]".into()),
+            });
+        }
+        for pattern in commands {
+            self.commands.push(Located {
+                rule: CommandRule {
+                    id: Some(format!("command:{pattern}")),
+                    program: None,
+                    args: Vec::new(),
+                    pattern: Some(pattern.clone()),
+                    decision: Verdict::Ask,
+                    reason: None,
+                    approvers: Vec::new(),
+                    must_match: Vec::new(),
+                    not_match: Vec::new(),
+                },
+                at: Some("the agent file's [approvals]".into()),
+            });
+        }
+        self
+    }
+
+    /// The policy as a run records it (`None` for [`Policy::permissive`]).
+    pub fn record(&self) -> Option<cordon_core::PolicyRecord> {
+        Some(cordon_core::PolicyRecord {
+            name: self.name.clone(),
+            digest: self.digest()?,
+            files: self.sources.clone(),
+        })
+    }
+
+    /// The policy a run recorded.
+    pub fn from_record(record: &cordon_core::PolicyRecord) -> Result<Policy, PolicyError> {
+        Policy::from_sources(record.files.clone())
+    }
+
+    /// The policy's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the policy says it is for.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// The files it is made of, base first (empty for [`Policy::permissive`]).
+    pub fn sources(&self) -> &[Source] {
+        &self.sources
+    }
+
+    /// SHA-256 over every file's origin and text, as `sha256:HEX` (`None` without files).
+    pub fn digest(&self) -> Option<String> {
+        if self.sources.is_empty() {
+            return None;
+        }
+        let mut h = sha2::Sha256::new();
+        for s in &self.sources {
+            h.update((s.origin.len() as u64).to_le_bytes());
+            h.update(s.origin.as_bytes());
+            h.update((s.text.len() as u64).to_le_bytes());
+            h.update(s.text.as_bytes());
+        }
+        Some(format!("sha256:{}", hex::encode(h.finalize())))
+    }
+
+    /// The decision for a class of calls no rule names.
+    pub fn class_default(&self, class: RiskClass) -> Verdict {
+        self.classes[RiskClass::ALL.iter().position(|c| *c == class).unwrap_or(0)]
+    }
+
+    /// The decision on a tool call: `tool` with its argument text `input`; `class` is what
+    /// the tool declares of itself (used for tools the policy cannot look into).
+    pub fn decide_call(&self, tool: &str, input: &str, class: RiskClass) -> Decision {
+        let mut reasons: Vec<Reason> = self
+            .tools
+            .iter()
+            .filter(|t| t.rule.matches(tool))
+            .map(|t| Reason {
+                rule: t.rule.key(),
+                verdict: t.rule.decision,
+                subject: format!("the tool {tool}"),
+                why: t.rule.reason.clone(),
+                approvers: t.rule.approvers.clone(),
+                at: t.at.clone(),
+            })
+            .collect();
+        let named = !reasons.is_empty();
+        let args = serde_json::from_str::<serde_json::Value>(input).ok();
+        let field = |name: &str| {
+            args.as_ref()
+                .and_then(|v| v.get(name))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        let mut classes = Vec::new();
+        match tool {
+            "exec_command" => match field("cmd") {
+                Some(cmd) => {
+                    let d = self.decide_command(&cmd);
+                    classes.push(d.class);
+                    reasons.extend(d.reasons);
+                }
+                None => reasons.push(self.unknown_reason("arguments that cannot be read")),
+            },
+            // Keystrokes into a running session are commands to whatever reads them.
+            "write_stdin" => match field("chars") {
+                Some(chars) if chars.trim().is_empty() => classes.push(RiskClass::ReadOnly),
+                Some(chars) => {
+                    let d = self.decide_command(&chars);
+                    classes.push(d.class);
+                    reasons.extend(d.reasons);
+                }
+                None => reasons.push(self.unknown_reason("arguments that cannot be read")),
+            },
+            "apply_patch" => {
+                let patch = field("input")
+                    .or_else(|| field("patch"))
+                    .unwrap_or(input.to_string());
+                classes.push(RiskClass::WorkspaceWrite);
+                for path in patch_paths(&patch) {
+                    reasons.extend(self.path_reasons(&path, true));
+                }
+                if !named {
+                    reasons.push(self.class_reason(RiskClass::WorkspaceWrite, tool));
+                }
+            }
+            "view_image" => {
+                classes.push(RiskClass::ReadOnly);
+                match field("path") {
+                    Some(path) => reasons.extend(self.path_reasons(&path, false)),
+                    None => reasons.push(self.unknown_reason("arguments that cannot be read")),
+                }
+                if !named {
+                    reasons.push(self.class_reason(RiskClass::ReadOnly, tool));
+                }
+            }
+            _ => {
+                classes.push(class);
+                if !named {
+                    reasons.push(self.class_reason(class, tool));
+                }
+            }
+        }
+        let class = classes.into_iter().max().unwrap_or(class);
+        Decision::from_reasons(reasons, class)
+    }
+
+    /// The decision on a shell command line: each simple command by the command rules
+    /// that match it, or by its class when none does; what cannot be judged by the
+    /// policy's `unknown` default.
+    pub fn decide_command(&self, line: &str) -> Decision {
+        let parsed = command::parse(line);
+        let mut reasons = Vec::new();
+        let mut class = RiskClass::ReadOnly;
+        for why in &parsed.unknown {
+            reasons.push(self.unknown_reason(why));
+            class = class.max(RiskClass::WorkspaceWrite);
+        }
+        for cmd in &parsed.commands {
+            let c = classify(cmd);
+            class = class.max(c);
+            let matched: Vec<Reason> = self
+                .commands
+                .iter()
+                .filter(|r| r.rule.matches(cmd, line))
+                .map(|r| Reason {
+                    rule: r.rule.key(),
+                    verdict: r.rule.decision,
+                    subject: cmd.text(),
+                    why: r.rule.reason.clone(),
+                    approvers: r.rule.approvers.clone(),
+                    at: r.at.clone(),
+                })
+                .collect();
+            if matched.is_empty() {
+                reasons.push(self.class_reason(c, &cmd.text()));
+            }
+            reasons.extend(matched);
+            for path in &cmd.writes {
+                reasons.extend(self.path_reasons(path, true));
+            }
+        }
+        if parsed.commands.is_empty() && parsed.unknown.is_empty() {
+            reasons.push(self.class_reason(RiskClass::ReadOnly, "an empty command"));
+        }
+        Decision::from_reasons(reasons, class)
+    }
+
+    /// The decision on reading (or, with `write`, writing) a workspace path.
+    pub fn decide_path(&self, path: &str, write: bool) -> Decision {
+        let class = if write {
+            RiskClass::WorkspaceWrite
+        } else {
+            RiskClass::ReadOnly
+        };
+        let mut reasons = self.path_reasons(path, write);
+        if reasons.is_empty() {
+            reasons.push(self.class_reason(class, path));
+        }
+        Decision::from_reasons(reasons, class)
+    }
+
+    /// The decision on a network request. Private, loopback and link-local addresses are
+    /// denied unless a rule names them exactly; a host no rule covers gets `[defaults]
+    /// network`.
+    pub fn decide_request(&self, request: &Request) -> Decision {
+        let host = request.host.trim_end_matches('.').to_ascii_lowercase();
+        let mut reasons: Vec<Reason> = self
+            .network
+            .iter()
+            .filter(|r| {
+                r.rule
+                    .matches(&host, request.port, request.method.as_deref())
+            })
+            .map(|r| Reason {
+                rule: r.rule.key(),
+                verdict: r.rule.decision,
+                subject: format!("{host}:{}", request.port),
+                why: r.rule.reason.clone(),
+                approvers: r.rule.approvers.clone(),
+                at: r.at.clone(),
+            })
+            .collect();
+        if is_private(&host) && !self.network.iter().any(|r| r.rule.names(&host)) {
+            reasons.push(Reason {
+                rule: "network:private-address".into(),
+                verdict: Verdict::Deny,
+                subject: host.clone(),
+                why: Some(
+                    "private, loopback and link-local addresses are reached only when a rule names them"
+                        .into(),
+                ),
+                approvers: Vec::new(),
+                at: None,
+            });
+        }
+        if reasons.is_empty() {
+            reasons.push(Reason {
+                rule: "network:default".into(),
+                verdict: self.network_default,
+                subject: format!("{host}:{}", request.port),
+                why: Some("no [[network]] rule names this host".into()),
+                approvers: Vec::new(),
+                at: None,
+            });
+        }
+        Decision::from_reasons(reasons, RiskClass::Network)
+    }
+
+    /// The rules' own examples, checked like unit tests: every `match` must match and no
+    /// `not_match` may. Returns what failed.
+    pub fn check_examples(&self) -> Vec<PolicyError> {
+        let mut failures = Vec::new();
+        for r in &self.commands {
+            let matches = |line: &str| {
+                let parsed = command::parse(line);
+                parsed
+                    .commands
+                    .iter()
+                    .any(|c: &SimpleCommand| r.rule.matches(c, line))
+            };
+            let at = r.at.clone().unwrap_or_default();
+            for example in &r.rule.must_match {
+                if !matches(example) {
+                    failures.push(PolicyError {
+                        at: at.clone(),
+                        message: format!(
+                            "rule {} should match '{example}' but does not",
+                            r.rule.key()
+                        ),
+                        hint: "fix the rule or the example".into(),
+                    });
+                }
+            }
+            for example in &r.rule.not_match {
+                if matches(example) {
+                    failures.push(PolicyError {
+                        at: at.clone(),
+                        message: format!(
+                            "rule {} should not match '{example}' but does",
+                            r.rule.key()
+                        ),
+                        hint: "fix the rule or the example".into(),
+                    });
+                }
+            }
+        }
+        failures
+    }
+
+    /// How many rules of each kind the policy has: tools, commands, paths, network.
+    pub fn rule_counts(&self) -> [usize; 4] {
+        [
+            self.tools.len(),
+            self.commands.len(),
+            self.paths.len(),
+            self.network.len(),
+        ]
+    }
+
+    fn path_reasons(&self, path: &str, write: bool) -> Vec<Reason> {
+        let clean = path.trim_start_matches("./");
+        self.paths
+            .iter()
+            .filter(|(_, m)| m.is_match(clean))
+            .filter_map(|(r, _)| {
+                let verdict = if write { r.rule.write } else { r.rule.read }?;
+                Some(Reason {
+                    rule: r.rule.key(),
+                    verdict,
+                    subject: format!("{} {clean}", if write { "writing" } else { "reading" }),
+                    why: r.rule.reason.clone(),
+                    approvers: r.rule.approvers.clone(),
+                    at: r.at.clone(),
+                })
+            })
+            .collect()
+    }
+
+    fn class_reason(&self, class: RiskClass, subject: &str) -> Reason {
+        Reason {
+            rule: format!("class:{class}"),
+            verdict: self.class_default(class),
+            subject: subject.to_string(),
+            why: None,
+            approvers: Vec::new(),
+            at: None,
+        }
+    }
+
+    fn unknown_reason(&self, why: &str) -> Reason {
+        Reason {
+            rule: format!("unknown:{why}"),
+            verdict: self.unknown,
+            subject: why.to_string(),
+            why: Some("cannot be judged without running it".into()),
+            approvers: Vec::new(),
+            at: None,
+        }
+    }
+}
+
+/// The files a patch (in the `apply_patch` format) adds, changes, deletes or moves to.
+fn patch_paths(patch: &str) -> Vec<String> {
+    const HEADERS: [&str; 4] = [
+        "*** Add File: ",
+        "*** Update File: ",
+        "*** Delete File: ",
+        "*** Move to: ",
+    ];
+    patch
+        .lines()
+        .filter_map(|l| {
+            HEADERS
+                .iter()
+                .find_map(|h| l.strip_prefix(h))
+                .map(|p| p.trim().to_string())
+        })
+        .collect()
+}
+
+/// Whether `host` is an address that must be named to be reached: loopback, private,
+/// link-local, unspecified, or `localhost`.
+fn is_private(host: &str) -> bool {
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(a)) => {
+            a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.octets()[0] == 100 && (a.octets()[1] & 0xc0) == 64
+        }
+        Ok(std::net::IpAddr::V6(a)) => {
+            let first = a.segments()[0];
+            a.is_loopback()
+                || a.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || a.to_ipv4_mapped()
+                    .is_some_and(|v4| is_private(&v4.to_string()))
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(text: &str) -> Policy {
+        Policy::from_sources(vec![Source {
+            origin: "p.toml".into(),
+            text: text.into(),
+        }])
+        .unwrap()
+    }
+
+    const SAMPLE: &str = r#"
+[classes]
+network = "ask"
+destructive = "deny"
+
+[[tool]]
+name = "mcp__*"
+decision = "ask"
+approvers = ["alice"]
+
+[[command]]
+program = "git"
+args = ["push"]
+decision = "ask"
+reason = "publishes work"
+
+[[command]]
+program = "curl"
+args = ["*example.com*"]
+decision = "allow"
+
+[[path]]
+glob = "secrets/**"
+read = "deny"
+write = "deny"
+
+[[network]]
+host = "*.example.com"
+ports = [443]
+decision = "allow"
+"#;
+
+    fn exec(cmd: &str) -> String {
+        serde_json::json!({ "cmd": cmd }).to_string()
+    }
+
+    #[test]
+    fn commands_are_judged_one_simple_command_at_a_time() {
+        let p = policy(SAMPLE);
+        let call = |cmd: &str| p.decide_call("exec_command", &exec(cmd), RiskClass::Network);
+        let d = call("ls && git status");
+        assert_eq!(d.verdict, Verdict::Allow, "{d:?}");
+        assert_eq!(d.class, RiskClass::ReadOnly);
+        let d = call("make && git push origin main");
+        assert_eq!(d.verdict, Verdict::Ask);
+        assert_eq!(d.deciding_keys(), ["command:git push"]);
+        assert_eq!(d.summary(), "ask by command:git push (publishes work)");
+        let d = call("rm -rf build");
+        assert_eq!(
+            (d.verdict, d.class),
+            (Verdict::Deny, RiskClass::Destructive)
+        );
+        assert_eq!(d.deciding_keys(), ["class:destructive"]);
+        // A rule overrides its command's class: this curl is allowed, another asks.
+        assert_eq!(
+            call("curl https://api.example.com/x").verdict,
+            Verdict::Allow
+        );
+        assert_eq!(call("curl https://other.org").verdict, Verdict::Ask);
+        // What cannot be judged asks, with the reason.
+        let d = call("echo $(cat secrets/key)");
+        assert_eq!(d.verdict, Verdict::Ask);
+        assert_eq!(d.deciding_keys(), ["unknown:command substitution"]);
+        // Redirections are writes, judged by the path rules.
+        let d = call("echo x > secrets/token");
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert_eq!(d.deciding_keys(), ["path:secrets/**"]);
+        let d = p.decide_call("exec_command", "{not json", RiskClass::Network);
+        assert_eq!(d.verdict, Verdict::Ask);
+    }
+
+    #[test]
+    fn tools_and_files_are_judged_by_their_rules() {
+        let p = policy(SAMPLE);
+        let d = p.decide_call("mcp__github__create_issue", "{}", RiskClass::Network);
+        assert_eq!(d.verdict, Verdict::Ask);
+        assert_eq!(d.approvers(), ["alice"]);
+        let patch = "*** Begin Patch\n*** Update File: secrets/a.txt\n@@\n-a\n+b\n*** End Patch";
+        let d = p.decide_call("apply_patch", patch, RiskClass::WorkspaceWrite);
+        assert_eq!(d.verdict, Verdict::Deny);
+        let patch = "*** Begin Patch\n*** Add File: src/a.rs\n+x\n*** End Patch";
+        let d = p.decide_call("apply_patch", patch, RiskClass::WorkspaceWrite);
+        assert_eq!(d.verdict, Verdict::Allow);
+        let d = p.decide_call(
+            "view_image",
+            r#"{"path":"./secrets/shot.png"}"#,
+            RiskClass::ReadOnly,
+        );
+        assert_eq!(d.verdict, Verdict::Deny);
+        let d = p.decide_call("update_plan", "{}", RiskClass::ReadOnly);
+        assert_eq!(d.verdict, Verdict::Allow);
+        assert_eq!(d.deciding_keys(), ["class:read_only"]);
+        let d = p.decide_call(
+            "write_stdin",
+            r#"{"session_id":1,"chars":""}"#,
+            RiskClass::WorkspaceWrite,
+        );
+        assert_eq!(d.verdict, Verdict::Allow);
+        let d = p.decide_call(
+            "write_stdin",
+            r#"{"session_id":1,"chars":"git push\n"}"#,
+            RiskClass::WorkspaceWrite,
+        );
+        assert_eq!(d.verdict, Verdict::Ask);
+    }
+
+    #[test]
+    fn requests_are_judged_by_host_port_and_address() {
+        let p = policy(SAMPLE);
+        let req = |url: &str| p.decide_request(&Request::from_url(url, None).unwrap());
+        assert_eq!(req("https://api.example.com/v1").verdict, Verdict::Allow);
+        assert_eq!(req("http://api.example.com/v1").verdict, Verdict::Deny);
+        let d = req("https://pypi.org/simple");
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert_eq!(d.deciding_keys(), ["network:default"]);
+        for private in [
+            "http://127.0.0.1:8080/",
+            "http://10.1.2.3/",
+            "http://[::1]/",
+            "http://169.254.169.254/latest",
+            "http://localhost/",
+            "http://[::ffff:192.168.0.1]/",
+        ] {
+            let d = req(private);
+            assert_eq!(d.verdict, Verdict::Deny, "{private}");
+            assert!(
+                d.deciding_keys()
+                    .contains(&"network:private-address".to_string())
+            );
+        }
+        let named =
+            policy("[[network]]\nhost = \"127.0.0.1\"\nports = [8080]\ndecision = \"allow\"\n");
+        let d = named.decide_request(&Request::from_url("http://127.0.0.1:8080/", None).unwrap());
+        assert_eq!(d.verdict, Verdict::Allow);
+        let wildcard = policy("[[network]]\nhost = \"*\"\ndecision = \"allow\"\n");
+        let d = wildcard.decide_request(&Request::from_url("http://10.0.0.1/", None).unwrap());
+        assert_eq!(
+            d.verdict,
+            Verdict::Deny,
+            "a wildcard does not name a private address"
+        );
+        assert!(Request::from_url("ftp://x", None).is_err());
+        assert!(Request::from_url("https://:443", None).is_err());
+        assert_eq!(
+            Request::from_url("https://u:p@Host.org:8443/x?y", Some("post")).unwrap(),
+            Request {
+                host: "host.org".into(),
+                port: 8443,
+                method: Some("POST".into())
+            }
+        );
+    }
+
+    #[test]
+    fn approvals_translate_to_rules_with_their_old_keys() {
+        let p = Policy::permissive().with_approvals(
+            &["apply_patch".into()],
+            &["git push*".into(), "rm -rf *".into()],
+        );
+        let call = |cmd: &str| p.decide_call("exec_command", &exec(cmd), RiskClass::Network);
+        assert_eq!(call("git status").verdict, Verdict::Allow);
+        assert_eq!(
+            call("git push origin main").deciding_keys(),
+            ["command:git push*"]
+        );
+        assert_eq!(call("rm -rf build").deciding_keys(), ["command:rm -rf *"]);
+        // Stricter than the old whole-line match: the second command of a list is seen.
+        assert_eq!(call("cd repo && git push").verdict, Verdict::Ask);
+        assert_eq!(call("echo rm -rf x").verdict, Verdict::Allow);
+        let d = p.decide_call("apply_patch", "x", RiskClass::WorkspaceWrite);
+        assert_eq!(d.deciding_keys(), ["tool:apply_patch"]);
+        assert!(p.digest().is_none());
+    }
+
+    #[test]
+    fn the_packs_load_and_their_examples_hold() {
+        for (name, _) in file::PACKS {
+            let p = Policy::builtin(name).unwrap().unwrap();
+            assert!(
+                p.check_examples().is_empty(),
+                "{name}: {:?}",
+                p.check_examples()
+            );
+            assert!(p.digest().is_some());
+        }
+        let prod = Policy::builtin("prod").unwrap().unwrap();
+        assert_eq!(prod.sources().len(), 2, "prod extends base");
+        let d = prod.decide_call("exec_command", &exec("touch x"), RiskClass::Network);
+        assert_eq!(d.verdict, Verdict::Ask, "prod is read-only until approved");
+        let d = prod.decide_call("exec_command", &exec("rm -rf /"), RiskClass::Network);
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert!(Policy::builtin("nope").is_none());
+    }
+
+    #[test]
+    fn bad_files_are_pointed_at_by_line_and_column() {
+        let err = |text: &str| {
+            Policy::from_sources(vec![Source {
+                origin: "p.toml".into(),
+                text: text.into(),
+            }])
+            .unwrap_err()
+        };
+        let e = err("[[command]]\nprogram = \"git\"\ndecision = \"maybe\"\n");
+        assert!(e.at.starts_with("p.toml:3:"), "{e}");
+        let e = err("[classes]\nnetwrk = \"ask\"\n");
+        assert_eq!(e.at, "p.toml:2:1", "{e}");
+        assert!(e.message.contains("netwrk"), "{e}");
+        let e = err("name = \"p\"\n\n[[command]]\ndecision = \"ask\"\n");
+        assert!(
+            e.to_string().contains("needs `program` or `pattern`"),
+            "{e}"
+        );
+        assert!(e.at.starts_with("p.toml:3:"), "{e}");
+        let e = err("[[path]]\nglob = \"a/[\"\nread = \"deny\"\n");
+        assert!(e.message.contains("is not a pattern"), "{e}");
+        let e = err("[[network]]\nhost = \"x.org\"\ndecision = \"allow\"\nrate = \"fast\"\n");
+        assert!(e.message.contains("60/min"), "{e}");
+        let failures = policy(
+            "[[command]]\nprogram = \"git\"\nargs = [\"push\"]\ndecision = \"ask\"\nmatch = [\"git status\"]\nnot_match = [\"git push\"]\n",
+        )
+        .check_examples();
+        assert_eq!(failures.len(), 2);
+        assert!(
+            failures[0]
+                .to_string()
+                .starts_with("p.toml:1:1: rule command:git push should match 'git status'")
+        );
+    }
+
+    #[test]
+    fn extends_follows_files_and_refuses_circles() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.toml");
+        let b = dir.path().join("b.toml");
+        std::fs::write(&a, "extends = \"b\"\n[classes]\nnetwork = \"deny\"\n").unwrap();
+        std::fs::write(&b, "extends = \"base\"\n[classes]\nnetwork = \"allow\"\n").unwrap();
+        let p = Policy::load(&a).unwrap();
+        let origins: Vec<&str> = p.sources().iter().map(|s| s.origin.as_str()).collect();
+        assert_eq!(origins[0], "builtin:base");
+        assert!(origins[2].ends_with("a.toml"));
+        assert_eq!(
+            p.class_default(RiskClass::Network),
+            Verdict::Deny,
+            "the later file wins"
+        );
+        let rebuilt = Policy::from_sources(p.sources().to_vec()).unwrap();
+        assert_eq!(rebuilt.digest(), p.digest());
+        std::fs::write(&b, "extends = \"a\"\n").unwrap();
+        let e = Policy::load(&a).unwrap_err();
+        assert!(e.message.contains("in a circle"), "{e}");
+        std::fs::write(&b, "extends = \"nowhere\"\n").unwrap();
+        let e = Policy::load(&a).unwrap_err();
+        assert!(e.message.contains("no such file or built-in pack"), "{e}");
+        assert!(e.at.ends_with("b.toml:1:11"), "{e}");
+    }
+}
