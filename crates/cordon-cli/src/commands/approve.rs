@@ -34,11 +34,17 @@ pub fn describe_waiting(call: &str, waiting: &Awaiting) {
 /// the rules that asked, and what it would do (a command and where, a patch as a diff).
 fn print_waiting(call: &str, waiting: &Awaiting, style: Style, out: &mut dyn std::io::Write) {
     let rules: Vec<String> = waiting.rules.iter().map(|r| describe_rule(r)).collect();
-    let asked = if rules.is_empty() {
+    let mut asked = if rules.is_empty() {
         String::new()
     } else {
         format!("  (asked by: {})", rules.join("; "))
     };
+    if !waiting.approvers.is_empty() {
+        asked.push_str(&format!(
+            "  (only {} may approve)",
+            clip(&waiting.approvers.join(", "), 120)
+        ));
+    }
     let _ = writeln!(
         out,
         "  {}  {}{asked}",
@@ -191,7 +197,8 @@ pub async fn pending(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
                         "arguments": waiting.arguments,
                         "arguments_parsed": serde_json::from_str::<serde_json::Value>(&waiting.arguments).ok(),
                         "arguments_hash": waiting.arguments_hash,
-                        "rules": waiting.rules, "task": run.task,
+                        "rules": waiting.rules, "approvers": waiting.approvers,
+                        "task": run.task,
                     })
                 );
             } else {

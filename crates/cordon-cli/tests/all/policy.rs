@@ -156,6 +156,13 @@ async fn a_run_under_a_policy_is_denied_asked_and_recorded() {
     assert_eq!(asked["approvers"][0], "alice");
     assert_eq!(asked["rules"][0], "push");
 
+    let pending = expect(h, &["approvals", "--json"], 0).await;
+    let pending = common::json_lines(&pending.stdout);
+    assert_eq!(pending[0]["approvers"][0], "alice");
+    let listed = expect(h, &["approvals"], 0).await;
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("only alice may approve"), "{listed}");
+
     // Only the named approver may approve.
     let refused = expect(h, &["approve", "last", "--as", "bob"], 2).await;
     let stderr = String::from_utf8_lossy(&refused.stderr);
