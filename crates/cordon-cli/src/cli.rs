@@ -106,8 +106,9 @@ pub enum Command {
         #[arg(long, value_name = "SECS")]
         command_timeout: Option<u64>,
         /// Go on under this policy instead of the one the run recorded (the change is
-        /// recorded): a pack (base, dev, stage, prod), a file, or NAME.toml in the config
-        /// directory's policies/.
+        /// recorded; calls already waiting for a person still wait): a bare NAME is a pack
+        /// (base, dev, stage, prod) or NAME.toml in the config directory's policies/; a path
+        /// (./team, team.toml) is a file.
         #[arg(long, value_name = "NAME|FILE")]
         policy: Option<String>,
     },
@@ -366,8 +367,8 @@ pub enum PolicyCommand {
     /// Exit 0 when it is valid and every `match`/`not_match` example holds; 2, with each
     /// problem's file, line and column, when not.
     Check {
-        /// The policy: a file, a pack built into cordon (base, dev, stage, prod), or NAME.toml in
-        /// the config directory's policies/.
+        /// The policy: a bare NAME is a pack (base, dev, stage, prod) or NAME.toml in the
+        /// config directory's policies/; a path (./team, team.toml) is a file.
         policy: String,
         /// One JSON object: the policy's files and rule counts, or every problem.
         #[arg(long)]
@@ -377,8 +378,8 @@ pub enum PolicyCommand {
     /// rules made the decision.
     #[command(group(clap::ArgGroup::new("subject").required(true).args(["command", "tool", "url", "path"])))]
     Explain {
-        /// The policy: a pack (base, dev, stage, prod), a file, or NAME.toml in the config
-        /// directory's policies/.
+        /// The policy: a bare NAME is a pack (base, dev, stage, prod) or NAME.toml in the
+        /// config directory's policies/; a path (./team, team.toml) is a file.
         #[arg(long, value_name = "NAME|FILE")]
         policy: String,
         /// A tool call: the tool's name (with --args).
@@ -514,9 +515,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1800, value_name = "SECS")]
     pub command_timeout: u64,
 
-    /// The policy every tool call is judged by (over the agent file's `policy`): a pack
-    /// built into cordon (base, dev, stage, prod), a file, or NAME.toml in the config
-    /// directory's policies/. Without one, calls run unless `[approvals]` ask.
+    /// The policy every tool call is judged by (over the agent file's `policy`): a bare NAME
+    /// is a pack (base, dev, stage, prod) or NAME.toml in the config directory's policies/;
+    /// a path (./team, team.toml) is a file. Without one, calls run unless `[approvals]` ask.
     #[arg(long, value_name = "NAME|FILE")]
     pub policy: Option<String>,
 }

@@ -176,6 +176,21 @@ impl RunObserver for Human {
                     let _ = out.flush();
                 }
             }
+            EventPayload::RunStarted {
+                policy: Some(policy),
+                ..
+            } => {
+                Self::end_lines(&mut live);
+                let files: Vec<&str> = policy.files.iter().map(|f| f.origin.as_str()).collect();
+                eprintln!(
+                    "  {}",
+                    self.err.dim(&format!(
+                        "under policy {} ({})",
+                        clip(&policy.name, 64),
+                        clip(&files.join(" < "), 200)
+                    ))
+                );
+            }
             EventPayload::RunStarted { .. }
             | EventPayload::WorkspaceMaterialized { .. }
             | EventPayload::UserInput { .. }

@@ -269,6 +269,7 @@ impl RunState {
                 // again.
                 self.approved.remove(call_id);
                 self.rejected.remove(call_id);
+                self.awaiting.remove(call_id);
                 let was_pending = self.pending.iter().any(|p| &p.call_id == call_id);
                 self.pending.retain(|p| &p.call_id != call_id);
                 if was_pending && !not_run {

@@ -24,6 +24,18 @@ impl ApprovalRules {
     }
 }
 
+/// The risk class a tool's calls have by what the tool says they can change (`None`: a
+/// tool the run does not have, taken as reaching outside).
+pub fn risk_class(effects: Option<cordon_tools::Effects>) -> cordon_policy::RiskClass {
+    use cordon_policy::RiskClass;
+    use cordon_tools::Effects;
+    match effects {
+        Some(Effects::None) => RiskClass::ReadOnly,
+        Some(Effects::Workspace) => RiskClass::WorkspaceWrite,
+        Some(Effects::External) | None => RiskClass::Network,
+    }
+}
+
 /// A rule key as people read it: `every call of the tool apply_patch`, `commands matching
 /// 'rm -rf *'`, `the class network`.
 pub fn describe_rule(key: &str) -> String {

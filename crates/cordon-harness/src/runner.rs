@@ -4,7 +4,7 @@ use crate::Agent;
 use crate::observer::{RunObserver, Silent};
 use cordon_core::{EventPayload, ModelResponse, RunId, RunState, RunStatus, ToolCall, VERSION};
 use cordon_model::{ModelClient, ModelError, ModelRequest, OutputSchema, StreamEvent};
-use cordon_policy::{RiskClass, Verdict};
+use cordon_policy::Verdict;
 use cordon_store::{RunLog, Store, StoreError};
 use cordon_tools::{Effects, ToolContext, ToolError, ToolOutput};
 use serde_json::Value;
@@ -580,12 +580,26 @@ impl Runner {
         let mut ready = Vec::new();
         let mut waiting = Vec::new();
         for call in calls {
-            let class = match agent.find_tool(&call.name).map(|t| t.effects()) {
-                Some(Effects::None) => RiskClass::ReadOnly,
-                Some(Effects::Workspace) => RiskClass::WorkspaceWrite,
-                Some(Effects::External) | None => RiskClass::Network,
-            };
-            let decision = agent.gate().decide_call(&call.name, &call.input, class);
+            let class =
+                crate::approval::risk_class(agent.find_tool(&call.name).map(|t| t.effects()));
+            let mut decision = agent.gate().decide_call(&call.name, &call.input, class);
+            // A call that waits for a person keeps waiting, whatever policy the run is under
+            // now: another policy given on resume judges new calls, it does not approve.
+            if decision.verdict == Verdict::Allow
+                && let Some(waiting) = live.state.awaiting.get(&call.call_id)
+            {
+                decision.verdict = Verdict::Ask;
+                decision
+                    .reasons
+                    .extend(waiting.rules.iter().map(|rule| cordon_policy::Reason {
+                        rule: rule.clone(),
+                        verdict: Verdict::Ask,
+                        subject: "a call that was waiting for a person".into(),
+                        why: Some("asked before; only a person's decision lets it run".into()),
+                        approvers: waiting.approvers.clone(),
+                        at: None,
+                    }));
+            }
             live.record(EventPayload::PolicyDecision {
                 call_id: call.call_id.clone(),
                 tool: call.name.clone(),

@@ -36,6 +36,30 @@ impl SimpleCommand {
         p.rsplit('/').next().unwrap_or(p)
     }
 
+    /// The arguments rules match against: after the program, and for `git` after its
+    /// global options (`git -C dir -c k=v push` is matched as `push`).
+    pub fn rule_args(&self) -> &[String] {
+        let args = self.argv.get(1..).unwrap_or(&[]);
+        if self.program() != "git" {
+            return args;
+        }
+        let mut i = 0;
+        while let Some(a) = args.get(i) {
+            if !a.starts_with('-') {
+                break;
+            }
+            i += if matches!(
+                a.as_str(),
+                "-C" | "-c" | "--git-dir" | "--work-tree" | "--namespace"
+            ) {
+                2
+            } else {
+                1
+            };
+        }
+        args.get(i..).unwrap_or(&[])
+    }
+
     /// The command as one line (arguments joined by spaces).
     pub fn text(&self) -> String {
         self.argv.join(" ")
@@ -353,25 +377,70 @@ fn wrapped(argv: &[String]) -> Vec<Vec<String>> {
         }
         return inner;
     }
-    let skip_options = |args: &[String]| -> usize {
-        args.iter()
-            .take_while(|a| a.starts_with('-') && a.as_str() != "--")
-            .count()
-    };
-    let mut start = match program {
-        "env" => rest
-            .iter()
-            .take_while(|a| a.starts_with('-') || a.contains('='))
-            .count(),
-        "command" | "exec" | "nice" | "nohup" | "time" | "xargs" | "stdbuf" | "setsid" | "sudo"
-        | "doas" => skip_options(rest),
-        "timeout" => skip_options(rest) + 1,
+    // Each wrapper's short options that take a value in the next word (`sudo -u root`).
+    let takes_value: &[&str] = match program {
+        "env" => &["-u", "-C", "-S", "--unset", "--chdir", "--split-string"],
+        "sudo" => &[
+            "-u", "-g", "-h", "-p", "-C", "-D", "-r", "-t", "-U", "-T", "--user", "--group",
+        ],
+        "doas" => &["-u", "-C"],
+        "nice" => &["-n", "--adjustment"],
+        "timeout" => &["-s", "-k", "--signal", "--kill-after"],
+        "xargs" => &[
+            "-n",
+            "-I",
+            "-L",
+            "-P",
+            "-s",
+            "-d",
+            "-E",
+            "-a",
+            "--max-args",
+            "--max-procs",
+            "--delimiter",
+            "--arg-file",
+        ],
+        "stdbuf" => &["-i", "-o", "-e"],
+        "time" => &["-f", "-o", "--format", "--output"],
+        "exec" => &["-a"],
+        "command" | "nohup" | "setsid" | "chrt" | "ionice" | "taskset" => &[],
         _ => return Vec::new(),
     };
-    if rest.get(start).is_some_and(|a| a == "--") {
-        start += 1;
+    let mut i = 0;
+    while let Some(a) = rest.get(i) {
+        if a == "--" {
+            i += 1;
+            break;
+        }
+        if program == "env" && a.contains('=') && !a.starts_with('-') {
+            i += 1;
+            continue;
+        }
+        if !a.starts_with('-') || a == "-" {
+            break;
+        }
+        // `env -S 'rm -rf /'` splits its value into the command it runs.
+        if program == "env" && (a == "-S" || a == "--split-string") {
+            return rest
+                .get(i + 1)
+                .map(|s| {
+                    let mut argv: Vec<String> = s.split_whitespace().map(str::to_string).collect();
+                    argv.extend(rest[i + 2..].iter().cloned());
+                    vec![argv]
+                })
+                .unwrap_or_default();
+        }
+        i += if takes_value.contains(&a.as_str()) {
+            2
+        } else {
+            1
+        };
     }
-    match rest.get(start..) {
+    // `timeout [OPTIONS] DURATION COMMAND`.
+    if program == "timeout" {
+        i += 1;
+    }
+    match rest.get(i..) {
         Some(inner) if !inner.is_empty() => vec![inner.to_vec()],
         _ => Vec::new(),
     }
@@ -513,6 +582,23 @@ mod tests {
                 &["find . -name *.o -exec rm -rf {} ; -print", "rm -rf {}"],
             ),
             ("bash build.sh", &["bash build.sh"]),
+            (
+                "sudo -u root rm -rf /",
+                &["sudo -u root rm -rf /", "rm -rf /"],
+            ),
+            ("nice -n 5 git push", &["nice -n 5 git push", "git push"]),
+            (
+                "timeout -s KILL 5 make",
+                &["timeout -s KILL 5 make", "make"],
+            ),
+            ("timeout -k 5 10 make", &["timeout -k 5 10 make", "make"]),
+            ("xargs -I {} rm {}", &["xargs -I {} rm {}", "rm {}"]),
+            ("env -u X -C / rm x", &["env -u X -C / rm x", "rm x"]),
+            ("env -S 'rm -rf /'", &["env -S rm -rf /", "rm -rf /"]),
+            (
+                "stdbuf -o 0 git push",
+                &["stdbuf -o 0 git push", "git push"],
+            ),
             ("/usr/bin/git log", &["/usr/bin/git log"]),
             ("echo a\\ b", &["echo a b"]),
         ];

@@ -211,7 +211,7 @@ pub(crate) fn read_chain(first: Source, dir: Option<&Path>) -> Result<Vec<Source
                 at: location(&last.origin, &last.text, extends.span().start),
                 message,
                 hint: format!(
-                    "extend a pack built into cordon ({}) or a file beside this one",
+                    "extend a pack built into cordon ({}) or a file beside this one (./NAME.toml)",
                     PACKS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
                 ),
             })?;
@@ -232,25 +232,44 @@ pub(crate) fn read_chain(first: Source, dir: Option<&Path>) -> Result<Vec<Source
     Ok(chain)
 }
 
-/// Finds what `extends = NAME` names: a file beside the extending one, else a pack.
+/// Whether `name` is written as a file (`./team`, `team.toml`, `policies/team`) rather than
+/// a name: a bare name is a pack built into cordon, never a file that happens to be there.
+pub fn is_path(name: &str) -> bool {
+    name.contains('/') || name.ends_with(".toml")
+}
+
+/// Finds what `extends = NAME` names: a pack for a bare name, else a file beside the
+/// extending one.
 fn resolve(name: &str, dir: Option<&Path>) -> Result<(Source, Option<PathBuf>), String> {
-    if let Some(dir) = dir {
-        let candidates = [dir.join(name), dir.join(format!("{name}.toml"))];
-        if let Some(path) = candidates.iter().find(|p| p.is_file()) {
-            let source = read_file(path).map_err(|e| e.message)?;
-            return Ok((source, path.parent().map(Path::to_path_buf)));
-        }
+    if !is_path(name) {
+        return match PACKS.iter().find(|(n, _)| *n == name) {
+            Some((n, text)) => Ok((
+                Source {
+                    origin: format!("builtin:{n}"),
+                    text: text.to_string(),
+                },
+                None,
+            )),
+            None => Err(format!(
+                "extends '{name}': no built-in pack is called that (a file is written as ./{name}.toml)"
+            )),
+        };
     }
-    match PACKS.iter().find(|(n, _)| *n == name) {
-        Some((n, text)) => Ok((
-            Source {
-                origin: format!("builtin:{n}"),
-                text: text.to_string(),
-            },
-            None,
-        )),
-        None => Err(format!("extends '{name}': no such file or built-in pack")),
+    let path = match dir {
+        Some(dir) => dir.join(name),
+        None => PathBuf::from(name),
+    };
+    if !path.is_file() {
+        return Err(format!(
+            "extends '{name}': no such file ({})",
+            path.display()
+        ));
     }
+    let source = read_file(&path).map_err(|e| e.message)?;
+    let parent = std::fs::canonicalize(&path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    Ok((source, parent))
 }
 
 /// Reads one policy file, bounded in size.
@@ -273,8 +292,9 @@ pub(crate) fn read_file(path: &Path) -> Result<Source, PolicyError> {
         });
     }
     let text = std::fs::read_to_string(path).map_err(cannot)?;
-    Ok(Source {
-        origin: shown,
-        text,
-    })
+    // Recorded absolute, so a resume finds the same file wherever it is run from.
+    let origin = std::fs::canonicalize(path)
+        .map(|p| p.display().to_string())
+        .unwrap_or(shown);
+    Ok(Source { origin, text })
 }

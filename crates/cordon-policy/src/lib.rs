@@ -27,5 +27,5 @@ pub mod rules;
 
 pub use classify::classify;
 pub use decision::{Decision, Reason, RiskClass, Verdict};
-pub use file::{MAX_POLICY_BYTES, PACKS, PolicyError, Source};
+pub use file::{MAX_POLICY_BYTES, PACKS, PolicyError, Source, is_path};
 pub use policy::{Policy, Request};

@@ -142,7 +142,54 @@ impl Policy {
             policy.add(&source, parsed)?;
             policy.sources.push(source);
         }
+        policy.check_ids()?;
         Ok(policy)
+    }
+
+    /// Refuses a rule `id` that another rule's key also is: an "always" approval of one
+    /// would cover the other's calls.
+    fn check_ids(&self) -> Result<(), PolicyError> {
+        let keys: Vec<(String, bool, Option<String>)> = self
+            .tools
+            .iter()
+            .map(|r| (r.rule.key(), r.rule.id.is_some(), r.at.clone()))
+            .chain(
+                self.commands
+                    .iter()
+                    .map(|r| (r.rule.key(), r.rule.id.is_some(), r.at.clone())),
+            )
+            .chain(
+                self.paths
+                    .iter()
+                    .map(|(r, _)| (r.rule.key(), r.rule.id.is_some(), r.at.clone())),
+            )
+            .chain(
+                self.network
+                    .iter()
+                    .map(|r| (r.rule.key(), r.rule.id.is_some(), r.at.clone())),
+            )
+            .collect();
+        for (i, (key, explicit, at)) in keys.iter().enumerate() {
+            if !explicit {
+                continue;
+            }
+            if let Some((_, _, other)) = keys
+                .iter()
+                .enumerate()
+                .find(|(j, (k, _, _))| *j != i && k == key)
+                .map(|(_, k)| k)
+            {
+                return Err(PolicyError {
+                    at: at.clone().unwrap_or_default(),
+                    message: format!(
+                        "the id '{key}' is also the key of the rule at {}: an \"always\" approval of one would cover the other",
+                        other.as_deref().unwrap_or("another rule")
+                    ),
+                    hint: "give every rule its own id".into(),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn add(&mut self, source: &Source, file: PolicyFile) -> Result<(), PolicyError> {
@@ -338,7 +385,18 @@ impl Policy {
             },
             // Keystrokes into a running session are commands to whatever reads them.
             "write_stdin" => match field("chars") {
-                Some(chars) if chars.trim().is_empty() => classes.push(RiskClass::ReadOnly),
+                // Waiting for output, or keys that only signal (Ctrl-C, Ctrl-D).
+                Some(chars)
+                    if chars
+                        .chars()
+                        .all(|c| c.is_whitespace() || (c.is_control() && c != '\x1b')) =>
+                {
+                    classes.push(RiskClass::ReadOnly)
+                }
+                // A line typed in pieces is judged by no piece: each one asks.
+                Some(chars) if !chars.ends_with(['\n', '\r']) => {
+                    reasons.push(self.unknown_reason("keystrokes that do not end a line"))
+                }
                 Some(chars) => {
                     let d = self.decide_command(&chars);
                     classes.push(d.class);
@@ -412,6 +470,22 @@ impl Policy {
             reasons.extend(matched);
             for path in &cmd.writes {
                 reasons.extend(self.path_reasons(path, true));
+            }
+            // The URLs a command names are judged as the requests they are (under a policy
+            // file; without one, everything runs).
+            if !self.sources.is_empty() {
+                for arg in cmd.argv.iter().skip(1) {
+                    let lower = arg.to_ascii_lowercase();
+                    if (lower.starts_with("http://") || lower.starts_with("https://"))
+                        && let Ok(request) = Request::from_url(arg, None)
+                    {
+                        let request = Request {
+                            method: None,
+                            ..request
+                        };
+                        reasons.extend(self.decide_request(&request).reasons);
+                    }
+                }
             }
         }
         if parsed.commands.is_empty() && parsed.unknown.is_empty() {
@@ -533,10 +607,11 @@ impl Policy {
     }
 
     fn path_reasons(&self, path: &str, write: bool) -> Vec<Reason> {
-        let clean = path.trim_start_matches("./");
+        let candidates = path_candidates(path);
+        let clean = candidates.first().cloned().unwrap_or_default();
         self.paths
             .iter()
-            .filter(|(_, m)| m.is_match(clean))
+            .filter(|(_, m)| candidates.iter().any(|c| m.is_match(c)))
             .filter_map(|(r, _)| {
                 let verdict = if write { r.rule.write } else { r.rule.read }?;
                 Some(Reason {
@@ -574,6 +649,70 @@ impl Policy {
     }
 }
 
+/// The workspace-relative forms a path may take, for matching path rules: `.` and `..`
+/// resolved as text; and, for a path that is absolute, holds a variable, or climbs out of
+/// where it starts, every tail of it (`/work/ws/secrets/a` is matched as `secrets/a` too),
+/// since where the workspace is cannot be known here.
+fn path_candidates(path: &str) -> Vec<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    let mut climbed = false;
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    climbed = true;
+                }
+            }
+            p => parts.push(p),
+        }
+    }
+    let mut out = vec![parts.join("/")];
+    if path.starts_with('/') || path.starts_with('~') || path.contains('$') || climbed {
+        for i in 1..parts.len() {
+            out.push(parts[i..].join("/"));
+        }
+    }
+    out
+}
+
+/// `host` read as `inet_aton` reads an IPv4 address: one to four parts, each decimal, octal
+/// (`0` first) or hex (`0x` first), the last filling the remaining bytes. `None` when it is
+/// not one, or is already in the usual dotted form.
+fn loose_ipv4(host: &str) -> Option<std::net::Ipv4Addr> {
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return None;
+    }
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    let mut values = Vec::new();
+    for p in &parts {
+        let v = if let Some(hex) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+            u64::from_str_radix(hex, 16).ok()?
+        } else if p.len() > 1 && p.starts_with('0') {
+            u64::from_str_radix(&p[1..], 8).ok()?
+        } else {
+            p.parse::<u64>().ok()?
+        };
+        values.push(v);
+    }
+    let (last, head) = values.split_last()?;
+    let mut addr: u64 = 0;
+    for (i, v) in head.iter().enumerate() {
+        if *v > 255 {
+            return None;
+        }
+        addr |= v << (24 - 8 * i);
+    }
+    let room = 32 - 8 * head.len() as u32;
+    if *last >= 1u64 << room {
+        return None;
+    }
+    Some(std::net::Ipv4Addr::from((addr | last) as u32))
+}
+
 /// The files a patch (in the `apply_patch` format) adds, changes, deletes or moves to.
 fn patch_paths(patch: &str) -> Vec<String> {
     const HEADERS: [&str; 4] = [
@@ -596,8 +735,13 @@ fn patch_paths(patch: &str) -> Vec<String> {
 /// Whether `host` is an address that must be named to be reached: loopback, private,
 /// link-local, unspecified, or `localhost`.
 fn is_private(host: &str) -> bool {
-    if host == "localhost" || host.ends_with(".localhost") {
+    const METADATA: [&str; 3] = ["metadata", "metadata.google.internal", "instance-data"];
+    if host == "localhost" || host.ends_with(".localhost") || METADATA.contains(&host) {
         return true;
+    }
+    // Every form an address may be written in (`127.1`, `2130706433`, `0x7f000001`).
+    if let Some(v4) = loose_ipv4(host) {
+        return is_private(&v4.to_string());
     }
     match host.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(a)) => {
@@ -614,8 +758,18 @@ fn is_private(host: &str) -> bool {
                 || a.is_unspecified()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || a.to_ipv4_mapped()
+                || a
+                    .to_ipv4_mapped()
                     .is_some_and(|v4| is_private(&v4.to_string()))
+                // IPv4-compatible (`::127.0.0.1`) and NAT64 (`64:ff9b::/96`) addresses.
+                || ((a.segments()[..6] == [0; 6]
+                    || a.segments()[..6] == [0x64, 0xff9b, 0, 0, 0, 0])
+                    && is_private(
+                        &std::net::Ipv4Addr::from(
+                            (u32::from(a.segments()[6]) << 16) | u32::from(a.segments()[7]),
+                        )
+                        .to_string(),
+                    ))
         }
         Err(_) => false,
     }
@@ -686,12 +840,39 @@ decision = "allow"
             (Verdict::Deny, RiskClass::Destructive)
         );
         assert_eq!(d.deciding_keys(), ["class:destructive"]);
-        // A rule overrides its command's class: this curl is allowed, another asks.
+        // A rule overrides its command's class: this curl is allowed; the URLs a command
+        // names are judged as requests too.
         assert_eq!(
             call("curl https://api.example.com/x").verdict,
             Verdict::Allow
         );
-        assert_eq!(call("curl https://other.org").verdict, Verdict::Ask);
+        let d = call("curl https://other.org");
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert_eq!(d.deciding_keys(), ["network:default"]);
+        let d = call("wget -q http://169.254.169.254/latest/meta-data");
+        assert_eq!(d.deciding_keys(), ["network:private-address"]);
+        // Paths are judged however they are written.
+        for path in [
+            "x/../secrets/t",
+            "/work/ws/secrets/t",
+            "$PWD/secrets/t",
+            "./secrets/t",
+        ] {
+            let d = call(&format!("echo x > {path}"));
+            assert_eq!(d.verdict, Verdict::Deny, "{path}");
+        }
+        // Keystrokes that do not end a line ask; signals alone do not.
+        let stdin = |chars: &str| {
+            p.decide_call(
+                "write_stdin",
+                &serde_json::json!({ "session_id": 1, "chars": chars }).to_string(),
+                RiskClass::WorkspaceWrite,
+            )
+            .verdict
+        };
+        assert_eq!(stdin("echo pwned > secr"), Verdict::Ask);
+        assert_eq!(stdin("\u{3}"), Verdict::Allow);
+        assert_eq!(stdin("ls\n"), Verdict::Allow);
         // What cannot be judged asks, with the reason.
         let d = call("echo $(cat secrets/key)");
         assert_eq!(d.verdict, Verdict::Ask);
@@ -755,6 +936,13 @@ decision = "allow"
             "http://169.254.169.254/latest",
             "http://localhost/",
             "http://[::ffff:192.168.0.1]/",
+            "http://127.1/",
+            "http://2130706433/",
+            "http://0x7f000001/",
+            "http://0177.0.0.1/",
+            "http://[::127.0.0.1]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://metadata.google.internal/",
         ] {
             let d = req(private);
             assert_eq!(d.verdict, Verdict::Deny, "{private}");
@@ -828,6 +1016,24 @@ decision = "allow"
     }
 
     #[test]
+    fn an_id_that_another_rule_has_is_refused() {
+        let e = Policy::from_sources(vec![Source {
+            origin: "p.toml".into(),
+            text: "[[command]]\nid = \"x\"\nprogram = \"touch\"\ndecision = \"ask\"\n\n[[command]]\nid = \"x\"\nprogram = \"chmod\"\ndecision = \"ask\"\n".into(),
+        }])
+        .unwrap_err();
+        assert!(
+            e.message.contains("also the key of the rule at p.toml:"),
+            "{e}"
+        );
+        let e = Policy::from_sources(vec![Source {
+            origin: "p.toml".into(),
+            text: "extends = \"stage\"\n[[tool]]\nid = \"git-push\"\nname = \"x\"\ndecision = \"allow\"\n".into(),
+        }]);
+        assert!(e.is_ok(), "from_sources does not follow extends");
+    }
+
+    #[test]
     fn bad_files_are_pointed_at_by_line_and_column() {
         let err = |text: &str| {
             Policy::from_sources(vec![Source {
@@ -868,7 +1074,7 @@ decision = "allow"
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a.toml");
         let b = dir.path().join("b.toml");
-        std::fs::write(&a, "extends = \"b\"\n[classes]\nnetwork = \"deny\"\n").unwrap();
+        std::fs::write(&a, "extends = \"b.toml\"\n[classes]\nnetwork = \"deny\"\n").unwrap();
         std::fs::write(&b, "extends = \"base\"\n[classes]\nnetwork = \"allow\"\n").unwrap();
         let p = Policy::load(&a).unwrap();
         let origins: Vec<&str> = p.sources().iter().map(|s| s.origin.as_str()).collect();
@@ -881,12 +1087,14 @@ decision = "allow"
         );
         let rebuilt = Policy::from_sources(p.sources().to_vec()).unwrap();
         assert_eq!(rebuilt.digest(), p.digest());
-        std::fs::write(&b, "extends = \"a\"\n").unwrap();
+        std::fs::write(&b, "extends = \"./a.toml\"\n").unwrap();
         let e = Policy::load(&a).unwrap_err();
         assert!(e.message.contains("in a circle"), "{e}");
         std::fs::write(&b, "extends = \"nowhere\"\n").unwrap();
+        // A bare name is a pack, never a file that happens to be there.
+        std::fs::write(dir.path().join("nowhere"), "").unwrap();
         let e = Policy::load(&a).unwrap_err();
-        assert!(e.message.contains("no such file or built-in pack"), "{e}");
+        assert!(e.message.contains("no built-in pack is called that"), "{e}");
         assert!(e.at.ends_with("b.toml:1:11"), "{e}");
     }
 }

@@ -121,7 +121,7 @@ impl CommandRule {
         {
             return false;
         }
-        let args = &command.argv[1.min(command.argv.len())..];
+        let args = command.rule_args();
         self.args.len() <= args.len()
             && self
                 .args
@@ -331,6 +331,7 @@ mod tests {
         assert!(push.matches(&first("/usr/bin/git push"), ""));
         assert!(!push.matches(&first("git status"), ""));
         assert!(!push.matches(&first("git"), ""));
+        assert!(push.matches(&first("git -C . -c a=b --no-pager push x"), ""));
         let install = rule("pip", &[&["install", "download"], &["-r", "*.txt"]]);
         assert!(install.matches(&first("pip download req.txt"), ""));
         assert!(install.matches(&first("pip install -r x"), ""));

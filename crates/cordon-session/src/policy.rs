@@ -6,26 +6,31 @@ use cordon_core::PolicyRecord;
 use cordon_policy::Policy;
 use std::path::Path;
 
-/// The policy `name` names: a file (relative to `base`, the agent file's directory, when
-/// given), a pack built into cordon (`base`, `dev`, `stage`, `prod`), or a file
-/// `NAME.toml` in `policies`, the user's directory of policies.
+/// The policy `name` names: a pack built into cordon (`base`, `dev`, `stage`, `prod`) or
+/// `NAME.toml` in `policies` (the user's directory of policies) for a bare name; a file
+/// (relative to `base`, the agent file's directory, when given) for a path (`./team`,
+/// `team.toml`). Its rules' own examples must hold.
 pub fn resolve(
     name: &str,
     base: Option<&Path>,
     policies: Option<&Path>,
 ) -> Result<Policy, SessionError> {
-    match read(name, base, policies) {
-        Some(read) => read.map_err(bad_policy),
-        None => Err(not_found(name, policies)),
+    let policy = match read(name, base, policies) {
+        Some(read) => read.map_err(bad_policy)?,
+        None => return Err(not_found(name, policies)),
+    };
+    if let Some(failure) = policy.check_examples().into_iter().next() {
+        return Err(bad_policy(failure));
     }
+    Ok(policy)
 }
 
 /// The error for a policy name that names no file and no pack.
 pub fn not_found(name: &str, policies: Option<&Path>) -> SessionError {
     SessionError::bad_input(
-        format!("there is no policy '{name}': not a file, and not a pack built into cordon"),
+        format!("there is no policy '{name}': no pack built into cordon is called that"),
         format!(
-            "give a policy file's path, or one of the packs: {}{}",
+            "a file is written as a path (./{name}.toml); the packs are: {}{}",
             cordon_policy::PACKS
                 .iter()
                 .map(|(n, _)| *n)
@@ -45,18 +50,20 @@ pub fn read(
     base: Option<&Path>,
     policies: Option<&Path>,
 ) -> Option<Result<Policy, cordon_policy::PolicyError>> {
-    let as_file = match base {
+    // A bare name is a pack, or a policy in the user's directory: never a file that happens
+    // to be in the current directory (a workspace the agent can write).
+    if !cordon_policy::is_path(name) {
+        if let Some(policy) = Policy::builtin(name) {
+            return Some(policy);
+        }
+        let file = policies?.join(format!("{name}.toml"));
+        return file.is_file().then(|| Policy::load(&file));
+    }
+    let path = match base {
         Some(dir) => dir.join(name),
         None => Path::new(name).to_path_buf(),
     };
-    if as_file.is_file() || name.contains('/') || name.ends_with(".toml") {
-        return Some(Policy::load(&as_file));
-    }
-    if let Some(policy) = Policy::builtin(name) {
-        return Some(policy);
-    }
-    let file = policies?.join(format!("{name}.toml"));
-    file.is_file().then(|| Policy::load(&file))
+    Some(Policy::load(&path))
 }
 
 /// The user's directory of named policies: `policies/` beside the config file (`config`,

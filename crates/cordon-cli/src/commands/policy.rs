@@ -53,13 +53,14 @@ pub fn run(cmd: PolicyCommand, config: Option<&Path>) -> anyhow::Result<ExitCode
     }
 }
 
-/// The risk class a built-in tool declares; other tools are taken as reaching outside.
+/// The risk class a tool's calls have in a run: by what the built-in tool of that name says
+/// it can change; a tool cordon does not have is taken as reaching outside.
 fn builtin_class(tool: &str) -> RiskClass {
-    match tool {
-        "view_image" | "update_plan" => RiskClass::ReadOnly,
-        "exec_command" | "write_stdin" | "apply_patch" => RiskClass::WorkspaceWrite,
-        _ => RiskClass::Network,
-    }
+    cordon_harness::approval::risk_class(
+        cordon_tools::Registry::builtin()
+            .get(tool)
+            .map(|r| r.effects),
+    )
 }
 
 /// The words after `--` as one command line: a single word is the line itself; several are
@@ -138,7 +139,18 @@ fn explain(p: &Policy, subject: &str, d: &Decision, json: bool) -> anyhow::Resul
 fn check(name: &str, config: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
     let dir = cordon_session::policy::policies_dir(config);
     let Some(loaded) = cordon_session::policy::read(name, None, dir.as_deref()) else {
-        return Err(cordon_session::policy::not_found(name, dir.as_deref()).into());
+        let missing = cordon_session::policy::not_found(name, dir.as_deref());
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "policy": name, "valid": false,
+                    "problems": [{"at": name, "message": missing.message(), "hint": missing.hint_text()}],
+                })
+            );
+            return Ok(ExitCode::from(crate::exit::BAD_INPUT));
+        }
+        return Err(missing.into());
     };
     let (policy, mut problems) = match loaded {
         Ok(p) => {
