@@ -105,8 +105,23 @@ const PACKAGES: &[(&str, &[&str])] = &[
     ("docker", &["pull", "push", "login"]),
 ];
 
-/// Programs that use credentials of their own (cloud and forge clients).
-const CREDENTIALS: &[&str] = &["aws", "az", "gcloud", "gh", "gsutil", "kubectl", "vault"];
+/// Programs that use credentials of their own (cloud, forge, infrastructure and database
+/// clients, package publishers).
+const CREDENTIALS: &[&str] = &[
+    "aws",
+    "az",
+    "gcloud",
+    "gh",
+    "gsutil",
+    "helm",
+    "kubectl",
+    "mysql",
+    "psql",
+    "pulumi",
+    "terraform",
+    "twine",
+    "vault",
+];
 
 /// Programs whose effect a checkpoint of the workspace cannot undo.
 const DESTRUCTIVE: &[&str] = &[
@@ -218,6 +233,8 @@ mod tests {
             ("pip list", RiskClass::WorkspaceWrite),
             ("npm ci", RiskClass::Network),
             ("gh pr create", RiskClass::CredentialUse),
+            ("terraform destroy -auto-approve", RiskClass::CredentialUse),
+            ("psql -c 'drop table users'", RiskClass::CredentialUse),
             ("kill -9 1", RiskClass::Destructive),
             ("mkfs.ext4 /dev/sda", RiskClass::Destructive),
         ];

@@ -293,6 +293,12 @@ fn walk_wrapped(command: SimpleCommand, depth: usize, out: &mut Parsed) {
                 .push(format!("{program}, which runs a script's text"));
             None
         }
+        // `su -c SCRIPT`, `flock FILE -c SCRIPT`: a shell runs the script.
+        "su" | "flock" => command
+            .argv
+            .iter()
+            .position(|a| a == "-c" || a == "--command")
+            .and_then(|i| command.argv.get(i + 1).cloned()),
         "bash" | "sh" | "zsh" | "dash" | "ksh" => match shell_input(&command.argv) {
             ShellInput::Script(s) => Some(s),
             ShellInput::File => None,
@@ -403,7 +409,15 @@ fn wrapped(argv: &[String]) -> Vec<Vec<String>> {
         "stdbuf" => &["-i", "-o", "-e"],
         "time" => &["-f", "-o", "--format", "--output"],
         "exec" => &["-a"],
-        "command" | "nohup" | "setsid" | "chrt" | "ionice" | "taskset" => &[],
+        "watch" => &["-n", "-d", "--interval"],
+        "flock" | "chroot" => &[
+            "-w",
+            "-E",
+            "--timeout",
+            "--conflict-exit-code",
+            "--userspec",
+        ],
+        "command" | "nohup" | "setsid" | "chrt" | "ionice" | "taskset" | "busybox" => &[],
         _ => return Vec::new(),
     };
     let mut i = 0;
@@ -436,8 +450,9 @@ fn wrapped(argv: &[String]) -> Vec<Vec<String>> {
             1
         };
     }
-    // `timeout [OPTIONS] DURATION COMMAND`.
-    if program == "timeout" {
+    // `timeout [OPTIONS] DURATION COMMAND`, `flock [OPTIONS] FILE COMMAND`, `chroot DIR
+    // COMMAND`: one word before the command.
+    if matches!(program, "timeout" | "flock" | "chroot") {
         i += 1;
     }
     match rest.get(i..) {
@@ -598,6 +613,14 @@ mod tests {
             (
                 "stdbuf -o 0 git push",
                 &["stdbuf -o 0 git push", "git push"],
+            ),
+            ("busybox rm -rf /", &["busybox rm -rf /", "rm -rf /"]),
+            ("watch -n 5 rm -rf x", &["watch -n 5 rm -rf x", "rm -rf x"]),
+            ("chroot / rm -rf x", &["chroot / rm -rf x", "rm -rf x"]),
+            ("flock /tmp/l rm x", &["flock /tmp/l rm x", "rm x"]),
+            (
+                "su -c 'rm -rf x' root",
+                &["su -c rm -rf x root", "rm -rf x"],
             ),
             ("/usr/bin/git log", &["/usr/bin/git log"]),
             ("echo a\\ b", &["echo a b"]),
