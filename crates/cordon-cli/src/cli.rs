@@ -385,20 +385,21 @@ pub enum PolicyCommand {
         /// A tool call: the tool's name (with --args).
         #[arg(long, value_name = "NAME")]
         tool: Option<String>,
-        /// The tool call's arguments, as the model sends them (JSON for most tools).
-        #[arg(long, value_name = "JSON", requires = "tool", default_value = "{}")]
-        args: String,
+        /// The tool call's arguments, as the model sends them (JSON for most tools; default
+        /// `{}`).
+        #[arg(long, value_name = "JSON", requires = "tool", conflicts_with_all = ["command", "url", "path"])]
+        args: Option<String>,
         /// A network request to this URL.
         #[arg(long, value_name = "URL")]
         url: Option<String>,
-        /// The request's HTTP method.
-        #[arg(long, value_name = "METHOD", requires = "url", default_value = "GET")]
-        method: String,
+        /// The request's HTTP method, with --url (default GET).
+        #[arg(long, value_name = "METHOD", requires = "url", conflicts_with_all = ["command", "tool", "path"])]
+        method: Option<String>,
         /// Reading a workspace path (with --write, writing it).
         #[arg(long, value_name = "PATH")]
         path: Option<String>,
         /// With --path: judge a write instead of a read.
-        #[arg(long, requires = "path")]
+        #[arg(long, requires = "path", conflicts_with_all = ["command", "tool", "url"])]
         write: bool,
         /// One JSON object: the decision, its class and every rule that applied.
         #[arg(long)]

@@ -287,6 +287,7 @@ impl Policy {
                     id: Some(format!("command:{pattern}")),
                     program: None,
                     args: Vec::new(),
+                    exact: false,
                     pattern: Some(pattern.clone()),
                     decision: Verdict::Ask,
                     reason: None,

@@ -71,6 +71,10 @@ pub struct CommandRule {
     /// Each is a pattern (`*` any text, `?` one character) or a list of alternatives.
     #[serde(default)]
     pub args: Vec<OneOrMany>,
+    /// With `args`: the command has exactly these arguments, no more (for rules that allow:
+    /// `rm -rf build` without `exact` also matches `rm -rf build ../../etc`).
+    #[serde(default)]
+    pub exact: bool,
     /// Instead of `program` and `args`: a pattern the whole simple command (or the whole
     /// command line) must match, as the agent file's `[approvals] commands` are written.
     #[serde(default)]
@@ -99,8 +103,8 @@ impl CommandRule {
             (Some(_), Some(_)) => {
                 Some("a [[command]] rule has `program` or `pattern`, not both".into())
             }
-            (None, Some(_)) if !self.args.is_empty() => {
-                Some("`args` go with `program`, not with `pattern`".into())
+            (None, Some(_)) if !self.args.is_empty() || self.exact => {
+                Some("`args` and `exact` go with `program`, not with `pattern`".into())
             }
             _ => None,
         }
@@ -122,7 +126,7 @@ impl CommandRule {
             return false;
         }
         let args = command.rule_args();
-        self.args.len() <= args.len()
+        (self.args.len() == args.len() || !self.exact && self.args.len() < args.len())
             && self
                 .args
                 .iter()
@@ -314,6 +318,7 @@ mod tests {
                 .iter()
                 .map(|a| OneOrMany::Many(a.iter().map(|s| s.to_string()).collect()))
                 .collect(),
+            exact: false,
             pattern: None,
             decision: Verdict::Ask,
             reason: None,
@@ -332,6 +337,12 @@ mod tests {
         assert!(!push.matches(&first("git status"), ""));
         assert!(!push.matches(&first("git"), ""));
         assert!(push.matches(&first("git -C . -c a=b --no-pager push x"), ""));
+        let exact = CommandRule {
+            exact: true,
+            ..rule("rm", &[&["-rf"], &["build"]])
+        };
+        assert!(exact.matches(&first("rm -rf build"), ""));
+        assert!(!exact.matches(&first("rm -rf build ../../etc"), ""));
         let install = rule("pip", &[&["install", "download"], &["-r", "*.txt"]]);
         assert!(install.matches(&first("pip download req.txt"), ""));
         assert!(install.matches(&first("pip install -r x"), ""));

@@ -30,6 +30,8 @@ pub fn run(cmd: PolicyCommand, config: Option<&Path>) -> anyhow::Result<ExitCode
             command,
         } => {
             let p = resolve(&policy, config)?;
+            let args = args.unwrap_or_else(|| "{}".to_string());
+            let method = method.unwrap_or_else(|| "GET".to_string());
             let (subject, decision) = if let Some(tool) = tool {
                 let class = builtin_class(&tool);
                 (

@@ -252,8 +252,13 @@ pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
             for (call, waiting) in &s.awaiting {
                 super::approve::describe_waiting(call, waiting);
             }
+            let as_named = if s.awaiting.values().any(|w| !w.approvers.is_empty()) {
+                " --as NAME"
+            } else {
+                ""
+            };
             eprintln!(
-                "  hint: `cordon approve {0} CALL` (or every call: `cordon approve {0}`) or `cordon reject {0} CALL --message ...`, then `cordon resume {0}`",
+                "  hint: `cordon approve {0} CALL{as_named}` (or every call: `cordon approve {0}{as_named}`) or `cordon reject {0} CALL --message ...`, then `cordon resume {0}`",
                 out.run_id
             );
             ExitCode::from(exit::AWAITING_APPROVAL)
