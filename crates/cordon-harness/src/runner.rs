@@ -583,6 +583,13 @@ impl Runner {
             let class =
                 crate::approval::risk_class(agent.find_tool(&call.name).map(|t| t.effects()));
             let mut decision = agent.gate().decide_call(&call.name, &call.input, class);
+            // The rules a waiting call was asked under: only an approval of those lets it
+            // run, whatever rules ask for it now.
+            let asked_under = live
+                .state
+                .awaiting
+                .get(&call.call_id)
+                .map(|w| w.rules.clone());
             // A call that waits for a person keeps waiting, whatever policy the run is under
             // now: another policy given on resume judges new calls, it does not approve.
             if decision.verdict == Verdict::Allow
@@ -651,7 +658,11 @@ impl Runner {
                 })
                 .await?;
             } else if live.state.approved.get(&call.call_id) == Some(&hash)
-                || rules.iter().all(|r| live.state.always_approved.contains(r))
+                || asked_under
+                    .as_ref()
+                    .unwrap_or(&rules)
+                    .iter()
+                    .all(|r| live.state.always_approved.contains(r))
             {
                 ready.push(call);
             } else {

@@ -20,13 +20,15 @@ pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
 const MAX_DEPTH: usize = 16;
 
 /// One simple command: a program and its arguments, unquoted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SimpleCommand {
-    /// The program, then its arguments, with quotes removed. An argument that holds a
-    /// variable (`$HOME`) keeps its text.
+    /// The program, then its arguments, with quotes removed. An argument whose value is
+    /// only known when it runs (`$HOME`, `$'\x70'`) keeps its text, `$` and all.
     pub argv: Vec<String>,
     /// Files its redirections write to (`> out.txt`, `>> log`).
     pub writes: Vec<String>,
+    /// The environment variables set for it alone (`LESSOPEN=... less f`), by name.
+    pub env: Vec<String>,
 }
 
 impl SimpleCommand {
@@ -50,7 +52,14 @@ impl SimpleCommand {
             }
             i += if matches!(
                 a.as_str(),
-                "-C" | "-c" | "--git-dir" | "--work-tree" | "--namespace"
+                "-C" | "-c"
+                    | "--git-dir"
+                    | "--work-tree"
+                    | "--namespace"
+                    | "--config-env"
+                    | "--attr-source"
+                    | "--exec-path"
+                    | "--super-prefix"
             ) {
                 2
             } else {
@@ -93,13 +102,27 @@ fn parse_into(line: &str, depth: usize, out: &mut Parsed) {
         out.unknown.push("commands nested too deep to judge".into());
         return;
     }
-    if nesting(line) > MAX_DEPTH {
+    if nesting(line) > MAX_DEPTH || openers(line) > MAX_OPENERS {
         out.unknown.push("commands nested too deep to judge".into());
         return;
     }
-    let options = brush_parser::ParserOptions::default();
-    let mut parser = brush_parser::Parser::new(std::io::Cursor::new(line.as_bytes()), &options);
-    match parser.parse_program() {
+    // The parser recurses as the text nests: it gets a stack of its own, well beyond what
+    // the bounds above let through, so no text can overflow the caller's.
+    let parsed = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("cordon-policy-parse".into())
+            .stack_size(PARSER_STACK)
+            .spawn_scoped(scope, || {
+                let options = brush_parser::ParserOptions::default();
+                brush_parser::Parser::new(std::io::Cursor::new(line.as_bytes()), &options)
+                    .parse_program()
+                    .ok()
+            })
+            .ok()
+            .and_then(|t| t.join().ok())
+            .flatten()
+    });
+    match parsed.ok_or(()) {
         Ok(program) => {
             for list in &program.complete_commands {
                 walk_list(list, depth, out);
@@ -109,6 +132,36 @@ fn parse_into(line: &str, depth: usize, out: &mut Parsed) {
     }
 }
 
+/// The most words that open a nested construct (`if`, `while`, `[[`, `!`...) one command
+/// line may hold before it is called too deep to judge.
+const MAX_OPENERS: usize = 64;
+
+/// The stack the parser runs on.
+const PARSER_STACK: usize = 64 * 1024 * 1024;
+
+/// How many words of `line` open a nested construct: a bound on how deep keywords nest,
+/// which the parser's recursion follows.
+fn openers(line: &str) -> usize {
+    line.split(|c: char| c.is_whitespace() || ";&|()<>".contains(c))
+        .filter(|w| {
+            matches!(
+                *w,
+                "if" | "while"
+                    | "until"
+                    | "for"
+                    | "case"
+                    | "select"
+                    | "[["
+                    | "!"
+                    | "{"
+                    | "function"
+                    | "coproc"
+                    | "then"
+                    | "do"
+            )
+        })
+        .count()
+}
 /// How deeply brackets nest in `line` (quotes ignored): a bound checked before parsing,
 /// whose recursion follows the nesting.
 fn nesting(line: &str) -> usize {
@@ -158,6 +211,7 @@ fn walk_command(command: &ast::Command, depth: usize, out: &mut Parsed) {
                     out.commands.push(SimpleCommand {
                         argv: vec![":".into()],
                         writes,
+                        ..SimpleCommand::default()
                     });
                 }
             }
@@ -220,6 +274,7 @@ fn walk_compound(compound: &ast::CompoundCommand, depth: usize, out: &mut Parsed
 fn walk_simple(simple: &ast::SimpleCommand, depth: usize, out: &mut Parsed) {
     let mut argv = Vec::new();
     let mut writes = Vec::new();
+    let mut env = Vec::new();
     let mut dynamic_name = false;
     let items = simple
         .prefix
@@ -246,6 +301,8 @@ fn walk_simple(simple: &ast::SimpleCommand, depth: usize, out: &mut Parsed) {
                 let (text, _) = word(&w.value, out);
                 if i >= prefix_len {
                     argv.push(text);
+                } else if let Some((name, _)) = w.value.split_once('=') {
+                    env.push(name.trim_end_matches('+').to_string());
                 }
             }
             ast::CommandPrefixOrSuffixItem::IoRedirect(r) => redirect(r, &mut writes, out),
@@ -265,15 +322,19 @@ fn walk_simple(simple: &ast::SimpleCommand, depth: usize, out: &mut Parsed) {
             out.commands.push(SimpleCommand {
                 argv: vec![":".into()],
                 writes,
+                ..SimpleCommand::default()
             });
         }
         return;
     }
+    // A name that expands (`/usr/bin/kube*`) is not known until it runs.
+    let name = &argv[0];
+    dynamic_name |= name.contains(['*', '?']) || (name.contains('[') && name != "[");
     if dynamic_name {
         out.unknown
             .push(format!("a command name that is a variable ({})", argv[0]));
     }
-    walk_wrapped(SimpleCommand { argv, writes }, depth, out);
+    walk_wrapped(SimpleCommand { argv, writes, env }, depth, out);
 }
 
 /// Records `command`, and what it runs in turn: a shell's `-c` script, a wrapper's command.
@@ -320,7 +381,7 @@ fn walk_wrapped(command: SimpleCommand, depth: usize, out: &mut Parsed) {
         walk_wrapped(
             SimpleCommand {
                 argv,
-                writes: Vec::new(),
+                ..SimpleCommand::default()
             },
             depth + 1,
             out,
@@ -417,7 +478,9 @@ fn wrapped(argv: &[String]) -> Vec<Vec<String>> {
             "--conflict-exit-code",
             "--userspec",
         ],
-        "command" | "nohup" | "setsid" | "chrt" | "ionice" | "taskset" | "busybox" => &[],
+        "ionice" => &["-c", "-n", "-p", "--class", "--classdata"],
+        "taskset" => &["-c", "--cpu-list"],
+        "command" | "nohup" | "setsid" | "chrt" | "busybox" => &[],
         _ => return Vec::new(),
     };
     let mut i = 0;
@@ -452,7 +515,9 @@ fn wrapped(argv: &[String]) -> Vec<Vec<String>> {
     }
     // `timeout [OPTIONS] DURATION COMMAND`, `flock [OPTIONS] FILE COMMAND`, `chroot DIR
     // COMMAND`: one word before the command.
-    if matches!(program, "timeout" | "flock" | "chroot") {
+    if matches!(program, "timeout" | "flock" | "chroot" | "chrt")
+        || (program == "taskset" && !rest[..i.min(rest.len())].iter().any(|a| a == "-c"))
+    {
         i += 1;
     }
     match rest.get(i..) {
@@ -468,13 +533,20 @@ fn redirect(r: &ast::IoRedirect, writes: &mut Vec<String>, out: &mut Parsed) {
             ast::IoFileRedirectTarget::Filename(w) => {
                 let (text, _) = word(&w.value, out);
                 let writing = !matches!(kind, ast::IoFileRedirectKind::Read);
+                if writing && text.contains(['*', '?', '[']) {
+                    out.unknown.push("a redirection to a pattern".into());
+                }
                 if writing && text != "/dev/null" {
                     writes.push(text);
                 }
             }
             ast::IoFileRedirectTarget::Fd(_) => {}
+            // `>& file` writes the file (`>&2`, `>&-` only point at descriptors).
             ast::IoFileRedirectTarget::Duplicate(w) => {
-                word(&w.value, out);
+                let (text, _) = word(&w.value, out);
+                if !text.chars().all(|c| c.is_ascii_digit() || c == '-') && text != "/dev/null" {
+                    writes.push(text);
+                }
             }
             ast::IoFileRedirectTarget::ProcessSubstitution(..) => {
                 out.unknown.push("process substitution".into())
@@ -526,9 +598,23 @@ fn piece(
     out: &mut Parsed,
 ) {
     match &p.piece {
-        WordPiece::Text(s) | WordPiece::SingleQuotedText(s) | WordPiece::AnsiCQuotedText(s) => {
+        WordPiece::Text(s) => {
+            // `{rm,-rf,/}` and `rm {-rf,} /` become other words when they run.
+            if let Some(open) = s.find('{')
+                && let Some(close) = s[open..].find('}')
+                && (s[open..open + close].contains(',') || s[open..open + close].contains(".."))
+            {
+                out.unknown.push("brace expansion".into());
+            }
             text.push_str(s)
         }
+        WordPiece::SingleQuotedText(s) => text.push_str(s),
+        // `$'\x70ush'` is decoded when it runs: kept as written, `$` and all.
+        WordPiece::AnsiCQuotedText(s) if s.contains('\\') => {
+            *dynamic = true;
+            text.push_str(&format!("$'{s}'"));
+        }
+        WordPiece::AnsiCQuotedText(s) => text.push_str(s),
         WordPiece::EscapeSequence(s) => text.push_str(s.strip_prefix('\\').unwrap_or(s)),
         WordPiece::DoubleQuotedSequence(inner) | WordPiece::GettextDoubleQuotedSequence(inner) => {
             for i in inner {
@@ -538,7 +624,15 @@ fn piece(
         WordPiece::TildeExpansion(_) => text.push('~'),
         WordPiece::ParameterExpansion(_) | WordPiece::ArithmeticExpression(_) => {
             *dynamic = true;
-            text.push_str(raw.get(p.start_index..p.end_index).unwrap_or("$?"));
+            let written = raw.get(p.start_index..p.end_index).unwrap_or("$?");
+            // `${x:--rf}`, `${x/a/b}`, `${!x}`: their value is a computation, not a name.
+            if let Some(inner) = written.strip_prefix("${").and_then(|w| w.strip_suffix('}'))
+                && !inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                out.unknown
+                    .push("a parameter expansion that computes a value".into());
+            }
+            text.push_str(written);
         }
         WordPiece::CommandSubstitution(_) | WordPiece::BackquotedCommandSubstitution(_) => {
             *dynamic = true;
@@ -622,6 +716,13 @@ mod tests {
                 "su -c 'rm -rf x' root",
                 &["su -c rm -rf x root", "rm -rf x"],
             ),
+            ("taskset 1 rm -rf /", &["taskset 1 rm -rf /", "rm -rf /"]),
+            ("taskset -c 0 rm x", &["taskset -c 0 rm x", "rm x"]),
+            ("chrt 10 rm -rf /", &["chrt 10 rm -rf /", "rm -rf /"]),
+            (
+                "ionice -c 3 rm -rf /",
+                &["ionice -c 3 rm -rf /", "rm -rf /"],
+            ),
             ("/usr/bin/git log", &["/usr/bin/git log"]),
             ("echo a\\ b", &["echo a b"]),
         ];
@@ -670,6 +771,17 @@ mod tests {
                 "bash <<EOF\nrm -rf /\nEOF",
                 "bash reading commands from its standard input",
             ),
+            ("{rm,-rf,/}", "brace expansion"),
+            ("rm {-rf,} /", "brace expansion"),
+            (
+                "rm ${x:--rf} /",
+                "a parameter expansion that computes a value",
+            ),
+            (
+                "/usr/bin/kube* apply",
+                "a command name that is a variable (/usr/bin/kube*)",
+            ),
+            ("echo x > secre*/t", "a redirection to a pattern"),
         ];
         for (line, why) in table {
             let p = parse(line);
@@ -690,6 +802,13 @@ mod tests {
             parse(&nested).unknown,
             ["commands nested too deep to judge"]
         );
+        // Keywords nest too: neither crashes (the test would abort).
+        let ifs = format!("{}x{}", "if true; then ".repeat(1000), "; fi".repeat(1000));
+        assert_eq!(parse(&ifs).unknown, ["commands nested too deep to judge"]);
+        let nots = format!("[[ {}a ]]", "! ".repeat(1000));
+        assert_eq!(parse(&nots).unknown, ["commands nested too deep to judge"]);
+        let fine = format!("{}x{}", "if true; then ".repeat(10), "; fi".repeat(10));
+        assert!(parse(&fine).unknown.is_empty());
         // So deep that parsing could exhaust the stack: refused before parsing.
         let deeper = format!("{}true{}", "(".repeat(30_000), ")".repeat(30_000));
         assert_eq!(

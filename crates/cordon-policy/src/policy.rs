@@ -1,7 +1,7 @@
 //! A policy, made of one or more files, and its decisions on tool calls, command lines,
 //! paths and network requests.
 
-use crate::classify::classify;
+use crate::classify::{classify, runs_other_code};
 use crate::command::{self, SimpleCommand};
 use crate::file::{self, PolicyError, PolicyFile, Source, location};
 use crate::rules::{CommandRule, NetworkRule, PathRule, ToolRule};
@@ -50,14 +50,22 @@ impl Request {
             .split_once("://")
             .ok_or_else(|| bad("it has no scheme (https://...)"))?;
         let default_port = match scheme.to_ascii_lowercase().as_str() {
-            "https" => 443,
-            "http" => 80,
-            other => return Err(bad(&format!("the scheme {other} is not http or https"))),
+            "https" | "wss" => 443,
+            "http" | "ws" => 80,
+            "ftp" => 21,
+            "ssh" | "git+ssh" => 22,
+            "git" => 9418,
+            other => return Err(bad(&format!("the scheme {other} is not one cordon judges"))),
         };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        // Where the authority ends, as the loosest URL parser reads it (`\\` as `/`).
+        let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or("");
         let authority = authority.rsplit('@').next().unwrap_or(authority);
+        // Full-width dots are dots to some resolvers.
+        let authority = authority.replace(['\u{3002}', '\u{ff0e}', '\u{ff61}'], ".");
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, after) = v6.split_once(']').ok_or_else(|| bad("an unclosed ["))?;
+            // A zone (`fe80::1%25eth0`) does not change whose address it is.
+            let h = h.split('%').next().unwrap_or(h);
             (h.to_string(), after.strip_prefix(':'))
         } else {
             match authority.rsplit_once(':') {
@@ -67,6 +75,9 @@ impl Request {
         };
         if host.is_empty() {
             return Err(bad("it names no host"));
+        }
+        if !authority.starts_with('[') && host.contains(':') {
+            return Err(bad("its host and port cannot be told apart"));
         }
         let port = match port {
             Some(p) => p.parse().map_err(|_| bad("its port is not a number"))?,
@@ -172,6 +183,19 @@ impl Policy {
         for (i, (key, explicit, at)) in keys.iter().enumerate() {
             if !explicit {
                 continue;
+            }
+            const MADE_UP: [&str; 4] = [
+                "class:",
+                "unknown:",
+                "network:private-address",
+                "network:default",
+            ];
+            if MADE_UP.iter().any(|m| key.starts_with(m)) {
+                return Err(PolicyError {
+                    at: at.clone().unwrap_or_default(),
+                    message: format!("the id '{key}' is one cordon gives its own decisions"),
+                    hint: "give the rule an id of its own".into(),
+                });
             }
             if let Some((_, _, other)) = keys
                 .iter()
@@ -398,6 +422,16 @@ impl Policy {
                 Some(chars) if !chars.ends_with(['\n', '\r']) => {
                     reasons.push(self.unknown_reason("keystrokes that do not end a line"))
                 }
+                // A terminal acts on control keys (Ctrl-U erases the line, a carriage return
+                // ends one) before a program reads what is left.
+                Some(chars)
+                    if chars
+                        .trim_end_matches(['\n', '\r'])
+                        .chars()
+                        .any(|c| c.is_control() && c != '\t') =>
+                {
+                    reasons.push(self.unknown_reason("control keys, which a terminal acts on"))
+                }
                 Some(chars) => {
                     let d = self.decide_command(&chars);
                     classes.push(d.class);
@@ -450,6 +484,9 @@ impl Policy {
             class = class.max(RiskClass::WorkspaceWrite);
         }
         for cmd in &parsed.commands {
+            if let Some(why) = runs_other_code(cmd) {
+                reasons.push(self.unknown_reason(&why));
+            }
             let c = classify(cmd);
             class = class.max(c);
             let matched: Vec<Reason> = self
@@ -475,11 +512,8 @@ impl Policy {
             // The URLs a command names are judged as the requests they are (under a policy
             // file; without one, everything runs).
             if !self.sources.is_empty() {
-                for arg in cmd.argv.iter().skip(1) {
-                    let lower = arg.to_ascii_lowercase();
-                    if (lower.starts_with("http://") || lower.starts_with("https://"))
-                        && let Ok(request) = Request::from_url(arg, None)
-                    {
+                for arg in command_urls(cmd) {
+                    if let Ok(request) = Request::from_url(&arg, None) {
                         let request = Request {
                             method: None,
                             ..request
@@ -722,22 +756,46 @@ fn patch_paths(patch: &str) -> Vec<String> {
         "*** Delete File: ",
         "*** Move to: ",
     ];
+    // As loosely as the tool reads them: spaces around, any space after the colon.
     patch
         .lines()
         .filter_map(|l| {
+            let l = l.trim_start();
             HEADERS
                 .iter()
-                .find_map(|h| l.strip_prefix(h))
+                .find_map(|h| l.strip_prefix(h.trim_end()))
                 .map(|p| p.trim().to_string())
         })
         .collect()
 }
 
+/// The URLs a command names: `http(s)://` arguments of any command, and for the programs
+/// that take a URL (`curl`, `wget`), their other arguments as `http://` URLs too
+/// (`curl 169.254.169.254/latest`).
+fn command_urls(cmd: &SimpleCommand) -> Vec<String> {
+    let takes_urls = matches!(cmd.program(), "curl" | "wget");
+    let mut urls = Vec::new();
+    for arg in cmd.argv.iter().skip(1) {
+        let arg = arg.strip_prefix("--url=").unwrap_or(arg);
+        let lower = arg.to_ascii_lowercase();
+        if lower.contains("://") {
+            urls.push(arg.to_string());
+        } else if takes_urls && !arg.starts_with('-') && !arg.is_empty() {
+            urls.push(format!("http://{arg}"));
+        }
+    }
+    urls
+}
+
 /// Whether `host` is an address that must be named to be reached: loopback, private,
 /// link-local, unspecified, or `localhost`.
 fn is_private(host: &str) -> bool {
-    const METADATA: [&str; 3] = ["metadata", "metadata.google.internal", "instance-data"];
-    if host == "localhost" || host.ends_with(".localhost") || METADATA.contains(&host) {
+    const METADATA: [&str; 2] = ["metadata", "instance-data"];
+    if host == "localhost"
+        || host.ends_with(".localhost")
+        || host.ends_with(".internal")
+        || METADATA.contains(&host)
+    {
         return true;
     }
     // Every form an address may be written in (`127.1`, `2130706433`, `0x7f000001`).
@@ -746,11 +804,17 @@ fn is_private(host: &str) -> bool {
     }
     match host.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(a)) => {
+            let [o0, o1, o2, _] = a.octets();
             a.is_loopback()
                 || a.is_private()
                 || a.is_link_local()
                 || a.is_unspecified()
                 || a.is_broadcast()
+                || a.is_multicast()
+                || o0 == 0
+                || o0 >= 240
+                || (o0 == 198 && (o1 & 0xfe) == 18)
+                || (o0 == 192 && o1 == 0 && o2 == 0)
                 || a.octets()[0] == 100 && (a.octets()[1] & 0xc0) == 64
         }
         Ok(std::net::IpAddr::V6(a)) => {
@@ -759,6 +823,19 @@ fn is_private(host: &str) -> bool {
                 || a.is_unspecified()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
+                || (first & 0xffc0) == 0xfec0
+                || (first & 0xff00) == 0xff00
+                // 6to4 (`2002:AABB:CCDD::`) carries an IPv4 address.
+                || (first == 0x2002
+                    && is_private(
+                        &std::net::Ipv4Addr::from(
+                            (u32::from(a.segments()[1]) << 16) | u32::from(a.segments()[2]),
+                        )
+                        .to_string(),
+                    ))
+                // IPv4-translated (`::ffff:0:a.b.c.d`) and NAT64 local-use (`64:ff9b:1::/48`).
+                || a.segments()[..6] == [0, 0, 0, 0, 0xffff, 0]
+                || (first == 0x64 && a.segments()[1] == 0xff9b)
                 || a
                     .to_ipv4_mapped()
                     .is_some_and(|v4| is_private(&v4.to_string()))
@@ -872,6 +949,20 @@ decision = "allow"
             .verdict
         };
         assert_eq!(stdin("echo pwned > secr"), Verdict::Ask);
+        assert_eq!(stdin("echo x\u{15}git push\n"), Verdict::Ask);
+        assert_eq!(stdin("ls\rgit push\n"), Verdict::Ask);
+        // A word known only when it runs matches rules that ask or deny.
+        assert_eq!(call("x=push; git $x origin").verdict, Verdict::Ask);
+        assert_eq!(call("git $'\\x70ush' origin").verdict, Verdict::Ask);
+        // Programs that run code their words do not show cannot be judged.
+        let d = call("echo x | sed 'e touch X'");
+        assert_eq!(
+            d.deciding_keys(),
+            ["unknown:sed's e command, which runs its text"]
+        );
+        // curl's URLs need no scheme to be judged.
+        let d = call("curl 169.254.169.254/latest/meta-data/");
+        assert_eq!(d.verdict, Verdict::Deny);
         assert_eq!(stdin("\u{3}"), Verdict::Allow);
         assert_eq!(stdin("ls\n"), Verdict::Allow);
         // What cannot be judged asks, with the reason.
@@ -895,6 +986,11 @@ decision = "allow"
         let patch = "*** Begin Patch\n*** Update File: secrets/a.txt\n@@\n-a\n+b\n*** End Patch";
         let d = p.decide_call("apply_patch", patch, RiskClass::WorkspaceWrite);
         assert_eq!(d.verdict, Verdict::Deny);
+        for header in [" *** Add File: secrets/t", "*** Add File:\tsecrets/t"] {
+            let patch = format!("*** Begin Patch\n{header}\n+x\n*** End Patch");
+            let d = p.decide_call("apply_patch", &patch, RiskClass::WorkspaceWrite);
+            assert_eq!(d.verdict, Verdict::Deny, "{header:?}");
+        }
         let patch = "*** Begin Patch\n*** Add File: src/a.rs\n+x\n*** End Patch";
         let d = p.decide_call("apply_patch", patch, RiskClass::WorkspaceWrite);
         assert_eq!(d.verdict, Verdict::Allow);
@@ -944,6 +1040,15 @@ decision = "allow"
             "http://[::127.0.0.1]/",
             "http://[64:ff9b::a9fe:a9fe]/",
             "http://metadata.google.internal/",
+            "http://instance-data.ec2.internal/",
+            "http://[fe80::1%25lo]/",
+            "http://169.254.169.254\\@evil.com/",
+            "http://[::ffff:0:127.0.0.1]/",
+            "http://[2002:7f00:1::]/",
+            "http://224.0.0.1/",
+            "http://198.18.0.1/",
+            "http://127\u{3002}0\u{3002}0\u{3002}1/",
+            "ftp://10.0.0.1/",
         ] {
             let d = req(private);
             assert_eq!(d.verdict, Verdict::Deny, "{private}");
@@ -963,7 +1068,8 @@ decision = "allow"
             Verdict::Deny,
             "a wildcard does not name a private address"
         );
-        assert!(Request::from_url("ftp://x", None).is_err());
+        assert!(Request::from_url("gopher://x", None).is_err());
+        assert!(Request::from_url("http://127.0.0.1:80:80/", None).is_err());
         assert!(Request::from_url("https://:443", None).is_err());
         assert_eq!(
             Request::from_url("https://u:p@Host.org:8443/x?y", Some("post")).unwrap(),
@@ -1027,6 +1133,12 @@ decision = "allow"
             e.message.contains("also the key of the rule at p.toml:"),
             "{e}"
         );
+        let e = Policy::from_sources(vec![Source {
+            origin: "p.toml".into(),
+            text: "[[command]]\nid = \"class:workspace_write\"\nprogram = \"rm\"\ndecision = \"ask\"\n".into(),
+        }])
+        .unwrap_err();
+        assert!(e.message.contains("cordon gives its own decisions"), "{e}");
         let e = Policy::from_sources(vec![Source {
             origin: "p.toml".into(),
             text: "extends = \"stage\"\n[[tool]]\nid = \"git-push\"\nname = \"x\"\ndecision = \"allow\"\n".into(),

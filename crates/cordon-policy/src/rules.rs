@@ -126,12 +126,14 @@ impl CommandRule {
             return false;
         }
         let args = command.rule_args();
+        // A word only known when the command runs (`$x`) may be anything: rules that ask or
+        // deny count it as matching, rules that allow never do.
+        let restrictive = self.decision != Verdict::Allow;
         (self.args.len() == args.len() || !self.exact && self.args.len() < args.len())
-            && self
-                .args
-                .iter()
-                .zip(args)
-                .all(|(want, got)| want.values().iter().any(|p| wildcard(p, got)))
+            && self.args.iter().zip(args).all(|(want, got)| {
+                want.values().iter().any(|p| wildcard(p, got))
+                    || (got.contains('$') && (restrictive || want.values().contains(&"*")))
+            })
     }
 
     /// The rule's key.

@@ -325,3 +325,77 @@ fn policy_explain_says_which_rules_decided() {
     assert_eq!(json["deciding"][0], "git-push");
     assert_eq!(json["reasons"][0]["at"], "builtin:stage:14:1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_always_approval_does_not_release_a_call_waiting_under_another_rule() {
+    let server = ScriptedServer::start(
+        Script::from_toml(
+            r#"
+            [[turns]]
+            tool_calls = [{ name = "exec_command", arguments = { cmd = "touch a" } }]
+            [[turns]]
+            tool_calls = [{ name = "exec_command", arguments = { cmd = "touch deployed" } }]
+            [[turns]]
+            text = "Done."
+            "#,
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::write(
+        h.join("config.toml"),
+        format!(
+            "[providers.s]\napi = \"chat\"\nbase_url = \"{}\"\n",
+            server.base_url()
+        ),
+    )
+    .unwrap();
+    let strict = "extends = \"base\"\n[classes]\nworkspace_write = \"ask\"\n";
+    std::fs::write(
+        h.join("p1.toml"),
+        format!("{strict}[[command]]\nid = \"deploys\"\nprogram = \"touch\"\nargs = [\"deployed\"]\ndecision = \"ask\"\n"),
+    )
+    .unwrap();
+    std::fs::write(h.join("p2.toml"), strict).unwrap();
+    std::fs::write(
+        h.join("agent.toml"),
+        "name = \"worker\"\ntools = [\"exec_command\"]\n",
+    )
+    .unwrap();
+    let ws = h.join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let wss = ws.to_str().unwrap();
+    let p1 = h.join("p1.toml");
+    let p2 = h.join("p2.toml");
+    let run = [
+        "run",
+        "--agent",
+        "agent.toml",
+        "--model",
+        "s:m",
+        "--workspace",
+        wss,
+        "--policy",
+        p1.to_str().unwrap(),
+        "go",
+    ];
+    expect(h, &run, 5).await;
+    // Approving ordinary writes for the rest of the run...
+    expect(h, &["approve", "last", "--always"], 0).await;
+    // ...does not approve the deploy, which waits under its own rule...
+    expect(h, &["resume", "last"], 5).await;
+    assert!(ws.join("a").exists());
+    assert!(!ws.join("deployed").exists());
+    // ...not even under a policy in which only the approved rule asks for it.
+    expect(h, &["resume", "last", "--policy", p2.to_str().unwrap()], 5).await;
+    assert!(
+        !ws.join("deployed").exists(),
+        "a waiting call needs its own approval"
+    );
+    expect(h, &["approve", "last"], 0).await;
+    expect(h, &["resume", "last"], 0).await;
+    assert!(ws.join("deployed").exists());
+}
