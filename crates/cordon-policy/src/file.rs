@@ -189,14 +189,20 @@ pub(crate) fn parse(source: &Source) -> Result<PolicyFile, PolicyError> {
     Ok(file)
 }
 
-/// Reads a policy file and everything it extends, base first.
-pub(crate) fn read_chain(first: Source, dir: Option<&Path>) -> Result<Vec<Source>, PolicyError> {
+/// Reads a policy file and everything it extends, base first, each with its parsed form.
+pub(crate) fn read_chain(
+    first: Source,
+    dir: Option<&Path>,
+) -> Result<Vec<(Source, PolicyFile)>, PolicyError> {
     let mut chain = vec![first];
+    let mut files = Vec::new();
     let mut dir = dir.map(Path::to_path_buf);
     loop {
         let last = chain.last().expect("one source at least");
         let file = parse(last)?;
-        let Some(extends) = file.extends else {
+        let extends = file.extends.clone();
+        files.push(file);
+        let Some(extends) = extends else {
             break;
         };
         if chain.len() >= MAX_LAYERS {
@@ -228,8 +234,7 @@ pub(crate) fn read_chain(first: Source, dir: Option<&Path>) -> Result<Vec<Source
         chain.push(next);
         dir = next_dir;
     }
-    chain.reverse();
-    Ok(chain)
+    Ok(chain.into_iter().zip(files).rev().collect())
 }
 
 /// Whether `name` is written as a file (`./team`, `team.toml`, `policies/team`) rather than

@@ -43,51 +43,44 @@ pub struct Request {
 }
 
 impl Request {
-    /// The request a URL describes (`https://host[:port]/path`), with `method`.
-    pub fn from_url(url: &str, method: Option<&str>) -> Result<Request, String> {
-        let bad = |why: &str| format!("'{url}' is not a URL: {why}");
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| bad("it has no scheme (https://...)"))?;
-        let default_port = match scheme.to_ascii_lowercase().as_str() {
-            "https" | "wss" => 443,
-            "http" | "ws" => 80,
-            "ftp" => 21,
-            "ssh" | "git+ssh" => 22,
-            "git" => 9418,
+    /// The request a URL describes (`https://host[:port]/path`), with `method`. The URL is
+    /// read as browsers and most HTTP clients read it (the WHATWG URL standard): `\\` after
+    /// the host is `/`, `127.1` and `0x7f000001` are `127.0.0.1`, full-width dots are dots.
+    pub fn from_url(text: &str, method: Option<&str>) -> Result<Request, String> {
+        let bad = |why: &str| format!("'{text}' is not a URL: {why}");
+        let url = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+        let port = match url.scheme() {
+            "https" | "wss" | "http" | "ws" | "ftp" => url.port_or_known_default(),
+            "ssh" | "git+ssh" => url.port().or(Some(22)),
+            "git" => url.port().or(Some(9418)),
             other => return Err(bad(&format!("the scheme {other} is not one cordon judges"))),
         };
-        // Where the authority ends, as the loosest URL parser reads it (`\\` as `/`).
-        let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or("");
-        let authority = authority.rsplit('@').next().unwrap_or(authority);
-        // Full-width dots are dots to some resolvers.
-        let authority = authority.replace(['\u{3002}', '\u{ff0e}', '\u{ff61}'], ".");
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or_else(|| bad("an unclosed ["))?;
-            // A zone (`fe80::1%25eth0`) does not change whose address it is.
-            let h = h.split('%').next().unwrap_or(h);
-            (h.to_string(), after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), Some(p)),
-                None => (authority.to_string(), None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("it names no host"));
-        }
-        if !authority.starts_with('[') && host.contains(':') {
-            return Err(bad("its host and port cannot be told apart"));
-        }
-        let port = match port {
-            Some(p) => p.parse().map_err(|_| bad("its port is not a number"))?,
-            None => default_port,
+        // Schemes the standard does not know keep their host as written: read it as a
+        // special scheme's host would be.
+        let host = match url.host_str().map(host) {
+            Some(Ok(h)) if !h.is_empty() => h,
+            Some(Err(e)) => return Err(bad(&e)),
+            _ => return Err(bad("it names no host")),
         };
         Ok(Request {
-            host: host.to_ascii_lowercase(),
-            port,
+            host,
+            port: port.unwrap_or(0),
             method: Some(method.unwrap_or("GET").to_ascii_uppercase()),
         })
+    }
+}
+
+/// A host as the standard reads it: an IPv4 address in dotted form, an IPv6 address without
+/// brackets, or a lowercase ASCII name.
+fn host(written: &str) -> Result<String, String> {
+    let inner = written
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .map(|h| format!("[{h}]"));
+    match url::Host::parse(inner.as_deref().unwrap_or(written)).map_err(|e| e.to_string())? {
+        url::Host::Ipv4(a) => Ok(a.to_string()),
+        url::Host::Ipv6(a) => Ok(a.to_string()),
+        url::Host::Domain(d) => Ok(d.trim_end_matches('.').to_string()),
     }
 }
 
@@ -112,8 +105,7 @@ impl Policy {
     /// Reads a policy file and what it extends.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
         let first = file::read_file(path)?;
-        let chain = file::read_chain(first, path.parent())?;
-        Policy::from_sources(chain)
+        Policy::from_parsed(file::read_chain(first, path.parent())?)
     }
 
     /// A pack built into cordon (`base`, `dev`, `stage`, `prod`), or `None`.
@@ -123,12 +115,21 @@ impl Policy {
             origin: format!("builtin:{n}"),
             text: text.to_string(),
         };
-        Some(file::read_chain(first, None).and_then(Policy::from_sources))
+        Some(file::read_chain(first, None).and_then(Policy::from_parsed))
     }
 
     /// The policy made of these files, base first, as a run recorded them. `extends` is
     /// not followed again: the recorded files are the whole policy.
     pub fn from_sources(sources: Vec<Source>) -> Result<Policy, PolicyError> {
+        let parsed = sources
+            .into_iter()
+            .map(|s| file::parse(&s).map(|f| (s, f)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Policy::from_parsed(parsed)
+    }
+
+    /// The policy made of these files, base first, each as read and as parsed.
+    fn from_parsed(files: Vec<(Source, PolicyFile)>) -> Result<Policy, PolicyError> {
         // A file's defaults: the stricter, as a base starts.
         let mut policy = Policy {
             name: String::new(),
@@ -148,8 +149,7 @@ impl Policy {
             paths: Vec::new(),
             network: Vec::new(),
         };
-        for source in sources {
-            let parsed = file::parse(&source)?;
+        for (source, parsed) in files {
             policy.add(&source, parsed)?;
             policy.sources.push(source);
         }
@@ -391,9 +391,11 @@ impl Policy {
             })
             .collect();
         let named = !reasons.is_empty();
-        let args = serde_json::from_str::<serde_json::Value>(input).ok();
+        // Read only for the tools whose arguments are looked into.
+        let args = std::cell::OnceCell::new();
         let field = |name: &str| {
-            args.as_ref()
+            args.get_or_init(|| serde_json::from_str::<serde_json::Value>(input).ok())
+                .as_ref()
                 .and_then(|v| v.get(name))
                 .and_then(|v| v.as_str())
                 .map(str::to_string)
@@ -513,7 +515,11 @@ impl Policy {
             // file; without one, everything runs).
             if !self.sources.is_empty() {
                 for arg in command_urls(cmd) {
-                    if let Ok(request) = Request::from_url(&arg, None) {
+                    let Ok(request) = Request::from_url(&arg, None) else {
+                        reasons.push(self.unknown_reason("a URL that cannot be read"));
+                        continue;
+                    };
+                    {
                         let request = Request {
                             method: None,
                             ..request
@@ -711,43 +717,6 @@ fn path_candidates(path: &str) -> Vec<String> {
     out
 }
 
-/// `host` read as `inet_aton` reads an IPv4 address: one to four parts, each decimal, octal
-/// (`0` first) or hex (`0x` first), the last filling the remaining bytes. `None` when it is
-/// not one, or is already in the usual dotted form.
-fn loose_ipv4(host: &str) -> Option<std::net::Ipv4Addr> {
-    if host.parse::<std::net::Ipv4Addr>().is_ok() {
-        return None;
-    }
-    let parts: Vec<&str> = host.split('.').collect();
-    if parts.is_empty() || parts.len() > 4 {
-        return None;
-    }
-    let mut values = Vec::new();
-    for p in &parts {
-        let v = if let Some(hex) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
-            u64::from_str_radix(hex, 16).ok()?
-        } else if p.len() > 1 && p.starts_with('0') {
-            u64::from_str_radix(&p[1..], 8).ok()?
-        } else {
-            p.parse::<u64>().ok()?
-        };
-        values.push(v);
-    }
-    let (last, head) = values.split_last()?;
-    let mut addr: u64 = 0;
-    for (i, v) in head.iter().enumerate() {
-        if *v > 255 {
-            return None;
-        }
-        addr |= v << (24 - 8 * i);
-    }
-    let room = 32 - 8 * head.len() as u32;
-    if *last >= 1u64 << room {
-        return None;
-    }
-    Some(std::net::Ipv4Addr::from((addr | last) as u32))
-}
-
 /// The files a patch (in the `apply_patch` format) adds, changes, deletes or moves to.
 fn patch_paths(patch: &str) -> Vec<String> {
     const HEADERS: [&str; 4] = [
@@ -798,10 +767,15 @@ fn is_private(host: &str) -> bool {
     {
         return true;
     }
-    // Every form an address may be written in (`127.1`, `2130706433`, `0x7f000001`).
-    if let Some(v4) = loose_ipv4(host) {
-        return is_private(&v4.to_string());
-    }
+    // Every form an address may be written in (`127.1`, `2130706433`, `0x7f000001`), read
+    // as the standard reads it; a host that cannot be read is not reached.
+    let host = match host.parse::<std::net::IpAddr>() {
+        Ok(_) => host.to_string(),
+        Err(_) => match self::host(host) {
+            Ok(h) => h,
+            Err(_) => return true,
+        },
+    };
     match host.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(a)) => {
             let [o0, o1, o2, _] = a.octets();
@@ -1041,7 +1015,6 @@ decision = "allow"
             "http://[64:ff9b::a9fe:a9fe]/",
             "http://metadata.google.internal/",
             "http://instance-data.ec2.internal/",
-            "http://[fe80::1%25lo]/",
             "http://169.254.169.254\\@evil.com/",
             "http://[::ffff:0:127.0.0.1]/",
             "http://[2002:7f00:1::]/",
@@ -1062,6 +1035,8 @@ decision = "allow"
         let d = named.decide_request(&Request::from_url("http://127.0.0.1:8080/", None).unwrap());
         assert_eq!(d.verdict, Verdict::Allow);
         let wildcard = policy("[[network]]\nhost = \"*\"\ndecision = \"allow\"\n");
+        let public = Request::from_url("http://[2001:4860::8888]/", None).unwrap();
+        assert_eq!(wildcard.decide_request(&public).verdict, Verdict::Allow);
         let d = wildcard.decide_request(&Request::from_url("http://10.0.0.1/", None).unwrap());
         assert_eq!(
             d.verdict,
@@ -1070,6 +1045,13 @@ decision = "allow"
         );
         assert!(Request::from_url("gopher://x", None).is_err());
         assert!(Request::from_url("http://127.0.0.1:80:80/", None).is_err());
+        assert!(Request::from_url("http://[fe80::1%25lo]/", None).is_err());
+        // What cannot be read as a URL in a command cannot be judged.
+        let d = policy("").decide_command("curl 'http://[fe80::1%25lo]/'");
+        assert!(
+            d.deciding_keys()
+                .contains(&"unknown:a URL that cannot be read".to_string())
+        );
         assert!(Request::from_url("https://:443", None).is_err());
         assert_eq!(
             Request::from_url("https://u:p@Host.org:8443/x?y", Some("post")).unwrap(),

@@ -2,38 +2,21 @@
 
 use crate::common;
 
-use cordon_testkit::{Script, ScriptedServer};
+use cordon_testkit::ScriptedServer;
 use serde_json::Value;
 
-fn cordon(home: &std::path::Path) -> std::process::Command {
-    let mut c = common::cordon_std(home);
-    c.env("USER", "tester")
-        .env("CORDON_CONFIG", home.join("config.toml"));
-    c
-}
+use common::as_tester as cordon;
+use common::expect;
 
 async fn run(mut c: std::process::Command, args: &[&str]) -> std::process::Output {
     c.args(args);
     common::output(c).await
 }
 
-/// Runs cordon in `home` and checks its exit code, showing stderr when it differs.
-async fn expect(home: &std::path::Path, args: &[&str], code: i32) -> std::process::Output {
-    let out = run(cordon(home), args).await;
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "cordon {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approvals_pause_the_run_and_bind_to_the_exact_call() {
-    let server = ScriptedServer::start(
-        Script::from_toml(
-            r#"
+    let (server, home) = common::scripted_home(
+        r#"
             [[turns]]
             tool_calls = [{ name = "exec_command", arguments = { cmd = "echo pushed > pushed.txt" } }]
             [[turns]]
@@ -41,21 +24,9 @@ async fn approvals_pause_the_run_and_bind_to_the_exact_call() {
             [[turns]]
             text = "Understood, not deleting."
             "#,
-        )
-        .unwrap(),
     )
-    .await
-    .unwrap();
-    let home = tempfile::tempdir().unwrap();
+    .await;
     let h = home.path();
-    std::fs::write(
-        h.join("config.toml"),
-        format!(
-            "[providers.s]\napi = \"chat\"\nbase_url = \"{}\"\n",
-            server.base_url()
-        ),
-    )
-    .unwrap();
     std::fs::write(
         h.join("agent.toml"),
         "name = \"careful\"\ntools = [\"exec_command\"]\n[approvals]\ncommands = [\"echo pushed*\", \"rm -rf *\"]\n",
@@ -208,19 +179,8 @@ async fn approval_home(
     script: &str,
     rules: &str,
 ) -> (ScriptedServer, tempfile::TempDir, std::path::PathBuf) {
-    let server = ScriptedServer::start(Script::from_toml(script).unwrap())
-        .await
-        .unwrap();
-    let home = tempfile::tempdir().unwrap();
+    let (server, home) = common::scripted_home(script).await;
     let h = home.path();
-    std::fs::write(
-        h.join("config.toml"),
-        format!(
-            "[providers.s]\napi = \"chat\"\nbase_url = \"{}\"\n",
-            server.base_url()
-        ),
-    )
-    .unwrap();
     std::fs::write(
         h.join("agent.toml"),
         format!("name = \"careful\"\ntools = [\"exec_command\"]\n[approvals]\n{rules}\n"),

@@ -39,3 +39,46 @@ pub fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).expect("every line is JSON"))
         .collect()
 }
+
+/// A private home whose config file names the scripted server, started on `script`, as
+/// provider `s`. The server stops when dropped.
+pub async fn scripted_home(script: &str) -> (cordon_testkit::ScriptedServer, tempfile::TempDir) {
+    let server = cordon_testkit::ScriptedServer::start(
+        cordon_testkit::Script::from_toml(script).expect("the test's script is valid"),
+    )
+    .await
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!(
+            "[providers.s]\napi = \"chat\"\nbase_url = \"{}\"\n",
+            server.base_url()
+        ),
+    )
+    .unwrap();
+    (server, home)
+}
+
+/// `cordon` in `home` as the user `tester`, with the home's config file.
+pub fn as_tester(home: &Path) -> Command {
+    let mut c = cordon_std(home);
+    c.env("USER", "tester")
+        .env("CORDON_CONFIG", home.join("config.toml"));
+    c
+}
+
+/// Runs `cordon ARGS` as [`as_tester`] and checks its exit code, showing stderr when it
+/// differs.
+pub async fn expect(home: &Path, args: &[&str], code: i32) -> Output {
+    let mut c = as_tester(home);
+    c.args(args);
+    let out = output(c).await;
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "cordon {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

@@ -4,30 +4,10 @@
 
 use crate::common;
 
-use cordon_testkit::{Script, ScriptedServer};
 use serde_json::Value;
 use std::path::Path;
 
-fn cordon(home: &Path) -> std::process::Command {
-    let mut c = common::cordon_std(home);
-    c.env("USER", "tester")
-        .env("CORDON_CONFIG", home.join("config.toml"));
-    c
-}
-
-/// Runs cordon in `home` and checks its exit code, showing stderr when it differs.
-async fn expect(home: &Path, args: &[&str], code: i32) -> std::process::Output {
-    let mut c = cordon(home);
-    c.args(args);
-    let out = common::output(c).await;
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "cordon {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use common::expect;
 
 async fn events(home: &Path) -> Vec<cordon_core::Event> {
     let store = cordon_store::Store::open_read_only(&home.join("runs.db"))
@@ -63,9 +43,8 @@ match = ["git push origin main"]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_under_a_policy_is_denied_asked_and_recorded() {
-    let server = ScriptedServer::start(
-        Script::from_toml(
-            r#"
+    let (_server, home) = common::scripted_home(
+        r#"
             [[turns]]
             tool_calls = [{ name = "exec_command", arguments = { cmd = "rm -rf data" } }]
             [[turns]]
@@ -73,21 +52,9 @@ async fn a_run_under_a_policy_is_denied_asked_and_recorded() {
             [[turns]]
             text = "Done."
             "#,
-        )
-        .unwrap(),
     )
-    .await
-    .unwrap();
-    let home = tempfile::tempdir().unwrap();
+    .await;
     let h = home.path();
-    std::fs::write(
-        h.join("config.toml"),
-        format!(
-            "[providers.s]\napi = \"chat\"\nbase_url = \"{}\"\n",
-            server.base_url()
-        ),
-    )
-    .unwrap();
     std::fs::write(h.join("team.toml"), TEAM).unwrap();
     std::fs::write(
         h.join("agent.toml"),
@@ -328,9 +295,8 @@ fn policy_explain_says_which_rules_decided() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_always_approval_does_not_release_a_call_waiting_under_another_rule() {
-    let server = ScriptedServer::start(
-        Script::from_toml(
-            r#"
+    let (_server, home) = common::scripted_home(
+        r#"
             [[turns]]
             tool_calls = [{ name = "exec_command", arguments = { cmd = "touch a" } }]
             [[turns]]
@@ -338,21 +304,9 @@ async fn an_always_approval_does_not_release_a_call_waiting_under_another_rule()
             [[turns]]
             text = "Done."
             "#,
-        )
-        .unwrap(),
     )
-    .await
-    .unwrap();
-    let home = tempfile::tempdir().unwrap();
+    .await;
     let h = home.path();
-    std::fs::write(
-        h.join("config.toml"),
-        format!(
-            "[providers.s]\napi = \"chat\"\nbase_url = \"{}\"\n",
-            server.base_url()
-        ),
-    )
-    .unwrap();
     let strict = "extends = \"base\"\n[classes]\nworkspace_write = \"ask\"\n";
     std::fs::write(
         h.join("p1.toml"),
