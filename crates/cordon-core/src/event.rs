@@ -403,6 +403,46 @@ pub enum EventPayload {
         #[serde(default)]
         message: String,
     },
+    /// A person allowed the sandbox to reach a host for the rest of the run (through the
+    /// egress proxy), where the policy leaves the host to its default or to a person.
+    HostGranted {
+        /// The host, as requests name it (lowercase, no port).
+        host: String,
+        /// Who decided.
+        by: String,
+    },
+    /// A request from the sandbox through the egress proxy, as the proxy saw it: allowed,
+    /// refused, or failed. HTTPS through a tunnel shows only host and port.
+    NetworkRequest {
+        /// The host the request named.
+        host: String,
+        /// The port.
+        port: u16,
+        /// `CONNECT` for a tunnel, else the HTTP method.
+        method: String,
+        /// The path, for plain HTTP (its query is left out: it may hold secrets).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        /// `allow`, `ask` or `deny`: the policy's decision (an `ask` is refused until a
+        /// person allows the host).
+        verdict: String,
+        /// The keys of the rules that made the decision.
+        rules: Vec<String>,
+        /// The decision, or why an allowed request failed, as one line.
+        summary: String,
+        /// The HTTP status the proxy or the upstream answered (`None`: the connection
+        /// ended before one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// Bytes from the sandbox to the upstream.
+        sent: u64,
+        /// Bytes from the upstream to the sandbox.
+        received: u64,
+        /// How many requests this event stands for: 1, or more when a flood was recorded
+        /// as one summary.
+        #[serde(default = "one")]
+        count: u64,
+    },
     /// The workspace was snapshotted after tool calls that may have changed it.
     Checkpoint {
         /// The snapshot's id in the snapshot store.
@@ -499,6 +539,8 @@ impl EventPayload {
             EventPayload::PolicyDecision { .. } => "policy_decision",
             EventPayload::ApprovalGranted { .. } => "approval_granted",
             EventPayload::ApprovalRejected { .. } => "approval_rejected",
+            EventPayload::HostGranted { .. } => "host_granted",
+            EventPayload::NetworkRequest { .. } => "network_request",
             EventPayload::Checkpoint { .. } => "checkpoint",
             EventPayload::OutputInvalid { .. } => "output_invalid",
             EventPayload::BudgetExceeded { .. } => "budget_exceeded",
@@ -657,6 +699,11 @@ pub fn verify_chain(events: &[Event]) -> Result<(), ChainBreak> {
 /// For `skip_serializing_if`: a count that is zero is left out of the record.
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+/// The default count of a network request event written before counts existed.
+fn one() -> u64 {
+    1
 }
 
 #[cfg(test)]

@@ -141,6 +141,8 @@ pub struct RunState {
     /// Approval rules (`tool:NAME`, `command:PATTERN`) a person approved for the rest of
     /// the run.
     pub always_approved: std::collections::BTreeSet<String>,
+    /// Hosts a person allowed the sandbox to reach for the rest of the run.
+    pub granted_hosts: std::collections::BTreeSet<String>,
     /// Sequence number of the next event.
     pub next_seq: u64,
 }
@@ -165,6 +167,7 @@ impl Default for RunState {
             approved: Default::default(),
             rejected: Default::default(),
             always_approved: Default::default(),
+            granted_hosts: Default::default(),
             next_seq: 0,
         }
     }
@@ -196,7 +199,10 @@ impl RunState {
                 policy: Some(policy),
                 ..
             } => self.policy = Some(policy.clone()),
-            EventPayload::PolicyDecision { .. } => {}
+            EventPayload::PolicyDecision { .. } | EventPayload::NetworkRequest { .. } => {}
+            EventPayload::HostGranted { host, .. } => {
+                self.granted_hosts.insert(host.clone());
+            }
             EventPayload::UserInput { text } => self.items.push(Item::text(Role::User, text.clone())),
             EventPayload::ModelRequest { .. }
             | EventPayload::ModelRetry { .. }

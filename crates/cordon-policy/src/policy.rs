@@ -596,6 +596,39 @@ impl Policy {
         Decision::from_reasons(reasons, RiskClass::Network)
     }
 
+    /// Whether any request could be allowed: a network rule that allows or asks, or a
+    /// default for unnamed hosts that is not `deny`. When none can, a run needs no egress
+    /// proxy and its sandbox stays off the network.
+    pub fn may_reach_network(&self) -> bool {
+        self.network_default != Verdict::Deny
+            || self
+                .network
+                .iter()
+                .any(|r| r.rule.decision != Verdict::Deny)
+    }
+
+    /// Whether a network rule names `host` itself (not through `*`): only such a rule lets
+    /// a request reach a private or loopback address, by name or once resolved.
+    pub fn names_host(&self, host: &str) -> bool {
+        self.network.iter().any(|r| r.rule.names(host))
+    }
+
+    /// The rate limits of the rules that apply to `request`: each rule's key and its rate.
+    pub fn rates(&self, request: &Request) -> Vec<(String, crate::rules::Rate)> {
+        let host = request.host.trim_end_matches('.').to_ascii_lowercase();
+        self.network
+            .iter()
+            .filter(|r| {
+                r.rule
+                    .matches(&host, request.port, request.method.as_deref())
+            })
+            .filter_map(|r| {
+                let rate = crate::rules::Rate::parse(r.rule.rate.as_deref()?).ok()?;
+                Some((r.rule.key(), rate))
+            })
+            .collect()
+    }
+
     /// The rules' own examples, checked like unit tests: every `match` must match and no
     /// `not_match` may. Returns what failed.
     pub fn check_examples(&self) -> Vec<PolicyError> {
@@ -754,6 +787,13 @@ fn command_urls(cmd: &SimpleCommand) -> Vec<String> {
         }
     }
     urls
+}
+
+/// Whether an address a name resolved to must be named to be reached: loopback, private,
+/// link-local, unspecified, multicast, reserved, or an IPv6 form carrying such an IPv4
+/// address.
+pub fn is_private_address(address: std::net::IpAddr) -> bool {
+    is_private(&address.to_string())
 }
 
 /// Whether `host` is an address that must be named to be reached: loopback, private,
