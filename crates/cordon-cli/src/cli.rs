@@ -113,14 +113,22 @@ pub enum Command {
         policy: Option<String>,
     },
 
-    /// Approve a tool call a run is waiting on (all of them without CALL); then `cordon resume`.
+    /// Approve a tool call a run is waiting on (all of them without CALL), or let its
+    /// sandbox reach a host (--host); then `cordon resume`.
     ///
-    /// The approval binds to the call's exact arguments.
+    /// An approval binds to the call's exact arguments. A host allowed with --host is
+    /// reached through the run's egress proxy for the rest of the run, where the policy
+    /// leaves it to a person or to its default; a rule's deny stands.
     Approve {
         /// The run: its id, `last` (the newest), its start, or a unique piece of its random end.
         run: String,
         /// The call's id (as `cordon show` or the run's output names it).
+        #[arg(conflicts_with = "host")]
         call: Option<String>,
+        /// Let the run's sandbox reach this host (a name or an address, no port) for the
+        /// rest of the run, as the egress proxy's refusal suggests.
+        #[arg(long, value_name = "HOST", conflicts_with = "always")]
+        host: Option<String>,
         /// Also approve, for the rest of this run, later calls that match the same approval
         /// rule (the tool rule or command pattern that asked for this call; never wider).
         #[arg(long)]

@@ -191,7 +191,12 @@ impl RunObserver for Human {
                     ))
                 );
             }
+            EventPayload::NetworkRequest { .. } => {
+                Self::end_lines(&mut live);
+                self.tool_line("⇄", &p);
+            }
             EventPayload::RunStarted { .. }
+            | EventPayload::HostGranted { .. }
             | EventPayload::WorkspaceMaterialized { .. }
             | EventPayload::UserInput { .. }
             | EventPayload::ModelRetry { .. }

@@ -64,9 +64,13 @@ pub struct EgressProxy {
     tcp: Option<std::net::SocketAddr>,
     journal: Arc<Journal>,
     stop: watch::Sender<bool>,
+    /// Held by every listener, connection and tunnel too: when this is the last, all have
+    /// ended.
+    shared: Arc<Shared>,
 }
 
 /// What every connection shares.
+#[derive(Debug)]
 struct Shared {
     judge: Judge,
     journal: Arc<Journal>,
@@ -108,7 +112,18 @@ impl EgressProxy {
             tcp,
             journal,
             stop,
+            shared,
         })
+    }
+
+    /// Stops the proxy and waits (up to 2 s) for every connection and tunnel to end, so
+    /// that what they carried is in the journal.
+    pub async fn stop(&self) {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while Arc::strong_count(&self.shared) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// The Unix socket it listens on, if any.
@@ -251,6 +266,7 @@ async fn tunnel(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let journal = shared.journal.clone();
     let mut stop = shared.stop.clone();
     tokio::spawn(async move {
+        let _alive = shared;
         let sent = Arc::new(AtomicU64::new(0));
         let received = Arc::new(AtomicU64::new(0));
         let mut upstream = Counted::new(upstream, received.clone(), sent.clone());

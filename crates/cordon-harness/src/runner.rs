@@ -81,6 +81,7 @@ pub struct Runner {
     checkpointer: Option<Arc<dyn crate::Checkpointer>>,
     stop: Option<Arc<std::sync::atomic::AtomicBool>>,
     redactor: Option<Arc<cordon_core::Redactor>>,
+    network: Option<Arc<dyn crate::NetworkFeed>>,
 }
 
 /// One run in progress: its log, its folded state, and who watches.
@@ -99,17 +100,31 @@ struct Live<'a> {
     started: Option<time::OffsetDateTime>,
     /// Recorded, not yet stored, so not yet shown.
     unseen: Vec<cordon_core::Event>,
+    /// The sandbox's network requests, recorded before each event.
+    network: Option<&'a dyn crate::NetworkFeed>,
 }
 
 impl Live<'_> {
-    /// Records an event and applies it to the state.
+    /// Records an event and applies it to the state, after the network requests made since
+    /// the last one.
     async fn record(&mut self, payload: EventPayload) -> Result<(), StoreError> {
-        let (event, redacted) = self.log.push(&payload);
+        if let Some(feed) = self.network {
+            for request in feed.take() {
+                self.push(&request);
+            }
+        }
+        self.push(&payload);
+        Ok(())
+    }
+
+    /// Records one event and applies it to the state.
+    fn push(&mut self, payload: &EventPayload) {
+        let (event, redacted) = self.log.push(payload);
         // The state follows the event as stored: with secrets replaced, what a resumed run
         // folds is exactly what this run goes on with.
         match redacted.then(|| event.typed()) {
             Some(Ok(stored)) => self.state.apply(&stored),
-            _ => self.state.apply(&payload),
+            _ => self.state.apply(payload),
         }
         self.state.next_seq = event.seq + 1;
         if self.started.is_none() {
@@ -120,7 +135,6 @@ impl Live<'_> {
             .ok();
         }
         self.unseen.push(event);
-        Ok(())
     }
 
     /// Stores what was recorded, then shows it.
@@ -168,6 +182,7 @@ impl Runner {
     /// A runner using `client` for model calls and `store` for run logs.
     pub fn new(client: Arc<ModelClient>, store: Store) -> Self {
         Runner {
+            network: None,
             client,
             store,
             observer: Arc::new(Silent),
@@ -203,6 +218,34 @@ impl Runner {
     pub fn workspace_receipts(mut self, manifest_digest: String, receipts: Value) -> Self {
         self.workspace = Some((manifest_digest, receipts));
         self
+    }
+
+    /// Records the sandbox's network requests from `feed` (the run's egress proxy).
+    pub fn network(mut self, feed: Arc<dyn crate::NetworkFeed>) -> Self {
+        self.network = Some(feed);
+        self
+    }
+
+    /// Records the network requests that ended after the run's last event (a tunnel still
+    /// open when the run stopped, closed when its sandbox did): call it once the sandbox
+    /// and its proxy are stopped, so that nothing the sandbox did is missing from the log.
+    pub async fn record_late_network(&self, run_id: &RunId) -> Result<(), StoreError> {
+        let Some(feed) = &self.network else {
+            return Ok(());
+        };
+        let late = feed.take();
+        if late.is_empty() {
+            return Ok(());
+        }
+        let mut log = self.store.open_run(run_id).await?;
+        if let Some(r) = &self.redactor {
+            log.set_redactor(r.clone());
+        }
+        for payload in &late {
+            let event = log.append(payload).await?;
+            self.observer.on_event(&event);
+        }
+        Ok(())
     }
 
     /// Pauses the run at the next step boundary once `flag` is set (the CLI sets it on the
@@ -249,6 +292,7 @@ impl Runner {
             observer: self.observer.as_ref(),
             started: None,
             unseen: Vec::new(),
+            network: self.network.as_deref(),
         };
         let result = self.start(agent, task, &mut live).await;
         settle(&mut live, result).await
@@ -869,6 +913,7 @@ impl Runner {
             observer: self.observer.as_ref(),
             started,
             unseen: Vec::new(),
+            network: self.network.as_deref(),
         };
         let result = self.continue_run(agent, &mut live, how).await;
         settle(&mut live, result).await

@@ -70,6 +70,25 @@ impl Request {
     }
 }
 
+/// A host a person names (for `cordon approve --host`) as requests name it: a lowercase
+/// ASCII name without a final dot, an IPv4 address in dotted form, or an IPv6 address without
+/// brackets. A port, a path or a scheme is refused.
+pub fn normalize_host(written: &str) -> Result<String, String> {
+    let written = written.trim();
+    let bare = written.starts_with('[') || !written.contains(':');
+    if written.is_empty() || written.contains('/') || written.contains('@') || !bare {
+        return Err(format!(
+            "'{written}' is not a host: give a name or an address alone (pypi.org, 10.0.0.5), without a scheme, port or path"
+        ));
+    }
+    host(written)
+        .map_err(|e| format!("'{written}' is not a host: {e}"))
+        .and_then(|h| match h.is_empty() {
+            true => Err(format!("'{written}' is not a host")),
+            false => Ok(h),
+        })
+}
+
 /// A host as the standard reads it: an IPv4 address in dotted form, an IPv6 address without
 /// brackets, or a lowercase ASCII name.
 fn host(written: &str) -> Result<String, String> {

@@ -10,10 +10,12 @@
 //!   spawns anything; [`cgroup`]s limit the whole sandbox where the host allows.
 //! - [`Client`]: the harness's side of the supervisor's framed channel ([`protocol`]), the
 //!   same for every backend.
+//! - [`egress`]: how a sandbox reaches the run's egress proxy, its one way out.
 //! - [`tier`]: which isolation tier, probed and reported.
 
 pub mod cgroup;
 mod client;
+pub mod egress;
 mod error;
 pub mod files;
 pub mod hardening;
@@ -27,6 +29,7 @@ pub mod supervisor;
 pub mod tier;
 
 pub use client::{Client, Output, Process, ProcessEvent};
+pub use egress::Egress;
 pub use error::SandboxError;
 pub use hardening::Limits;
 pub use local::{LocalProvider, LocalSandbox, SandboxConfig, SupervisorCommand};

@@ -46,6 +46,10 @@ pub enum Request {
         /// and its arguments, before `--`); `None` runs commands directly.
         #[serde(default)]
         shim: Option<Vec<String>>,
+        /// Forward connections to this loopback port to the egress proxy's Unix socket at
+        /// this path (see [`crate::egress`]); `None`: no way out.
+        #[serde(default)]
+        egress: Option<(u16, String)>,
     },
     /// Start a command.
     Exec {

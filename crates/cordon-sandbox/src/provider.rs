@@ -38,6 +38,9 @@ pub enum Network {
     NoTcp,
     /// The host's network, unfiltered.
     Host,
+    /// Only through cordon's egress proxy on the host, which judges every request by the
+    /// run's policy (see [`crate::egress`]).
+    Proxied,
 }
 
 /// A sandbox to make, in terms every provider understands.
@@ -58,9 +61,11 @@ pub struct SandboxRequest {
     pub env: Vec<(String, String)>,
     /// Resource limits.
     pub limits: Limits,
-    /// The network commands may use. Providers refuse a request for more than they can keep
-    /// to; the local provider keeps every sandbox off the network.
+    /// The network commands may use: [`Network::Off`], or [`Network::Proxied`] with
+    /// `egress` set. Providers refuse a request for more than they can keep to.
     pub network: Network,
+    /// Where the run's egress proxy listens, for [`Network::Proxied`].
+    pub egress: Option<crate::Egress>,
     /// An isolation kind by name (as [`Isolation::kind`] reports it), or `None` for the
     /// strongest the provider can make here.
     pub isolation: Option<String>,
@@ -82,6 +87,7 @@ impl SandboxRequest {
             env: Vec::new(),
             limits: Limits::default(),
             network: Network::Off,
+            egress: None,
             isolation: None,
             protected: Vec::new(),
         }
@@ -114,8 +120,8 @@ pub struct Isolation {
     pub strength: Strength,
     /// The network commands get.
     pub network: Network,
-    /// Whether commands can change nothing outside the workspace (no network, no writable
-    /// host path): only then may a command run again after the workspace is restored.
+    /// Whether commands can change nothing outside the workspace (no network, not even
+    /// through the proxy; no writable host path): only then may a command run again after the workspace is restored.
     pub confined_to_workspace: bool,
     /// The mechanisms in force, one line each.
     pub enforced: Vec<String>,

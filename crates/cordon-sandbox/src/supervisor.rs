@@ -156,6 +156,7 @@ pub fn main() -> ExitCode {
         workspace,
         disk_reserve,
         shim,
+        egress,
     } = hello
     else {
         eprintln!("cordon supervisor: the first frame must be hello");
@@ -171,6 +172,20 @@ pub fn main() -> ExitCode {
             eprintln!("cordon supervisor: cannot confine the sandbox: {e}");
             return ExitCode::from(3);
         }
+    };
+    // The way to the egress proxy is open before any command runs, so none can take its
+    // port first.
+    let egress = match egress {
+        None => None,
+        Some((port, socket)) => match crate::egress::listen(port) {
+            Ok(listener) => Some((listener, PathBuf::from(socket))),
+            Err(e) => {
+                eprintln!(
+                    "cordon supervisor: cannot listen on 127.0.0.1:{port} for the egress proxy: {e}"
+                );
+                return ExitCode::from(3);
+            }
+        },
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -196,7 +211,12 @@ pub fn main() -> ExitCode {
         shim: shim.filter(|s| !s.is_empty()),
         scoped,
     };
-    runtime.block_on(serve(version, confinement, setup))
+    runtime.block_on(async move {
+        if let Some((listener, socket)) = egress {
+            tokio::spawn(crate::egress::forward(listener, socket));
+        }
+        serve(version, confinement, setup).await
+    })
 }
 
 /// Kills every command when free space on the workspace's filesystem falls below

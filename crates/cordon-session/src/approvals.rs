@@ -5,6 +5,7 @@ use crate::session::Session;
 use crate::{ErrorKind, SessionError};
 use cordon_core::state::Awaiting;
 use cordon_core::{EventPayload, RunId, RunState};
+use cordon_policy::Verdict;
 
 /// One call an approval covered.
 #[derive(Debug, Clone)]
@@ -127,6 +128,83 @@ impl Session {
         })
         .await?;
         Ok((run_id, waiting))
+    }
+}
+
+impl Session {
+    /// Lets run `run`'s sandbox reach `host` for the rest of the run, through its egress
+    /// proxy: what the policy leaves to a person (`ask`) or to its default for unnamed
+    /// hosts. A host a rule denies, or a private address no rule names, stays refused. The
+    /// grant is an event in the run's log; the next `resume` acts on it. Returns the run's
+    /// full id and the host as requests name it.
+    pub async fn grant_host(
+        &self,
+        run: &str,
+        host: &str,
+        by: &str,
+    ) -> Result<(RunId, String), SessionError> {
+        let host = cordon_policy::normalize_host(host).map_err(|e| {
+            SessionError::bad_input(e, "for example: cordon approve RUN --host pypi.org")
+        })?;
+        let run_id = self.store.resolve(run).await?;
+        let _owner = self.store.claim_run(&run_id)?;
+        self.require_intact(&run_id).await?;
+        let state = RunState::fold(&self.store.events(&run_id).await?)?;
+        if state.status == cordon_core::RunStatus::Completed {
+            return Err(SessionError::bad_input(
+                format!("run {run_id} has completed: a host allowed now would never be used"),
+                "allow hosts in the policy of the next run",
+            ));
+        }
+        let Some(record) = &state.policy else {
+            return Err(SessionError::bad_input(
+                format!(
+                    "run {run_id} runs under no policy, so its sandbox has no network to allow a host on"
+                ),
+                "start the run with --policy (a pack or a file) whose [[network]] rules or defaults let requests out",
+            ));
+        };
+        let policy = crate::policy::recorded(record, run_id.as_str())?;
+        // What a grant cannot change is said now, not discovered by the model later.
+        for port in [443, 80] {
+            let decision = policy.decide_request(&cordon_policy::Request {
+                host: host.clone(),
+                port,
+                method: None,
+            });
+            let hard: Vec<String> = decision
+                .reasons
+                .iter()
+                .filter(|r| r.verdict == Verdict::Deny && r.rule != "network:default")
+                .map(|r| r.rule.clone())
+                .collect();
+            if !hard.is_empty() {
+                return Err(SessionError::bad_input(
+                    format!(
+                        "the policy of run {run_id} refuses {host} ({}), and a person's grant cannot override a rule's deny",
+                        hard.join(", ")
+                    ),
+                    "change the policy, or resume with another --policy that allows the host",
+                ));
+            }
+            let approvers = decision.approvers();
+            if !approvers.is_empty() && !approvers.iter().any(|a| a == by) {
+                return Err(SessionError::bad_input(
+                    format!(
+                        "{by} may not allow {host} for run {run_id}: the policy lets only {} decide",
+                        approvers.join(", ")
+                    ),
+                    "ask one of them, or decide as one of them with --as NAME",
+                ));
+            }
+        }
+        let mut log = self.store.open_run(&run_id).await?;
+        log.append(&EventPayload::HostGranted {
+            host: host.clone(),
+            by: by.to_string(),
+        })
+        .await?;
+        Ok((run_id, host))
     }
 }
 

@@ -65,6 +65,7 @@
 mod agent;
 mod approvals;
 mod checkpoint;
+mod egress;
 mod error;
 mod events;
 pub mod models;

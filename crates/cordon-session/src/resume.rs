@@ -246,6 +246,7 @@ impl Session {
         })?;
         let mut notes = Vec::new();
         let mut restored_from = None;
+        let mut egress = None;
         let sandbox: Option<PreparedSandbox> = if needs_sandbox {
             let mut spec = recorded_spec(recorded_sandbox.as_ref())?;
             if let Some(kind) = &request.isolation {
@@ -305,7 +306,16 @@ impl Session {
                 })?,
             };
             let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-            Some(self.rebuild(&spec, &dir).await?)
+            egress = crate::egress::RunEgress::start(
+                agent.policy.as_ref(),
+                &run_id,
+                state.granted_hosts.clone(),
+            )
+            .await?;
+            Some(
+                self.rebuild(&spec, &dir, egress.as_ref().map(|e| e.endpoint()))
+                    .await?,
+            )
         } else {
             None
         };
@@ -348,6 +358,7 @@ impl Session {
             start: Start::Resume(resumption),
             observers: request.observers,
             stop: request.stop,
+            egress,
         })
         .await
     }

@@ -212,6 +212,8 @@ pub(crate) struct Plan {
     pub start: Start,
     pub observers: Vec<Arc<dyn RunObserver>>,
     pub stop: Option<Arc<AtomicBool>>,
+    /// The run's egress proxy, when its sandbox has a way out.
+    pub egress: Option<crate::egress::RunEgress>,
 }
 
 /// A run ready to go: its sandbox made, its model resolved, its tools built.
@@ -224,6 +226,7 @@ pub struct PreparedRun {
     sandbox: Option<Arc<dyn Sandbox>>,
     events: broadcast::Sender<RunEvent>,
     stop: Arc<AtomicBool>,
+    egress: Option<crate::egress::RunEgress>,
     _keep_alive: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
@@ -251,17 +254,25 @@ impl PreparedRun {
             agent,
             start,
             sandbox,
+            egress,
             _keep_alive,
             ..
         } = self;
         let result = match start {
-            Start::New { task } => runner.run_as(run_id, &agent, &task).await,
+            Start::New { task } => runner.run_as(run_id.clone(), &agent, &task).await,
             Start::Resume(how) => runner.resume(&agent, &run_id, how).await,
         };
         // The tools hold the sandbox too: let them go, then stop it and wait for its cleanup.
         drop(agent);
         if let Some(sb) = sandbox {
             let _ = sb.stop().await;
+        }
+        // Then the proxy: tunnels still open end, and what they carried is recorded.
+        if let Some(egress) = egress {
+            egress.stop().await;
+            if let Err(e) = runner.record_late_network(&run_id).await {
+                tracing::warn!(%e, "cannot record the network requests that ended with the run");
+            }
         }
         drop(_keep_alive);
         Ok(result?)
@@ -361,7 +372,8 @@ impl Session {
     /// Makes a sandbox as `options` say, with this session's provider and protections (for
     /// running commands outside any run, as `cordon sandbox exec` does).
     pub async fn sandbox(&self, options: &SandboxOptions) -> Result<PreparedSandbox, SessionError> {
-        self.sandbox_named(options, RunId::new().as_str()).await
+        self.sandbox_named(options, RunId::new().as_str(), None)
+            .await
     }
 
     /// [`Session::sandbox`], naming a workspace it makes `name` (a run's id).
@@ -369,6 +381,7 @@ impl Session {
         &self,
         options: &SandboxOptions,
         name: &str,
+        egress: Option<&cordon_sandbox::Egress>,
     ) -> Result<PreparedSandbox, SessionError> {
         workspace::prepare_named(
             self.provider()?,
@@ -376,6 +389,7 @@ impl Session {
             &self.workspaces,
             &self.protected,
             name,
+            egress,
             self.progress.as_ref(),
         )
         .await
@@ -408,10 +422,24 @@ impl Session {
             SessionError::bad_input(format!("{origin}: {e}"), "name tools the registry has")
         })?;
         let run_id = RunId::new();
+        // A sandbox's one way out, when the run's policy could let something through.
+        let egress = match sandbox.is_some() {
+            true => {
+                crate::egress::RunEgress::start(agent.policy.as_ref(), &run_id, Default::default())
+                    .await?
+            }
+            false => None,
+        };
         let sandbox = match (sandbox, needs_sandbox) {
             // A workspace cordon makes for the run carries the run's id.
             (Some(options), _) => {
-                let mut prepared = self.sandbox_named(&options, run_id.as_str()).await?;
+                let mut prepared = self
+                    .sandbox_named(
+                        &options,
+                        run_id.as_str(),
+                        egress.as_ref().map(|e| e.endpoint()),
+                    )
+                    .await?;
                 prepared.spec.checkpoints.merge(&agent.checkpoints);
                 Some(prepared)
             }
@@ -435,6 +463,7 @@ impl Session {
             start: Start::New { task },
             observers,
             stop,
+            egress,
         })
         .await
     }
@@ -454,6 +483,7 @@ impl Session {
             start,
             observers,
             stop,
+            egress,
         } = plan;
         let resolved = self.models.resolve(&model).await?;
         let secrets = sandbox.as_ref().map_or(&[][..], |s| &s.secrets[..]);
@@ -466,6 +496,9 @@ impl Session {
             .observer(Arc::new(fanout))
             .redactor(redactor)
             .stop_flag(stop.clone());
+        if let Some(e) = &egress {
+            runner = runner.network(e.feed());
+        }
         let env = match &sandbox {
             Some(p) => ToolEnv::with_sandbox(
                 p.sandbox.clone(),
@@ -527,6 +560,7 @@ impl Session {
             sandbox: kept_sandbox,
             events,
             stop,
+            egress,
             _keep_alive: resolved.keep_alive,
         })
     }
@@ -583,9 +617,10 @@ impl Session {
         &self,
         spec: &SandboxSpec,
         dir: &Path,
+        egress: Option<&cordon_sandbox::Egress>,
     ) -> Result<PreparedSandbox, SessionError> {
         let (sandbox, secrets) =
-            workspace::build(self.provider()?, spec, dir, &self.protected).await?;
+            workspace::build(self.provider()?, spec, dir, &self.protected, egress).await?;
         Ok(PreparedSandbox {
             sandbox,
             workspace: dir.to_path_buf(),

@@ -6,7 +6,7 @@ use crate::SessionError;
 use cordon_core::Progress;
 use cordon_core::{EnvVar, GrantSpec, SandboxSpec};
 use cordon_manifest::Manifest;
-use cordon_sandbox::{Mount, Sandbox, SandboxProvider, SandboxRequest};
+use cordon_sandbox::{Egress, Mount, Sandbox, SandboxProvider, SandboxRequest};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -203,7 +203,10 @@ pub async fn prepare(
     progress: &dyn Progress,
 ) -> Result<PreparedSandbox, SessionError> {
     let name = cordon_core::RunId::new().to_string();
-    prepare_named(provider, options, workspaces, protected, &name, progress).await
+    prepare_named(
+        provider, options, workspaces, protected, &name, None, progress,
+    )
+    .await
 }
 
 /// [`prepare`], naming a fresh workspace `name` (the run's id).
@@ -213,11 +216,12 @@ pub(crate) async fn prepare_named(
     workspaces: &Path,
     protected: &[PathBuf],
     name: &str,
+    egress: Option<&Egress>,
     progress: &dyn Progress,
 ) -> Result<PreparedSandbox, SessionError> {
     let workspace = workspace_dir(options, workspaces, name)?;
     let mut spec = spec_for(options);
-    let (mut sandbox, secrets) = build(provider, &spec, &workspace, protected).await?;
+    let (mut sandbox, secrets) = build(provider, &spec, &workspace, protected, egress).await?;
     let materialized = match &options.manifest {
         None => None,
         Some(m) => match cordon_manifest::materialize(m, sandbox.as_ref(), progress).await {
@@ -265,7 +269,9 @@ pub(crate) async fn prepare_named(
         // sandbox that built them steps aside for one that mounts them read-only.
         let _ = sandbox.stop().await;
         spec.read_only_paths = read_only;
-        sandbox = build(provider, &spec, &workspace, protected).await?.0;
+        sandbox = build(provider, &spec, &workspace, protected, egress)
+            .await?
+            .0;
     }
     Ok(PreparedSandbox {
         sandbox,
@@ -294,15 +300,21 @@ fn clear(dir: &Path, made: bool) -> bool {
     })
 }
 
-/// Starts a sandbox as `spec` describes, over `workspace`. Variables taken from the host are
-/// read now (a resumed run reads them again); their values come back as secrets.
+/// Starts a sandbox as `spec` describes, over `workspace`, its one way out through
+/// `egress` if given. Variables taken from the host are read now (a resumed run reads them
+/// again); their values come back as secrets.
 pub(crate) async fn build(
     provider: &dyn SandboxProvider,
     spec: &SandboxSpec,
     workspace: &Path,
     protected: &[PathBuf],
+    egress: Option<&Egress>,
 ) -> Result<(Arc<dyn Sandbox>, Vec<(String, String)>), SessionError> {
     let mut request = SandboxRequest::new(workspace, &spec.root);
+    if let Some(e) = egress {
+        request.network = cordon_sandbox::Network::Proxied;
+        request.egress = Some(e.clone());
+    }
     request.read_only = spec.read_only;
     request.isolation = Some(spec.tier.clone()).filter(|t| t != "auto");
     request.mounts = spec

@@ -117,6 +117,35 @@ pub async fn approve(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Lets a run's sandbox reach a host for the rest of the run.
+pub async fn grant_host(
+    paths: &Paths<'_>,
+    run: &str,
+    host: &str,
+    as_name: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let session = super::session(paths).await?;
+    let by = decider(as_name);
+    let (run_id, host) = session.grant_host(run, host, &by).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "run_id": run_id, "host": host, "decision": "granted", "by": by,
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "allowed {} for the rest of run {run_id}, by {}",
+        safe(&host),
+        clip(&by, 64)
+    );
+    eprintln!("continue with: cordon resume {run_id}");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Rejects a waiting call; the model is told.
 pub async fn reject(
     paths: &Paths<'_>,

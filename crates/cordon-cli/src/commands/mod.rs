@@ -52,10 +52,18 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Approve {
             run,
+            host: Some(host),
+            as_name,
+            json,
+            ..
+        } => approve::grant_host(&paths, &run, &host, as_name, json).await,
+        Command::Approve {
+            run,
             call,
             always,
             as_name,
             json,
+            host: None,
         } => approve::approve(&paths, &run, call.as_deref(), always, as_name, json).await,
         Command::Reject {
             run,

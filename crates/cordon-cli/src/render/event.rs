@@ -274,6 +274,51 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             };
             ("policy", line, Vec::new())
         }
+        EventPayload::NetworkRequest {
+            host,
+            port,
+            method,
+            path,
+            verdict,
+            rules: _,
+            summary,
+            status,
+            sent,
+            received,
+            count,
+        } => {
+            let times = if *count > 1 {
+                format!(" ×{count}")
+            } else {
+                String::new()
+            };
+            let status = status.map_or_else(|| "no answer".to_string(), |s| s.to_string());
+            let mut line = format!(
+                "{} {}:{port}{}{times} → {status} · {} out, {} in",
+                clip(method, 16),
+                clip(host, 120),
+                clip(path.as_deref().unwrap_or(""), 120),
+                super::call::bytes(*sent),
+                super::call::bytes(*received),
+            );
+            if verdict != "allow" || summary.contains("failed") {
+                line.push_str(&format!(" · {}", clip(summary, 240)));
+            }
+            let line = match verdict.as_str() {
+                "allow" => style.dim(&line),
+                _ => style.red(&line),
+            };
+            ("network", line, Vec::new())
+        }
+        EventPayload::HostGranted { host, by } => (
+            "grant",
+            format!(
+                "{} may be reached for the rest of the run, allowed by {}",
+                clip(host, 120),
+                clip(by, 64)
+            ),
+            Vec::new(),
+        ),
         EventPayload::ApprovalGranted {
             call_id,
             arguments_hash: _,

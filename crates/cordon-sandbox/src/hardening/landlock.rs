@@ -2,8 +2,8 @@
 
 use super::{Hardening, HardeningError};
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, LandlockStatus, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, LandlockStatus, NetPort,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
 };
 
 /// The newest ABI this crate knows: best-effort mode keeps what the kernel supports, so a
@@ -25,6 +25,8 @@ pub struct Plan {
     pub write: BitFlags<AccessFs>,
     /// Whether TCP bind and connect are denied (no network namespace).
     pub block_tcp: bool,
+    /// The one port TCP may connect to when blocked (the egress proxy's).
+    pub tcp_connect: Option<u16>,
     /// Scopes: signals and abstract unix sockets stay inside the sandbox.
     pub scopes: BitFlags<Scope>,
 }
@@ -40,6 +42,7 @@ pub fn plan(h: &Hardening) -> Plan {
         // A block device for the host's disk would be one mknod away.
         write: AccessFs::from_all(abi) & !(AccessFs::MakeChar | AccessFs::MakeBlock),
         block_tcp: h.block_tcp,
+        tcp_connect: h.tcp_connect.filter(|_| h.block_tcp),
         scopes: Scope::from_all(abi),
     }
 }
@@ -61,11 +64,14 @@ pub fn apply(plan: &Plan) -> Result<(String, u32), HardeningError> {
     if plan.block_tcp {
         ruleset = ruleset.handle_access(AccessNet::from_all(ABI_WANTED))?;
     }
-    let status = ruleset
+    let mut created = ruleset
         .create()?
         .add_rules(path_beneath_rules(existing(&plan.read_only), plan.read))?
-        .add_rules(path_beneath_rules(existing(&plan.read_write), plan.write))?
-        .restrict_self()?;
+        .add_rules(path_beneath_rules(existing(&plan.read_write), plan.write))?;
+    if let Some(port) = plan.tcp_connect {
+        created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
+    }
+    let status = created.restrict_self()?;
     let effective = match status.landlock {
         LandlockStatus::Available { effective_abi, .. } => effective_abi as u32,
         _ => 0,
@@ -90,6 +96,7 @@ mod tests {
             read_only: vec!["/usr".into()],
             read_write: vec!["/workspace".into(), "/dev".into()],
             block_tcp: true,
+            tcp_connect: None,
             limits: Limits::default(),
         });
         assert!(p.handled.contains(AccessFs::MakeChar | AccessFs::MakeBlock));

@@ -20,6 +20,10 @@ pub struct Hardening {
     pub read_write: Vec<String>,
     /// Refuse every TCP bind and connect (for tiers without a network namespace).
     pub block_tcp: bool,
+    /// With `block_tcp`, the one port TCP may still connect to (the egress proxy's, on the
+    /// host's loopback).
+    #[serde(default)]
+    pub tcp_connect: Option<u16>,
     /// Resource limits.
     pub limits: Limits,
 }

@@ -166,6 +166,9 @@ pub struct MountPlan<'a> {
     pub supervisor_args: &'a [String],
     /// Resource limits (the size of /tmp).
     pub limits: &'a Limits,
+    /// The egress proxy's Unix socket on the host, bound at
+    /// [`crate::egress::INNER_SOCKET`]; `None`: no way out.
+    pub egress_socket: Option<&'a Path>,
 }
 
 /// bubblewrap's arguments for a namespaces-tier sandbox, in order.
@@ -225,6 +228,13 @@ pub fn bwrap_args(host: &HostLayout, plan: &MountPlan<'_>) -> Vec<OsString> {
         plan.supervisor.into(),
         INNER_SUPERVISOR.into(),
     ]);
+    if let Some(socket) = plan.egress_socket {
+        a.extend([
+            "--ro-bind".into(),
+            socket.into(),
+            crate::egress::INNER_SOCKET.into(),
+        ]);
+    }
     let bind = if plan.read_only {
         "--ro-bind"
     } else {
@@ -269,6 +279,7 @@ pub fn namespaces_hardening(
         read_only: ro,
         read_write: rw,
         block_tcp: false,
+        tcp_connect: None,
         limits,
     }
 }
@@ -276,13 +287,14 @@ pub fn namespaces_hardening(
 /// The Landlock rules (and limits) of a landlock-tier supervisor, which sees the host's
 /// file tree: the system directories, the /etc entries, its own program, the devices, a
 /// private tmp, the workspace and the grants. TCP is blocked: there is no network
-/// namespace.
+/// namespace; only the egress proxy's port, when given, may be connected to.
 pub fn landlock_hardening(
     workspace: &Path,
     read_only: bool,
     tmp: &Path,
     supervisor: &Path,
     grants: &[(PathBuf, bool)],
+    egress_port: Option<u16>,
     limits: Limits,
 ) -> Hardening {
     let mut ro: Vec<String> = ["/usr", "/bin", "/sbin", "/lib", "/lib64"]
@@ -303,6 +315,7 @@ pub fn landlock_hardening(
         read_only: ro,
         read_write: rw,
         block_tcp: true,
+        tcp_connect: egress_port,
         limits,
     }
 }
@@ -368,6 +381,7 @@ mod tests {
             supervisor: Path::new("/usr/local/bin/cordon"),
             supervisor_args: &["__supervisor".to_string()],
             limits: &limits,
+            egress_socket: Some(Path::new("/tmp/run/egress.sock")),
         };
         let mut golden: Vec<String> = [
             "--unshare-user",
@@ -429,6 +443,9 @@ mod tests {
                 "--ro-bind",
                 "/usr/local/bin/cordon",
                 "/.cordon/supervisor",
+                "--ro-bind",
+                "/tmp/run/egress.sock",
+                "/.cordon/egress.sock",
                 "--bind",
                 "/w",
                 "/project",
@@ -466,6 +483,7 @@ mod tests {
             supervisor: Path::new("/c"),
             supervisor_args: &[],
             limits: &limits,
+            egress_socket: None,
         };
         let args = strings(&bwrap_args(&merged_usr(), &plan));
         let i = args.iter().position(|a| a == "/w").unwrap();
@@ -516,8 +534,10 @@ mod tests {
             Path::new("/tmp/st/tmp"),
             Path::new("/usr/bin/cordon"),
             &grants,
+            Some(4711),
             Limits::default(),
         );
+        assert_eq!(ll.tcp_connect, Some(4711), "the proxy's port stays open");
         assert!(
             ll.block_tcp,
             "no network namespace: TCP is blocked by Landlock"

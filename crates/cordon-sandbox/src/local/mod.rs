@@ -138,6 +138,8 @@ pub struct SandboxConfig {
     /// Host paths the sandbox must never reach (cordon's run store, snapshots, state): no
     /// grant may cover them or lie inside them, and the workspace may not hold them.
     pub protected: Vec<PathBuf>,
+    /// The run's egress proxy, the sandbox's one way out; `None`: no network at all.
+    pub egress: Option<crate::Egress>,
 }
 
 impl SandboxConfig {
@@ -154,6 +156,7 @@ impl SandboxConfig {
             grants: Vec::new(),
             read_only_paths: Vec::new(),
             protected: Vec::new(),
+            egress: None,
         }
     }
 }
@@ -343,12 +346,24 @@ impl LocalSandbox {
             .chain(config.supervisor.args.iter().cloned())
             .chain(std::iter::once(crate::shim::SHIM_ARG.to_string()))
             .collect();
+        // Below bubblewrap, the supervisor opens the way to the proxy's socket.
+        let egress = config
+            .egress
+            .as_ref()
+            .filter(|_| tier == Tier::Namespaces)
+            .map(|_| {
+                (
+                    crate::egress::INNER_PORT,
+                    crate::egress::INNER_SOCKET.to_string(),
+                )
+            });
         let hello = Request::Hello {
             version: PROTOCOL_VERSION,
             hardening,
             workspace: inner_workspace.clone(),
             disk_reserve: config.limits.disk_reserve,
             shim: Some(shim),
+            egress,
         };
         let started = async {
             protocol::write_frame(&mut stdin, &hello).await?;
@@ -429,9 +444,22 @@ impl LocalSandbox {
                 state.path().join("tmp").display().to_string(),
             ));
         }
+        if let Some(egress) = &config.egress {
+            let url = match tier {
+                Tier::Namespaces => format!("http://127.0.0.1:{}", crate::egress::INNER_PORT),
+                Tier::Landlock | Tier::Unconfined => format!("http://{}", egress.tcp),
+            };
+            env.extend(crate::egress::proxy_env(&url));
+        }
         env.extend(config.env.iter().cloned());
         let writable_grants = config.grants.iter().any(|(_, writable)| *writable);
-        let isolation = provider::isolation(tier, &confinement, writable_grants, config.limits);
+        let isolation = provider::isolation(
+            tier,
+            &confinement,
+            writable_grants,
+            config.egress.is_some(),
+            config.limits,
+        );
         Ok(LocalSandbox {
             client: Client::start(stdin, stdout, env, inner_workspace),
             child: tokio::sync::Mutex::new(Some(child)),
@@ -547,6 +575,7 @@ fn namespaces_launch(
         supervisor: &config.supervisor.program,
         supervisor_args: &config.supervisor.args,
         limits: &config.limits,
+        egress_socket: config.egress.as_ref().map(|e| e.socket.as_path()),
     };
     let mut command = Command::new(bwrap);
     command.args(layout::bwrap_args(&host, &plan)).env_clear();
@@ -591,6 +620,7 @@ fn landlock_launch(
             &tmp,
             &config.supervisor.program,
             &config.grants,
+            config.egress.as_ref().map(|e| e.tcp.port()),
             config.limits,
         )),
         inner_workspace: workspace.display().to_string(),

@@ -31,12 +31,20 @@ impl LocalProvider {
             Some("unconfined") => TierChoice::Exactly(Tier::Unconfined),
             Some(other) => return Err(crate::provider::unknown_kind(self, other)),
         };
-        if request.network != Network::Off {
-            return Err(SandboxError::Config(format!(
-                "the local provider keeps sandboxes off the network, and this request asks for {:?}",
-                request.network
-            )));
-        }
+        let egress = match (request.network, request.egress) {
+            (Network::Off, _) => None,
+            (Network::Proxied, Some(egress)) => Some(egress),
+            (Network::Proxied, None) => {
+                return Err(SandboxError::Config(
+                    "a proxied network needs the egress proxy's address".into(),
+                ));
+            }
+            (other, _) => {
+                return Err(SandboxError::Config(format!(
+                    "the local provider gives sandboxes no network or only its egress proxy, and this request asks for {other:?}"
+                )));
+            }
+        };
         Ok(SandboxConfig {
             workspace: request.workspace,
             read_only: request.read_only,
@@ -52,6 +60,7 @@ impl LocalProvider {
                 .collect(),
             read_only_paths: request.read_only_paths,
             protected: request.protected,
+            egress,
         })
     }
 }
@@ -79,12 +88,17 @@ pub(super) fn isolation(
     tier: Tier,
     applied: &Applied,
     writable_grants: bool,
+    proxied: bool,
     limits: Limits,
 ) -> Isolation {
     let (strength, network) = match tier {
         Tier::Namespaces => (Strength::Isolated, Network::Off),
         Tier::Landlock => (Strength::Restricted, Network::NoTcp),
         Tier::Unconfined => (Strength::Unconfined, Network::Host),
+    };
+    let network = match (network, proxied) {
+        (Network::Off | Network::NoTcp, true) => Network::Proxied,
+        (n, _) => n,
     };
     let mut enforced = Vec::new();
     if tier == Tier::Namespaces {
@@ -114,9 +128,18 @@ pub(super) fn isolation(
         kind: tier.as_str().into(),
         strength,
         network,
-        confined_to_workspace: tier == Tier::Namespaces && !writable_grants,
+        confined_to_workspace: tier == Tier::Namespaces && !writable_grants && !proxied,
         enforced,
-        gaps: tier.gaps(applied).iter().map(|s| s.to_string()).collect(),
+        gaps: tier
+            .gaps(applied)
+            .iter()
+            .map(|s| s.to_string())
+            .chain(
+                (proxied && tier == Tier::Landlock).then(|| {
+                    "TCP may connect to the egress proxy's port number on any address: Landlock's rules name ports, not addresses".to_string()
+                }),
+            )
+            .collect(),
         limits,
         details: serde_json::to_value(applied).unwrap_or_default(),
     }
@@ -169,25 +192,31 @@ mod tests {
             securebits_locked: true,
             cgroups: None,
         };
-        let ns = isolation(Tier::Namespaces, &applied, false, Limits::default());
+        let ns = isolation(Tier::Namespaces, &applied, false, false, Limits::default());
         assert_eq!(
             (ns.strength, ns.network, ns.confined_to_workspace),
             (Strength::Isolated, Network::Off, true)
         );
         assert!(ns.gaps.is_empty());
         assert!(ns.enforced.iter().any(|e| e.starts_with("seccomp")));
-        let granted = isolation(Tier::Namespaces, &applied, true, Limits::default());
+        let granted = isolation(Tier::Namespaces, &applied, true, false, Limits::default());
         assert!(
             !granted.confined_to_workspace,
             "a writable grant reaches the host"
         );
-        let ll = isolation(Tier::Landlock, &applied, false, Limits::default());
+        let ll = isolation(Tier::Landlock, &applied, false, false, Limits::default());
         assert_eq!(
             (ll.strength, ll.network),
             (Strength::Restricted, Network::NoTcp)
         );
         assert!(!ll.confined_to_workspace && !ll.gaps.is_empty());
-        let un = isolation(Tier::Unconfined, &Applied::none(), false, Limits::default());
+        let un = isolation(
+            Tier::Unconfined,
+            &Applied::none(),
+            false,
+            false,
+            Limits::default(),
+        );
         assert_eq!(un.strength, Strength::Unconfined);
         assert!(un.enforced.is_empty());
         assert!(

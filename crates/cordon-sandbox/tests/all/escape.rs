@@ -8,12 +8,12 @@ use cordon_sandbox::{LocalSandbox, Output, SandboxConfig, SupervisorCommand, Tie
 use std::path::Path;
 use std::time::Duration;
 
-struct Lab {
-    sandbox: LocalSandbox,
-    workspace: tempfile::TempDir,
+pub(crate) struct Lab {
+    pub(crate) sandbox: LocalSandbox,
+    pub(crate) workspace: tempfile::TempDir,
 }
 
-async fn lab(tier: Tier, tune: impl FnOnce(&mut SandboxConfig)) -> Lab {
+pub(crate) async fn lab(tier: Tier, tune: impl FnOnce(&mut SandboxConfig)) -> Lab {
     settle().await;
     let workspace = tempfile::tempdir().unwrap();
     // scripts/test runs this suite a second time as an unprivileged user, from copies of the
@@ -38,7 +38,7 @@ async fn lab(tier: Tier, tune: impl FnOnce(&mut SandboxConfig)) -> Lab {
 }
 
 impl Lab {
-    async fn sh(&self, script: &str) -> Output {
+    pub(crate) async fn sh(&self, script: &str) -> Output {
         self.sh_in(".", script).await.expect("the command runs")
     }
 
@@ -47,7 +47,7 @@ impl Lab {
         self.sandbox.run(&argv, cwd, Duration::from_secs(30)).await
     }
 
-    fn ws(&self) -> &Path {
+    pub(crate) fn ws(&self) -> &Path {
         self.workspace.path()
     }
 }

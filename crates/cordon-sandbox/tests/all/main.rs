@@ -1,4 +1,5 @@
 //! cordon-sandbox's integration tests (real sandboxes, and the escape suite), in one test binary: one link, one process to start, shared helpers.
 
+mod egress;
 mod escape;
 mod smoke;

@@ -208,6 +208,7 @@ async fn the_supervisor_exits_when_its_harness_goes() {
         // A reserve, as every real sandbox has: its guard runs until the supervisor ends.
         disk_reserve: 1 << 20,
         shim: None,
+        egress: None,
     };
     protocol::write_frame(&mut stdin, &hello).await.unwrap();
     let reply: Option<Reply> = protocol::read_frame(&mut stdout).await.unwrap();
