@@ -71,6 +71,19 @@ pub struct Defaults {
     pub unknown: Option<Verdict>,
     /// Network requests to hosts no `[[network]]` rule names.
     pub network: Option<Verdict>,
+    /// The isolation a sandbox must have for any request to go out: `namespaces` (where a
+    /// program that ignores the proxy has no route at all, UDP included) or `any`.
+    pub network_isolation: Option<NetworkIsolation>,
+}
+
+/// The isolation a policy asks of a sandbox whose requests go out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkIsolation {
+    /// Any tier with the egress proxy (the landlock tier cannot close UDP).
+    Any,
+    /// Only the namespaces tier: its own network namespace, the proxy its only route.
+    Namespaces,
 }
 
 /// One policy file as written.

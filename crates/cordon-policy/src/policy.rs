@@ -24,6 +24,7 @@ pub struct Policy {
     sources: Vec<Source>,
     unknown: Verdict,
     network_default: Verdict,
+    network_isolation: crate::file::NetworkIsolation,
     classes: [Verdict; 5],
     tools: Vec<Located<ToolRule>>,
     commands: Vec<Located<CommandRule>>,
@@ -113,6 +114,7 @@ impl Policy {
             sources: Vec::new(),
             unknown: Verdict::Allow,
             network_default: Verdict::Allow,
+            network_isolation: crate::file::NetworkIsolation::Any,
             classes: [Verdict::Allow; 5],
             tools: Vec::new(),
             commands: Vec::new(),
@@ -156,6 +158,7 @@ impl Policy {
             sources: Vec::new(),
             unknown: Verdict::Ask,
             network_default: Verdict::Deny,
+            network_isolation: crate::file::NetworkIsolation::Any,
             classes: [
                 Verdict::Allow,
                 Verdict::Allow,
@@ -203,11 +206,12 @@ impl Policy {
             if !explicit {
                 continue;
             }
-            const MADE_UP: [&str; 4] = [
+            const MADE_UP: [&str; 5] = [
                 "class:",
                 "unknown:",
                 "network:private-address",
                 "network:default",
+                "host:",
             ];
             if MADE_UP.iter().any(|m| key.starts_with(m)) {
                 return Err(PolicyError {
@@ -250,6 +254,9 @@ impl Policy {
         }
         if let Some(v) = file.defaults.network {
             self.network_default = v;
+        }
+        if let Some(v) = file.defaults.network_isolation {
+            self.network_isolation = v;
         }
         let c = &file.classes;
         for (i, v) in [
@@ -626,6 +633,12 @@ impl Policy {
                 .any(|r| r.rule.decision != Verdict::Deny)
     }
 
+    /// Whether requests may go out only from a sandbox with a network namespace of its
+    /// own (`[defaults] network_isolation = "namespaces"`).
+    pub fn network_needs_namespaces(&self) -> bool {
+        self.network_isolation == crate::file::NetworkIsolation::Namespaces
+    }
+
     /// Whether a network rule names `host` itself (not through `*`): only such a rule lets
     /// a request reach a private or loopback address, by name or once resolved.
     pub fn names_host(&self, host: &str) -> bool {
@@ -794,18 +807,192 @@ fn patch_paths(patch: &str) -> Vec<String> {
 /// that take a URL (`curl`, `wget`), their other arguments as `http://` URLs too
 /// (`curl 169.254.169.254/latest`).
 fn command_urls(cmd: &SimpleCommand) -> Vec<String> {
-    let takes_urls = matches!(cmd.program(), "curl" | "wget");
+    let valued: &[&str] = match cmd.program() {
+        "curl" => CURL_VALUED,
+        "wget" => WGET_VALUED,
+        _ => &[],
+    };
+    let takes_urls = !valued.is_empty();
     let mut urls = Vec::new();
+    let mut value_next = false;
     for arg in cmd.argv.iter().skip(1) {
+        // An option's value (`-o page.html`, `-H 'Accept: x'`) is no address; a URL in
+        // one (`--referer https://…`) is still judged below.
+        let is_value = std::mem::take(&mut value_next);
+        if takes_urls && !is_value && arg.starts_with('-') && arg != "--url" {
+            value_next = option_takes_value(arg, valued);
+        }
         let arg = arg.strip_prefix("--url=").unwrap_or(arg);
         let lower = arg.to_ascii_lowercase();
         if lower.contains("://") {
             urls.push(arg.to_string());
-        } else if takes_urls && !arg.starts_with('-') && !arg.is_empty() {
+        } else if takes_urls && !is_value && !arg.starts_with('-') && !arg.is_empty() {
             urls.push(format!("http://{arg}"));
         }
     }
     urls
+}
+
+/// curl's options that take a value in the next argument (a URL option, `--url`, does not
+/// count: its value is judged as a URL).
+const CURL_VALUED: &[&str] = &[
+    "-o",
+    "--output",
+    "-H",
+    "--header",
+    "-d",
+    "--data",
+    "--data-raw",
+    "--data-binary",
+    "--data-urlencode",
+    "--data-ascii",
+    "-F",
+    "--form",
+    "--form-string",
+    "-u",
+    "--user",
+    "-A",
+    "--user-agent",
+    "-e",
+    "--referer",
+    "-K",
+    "--config",
+    "-X",
+    "--request",
+    "-x",
+    "--proxy",
+    "-U",
+    "--proxy-user",
+    "-b",
+    "--cookie",
+    "-c",
+    "--cookie-jar",
+    "-T",
+    "--upload-file",
+    "-w",
+    "--write-out",
+    "-m",
+    "--max-time",
+    "--connect-timeout",
+    "--retry",
+    "--retry-delay",
+    "--retry-max-time",
+    "-r",
+    "--range",
+    "-E",
+    "--cert",
+    "--key",
+    "--cacert",
+    "--capath",
+    "--resolve",
+    "--connect-to",
+    "-D",
+    "--dump-header",
+    "--output-dir",
+    "-C",
+    "--continue-at",
+    "--limit-rate",
+    "-Y",
+    "--speed-limit",
+    "-y",
+    "--speed-time",
+    "-z",
+    "--time-cond",
+    "--interface",
+    "--json",
+    "--url-query",
+    "--oauth2-bearer",
+    "--proto",
+    "--proto-redir",
+    "--max-redirs",
+    "--max-filesize",
+    "-P",
+    "--ftp-port",
+    "-Q",
+    "--quote",
+    "-t",
+    "--telnet-option",
+    "--stderr",
+    "--trace",
+    "--trace-ascii",
+    "--unix-socket",
+    "--abstract-unix-socket",
+    "--variable",
+    "--expand-url",
+];
+
+/// wget's options that take a value in the next argument.
+const WGET_VALUED: &[&str] = &[
+    "-O",
+    "--output-document",
+    "-o",
+    "--output-file",
+    "-a",
+    "--append-output",
+    "-P",
+    "--directory-prefix",
+    "-U",
+    "--user-agent",
+    "--header",
+    "--post-data",
+    "--post-file",
+    "--body-data",
+    "--body-file",
+    "--method",
+    "-i",
+    "--input-file",
+    "-B",
+    "--base",
+    "-e",
+    "--execute",
+    "-t",
+    "--tries",
+    "-T",
+    "--timeout",
+    "--user",
+    "--password",
+    "--http-user",
+    "--http-password",
+    "--ca-certificate",
+    "--certificate",
+    "--private-key",
+    "-Q",
+    "--quota",
+    "-w",
+    "--wait",
+    "-l",
+    "--level",
+    "-A",
+    "--accept",
+    "-R",
+    "--reject",
+    "-D",
+    "--domains",
+    "-X",
+    "--exclude-directories",
+    "-I",
+    "--include-directories",
+    "--load-cookies",
+    "--save-cookies",
+    "--limit-rate",
+    "--referer",
+];
+
+/// Whether option `arg` (`-o`, `--output`, or short options run together, `-sSLo`) takes
+/// its value from the next argument: a long option written without `=`, or a run of short
+/// options that ends in one taking a value.
+fn option_takes_value(arg: &str, valued: &[&str]) -> bool {
+    if arg.starts_with("--") {
+        return !arg.contains('=') && valued.contains(&arg);
+    }
+    let letters: Vec<char> = arg.chars().skip(1).collect();
+    for (i, c) in letters.iter().enumerate() {
+        if valued.contains(&format!("-{c}").as_str()) {
+            // The rest of the run is its value, or, when it is last, the next argument.
+            return i + 1 == letters.len();
+        }
+    }
+    false
 }
 
 /// Whether an address a name resolved to must be named to be reached: loopback, private,
@@ -993,6 +1180,31 @@ decision = "allow"
             d.deciding_keys(),
             ["unknown:sed's e command, which runs its text"]
         );
+        // Options' values are no addresses, whichever way they are written; the URL is.
+        for line in [
+            "curl -sSL -o page.html https://other.org/x",
+            "curl -sSLo page.html https://other.org/x",
+            "curl -H 'Accept: text/html' --output=page.html https://other.org/x",
+            "wget -O page.html https://other.org/x",
+        ] {
+            let d = call(line);
+            assert_eq!(
+                d.deciding_keys(),
+                ["network:default"],
+                "{line}: {}",
+                d.summary()
+            );
+            let subjects: Vec<&str> = d
+                .reasons
+                .iter()
+                .filter(|r| r.rule.starts_with("network:"))
+                .map(|r| r.subject.as_str())
+                .collect();
+            assert!(
+                subjects.iter().all(|s| s.starts_with("other.org")),
+                "{line}: {subjects:?}"
+            );
+        }
         // curl's URLs need no scheme to be judged.
         let d = call("curl 169.254.169.254/latest/meta-data/");
         assert_eq!(d.verdict, Verdict::Deny);

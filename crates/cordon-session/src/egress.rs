@@ -80,6 +80,31 @@ impl RunEgress {
     }
 }
 
+/// Refuses a sandbox with a way out whose isolation the policy does not accept for network
+/// access (`[defaults] network_isolation = "namespaces"`, when only the landlock tier could
+/// be made: UDP stays open there).
+pub(crate) fn check_isolation(
+    policy: Option<&Policy>,
+    egress: Option<&RunEgress>,
+    sandbox: &dyn cordon_sandbox::Sandbox,
+) -> Result<(), SessionError> {
+    let (Some(policy), Some(_)) = (policy, egress) else {
+        return Ok(());
+    };
+    let kind = &sandbox.isolation().kind;
+    if policy.network_needs_namespaces() && kind != "namespaces" {
+        return Err(SessionError::new(
+            ErrorKind::SandboxUnavailable,
+            format!(
+                "the policy {} lets requests out only from a sandbox with a network namespace of its own, and this sandbox's isolation is {kind}",
+                policy.name()
+            ),
+        )
+        .hint("run where bubblewrap can make namespaces (`cordon doctor` says why it cannot here), or use a policy that allows no network"));
+    }
+    Ok(())
+}
+
 /// The proxy's journal as the runner takes it.
 struct Feed(Arc<Journal>);
 

@@ -312,10 +312,15 @@ impl Session {
                 state.granted_hosts.clone(),
             )
             .await?;
-            Some(
-                self.rebuild(&spec, &dir, egress.as_ref().map(|e| e.endpoint()))
-                    .await?,
-            )
+            let rebuilt = self
+                .rebuild(&spec, &dir, egress.as_ref().map(|e| e.endpoint()))
+                .await?;
+            crate::egress::check_isolation(
+                agent.policy.as_ref(),
+                egress.as_ref(),
+                rebuilt.sandbox.as_ref(),
+            )?;
+            Some(rebuilt)
         } else {
             None
         };

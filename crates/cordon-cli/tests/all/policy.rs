@@ -353,3 +353,183 @@ async fn an_always_approval_does_not_release_a_call_waiting_under_another_rule()
     expect(h, &["resume", "last"], 0).await;
     assert!(ws.join("deployed").exists());
 }
+
+/// A plain HTTP upstream on the host's loopback that answers `hello from PATH`.
+async fn upstream() -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).await.is_ok_and(|n| n == 1) {
+                    head.push(b[0]);
+                }
+                let text = String::from_utf8_lossy(&head).into_owned();
+                let body = format!(
+                    "hello from {}\n",
+                    text.split_whitespace().nth(1).unwrap_or("")
+                );
+                let _ = s
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_go_out_through_the_proxy_are_recorded_and_a_person_can_allow_a_host() {
+    let port = upstream().await;
+    // The second command's address is in a file the command judge cannot read: the proxy
+    // judges it when the request is made.
+    let (_server, home) = common::scripted_home(&format!(
+        r#"
+            [[turns]]
+            tool_calls = [{{ name = "exec_command", arguments = {{ cmd = "NO_PROXY= no_proxy= curl -sS http://127.0.0.1:{port}/hello" }} }}]
+            [[turns]]
+            tool_calls = [{{ name = "exec_command", arguments = {{ cmd = "curl -sS -K fetch.cfg" }} }}]
+            [[turns]]
+            tool_calls = [{{ name = "exec_command", arguments = {{ cmd = "rm -rf old" }} }}]
+            [[turns]]
+            tool_calls = [{{ name = "exec_command", arguments = {{ cmd = "curl -sS -K fetch.cfg" }} }}]
+            [[turns]]
+            text = "Done."
+            "#
+    ))
+    .await;
+    let h = home.path();
+    std::fs::write(
+        h.join("net.toml"),
+        format!(
+            r#"name = "net"
+extends = "base"
+
+[classes]
+network = "allow"
+
+[[network]]
+host = "127.0.0.1"
+ports = [{port}]
+decision = "allow"
+
+[[network]]
+host = "example.com"
+decision = "ask"
+reason = "new hosts are reviewed"
+
+[[network]]
+host = "evil.example"
+decision = "deny"
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("agent.toml"),
+        "name = \"fetcher\"\ntools = [\"exec_command\"]\npolicy = \"net.toml\"\n",
+    )
+    .unwrap();
+    let ws = h.join("ws");
+    std::fs::create_dir_all(ws.join("old")).unwrap();
+    std::fs::write(ws.join("fetch.cfg"), "url = \"http://example.com/data\"\n").unwrap();
+    let wss = ws.to_str().unwrap();
+    let args = [
+        "run",
+        "--agent",
+        "agent.toml",
+        "--model",
+        "s:m",
+        "--workspace",
+        wss,
+        "go",
+    ];
+    // The destructive command waits for a person.
+    expect(h, &args, 5).await;
+    let evs = events(h).await;
+    let run_id = evs[0].run_id.to_string();
+    let requests = of_kind(&evs, "network_request");
+    assert_eq!(
+        requests.len(),
+        2,
+        "{requests:?} {:?}",
+        of_kind(&evs, "tool_result")
+    );
+    assert_eq!(
+        (
+            &requests[0]["method"],
+            &requests[0]["path"],
+            &requests[0]["verdict"],
+            &requests[0]["status"]
+        ),
+        (
+            &Value::from("GET"),
+            &Value::from("/hello"),
+            &Value::from("allow"),
+            &Value::from(200)
+        ),
+    );
+    assert_eq!(requests[1]["host"], "example.com");
+    assert_eq!(requests[1]["verdict"], "ask");
+    assert_eq!(requests[1]["status"], 403);
+    let results = of_kind(&evs, "tool_result");
+    assert!(
+        results[0]["output"]
+            .as_str()
+            .unwrap()
+            .ends_with("Output:\nhello from /hello\n"),
+        "{}",
+        results[0]["output"]
+    );
+    let refused = results[1]["output"].as_str().unwrap();
+    assert!(
+        refused.contains("refused GET example.com:80")
+            && refused.contains("new hosts are reviewed")
+            && refused.contains(&format!("cordon approve {run_id} --host example.com")),
+        "{refused}"
+    );
+    // A grant cannot override a rule's deny, nor reach a private address no rule names.
+    let denied = expect(h, &["approve", &run_id, "--host", "evil.example"], 2).await;
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("cannot override a rule's deny"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+    expect(h, &["approve", &run_id, "--host", "10.0.0.1"], 2).await;
+    expect(h, &["approve", &run_id, "--host", "example.com:443"], 2).await;
+    let granted = expect(
+        h,
+        &["approve", &run_id, "--host", "Example.COM", "--json"],
+        0,
+    )
+    .await;
+    let granted: Value = serde_json::from_slice(&granted.stdout).unwrap();
+    assert_eq!(granted["host"], "example.com");
+    assert_eq!(granted["by"], "tester");
+    expect(h, &["approve", &run_id], 0).await;
+    expect(h, &["resume", &run_id], 0).await;
+    let evs = events(h).await;
+    assert_eq!(of_kind(&evs, "host_granted")[0]["host"], "example.com");
+    let after = of_kind(&evs, "network_request");
+    let last = after.last().unwrap();
+    // Allowed now; this machine cannot resolve the name, which the record says.
+    assert_eq!(last["verdict"], "allow", "{last}");
+    assert!(
+        last["rules"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("host:example.com")),
+        "{last}"
+    );
+    assert_eq!(last["status"], 502, "{last}");
+    assert!(!ws.join("old").exists(), "the approved command ran");
+}
