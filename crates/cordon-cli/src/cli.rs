@@ -573,6 +573,20 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The egress proxy: what it adds to a request (median, p99) against the same request
+    /// made directly, forwarded (plain HTTP) and through a CONNECT tunnel (HTTPS), to an
+    /// upstream on loopback; and the throughput of one large download through a tunnel.
+    Egress {
+        /// Requests to time each way.
+        #[arg(long, default_value_t = 1000)]
+        requests: u32,
+        /// The download's size, in MiB.
+        #[arg(long, default_value_t = 100)]
+        mib: u32,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Sandbox costs: create to a finished `true` (median, p95); the extra cost of one exec
     /// in a running sandbox over spawning /bin/true directly; and `cordon sandbox exec` as a
     /// user sees it (process start to first output) beside plain `bwrap --unshare-all`

@@ -35,7 +35,7 @@ impl Tier {
             Tier::Namespaces => &[],
             Tier::Landlock => &[
                 "no pid namespace: /proc is not readable at all (so tools that need it, like ps, fail); signals to outside processes are blocked by Landlock scoping",
-                "no network namespace: TCP is blocked by Landlock; UDP is not (this kernel's Landlock has no UDP rules)",
+                "no network namespace: TCP is blocked by Landlock (but for the egress proxy's port, under a policy that lets requests out); UDP is not (this kernel's Landlock has no UDP rules), so UDP needs no proxy: a policy can require the namespaces tier for network access (network_isolation = \"namespaces\")",
                 "same uid as cordon: inside the allowed paths, the sandbox can read whatever cordon's user can",
                 "read_only manifest entries are not enforced: Landlock cannot take back a right it granted on the workspace",
                 "/tmp is not writable: TMPDIR names a private directory instead",

@@ -129,6 +129,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Manifest { files, mib, json }) => {
             bench::manifest(files, mib, json).await
         }
+        Command::Bench(BenchCommand::Egress {
+            requests,
+            mib,
+            json,
+        }) => bench::egress(requests, mib, json).await,
         Command::Bench(BenchCommand::Sandbox {
             iterations,
             sandbox,

@@ -1,11 +1,13 @@
 //! `cordon bench`: measurements of cordon itself.
 
+mod egress;
 #[cfg(feature = "scripted")]
 mod harness;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+pub use egress::egress;
 #[cfg(feature = "scripted")]
 pub use harness::harness;
 
