@@ -36,10 +36,14 @@
 //! ```
 
 mod count;
+pub mod credentials;
+mod intercept;
 mod journal;
 mod judge;
 mod proxy;
+pub mod tls;
 
+pub use credentials::{Credential, Credentials, placeholder};
 pub use journal::{Journal, KEPT_RECORDS, Record};
 pub use judge::{Judge, Judgement, grant_key};
 pub use proxy::{EgressConfig, EgressProxy};

@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::watch;
 
-type Body = BoxBody<Bytes, hyper::Error>;
+pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
 
 /// How a run's proxy is set up.
 #[derive(Debug, Clone)]
@@ -40,6 +40,12 @@ pub struct EgressConfig {
     pub header_timeout: Duration,
     /// Connections served at once; more wait.
     pub max_connections: usize,
+    /// Credentials to put into requests to the hosts they name (their tunnels are opened
+    /// with a certificate authority made for the run).
+    pub credentials: crate::Credentials,
+    /// Authorities trusted for upstreams besides the host's own (`SSL_CERT_FILE`,
+    /// `SSL_CERT_DIR`, the system's store).
+    pub upstream_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl EgressConfig {
@@ -53,6 +59,8 @@ impl EgressConfig {
             connect_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(30),
             max_connections: 256,
+            credentials: crate::Credentials::default(),
+            upstream_roots: Vec::new(),
         }
     }
 }
@@ -67,16 +75,22 @@ pub struct EgressProxy {
     /// Held by every listener, connection and tunnel too: when this is the last, all have
     /// ended.
     shared: Arc<Shared>,
+    ca_pem: Option<String>,
 }
 
 /// What every connection shares.
 #[derive(Debug)]
-struct Shared {
-    judge: Judge,
-    journal: Arc<Journal>,
-    config: EgressConfig,
-    stop: watch::Receiver<bool>,
+pub(crate) struct Shared {
+    pub(crate) judge: Judge,
+    pub(crate) journal: Arc<Journal>,
+    pub(crate) config: EgressConfig,
+    pub(crate) stop: watch::Receiver<bool>,
     slots: tokio::sync::Semaphore,
+    /// The credentials (also in `config`), and the authority that opens their tunnels.
+    pub(crate) credentials: crate::Credentials,
+    pub(crate) ca: Option<crate::tls::RunCa>,
+    /// TLS to upstreams, made when first needed.
+    pub(crate) upstream_tls: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
 }
 
 impl EgressProxy {
@@ -84,12 +98,22 @@ impl EgressProxy {
     pub async fn start(config: EgressConfig, judge: Judge) -> std::io::Result<EgressProxy> {
         let (stop, stopped) = watch::channel(false);
         let journal = Arc::new(Journal::default());
+        let ca = match config.credentials.is_empty() {
+            true => None,
+            false => Some(crate::tls::RunCa::new(&config.run).map_err(|e| {
+                std::io::Error::other(format!("cannot make the run's certificate authority: {e}"))
+            })?),
+        };
+        let ca_pem = ca.as_ref().map(|c| c.certificate_pem());
         let shared = Arc::new(Shared {
             judge,
             journal: journal.clone(),
             slots: tokio::sync::Semaphore::new(config.max_connections.max(1)),
+            credentials: config.credentials.clone(),
             config: config.clone(),
             stop: stopped,
+            ca,
+            upstream_tls: std::sync::OnceLock::new(),
         });
         if let Some(path) = &config.socket {
             let listener = bind_unix(path)?;
@@ -113,7 +137,14 @@ impl EgressProxy {
             journal,
             stop,
             shared,
+            ca_pem,
         })
+    }
+
+    /// The certificate of the authority that opens tunnels to add credentials (PEM), for
+    /// the sandbox's trust store; `None` without credentials.
+    pub fn ca_certificate(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// Stops the proxy and waits (up to 2 s) for every connection and tunnel to end, so
@@ -257,7 +288,12 @@ async fn tunnel(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     };
     let judgement = shared.judge.judge(&wanted);
     if judgement.refusal.is_some() {
-        return refuse(&shared, &wanted, judgement, base);
+        return refuse_record(&shared, &wanted, judgement, base);
+    }
+    // A host whose requests carry credentials: the proxy opens the tunnel to put them in,
+    // and judges and records each request inside.
+    if shared.credentials.any_for(&wanted.host) {
+        return crate::intercept::tunnel(shared, req, wanted, base).await;
     }
     let upstream = match dial(&shared, &wanted).await {
         Ok(s) => s,
@@ -334,28 +370,8 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
     };
     let judgement = shared.judge.judge(&wanted);
     if judgement.refusal.is_some() {
-        return refuse(&shared, &wanted, judgement, base);
+        return refuse_record(&shared, &wanted, judgement, base);
     }
-    let upstream = match dial(&shared, &wanted).await {
-        Ok(s) => s,
-        Err(failure) => return fail(&shared, &wanted, judgement, failure, base),
-    };
-    let (mut sender, conn) =
-        match hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(upstream)).await {
-            Ok(pair) => pair,
-            Err(e) => {
-                return fail(
-                    &shared,
-                    &wanted,
-                    judgement,
-                    Failure::bad_gateway(e.to_string()),
-                    base,
-                );
-            }
-        };
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
     // The request as the upstream expects it: origin form, the URL's own host, nothing
     // meant for the proxy.
     let origin = uri
@@ -370,13 +386,68 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
             );
         }
     };
-    let headers = req.headers_mut();
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
-    }
     if let Ok(host) = authority.as_str().parse() {
-        headers.insert(hyper::header::HOST, host);
+        req.headers_mut().insert(hyper::header::HOST, host);
     }
+    let mut judgement = judgement;
+    let mut uri = req.uri().clone();
+    let used = shared
+        .credentials
+        .inject(&wanted.host, req.headers_mut(), &mut uri);
+    *req.uri_mut() = uri;
+    if !used.is_empty() {
+        judgement.summary = format!(
+            "{}; credentials added: {}",
+            judgement.summary,
+            used.join(", ")
+        );
+    }
+    exchange(shared, wanted, judgement, req, base, false).await
+}
+
+/// Sends an allowed request (origin form, its `Host` set) to the upstream, over TLS when
+/// `tls`, and answers with the upstream's response; recorded once its body is done with.
+pub(crate) async fn exchange(
+    shared: Arc<Shared>,
+    wanted: Wanted,
+    judgement: Judgement,
+    mut req: Request<Incoming>,
+    base: Record,
+    tls: bool,
+) -> Response<Body> {
+    for name in HOP_BY_HOP {
+        req.headers_mut().remove(*name);
+    }
+    let upstream = match dial(&shared, &wanted).await {
+        Ok(s) => s,
+        Err(failure) => return fail(&shared, &wanted, judgement, failure, base),
+    };
+    let io: Box<dyn Upstream> = if tls {
+        match crate::intercept::connect_tls(&shared, &wanted.host, upstream).await {
+            Ok(s) => Box::new(s),
+            Err(e) => {
+                return fail(&shared, &wanted, judgement, Failure::bad_gateway(e), base);
+            }
+        }
+    } else {
+        Box::new(upstream)
+    };
+    let (mut sender, conn) =
+        match hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(io)).await {
+            Ok(pair) => pair,
+            Err(e) => {
+                return fail(
+                    &shared,
+                    &wanted,
+                    judgement,
+                    Failure::bad_gateway(e.to_string()),
+                    base,
+                );
+            }
+        };
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
     let sent = Arc::new(AtomicU64::new(0));
     let counted = {
         let sent = sent.clone();
@@ -430,6 +501,11 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
     }
     response
 }
+
+/// A connection to an upstream: plain TCP or TLS over it.
+pub(crate) trait Upstream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Upstream for T {}
 
 /// Headers that concern one connection, not the request: never passed on.
 const HOP_BY_HOP: &[&str] = &[
@@ -536,7 +612,12 @@ async fn dial(shared: &Shared, wanted: &Wanted) -> Result<TcpStream, Failure> {
 }
 
 /// Answers a request the judge refused, and records it.
-fn refuse(shared: &Shared, wanted: &Wanted, judgement: Judgement, base: Record) -> Response<Body> {
+pub(crate) fn refuse_record(
+    shared: &Shared,
+    wanted: &Wanted,
+    judgement: Judgement,
+    base: Record,
+) -> Response<Body> {
     let status =
         StatusCode::from_u16(judgement.refusal.unwrap_or(403)).unwrap_or(StatusCode::FORBIDDEN);
     let mut body = format!(
@@ -597,7 +678,7 @@ fn fail(
 
 /// A response whose status line names the rule (clients that show only the status line,
 /// as most do for a refused tunnel, still show why) and whose body explains.
-fn explained(status: StatusCode, rule: &str, body: String) -> Response<Body> {
+pub(crate) fn explained(status: StatusCode, rule: &str, body: String) -> Response<Body> {
     let mut response = plain(status, &body);
     let reason = format!(
         "{} by cordon policy {}",
@@ -632,6 +713,6 @@ fn full(text: String) -> Body {
         .boxed()
 }
 
-fn empty() -> Body {
+pub(crate) fn empty() -> Body {
     full(String::new())
 }

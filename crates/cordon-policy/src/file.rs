@@ -118,6 +118,9 @@ pub struct PolicyFile {
     /// `[[network]]` rules.
     #[serde(default, rename = "network")]
     pub network: Vec<Spanned<NetworkRule>>,
+    /// `[[credential]]` declarations.
+    #[serde(default, rename = "credential")]
+    pub credentials: Vec<Spanned<crate::rules::CredentialRule>>,
 }
 
 /// `FILE:LINE:COL` of byte `offset` in `text`.

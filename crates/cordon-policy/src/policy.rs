@@ -30,6 +30,7 @@ pub struct Policy {
     commands: Vec<Located<CommandRule>>,
     paths: Vec<(Located<PathRule>, globset::GlobMatcher)>,
     network: Vec<Located<NetworkRule>>,
+    credentials: Vec<Located<crate::rules::CredentialRule>>,
 }
 
 /// A network request, as far as it is known.
@@ -120,6 +121,7 @@ impl Policy {
             commands: Vec::new(),
             paths: Vec::new(),
             network: Vec::new(),
+            credentials: Vec::new(),
         }
     }
 
@@ -170,6 +172,7 @@ impl Policy {
             commands: Vec::new(),
             paths: Vec::new(),
             network: Vec::new(),
+            credentials: Vec::new(),
         };
         for (source, parsed) in files {
             policy.add(&source, parsed)?;
@@ -307,6 +310,24 @@ impl Policy {
                 rule: r.into_inner(),
                 at,
             });
+        }
+        for r in file.credentials {
+            let at = at(r.span().start);
+            let rule = r.into_inner();
+            let problem = rule.problem().or_else(|| {
+                self.credentials
+                    .iter()
+                    .any(|c| c.rule.name == rule.name)
+                    .then(|| format!("credential {} is declared twice", rule.name))
+            });
+            if let Some(message) = problem {
+                return Err(PolicyError {
+                    at: at.unwrap_or_default(),
+                    message,
+                    hint: "a credential looks like: name = \"github\", host = \"api.github.com\", env = \"GITHUB_TOKEN\", from_env = \"GITHUB_TOKEN\"".into(),
+                });
+            }
+            self.credentials.push(Located { rule, at });
         }
         Ok(())
     }
@@ -631,6 +652,14 @@ impl Policy {
                 .network
                 .iter()
                 .any(|r| r.rule.decision != Verdict::Deny)
+    }
+
+    /// The credentials the egress proxy adds to requests, each with where it is declared
+    /// (`FILE:LINE:COL`; a file's `from_file` is relative to that file).
+    pub fn credentials(
+        &self,
+    ) -> impl Iterator<Item = (&crate::rules::CredentialRule, Option<&str>)> {
+        self.credentials.iter().map(|c| (&c.rule, c.at.as_deref()))
     }
 
     /// Whether requests may go out only from a sandbox with a network namespace of its

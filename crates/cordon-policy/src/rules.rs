@@ -243,6 +243,101 @@ impl NetworkRule {
     }
 }
 
+/// A credential the egress proxy adds to requests, so that it never enters the sandbox:
+/// the sandbox sees the placeholder `cordon-credential:NAME` (in the variable `env`), and
+/// the proxy puts the real value in its place only in requests to `host` that the policy
+/// allows. The value itself is never in a policy file: it is read when a run starts, from
+/// `from_env`, `from_file` or `from_command`, on the host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialRule {
+    /// The credential's name (letters, digits, `-`, `_`, `.`): its placeholder is
+    /// `cordon-credential:NAME`.
+    pub name: String,
+    /// The hosts it may be sent to; `*.example.com` is every subdomain. Never `*`.
+    pub host: OneOrMany,
+    /// The sandbox variable that holds the placeholder (`GITHUB_TOKEN`).
+    #[serde(default)]
+    pub env: Option<String>,
+    /// A header the proxy sets on requests to the host when the request does not carry it
+    /// (`Authorization`); the placeholder is replaced wherever it appears anyway.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// How that header's value is written, `{}` standing for the credential (`Bearer {}`).
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Read the value from this host environment variable.
+    #[serde(default)]
+    pub from_env: Option<String>,
+    /// Read the value from this file (relative to the policy file), trimmed.
+    #[serde(default)]
+    pub from_file: Option<String>,
+    /// Run this program with these arguments (no shell) and take what it prints, trimmed.
+    #[serde(default)]
+    pub from_command: Option<Vec<String>>,
+}
+
+impl CredentialRule {
+    /// The text the sandbox sees instead of the value.
+    pub fn placeholder(&self) -> String {
+        format!("cordon-credential:{}", self.name)
+    }
+
+    /// Whether requests to `host` may carry the credential.
+    pub fn covers(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.host
+            .values()
+            .iter()
+            .any(|h| *h != "*" && host_matches(h, &host))
+    }
+
+    /// What is wrong with the declaration, if anything.
+    pub fn problem(&self) -> Option<String> {
+        let good_name = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !good_name {
+            return Some(format!(
+                "credential name '{}' must be 1 to 64 letters, digits, '-', '_' or '.'",
+                self.name
+            ));
+        }
+        if self.host.values().iter().any(|h| *h == "*" || h.is_empty()) {
+            return Some(format!(
+                "credential {} names '*' or an empty host: a credential goes to the hosts it names, never to every host",
+                self.name
+            ));
+        }
+        let sources = [
+            self.from_env.is_some(),
+            self.from_file.is_some(),
+            self.from_command.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() != 1 {
+            return Some(format!(
+                "credential {} needs exactly one of from_env, from_file and from_command",
+                self.name
+            ));
+        }
+        if self.from_command.as_ref().is_some_and(|c| c.is_empty()) {
+            return Some(format!("credential {}'s from_command is empty", self.name));
+        }
+        if let Some(f) = &self.format
+            && !f.contains("{}")
+        {
+            return Some(format!(
+                "credential {}'s format '{f}' has no {{}} for the value",
+                self.name
+            ));
+        }
+        None
+    }
+}
+
 /// A rate limit: at most `count` requests per `per_secs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {

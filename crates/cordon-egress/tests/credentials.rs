@@ -1,0 +1,257 @@
+//! Credentials through the proxy, against real TLS on both sides: the client trusts only the
+//! run's authority, the upstream is verified against its own.
+
+use cordon_core::PolicySource;
+use cordon_egress::{Credential, Credentials, EgressConfig, EgressProxy, Judge, Record};
+use cordon_policy::Policy;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const SECRET: &str = "s3cr3t-real-value-7f1c";
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// An upstream serving TLS for 127.0.0.1 under a test authority, recording each request's
+/// head; answers `ok`.
+async fn tls_upstream() -> (u16, CertificateDer<'static>, Arc<Mutex<Vec<String>>>) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, seen) = (acceptor.clone(), seen.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let head = read_head(&mut tls).await;
+                seen.lock().unwrap().push(head);
+                let _ = tls
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (port, ca.der().clone(), heads)
+}
+
+/// A plain HTTP upstream recording each request's head.
+async fn http_upstream() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let head = read_head(&mut s).await;
+            seen.lock().unwrap().push(head);
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await;
+        }
+    });
+    (port, heads)
+}
+
+async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> String {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b).await {
+            Ok(1) => head.push(b[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+async fn read_all<S: AsyncRead + Unpin>(s: &mut S) -> String {
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn credential_rule(text: &str) -> cordon_policy::rules::CredentialRule {
+    let policy = Policy::from_sources(vec![PolicySource {
+        origin: "/c.toml".into(),
+        text: text.into(),
+    }])
+    .unwrap();
+    policy.credentials().next().unwrap().0.clone()
+}
+
+async fn proxy(upstream_ca: CertificateDer<'static>) -> EgressProxy {
+    let policy = Policy::from_sources(vec![PolicySource {
+        origin: "/p.toml".into(),
+        text: "[[network]]\nhost = [\"127.0.0.1\", \"localhost\"]\ndecision = \"allow\"\n".into(),
+    }])
+    .unwrap();
+    let rule = credential_rule(
+        "[[credential]]\nname = \"github\"\nhost = \"127.0.0.1\"\nheader = \"Authorization\"\nformat = \"Bearer {}\"\nfrom_env = \"X\"\n",
+    );
+    let mut config = EgressConfig::new("run-cred");
+    config.tcp = true;
+    config.credentials = Credentials::new(vec![Credential::new(rule, SECRET.into())]);
+    config.upstream_roots = vec![upstream_ca];
+    EgressProxy::start(config, Judge::new(Arc::new(policy), Default::default()))
+        .await
+        .unwrap()
+}
+
+/// Opens a tunnel to 127.0.0.1:`port` and speaks TLS in it as `name`, trusting only the
+/// run's authority.
+async fn tunnel_tls(
+    p: &EgressProxy,
+    port: u16,
+    name: &str,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut s = TcpStream::connect(p.tcp().unwrap()).await?;
+    s.write_all(format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n").as_bytes())
+        .await?;
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = p.ca_certificate().expect("an authority for the run");
+    roots
+        .add(cordon_egress::tls::first_certificate(pem).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(name.to_string()).unwrap(), s)
+        .await
+}
+
+async fn records(p: &EgressProxy, n: usize) -> Vec<Record> {
+    let mut all = Vec::new();
+    for _ in 0..300 {
+        all.extend(p.journal().take());
+        if all.len() >= n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    all
+}
+
+#[tokio::test]
+async fn the_real_value_reaches_only_its_host_and_only_in_place_of_the_placeholder() {
+    let (port, upstream_ca, heads) = tls_upstream().await;
+    let (plain_port, plain_heads) = http_upstream().await;
+    let p = proxy(upstream_ca).await;
+
+    let mut tls = tunnel_tls(&p, port, "127.0.0.1")
+        .await
+        .expect("TLS through the tunnel");
+    tls.write_all(
+        format!(
+            "GET /repos?token=cordon-credential:github HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Key: key cordon-credential:github\r\nX-Other: cordon-credential:gitlab\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let answer = read_all(&mut tls).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"),
+        "{answer}"
+    );
+    let head = heads.lock().unwrap().remove(0).to_ascii_lowercase();
+    assert!(
+        head.starts_with(&format!("get /repos?token={SECRET}")),
+        "{head}"
+    );
+    assert!(head.contains(&format!("x-key: key {SECRET}")), "{head}");
+    assert!(
+        head.contains(&format!("authorization: bearer {SECRET}")),
+        "{head}"
+    );
+    assert!(head.contains("x-other: cordon-credential:gitlab"), "{head}");
+
+    // Another host, even an allowed one, gets the placeholder as it was sent.
+    let mut s = TcpStream::connect(p.tcp().unwrap()).await.unwrap();
+    s.write_all(
+        format!(
+            "GET http://localhost:{plain_port}/?t=cordon-credential:github HTTP/1.1\r\nX-Key: cordon-credential:github\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let answer = read_all(&mut s).await;
+    assert!(answer.ends_with("ok"), "{answer}");
+    let plain = plain_heads.lock().unwrap().remove(0);
+    assert!(!plain.contains(SECRET), "{plain}");
+    assert!(plain.contains("x-key: cordon-credential:github"), "{plain}");
+
+    let all = records(&p, 2).await;
+    let inside = all
+        .iter()
+        .find(|r| r.method == "GET" && r.port == port)
+        .unwrap_or_else(|| panic!("{all:?}"));
+    assert_eq!(inside.path.as_deref(), Some("/repos"));
+    assert!(
+        inside.summary.contains("credentials added: github"),
+        "{}",
+        inside.summary
+    );
+    assert!(!format!("{all:?}").contains(SECRET), "{all:?}");
+}
+
+#[tokio::test]
+async fn a_tls_name_or_host_other_than_the_tunnels_is_refused() {
+    let (port, upstream_ca, heads) = tls_upstream().await;
+    let p = proxy(upstream_ca).await;
+    // The TLS server name says one host, the tunnel another.
+    let refused = tunnel_tls(&p, port, "evil.example").await;
+    assert!(refused.is_err(), "the handshake must fail");
+    // The right name, and a request for another host inside.
+    let mut tls = tunnel_tls(&p, port, "127.0.0.1").await.unwrap();
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_all(&mut tls).await;
+    assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
+    assert!(
+        heads.lock().unwrap().is_empty(),
+        "nothing reached the upstream"
+    );
+    let all = records(&p, 2).await;
+    let rules: Vec<&str> = all
+        .iter()
+        .flat_map(|r| r.rules.iter().map(String::as_str))
+        .collect();
+    assert!(rules.contains(&"network:tls"), "{all:?}");
+    assert!(rules.contains(&"network:host-mismatch"), "{all:?}");
+}
