@@ -18,6 +18,10 @@ pub const INNER_SOCKET: &str = "/.cordon/egress.sock";
 /// The port on a namespaces-tier sandbox's loopback that leads to the proxy.
 pub const INNER_PORT: u16 = 3128;
 
+/// Where the certificates a namespaces-tier sandbox trusts appear inside when the proxy adds
+/// credentials (the system's and the run's authority).
+pub const INNER_CA_BUNDLE: &str = "/.cordon/ca-bundle.pem";
+
 /// How a sandbox reaches a run's egress proxy on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Egress {
@@ -25,6 +29,27 @@ pub struct Egress {
     pub socket: PathBuf,
     /// The proxy's address on the host's loopback (for the landlock and unconfined tiers).
     pub tcp: std::net::SocketAddr,
+    /// A certificate bundle on the host for programs in the sandbox to trust instead of the
+    /// system's (the system's authorities and the run's, whose tunnels add credentials).
+    pub ca_bundle: Option<PathBuf>,
+    /// Variables the proxy's setup adds (credential placeholders).
+    pub env: Vec<(String, String)>,
+}
+
+/// The variables that make common programs trust the bundle at `path`.
+pub fn ca_env(path: &str) -> Vec<(String, String)> {
+    [
+        "SSL_CERT_FILE",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "GIT_SSL_CAINFO",
+        "NODE_EXTRA_CA_CERTS",
+        "PIP_CERT",
+        "CARGO_HTTP_CAINFO",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), path.to_string()))
+    .collect()
 }
 
 /// The variables that point programs at the proxy at `url`: the common ones in both

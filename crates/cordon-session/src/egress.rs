@@ -15,7 +15,113 @@ use std::sync::Arc;
 pub(crate) struct RunEgress {
     proxy: EgressProxy,
     endpoint: Egress,
+    secrets: Vec<(String, String)>,
     _dir: tempfile::TempDir,
+}
+
+/// The system's certificate bundle, which the sandbox's own bundle starts from.
+const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The largest credential value read.
+const MAX_CREDENTIAL: usize = 64 * 1024;
+
+/// Reads every credential the policy declares, from where it says, on the host.
+async fn read_credentials(
+    policy: &Policy,
+) -> Result<Vec<(cordon_policy::rules::CredentialRule, String)>, SessionError> {
+    let mut all = Vec::new();
+    for (rule, at) in policy.credentials() {
+        let at = at.unwrap_or("the policy");
+        let bad = |why: String, hint: &str| {
+            SessionError::bad_input(
+                format!("credential {} ({at}): {why}", rule.name),
+                hint.to_string(),
+            )
+        };
+        let value = if let Some(var) = &rule.from_env {
+            std::env::var(var).map_err(|_| {
+                bad(
+                    format!("its value comes from the host variable {var}, which is not set"),
+                    "export it before running cordon",
+                )
+            })?
+        } else if let Some(file) = &rule.from_file {
+            // Relative to the policy file that declares it.
+            let origin = at.rsplitn(3, ':').nth(2).unwrap_or("");
+            let base = std::path::Path::new(origin)
+                .parent()
+                .filter(|_| !origin.starts_with("builtin:"))
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            let path = base.join(file);
+            let bytes = std::fs::read(&path).map_err(|e| {
+                bad(
+                    format!("cannot read {}: {e}", path.display()),
+                    "from_file is relative to the policy file",
+                )
+            })?;
+            if bytes.len() > MAX_CREDENTIAL {
+                return Err(bad(
+                    format!("{} is larger than {MAX_CREDENTIAL} bytes", path.display()),
+                    "point from_file at the credential alone",
+                ));
+            }
+            String::from_utf8(bytes).map_err(|_| {
+                bad(
+                    format!("{} is not UTF-8 text", path.display()),
+                    "a credential is text",
+                )
+            })?
+        } else if let Some(argv) = &rule.from_command {
+            run_for_value(argv).await.map_err(|why| {
+                bad(
+                    why,
+                    "the command runs on the host, without a shell, and must print the value",
+                )
+            })?
+        } else {
+            return Err(bad(
+                "it names no source".into(),
+                "give from_env, from_file or from_command",
+            ));
+        };
+        let value = value.trim().to_string();
+        if value.len() < 4 || value.contains(['\r', '\n']) {
+            return Err(bad(
+                "its value is empty, shorter than 4 characters, or more than one line".into(),
+                "a credential is one line of at least 4 characters (shorter ones cannot be kept out of the log)",
+            ));
+        }
+        all.push((rule.clone(), value));
+    }
+    Ok(all)
+}
+
+/// Runs `argv` on the host (no shell, 10 s at most) and returns what it printed.
+async fn run_for_value(argv: &[String]) -> Result<String, String> {
+    let mut command = tokio::process::Command::new(&argv[0]);
+    command
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), command.output())
+        .await
+        .map_err(|_| format!("{} did not finish within 10 s", argv[0]))?
+        .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed ({}); what it said is not shown, as it may hold the value",
+            argv[0], out.status
+        ));
+    }
+    if out.stdout.len() > MAX_CREDENTIAL {
+        return Err(format!(
+            "{} printed more than {MAX_CREDENTIAL} bytes",
+            argv[0]
+        ));
+    }
+    String::from_utf8(out.stdout)
+        .map_err(|_| format!("{} printed something that is not text", argv[0]))
 }
 
 impl RunEgress {
@@ -41,12 +147,38 @@ impl RunEgress {
             .prefix("cordon-egress-")
             .tempdir()
             .map_err(cannot)?;
+        let credentials = read_credentials(policy).await?;
+        let mut env = Vec::new();
+        let mut secrets = Vec::new();
+        for c in &credentials {
+            if let Some(var) = &c.0.env {
+                env.push((var.clone(), cordon_egress::placeholder(&c.0.name)));
+            }
+            secrets.push((format!("credential {}", c.0.name), c.1.clone()));
+        }
         let mut config = EgressConfig::new(run_id.as_str());
         config.socket = Some(dir.path().join("proxy.sock"));
         config.tcp = true;
+        config.credentials = cordon_egress::Credentials::new(
+            credentials
+                .into_iter()
+                .map(|(rule, value)| cordon_egress::Credential::new(rule, value))
+                .collect(),
+        );
         let proxy = EgressProxy::start(config, Judge::new(Arc::new(policy.clone()), granted))
             .await
             .map_err(cannot)?;
+        // Programs in the sandbox trust the run's authority (which opens the tunnels that add
+        // credentials) beside the system's.
+        let ca_bundle = match proxy.ca_certificate() {
+            None => None,
+            Some(pem) => {
+                let system = std::fs::read_to_string(SYSTEM_BUNDLE).unwrap_or_default();
+                let path = dir.path().join("ca-bundle.pem");
+                std::fs::write(&path, format!("{system}\n{pem}")).map_err(cannot)?;
+                Some(path)
+            }
+        };
         let endpoint = Egress {
             socket: dir.path().join("proxy.sock"),
             tcp: proxy.tcp().ok_or_else(|| {
@@ -55,12 +187,21 @@ impl RunEgress {
                     "the egress proxy has no TCP address",
                 )
             })?,
+            ca_bundle,
+            env,
         };
         Ok(Some(RunEgress {
             proxy,
             endpoint,
+            secrets,
             _dir: dir,
         }))
+    }
+
+    /// The credentials' values, named, for the run's redactor: nothing that prints them may
+    /// put them in the log.
+    pub(crate) fn secrets(&self) -> &[(String, String)] {
+        &self.secrets
     }
 
     /// How the sandbox reaches the proxy.

@@ -491,8 +491,11 @@ impl Session {
             egress,
         } = plan;
         let resolved = self.models.resolve(&model).await?;
-        let secrets = sandbox.as_ref().map_or(&[][..], |s| &s.secrets[..]);
-        let redactor = Arc::new(redactor(&resolved.provider, secrets));
+        let mut secrets = sandbox
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.secrets.clone());
+        secrets.extend(egress.iter().flat_map(|e| e.secrets().iter().cloned()));
+        let redactor = Arc::new(redactor(&resolved.provider, &secrets));
         let fanout = Fanout::new(observers);
         let events = fanout.sender();
         let stop = stop.unwrap_or_default();

@@ -533,3 +533,178 @@ decision = "deny"
     assert_eq!(last["status"], 502, "{last}");
     assert!(!ws.join("old").exists(), "the approved command ran");
 }
+
+/// An HTTPS upstream for 127.0.0.1 under a test authority (returned as PEM), recording each
+/// request's head; answers `ok`.
+async fn tls_upstream() -> (u16, String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, seen) = (acceptor.clone(), seen.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && tls.read(&mut b).await.is_ok_and(|n| n == 1) {
+                    head.push(b[0]);
+                }
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&head).into_owned());
+                let _ = tls
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
+                    )
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (port, ca.pem(), heads)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_reaches_its_host_and_never_the_sandbox_or_the_record() {
+    const SECRET: &str = "ghp_cordonTestValue0123456789abcdef";
+    let (port, upstream_ca, heads) = tls_upstream().await;
+    let (_server, home) = common::scripted_home(&format!(
+        r#"
+            [[turns]]
+            tool_calls = [{{ name = "exec_command", arguments = {{ cmd = "NO_PROXY= no_proxy= curl -sS -H \"Authorization: Bearer $GITHUB_TOKEN\" https://127.0.0.1:{port}/user" }} }}]
+            [[turns]]
+            tool_calls = [{{ name = "exec_command", arguments = {{ cmd = "echo \"token: $GITHUB_TOKEN\" > token.txt; cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c ghp_; grep -c ghp_ token.txt; cat token.txt" }} }}]
+            [[turns]]
+            text = "Done."
+            "#
+    ))
+    .await;
+    let h = home.path();
+    std::fs::write(h.join("upstream-ca.pem"), upstream_ca).unwrap();
+    std::fs::write(
+        h.join("gh.toml"),
+        format!(
+            r#"name = "gh"
+extends = "base"
+
+[classes]
+network = "allow"
+workspace_write = "allow"
+
+[[network]]
+host = "127.0.0.1"
+ports = [{port}]
+decision = "allow"
+
+[[credential]]
+name = "github"
+host = "127.0.0.1"
+env = "GITHUB_TOKEN"
+from_env = "TEST_GITHUB_TOKEN"
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("agent.toml"),
+        "name = \"gh\"\ntools = [\"exec_command\"]\npolicy = \"gh.toml\"\n",
+    )
+    .unwrap();
+    let ws = h.join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let mut c = common::as_tester(h);
+    c.env("TEST_GITHUB_TOKEN", SECRET)
+        // The proxy verifies the upstream against this host's trust store.
+        .env("SSL_CERT_FILE", h.join("upstream-ca.pem"))
+        .args([
+            "run",
+            "--agent",
+            "agent.toml",
+            "--model",
+            "s:m",
+            "--workspace",
+            ws.to_str().unwrap(),
+            "go",
+        ]);
+    let out = common::output(c).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains(SECRET));
+    // The real value arrived where it was declared for…
+    let head = heads.lock().unwrap().remove(0);
+    assert!(
+        head.contains(&format!("authorization: Bearer {SECRET}")),
+        "{head}"
+    );
+    // …and the sandbox saw the placeholder only: in its files, its processes' environment.
+    let evs = events(h).await;
+    let results = of_kind(&evs, "tool_result");
+    let first = results[0]["output"].as_str().unwrap();
+    assert!(first.ends_with("Output:\nok\n"), "{first}");
+    let second = results[1]["output"].as_str().unwrap();
+    assert!(
+        second.ends_with("Output:\n0\n0\ntoken: cordon-credential:github\n"),
+        "{second}"
+    );
+    let requests = of_kind(&evs, "network_request");
+    assert!(
+        requests.iter().any(|r| r["summary"]
+            .as_str()
+            .unwrap()
+            .contains("credentials added: github")),
+        "{requests:?}"
+    );
+    // Nothing cordon keeps holds it: the store, its journal, the snapshots.
+    for entry in walkdir(h) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "{} holds the credential",
+            entry.display()
+        );
+    }
+}
+
+/// Every file under `dir`.
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut all = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                all.push(p);
+            }
+        }
+    }
+    all
+}

@@ -169,6 +169,9 @@ pub struct MountPlan<'a> {
     /// The egress proxy's Unix socket on the host, bound at
     /// [`crate::egress::INNER_SOCKET`]; `None`: no way out.
     pub egress_socket: Option<&'a Path>,
+    /// The certificate bundle the sandbox trusts when the proxy adds credentials, bound at
+    /// [`crate::egress::INNER_CA_BUNDLE`].
+    pub ca_bundle: Option<&'a Path>,
 }
 
 /// bubblewrap's arguments for a namespaces-tier sandbox, in order.
@@ -235,6 +238,13 @@ pub fn bwrap_args(host: &HostLayout, plan: &MountPlan<'_>) -> Vec<OsString> {
             crate::egress::INNER_SOCKET.into(),
         ]);
     }
+    if let Some(bundle) = plan.ca_bundle {
+        a.extend([
+            "--ro-bind".into(),
+            bundle.into(),
+            crate::egress::INNER_CA_BUNDLE.into(),
+        ]);
+    }
     let bind = if plan.read_only {
         "--ro-bind"
     } else {
@@ -294,7 +304,7 @@ pub fn landlock_hardening(
     tmp: &Path,
     supervisor: &Path,
     grants: &[(PathBuf, bool)],
-    egress_port: Option<u16>,
+    egress: Option<&crate::Egress>,
     limits: Limits,
 ) -> Hardening {
     let mut ro: Vec<String> = ["/usr", "/bin", "/sbin", "/lib", "/lib64"]
@@ -302,6 +312,11 @@ pub fn landlock_hardening(
         .into();
     ro.extend(ETC_ENTRIES.iter().map(|e| format!("/etc/{e}")));
     ro.push(supervisor.display().to_string());
+    ro.extend(
+        egress
+            .and_then(|e| e.ca_bundle.as_ref())
+            .map(|b| b.display().to_string()),
+    );
     let mut rw: Vec<String> = DEVICES.iter().map(|s| s.to_string()).collect();
     rw.push(tmp.display().to_string());
     let ws = workspace.display().to_string();
@@ -315,7 +330,7 @@ pub fn landlock_hardening(
         read_only: ro,
         read_write: rw,
         block_tcp: true,
-        tcp_connect: egress_port,
+        tcp_connect: egress.map(|e| e.tcp.port()),
         limits,
     }
 }
@@ -382,6 +397,7 @@ mod tests {
             supervisor_args: &["__supervisor".to_string()],
             limits: &limits,
             egress_socket: Some(Path::new("/tmp/run/egress.sock")),
+            ca_bundle: None,
         };
         let mut golden: Vec<String> = [
             "--unshare-user",
@@ -484,6 +500,7 @@ mod tests {
             supervisor_args: &[],
             limits: &limits,
             egress_socket: None,
+            ca_bundle: None,
         };
         let args = strings(&bwrap_args(&merged_usr(), &plan));
         let i = args.iter().position(|a| a == "/w").unwrap();
@@ -534,10 +551,16 @@ mod tests {
             Path::new("/tmp/st/tmp"),
             Path::new("/usr/bin/cordon"),
             &grants,
-            Some(4711),
+            Some(&crate::Egress {
+                socket: PathBuf::from("/run/e.sock"),
+                tcp: "127.0.0.1:4711".parse().unwrap(),
+                ca_bundle: Some(PathBuf::from("/run/ca.pem")),
+                env: Vec::new(),
+            }),
             Limits::default(),
         );
         assert_eq!(ll.tcp_connect, Some(4711), "the proxy's port stays open");
+        assert!(ll.read_only.contains(&"/run/ca.pem".to_string()));
         assert!(
             ll.block_tcp,
             "no network namespace: TCP is blocked by Landlock"

@@ -450,6 +450,14 @@ impl LocalSandbox {
                 Tier::Landlock | Tier::Unconfined => format!("http://{}", egress.tcp),
             };
             env.extend(crate::egress::proxy_env(&url));
+            if let Some(bundle) = &egress.ca_bundle {
+                let inside = match tier {
+                    Tier::Namespaces => crate::egress::INNER_CA_BUNDLE.to_string(),
+                    Tier::Landlock | Tier::Unconfined => bundle.display().to_string(),
+                };
+                env.extend(crate::egress::ca_env(&inside));
+            }
+            env.extend(egress.env.iter().cloned());
         }
         env.extend(config.env.iter().cloned());
         let writable_grants = config.grants.iter().any(|(_, writable)| *writable);
@@ -576,6 +584,7 @@ fn namespaces_launch(
         supervisor_args: &config.supervisor.args,
         limits: &config.limits,
         egress_socket: config.egress.as_ref().map(|e| e.socket.as_path()),
+        ca_bundle: config.egress.as_ref().and_then(|e| e.ca_bundle.as_deref()),
     };
     let mut command = Command::new(bwrap);
     command.args(layout::bwrap_args(&host, &plan)).env_clear();
@@ -620,7 +629,7 @@ fn landlock_launch(
             &tmp,
             &config.supervisor.program,
             &config.grants,
-            config.egress.as_ref().map(|e| e.tcp.port()),
+            config.egress.as_ref(),
             config.limits,
         )),
         inner_workspace: workspace.display().to_string(),

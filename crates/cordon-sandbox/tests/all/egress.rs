@@ -35,6 +35,8 @@ async fn net(tier: Tier, policy: &str) -> Net {
     let egress = Egress {
         socket: dir.path().join("proxy.sock"),
         tcp: proxy.tcp().unwrap(),
+        ca_bundle: None,
+        env: Vec::new(),
     };
     let lab = lab(tier, |c| c.egress = Some(egress)).await;
     Net {
