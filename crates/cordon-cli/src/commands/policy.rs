@@ -173,6 +173,11 @@ fn check(name: &str, config: Option<&Path>, json: bool) -> anyhow::Result<ExitCo
                 "digest": policy.as_ref().and_then(|p| p.digest()),
                 "files": policy.as_ref().map(|p| p.sources().iter().map(|s| s.origin.clone()).collect::<Vec<_>>()),
                 "rules": counts.map(|c| serde_json::json!({"tool": c[0], "command": c[1], "path": c[2], "network": c[3]})),
+                "credentials": policy.as_ref().map(|p| p.credentials().map(|(c, _)| serde_json::json!({
+                    "name": c.name, "hosts": c.host.values(), "env": c.env, "header": c.header,
+                    "placeholder": c.placeholder(),
+                })).collect::<Vec<_>>()),
+                "network_needs_namespaces": policy.as_ref().map(|p| p.network_needs_namespaces()),
                 "problems": problems.iter().map(|e| serde_json::json!({"at": e.at, "message": e.message, "hint": e.hint})).collect::<Vec<_>>(),
             })
         );
@@ -198,6 +203,26 @@ fn check(name: &str, config: Option<&Path>, json: bool) -> anyhow::Result<ExitCo
     );
     if let Some(d) = p.description() {
         println!("  {}", clip(d, 300));
+    }
+    for (c, _) in p.credentials() {
+        let source = match (&c.from_env, &c.from_file, &c.from_command) {
+            (Some(v), _, _) => format!("host variable {v}"),
+            (_, Some(f), _) => format!("file {f}"),
+            (_, _, Some(cmd)) => format!("command {}", cmd.first().map_or("", |s| s.as_str())),
+            _ => String::new(),
+        };
+        println!(
+            "  credential {}: to {} only, from the {source}; the sandbox sees {}{}",
+            clip(&c.name, 64),
+            clip(&c.host.values().join(", "), 200),
+            c.placeholder(),
+            c.env
+                .as_ref()
+                .map_or(String::new(), |e| format!(" in {}", clip(e, 64)))
+        );
+    }
+    if p.may_reach_network() && p.network_needs_namespaces() {
+        println!("  network: only from the namespaces tier");
     }
     println!(
         "  classes: {}",
