@@ -22,8 +22,10 @@ pub(crate) async fn tunnel(
     req: Request<Incoming>,
     wanted: Wanted,
     base: Record,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Response<Body> {
     tokio::spawn(async move {
+        let _open = permit;
         let mut stop = shared.stop.clone();
         tokio::select! {
             _ = stop.changed() => {}

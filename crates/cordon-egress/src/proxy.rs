@@ -38,7 +38,8 @@ pub struct EgressConfig {
     pub connect_timeout: Duration,
     /// How long a client may take to send a request's head.
     pub header_timeout: Duration,
-    /// Connections served at once; more wait.
+    /// Connections served at once, and tunnels open at once (each); beyond, a new one is
+    /// answered 503 and closed, so a flood cannot exhaust the harness's files.
     pub max_connections: usize,
     /// Credentials to put into requests to the hosts they name (their tunnels are opened
     /// with a certificate authority made for the run).
@@ -85,7 +86,9 @@ pub(crate) struct Shared {
     pub(crate) journal: Arc<Journal>,
     pub(crate) config: EgressConfig,
     pub(crate) stop: watch::Receiver<bool>,
-    slots: tokio::sync::Semaphore,
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Open tunnels, bounded like connections.
+    pub(crate) tunnels: Arc<tokio::sync::Semaphore>,
     /// The credentials (also in `config`), and the authority that opens their tunnels.
     pub(crate) credentials: crate::Credentials,
     pub(crate) ca: Option<crate::tls::RunCa>,
@@ -108,7 +111,8 @@ impl EgressProxy {
         let shared = Arc::new(Shared {
             judge,
             journal: journal.clone(),
-            slots: tokio::sync::Semaphore::new(config.max_connections.max(1)),
+            slots: Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1))),
+            tunnels: Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1))),
             credentials: config.credentials.clone(),
             config: config.clone(),
             stop: stopped,
@@ -214,7 +218,8 @@ where
         };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let Ok(_slot) = shared.slots.acquire().await else {
+            let Ok(_slot) = shared.slots.clone().try_acquire_owned() else {
+                too_busy(stream, "connections").await;
                 return;
             };
             let mut stop = shared.stop.clone();
@@ -235,6 +240,22 @@ where
             }
         });
     }
+}
+
+/// Answers a connection beyond the limit with 503, and closes it.
+async fn too_busy<S: AsyncWrite + Unpin>(mut stream: S, what: &str) {
+    use tokio::io::AsyncWriteExt;
+    tracing::warn!("the egress proxy refused a connection: too many open {what}");
+    let body = format!("cordon's egress proxy has too many open {what}; try again later\n");
+    let _ = stream
+        .write_all(
+            format!(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await;
 }
 
 /// Serves one request.
@@ -290,10 +311,29 @@ async fn tunnel(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     if judgement.refusal.is_some() {
         return refuse_record(&shared, &wanted, judgement, base);
     }
+    let Ok(permit) = shared.tunnels.clone().try_acquire_owned() else {
+        let judgement = Judgement {
+            verdict: Verdict::Allow,
+            rules: judgement.rules,
+            summary: format!("{}; refused: too many open tunnels", judgement.summary),
+            refusal: None,
+        };
+        return fail(
+            &shared,
+            &wanted,
+            judgement,
+            Failure {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                rule: None,
+                message: "too many open tunnels".into(),
+            },
+            base,
+        );
+    };
     // A host whose requests carry credentials: the proxy opens the tunnel to put them in,
     // and judges and records each request inside.
     if shared.credentials.any_for(&wanted.host) {
-        return crate::intercept::tunnel(shared, req, wanted, base).await;
+        return crate::intercept::tunnel(shared, req, wanted, base, permit).await;
     }
     let upstream = match dial(&shared, &wanted).await {
         Ok(s) => s,
@@ -302,7 +342,7 @@ async fn tunnel(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let journal = shared.journal.clone();
     let mut stop = shared.stop.clone();
     tokio::spawn(async move {
-        let _alive = shared;
+        let _alive = (shared, permit);
         let sent = Arc::new(AtomicU64::new(0));
         let received = Arc::new(AtomicU64::new(0));
         let mut upstream = Counted::new(upstream, received.clone(), sent.clone());

@@ -314,3 +314,44 @@ async fn a_flood_over_the_rate_limit_gets_429() {
         ["200", "200", "200", "200", "200", "429", "429", "429"]
     );
 }
+
+#[tokio::test]
+async fn open_tunnels_and_connections_are_bounded() {
+    let port = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EgressConfig::new("run-test");
+    config.tcp = true;
+    config.socket = Some(dir.path().join("s.sock"));
+    config.max_connections = 2;
+    let p = EgressProxy::start(
+        config,
+        Judge::new(
+            policy("[[network]]\nhost = \"127.0.0.1\"\ndecision = \"allow\"\n"),
+            Default::default(),
+        ),
+    )
+    .await
+    .unwrap();
+    let mut open = Vec::new();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(p.tcp().unwrap()).await.unwrap();
+        s.write_all(format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let head = read_head(&mut s).await;
+        statuses.push(head.split_whitespace().nth(1).unwrap_or("").to_string());
+        open.push(s);
+    }
+    assert_eq!(statuses, ["200", "200", "503"]);
+    // Two idle connections hold both connection slots: a third is turned away at once.
+    let idle: Vec<TcpStream> = vec![
+        TcpStream::connect(p.tcp().unwrap()).await.unwrap(),
+        TcpStream::connect(p.tcp().unwrap()).await.unwrap(),
+    ];
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut third = TcpStream::connect(p.tcp().unwrap()).await.unwrap();
+    let head = read_head(&mut third).await;
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    drop((open, idle));
+}
