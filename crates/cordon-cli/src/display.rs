@@ -197,6 +197,7 @@ impl RunObserver for Human {
             }
             EventPayload::RunStarted { .. }
             | EventPayload::HostGranted { .. }
+            | EventPayload::HostRequested { .. }
             | EventPayload::WorkspaceMaterialized { .. }
             | EventPayload::UserInput { .. }
             | EventPayload::ModelRetry { .. }

@@ -403,6 +403,12 @@ pub enum EventPayload {
         #[serde(default)]
         message: String,
     },
+    /// The run waits for a person to allow hosts its sandbox asked to reach, which the
+    /// policy leaves to a person (`cordon approve RUN --host HOST`, then `cordon resume`).
+    HostRequested {
+        /// The hosts, as requests named them.
+        hosts: Vec<String>,
+    },
     /// A person allowed the sandbox to reach a host for the rest of the run (through the
     /// egress proxy), where the policy leaves the host to its default or to a person.
     HostGranted {
@@ -539,6 +545,7 @@ impl EventPayload {
             EventPayload::PolicyDecision { .. } => "policy_decision",
             EventPayload::ApprovalGranted { .. } => "approval_granted",
             EventPayload::ApprovalRejected { .. } => "approval_rejected",
+            EventPayload::HostRequested { .. } => "host_requested",
             EventPayload::HostGranted { .. } => "host_granted",
             EventPayload::NetworkRequest { .. } => "network_request",
             EventPayload::Checkpoint { .. } => "checkpoint",

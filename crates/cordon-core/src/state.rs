@@ -34,14 +34,15 @@ impl RunStatus {
             "run_completed" => Some(RunStatus::Completed),
             "run_failed" => Some(RunStatus::Failed),
             "budget_exceeded" => Some(RunStatus::BudgetExceeded),
-            "approval_requested" => Some(RunStatus::AwaitingApproval),
+            "approval_requested" | "host_requested" => Some(RunStatus::AwaitingApproval),
             "run_paused" => Some(RunStatus::Paused),
             _ => None,
         }
     }
 
     /// Every event kind that changes a run's status.
-    pub const CHANGING_KINDS: [&'static str; 7] = [
+    pub const CHANGING_KINDS: [&'static str; 8] = [
+        "host_requested",
         "run_started",
         "run_resumed",
         "run_completed",
@@ -143,6 +144,8 @@ pub struct RunState {
     pub always_approved: std::collections::BTreeSet<String>,
     /// Hosts a person allowed the sandbox to reach for the rest of the run.
     pub granted_hosts: std::collections::BTreeSet<String>,
+    /// Hosts the sandbox asked to reach that wait for a person.
+    pub waiting_hosts: std::collections::BTreeSet<String>,
     /// Sequence number of the next event.
     pub next_seq: u64,
 }
@@ -168,6 +171,7 @@ impl Default for RunState {
             rejected: Default::default(),
             always_approved: Default::default(),
             granted_hosts: Default::default(),
+            waiting_hosts: Default::default(),
             next_seq: 0,
         }
     }
@@ -201,7 +205,11 @@ impl RunState {
             } => self.policy = Some(policy.clone()),
             EventPayload::PolicyDecision { .. } | EventPayload::NetworkRequest { .. } => {}
             EventPayload::HostGranted { host, .. } => {
+                self.waiting_hosts.remove(host);
                 self.granted_hosts.insert(host.clone());
+            }
+            EventPayload::HostRequested { hosts } => {
+                self.waiting_hosts.extend(hosts.iter().cloned());
             }
             EventPayload::UserInput { text } => self.items.push(Item::text(Role::User, text.clone())),
             EventPayload::ModelRequest { .. }

@@ -133,13 +133,29 @@ impl Judge {
         None
     }
 
-    /// Whether `host`, resolved to `address`, may be reached: a private or loopback address
-    /// only when a rule names the host or the address itself.
-    pub fn may_reach(&self, host: &str, address: IpAddr) -> bool {
-        !cordon_policy::is_private_address(address)
-            || self.policy.names_host(host)
-            || self.policy.names_host(&address.to_string())
+    /// Whether `host`, resolved to `address`, may be reached on `port`: `Err` with the rule
+    /// that refuses it. A rule that denies the address refuses it whatever name led there;
+    /// a private or loopback address, or one of this host's own, is reached only when a rule
+    /// that does not deny names the host or the address, for that port.
+    pub fn may_reach(&self, host: &str, port: u16, address: IpAddr) -> Result<(), String> {
+        if let Some(rule) = self.policy.denies_address(address, port) {
+            return Err(rule);
+        }
+        let local = cordon_policy::is_private_address(address) || is_this_host(address);
+        if local
+            && !self.policy.names_host(host, port)
+            && !self.policy.names_host(&address.to_string(), port)
+        {
+            return Err("network:private-address".into());
+        }
+        Ok(())
     }
+}
+
+/// Whether `address` is one of this host's own (any interface's): only a local address can
+/// be bound to.
+fn is_this_host(address: IpAddr) -> bool {
+    std::net::UdpSocket::bind((address, 0)).is_ok()
 }
 
 #[cfg(test)]
@@ -228,15 +244,46 @@ rate = "3/min"
         let loopback: IpAddr = "127.0.0.1".parse().unwrap();
         let public: IpAddr = "93.184.216.34".parse().unwrap();
         assert!(
-            named.may_reach("git.corp", loopback),
+            named.may_reach("git.corp", 443, loopback).is_ok(),
             "the rule names the host"
         );
-        assert!(!named.may_reach("evil.example", loopback));
-        assert!(named.may_reach("evil.example", public));
+        assert!(named.may_reach("evil.example", 443, loopback).is_err());
+        assert!(named.may_reach("evil.example", 443, public).is_ok());
         let by_address = Judge::new(
-            policy("[[network]]\nhost = \"127.0.0.1\"\ndecision = \"allow\"\n"),
+            policy("[[network]]\nhost = \"127.0.0.1\"\nports = [80]\ndecision = \"allow\"\n"),
             BTreeSet::new(),
         );
-        assert!(by_address.may_reach("localhost", loopback));
+        assert!(by_address.may_reach("localhost", 80, loopback).is_ok());
+        assert!(
+            by_address.may_reach("localhost", 81, loopback).is_err(),
+            "only the ports the rule names"
+        );
+        // This host's own addresses, whatever range they are in.
+        let own = std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|s| {
+                s.connect("192.0.2.1:9")?;
+                s.local_addr()
+            })
+            .map(|a| a.ip());
+        if let Ok(own) = own
+            && !own.is_unspecified()
+        {
+            assert_eq!(
+                named.may_reach("evil.example", 80, own),
+                Err("network:private-address".to_string()),
+                "{own}"
+            );
+        }
+        let denied = Judge::new(
+            policy(
+                "[defaults]\nnetwork = \"allow\"\n[[network]]\nhost = \"93.184.216.34\"\ndecision = \"deny\"\n",
+            ),
+            BTreeSet::new(),
+        );
+        assert_eq!(
+            denied.may_reach("example.com", 443, public),
+            Err("network:93.184.216.34".to_string()),
+            "a name that resolves to a denied address"
+        );
     }
 }

@@ -47,6 +47,10 @@ pub struct EgressConfig {
     /// Authorities trusted for upstreams besides the host's own (`SSL_CERT_FILE`,
     /// `SSL_CERT_DIR`, the system's store).
     pub upstream_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// A secret every request must carry as its proxy password (`Proxy-Authorization:
+    /// Basic`, any user name), so that only the run's sandbox, whose proxy variables hold
+    /// it, can use the proxy; `None`: anyone who can connect may.
+    pub token: Option<String>,
 }
 
 impl EgressConfig {
@@ -62,6 +66,7 @@ impl EgressConfig {
             max_connections: 256,
             credentials: crate::Credentials::default(),
             upstream_roots: Vec::new(),
+            token: None,
         }
     }
 }
@@ -236,6 +241,22 @@ where
                 _ = stop.changed() => {}
                 r = conn => if let Err(e) = r {
                     tracing::debug!(%e, "an egress connection ended with an error");
+                    // What could not even be read as a request is recorded too.
+                    if e.is_parse() || e.is_parse_too_large() {
+                        shared.journal.push(Record {
+                            host: String::new(),
+                            port: 0,
+                            method: "?".into(),
+                            path: None,
+                            verdict: "deny".into(),
+                            rules: vec!["network:malformed".into()],
+                            summary: format!("deny: not a request the proxy can read ({e})"),
+                            status: Some(400),
+                            sent: 0,
+                            received: 0,
+                            count: 1,
+                        });
+                    }
                 }
             }
         });
@@ -263,6 +284,11 @@ async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
+    if let Some(token) = &shared.config.token
+        && !authorized(&req, token)
+    {
+        return Ok(unauthorized(&shared, &req));
+    }
     Ok(if req.method() == Method::CONNECT {
         tunnel(shared, req).await
     } else {
@@ -270,24 +296,93 @@ async fn handle(
     })
 }
 
-/// A host as requests are judged: lowercase, without brackets or a final dot.
+/// Whether a request carries the proxy's token as its proxy password.
+fn authorized<B>(req: &Request<B>, token: &str) -> bool {
+    use base64::Engine;
+    let Some(given) = req
+        .headers()
+        .get(hyper::header::PROXY_AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+    else {
+        return false;
+    };
+    let password = given
+        .iter()
+        .position(|b| *b == b':')
+        .map_or(&given[..0], |i| &given[i + 1..]);
+    // Compared in full whatever differs first.
+    password.len() == token.len()
+        && password
+            .iter()
+            .zip(token.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// Answers (and records) a request without the proxy's token.
+fn unauthorized<B>(shared: &Shared, req: &Request<B>) -> Response<Body> {
+    let host = req.uri().authority().map(host_of).unwrap_or_default();
+    shared.journal.push(Record {
+        host,
+        port: req.uri().port_u16().unwrap_or(0),
+        method: req.method().as_str().chars().take(16).collect(),
+        path: None,
+        verdict: "deny".into(),
+        rules: vec!["network:proxy-auth".into()],
+        summary: "deny: the request does not carry the run's proxy password; only the run's sandbox may use its proxy".into(),
+        status: Some(407),
+        sent: 0,
+        received: 0,
+        count: 1,
+    });
+    let mut response = plain(
+        StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+        "cordon's egress proxy serves only its run's sandbox: use the proxy variables it was given\n",
+    );
+    response.headers_mut().insert(
+        hyper::header::PROXY_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static("Basic realm=\"cordon egress\""),
+    );
+    response
+}
+
+/// Answers (and records) a request the proxy cannot read as one it takes.
+fn malformed<B>(shared: &Shared, req: &Request<B>, why: &str) -> Response<Body> {
+    shared.journal.push(Record {
+        host: req.uri().authority().map(host_of).unwrap_or_default(),
+        port: req.uri().port_u16().unwrap_or(0),
+        method: req.method().as_str().chars().take(16).collect(),
+        path: None,
+        verdict: "deny".into(),
+        rules: vec!["network:malformed".into()],
+        summary: format!("deny: {}", why.trim_end()),
+        status: Some(400),
+        sent: 0,
+        received: 0,
+        count: 1,
+    });
+    plain(StatusCode::BAD_REQUEST, why)
+}
+
+/// A host as requests are judged: in one spelling (see [`cordon_policy::canonical_host`]).
 fn host_of(authority: &hyper::http::uri::Authority) -> String {
-    authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .trim_end_matches('.')
-        .to_ascii_lowercase()
+    cordon_policy::canonical_host(authority.host())
 }
 
 /// `CONNECT host:port`: judged by host and port (what goes through the tunnel is not seen),
 /// then tunnelled untouched.
 async fn tunnel(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let Some(authority) = req.uri().authority().cloned() else {
-        return plain(StatusCode::BAD_REQUEST, "CONNECT needs host:port\n");
+        return malformed(&shared, &req, "CONNECT needs host:port\n");
     };
     let Some(port) = authority.port_u16() else {
-        return plain(StatusCode::BAD_REQUEST, "CONNECT needs host:port\n");
+        return malformed(&shared, &req, "CONNECT needs host:port\n");
     };
     let wanted = Wanted {
         host: host_of(&authority),
@@ -339,6 +434,15 @@ async fn tunnel(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         Ok(s) => s,
         Err(failure) => return fail(&shared, &wanted, judgement, failure, base),
     };
+    // Recorded when it opens, so that it is in the log before anything that follows (and
+    // again when it closes, with its bytes).
+    shared.journal.push(Record {
+        verdict: judgement.verdict.to_string(),
+        rules: judgement.rules.clone(),
+        summary: format!("{}; tunnel opened", judgement.summary),
+        status: Some(200),
+        ..base.clone()
+    });
     let journal = shared.journal.clone();
     let mut stop = shared.stop.clone();
     tokio::spawn(async move {
@@ -362,8 +466,8 @@ async fn tunnel(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             Err(e) => ended = Some(format!("the client never used the tunnel: {e}")),
         }
         let summary = match ended {
-            None => judgement.summary,
-            Some(why) => format!("{} (the tunnel ended: {why})", judgement.summary),
+            None => format!("{}; tunnel closed", judgement.summary),
+            Some(why) => format!("{}; tunnel closed: {why}", judgement.summary),
         };
         journal.push(Record {
             verdict: judgement.verdict.to_string(),
@@ -384,8 +488,9 @@ async fn tunnel(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
 async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Body> {
     let uri = req.uri().clone();
     let (Some(authority), Some("http")) = (uri.authority().cloned(), uri.scheme_str()) else {
-        return plain(
-            StatusCode::BAD_REQUEST,
+        return malformed(
+            &shared,
+            &req,
             "cordon's egress proxy takes CONNECT host:port, or plain HTTP with an absolute http:// URL\n",
         );
     };
@@ -426,7 +531,12 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
             );
         }
     };
-    if let Ok(host) = authority.as_str().parse() {
+    // The host and port alone: never userinfo.
+    let host_header = match authority.port_u16() {
+        Some(p) => format!("{}:{p}", authority.host()),
+        None => authority.host().to_string(),
+    };
+    if let Ok(host) = host_header.parse() {
         req.headers_mut().insert(hyper::header::HOST, host);
     }
     let mut judgement = judgement;
@@ -452,12 +562,12 @@ pub(crate) async fn exchange(
     wanted: Wanted,
     judgement: Judgement,
     mut req: Request<Incoming>,
-    base: Record,
+    mut base: Record,
     tls: bool,
 ) -> Response<Body> {
-    for name in HOP_BY_HOP {
-        req.headers_mut().remove(*name);
-    }
+    strip_hop_by_hop(req.headers_mut());
+    // What leaves counts its head too (a long query or header carries data as a body does).
+    base.sent = head_size(&req);
     let upstream = match dial(&shared, &wanted).await {
         Ok(s) => s,
         Err(failure) => return fail(&shared, &wanted, judgement, failure, base),
@@ -514,6 +624,7 @@ pub(crate) async fn exchange(
         }
     };
     let status = response.status().as_u16();
+    let base_sent = base.sent;
     // Recorded when the response's body has gone to the client (or was dropped).
     let done = Finished {
         journal: shared.journal.clone(),
@@ -525,6 +636,7 @@ pub(crate) async fn exchange(
             ..base
         }),
         sent,
+        head: base_sent,
         received: AtomicU64::new(0),
     };
     let mut response = response.map(move |b| {
@@ -536,10 +648,39 @@ pub(crate) async fn exchange(
         })
         .boxed()
     });
-    for name in HOP_BY_HOP {
-        response.headers_mut().remove(*name);
-    }
+    strip_hop_by_hop(response.headers_mut());
     response
+}
+
+/// Removes the headers that concern one connection: the standard ones and those the
+/// `Connection` header names.
+fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
+        headers.remove(name);
+    }
+}
+
+/// The size of a request's head as sent: its line and headers.
+fn head_size<B>(req: &Request<B>) -> u64 {
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    (line + headers + 2) as u64
 }
 
 /// A connection to an upstream: plain TCP or TLS over it.
@@ -564,13 +705,15 @@ struct Finished {
     journal: Arc<Journal>,
     record: Option<Record>,
     sent: Arc<AtomicU64>,
+    /// The request head's size.
+    head: u64,
     received: AtomicU64,
 }
 
 impl Drop for Finished {
     fn drop(&mut self) {
         if let Some(mut record) = self.record.take() {
-            record.sent = self.sent.load(Ordering::Relaxed);
+            record.sent = self.head + self.sent.load(Ordering::Relaxed);
             record.received = self.received.load(Ordering::Relaxed);
             self.journal.push(record);
         }
@@ -619,19 +762,37 @@ async fn dial(shared: &Shared, wanted: &Wanted) -> Result<TcpStream, Failure> {
         }
         Ok(Ok(a)) => a.collect(),
     };
-    let (reachable, private): (Vec<_>, Vec<_>) = addresses
-        .into_iter()
-        .partition(|a| shared.judge.may_reach(&wanted.host, a.ip()));
+    let mut reachable = Vec::new();
+    let mut refused: Vec<(std::net::SocketAddr, String)> = Vec::new();
+    for a in addresses {
+        match shared.judge.may_reach(&wanted.host, wanted.port, a.ip()) {
+            Ok(()) => reachable.push(a),
+            Err(rule) => refused.push((a, rule)),
+        }
+    }
     if reachable.is_empty() {
-        let shown: Vec<String> = private.iter().map(|a| a.ip().to_string()).collect();
-        return Err(Failure {
-            status: StatusCode::FORBIDDEN,
-            rule: Some("network:private-address".into()),
-            message: format!(
-                "{} resolves only to private or loopback addresses ({}), which are reached only when a rule names the host or the address",
+        let shown: Vec<String> = refused.iter().map(|(a, _)| a.ip().to_string()).collect();
+        let rule = refused
+            .iter()
+            .map(|(_, r)| r.clone())
+            .find(|r| r != "network:private-address")
+            .unwrap_or_else(|| "network:private-address".into());
+        let message = match rule.as_str() {
+            "network:private-address" => format!(
+                "{} leads only to private, loopback or this host's own addresses ({}), which are reached only when a rule names the host or the address for this port",
                 wanted.host,
                 shown.join(", ")
             ),
+            other => format!(
+                "{} leads to {}, which rule {other} denies",
+                wanted.host,
+                shown.join(", ")
+            ),
+        };
+        return Err(Failure {
+            status: StatusCode::FORBIDDEN,
+            rule: Some(rule),
+            message,
         });
     }
     let mut last = String::new();
@@ -664,7 +825,12 @@ pub(crate) fn refuse_record(
         "cordon's egress proxy refused {} {}:{}\n{}\n",
         base.method, wanted.host, wanted.port, judgement.summary
     );
-    if judgement.verdict == Verdict::Ask {
+    // What a person's grant can change: the policy's asks and its default for unnamed hosts.
+    let grantable = judgement.verdict == Verdict::Ask
+        || (judgement.verdict == Verdict::Deny
+            && !judgement.rules.is_empty()
+            && judgement.rules.iter().all(|r| r == "network:default"));
+    if grantable {
         body.push_str(&format!(
             "A person can allow this host for the rest of the run: cordon approve {} --host {}\n",
             shared.config.run, wanted.host
@@ -713,7 +879,22 @@ fn fail(
         status: Some(failure.status.as_u16()),
         ..base
     });
-    explained(failure.status, &rule, body)
+    match failure.rule {
+        // The policy's own refusal (an address a name led to).
+        Some(_) => explained(failure.status, &rule, body),
+        // Allowed, and the upstream could not be reached: not the policy's doing.
+        None => {
+            let mut response = plain(failure.status, &body);
+            let reason = format!(
+                "{} (allowed; cordon could not complete it)",
+                failure.status.canonical_reason().unwrap_or("Failed")
+            );
+            if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason.into_bytes()) {
+                response.extensions_mut().insert(phrase);
+            }
+            response
+        }
+    }
 }
 
 /// A response whose status line names the rule (clients that show only the status line,

@@ -135,7 +135,11 @@ async fn a_tunnel_to_an_allowed_host_carries_bytes_both_ways_and_is_recorded() {
     s.read_exact(&mut back).await.unwrap();
     assert_eq!(&back, b"ping!");
     drop(s);
-    let r = records(&p, 1).await.remove(0);
+    // Recorded when it opens, and again with its bytes when it closes.
+    let both = records(&p, 2).await;
+    assert!(both[0].summary.ends_with("tunnel opened"), "{both:?}");
+    let r = both[1].clone();
+    assert!(r.summary.ends_with("tunnel closed"), "{r:?}");
     assert_eq!(
         (
             r.host.as_str(),
@@ -285,7 +289,7 @@ async fn an_allowed_name_that_resolves_to_a_private_address_is_refused() {
     let (head, body) = read_response(&mut s).await;
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
     assert!(
-        body.contains("resolves only to private or loopback addresses"),
+        body.contains("leads only to private, loopback or this host's own addresses"),
         "{body}"
     );
     let r = records(&p, 1).await.remove(0);
@@ -354,4 +358,91 @@ async fn open_tunnels_and_connections_are_bounded() {
     let head = read_head(&mut third).await;
     assert!(head.starts_with("HTTP/1.1 503"), "{head}");
     drop((open, idle));
+}
+
+#[tokio::test]
+async fn only_requests_with_the_runs_token_are_served_and_every_refusal_is_recorded() {
+    use base64::Engine;
+    let port = echo_server().await;
+    let mut config = EgressConfig::new("run-test");
+    config.tcp = true;
+    config.token = Some("t0ken-of-the-run".into());
+    let p = EgressProxy::start(
+        config,
+        Judge::new(
+            policy("[[network]]\nhost = \"127.0.0.1\"\ndecision = \"allow\"\n"),
+            Default::default(),
+        ),
+    )
+    .await
+    .unwrap();
+    let connect = |auth: Option<&str>| {
+        let header = auth.map_or(String::new(), |a| {
+            format!(
+                "Proxy-Authorization: Basic {}\r\n",
+                base64::engine::general_purpose::STANDARD.encode(a)
+            )
+        });
+        format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n{header}\r\n")
+    };
+    let mut statuses = Vec::new();
+    for auth in [
+        None,
+        Some("cordon:wrong"),
+        Some("cordon:t0ken-of-the-run"),
+        Some("x:t0ken-of-the-run"),
+    ] {
+        let mut s = TcpStream::connect(p.tcp().unwrap()).await.unwrap();
+        s.write_all(connect(auth).as_bytes()).await.unwrap();
+        let head = read_head(&mut s).await;
+        statuses.push(head.split_whitespace().nth(1).unwrap_or("").to_string());
+    }
+    assert_eq!(statuses, ["407", "407", "200", "200"]);
+    // Text that is no request at all, and a request the proxy does not take.
+    for junk in [
+        "\u{1}\u{2}garbage\r\n\r\n".to_string(),
+        "GET /origin-form HTTP/1.1\r\nHost: 127.0.0.1\r\nProxy-Authorization: Basic Y29yZG9uOnQwa2VuLW9mLXRoZS1ydW4=\r\n\r\n".to_string(),
+    ] {
+        let mut s = TcpStream::connect(p.tcp().unwrap()).await.unwrap();
+        s.write_all(junk.as_bytes()).await.unwrap();
+        let head = read_head(&mut s).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    }
+    let all = records(&p, 6).await;
+    let rules: Vec<&str> = all.iter().map(|r| r.rules[0].as_str()).collect();
+    assert_eq!(
+        rules.iter().filter(|r| **r == "network:proxy-auth").count(),
+        2,
+        "{all:?}"
+    );
+    assert_eq!(
+        rules.iter().filter(|r| **r == "network:malformed").count(),
+        2,
+        "{all:?}"
+    );
+}
+
+#[tokio::test]
+async fn this_hosts_own_addresses_are_refused_whatever_range_they_are_in() {
+    // The address this host would send from: one of its own interfaces.
+    let own = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect("192.0.2.1:9")?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .expect("this host has an address to send from");
+    let listener = TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (p, _dir) = proxy("[defaults]\nnetwork = \"allow\"\n").await;
+    let mut s = TcpStream::connect(p.tcp().unwrap()).await.unwrap();
+    s.write_all(format!("CONNECT {own}:{port} HTTP/1.1\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let (head, body) = read_response(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{own}: {head}{body}");
+    assert!(
+        head.contains("x-cordon-rule: network:private-address"),
+        "{own}: {head}{body}"
+    );
 }

@@ -102,6 +102,8 @@ struct Live<'a> {
     unseen: Vec<cordon_core::Event>,
     /// The sandbox's network requests, recorded before each event.
     network: Option<&'a dyn crate::NetworkFeed>,
+    /// Hosts whose requests the policy left to a person since the last batch of tools.
+    asked_hosts: std::collections::BTreeSet<String>,
 }
 
 impl Live<'_> {
@@ -110,6 +112,11 @@ impl Live<'_> {
     async fn record(&mut self, payload: EventPayload) -> Result<(), StoreError> {
         if let Some(feed) = self.network {
             for request in feed.take() {
+                if let EventPayload::NetworkRequest { host, verdict, .. } = &request
+                    && verdict == "ask"
+                {
+                    self.asked_hosts.insert(host.clone());
+                }
                 self.push(&request);
             }
         }
@@ -293,6 +300,7 @@ impl Runner {
             started: None,
             unseen: Vec::new(),
             network: self.network.as_deref(),
+            asked_hosts: Default::default(),
         };
         let result = self.start(agent, task, &mut live).await;
         settle(&mut live, result).await
@@ -738,7 +746,19 @@ impl Runner {
             })
             .await?;
         }
-        self.execute(agent, live, calls).await
+        self.execute(agent, live, calls).await?;
+        // A request the policy leaves to a person was refused for now: the run waits for
+        // the person (`cordon approve RUN --host HOST`, then `cordon resume`).
+        if !live.asked_hosts.is_empty() {
+            let hosts: Vec<String> = std::mem::take(&mut live.asked_hosts)
+                .into_iter()
+                .filter(|h| !live.state.granted_hosts.contains(h))
+                .collect();
+            if !hosts.is_empty() {
+                live.record(EventPayload::HostRequested { hosts }).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Runs calls whose intents are recorded, concurrently, each in its own task (a panic stays
@@ -914,6 +934,7 @@ impl Runner {
             started,
             unseen: Vec::new(),
             network: self.network.as_deref(),
+            asked_hosts: Default::default(),
         };
         let result = self.continue_run(agent, &mut live, how).await;
         settle(&mut live, result).await

@@ -28,4 +28,4 @@ pub mod rules;
 pub use classify::{classify, runs_other_code};
 pub use decision::{Decision, Reason, RiskClass, Verdict};
 pub use file::{MAX_POLICY_BYTES, PACKS, PolicyError, Source, is_path};
-pub use policy::{Policy, Request, is_private_address, normalize_host};
+pub use policy::{Policy, Request, canonical_host, is_private_address, normalize_host};

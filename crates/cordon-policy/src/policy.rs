@@ -72,22 +72,58 @@ impl Request {
     }
 }
 
+/// A host as rules and requests are compared: lowercase, no final dot, no brackets, and an
+/// address in one spelling (`127.1`, `2130706433` and `[::ffff:127.0.0.1]` are all
+/// `127.0.0.1`). Text the URL standard cannot read as a host is kept, lowercased.
+pub fn canonical_host(written: &str) -> String {
+    let plain = written.trim().trim_end_matches('.').to_ascii_lowercase();
+    let bare = plain.trim_start_matches('[').trim_end_matches(']');
+    let read = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => Some(ip),
+        Err(_) => host(&plain)
+            .ok()
+            .and_then(|h| h.parse::<std::net::IpAddr>().ok()),
+    };
+    match read {
+        Some(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        Some(ip) => ip.to_string(),
+        None => host(&plain).unwrap_or(plain),
+    }
+}
+
 /// A host a person names (for `cordon approve --host`) as requests name it: a lowercase
 /// ASCII name without a final dot, an IPv4 address in dotted form, or an IPv6 address without
 /// brackets. A port, a path or a scheme is refused.
 pub fn normalize_host(written: &str) -> Result<String, String> {
     let written = written.trim();
-    let bare = written.starts_with('[') || !written.contains(':');
+    let bare = written.starts_with('[')
+        || !written.contains(':')
+        || written.parse::<std::net::Ipv6Addr>().is_ok();
+    if written.contains('*') {
+        return Err(format!(
+            "'{written}' is a pattern: a person allows one host at a time (patterns belong in the policy's [[network]] rules)"
+        ));
+    }
+    if written.trim_end_matches('.').split('.').any(str::is_empty) && !written.contains(':') {
+        return Err(format!("'{written}' is not a host: it has an empty label"));
+    }
     if written.is_empty() || written.contains('/') || written.contains('@') || !bare {
         return Err(format!(
             "'{written}' is not a host: give a name or an address alone (pypi.org, 10.0.0.5), without a scheme, port or path"
         ));
     }
-    host(written)
+    let bracketed = match written.parse::<std::net::Ipv6Addr>() {
+        Ok(_) => format!("[{written}]"),
+        Err(_) => written.to_string(),
+    };
+    host(&bracketed)
         .map_err(|e| format!("'{written}' is not a host: {e}"))
         .and_then(|h| match h.is_empty() {
             true => Err(format!("'{written}' is not a host")),
-            false => Ok(h),
+            false => Ok(canonical_host(&h)),
         })
 }
 
@@ -600,7 +636,7 @@ impl Policy {
     /// denied unless a rule names them exactly; a host no rule covers gets `[defaults]
     /// network`.
     pub fn decide_request(&self, request: &Request) -> Decision {
-        let host = request.host.trim_end_matches('.').to_ascii_lowercase();
+        let host = canonical_host(&request.host);
         let mut reasons: Vec<Reason> = self
             .network
             .iter()
@@ -617,7 +653,7 @@ impl Policy {
                 at: r.at.clone(),
             })
             .collect();
-        if is_private(&host) && !self.network.iter().any(|r| r.rule.names(&host)) {
+        if is_private(&host) && !self.names_host(&host, request.port) {
             reasons.push(Reason {
                 rule: "network:private-address".into(),
                 verdict: Verdict::Deny,
@@ -668,15 +704,32 @@ impl Policy {
         self.network_isolation == crate::file::NetworkIsolation::Namespaces
     }
 
-    /// Whether a network rule names `host` itself (not through `*`): only such a rule lets
-    /// a request reach a private or loopback address, by name or once resolved.
-    pub fn names_host(&self, host: &str) -> bool {
-        self.network.iter().any(|r| r.rule.names(host))
+    /// Whether a rule that does not deny names `host` itself (not through `*`, in any
+    /// spelling) for `port`: only such a rule lets a request reach a private or loopback
+    /// address there, by name or once resolved.
+    pub fn names_host(&self, host: &str, port: u16) -> bool {
+        self.network.iter().any(|r| {
+            r.rule.decision != Verdict::Deny && r.rule.covers_port(port) && r.rule.names(host)
+        })
+    }
+
+    /// The rule that denies connections to `address` on `port` by naming the address, if
+    /// any: a name that resolves to a denied address is refused too.
+    pub fn denies_address(&self, address: std::net::IpAddr, port: u16) -> Option<String> {
+        let address = canonical_host(&address.to_string());
+        self.network
+            .iter()
+            .find(|r| {
+                r.rule.decision == Verdict::Deny
+                    && r.rule.covers_port(port)
+                    && r.rule.names(&address)
+            })
+            .map(|r| r.rule.key())
     }
 
     /// The rate limits of the rules that apply to `request`: each rule's key and its rate.
     pub fn rates(&self, request: &Request) -> Vec<(String, crate::rules::Rate)> {
-        let host = request.host.trim_end_matches('.').to_ascii_lowercase();
+        let host = canonical_host(&request.host);
         self.network
             .iter()
             .filter(|r| {
@@ -1491,5 +1544,63 @@ decision = "allow"
         let e = Policy::load(&a).unwrap_err();
         assert!(e.message.contains("no built-in pack is called that"), "{e}");
         assert!(e.at.ends_with("b.toml:1:11"), "{e}");
+    }
+
+    #[test]
+    fn addresses_are_one_host_however_written_and_naming_one_opens_only_its_ports() {
+        let p = policy(
+            r#"
+[defaults]
+network = "allow"
+[[network]]
+host = "203.0.113.80"
+decision = "deny"
+[[network]]
+host = "127.0.0.1"
+ports = [8000]
+decision = "allow"
+[[network]]
+host = "10.0.0.9"
+decision = "deny"
+"#,
+        );
+        let req = |host: &str, port: u16| Request {
+            host: host.into(),
+            port,
+            method: None,
+        };
+        for spelling in [
+            "203.0.113.80",
+            "3405803856",
+            "0xcb007150",
+            "203.0.29008",
+            "0313.0.0161.0120",
+            "[::ffff:203.0.113.80]",
+            "[::ffff:cb00:7150]",
+            "::ffff:cb00:7150",
+        ] {
+            let d = p.decide_request(&req(spelling, 443));
+            assert_eq!(d.verdict, Verdict::Deny, "{spelling}: {}", d.summary());
+            assert_eq!(d.deciding_keys(), ["network:203.0.113.80"], "{spelling}");
+        }
+        assert_eq!(
+            p.decide_request(&req("127.1", 8000)).verdict,
+            Verdict::Allow
+        );
+        let other_port = p.decide_request(&req("127.0.0.1", 8001));
+        assert_eq!(other_port.verdict, Verdict::Deny);
+        assert_eq!(other_port.deciding_keys(), ["network:private-address"]);
+        assert!(p.names_host("127.0.0.1", 8000) && !p.names_host("127.0.0.1", 8001));
+        assert!(!p.names_host("10.0.0.9", 80), "a deny rule lifts no guard");
+        assert_eq!(
+            p.denies_address("203.0.113.80".parse().unwrap(), 443)
+                .as_deref(),
+            Some("network:203.0.113.80")
+        );
+        assert_eq!(canonical_host("[::FFFF:127.0.0.1]"), "127.0.0.1");
+        assert_eq!(canonical_host("Example.COM."), "example.com");
+        assert_eq!(normalize_host("::1").as_deref(), Ok("::1"));
+        assert!(normalize_host("*").is_err() && normalize_host("*.org").is_err());
+        assert!(normalize_host("a..b").is_err());
     }
 }

@@ -220,19 +220,25 @@ impl NetworkRule {
     /// Whether the rule covers a request to `host`:`port` with `method` (`None`: not known,
     /// as for a tunnel).
     pub fn matches(&self, host: &str, port: u16, method: Option<&str>) -> bool {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let host = crate::canonical_host(host);
         self.host.values().iter().any(|h| host_matches(h, &host))
             && (self.ports.is_empty() || self.ports.contains(&port))
             && (self.methods.is_empty()
                 || method.is_some_and(|m| self.methods.iter().any(|x| x.eq_ignore_ascii_case(m))))
     }
 
-    /// Whether the rule names `host` itself (not through `*`).
+    /// Whether the rule names `host` itself (not through `*`), in any spelling.
     pub fn names(&self, host: &str) -> bool {
+        let host = crate::canonical_host(host);
         self.host
             .values()
             .iter()
-            .any(|h| h.eq_ignore_ascii_case(host.trim_end_matches('.')))
+            .any(|h| !h.starts_with('*') && crate::canonical_host(h) == host)
+    }
+
+    /// Whether the rule covers `port` (a rule without ports covers every port).
+    pub fn covers_port(&self, port: u16) -> bool {
+        self.ports.is_empty() || self.ports.contains(&port)
     }
 
     /// The rule's key.
@@ -285,7 +291,7 @@ impl CredentialRule {
 
     /// Whether requests to `host` may carry the credential.
     pub fn covers(&self, host: &str) -> bool {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let host = crate::canonical_host(host);
         self.host
             .values()
             .iter()
@@ -368,6 +374,9 @@ impl Rate {
     }
 }
 
+/// Whether rule host `pattern` covers `host` (already canonical, see
+/// [`crate::canonical_host`]): `*`, `*.domain` for every subdomain, or the host itself in
+/// any spelling of it (`127.1` is `127.0.0.1`).
 fn host_matches(pattern: &str, host: &str) -> bool {
     let pattern = pattern.trim_end_matches('.').to_ascii_lowercase();
     if pattern == "*" {
@@ -375,7 +384,7 @@ fn host_matches(pattern: &str, host: &str) -> bool {
     }
     match pattern.strip_prefix("*.") {
         Some(domain) => host.ends_with(&format!(".{domain}")),
-        None => pattern == host,
+        None => crate::canonical_host(&pattern) == host,
     }
 }
 

@@ -34,6 +34,9 @@ pub struct Egress {
     pub ca_bundle: Option<PathBuf>,
     /// Variables the proxy's setup adds (credential placeholders).
     pub env: Vec<(String, String)>,
+    /// The proxy's password, put in the proxy variables' URL (`http://cordon:TOKEN@…`):
+    /// the proxy serves only requests that carry it.
+    pub token: Option<String>,
 }
 
 /// The variables that make common programs trust the bundle at `path`.

@@ -178,6 +178,14 @@ impl Session {
                 .filter(|r| r.verdict == Verdict::Deny && r.rule != "network:default")
                 .map(|r| r.rule.clone())
                 .collect();
+            if hard.iter().any(|r| r == "network:private-address") {
+                return Err(SessionError::bad_input(
+                    format!(
+                        "{host} is a private, loopback or link-local address (or names one), which only a policy rule that names it can open"
+                    ),
+                    "name it in a [[network]] rule of the policy, and resume with that policy",
+                ));
+            }
             if !hard.is_empty() {
                 return Err(SessionError::bad_input(
                     format!(
@@ -197,6 +205,12 @@ impl Session {
                     "ask one of them, or decide as one of them with --as NAME",
                 ));
             }
+        }
+        if state.granted_hosts.contains(&host) {
+            return Err(SessionError::bad_input(
+                format!("{host} is already allowed for run {run_id}"),
+                format!("`cordon resume {run_id}` continues it"),
+            ));
         }
         let mut log = self.store.open_run(&run_id).await?;
         log.append(&EventPayload::HostGranted {

@@ -19,6 +19,14 @@ pub(crate) struct RunEgress {
     _dir: tempfile::TempDir,
 }
 
+/// 32 hex digits from the kernel's random source.
+fn random_token() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// The system's certificate bundle, which the sandbox's own bundle starts from.
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -145,6 +153,7 @@ impl RunEgress {
         // Private to this user (0700): the socket's own mode is 0600 too.
         let dir = tempfile::Builder::new()
             .prefix("cordon-egress-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir()
             .map_err(cannot)?;
         let credentials = read_credentials(policy).await?;
@@ -156,9 +165,14 @@ impl RunEgress {
             }
             secrets.push((format!("credential {}", c.0.name), c.1.clone()));
         }
+        // Only the run's sandbox may use its proxy: other users of this host reach its
+        // loopback port too.
+        let token = random_token().map_err(cannot)?;
+        secrets.push(("the egress proxy's password".to_string(), token.clone()));
         let mut config = EgressConfig::new(run_id.as_str());
         config.socket = Some(dir.path().join("proxy.sock"));
         config.tcp = true;
+        config.token = Some(token.clone());
         config.credentials = cordon_egress::Credentials::new(
             credentials
                 .into_iter()
@@ -189,6 +203,7 @@ impl RunEgress {
             })?,
             ca_bundle,
             env,
+            token: Some(token),
         };
         Ok(Some(RunEgress {
             proxy,
@@ -221,15 +236,14 @@ impl RunEgress {
     }
 }
 
-/// Refuses a sandbox with a way out whose isolation the policy does not accept for network
-/// access (`[defaults] network_isolation = "namespaces"`, when only the landlock tier could
-/// be made: UDP stays open there).
+/// Refuses a sandbox whose isolation the policy does not accept
+/// (`[defaults] network_isolation = "namespaces"`): the landlock tier leaves UDP open, with or
+/// without a proxy, and the unconfined tier has the host's network.
 pub(crate) fn check_isolation(
     policy: Option<&Policy>,
-    egress: Option<&RunEgress>,
     sandbox: &dyn cordon_sandbox::Sandbox,
 ) -> Result<(), SessionError> {
-    let (Some(policy), Some(_)) = (policy, egress) else {
+    let Some(policy) = policy else {
         return Ok(());
     };
     let kind = &sandbox.isolation().kind;
@@ -237,7 +251,7 @@ pub(crate) fn check_isolation(
         return Err(SessionError::new(
             ErrorKind::SandboxUnavailable,
             format!(
-                "the policy {} lets requests out only from a sandbox with a network namespace of its own, and this sandbox's isolation is {kind}",
+                "the policy {} allows network access only from a sandbox with a network namespace of its own (network_isolation = \"namespaces\"), and this sandbox's isolation is {kind}",
                 policy.name()
             ),
         )

@@ -315,11 +315,7 @@ impl Session {
             let rebuilt = self
                 .rebuild(&spec, &dir, egress.as_ref().map(|e| e.endpoint()))
                 .await?;
-            crate::egress::check_isolation(
-                agent.policy.as_ref(),
-                egress.as_ref(),
-                rebuilt.sandbox.as_ref(),
-            )?;
+            crate::egress::check_isolation(agent.policy.as_ref(), rebuilt.sandbox.as_ref())?;
             Some(rebuilt)
         } else {
             None

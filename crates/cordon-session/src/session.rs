@@ -440,11 +440,7 @@ impl Session {
                         egress.as_ref().map(|e| e.endpoint()),
                     )
                     .await?;
-                crate::egress::check_isolation(
-                    agent.policy.as_ref(),
-                    egress.as_ref(),
-                    prepared.sandbox.as_ref(),
-                )?;
+                crate::egress::check_isolation(agent.policy.as_ref(), prepared.sandbox.as_ref())?;
                 prepared.spec.checkpoints.merge(&agent.checkpoints);
                 Some(prepared)
             }

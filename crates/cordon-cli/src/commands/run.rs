@@ -252,15 +252,27 @@ pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
             for (call, waiting) in &s.awaiting {
                 super::approve::describe_waiting(call, waiting);
             }
+            for host in &s.waiting_hosts {
+                eprintln!(
+                    "  the sandbox asked to reach {}, which the policy leaves to a person: cordon approve {} --host {}",
+                    crate::render::clip(host, 200),
+                    out.run_id,
+                    crate::render::clip(host, 200)
+                );
+            }
             let as_named = if s.awaiting.values().any(|w| !w.approvers.is_empty()) {
                 " --as NAME"
             } else {
                 ""
             };
-            eprintln!(
-                "  hint: `cordon approve {0} CALL{as_named}` (or every call: `cordon approve {0}{as_named}`) or `cordon reject {0} CALL --message ...`, then `cordon resume {0}`",
-                out.run_id
-            );
+            if s.awaiting.is_empty() {
+                eprintln!("  then `cordon resume {}`", out.run_id);
+            } else {
+                eprintln!(
+                    "  hint: `cordon approve {0} CALL{as_named}` (or every call: `cordon approve {0}{as_named}`) or `cordon reject {0} CALL --message ...`, then `cordon resume {0}`",
+                    out.run_id
+                );
+            }
             ExitCode::from(exit::AWAITING_APPROVAL)
         }
         RunStatus::Failed | RunStatus::Running | RunStatus::Interrupted => {

@@ -310,6 +310,14 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             };
             ("network", line, Vec::new())
         }
+        EventPayload::HostRequested { hosts } => (
+            "host",
+            style.yellow(&format!(
+                "the sandbox waits for a person to allow {}",
+                clip(&hosts.join(", "), 200)
+            )),
+            Vec::new(),
+        ),
         EventPayload::HostGranted { host, by } => (
             "grant",
             format!(

@@ -457,6 +457,10 @@ decision = "deny"
     expect(h, &args, 5).await;
     let evs = events(h).await;
     let run_id = evs[0].run_id.to_string();
+    assert_eq!(
+        of_kind(&evs, "host_requested")[0]["hosts"][0],
+        "example.com"
+    );
     let requests = of_kind(&evs, "network_request");
     assert_eq!(
         requests.len(),
@@ -506,6 +510,7 @@ decision = "deny"
     );
     expect(h, &["approve", &run_id, "--host", "10.0.0.1"], 2).await;
     expect(h, &["approve", &run_id, "--host", "example.com:443"], 2).await;
+    expect(h, &["approve", &run_id, "--host", "*.com"], 2).await;
     let granted = expect(
         h,
         &["approve", &run_id, "--host", "Example.COM", "--json"],
@@ -515,6 +520,9 @@ decision = "deny"
     let granted: Value = serde_json::from_slice(&granted.stdout).unwrap();
     assert_eq!(granted["host"], "example.com");
     assert_eq!(granted["by"], "tester");
+    expect(h, &["approve", &run_id, "--host", "example.com"], 2).await;
+    // On: the destructive command waits for a person in turn.
+    expect(h, &["resume", &run_id], 5).await;
     expect(h, &["approve", &run_id], 0).await;
     expect(h, &["resume", &run_id], 0).await;
     let evs = events(h).await;

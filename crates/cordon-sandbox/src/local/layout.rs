@@ -556,6 +556,7 @@ mod tests {
                 tcp: "127.0.0.1:4711".parse().unwrap(),
                 ca_bundle: Some(PathBuf::from("/run/ca.pem")),
                 env: Vec::new(),
+                token: None,
             }),
             Limits::default(),
         );

@@ -445,9 +445,15 @@ impl LocalSandbox {
             ));
         }
         if let Some(egress) = &config.egress {
+            let user = egress
+                .token
+                .as_ref()
+                .map_or_else(String::new, |t| format!("cordon:{t}@"));
             let url = match tier {
-                Tier::Namespaces => format!("http://127.0.0.1:{}", crate::egress::INNER_PORT),
-                Tier::Landlock | Tier::Unconfined => format!("http://{}", egress.tcp),
+                Tier::Namespaces => {
+                    format!("http://{user}127.0.0.1:{}", crate::egress::INNER_PORT)
+                }
+                Tier::Landlock | Tier::Unconfined => format!("http://{user}{}", egress.tcp),
             };
             env.extend(crate::egress::proxy_env(&url));
             if let Some(bundle) = &egress.ca_bundle {

@@ -37,6 +37,7 @@ async fn net(tier: Tier, policy: &str) -> Net {
         tcp: proxy.tcp().unwrap(),
         ca_bundle: None,
         env: Vec::new(),
+        token: None,
     };
     let lab = lab(tier, |c| c.egress = Some(egress)).await;
     Net {
@@ -335,16 +336,20 @@ python3 -c "import sys; sys.path.insert(0, 'lib'); import cordon_probe; print(co
         out.stdout_text()
     );
     let records = n.records();
-    let tunnels = records
+    // Each tunnel is recorded when it opens and, with its bytes, when it closes.
+    let closed: Vec<&Record> = records
         .iter()
-        .filter(|r| r.method == "CONNECT" && r.port == port && r.verdict == "allow")
+        .filter(|r| r.method == "CONNECT" && r.port == port && r.summary.ends_with("tunnel closed"))
+        .collect();
+    let opened = records
+        .iter()
+        .filter(|r| r.port == port && r.summary.ends_with("tunnel opened"))
         .count();
-    assert!(tunnels >= 3, "{records:?}");
+    assert!(closed.len() >= 3 && opened == closed.len(), "{records:?}");
     assert!(
-        records
+        closed
             .iter()
-            .filter(|r| r.port == port)
-            .all(|r| r.received > 0),
+            .all(|r| r.verdict == "allow" && r.received > 0),
         "{records:?}"
     );
 }
