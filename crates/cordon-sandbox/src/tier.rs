@@ -36,6 +36,7 @@ impl Tier {
             Tier::Landlock => &[
                 "no pid namespace: /proc is not readable at all (so tools that need it, like ps, fail); signals to outside processes are blocked by Landlock scoping",
                 "no network namespace: TCP is blocked by Landlock (but for the egress proxy's port, under a policy that lets requests out); UDP is not (this kernel's Landlock has no UDP rules), so UDP needs no proxy: a policy can require the namespaces tier for network access (network_isolation = \"namespaces\")",
+                "Unix sockets on the host can be connected to by path (Landlock has no rule for it on this kernel): keep sockets that grant power (docker.sock) away from cordon's user",
                 "same uid as cordon: inside the allowed paths, the sandbox can read whatever cordon's user can",
                 "read_only manifest entries are not enforced: Landlock cannot take back a right it granted on the workspace",
                 "/tmp is not writable: TMPDIR names a private directory instead",
