@@ -36,14 +36,11 @@ pub(crate) async fn tunnel(
 }
 
 async fn serve(shared: Arc<Shared>, req: Request<Incoming>, wanted: Wanted, base: Record) {
+    // The tunnel was answered 200 already: what fails now fails in its TLS.
     let failed = |summary: String| {
-        shared.journal.push(Record {
-            verdict: "deny".into(),
-            rules: vec!["network:tls".into()],
-            summary,
-            status: None,
-            ..base.clone()
-        });
+        shared
+            .journal
+            .push(base.clone().refused("network:tls", 200, summary));
     };
     let Some(ca) = shared.ca.as_ref() else {
         return;

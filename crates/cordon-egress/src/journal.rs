@@ -34,6 +34,34 @@ pub struct Record {
 }
 
 impl Record {
+    /// A request to `host`:`port` by `method` (and `path`, for plain HTTP), not yet decided.
+    pub fn request(host: &str, port: u16, method: &str, path: Option<String>) -> Self {
+        Record {
+            host: host.to_string(),
+            port,
+            method: method.chars().take(16).collect(),
+            path,
+            verdict: String::new(),
+            rules: Vec::new(),
+            summary: String::new(),
+            status: None,
+            sent: 0,
+            received: 0,
+            count: 1,
+        }
+    }
+
+    /// This request, refused by `rule` with `status`, for the reason `summary`.
+    pub fn refused(self, rule: &str, status: u16, summary: String) -> Self {
+        Record {
+            verdict: "deny".into(),
+            rules: vec![rule.to_string()],
+            summary,
+            status: Some(status),
+            ..self
+        }
+    }
+
     /// The record as a run-log event.
     pub fn into_event(self) -> EventPayload {
         EventPayload::NetworkRequest {

@@ -243,19 +243,11 @@ where
                     tracing::debug!(%e, "an egress connection ended with an error");
                     // What could not even be read as a request is recorded too.
                     if e.is_parse() || e.is_parse_too_large() {
-                        shared.journal.push(Record {
-                            host: String::new(),
-                            port: 0,
-                            method: "?".into(),
-                            path: None,
-                            verdict: "deny".into(),
-                            rules: vec!["network:malformed".into()],
-                            summary: format!("deny: not a request the proxy can read ({e})"),
-                            status: Some(400),
-                            sent: 0,
-                            received: 0,
-                            count: 1,
-                        });
+                        shared.journal.push(Record::request("", 0, "?", None).refused(
+                            "network:malformed",
+                            400,
+                            format!("deny: not a request the proxy can read ({e})"),
+                        ));
                     }
                 }
             }
@@ -327,20 +319,11 @@ fn authorized<B>(req: &Request<B>, token: &str) -> bool {
 
 /// Answers (and records) a request without the proxy's token.
 fn unauthorized<B>(shared: &Shared, req: &Request<B>) -> Response<Body> {
-    let host = req.uri().authority().map(host_of).unwrap_or_default();
-    shared.journal.push(Record {
-        host,
-        port: req.uri().port_u16().unwrap_or(0),
-        method: req.method().as_str().chars().take(16).collect(),
-        path: None,
-        verdict: "deny".into(),
-        rules: vec!["network:proxy-auth".into()],
-        summary: "deny: the request does not carry the run's proxy password; only the run's sandbox may use its proxy".into(),
-        status: Some(407),
-        sent: 0,
-        received: 0,
-        count: 1,
-    });
+    shared.journal.push(seen(req).refused(
+        "network:proxy-auth",
+        407,
+        "deny: the request does not carry the run's proxy password; only the run's sandbox may use its proxy".into(),
+    ));
     let mut response = plain(
         StatusCode::PROXY_AUTHENTICATION_REQUIRED,
         "cordon's egress proxy serves only its run's sandbox: use the proxy variables it was given\n",
@@ -354,20 +337,22 @@ fn unauthorized<B>(shared: &Shared, req: &Request<B>) -> Response<Body> {
 
 /// Answers (and records) a request the proxy cannot read as one it takes.
 fn malformed<B>(shared: &Shared, req: &Request<B>, why: &str) -> Response<Body> {
-    shared.journal.push(Record {
-        host: req.uri().authority().map(host_of).unwrap_or_default(),
-        port: req.uri().port_u16().unwrap_or(0),
-        method: req.method().as_str().chars().take(16).collect(),
-        path: None,
-        verdict: "deny".into(),
-        rules: vec!["network:malformed".into()],
-        summary: format!("deny: {}", why.trim_end()),
-        status: Some(400),
-        sent: 0,
-        received: 0,
-        count: 1,
-    });
+    shared.journal.push(seen(req).refused(
+        "network:malformed",
+        400,
+        format!("deny: {}", why.trim_end()),
+    ));
     plain(StatusCode::BAD_REQUEST, why)
+}
+
+/// What a request names, as far as it can be read.
+fn seen<B>(req: &Request<B>) -> Record {
+    Record::request(
+        &req.uri().authority().map(host_of).unwrap_or_default(),
+        req.uri().port_u16().unwrap_or(0),
+        req.method().as_str(),
+        None,
+    )
 }
 
 /// A host as requests are judged: in one spelling (see [`cordon_policy::canonical_host`]).
@@ -389,19 +374,7 @@ async fn tunnel(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         port,
         method: None,
     };
-    let base = Record {
-        host: wanted.host.clone(),
-        port,
-        method: "CONNECT".into(),
-        path: None,
-        verdict: String::new(),
-        rules: Vec::new(),
-        summary: String::new(),
-        status: None,
-        sent: 0,
-        received: 0,
-        count: 1,
-    };
+    let base = Record::request(&wanted.host, port, "CONNECT", None);
     let judgement = shared.judge.judge(&wanted);
     if judgement.refusal.is_some() {
         return refuse_record(&shared, &wanted, judgement, base);
@@ -500,19 +473,12 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
         port,
         method: Some(req.method().as_str().to_ascii_uppercase()),
     };
-    let base = Record {
-        host: wanted.host.clone(),
+    let base = Record::request(
+        &wanted.host,
         port,
-        method: req.method().as_str().to_string(),
-        path: Some(uri.path().chars().take(1024).collect()),
-        verdict: String::new(),
-        rules: Vec::new(),
-        summary: String::new(),
-        status: None,
-        sent: 0,
-        received: 0,
-        count: 1,
-    };
+        req.method().as_str(),
+        Some(uri.path().chars().take(1024).collect()),
+    );
     let judgement = shared.judge.judge(&wanted);
     if judgement.refusal.is_some() {
         return refuse_record(&shared, &wanted, judgement, base);
