@@ -1,10 +1,10 @@
 //! Credentials the proxy adds to requests, so that they never enter the sandbox.
 //!
-//! The sandbox sees a placeholder (`cordon-credential:NAME`); in a request to a host the
-//! credential names, after the policy allowed that request, the proxy replaces the
-//! placeholder with the real value wherever it appears in the headers or the query, and sets
-//! the declared header when the request lacks it. A placeholder sent to any other host is
-//! left as it is. Values are held here and nowhere else: never logged, never in an error.
+//! The sandbox sees a placeholder (`cordon-credential:NAME`); in an HTTPS request to a host
+//! the credential names, after the policy allowed that request, the proxy puts the real value
+//! where the credential is declared to go (its header, or its query parameter) and nowhere
+//! else. A placeholder sent to any other host, or over plain HTTP, is left as it is. Values
+//! are held here and nowhere else: never logged, never in an error.
 
 use hyper::HeaderMap;
 use hyper::header::{HeaderName, HeaderValue};
@@ -59,32 +59,19 @@ impl Credentials {
         self.0.iter().any(|c| c.rule.covers(host))
     }
 
-    /// Puts the credentials for `host` into a request's headers and query: the names of
-    /// those used, for the record. Placeholders of credentials for other hosts stay.
+    /// Puts the credentials for `host` into a request, where each is declared to go: its
+    /// header (the placeholder in it replaced, or the header set when the request lacks
+    /// it) and its query parameter (the placeholder in its value replaced). Nowhere else: a
+    /// placeholder in another header, the path or the body stays a placeholder, so an
+    /// upstream that reflects what it is sent cannot be made to hand the value back. The
+    /// names of those used, for the record.
     pub fn inject(&self, host: &str, headers: &mut HeaderMap, uri: &mut hyper::Uri) -> Vec<String> {
         let mut used = Vec::new();
         for c in self.0.iter().filter(|c| c.rule.covers(host)) {
             let mark = placeholder(&c.rule.name);
             let mut put = false;
-            for value in headers.values_mut() {
-                let Ok(text) = value.to_str() else { continue };
-                if text.contains(&mark)
-                    && let Ok(v) = HeaderValue::from_str(&text.replace(&mark, &c.value))
-                {
-                    *value = v;
-                    put = true;
-                }
-            }
-            if let Some(pq) = uri.path_and_query()
-                && pq.as_str().contains(&mark)
-                && let Ok(new) = pq.as_str().replace(&mark, &c.value).parse()
-            {
-                *uri = new;
-                put = true;
-            }
             if let Some(name) = &c.rule.header
                 && let Ok(name) = HeaderName::from_bytes(name.as_bytes())
-                && !headers.contains_key(&name)
             {
                 let text = c
                     .rule
@@ -92,10 +79,34 @@ impl Credentials {
                     .as_deref()
                     .unwrap_or("{}")
                     .replace("{}", &c.value);
-                if let Ok(mut v) = HeaderValue::from_str(&text) {
+                let new = match headers.get(&name).map(|v| v.to_str()) {
+                    None => Some(text),
+                    Some(Ok(sent)) if sent.contains(&mark) => Some(sent.replace(&mark, &c.value)),
+                    // The request's own value, without the placeholder, is left alone.
+                    Some(_) => None,
+                };
+                if let Some(Ok(mut v)) = new.map(|t| HeaderValue::from_str(&t)) {
                     v.set_sensitive(true);
                     headers.insert(name, v);
                     put = true;
+                }
+            }
+            if let Some(param) = &c.rule.query
+                && let Some(pq) = uri.path_and_query()
+                && let Some(query) = pq.query()
+            {
+                let replaced: Vec<String> = query
+                    .split('&')
+                    .map(|pair| match pair.split_once('=') {
+                        Some((k, v)) if k == param && v.contains(&mark) => {
+                            put = true;
+                            format!("{k}={}", v.replace(&mark, &c.value))
+                        }
+                        _ => pair.to_string(),
+                    })
+                    .collect();
+                if let Ok(new) = format!("{}?{}", pq.path(), replaced.join("&")).parse() {
+                    *uri = new;
                 }
             }
             if put {

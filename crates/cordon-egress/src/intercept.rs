@@ -24,6 +24,12 @@ pub(crate) async fn tunnel(
     base: Record,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Response<Body> {
+    // Recorded when it opens; each request inside is recorded when it is done.
+    let mut opened = base.clone();
+    opened.verdict = "allow".into();
+    opened.summary = "tunnel opened to add credentials; each request in it is judged".into();
+    opened.status = Some(200);
+    shared.journal.push(opened);
     tokio::spawn(async move {
         let _open = permit;
         let mut stop = shared.stop.clone();
@@ -81,16 +87,27 @@ async fn serve(shared: Arc<Shared>, req: Request<Incoming>, wanted: Wanted, base
     };
     let service = {
         let shared = shared.clone();
+        let base = base.clone();
         hyper::service::service_fn(move |req| {
             let (shared, wanted, base) = (shared.clone(), wanted.clone(), base.clone());
             async move { Ok::<_, std::convert::Infallible>(request(shared, wanted, base, req).await) }
         })
     };
-    let _ = hyper::server::conn::http1::Builder::new()
+    let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(shared.config.header_timeout)
         .serve_connection(TokioIo::new(tls), service)
         .await;
+    // What could not be read as a request inside the tunnel (HTTP/2, garbage) is recorded.
+    if let Err(e) = served
+        && (e.is_parse() || e.is_parse_too_large())
+    {
+        shared.journal.push(base.clone().refused(
+            "network:malformed",
+            400,
+            format!("deny: not a request the proxy can read in the tunnel ({e})"),
+        ));
+    }
 }
 
 /// One request inside an opened tunnel.

@@ -99,6 +99,8 @@ pub(crate) struct Shared {
     pub(crate) ca: Option<crate::tls::RunCa>,
     /// TLS to upstreams, made when first needed.
     pub(crate) upstream_tls: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+    /// The proxy's own TCP address: never a destination.
+    own: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl EgressProxy {
@@ -123,6 +125,7 @@ impl EgressProxy {
             stop: stopped,
             ca,
             upstream_tls: std::sync::OnceLock::new(),
+            own: std::sync::OnceLock::new(),
         });
         if let Some(path) = &config.socket {
             let listener = bind_unix(path)?;
@@ -135,6 +138,7 @@ impl EgressProxy {
         if config.tcp {
             let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
             tcp = Some(listener.local_addr()?);
+            let _ = shared.own.set(listener.local_addr()?);
             let shared = shared.clone();
             tokio::spawn(async move {
                 accept_loop(shared, || async { listener.accept().await.map(|(s, _)| s) }).await
@@ -347,9 +351,14 @@ fn malformed<B>(shared: &Shared, req: &Request<B>, why: &str) -> Response<Body> 
 
 /// What a request names, as far as it can be read.
 fn seen<B>(req: &Request<B>) -> Record {
+    let port = req.uri().port_u16().or(match req.uri().scheme_str() {
+        Some("http") => Some(80),
+        Some("https") => Some(443),
+        _ => None,
+    });
     Record::request(
         &req.uri().authority().map(host_of).unwrap_or_default(),
-        req.uri().port_u16().unwrap_or(0),
+        port.unwrap_or(0),
         req.method().as_str(),
         None,
     )
@@ -505,19 +514,7 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
     if let Ok(host) = host_header.parse() {
         req.headers_mut().insert(hyper::header::HOST, host);
     }
-    let mut judgement = judgement;
-    let mut uri = req.uri().clone();
-    let used = shared
-        .credentials
-        .inject(&wanted.host, req.headers_mut(), &mut uri);
-    *req.uri_mut() = uri;
-    if !used.is_empty() {
-        judgement.summary = format!(
-            "{}; credentials added: {}",
-            judgement.summary,
-            used.join(", ")
-        );
-    }
+    // Credentials go only over TLS: a placeholder in plain HTTP stays a placeholder.
     exchange(shared, wanted, judgement, req, base, false).await
 }
 
@@ -731,6 +728,10 @@ async fn dial(shared: &Shared, wanted: &Wanted) -> Result<TcpStream, Failure> {
     let mut reachable = Vec::new();
     let mut refused: Vec<(std::net::SocketAddr, String)> = Vec::new();
     for a in addresses {
+        if shared.own.get() == Some(&a) {
+            refused.push((a, "network:proxy-itself".into()));
+            continue;
+        }
         match shared.judge.may_reach(&wanted.host, wanted.port, a.ip()) {
             Ok(()) => reachable.push(a),
             Err(rule) => refused.push((a, rule)),
@@ -744,6 +745,7 @@ async fn dial(shared: &Shared, wanted: &Wanted) -> Result<TcpStream, Failure> {
             .find(|r| r != "network:private-address")
             .unwrap_or_else(|| "network:private-address".into());
         let message = match rule.as_str() {
+            "network:proxy-itself" => format!("{} is the egress proxy itself", wanted.host),
             "network:private-address" => format!(
                 "{} leads only to private, loopback or this host's own addresses ({}), which are reached only when a rule names the host or the address for this port",
                 wanted.host,

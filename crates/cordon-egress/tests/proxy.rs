@@ -446,3 +446,20 @@ async fn this_hosts_own_addresses_are_refused_whatever_range_they_are_in() {
         "{own}: {head}{body}"
     );
 }
+
+#[tokio::test]
+async fn the_proxy_is_never_its_own_destination_even_where_loopback_is_named() {
+    let (p, _dir) = proxy("[[network]]\nhost = \"127.0.0.1\"\ndecision = \"allow\"\n").await;
+    let own = p.tcp().unwrap();
+    for target in [own.to_string(), format!("2130706433:{}", own.port())] {
+        let mut s = TcpStream::connect(own).await.unwrap();
+        s.write_all(format!("CONNECT {target} HTTP/1.1\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let (head, body) = read_response(&mut s).await;
+        assert!(
+            head.contains("x-cordon-rule: network:proxy-itself"),
+            "{target}: {head}{body}"
+        );
+    }
+}

@@ -360,7 +360,7 @@ impl Policy {
                 return Err(PolicyError {
                     at: at.unwrap_or_default(),
                     message,
-                    hint: "a credential looks like: name = \"github\", host = \"api.github.com\", env = \"GITHUB_TOKEN\", from_env = \"GITHUB_TOKEN\"".into(),
+                    hint: "a credential looks like: name = \"github\", host = \"api.github.com\", env = \"GITHUB_TOKEN\", header = \"Authorization\", format = \"Bearer {}\", from_env = \"GITHUB_TOKEN\"".into(),
                 });
             }
             self.credentials.push(Located { rule, at });
@@ -1602,5 +1602,35 @@ decision = "deny"
         assert_eq!(normalize_host("::1").as_deref(), Ok("::1"));
         assert!(normalize_host("*").is_err() && normalize_host("*.org").is_err());
         assert!(normalize_host("a..b").is_err());
+    }
+
+    #[test]
+    fn a_credential_goes_to_named_hosts_only() {
+        let load = |host: &str, place: &str| {
+            Policy::from_sources(vec![Source {
+                origin: "/c.toml".into(),
+                text: format!(
+                    "[[credential]]\nname = \"c\"\nhost = \"{host}\"\n{place}\nfrom_env = \"X\"\n"
+                ),
+            }])
+        };
+        for wide in ["*", "*.", "*..", "*.com", "a*b.example", "", "*.*.example"] {
+            let e = load(wide, "header = \"Authorization\"").unwrap_err();
+            assert!(
+                e.message.contains("never to every host"),
+                "{wide}: {}",
+                e.message
+            );
+        }
+        let e = load("api.example.com", "").unwrap_err();
+        assert!(
+            e.message.contains("neither header nor query"),
+            "{}",
+            e.message
+        );
+        let p = load("*.example.com", "query = \"token\"").unwrap();
+        let (c, _) = p.credentials().next().unwrap();
+        assert!(c.covers("api.example.com") && c.covers("API.example.com."));
+        assert!(!c.covers("example.com") && !c.covers("evil.com"));
     }
 }

@@ -265,13 +265,16 @@ pub struct CredentialRule {
     /// The sandbox variable that holds the placeholder (`GITHUB_TOKEN`).
     #[serde(default)]
     pub env: Option<String>,
-    /// A header the proxy sets on requests to the host when the request does not carry it
-    /// (`Authorization`); the placeholder is replaced wherever it appears anyway.
+    /// The header the value goes in (`Authorization`): the placeholder in it is replaced,
+    /// and the header is set when the request lacks it.
     #[serde(default)]
     pub header: Option<String>,
     /// How that header's value is written, `{}` standing for the credential (`Bearer {}`).
     #[serde(default)]
     pub format: Option<String>,
+    /// A query parameter whose value may hold the placeholder (`access_token`).
+    #[serde(default)]
+    pub query: Option<String>,
     /// Read the value from this host environment variable.
     #[serde(default)]
     pub from_env: Option<String>,
@@ -312,9 +315,24 @@ impl CredentialRule {
                 self.name
             ));
         }
-        if self.host.values().iter().any(|h| *h == "*" || h.is_empty()) {
+        let wide = |h: &str| {
+            let h = h.trim_end_matches('.');
+            h.is_empty()
+                || h == "*"
+                || (h.contains('*')
+                    && !h
+                        .strip_prefix("*.")
+                        .is_some_and(|d| !d.is_empty() && !d.contains('*') && d.contains('.')))
+        };
+        if self.host.values().iter().any(|h| wide(h)) {
             return Some(format!(
-                "credential {} names '*' or an empty host: a credential goes to the hosts it names, never to every host",
+                "credential {} names '*', an empty host, or a pattern wider than *.domain.tld: a credential goes to the hosts it names, never to every host",
+                self.name
+            ));
+        }
+        if self.header.is_none() && self.query.is_none() {
+            return Some(format!(
+                "credential {} says neither header nor query: where the value goes must be declared",
                 self.name
             ));
         }

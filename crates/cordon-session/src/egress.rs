@@ -62,18 +62,12 @@ async fn read_credentials(
                 .map(std::path::Path::to_path_buf)
                 .unwrap_or_default();
             let path = base.join(file);
-            let bytes = std::fs::read(&path).map_err(|e| {
+            let bytes = read_bounded(&path).map_err(|e| {
                 bad(
                     format!("cannot read {}: {e}", path.display()),
-                    "from_file is relative to the policy file",
+                    "from_file is relative to the policy file, and names a regular file holding the credential alone",
                 )
             })?;
-            if bytes.len() > MAX_CREDENTIAL {
-                return Err(bad(
-                    format!("{} is larger than {MAX_CREDENTIAL} bytes", path.display()),
-                    "point from_file at the credential alone",
-                ));
-            }
             String::from_utf8(bytes).map_err(|_| {
                 bad(
                     format!("{} is not UTF-8 text", path.display()),
@@ -105,31 +99,71 @@ async fn read_credentials(
     Ok(all)
 }
 
-/// Runs `argv` on the host (no shell, 10 s at most) and returns what it printed.
+/// A regular file's bytes, refused beyond [`MAX_CREDENTIAL`] before they are read (a
+/// device or a huge file is never read whole).
+fn read_bounded(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CREDENTIAL as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > MAX_CREDENTIAL {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {MAX_CREDENTIAL} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Runs `argv` on the host (no shell, 10 s at most) and returns what it printed, reading
+/// no more than [`MAX_CREDENTIAL`] bytes of it.
 async fn run_for_value(argv: &[String]) -> Result<String, String> {
-    let mut command = tokio::process::Command::new(&argv[0]);
-    command
+    use tokio::io::AsyncReadExt;
+    let mut child = tokio::process::Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(std::time::Duration::from_secs(10), command.output())
-        .await
-        .map_err(|_| format!("{} did not finish within 10 s", argv[0]))?
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
         .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
-    if !out.status.success() {
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| format!("{}'s output cannot be read", argv[0]))?;
+    let finished = async {
+        let mut bytes = Vec::new();
+        (&mut stdout)
+            .take(MAX_CREDENTIAL as u64 + 1)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| format!("cannot read what {} printed: {e}", argv[0]))?;
+        if bytes.len() > MAX_CREDENTIAL {
+            return Err(format!(
+                "{} printed more than {MAX_CREDENTIAL} bytes",
+                argv[0]
+            ));
+        }
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| format!("cannot wait for {}: {e}", argv[0]))?;
+        Ok((status, bytes))
+    };
+    let (status, bytes) = tokio::time::timeout(std::time::Duration::from_secs(10), finished)
+        .await
+        .map_err(|_| format!("{} did not finish within 10 s", argv[0]))??;
+    if !status.success() {
         return Err(format!(
-            "{} failed ({}); what it said is not shown, as it may hold the value",
-            argv[0], out.status
-        ));
-    }
-    if out.stdout.len() > MAX_CREDENTIAL {
-        return Err(format!(
-            "{} printed more than {MAX_CREDENTIAL} bytes",
+            "{} failed ({status}); what it said is not shown, as it may hold the value",
             argv[0]
         ));
     }
-    String::from_utf8(out.stdout)
-        .map_err(|_| format!("{} printed something that is not text", argv[0]))
+    String::from_utf8(bytes).map_err(|_| format!("{} printed something that is not text", argv[0]))
 }
 
 impl RunEgress {
@@ -266,5 +300,36 @@ struct Feed(Arc<Journal>);
 impl NetworkFeed for Feed {
     fn take(&self) -> Vec<EventPayload> {
         self.0.take().into_iter().map(|r| r.into_event()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_file_is_never_read_whole() {
+        assert!(read_bounded(std::path::Path::new("/dev/zero")).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        let f = std::fs::File::create(&big).unwrap();
+        // Sparse: 20 GB that take no room and must not be read.
+        f.set_len(20 << 30).unwrap();
+        let e = read_bounded(&big).unwrap_err().to_string();
+        assert!(e.contains("larger than"), "{e}");
+        std::fs::write(dir.path().join("ok"), "tok3n\n").unwrap();
+        assert_eq!(read_bounded(&dir.path().join("ok")).unwrap(), b"tok3n\n");
+    }
+
+    #[tokio::test]
+    async fn a_credential_command_is_read_within_bounds() {
+        let flood = ["head", "-c", "800000000", "/dev/zero"].map(String::from);
+        let e = run_for_value(&flood).await.unwrap_err();
+        assert!(e.contains("more than"), "{e}");
+        let ok = ["printf", "s3cret"].map(String::from);
+        assert_eq!(run_for_value(&ok).await.unwrap(), "s3cret");
+        let failing = ["sh", "-c", "echo s3cret; exit 3"].map(String::from);
+        let e = run_for_value(&failing).await.unwrap_err();
+        assert!(!e.contains("s3cret"), "{e}");
     }
 }

@@ -635,6 +635,8 @@ decision = "allow"
 name = "github"
 host = "127.0.0.1"
 env = "GITHUB_TOKEN"
+header = "Authorization"
+format = "Bearer {{}}"
 from_env = "TEST_GITHUB_TOKEN"
 "#
         ),
