@@ -632,6 +632,15 @@ impl Policy {
         Decision::from_reasons(reasons, class)
     }
 
+    /// Whether a path rule denies reading (`write` false) or writing workspace path `path`:
+    /// what the sandbox's mounts enforce (asks are left to the file tools, where a person
+    /// can answer them).
+    pub fn path_denied(&self, path: &str, write: bool) -> bool {
+        self.path_reasons(path, write)
+            .iter()
+            .any(|r| r.verdict == Verdict::Deny)
+    }
+
     /// The decision on a network request. Private, loopback and link-local addresses are
     /// denied unless a rule names them exactly; a host no rule covers gets `[defaults]
     /// network`.

@@ -55,6 +55,9 @@ pub struct SandboxRequest {
     pub read_only: bool,
     /// Workspace-relative paths that are read-only inside a writable workspace.
     pub read_only_paths: Vec<String>,
+    /// Workspace-relative paths that cannot be read or written at all (covered by an empty
+    /// stand-in no one may open).
+    pub hidden_paths: Vec<String>,
     /// Host paths made visible inside.
     pub mounts: Vec<Mount>,
     /// Variables added to the sandbox's fixed environment.
@@ -83,6 +86,7 @@ impl SandboxRequest {
             root: root.to_string(),
             read_only: false,
             read_only_paths: Vec::new(),
+            hidden_paths: Vec::new(),
             mounts: Vec::new(),
             env: Vec::new(),
             limits: Limits::default(),

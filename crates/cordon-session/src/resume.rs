@@ -313,7 +313,14 @@ impl Session {
             )
             .await?;
             let rebuilt = self
-                .rebuild(&spec, &dir, egress.as_ref().map(|e| e.endpoint()))
+                .rebuild(
+                    &spec,
+                    &dir,
+                    crate::workspace::RunLimits {
+                        egress: egress.as_ref().map(|e| e.endpoint()),
+                        policy: agent.policy.as_ref(),
+                    },
+                )
                 .await?;
             crate::egress::check_isolation(agent.policy.as_ref(), rebuilt.sandbox.as_ref())?;
             Some(rebuilt)

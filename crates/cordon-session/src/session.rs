@@ -372,7 +372,7 @@ impl Session {
     /// Makes a sandbox as `options` say, with this session's provider and protections (for
     /// running commands outside any run, as `cordon sandbox exec` does).
     pub async fn sandbox(&self, options: &SandboxOptions) -> Result<PreparedSandbox, SessionError> {
-        self.sandbox_named(options, RunId::new().as_str(), None)
+        self.sandbox_named(options, RunId::new().as_str(), Default::default())
             .await
     }
 
@@ -381,7 +381,7 @@ impl Session {
         &self,
         options: &SandboxOptions,
         name: &str,
-        egress: Option<&cordon_sandbox::Egress>,
+        run: workspace::RunLimits<'_>,
     ) -> Result<PreparedSandbox, SessionError> {
         workspace::prepare_named(
             self.provider()?,
@@ -389,7 +389,7 @@ impl Session {
             &self.workspaces,
             &self.protected,
             name,
-            egress,
+            run,
             self.progress.as_ref(),
         )
         .await
@@ -437,7 +437,10 @@ impl Session {
                     .sandbox_named(
                         &options,
                         run_id.as_str(),
-                        egress.as_ref().map(|e| e.endpoint()),
+                        workspace::RunLimits {
+                            egress: egress.as_ref().map(|e| e.endpoint()),
+                            policy: agent.policy.as_ref(),
+                        },
                     )
                     .await?;
                 crate::egress::check_isolation(agent.policy.as_ref(), prepared.sandbox.as_ref())?;
@@ -621,10 +624,10 @@ impl Session {
         &self,
         spec: &SandboxSpec,
         dir: &Path,
-        egress: Option<&cordon_sandbox::Egress>,
+        run: workspace::RunLimits<'_>,
     ) -> Result<PreparedSandbox, SessionError> {
         let (sandbox, secrets) =
-            workspace::build(self.provider()?, spec, dir, &self.protected, egress).await?;
+            workspace::build(self.provider()?, spec, dir, &self.protected, run).await?;
         Ok(PreparedSandbox {
             sandbox,
             workspace: dir.to_path_buf(),

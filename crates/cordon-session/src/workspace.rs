@@ -204,7 +204,13 @@ pub async fn prepare(
 ) -> Result<PreparedSandbox, SessionError> {
     let name = cordon_core::RunId::new().to_string();
     prepare_named(
-        provider, options, workspaces, protected, &name, None, progress,
+        provider,
+        options,
+        workspaces,
+        protected,
+        &name,
+        RunLimits::default(),
+        progress,
     )
     .await
 }
@@ -216,12 +222,12 @@ pub(crate) async fn prepare_named(
     workspaces: &Path,
     protected: &[PathBuf],
     name: &str,
-    egress: Option<&Egress>,
+    run: RunLimits<'_>,
     progress: &dyn Progress,
 ) -> Result<PreparedSandbox, SessionError> {
     let workspace = workspace_dir(options, workspaces, name)?;
     let mut spec = spec_for(options);
-    let (mut sandbox, secrets) = build(provider, &spec, &workspace, protected, egress).await?;
+    let (mut sandbox, secrets) = build(provider, &spec, &workspace, protected, run).await?;
     let materialized = match &options.manifest {
         None => None,
         Some(m) => match cordon_manifest::materialize(m, sandbox.as_ref(), progress).await {
@@ -264,14 +270,17 @@ pub(crate) async fn prepare_named(
                 .map(|e| e.path.clone())
         })
         .collect();
-    if !read_only.is_empty() {
+    // Entries the policy's path rules deny exist only now too.
+    let denied = match run.policy {
+        Some(p) => denied_entries(p, &workspace)?,
+        None => Default::default(),
+    };
+    if !read_only.is_empty() || !denied.0.is_empty() || !denied.1.is_empty() {
         // Read-only entries are mounted when a sandbox starts, and they exist only now: the
         // sandbox that built them steps aside for one that mounts them read-only.
         let _ = sandbox.stop().await;
         spec.read_only_paths = read_only;
-        sandbox = build(provider, &spec, &workspace, protected, egress)
-            .await?
-            .0;
+        sandbox = build(provider, &spec, &workspace, protected, run).await?.0;
     }
     Ok(PreparedSandbox {
         sandbox,
@@ -300,20 +309,92 @@ fn clear(dir: &Path, made: bool) -> bool {
     })
 }
 
-/// Starts a sandbox as `spec` describes, over `workspace`, its one way out through
-/// `egress` if given. Variables taken from the host are read now (a resumed run reads them
+/// What a run adds to its sandbox beyond the spec: its one way out, and the policy whose
+/// path rules the mounts enforce.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct RunLimits<'a> {
+    /// The run's egress proxy.
+    pub egress: Option<&'a Egress>,
+    /// The run's policy.
+    pub policy: Option<&'a cordon_policy::Policy>,
+}
+
+/// The most workspace entries path rules may cover with mounts.
+const MAX_DENIED_ENTRIES: usize = 1000;
+
+/// The workspace entries a policy's path rules deny, as the sandbox's mounts enforce them:
+/// those that may not be read (hidden), and those that may not be written (read-only). An
+/// entry denied as a whole is not looked into. Only entries that exist now are covered.
+pub(crate) fn denied_entries(
+    policy: &cordon_policy::Policy,
+    workspace: &Path,
+) -> Result<(Vec<String>, Vec<String>), SessionError> {
+    let (mut hidden, mut read_only) = (Vec::new(), Vec::new());
+    let mut walk = walkdir::WalkDir::new(workspace)
+        .min_depth(1)
+        .follow_links(false)
+        .into_iter();
+    let mut seen = 0usize;
+    while let Some(entry) = walk.next() {
+        let Ok(entry) = entry else { continue };
+        seen += 1;
+        if seen > 200_000 {
+            break;
+        }
+        let Ok(rel) = entry.path().strip_prefix(workspace) else {
+            continue;
+        };
+        let rel = rel.display().to_string();
+        // A directory every entry of which a rule denies (`secrets/**`) is denied whole,
+        // so nothing new can be made in it either.
+        let any_entry = format!("{rel}/cordon-any-entry");
+        let is_dir = entry.file_type().is_dir();
+        let denied = |write: bool| {
+            policy.path_denied(&rel, write) || (is_dir && policy.path_denied(&any_entry, write))
+        };
+        let list = if denied(false) {
+            &mut hidden
+        } else if denied(true) {
+            &mut read_only
+        } else {
+            continue;
+        };
+        list.push(rel);
+        if entry.file_type().is_dir() {
+            walk.skip_current_dir();
+        }
+        if hidden.len() + read_only.len() > MAX_DENIED_ENTRIES {
+            return Err(SessionError::bad_input(
+                format!(
+                    "the policy's path rules deny more than {MAX_DENIED_ENTRIES} entries of the workspace {}, more than the sandbox mounts one by one",
+                    workspace.display()
+                ),
+                "write path rules for directories (secrets/**) rather than for many files",
+            ));
+        }
+    }
+    Ok((hidden, read_only))
+}
+
+/// Starts a sandbox as `spec` describes, over `workspace`, with what the run adds (see
+/// [`RunLimits`]). Variables taken from the host are read now (a resumed run reads them
 /// again); their values come back as secrets.
 pub(crate) async fn build(
     provider: &dyn SandboxProvider,
     spec: &SandboxSpec,
     workspace: &Path,
     protected: &[PathBuf],
-    egress: Option<&Egress>,
+    run: RunLimits<'_>,
 ) -> Result<(Arc<dyn Sandbox>, Vec<(String, String)>), SessionError> {
     let mut request = SandboxRequest::new(workspace, &spec.root);
-    if let Some(e) = egress {
+    if let Some(e) = run.egress {
         request.network = cordon_sandbox::Network::Proxied;
         request.egress = Some(e.clone());
+    }
+    if let Some(policy) = run.policy {
+        let (hidden, read_only) = denied_entries(policy, workspace)?;
+        request.hidden_paths = hidden;
+        request.read_only_paths = read_only;
     }
     request.read_only = spec.read_only;
     request.isolation = Some(spec.tier.clone()).filter(|t| t != "auto");
@@ -325,7 +406,9 @@ pub(crate) async fn build(
             writable: g.writable,
         })
         .collect();
-    request.read_only_paths = spec.read_only_paths.clone();
+    request
+        .read_only_paths
+        .extend(spec.read_only_paths.iter().cloned());
     request.protected = protected.to_vec();
     let mut secrets = Vec::new();
     for var in &spec.env {

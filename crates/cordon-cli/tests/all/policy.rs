@@ -718,3 +718,91 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     all
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_rules_that_deny_are_kept_by_the_sandbox_mounts_too() {
+    // cat and cp open their files themselves: the command judge allows them (read-only and
+    // workspace-write programs), and the mounts keep the path rules.
+    let (_server, home) = common::scripted_home(
+        r#"
+            [[turns]]
+            tool_calls = [{ name = "exec_command", arguments = { cmd = "cat secrets/key.txt; echo rc=$?; cp notes/x.txt secrets/new.txt; cat ro/a.txt; cp notes/x.txt ro/a.txt; echo rc=$?; cat notes/x.txt" } }]
+            [[turns]]
+            text = "Done."
+            "#,
+    )
+    .await;
+    let h = home.path();
+    std::fs::write(
+        h.join("paths.toml"),
+        r#"name = "paths"
+extends = "base"
+
+[[path]]
+glob = "secrets/**"
+read = "deny"
+write = "deny"
+
+[[path]]
+glob = "ro/*"
+write = "deny"
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("agent.toml"),
+        "name = \"reader\"\ntools = [\"exec_command\"]\npolicy = \"paths.toml\"\n",
+    )
+    .unwrap();
+    let ws = h.join("ws");
+    for (path, text) in [
+        ("secrets/key.txt", "TOP-SECRET-KEY"),
+        ("ro/a.txt", "read me"),
+        ("notes/x.txt", "notes"),
+    ] {
+        std::fs::create_dir_all(ws.join(path).parent().unwrap()).unwrap();
+        std::fs::write(ws.join(path), text).unwrap();
+    }
+    expect(
+        h,
+        &[
+            "run",
+            "--agent",
+            "agent.toml",
+            "--model",
+            "s:m",
+            "--workspace",
+            ws.to_str().unwrap(),
+            "--sandbox",
+            "namespaces",
+            "go",
+        ],
+        0,
+    )
+    .await;
+    let evs = events(h).await;
+    let out = of_kind(&evs, "tool_result")[0]["output"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!out.contains("TOP-SECRET-KEY"), "{out}");
+    assert!(out.contains("Permission denied"), "{out}");
+    assert!(
+        out.contains("read me"),
+        "reading what is only write-denied works: {out}"
+    );
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("ro/a.txt")).unwrap(),
+        "read me"
+    );
+    assert!(
+        !ws.join("secrets/new.txt").exists(),
+        "nothing new is made in a denied directory"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("secrets/key.txt")).unwrap(),
+        "TOP-SECRET-KEY",
+        "the file itself is untouched"
+    );
+}

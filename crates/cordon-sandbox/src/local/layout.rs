@@ -144,6 +144,21 @@ pub fn stage_etc(
     Ok(())
 }
 
+/// An empty file and an empty directory in the sandbox's state directory, with no
+/// permissions at all: bound over entries the sandbox may neither read nor write, they can be
+/// seen but not opened (the sandbox holds no capability that would override that).
+pub fn stage_stand_ins(state: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
+    use std::os::unix::fs::PermissionsExt;
+    let (file, dir) = (state.join("hidden-file"), state.join("hidden-dir"));
+    if !file.exists() {
+        std::fs::write(&file, b"")?;
+        std::fs::create_dir(&dir)?;
+    }
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o000))?;
+    Ok((file, dir))
+}
+
 /// Everything the namespaces tier's bubblewrap command is built from, already checked and
 /// resolved (grants and read-only entries are real paths).
 #[derive(Debug, Clone)]
@@ -156,6 +171,9 @@ pub struct MountPlan<'a> {
     pub read_only: bool,
     /// Read-only entries: the resolved host path and the workspace-relative path.
     pub read_only_entries: &'a [(PathBuf, String)],
+    /// Hidden entries: the stand-in to bind (see [`stage_stand_ins`]) and the
+    /// workspace-relative path it covers.
+    pub hidden_entries: &'a [(PathBuf, String)],
     /// Granted host paths (resolved) and whether writable.
     pub grants: &'a [(PathBuf, bool)],
     /// The sandbox's state directory (identity files).
@@ -255,6 +273,13 @@ pub fn bwrap_args(host: &HostLayout, plan: &MountPlan<'_>) -> Vec<OsString> {
         a.extend([
             "--ro-bind".into(),
             real.into(),
+            format!("{}/{rel}", plan.root).into(),
+        ]);
+    }
+    for (stand_in, rel) in plan.hidden_entries {
+        a.extend([
+            "--ro-bind".into(),
+            stand_in.into(),
             format!("{}/{rel}", plan.root).into(),
         ]);
     }
@@ -391,6 +416,7 @@ mod tests {
             root: "/project",
             read_only: false,
             read_only_entries: &ro_entries,
+            hidden_entries: &[],
             grants: &grants,
             state: Path::new("/tmp/state"),
             supervisor: Path::new("/usr/local/bin/cordon"),
@@ -494,6 +520,7 @@ mod tests {
             root: "/workspace",
             read_only: true,
             read_only_entries: &[],
+            hidden_entries: &[],
             grants: &[],
             state: Path::new("/s"),
             supervisor: Path::new("/c"),

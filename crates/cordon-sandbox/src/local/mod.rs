@@ -135,6 +135,9 @@ pub struct SandboxConfig {
     /// Workspace-relative paths mounted read-only over a writable workspace (namespaces tier;
     /// Landlock cannot take back a right it granted on the workspace).
     pub read_only_paths: Vec<String>,
+    /// Workspace-relative paths covered by an empty stand-in no one may open (namespaces
+    /// tier; Landlock cannot take back a right it granted on the workspace).
+    pub hidden_paths: Vec<String>,
     /// Host paths the sandbox must never reach (cordon's run store, snapshots, state): no
     /// grant may cover them or lie inside them, and the workspace may not hold them.
     pub protected: Vec<PathBuf>,
@@ -155,6 +158,7 @@ impl SandboxConfig {
             root: INNER_WORKSPACE.to_string(),
             grants: Vec::new(),
             read_only_paths: Vec::new(),
+            hidden_paths: Vec::new(),
             protected: Vec::new(),
             egress: None,
         }
@@ -274,10 +278,11 @@ impl LocalSandbox {
         } = match tier {
             Tier::Namespaces => namespaces_launch(config, workspace, state.path())?,
             Tier::Landlock => {
-                if !config.read_only_paths.is_empty() {
+                if !config.read_only_paths.is_empty() || !config.hidden_paths.is_empty() {
                     tracing::warn!(
-                        paths = ?config.read_only_paths,
-                        "the landlock tier cannot keep read-only entries read-only inside a writable workspace: commands can change them"
+                        read_only = ?config.read_only_paths,
+                        hidden = ?config.hidden_paths,
+                        "the landlock tier cannot keep entries read-only or unreadable inside a writable workspace: commands can reach them"
                     );
                 }
                 landlock_launch(config, workspace, state.path())?
@@ -579,11 +584,41 @@ fn namespaces_launch(
             }
         }
     }
+    // Hidden entries: each covered by an empty file or directory no one may open, at its
+    // real place in the workspace (a link must not pick the mount point either).
+    let mut hidden_entries = Vec::new();
+    if !config.hidden_paths.is_empty() {
+        let stand_ins = layout::stage_stand_ins(state).map_err(|e| {
+            SandboxError::Start(format!("cannot make the sandbox's stand-ins: {e}"))
+        })?;
+        for rel in &config.hidden_paths {
+            let real = std::fs::canonicalize(workspace.join(rel))
+                .ok()
+                .filter(|r| r.starts_with(workspace) && r != workspace);
+            let Some(real) = real else {
+                return Err(SandboxError::Workspace {
+                    path: workspace.join(rel),
+                    message: "an entry to hide is missing or leads out of the workspace".into(),
+                });
+            };
+            let inside = real
+                .strip_prefix(workspace)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let stand_in = if real.is_dir() {
+                stand_ins.1.clone()
+            } else {
+                stand_ins.0.clone()
+            };
+            hidden_entries.push((stand_in, inside));
+        }
+    }
     let plan = MountPlan {
         workspace,
         root: &config.root,
         read_only: config.read_only,
         read_only_entries: &read_only_entries,
+        hidden_entries: &hidden_entries,
         grants: &config.grants,
         state,
         supervisor: &config.supervisor.program,

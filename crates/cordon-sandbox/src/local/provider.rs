@@ -59,6 +59,7 @@ impl LocalProvider {
                 .map(|m| (m.path, m.writable))
                 .collect(),
             read_only_paths: request.read_only_paths,
+            hidden_paths: request.hidden_paths,
             protected: request.protected,
             egress,
         })
