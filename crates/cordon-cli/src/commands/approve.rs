@@ -204,7 +204,7 @@ pub async fn pending(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
             );
             continue;
         };
-        if !json && !state.awaiting.is_empty() {
+        if !json && (!state.awaiting.is_empty() || !state.waiting_hosts.is_empty()) {
             println!(
                 "run {} · {} · {}",
                 clip(run.run_id.as_str(), 64),
@@ -234,13 +234,32 @@ pub async fn pending(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
                 print_waiting(call, waiting, Style::stdout(), &mut std::io::stdout());
             }
         }
+        // Hosts the sandbox asked to reach, which the policy leaves to a person.
+        for host in &state.waiting_hosts {
+            count += 1;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "run_id": run.run_id, "host": host, "task": run.task,
+                    })
+                );
+            } else {
+                println!(
+                    "  host {}  (the sandbox asked to reach it: cordon approve {} --host {})",
+                    clip(host, 200),
+                    run.run_id,
+                    clip(host, 200)
+                );
+            }
+        }
     }
     if !json {
         if count == 0 {
             eprintln!("nothing waits for approval");
         } else {
             eprintln!(
-                "decide with `cordon approve RUN CALL` or `cordon reject RUN CALL --message ...`, then `cordon resume RUN`"
+                "decide with `cordon approve RUN CALL` (or `--host HOST`) or `cordon reject RUN CALL --message ...`, then `cordon resume RUN`"
             );
         }
     }

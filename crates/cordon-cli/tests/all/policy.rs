@@ -501,6 +501,15 @@ decision = "deny"
             && refused.contains(&format!("cordon approve {run_id} --host example.com")),
         "{refused}"
     );
+    // The host waits where people look for what waits.
+    let listed = expect(h, &["approvals", "--json"], 0).await;
+    let listed = common::json_lines(&listed.stdout);
+    assert!(
+        listed
+            .iter()
+            .any(|l| l["host"] == "example.com" && l["run_id"] == run_id.as_str()),
+        "{listed:?}"
+    );
     // A grant cannot override a rule's deny, nor reach a private address no rule names.
     let denied = expect(h, &["approve", &run_id, "--host", "evil.example"], 2).await;
     assert!(
@@ -606,7 +615,7 @@ async fn a_credential_reaches_its_host_and_never_the_sandbox_or_the_record() {
     let (_server, home) = common::scripted_home(&format!(
         r#"
             [[turns]]
-            tool_calls = [{{ name = "exec_command", arguments = {{ cmd = "NO_PROXY= no_proxy= curl -sS -H \"Authorization: Bearer $GITHUB_TOKEN\" https://127.0.0.1:{port}/user" }} }}]
+            tool_calls = [{{ name = "exec_command", arguments = {{ cmd = "NO_PROXY= no_proxy= curl -sS -H \"Authorization: Bearer $GITHUB_TOKEN\" https://127.0.0.1:{port}/user; NO_PROXY= no_proxy= env -u CURL_CA_BUNDLE -u SSL_CERT_FILE curl -sS https://127.0.0.1:{port}/system-store" }} }}]
             [[turns]]
             tool_calls = [{{ name = "exec_command", arguments = {{ cmd = "echo \"token: $GITHUB_TOKEN\" > token.txt; cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c ghp_; grep -c ghp_ token.txt; cat token.txt" }} }}]
             [[turns]]
@@ -677,7 +686,8 @@ from_env = "TEST_GITHUB_TOKEN"
     let evs = events(h).await;
     let results = of_kind(&evs, "tool_result");
     let first = results[0]["output"].as_str().unwrap();
-    assert!(first.ends_with("Output:\nok\n"), "{first}");
+    // The second request trusted the run's authority through the system's store alone.
+    assert!(first.ends_with("Output:\nok\nok\n"), "{first}");
     let second = results[1]["output"].as_str().unwrap();
     assert!(
         second.ends_with("Output:\n0\n0\ntoken: cordon-credential:github\n"),

@@ -144,6 +144,9 @@ pub fn stage_etc(
     Ok(())
 }
 
+/// Where Debian and its kin keep the system's trusted certificates, one file.
+pub const SYSTEM_TRUST_STORE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
 /// An empty file and an empty directory in the sandbox's state directory, with no
 /// permissions at all: bound over entries the sandbox may neither read nor write, they can be
 /// seen but not opened (the sandbox holds no capability that would override that).
@@ -262,6 +265,10 @@ pub fn bwrap_args(host: &HostLayout, plan: &MountPlan<'_>) -> Vec<OsString> {
             bundle.into(),
             crate::egress::INNER_CA_BUNDLE.into(),
         ]);
+        // Programs that read the system's trust store by its usual path trust it too.
+        if host.etc_dirs.contains(&"ssl") && Path::new(SYSTEM_TRUST_STORE).is_file() {
+            a.extend(["--ro-bind".into(), bundle.into(), SYSTEM_TRUST_STORE.into()]);
+        }
     }
     let bind = if plan.read_only {
         "--ro-bind"
