@@ -736,7 +736,7 @@ async fn path_rules_that_deny_are_kept_by_the_sandbox_mounts_too() {
     let (_server, home) = common::scripted_home(
         r#"
             [[turns]]
-            tool_calls = [{ name = "exec_command", arguments = { cmd = "cat secrets/key.txt; echo rc=$?; cp notes/x.txt secrets/new.txt; cat ro/a.txt; cp notes/x.txt ro/a.txt; echo rc=$?; cat notes/x.txt" } }]
+            tool_calls = [{ name = "exec_command", arguments = { cmd = "cat secrets/key.txt; echo rc=$?; cp notes/x.txt secrets/new.txt; cat ro/a.txt; cp notes/x.txt ro/a.txt; echo rc=$?; cat notes/x.txt; mv data d2; cat d2/secrets/cred.txt data/secrets/cred.txt" } }]
             [[turns]]
             text = "Done."
             "#,
@@ -756,6 +756,10 @@ write = "deny"
 [[path]]
 glob = "ro/*"
 write = "deny"
+
+[[path]]
+glob = "data/secrets/**"
+read = "deny"
 "#,
     )
     .unwrap();
@@ -769,6 +773,7 @@ write = "deny"
         ("secrets/key.txt", "TOP-SECRET-KEY"),
         ("ro/a.txt", "read me"),
         ("notes/x.txt", "notes"),
+        ("data/secrets/cred.txt", "NESTED-SECRET"),
     ] {
         std::fs::create_dir_all(ws.join(path).parent().unwrap()).unwrap();
         std::fs::write(ws.join(path), text).unwrap();
@@ -796,6 +801,10 @@ write = "deny"
         .unwrap()
         .to_string();
     assert!(!out.contains("TOP-SECRET-KEY"), "{out}");
+    // The directory above a protected entry cannot be renamed to step around its rule.
+    assert!(!out.contains("NESTED-SECRET"), "{out}");
+    assert!(out.contains("Device or resource busy"), "{out}");
+    assert!(ws.join("data/secrets/cred.txt").exists());
     assert!(out.contains("Permission denied"), "{out}");
     assert!(
         out.contains("read me"),

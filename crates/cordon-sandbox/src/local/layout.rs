@@ -144,6 +144,22 @@ pub fn stage_etc(
     Ok(())
 }
 
+/// The workspace directories above the read-only and hidden entries, shallowest first (so
+/// each is mounted before what lies inside it).
+fn pinned_dirs(plan: &MountPlan<'_>) -> Vec<String> {
+    let mut dirs = std::collections::BTreeSet::new();
+    for (_, rel) in plan.read_only_entries.iter().chain(plan.hidden_entries) {
+        let mut above = Path::new(rel).parent();
+        while let Some(dir) = above.filter(|d| !d.as_os_str().is_empty()) {
+            dirs.insert(dir.display().to_string());
+            above = dir.parent();
+        }
+    }
+    let mut dirs: Vec<String> = dirs.into_iter().collect();
+    dirs.sort_by_key(|d| (d.matches('/').count(), d.clone()));
+    dirs
+}
+
 /// Where Debian and its kin keep the system's trusted certificates, one file.
 pub const SYSTEM_TRUST_STORE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -276,6 +292,15 @@ pub fn bwrap_args(host: &HostLayout, plan: &MountPlan<'_>) -> Vec<OsString> {
         "--bind"
     };
     a.extend([bind.into(), plan.workspace.into(), plan.root.into()]);
+    // The directories above a protected entry are mounted onto themselves first: a mount
+    // point cannot be renamed or removed, so the entry stays at the path its rule names.
+    for rel in pinned_dirs(plan) {
+        a.extend([
+            bind.into(),
+            plan.workspace.join(&rel).into(),
+            format!("{}/{rel}", plan.root).into(),
+        ]);
+    }
     for (real, rel) in plan.read_only_entries {
         a.extend([
             "--ro-bind".into(),
@@ -670,5 +695,40 @@ mod tests {
             std::fs::read_to_string(etc.join("passwd")).unwrap(),
             "cordon:x\n"
         );
+    }
+
+    #[test]
+    fn the_directories_above_a_protected_entry_are_pinned_first() {
+        let limits = Limits::default();
+        let ro = vec![(
+            PathBuf::from("/w/config/ro.txt"),
+            "config/ro.txt".to_string(),
+        )];
+        let hidden = vec![(
+            PathBuf::from("/s/hidden-file"),
+            "data/deep/secrets/key".to_string(),
+        )];
+        let plan = MountPlan {
+            workspace: Path::new("/w"),
+            root: "/workspace",
+            read_only: false,
+            read_only_entries: &ro,
+            hidden_entries: &hidden,
+            grants: &[],
+            state: Path::new("/s"),
+            supervisor: Path::new("/c"),
+            supervisor_args: &[],
+            limits: &limits,
+            egress_socket: None,
+            ca_bundle: None,
+        };
+        assert_eq!(
+            pinned_dirs(&plan),
+            ["config", "data", "data/deep", "data/deep/secrets"]
+        );
+        let args = strings(&bwrap_args(&merged_usr(), &plan));
+        let at = |needle: &str| args.iter().position(|a| a == needle).unwrap();
+        assert!(at("/w/data/deep") < at("/workspace/data/deep/secrets/key"));
+        assert!(at("/w/config") < at("/w/config/ro.txt"));
     }
 }
