@@ -128,14 +128,11 @@ async fn request(
         .headers()
         .get(hyper::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(|h| {
-            h.rsplit_once(':')
-                .filter(|(_, port)| port.parse::<u16>().is_ok())
-                .map_or(h, |(name, _)| name)
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .trim_end_matches('.')
-                .to_ascii_lowercase()
+        // In the spelling requests are judged in; what cannot be read as host[:port] is
+        // not the tunnel's host.
+        .map(|h| match h.parse::<hyper::http::uri::Authority>() {
+            Ok(a) => crate::proxy::host_of(&a),
+            Err(_) => h.to_string(),
         });
     if let Some(named) = named.filter(|n| *n != wanted.host) {
         let shown: String = named.chars().take(200).collect();

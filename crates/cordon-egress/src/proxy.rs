@@ -365,7 +365,7 @@ fn seen<B>(req: &Request<B>) -> Record {
 }
 
 /// A host as requests are judged: in one spelling (see [`cordon_policy::canonical_host`]).
-fn host_of(authority: &hyper::http::uri::Authority) -> String {
+pub(crate) fn host_of(authority: &hyper::http::uri::Authority) -> String {
     cordon_policy::canonical_host(authority.host())
 }
 

@@ -4,93 +4,17 @@
 use cordon_core::PolicySource;
 use cordon_egress::{Credential, Credentials, EgressConfig, EgressProxy, Judge, Record};
 use cordon_policy::Policy;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use std::sync::{Arc, Mutex};
+use cordon_testkit::Upstream;
+use cordon_testkit::upstream::read_head;
+use rustls::pki_types::ServerName;
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const SECRET: &str = "s3cr3t-real-value-7f1c";
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// An upstream serving TLS for 127.0.0.1 under a test authority, recording each request's
-/// head; answers `ok`.
-async fn tls_upstream() -> (u16, CertificateDer<'static>, Arc<Mutex<Vec<String>>>) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let heads = Arc::new(Mutex::new(Vec::new()));
-    let seen = heads.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, seen) = (acceptor.clone(), seen.clone());
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let head = read_head(&mut tls).await;
-                seen.lock().unwrap().push(head);
-                let _ = tls
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                    )
-                    .await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    (port, ca.der().clone(), heads)
-}
-
-/// A plain HTTP upstream recording each request's head.
-async fn http_upstream() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let heads = Arc::new(Mutex::new(Vec::new()));
-    let seen = heads.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let head = read_head(&mut s).await;
-            seen.lock().unwrap().push(head);
-            let _ = s
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
-                .await;
-        }
-    });
-    (port, heads)
-}
-
-async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> String {
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match s.read(&mut b).await {
-            Ok(1) => head.push(b[0]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&head).into_owned()
 }
 
 async fn read_all<S: AsyncRead + Unpin>(s: &mut S) -> String {
@@ -108,7 +32,7 @@ fn credential_rule(text: &str) -> cordon_policy::rules::CredentialRule {
     policy.credentials().next().unwrap().0.clone()
 }
 
-async fn proxy(upstream_ca: CertificateDer<'static>) -> EgressProxy {
+async fn proxy(upstream: &Upstream) -> EgressProxy {
     let policy = Policy::from_sources(vec![PolicySource {
         origin: "/p.toml".into(),
         text: "[[network]]\nhost = [\"127.0.0.1\", \"localhost\"]\ndecision = \"allow\"\n".into(),
@@ -120,7 +44,8 @@ async fn proxy(upstream_ca: CertificateDer<'static>) -> EgressProxy {
     let mut config = EgressConfig::new("run-cred");
     config.tcp = true;
     config.credentials = Credentials::new(vec![Credential::new(rule, SECRET.into())]);
-    config.upstream_roots = vec![upstream_ca];
+    config.upstream_roots =
+        vec![cordon_egress::tls::first_certificate(upstream.ca_pem.as_deref().unwrap()).unwrap()];
     EgressProxy::start(config, Judge::new(Arc::new(policy), Default::default()))
         .await
         .unwrap()
@@ -167,9 +92,10 @@ async fn records(p: &EgressProxy, n: usize) -> Vec<Record> {
 
 #[tokio::test]
 async fn the_real_value_reaches_only_its_host_and_only_in_place_of_the_placeholder() {
-    let (port, upstream_ca, heads) = tls_upstream().await;
-    let (plain_port, plain_heads) = http_upstream().await;
-    let p = proxy(upstream_ca).await;
+    let up = Upstream::https().await.unwrap();
+    let plain = Upstream::http().await.unwrap();
+    let (port, plain_port) = (up.port, plain.port);
+    let p = proxy(&up).await;
 
     let mut tls = tunnel_tls(&p, port, "127.0.0.1")
         .await
@@ -184,10 +110,10 @@ async fn the_real_value_reaches_only_its_host_and_only_in_place_of_the_placehold
     .unwrap();
     let answer = read_all(&mut tls).await;
     assert!(
-        answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"),
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok\n"),
         "{answer}"
     );
-    let head = heads.lock().unwrap().remove(0).to_ascii_lowercase();
+    let head = up.heads().remove(0).to_ascii_lowercase();
     assert!(
         head.starts_with(&format!("get /repos?token={SECRET}")),
         "{head}"
@@ -216,12 +142,12 @@ async fn the_real_value_reaches_only_its_host_and_only_in_place_of_the_placehold
         .await
         .unwrap();
         let answer = read_all(&mut s).await;
-        assert!(answer.ends_with("ok"), "{answer}");
-        let plain = plain_heads.lock().unwrap().remove(0);
-        assert!(!plain.contains(SECRET), "{host}: {plain}");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let sent = plain.heads().remove(0);
+        assert!(!sent.contains(SECRET), "{host}: {sent}");
         assert!(
-            plain.contains("authorization: Bearer cordon-credential:github"),
-            "{host}: {plain}"
+            sent.contains("authorization: Bearer cordon-credential:github"),
+            "{host}: {sent}"
         );
     }
 
@@ -241,8 +167,9 @@ async fn the_real_value_reaches_only_its_host_and_only_in_place_of_the_placehold
 
 #[tokio::test]
 async fn a_tls_name_or_host_other_than_the_tunnels_is_refused() {
-    let (port, upstream_ca, heads) = tls_upstream().await;
-    let p = proxy(upstream_ca).await;
+    let up = Upstream::https().await.unwrap();
+    let port = up.port;
+    let p = proxy(&up).await;
     // The TLS server name says one host, the tunnel another.
     let refused = tunnel_tls(&p, port, "evil.example").await;
     assert!(refused.is_err(), "the handshake must fail");
@@ -253,10 +180,7 @@ async fn a_tls_name_or_host_other_than_the_tunnels_is_refused() {
         .unwrap();
     let answer = read_all(&mut tls).await;
     assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
-    assert!(
-        heads.lock().unwrap().is_empty(),
-        "nothing reached the upstream"
-    );
+    assert!(up.heads().is_empty(), "nothing reached the upstream");
     let all = records(&p, 2).await;
     let rules: Vec<&str> = all
         .iter()

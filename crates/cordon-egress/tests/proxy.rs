@@ -4,6 +4,7 @@
 use cordon_core::PolicySource;
 use cordon_egress::{EgressConfig, EgressProxy, Judge, Record};
 use cordon_policy::Policy;
+use cordon_testkit::upstream::read_head;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
@@ -73,19 +74,6 @@ async fn http_server() -> u16 {
         }
     });
     port
-}
-
-/// Reads up to the end of an HTTP head.
-async fn read_head<S: AsyncReadExt + Unpin>(s: &mut S) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match s.read(&mut byte).await {
-            Ok(1) => head.push(byte[0]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&head).into_owned()
 }
 
 /// Reads a whole response whose length the head gives.

@@ -13,6 +13,8 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`Upstream`]s stand for the hosts an egress test reaches through cordon's proxy.
+//!
 //! It depends on nothing else in the workspace, so the `cordon` binary can embed it for
 //! `--model scripted:FILE`.
 
@@ -21,6 +23,8 @@ pub mod frame;
 pub mod responses;
 pub mod script;
 pub mod server;
+pub mod upstream;
 
 pub use script::{ChatQuirks, Fault, Script, ScriptedCall, Turn, TurnFrom};
 pub use server::{RecordedRequest, ScriptedServer};
+pub use upstream::Upstream;

@@ -354,42 +354,10 @@ async fn an_always_approval_does_not_release_a_call_waiting_under_another_rule()
     assert!(ws.join("deployed").exists());
 }
 
-/// A plain HTTP upstream on the host's loopback that answers `hello from PATH`.
-async fn upstream() -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).await.is_ok_and(|n| n == 1) {
-                    head.push(b[0]);
-                }
-                let text = String::from_utf8_lossy(&head).into_owned();
-                let body = format!(
-                    "hello from {}\n",
-                    text.split_whitespace().nth(1).unwrap_or("")
-                );
-                let _ = s
-                    .write_all(
-                        format!(
-                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                            body.len()
-                        )
-                        .as_bytes(),
-                    )
-                    .await;
-            });
-        }
-    });
-    port
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_go_out_through_the_proxy_are_recorded_and_a_person_can_allow_a_host() {
-    let port = upstream().await;
+    let up = cordon_testkit::Upstream::http().await.unwrap();
+    let port = up.port;
     // The second command's address is in a file the command judge cannot read: the proxy
     // judges it when the request is made.
     let (_server, home) = common::scripted_home(&format!(
@@ -551,67 +519,11 @@ decision = "deny"
     assert!(!ws.join("old").exists(), "the approved command ran");
 }
 
-/// An HTTPS upstream for 127.0.0.1 under a test authority (returned as PEM), recording each
-/// request's head; answers `ok`.
-async fn tls_upstream() -> (u16, String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![cert.der().clone()],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = heads.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, seen) = (acceptor.clone(), seen.clone());
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && tls.read(&mut b).await.is_ok_and(|n| n == 1) {
-                    head.push(b[0]);
-                }
-                seen.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&head).into_owned());
-                let _ = tls
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
-                    )
-                    .await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    (port, ca.pem(), heads)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_credential_reaches_its_host_and_never_the_sandbox_or_the_record() {
     const SECRET: &str = "ghp_cordonTestValue0123456789abcdef";
-    let (port, upstream_ca, heads) = tls_upstream().await;
+    let up = cordon_testkit::Upstream::https().await.unwrap();
+    let (port, upstream_ca) = (up.port, up.ca_pem.clone().unwrap());
     let (_server, home) = common::scripted_home(&format!(
         r#"
             [[turns]]
@@ -677,7 +589,7 @@ from_env = "TEST_GITHUB_TOKEN"
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains(SECRET));
     // The real value arrived where it was declared for…
-    let head = heads.lock().unwrap().remove(0);
+    let head = up.heads().remove(0);
     assert!(
         head.contains(&format!("authorization: Bearer {SECRET}")),
         "{head}"

@@ -9,7 +9,6 @@ use cordon_egress::{EgressConfig, EgressProxy, Judge, Record};
 use cordon_policy::Policy;
 use cordon_sandbox::{Egress, Tier};
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A sandbox whose way out is a proxy judging by `policy`.
 struct Net {
@@ -53,41 +52,6 @@ impl Net {
     }
 }
 
-/// A plain HTTP upstream on the host's loopback that answers `hello from PATH` and counts
-/// the requests for each path.
-async fn upstream() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).await.is_ok_and(|n| n == 1) {
-                    head.push(b[0]);
-                }
-                let text = String::from_utf8_lossy(&head).into_owned();
-                let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
-                log.lock().unwrap().push(path.clone());
-                let body = format!("hello from {path}\n");
-                let _ = s
-                    .write_all(
-                        format!(
-                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                            body.len()
-                        )
-                        .as_bytes(),
-                    )
-                    .await;
-            });
-        }
-    });
-    (port, seen)
-}
-
 /// One test per tier.
 macro_rules! both_tiers {
     ($name:ident, |$tier:ident| $body:block) => {
@@ -110,7 +74,8 @@ macro_rules! both_tiers {
 both_tiers!(
     curl_reaches_an_allowed_host_only_through_the_proxy,
     |tier| {
-        let (port, seen) = upstream().await;
+        let up = cordon_testkit::Upstream::http().await.unwrap();
+        let port = up.port;
         let n = net(
         tier,
         "[[network]]\nhost = \"127.0.0.1\"\ndecision = \"allow\"\n[defaults]\nnetwork = \"deny\"\n",
@@ -169,7 +134,7 @@ both_tiers!(
             assert!(!text.contains("rc=0"), "{tier:?}: {target}: {text}");
         }
         assert_eq!(
-            seen.lock().unwrap().as_slice(),
+            up.paths().as_slice(),
             ["/hello"],
             "{tier:?}: only the request through the proxy arrived"
         );
