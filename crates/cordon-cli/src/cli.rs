@@ -31,6 +31,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR|URL")]
     pub snapshots: Option<String>,
 
+    /// The Ed25519 key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes) that
+    /// signs each run's head, or $CORDON_SIGNING_KEY. Default: FILE.signing-key.pem beside
+    /// the store, made (mode 0600) on first use.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -53,6 +59,9 @@ impl Cli {
         }
         if self.snapshots.is_none() {
             self.snapshots = var("CORDON_SNAPSHOTS").and_then(|v| v.into_string().ok());
+        }
+        if self.signing_key.is_none() {
+            self.signing_key = var("CORDON_SIGNING_KEY").map(PathBuf::from);
         }
         self
     }
@@ -214,17 +223,78 @@ pub enum Command {
     /// Check a run's record and name the first thing that does not hold.
     ///
     /// Every stored event must decode, the hash chain must hold from the first event to the
-    /// last, and the run's head record (its event count and last hash, kept beside the store)
-    /// must match its last event. Exit 0 when all of that holds, 4 when not. The README lists
+    /// last, the run's head record (its event count and last hash, kept beside the store)
+    /// must match its last event, and the head's signature must be the store's key's (or the
+    /// key given with --key). Exit 0 when all of that holds, 4 when not. The README lists
     /// exactly what this catches and what it cannot.
+    ///
+    /// With --bundle, checks an evidence bundle (from `cordon export`) instead, with no store:
+    /// every line must be as cordon wrote it, the events must chain, and the head's signature
+    /// must hold (by the key given with --key, else by the key the bundle names, which says
+    /// only that the bundle is whole).
     Verify {
         /// The run: its id, `last` (the newest), its start, or a unique piece of its random end.
-        #[arg(required_unless_present = "all")]
+        #[arg(required_unless_present_any = ["all", "bundle"])]
         run: Option<String>,
         /// Check every run in the store.
         #[arg(long, conflicts_with = "run")]
         all: bool,
+        /// An evidence bundle to check (`-` reads stdin).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["run", "all"])]
+        bundle: Option<PathBuf>,
+        /// The public key to trust (a PEM file, a key file, or ed25519:HEX): the head must
+        /// carry a valid signature by it. Default: the store's own key, when it has one.
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
         /// A JSON object instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Write a run as one evidence bundle, to check on another machine with no store
+    ///
+    /// The bundle holds the run's events as stored (with the manifest's text, the policy and
+    /// the artifacts' digests), its signed head, the store's public key, and the listings of
+    /// the snapshots its checkpoints took. `cordon verify --bundle FILE --key KEY` checks it
+    /// anywhere. A run that does not verify, or whose head is not signed, is not exported.
+    ///
+    /// Example:
+    ///   cordon export last --bundle run.bundle && cordon key > store.pub.pem
+    #[command(verbatim_doc_comment)]
+    Export {
+        /// The run: its id, `last` (the newest), its start, or a unique piece of its random end.
+        run: String,
+        /// Where to write it (`-` for stdout). An existing file is not overwritten.
+        #[arg(long, value_name = "FILE")]
+        bundle: PathBuf,
+        /// A JSON object about what was written instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// List the artifacts a run collected from its outputs, or copy them out.
+    ///
+    /// A run collects the files under its manifest's `outputs` when it completes: path, size,
+    /// SHA-256 and media type, recorded in its log. --export copies them into a new or empty
+    /// directory, each checked against its recorded digest, from the workspace or, when a
+    /// file there changed since, from the run's checkpoints.
+    Artifacts {
+        /// The run: its id, `last` (the newest), its start, or a unique piece of its random end.
+        run: String,
+        /// Copy them into this directory (new or empty).
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
+        /// One JSON object per artifact instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Print the public key that checks this store's signed run heads
+    ///
+    /// The key is printed as PEM, to hand to whoever verifies the store's bundles (`cordon
+    /// verify --bundle FILE --key KEY.pem`).
+    Key {
+        /// `ed25519:HEX` and where the key is, as JSON, instead of PEM.
         #[arg(long)]
         json: bool,
     },

@@ -199,6 +199,8 @@ impl RunObserver for Human {
             | EventPayload::HostGranted { .. }
             | EventPayload::HostRequested { .. }
             | EventPayload::WorkspaceMaterialized { .. }
+            | EventPayload::ArtifactsCollected { .. }
+            | EventPayload::SecretsRedacted { .. }
             | EventPayload::UserInput { .. }
             | EventPayload::ModelRetry { .. }
             | EventPayload::Checkpoint { .. }

@@ -1,7 +1,7 @@
 //! The run log's events and their hash chain.
 //!
-//! Each event's hash is SHA-256 over a canonical JSON encoding (object keys sorted, no
-//! white space) of `{run_id, seq, ts, kind, payload, prev_hash}`. The first event's
+//! Each event's hash is SHA-256 over the RFC 8785 canonical JSON (see [`crate::canonical`])
+//! of `{run_id, seq, ts, kind, payload, prev_hash}`. The first event's
 //! `prev_hash` is [`GENESIS_HASH`]. Changing any stored field of any event breaks the chain
 //! at that event, which [`verify_chain`] reports.
 
@@ -236,6 +236,19 @@ impl ModelResponse {
     }
 }
 
+/// A file a run produced under one of its outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// Workspace-relative path.
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// `sha256:HEX` of the content.
+    pub sha256: String,
+    /// The media type its name suggests (`text/markdown`, `application/octet-stream`).
+    pub media_type: String,
+}
+
 /// What happened, one kind per variant. The tag is the event's `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
@@ -265,6 +278,31 @@ pub enum EventPayload {
         manifest_digest: String,
         /// One receipt per entry: path, type, digest, bytes, files.
         receipts: Value,
+        /// The manifest file's text, so the record says what the workspace was built from
+        /// (runs recorded before it was kept have only the digest).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        manifest: Option<String>,
+    },
+    /// Secrets were replaced in the event before this one before it was stored: which kinds
+    /// and how many. Never the values.
+    SecretsRedacted {
+        /// The event they were replaced in.
+        seq: u64,
+        /// Its kind.
+        event: String,
+        /// How many occurrences, by the secret's or detector's name.
+        found: std::collections::BTreeMap<String, u64>,
+    },
+    /// The run's outputs (the manifest's `outputs`) were collected at its end.
+    ArtifactsCollected {
+        /// Every file found under the outputs.
+        artifacts: Vec<Artifact>,
+        /// Outputs the run was required to make and did not.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        missing: Vec<String>,
+        /// What was found and not collected (links, special files, more than the limit).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        notes: Vec<String>,
     },
     /// Input from the user: the task, or later additions.
     UserInput {
@@ -534,6 +572,8 @@ impl EventPayload {
         match self {
             EventPayload::RunStarted { .. } => "run_started",
             EventPayload::WorkspaceMaterialized { .. } => "workspace_materialized",
+            EventPayload::ArtifactsCollected { .. } => "artifacts_collected",
+            EventPayload::SecretsRedacted { .. } => "secrets_redacted",
             EventPayload::UserInput { .. } => "user_input",
             EventPayload::ModelRequest { .. } => "model_request",
             EventPayload::ModelRetry { .. } => "model_retry",
@@ -572,42 +612,8 @@ impl EventPayload {
     }
 }
 
-/// Encodes JSON canonically: object keys sorted by their bytes, no white space.
-pub fn canonical_json(v: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(v, &mut out);
-    out
-}
-
-fn write_canonical(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
+pub use crate::canonical::canonical_json;
+use crate::canonical::{Form, forms_differ, write as write_canonical};
 
 /// The hash of an event with these stored fields (lowercase hex SHA-256).
 pub fn event_hash(
@@ -632,14 +638,27 @@ pub fn hash_and_payload(
     payload: &Value,
     prev_hash: &str,
 ) -> (String, String) {
-    let string = |s: &str| Value::String(s.to_string()).to_string();
     let mut canonical_payload = String::new();
-    write_canonical(payload, &mut canonical_payload);
+    write_canonical(payload, &mut canonical_payload, Form::Jcs);
+    let hash = hash_body(run_id, seq, ts, kind, &canonical_payload, prev_hash);
+    (hash, canonical_payload)
+}
+
+/// The hash of the event object whose payload is already written canonically.
+fn hash_body(
+    run_id: &RunId,
+    seq: u64,
+    ts: &str,
+    kind: &str,
+    canonical_payload: &str,
+    prev_hash: &str,
+) -> String {
+    let string = |s: &str| Value::String(s.to_string()).to_string();
     let mut body = String::with_capacity(canonical_payload.len() + 256);
     body.push_str("{\"kind\":");
     body.push_str(&string(kind));
     body.push_str(",\"payload\":");
-    body.push_str(&canonical_payload);
+    body.push_str(canonical_payload);
     body.push_str(",\"prev_hash\":");
     body.push_str(&string(prev_hash));
     body.push_str(",\"run_id\":");
@@ -649,10 +668,21 @@ pub fn hash_and_payload(
     body.push_str(",\"ts\":");
     body.push_str(&string(ts));
     body.push('}');
-    (
-        hex::encode(Sha256::digest(body.as_bytes())),
-        canonical_payload,
-    )
+    hex::encode(Sha256::digest(body.as_bytes()))
+}
+
+/// Whether `e`'s stored hash is the hash of its fields: in RFC 8785 form, or, for an event
+/// written before cordon followed RFC 8785, in the form it was written in then.
+pub fn hash_holds(e: &Event) -> bool {
+    let (jcs, _) = hash_and_payload(&e.run_id, e.seq, &e.ts, &e.kind, &e.payload, &e.prev_hash);
+    if e.hash == jcs {
+        return true;
+    }
+    forms_differ(&e.payload) && {
+        let mut legacy = String::new();
+        write_canonical(&e.payload, &mut legacy, Form::Legacy);
+        e.hash == hash_body(&e.run_id, e.seq, &e.ts, &e.kind, &legacy, &e.prev_hash)
+    }
 }
 
 /// The first place a run's hash chain does not hold.
@@ -691,8 +721,7 @@ pub fn verify_chain(events: &[Event]) -> Result<(), ChainBreak> {
                 "prev_hash does not match the previous event's hash".into()
             ));
         }
-        let want = event_hash(&e.run_id, e.seq, &e.ts, &e.kind, &e.payload, &e.prev_hash);
-        if e.hash != want {
+        if !hash_holds(e) {
             return Err(bad(
                 "content does not match its hash: the event was changed after it was written"
                     .into(),
@@ -775,6 +804,39 @@ mod tests {
             canonical_json(&v),
             r#"{"a":{"c":null,"d":[1,{"y":"é","z":0}]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn events_hashed_before_rfc_8785_still_verify_and_new_ones_follow_it() {
+        let run = RunId::new();
+        let payload = serde_json::json!({"limit": 5.0, "used": 1e21});
+        let legacy = crate::canonical::legacy_json(&payload);
+        assert_eq!(legacy, r#"{"limit":5.0,"used":1e+21}"#);
+        let body = |p: &str| {
+            format!(
+                r#"{{"kind":"budget_exceeded","payload":{p},"prev_hash":"{GENESIS_HASH}","run_id":"{run}","seq":0,"ts":"t"}}"#
+            )
+        };
+        let mut e = Event::from_parts(
+            &run,
+            0,
+            "t".into(),
+            "budget_exceeded".into(),
+            payload,
+            GENESIS_HASH,
+        );
+        assert_eq!(
+            e.hash,
+            hex::encode(Sha256::digest(
+                body(r#"{"limit":5,"used":1e+21}"#).as_bytes()
+            ))
+        );
+        e.hash = hex::encode(Sha256::digest(body(&legacy).as_bytes()));
+        assert_eq!(verify_chain(std::slice::from_ref(&e)), Ok(()));
+        e.hash = hex::encode(Sha256::digest(
+            body(r#"{"limit":5.5,"used":1e+21}"#).as_bytes(),
+        ));
+        assert!(verify_chain(&[e]).is_err());
     }
 
     #[test]

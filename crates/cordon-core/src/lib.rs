@@ -4,6 +4,7 @@
 //! [`Item`]s a model sees, [`ToolSpec`]s, token [`Usage`], the run log's [`Event`]s
 //! with their hash chain, and [`RunState`], the fold over a run's events.
 
+pub mod canonical;
 pub mod event;
 pub mod ids;
 pub mod item;
@@ -15,14 +16,14 @@ pub mod tool;
 pub mod usage;
 
 pub use event::{
-    AgentInfo, ChainBreak, Event, EventPayload, ModelResponse, PolicyRecord, PolicySource,
-    verify_chain,
+    AgentInfo, Artifact, ChainBreak, Event, EventPayload, ModelResponse, PolicyRecord,
+    PolicySource, verify_chain,
 };
 pub use ids::RunId;
 pub use item::{CallKind, Content, Item, Role, ToolCall, ToolResult};
 pub use progress::{NoProgress, Progress};
 pub use redact::{Redactor, StreamRedactor};
-pub use sandbox::{CheckpointRules, EnvVar, GrantSpec, SandboxSpec};
+pub use sandbox::{CheckpointRules, EnvVar, GrantSpec, OutputSpec, SandboxSpec};
 pub use state::{RunState, RunStatus};
 pub use tool::{ToolKind, ToolSpec};
 pub use usage::Usage;

@@ -33,6 +33,20 @@ pub struct SandboxSpec {
     /// What else checkpoints leave out (the agent file's and the manifest's `[checkpoints]`).
     #[serde(default, skip_serializing_if = "CheckpointRules::is_empty")]
     pub checkpoints: CheckpointRules,
+    /// The workspace paths whose files are the run's artifacts, collected at its end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputSpec>,
+}
+
+/// A workspace path whose files are a run's artifacts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// Workspace-relative: a file, or a directory whose files are all artifacts.
+    pub path: String,
+    /// The run fails when it ends without having made this path.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
 }
 
 /// What checkpoints of a workspace leave out besides ephemeral entries: build output, caches,

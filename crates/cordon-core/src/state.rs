@@ -215,6 +215,8 @@ impl RunState {
             EventPayload::ModelRequest { .. }
             | EventPayload::ModelRetry { .. }
             | EventPayload::WorkspaceMaterialized { .. }
+            | EventPayload::ArtifactsCollected { .. }
+            | EventPayload::SecretsRedacted { .. }
             | EventPayload::RunResumed { .. }
             | EventPayload::RunPaused { .. } => {}
             EventPayload::Checkpoint { snapshot_id, .. } => {

@@ -26,6 +26,7 @@
 
 mod agent;
 pub mod approval;
+mod artifacts;
 pub mod budget;
 mod checkpoint;
 mod network;
@@ -35,6 +36,7 @@ mod runner;
 
 pub use agent::{Agent, AgentError};
 pub use approval::ApprovalRules;
+pub use artifacts::{ArtifactCollector, Collected};
 pub use budget::{Budgets, Price};
 pub use checkpoint::{CheckpointError, CheckpointInfo, Checkpointer};
 pub use cordon_tools::{Effects, FunctionTool, Tool, ToolContext, ToolError, ToolOutput};

@@ -77,8 +77,9 @@ pub struct Runner {
     store: Store,
     observer: Arc<dyn RunObserver>,
     sandbox: Option<Value>,
-    workspace: Option<(String, Value)>,
+    workspace: Option<(String, Value, Option<String>)>,
     checkpointer: Option<Arc<dyn crate::Checkpointer>>,
+    collector: Option<Arc<dyn crate::ArtifactCollector>>,
     stop: Option<Arc<std::sync::atomic::AtomicBool>>,
     redactor: Option<Arc<cordon_core::Redactor>>,
     network: Option<Arc<dyn crate::NetworkFeed>>,
@@ -126,14 +127,15 @@ impl Live<'_> {
 
     /// Records one event and applies it to the state.
     fn push(&mut self, payload: &EventPayload) {
-        let (event, redacted) = self.log.push(payload);
+        let pushed = self.log.push(payload);
+        let event = pushed.event;
         // The state follows the event as stored: with secrets replaced, what a resumed run
         // folds is exactly what this run goes on with.
-        match redacted.then(|| event.typed()) {
+        match pushed.redacted.then(|| event.typed()) {
             Some(Ok(stored)) => self.state.apply(&stored),
             _ => self.state.apply(payload),
         }
-        self.state.next_seq = event.seq + 1;
+        self.state.next_seq = self.log.next_seq();
         if self.started.is_none() {
             self.started = time::OffsetDateTime::parse(
                 &event.ts,
@@ -142,6 +144,7 @@ impl Live<'_> {
             .ok();
         }
         self.unseen.push(event);
+        self.unseen.extend(pushed.note);
     }
 
     /// Stores what was recorded, then shows it.
@@ -196,6 +199,7 @@ impl Runner {
             sandbox: None,
             workspace: None,
             checkpointer: None,
+            collector: None,
             stop: None,
             redactor: None,
         }
@@ -220,10 +224,22 @@ impl Runner {
         self
     }
 
-    /// Records, at the start of each run, the manifest the workspace was built from and its
-    /// receipts.
-    pub fn workspace_receipts(mut self, manifest_digest: String, receipts: Value) -> Self {
-        self.workspace = Some((manifest_digest, receipts));
+    /// Records, at the start of each run, the manifest the workspace was built from (its
+    /// digest and, when known, its text) and its receipts.
+    pub fn workspace_receipts(
+        mut self,
+        manifest_digest: String,
+        receipts: Value,
+        manifest: Option<String>,
+    ) -> Self {
+        self.workspace = Some((manifest_digest, receipts, manifest));
+        self
+    }
+
+    /// Collects the run's artifacts with `collector` when the model gives its final answer;
+    /// a required output that is missing fails the run.
+    pub fn artifacts(mut self, collector: Arc<dyn crate::ArtifactCollector>) -> Self {
+        self.collector = Some(collector);
         self
     }
 
@@ -316,16 +332,17 @@ impl Runner {
         live.record(EventPayload::RunStarted {
             agent: agent.info(self.client.provider().api.as_str()),
             cordon_version: VERSION.to_string(),
-            manifest_digest: self.workspace.as_ref().map(|(d, _)| d.clone()),
+            manifest_digest: self.workspace.as_ref().map(|(d, ..)| d.clone()),
             policy_digest: agent.policy_in_force().digest(),
             sandbox: self.sandbox.clone(),
             policy: agent.policy_in_force().record(),
         })
         .await?;
-        if let Some((manifest_digest, receipts)) = &self.workspace {
+        if let Some((manifest_digest, receipts, manifest)) = &self.workspace {
             live.record(EventPayload::WorkspaceMaterialized {
                 manifest_digest: manifest_digest.clone(),
                 receipts: receipts.clone(),
+                manifest: manifest.clone(),
             })
             .await?;
         }
@@ -407,6 +424,11 @@ impl Runner {
                             .await?
                     }
                     checked => {
+                        if let Some(missing) = self.collect_artifacts(live).await? {
+                            live.record(EventPayload::RunFailed { error: missing })
+                                .await?;
+                            break;
+                        }
                         structured = checked.and_then(Result::ok);
                         live.record(EventPayload::RunCompleted {
                             output: text,
@@ -430,6 +452,36 @@ impl Runner {
             hint,
             state,
         })
+    }
+
+    /// Collects and records the run's artifacts; why the run fails, when a required output
+    /// is missing or they could not be read.
+    async fn collect_artifacts(&self, live: &mut Live<'_>) -> Result<Option<String>, StoreError> {
+        let Some(collector) = &self.collector else {
+            return Ok(None);
+        };
+        let collected = match collector.collect().await {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok(Some(format!(
+                    "the run's outputs could not be collected: {e}"
+                )));
+            }
+        };
+        let missing = collected.missing.clone();
+        live.record(EventPayload::ArtifactsCollected {
+            artifacts: collected.artifacts,
+            missing: collected.missing,
+            notes: collected.notes,
+        })
+        .await?;
+        Ok((!missing.is_empty()).then(|| {
+            format!(
+                "the run ended without the output{} it must produce: {}",
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(", ")
+            )
+        }))
     }
 
     /// Why the run should pause now, if it should: the stop flag, or a request through the

@@ -15,4 +15,4 @@ pub mod validate;
 
 pub use context::workspace_context;
 pub use materialize::{MaterializeError, Receipt, materialize};
-pub use validate::{Entry, EntryKind, Manifest, ManifestError, Problem, load, parse};
+pub use validate::{Entry, EntryKind, Manifest, ManifestError, Output, Problem, load, parse};

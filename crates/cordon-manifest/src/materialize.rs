@@ -163,11 +163,11 @@ async fn build(
             .await
             .map_err(|err| fail(&e.path, err))?;
     }
-    for o in &manifest.outputs {
+    for o in manifest.outputs.iter().filter(|o| o.made) {
         sandbox
-            .make_dir(o, None)
+            .make_dir(&o.path, None)
             .await
-            .map_err(|err| fail(o, err))?;
+            .map_err(|err| fail(&o.path, err))?;
     }
     let mut receipts: Vec<Receipt> = futures::stream::iter(
         manifest

@@ -19,12 +19,34 @@ pub struct RawManifest {
     /// Host paths mounted into the sandbox.
     #[serde(default)]
     pub grants: Vec<Grant>,
-    /// Workspace directories whose contents are the run's artifacts.
+    /// The run's artifacts: directories made empty for them (`"out"`), or paths the run
+    /// makes itself (`{ path = "summary.md", required = true }`).
     #[serde(default)]
-    pub outputs: Vec<String>,
+    pub outputs: Vec<RawOutput>,
     /// What checkpoints leave out besides ephemeral entries.
     #[serde(default)]
     pub checkpoints: cordon_core::CheckpointRules,
+}
+
+/// One of `outputs`, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawOutput {
+    /// A directory, made empty when the workspace is built.
+    Dir(String),
+    /// A path the run makes: a file or a directory.
+    Path(OutputTable),
+}
+
+/// An output written as a table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputTable {
+    /// Workspace-relative path of a file or directory.
+    pub path: String,
+    /// The run fails when it ends without having made it.
+    #[serde(default)]
+    pub required: bool,
 }
 
 /// The kinds of entry.

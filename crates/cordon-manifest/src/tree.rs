@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 /// The workspace a manifest declares, one line per path, indented by depth.
 pub fn render(m: &Manifest) -> String {
-    let outputs: BTreeSet<&str> = m.outputs.iter().map(String::as_str).collect();
+    let outputs: BTreeSet<&str> = m.outputs.iter().map(|o| o.path.as_str()).collect();
     let mut out = format!("{}\n", m.root);
     // Directories that are only implied by deeper entries get a line of their own.
     let mut shown = BTreeSet::new();
@@ -46,8 +46,14 @@ pub fn render(m: &Manifest) -> String {
         ));
     }
     for o in &m.outputs {
-        if !m.entries.iter().any(|e| e.path == *o) {
-            out.push_str(&format!("  {o}/  (output, created empty)\n"));
+        if m.entries.iter().any(|e| e.path == o.path) {
+            continue;
+        }
+        let p = &o.path;
+        match (o.made, o.required) {
+            (true, _) => out.push_str(&format!("  {p}/  (output, created empty)\n")),
+            (false, true) => out.push_str(&format!("  {p}  (output the run must make)\n")),
+            (false, false) => out.push_str(&format!("  {p}  (output, if the run makes it)\n")),
         }
     }
     if !m.env.is_empty() {

@@ -1,7 +1,7 @@
 //! Loading and checking a manifest: every problem with its file, line, column and a hint.
 //! Nothing is materialized from a manifest that has one.
 
-use crate::schema::{EntryType, EnvValue, Grant, ModeValue, RawEntry, RawManifest};
+use crate::schema::{EntryType, EnvValue, Grant, ModeValue, RawEntry, RawManifest, RawOutput};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -140,26 +140,59 @@ pub struct Manifest {
     pub env: BTreeMap<String, EnvValue>,
     /// Host paths mounted in.
     pub grants: Vec<Grant>,
-    /// Output directories.
-    pub outputs: Vec<String>,
+    /// The run's outputs, whose files are collected as artifacts at its end.
+    pub outputs: Vec<Output>,
     /// What checkpoints leave out besides ephemeral entries.
     pub checkpoints: cordon_core::CheckpointRules,
     /// SHA-256 of the manifest file, for the run log.
     pub digest: String,
+    /// The manifest file's text, kept in the run log.
+    pub text: String,
 }
+
+/// One of the run's outputs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Output {
+    /// Workspace-relative path.
+    pub path: String,
+    /// The run fails when it ends without it.
+    pub required: bool,
+    /// An empty directory is made for it when the workspace is built (the short form,
+    /// `outputs = ["out"]`).
+    pub made: bool,
+}
+
+/// The most a manifest file may hold: it is kept in each run's log.
+pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Loads and checks the manifest at `path` (TOML; `.json` and `.yaml`/`.yml` by extension).
 pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
+    let cannot = |message: String, hint: &str| ManifestError {
         file: file.clone(),
         problems: vec![Problem {
             line: 1,
             column: 1,
-            message: format!("cannot read it: {e}"),
-            hint: "check the path".into(),
+            message,
+            hint: hint.into(),
         }],
-    })?;
+    };
+    let mut text = String::new();
+    {
+        use std::io::Read;
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_MANIFEST_BYTES + 1).read_to_string(&mut text))
+            .map_err(|e| cannot(format!("cannot read it: {e}"), "check the path"))?;
+    }
+    if text.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(cannot(
+            format!(
+                "it is larger than {} MiB",
+                MAX_MANIFEST_BYTES / (1024 * 1024)
+            ),
+            "a manifest describes a workspace; put large content in files it names as local sources",
+        ));
+    }
     // Relative sources are relative to the manifest's directory: `m.toml` is in `.`.
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let base_dir = absolute.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -366,16 +399,40 @@ fn parse_located(
             );
         }
     }
-    for out in &raw.outputs {
+    let mut outputs: Vec<Output> = Vec::new();
+    for raw_out in &raw.outputs {
+        let output = match raw_out {
+            RawOutput::Dir(path) => Output {
+                path: path.clone(),
+                required: false,
+                made: true,
+            },
+            RawOutput::Path(t) => Output {
+                path: t.path.clone(),
+                required: t.required,
+                made: false,
+            },
+        };
+        let out = &output.path;
+        if outputs.iter().any(|o| o.path == *out) {
+            checker.problem(
+                out,
+                0,
+                format!("output '{out}' is listed twice"),
+                "list each output once",
+            );
+        }
+        outputs.push(output.clone());
         if let Err(why) = check_path(out) {
             checker.problem(
                 out,
                 0,
                 format!("output '{out}' {why}"),
-                "outputs are workspace-relative directories",
+                "outputs are workspace-relative paths: \"out\" (a directory made empty) or { path = \"summary.md\", required = true }",
             );
         } else if let Some(e) = checker.entries.iter().find(|e| e.path == *out)
             && e.kind != EntryKind::Dir
+            && output.made
         {
             checker.problem(
                 out,
@@ -411,9 +468,10 @@ fn parse_located(
         entries,
         env: raw.env,
         grants: raw.grants,
-        outputs: raw.outputs,
+        outputs,
         checkpoints: raw.checkpoints,
         digest: hex::encode(Sha256::digest(text.as_bytes())),
+        text: text.to_string(),
     };
     Ok(manifest)
 }

@@ -196,3 +196,36 @@ fn checkpoint_rules_are_read_and_bad_patterns_pointed_at() {
     let e = check("[checkpoints]\nexclud = [\"x\"]\n").unwrap_err();
     assert!(e.problems[0].message.contains("unknown field"), "{e}");
 }
+
+#[test]
+fn outputs_are_directories_made_empty_or_paths_the_run_must_make() {
+    let m = check(
+        r#"outputs = ["out", { path = "review_summary.md", required = true }, { path = "maybe" }]"#,
+    )
+    .unwrap();
+    let got: Vec<_> = m
+        .outputs
+        .iter()
+        .map(|o| (o.path.as_str(), o.required, o.made))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("out", false, true),
+            ("review_summary.md", true, false),
+            ("maybe", false, false)
+        ]
+    );
+    let tree = cordon_manifest::tree::render(&m);
+    assert!(
+        tree.contains("review_summary.md  (output the run must make)"),
+        "{tree}"
+    );
+    let (_, _, message, _) = problem(r#"outputs = ["out", "out"]"#);
+    assert!(message.contains("listed twice"), "{message}");
+    let (_, _, message, hint) = problem(r#"outputs = [{ path = "../x", required = true }]"#);
+    assert!(message.contains("output '../x'"), "{message}");
+    assert!(hint.contains("required = true"), "{hint}");
+    let e = check(r#"outputs = [{ path = "x", needed = true }]"#).unwrap_err();
+    assert!(!e.problems.is_empty());
+}

@@ -64,6 +64,7 @@
 
 mod agent;
 mod approvals;
+pub mod artifacts;
 mod checkpoint;
 mod egress;
 mod error;
@@ -84,7 +85,7 @@ pub use cordon_policy::Policy;
 pub use error::{ErrorKind, SessionError};
 pub use events::{EVENT_QUEUE, RunEvent};
 pub use models::{Config, ModelResolver, Models, ResolveFuture, ResolvedModel};
-pub use resume::{BUDGET_NAMES, ResumeRequest, parse_budget};
+pub use resume::{BUDGET_NAMES, ResumeRequest, last_workspace, parse_budget};
 pub use retention::{Retention, SnapshotUse};
 pub use session::{PreparedRun, RunHandle, RunRequest, Session, SessionBuilder, WorkspaceInfo};
 pub use snapshots::Snapshots;

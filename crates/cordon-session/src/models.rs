@@ -15,6 +15,10 @@
 //! [prices."gpt-5-mini"]                  # for cost budgets
 //! input_per_mtok = 0.25
 //! output_per_mtok = 2.0
+//!
+//! [redaction]                            # tokens replaced before anything is stored
+//! disable = ["jwt"]                      # built-in detectors to turn off (or detectors = false)
+//! patterns = [{ name = "ticket", regex = "TCK-[0-9]{8}" }]
 //! ```
 
 use crate::SessionError;
@@ -26,6 +30,76 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The config file's `[redaction]`: the detectors for token formats.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redaction {
+    /// Whether the built-in detectors are on (they are by default).
+    #[serde(default = "yes")]
+    pub detectors: bool,
+    /// Built-in detectors to turn off, by id (`cordon_core::redact::DETECTORS`).
+    #[serde(default)]
+    pub disable: Vec<String>,
+    /// Detectors of one's own.
+    #[serde(default)]
+    pub patterns: Vec<RedactionPattern>,
+}
+
+impl Default for Redaction {
+    fn default() -> Self {
+        Redaction {
+            detectors: true,
+            disable: Vec::new(),
+            patterns: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A detector of one's own: what its placeholder calls it, and a regular expression.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactionPattern {
+    /// Shown as `[redacted: NAME]`.
+    pub name: String,
+    /// What to find (Rust `regex` syntax).
+    pub regex: String,
+}
+
+impl Redaction {
+    /// Adds these detectors to `redactor`; what is wrong with them, when something is.
+    pub fn apply(&self, redactor: &mut cordon_core::Redactor) -> Result<(), String> {
+        let ids: Vec<&str> = cordon_core::redact::DETECTORS
+            .iter()
+            .map(|(id, ..)| *id)
+            .collect();
+        if let Some(bad) = self.disable.iter().find(|d| !ids.contains(&d.as_str())) {
+            return Err(format!(
+                "[redaction] disable names '{bad}', which is not a detector (they are: {})",
+                ids.join(", ")
+            ));
+        }
+        if self.detectors {
+            redactor.add_detectors(&self.disable);
+        }
+        for p in &self.patterns {
+            if p.name.trim().is_empty() {
+                return Err("[redaction] a pattern has an empty name".into());
+            }
+            redactor.add_pattern(&p.name, &p.regex).map_err(|e| {
+                format!(
+                    "[redaction] pattern '{}' is not a valid regular expression: {e}",
+                    p.name
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
 
 /// The model used when neither the run request, the agent nor the config names one.
 pub const FALLBACK_MODEL: &str = "openai:gpt-5-mini";
@@ -42,6 +116,10 @@ pub struct Config {
     /// Prices by model name (as the provider names it), for cost budgets.
     #[serde(default)]
     pub prices: BTreeMap<String, cordon_harness::Price>,
+    /// Which token formats are replaced in everything a run records, beside the secrets
+    /// cordon knows.
+    #[serde(default)]
+    pub redaction: Redaction,
     #[serde(skip)]
     path: Option<PathBuf>,
 }
@@ -91,6 +169,15 @@ impl Config {
                 "see the config section of the README for the fields a config file takes",
             )
         })?;
+        config
+            .redaction
+            .apply(&mut cordon_core::Redactor::new())
+            .map_err(|e| {
+                SessionError::bad_input(
+                    format!("the config file {}: {e}", path.display()),
+                    "see the config section of the README for the fields a config file takes",
+                )
+            })?;
         config.path = Some(path);
         Ok(config)
     }

@@ -93,7 +93,7 @@ pub fn parse_budget(item: &str) -> Result<(String, Value), SessionError> {
 
 /// The directory a run last worked in: the last `run_resumed` that names one, else the one
 /// `run_started` recorded.
-fn last_workspace(events: &[cordon_core::Event]) -> Option<PathBuf> {
+pub fn last_workspace(events: &[cordon_core::Event]) -> Option<PathBuf> {
     events.iter().rev().find_map(|e| match e.kind.as_str() {
         "run_resumed" => e.payload["workspace"].as_str().map(PathBuf::from),
         "run_started" => e.payload["sandbox"]["host_workspace"]

@@ -103,6 +103,10 @@ impl SessionBuilder {
         let db = std::path::absolute(self.store.path())
             .unwrap_or_else(|_| self.store.path().to_path_buf());
         protected.push(self.store.heads_dir().to_path_buf());
+        protected.push(
+            std::path::absolute(self.store.signing_key_path())
+                .unwrap_or_else(|_| self.store.signing_key_path().to_path_buf()),
+        );
         protected.push(db.clone());
         protected.push(snapshots.local.dir().to_path_buf());
         let workspaces = self
@@ -494,7 +498,10 @@ impl Session {
             .as_ref()
             .map_or_else(Vec::new, |s| s.secrets.clone());
         secrets.extend(egress.iter().flat_map(|e| e.secrets().iter().cloned()));
-        let redactor = Arc::new(redactor(&resolved.provider, &secrets));
+        let mut redactor = redactor(&resolved.provider, &secrets);
+        // Checked when the config was loaded.
+        let _ = self.models.config().redaction.apply(&mut redactor);
+        let redactor = Arc::new(redactor);
         let fanout = Fanout::new(observers);
         let events = fanout.sender();
         let stop = stop.unwrap_or_default();
@@ -530,13 +537,20 @@ impl Session {
                 let context = cordon_manifest::workspace_context(p.sandbox.as_ref()).await;
                 agent.instructions = format!("{}\n\n{context}", agent.instructions);
             }
-            if let Some((digest, receipts)) = &p.materialized {
+            if let Some((digest, receipts, text)) = &p.materialized {
                 runner = runner.workspace_receipts(
                     digest.clone(),
                     serde_json::to_value(receipts).map_err(|e| {
                         SessionError::new(ErrorKind::Failed, format!("receipts: {e}"))
                     })?,
+                    Some(text.clone()),
                 );
+            }
+            if !p.spec.outputs.is_empty() {
+                runner = runner.artifacts(Arc::new(crate::artifacts::WorkspaceOutputs {
+                    dir: p.workspace.clone(),
+                    outputs: p.spec.outputs.clone(),
+                }));
             }
             runner = runner
                 .sandbox_info(workspace::sandbox_record(

@@ -68,8 +68,8 @@ pub struct PreparedSandbox {
     pub workspace: PathBuf,
     /// What the sandbox is made of, as the run records it so a resume rebuilds it.
     pub spec: SandboxSpec,
-    /// The manifest's digest and the receipts of what it put in the workspace.
-    pub materialized: Option<(String, Vec<cordon_manifest::Receipt>)>,
+    /// The manifest's digest, the receipts of what it put in the workspace, and its text.
+    pub materialized: Option<(String, Vec<cordon_manifest::Receipt>, String)>,
     /// Secret values handed to the sandbox (`from_host` environment), by name: redacted from
     /// everything the run records or shows.
     pub secrets: Vec<(String, String)>,
@@ -131,6 +131,14 @@ fn spec_for(options: &SandboxOptions) -> SandboxSpec {
         })
         .collect();
     spec.checkpoints = m.checkpoints.clone();
+    spec.outputs = m
+        .outputs
+        .iter()
+        .map(|o| cordon_core::OutputSpec {
+            path: o.path.clone(),
+            required: o.required,
+        })
+        .collect();
     spec.ephemeral = m
         .entries
         .iter()
@@ -231,7 +239,7 @@ pub(crate) async fn prepare_named(
     let materialized = match &options.manifest {
         None => None,
         Some(m) => match cordon_manifest::materialize(m, sandbox.as_ref(), progress).await {
-            Ok(receipts) => Some((m.digest.clone(), receipts)),
+            Ok(receipts) => Some((m.digest.clone(), receipts, m.text.clone())),
             Err(e) => {
                 // A half-built workspace would only be in the way of the next try: the
                 // directory was empty or new, so all of it is this attempt's.

@@ -104,6 +104,9 @@ pub enum StoreError {
     /// Reading or writing a file beside the database failed.
     #[error("{0}")]
     Io(String),
+    /// The store's signing key could not be read, made or used.
+    #[error("{0}")]
+    Signing(String),
     /// No place for the store could be found.
     #[error(
         "cannot find a place for the run store: set XDG_STATE_HOME or HOME, or pass --store FILE"
@@ -157,7 +160,9 @@ impl StoreError {
             StoreError::Corrupt { .. } | StoreError::Head { .. } => StoreErrorKind::Damaged,
             StoreError::HeadRecord { source, .. } if source.is_damage() => StoreErrorKind::Damaged,
             StoreError::HeadRecord { .. } => StoreErrorKind::Other,
-            StoreError::Conflict { .. } | StoreError::Io(_) => StoreErrorKind::Other,
+            StoreError::Conflict { .. } | StoreError::Io(_) | StoreError::Signing(_) => {
+                StoreErrorKind::Other
+            }
         }
     }
 

@@ -19,9 +19,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The size of a head file: one fixed-size record, written in place with one `pwrite`.
-const RECORD: usize = 256;
+const RECORD: usize = 512;
 /// The first line of every head record.
-const MAGIC: &str = "cordon-head 1";
+const MAGIC: &str = "cordon-head 2";
+/// The size and first line of the records written before heads were signed; still read.
+const RECORD_V1: usize = 256;
+const MAGIC_V1: &str = "cordon-head 1";
 /// How long an append waits for another process's append to the same run.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 
@@ -34,6 +37,18 @@ pub struct Head {
     pub last_hash: String,
     /// An append that had begun and may or may not have been stored: its new count and hash.
     pub pending: Option<(u64, String)>,
+    /// The signature of `count` and `last_hash` (see [`crate::signing`]), when the store
+    /// signs.
+    pub signature: Option<HeadSignature>,
+}
+
+/// A head's signature, and the key that made it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeadSignature {
+    /// The public key, `ed25519:HEX`.
+    pub key: String,
+    /// The Ed25519 signature of the head's message, as hex.
+    pub signature: String,
 }
 
 impl Head {
@@ -52,8 +67,12 @@ impl Head {
             Some((c, h)) => format!("{c} {h}"),
             None => "-".to_string(),
         };
+        let (key, signature) = match &self.signature {
+            Some(s) => (s.key.as_str(), s.signature.as_str()),
+            None => ("-", "-"),
+        };
         let mut text = format!(
-            "{MAGIC}\ncount {}\nhash {}\npending {pending}\n",
+            "{MAGIC}\ncount {}\nhash {}\npending {pending}\nkey {key}\nsig {signature}\n",
             self.count, self.last_hash
         )
         .into_bytes();
@@ -65,9 +84,11 @@ impl Head {
     fn decode(bytes: &[u8]) -> Result<Head, &'static str> {
         let text = std::str::from_utf8(bytes).map_err(|_| "it is not text")?;
         let mut lines = text.lines();
-        if lines.next() != Some(MAGIC) {
-            return Err("it does not start with the head marker");
-        }
+        let signed = match lines.next() {
+            Some(MAGIC) if bytes.len() == RECORD => true,
+            Some(MAGIC_V1) if bytes.len() == RECORD_V1 => false,
+            _ => return Err("it does not start with the head marker for its size"),
+        };
         let mut field = |name: &str, missing: &'static str| -> Result<String, &'static str> {
             lines
                 .next()
@@ -92,10 +113,29 @@ impl Head {
                 ))
             }
         };
+        let signature = if signed {
+            let key = field("key", "its key line is missing")?;
+            let signature = field("sig", "its signature line is missing")?;
+            match (key.as_str(), signature.as_str()) {
+                ("-", "-") => None,
+                (k, s)
+                    if k.len() == 72
+                        && k.starts_with("ed25519:")
+                        && s.len() == 128
+                        && s.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                {
+                    Some(HeadSignature { key, signature })
+                }
+                _ => return Err("its key or signature line is malformed"),
+            }
+        } else {
+            None
+        };
         Ok(Head {
             count,
             last_hash,
             pending,
+            signature,
         })
     }
 }
@@ -120,7 +160,9 @@ pub enum HeadError {
         source: io::Error,
     },
     /// The file is not the size every head record has.
-    #[error("its head record {path} is {len} bytes, not {RECORD}: it was damaged")]
+    #[error(
+        "its head record {path} is {len} bytes, not {RECORD} (or {RECORD_V1}, before heads were signed): it was damaged"
+    )]
     Size {
         /// The head file.
         path: PathBuf,
@@ -177,7 +219,7 @@ pub(crate) fn read(dir: &Path, run_id: &str) -> Result<Option<Head>, HeadError> 
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(HeadError::Read { path, source }),
     };
-    if bytes.len() != RECORD {
+    if bytes.len() != RECORD && bytes.len() != RECORD_V1 {
         return Err(HeadError::Size {
             path,
             len: bytes.len(),
@@ -271,12 +313,14 @@ impl HeadFile {
             })?;
         match n {
             0 => Ok(None),
-            RECORD => Head::decode(&buf[..RECORD])
-                .map(Some)
-                .map_err(|why| HeadError::Malformed {
-                    path: self.path.clone(),
-                    why,
-                }),
+            RECORD | RECORD_V1 => {
+                Head::decode(&buf[..n])
+                    .map(Some)
+                    .map_err(|why| HeadError::Malformed {
+                        path: self.path.clone(),
+                        why,
+                    })
+            }
             len => Err(HeadError::Size {
                 path: self.path.clone(),
                 len,
@@ -300,6 +344,10 @@ mod tests {
             count: 3,
             last_hash: "a".repeat(64),
             pending: Some((4, "b".repeat(64))),
+            signature: Some(HeadSignature {
+                key: format!("ed25519:{}", "c".repeat(64)),
+                signature: "d".repeat(128),
+            }),
         };
         let bytes = h.encode();
         assert_eq!(bytes.len(), RECORD);
@@ -310,6 +358,15 @@ mod tests {
         bad[20] = 0xff;
         assert!(Head::decode(&bad).is_err());
         assert!(Head::decode(b"cordon-head 1\ncount x\n").is_err());
+        // A record from before heads were signed still reads.
+        let mut v1 = format!(
+            "cordon-head 1\ncount 2\nhash {}\npending -\n",
+            "e".repeat(64)
+        )
+        .into_bytes();
+        v1.resize(RECORD_V1, b' ');
+        let old = Head::decode(&v1).unwrap();
+        assert_eq!((old.count, old.signature), (2, None));
         assert_eq!(file_name("../x"), None);
         assert_eq!(file_name(""), None);
     }

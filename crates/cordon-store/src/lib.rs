@@ -16,21 +16,23 @@
 //! process being killed at any point (not necessarily a power cut). Triggers refuse
 //! `UPDATE` and `DELETE` on events; the hash chain catches whoever goes around them, and each
 //! run's head record (its count and last hash, kept beside the file) catches events removed
-//! from or added to the end ([`verify::verify_run`]).
+//! from or added to the end ([`verify::verify_run`]). The store's key signs every head
+//! ([`signing`]), so whoever edits both still cannot make them agree.
 
 mod error;
 mod head;
 mod owner;
 mod paths;
 mod runlog;
+pub mod signing;
 pub mod snapshot;
 mod store;
 pub mod verify;
 
 pub use error::{StoreError, StoreErrorKind};
-pub use head::{Head, HeadError};
+pub use head::{Head, HeadError, HeadSignature};
 pub use owner::RunOwner;
 pub use paths::{default_snapshot_dir, default_store_path};
-pub use runlog::RunLog;
+pub use runlog::{Pushed, RunLog};
 pub use snapshot::{Snapshot, SnapshotError, SnapshotStore};
 pub use store::{CheckpointRef, RunSummary, Store, StoredRow};

@@ -29,6 +29,17 @@ pub struct RunLog {
     redactor: Option<Arc<Redactor>>,
 }
 
+/// What [`RunLog::push`] added.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    /// The event, as it will be stored.
+    pub event: Event,
+    /// Whether secrets were replaced in it.
+    pub redacted: bool,
+    /// The `secrets_redacted` event pushed after it, when they were.
+    pub note: Option<Event>,
+}
+
 /// The most rows one INSERT statement carries (seven parameters each, well under SQLite's
 /// limit on parameters).
 const ROWS_PER_STATEMENT: usize = 400;
@@ -76,15 +87,35 @@ impl RunLog {
     }
 
     /// Adds an event to the log: chained and hashed now, stored by the next
-    /// [`RunLog::flush`]. Returns it as it will be stored (known secrets replaced) and
-    /// whether replacing them changed it.
-    pub fn push(&mut self, payload: &EventPayload) -> (Event, bool) {
-        let ts = now_rfc3339();
+    /// [`RunLog::flush`]. Returns it as it will be stored (secrets replaced), and, when
+    /// secrets were replaced, the `secrets_redacted` event that says so, pushed after it.
+    pub fn push(&mut self, payload: &EventPayload) -> Pushed {
         let (kind, mut value) = payload.to_parts();
-        let redacted = self
-            .redactor
-            .as_ref()
-            .is_some_and(|r| r.redact_value(&mut value));
+        let found = match &self.redactor {
+            Some(r) if !matches!(payload, EventPayload::SecretsRedacted { .. }) => {
+                r.redact_value_counting(&mut value)
+            }
+            _ => Default::default(),
+        };
+        let event = self.push_parts(kind.clone(), value);
+        let note = (!found.is_empty()).then(|| {
+            let (kind, value) = EventPayload::SecretsRedacted {
+                seq: event.seq,
+                event: kind,
+                found,
+            }
+            .to_parts();
+            self.push_parts(kind, value)
+        });
+        Pushed {
+            redacted: note.is_some(),
+            event,
+            note,
+        }
+    }
+
+    fn push_parts(&mut self, kind: String, value: serde_json::Value) -> Event {
+        let ts = now_rfc3339();
         let (event, text) = Event::from_parts_canonical(
             &self.run_id,
             self.next_seq,
@@ -96,7 +127,7 @@ impl RunLog {
         self.next_seq += 1;
         self.prev_hash = event.hash.clone();
         self.pending.push((event.clone(), text));
-        (event, redacted)
+        event
     }
 
     /// Stores every pushed event, all or none, and moves the run's head record past them:
@@ -119,26 +150,33 @@ impl RunLog {
         };
         let _lock = head.lock().await.map_err(io)?;
         // Another process may have appended since this log was opened.
-        match head.read() {
-            Ok(Some(h)) if h.count == self.stored_seq && h.last_hash == self.stored_hash => {}
+        let signature = match head.read() {
+            Ok(Some(h)) if h.count == self.stored_seq && h.last_hash == self.stored_hash => {
+                h.signature
+            }
             Ok(Some(_)) => {
                 return Err(StoreError::Conflict {
                     run_id: self.run_id.to_string(),
                     seq: self.stored_seq,
                 });
             }
-            Ok(None) => {}
+            Ok(None) => None,
             Err(source) => {
                 return Err(StoreError::HeadRecord {
                     run_id: self.run_id.to_string(),
                     source,
                 });
             }
-        }
+        };
+        // Signed before anything is written, so a key that cannot sign stores nothing.
+        let signed = self
+            .store
+            .sign_head(&self.run_id, self.next_seq, &self.prev_hash)?;
         let before = Head {
             count: self.stored_seq,
             last_hash: self.stored_hash.clone(),
             pending: None,
+            signature,
         };
         head.write(&Head {
             pending: Some((self.next_seq, self.prev_hash.clone())),
@@ -154,6 +192,7 @@ impl RunLog {
             count: self.next_seq,
             last_hash: self.prev_hash.clone(),
             pending: None,
+            signature: Some(signed),
         })
         .map_err(io)?;
         self.stored();
@@ -171,7 +210,7 @@ impl RunLog {
     /// Appends one event and stores it (with everything pushed before it); returns it as
     /// stored. The event is durable when this returns.
     pub async fn append(&mut self, payload: &EventPayload) -> Result<Event, StoreError> {
-        let (event, _) = self.push(payload);
+        let event = self.push(payload).event;
         self.flush().await?;
         Ok(event)
     }

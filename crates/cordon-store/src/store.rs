@@ -5,8 +5,9 @@
 //! reported as damage at its place, never a reason to panic, and never hides the other runs.
 
 use crate::error::StoreErrorKind;
-use crate::head::{self, Head};
+use crate::head::{self, Head, HeadSignature};
 use crate::owner::{self, RunOwner};
+use crate::signing::{self, HeadSigner, KeyFile, PublicKey};
 use crate::{RunLog, StoreError};
 use cordon_core::{Event, RunId, RunStatus};
 use serde_json::Value;
@@ -114,6 +115,10 @@ pub struct Store {
     path: PathBuf,
     heads: PathBuf,
     read_only: bool,
+    /// What signs this store's heads: the key file at `key_path`, read (or made) on first
+    /// use, unless [`Store::set_signer`] gave another.
+    signer: std::sync::Arc<std::sync::OnceLock<Result<std::sync::Arc<dyn HeadSigner>, String>>>,
+    key_path: PathBuf,
 }
 
 impl Store {
@@ -170,6 +175,8 @@ impl Store {
             path: path.to_path_buf(),
             heads: head::dir_for(path),
             read_only: false,
+            signer: Default::default(),
+            key_path: signing::default_key_path(path),
         })
     }
 
@@ -257,6 +264,8 @@ impl Store {
             path: path.to_path_buf(),
             heads: head::dir_for(path),
             read_only: true,
+            signer: Default::default(),
+            key_path: signing::default_key_path(path),
         })
     }
 
@@ -273,6 +282,75 @@ impl Store {
     /// The directory holding the runs' head records.
     pub fn heads_dir(&self) -> &Path {
         &self.heads
+    }
+
+    /// Signs this store's heads with `signer` instead of the key file beside the store
+    /// (`cordon --signing-key FILE`, or a KMS). Call it before the store is cloned.
+    pub fn set_signer(&mut self, signer: std::sync::Arc<dyn HeadSigner>) {
+        let slot = std::sync::OnceLock::new();
+        let _ = slot.set(Ok(signer));
+        self.signer = std::sync::Arc::new(slot);
+    }
+
+    /// Signs heads with the key in `path` (PKCS#8 PEM), which must exist.
+    pub fn use_key_file(&mut self, path: &Path) -> Result<(), StoreError> {
+        let key = KeyFile::load(path).map_err(|e| StoreError::Signing(e.to_string()))?;
+        self.key_path = path.to_path_buf();
+        self.set_signer(std::sync::Arc::new(key));
+        Ok(())
+    }
+
+    /// Where the store's signing key is (made there on first use when no other was given).
+    pub fn signing_key_path(&self) -> &Path {
+        &self.key_path
+    }
+
+    /// What signs this store's heads: the key given, or the key file beside the store (made
+    /// now if there is none).
+    pub fn signer(&self) -> Result<std::sync::Arc<dyn HeadSigner>, StoreError> {
+        self.refuse_if_read_only()?;
+        self.signer
+            .get_or_init(|| {
+                KeyFile::load_or_create(&self.key_path)
+                    .map(|k| std::sync::Arc::new(k) as std::sync::Arc<dyn HeadSigner>)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(StoreError::Signing)
+    }
+
+    /// The public key of this store's signing key, without making one: `None` when the
+    /// store has never signed.
+    pub fn public_key(&self) -> Result<Option<PublicKey>, StoreError> {
+        if let Some(Ok(signer)) = self.signer.get() {
+            return Ok(Some(signer.public_key()));
+        }
+        for path in [signing::public_path(&self.key_path), self.key_path.clone()] {
+            if path.exists() {
+                return PublicKey::from_file(&path)
+                    .map(Some)
+                    .map_err(|e| StoreError::Signing(e.to_string()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The signed head of `run_id` at `count` events ending with `last_hash`.
+    pub(crate) fn sign_head(
+        &self,
+        run_id: &RunId,
+        count: u64,
+        last_hash: &str,
+    ) -> Result<HeadSignature, StoreError> {
+        let signer = self.signer()?;
+        let message = signing::head_message(run_id.as_str(), count, last_hash);
+        let signature = signer
+            .sign(message.as_bytes())
+            .map_err(|e| StoreError::Signing(e.to_string()))?;
+        Ok(HeadSignature {
+            key: signer.public_key().to_text(),
+            signature: hex::encode(signature),
+        })
     }
 
     fn refuse_if_read_only(&self) -> Result<(), StoreError> {
@@ -301,10 +379,16 @@ impl Store {
                     message: "a head record for this new run already exists".into(),
                 });
             }
+            // Runs from here on must be signed (see `expects_signature`).
+            sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('signed_since', ?)")
+                .bind(run_id.as_str())
+                .execute(&self.pool)
+                .await?;
             f.write(&Head {
                 count: 0,
                 last_hash: cordon_core::event::GENESIS_HASH.to_string(),
                 pending: None,
+                signature: None,
             })
             .map_err(|e| StoreError::Io(format!("cannot write {}: {e}", f.path().display())))?;
         }
@@ -347,6 +431,7 @@ impl Store {
                                 count,
                                 last_hash: hash.clone(),
                                 pending: None,
+                                signature: Some(self.sign_head(run_id, count, &hash)?),
                             })
                             .map_err(|e| StoreError::Io(e.to_string()))?;
                         }
@@ -381,6 +466,7 @@ impl Store {
                         count,
                         last_hash: hash.clone(),
                         pending: None,
+                        signature: Some(self.sign_head(run_id, count, &hash)?),
                     })
                     .map_err(|e| StoreError::Io(e.to_string()))?;
                 }
@@ -486,17 +572,28 @@ impl Store {
     /// Whether this run must have a head record: it was created after this store began
     /// keeping them.
     pub async fn expects_head(&self, run_id: &RunId) -> Result<bool, StoreError> {
-        let since: Option<Vec<u8>> = match sqlx::query_scalar(
-            "SELECT CAST(value AS BLOB) FROM meta WHERE key = 'heads_since'",
-        )
-        .fetch_optional(&self.pool)
-        .await
-        {
-            Ok(v) => v,
-            // A store from before version 2, read without migrating: no heads expected.
-            Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => None,
-            Err(e) => return Err(e.into()),
-        };
+        self.meta_since("heads_since", run_id).await
+    }
+
+    /// Whether this run's head must be signed: it was created after this store began
+    /// signing.
+    pub async fn expects_signature(&self, run_id: &RunId) -> Result<bool, StoreError> {
+        self.meta_since("signed_since", run_id).await
+    }
+
+    /// Whether `run_id` is at or after the run named by the meta entry `key`.
+    async fn meta_since(&self, key: &str, run_id: &RunId) -> Result<bool, StoreError> {
+        let since: Option<Vec<u8>> =
+            match sqlx::query_scalar("SELECT CAST(value AS BLOB) FROM meta WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+            {
+                Ok(v) => v,
+                // A store from before version 2, read without migrating.
+                Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => None,
+                Err(e) => return Err(e.into()),
+            };
         Ok(since
             .and_then(|s| String::from_utf8(s).ok())
             .is_some_and(|since| run_id.as_str() >= since.as_str()))

@@ -1,9 +1,11 @@
 //! Checking a run's record: every stored row decodes, the hash chain holds from the genesis
-//! hash, and the run's head record agrees with the last event.
+//! hash, the run's head record agrees with the last event, and the head's signature is the
+//! store's key's (or the key the caller trusts).
 //!
 //! What this catches, and what it cannot, is listed in the README under `cordon verify`.
 
 use crate::head::Head;
+use crate::signing::{self, PublicKey};
 use crate::store::{StoredRow, head_mismatch};
 use crate::{Store, StoreError};
 use cordon_core::{RunId, verify_chain};
@@ -42,6 +44,8 @@ pub struct Verdict {
     pub head: Option<Head>,
     /// Whether it must have one (it was recorded after the store began keeping heads).
     pub head_expected: bool,
+    /// The key whose valid signature covers the head, `ed25519:HEX`.
+    pub signed_by: Option<String>,
     /// What is wrong; empty when the record is intact.
     pub problems: Vec<Problem>,
 }
@@ -53,8 +57,17 @@ impl Verdict {
     }
 }
 
-/// Checks one run's record.
+/// Checks one run's record, trusting the store's own key (when it has one).
 pub async fn verify_run(store: &Store, run_id: &RunId) -> Result<Verdict, StoreError> {
+    verify_run_with(store, run_id, None).await
+}
+
+/// Checks one run's record; with `key`, its head must carry a valid signature by that key.
+pub async fn verify_run_with(
+    store: &Store,
+    run_id: &RunId,
+    key: Option<&PublicKey>,
+) -> Result<Verdict, StoreError> {
     let rows = store.rows(run_id).await?;
     let mut problems = Vec::new();
     let mut events = Vec::new();
@@ -124,12 +137,90 @@ pub async fn verify_run(store: &Store, run_id: &RunId) -> Result<Verdict, StoreE
         }),
         None => {}
     }
+    let trusted = match key {
+        Some(k) => Some(*k),
+        None => store.public_key().unwrap_or_else(|e| {
+            problems.push(Problem {
+                seq: None,
+                kind: None,
+                reason: format!("the store's public key cannot be read: {e}"),
+            });
+            None
+        }),
+    };
+    let must_sign = key.is_some() || store.expects_signature(run_id).await?;
+    let signed_by = check_signature(
+        run_id,
+        head.as_ref(),
+        trusted.as_ref(),
+        must_sign && count > 0,
+        &mut problems,
+    );
     Ok(Verdict {
         run_id: run_id.clone(),
         events: count,
         last_hash,
         head,
         head_expected,
+        signed_by,
         problems,
     })
+}
+
+/// Checks a head's signature; returns the key that made it when it holds.
+pub fn check_signature(
+    run_id: &RunId,
+    head: Option<&Head>,
+    trusted: Option<&PublicKey>,
+    required: bool,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    let mut problem = |reason: String| {
+        problems.push(Problem {
+            seq: None,
+            kind: None,
+            reason,
+        })
+    };
+    let Some(head) = head else {
+        if required {
+            problem("it has no head record, so there is no signature to check".into());
+        }
+        return None;
+    };
+    let Some(sig) = &head.signature else {
+        if required {
+            problem(
+                "its head record is not signed, though every head of this store is: it was replaced by someone without the store's key"
+                    .into(),
+            );
+        }
+        return None;
+    };
+    let signer = match PublicKey::parse(&sig.key) {
+        Ok(k) => k,
+        Err(e) => {
+            problem(format!(
+                "its head names a signing key that cannot be read: {e}"
+            ));
+            return None;
+        }
+    };
+    if let Some(t) = trusted.filter(|t| **t != signer) {
+        problem(format!(
+            "its head was signed by {}, not by the trusted key {}",
+            signer.to_text(),
+            t.to_text()
+        ));
+        return None;
+    }
+    let message = signing::head_message(run_id.as_str(), head.count, &head.last_hash);
+    if !signer.verifies(message.as_bytes(), &sig.signature) {
+        problem(
+            "its head's signature does not verify: the head record was changed by someone without the key that signed it"
+                .into(),
+        );
+        return None;
+    }
+    Some(sig.key.clone())
 }

@@ -303,6 +303,7 @@ pub async fn verify(
     store: &Store,
     run: Option<&str>,
     all: bool,
+    key: Option<&cordon_store::signing::PublicKey>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let ids = match (run, all) {
@@ -317,7 +318,7 @@ pub async fn verify(
     };
     let mut bad = 0;
     for run_id in &ids {
-        let v = verify_run(store, run_id)
+        let v = cordon_store::verify::verify_run_with(store, run_id, key)
             .await
             .map_err(super::store_failure)?;
         if !v.ok() {
@@ -330,6 +331,7 @@ pub async fn verify(
                 serde_json::json!({
                     "run_id": v.run_id, "ok": v.ok(), "events": v.events,
                     "last_hash": v.last_hash, "head": v.head, "head_expected": v.head_expected,
+                    "signed_by": v.signed_by,
                     "bad_seq": first.and_then(|p| p.seq), "bad_kind": first.and_then(|p| p.kind.clone()),
                     "reason": first.map(|p| p.reason.clone()), "problems": v.problems,
                 })
@@ -349,8 +351,15 @@ pub async fn verify(
                     }
                     (None, true) => "no head record",
                 };
+                let signed = match &v.signed_by {
+                    Some(k) => format!(", signed by {k}"),
+                    None if v.events > 0 => {
+                        ", not signed (recorded before cordon signed heads)".into()
+                    }
+                    None => String::new(),
+                };
                 println!(
-                    "ok: run {run_id}: {} events, hash chain intact, {head} (last hash {last}…)",
+                    "ok: run {run_id}: {} events, hash chain intact, {head}{signed} (last hash {last}…)",
                     v.events
                 );
             }

@@ -2,6 +2,7 @@
 
 mod approve;
 mod bench;
+mod evidence;
 mod inspect;
 mod policy;
 mod run;
@@ -21,6 +22,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         store: cli.store.as_deref(),
         config: cli.config.as_deref(),
         snapshots: cli.snapshots.as_deref(),
+        signing_key: cli.signing_key.as_deref(),
     };
     match cli.command {
         Command::Run(args) => run::run(args, &paths).await,
@@ -114,11 +116,39 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             inspect::show(&store, &run, &how).await
         }
-        Command::Verify { run, all, json } => {
+        Command::Verify {
+            bundle: Some(bundle),
+            key,
+            json,
+            ..
+        } => {
+            let key = key.map(|k| trusted_key(&k)).transpose()?;
+            evidence::verify_bundle(&bundle, key.as_ref(), json)
+        }
+        Command::Verify {
+            run,
+            all,
+            key,
+            json,
+            bundle: None,
+        } => {
             let shown = run.clone().unwrap_or_else(|| "--all".into());
             let store = store_with_run(cli.store.as_deref(), &shown).await?;
-            inspect::verify(&store, run.as_deref(), all, json).await
+            let key = match key {
+                Some(k) => Some(trusted_key(&k)?),
+                None => paths.signing_key.map(public_key_of).transpose()?,
+            };
+            inspect::verify(&store, run.as_deref(), all, key.as_ref(), json).await
         }
+        Command::Export { run, bundle, json } => {
+            let store = store_with_run(cli.store.as_deref(), &run).await?;
+            evidence::export(&store, &paths, &run, &bundle, json).await
+        }
+        Command::Artifacts { run, export, json } => {
+            let store = store_with_run(cli.store.as_deref(), &run).await?;
+            evidence::artifacts(&store, &paths, &run, export.as_deref(), json).await
+        }
+        Command::Key { json } => evidence::key(&paths, json),
         Command::Bench(BenchCommand::Harness {
             turns,
             short,
@@ -177,12 +207,14 @@ pub struct Paths<'a> {
     pub config: Option<&'a Path>,
     /// The snapshot store.
     pub snapshots: Option<&'a str>,
+    /// The key that signs run heads, when not the one beside the store.
+    pub signing_key: Option<&'a Path>,
 }
 
 /// The session the run commands work in: the store, the config's model providers (and the
 /// scripted ones), the local sandbox provider, the snapshot store.
 pub async fn session(paths: &Paths<'_>) -> anyhow::Result<cordon_session::Session> {
-    let store = open_store(paths.store).await?;
+    let store = open_store(paths).await?;
     #[allow(unused_mut)]
     let mut models = cordon_session::Models::new(cordon_session::Config::load(paths.config)?);
     #[cfg(feature = "scripted")]
@@ -314,6 +346,7 @@ pub fn protected_paths(store: Option<&Path>, snapshots: Option<&str>) -> Vec<std
     if let Ok(s) = store_path(store) {
         let mut heads = s.clone().into_os_string();
         heads.push(".heads");
+        out.push(cordon_store::signing::default_key_path(&s));
         out.push(s);
         out.push(heads.into());
     }
@@ -338,9 +371,49 @@ fn store_path(path: Option<&Path>) -> anyhow::Result<std::path::PathBuf> {
     }
 }
 
-/// Opens the store named on the command line, or the default one, to write to it.
-pub async fn open_store(path: Option<&Path>) -> anyhow::Result<Store> {
-    Store::open(&store_path(path)?).await.map_err(store_failure)
+/// Opens the store named on the command line, or the default one, to write to it, signing
+/// with the key given on the command line when there is one.
+pub async fn open_store(paths: &Paths<'_>) -> anyhow::Result<Store> {
+    let mut store = Store::open(&store_path(paths.store)?)
+        .await
+        .map_err(store_failure)?;
+    if let Some(key) = paths.signing_key {
+        store.use_key_file(key).map_err(|e| {
+            Failure::bad_input(
+                e.to_string(),
+                "make one with `openssl genpkey -algorithm ed25519 -out KEY.pem`, or leave --signing-key out to use the store's own",
+            )
+        })?;
+    }
+    Ok(store)
+}
+
+/// The public key a person says to trust: a file (public key PEM, private key, or
+/// `ed25519:HEX` text) or `ed25519:HEX` itself.
+pub fn trusted_key(text: &str) -> anyhow::Result<cordon_store::signing::PublicKey> {
+    use cordon_store::signing::PublicKey;
+    let path = Path::new(text);
+    let read = if text.starts_with("ed25519:") || !path.exists() {
+        PublicKey::parse(text)
+    } else {
+        PublicKey::from_file(path)
+    };
+    read.map_err(|e| {
+        Failure::bad_input(
+            format!("--key {text}: {e}"),
+            "give the store's public key: a .pub.pem file, the key file itself, or ed25519:HEX as `cordon verify --json` prints it",
+        )
+    })
+}
+
+/// The public half of the signing key file given with --signing-key.
+fn public_key_of(path: &Path) -> anyhow::Result<cordon_store::signing::PublicKey> {
+    cordon_store::signing::PublicKey::from_file(path).map_err(|e| {
+        Failure::bad_input(
+            e.to_string(),
+            "--signing-key names the private key file (PKCS#8 PEM)",
+        )
+    })
 }
 
 /// Opens the store only to read it (`runs`, `show`, `verify`): nothing is written, so this

@@ -67,9 +67,60 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             details.push(style.dim(&format!("cordon {cordon_version}")));
             ("started", line, details)
         }
+        EventPayload::SecretsRedacted { seq, event, found } => {
+            let what: Vec<String> = found
+                .iter()
+                .map(|(name, n)| format!("{n} × {name}"))
+                .collect();
+            (
+                "redacted",
+                format!(
+                    "{} in event {seq} ({event}) before it was stored",
+                    what.join(", ")
+                ),
+                Vec::new(),
+            )
+        }
+        EventPayload::ArtifactsCollected {
+            artifacts,
+            missing,
+            notes,
+        } => {
+            let size: u64 = artifacts.iter().map(|a| a.bytes).sum();
+            let mut line = format!(
+                "{} · {}",
+                plural(artifacts.len() as u64, "file", "files"),
+                bytes(size)
+            );
+            if !missing.is_empty() {
+                line.push_str(&format!(" · missing: {}", missing.join(", ")));
+            }
+            let shown = match limit {
+                Limit::Full => artifacts.len(),
+                Limit::Clip => artifacts.len().min(10),
+            };
+            let mut details: Vec<String> = artifacts[..shown]
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} · {} · {} · {}",
+                        a.path,
+                        bytes(a.bytes),
+                        a.media_type,
+                        short(a.sha256.trim_start_matches("sha256:"))
+                    )
+                })
+                .collect();
+            if shown < artifacts.len() {
+                details.push(format!("… {} more …", artifacts.len() - shown));
+            }
+            details.extend(notes.iter().map(|n| format!("note: {n}")));
+            ("artifacts", line, details)
+        }
         EventPayload::WorkspaceMaterialized {
             manifest_digest,
             receipts,
+            ..
         } => {
             let entries = receipts.as_array().map_or(&[][..], Vec::as_slice);
             let files: u64 = entries.iter().filter_map(|r| r["files"].as_u64()).sum();

@@ -9,6 +9,7 @@ mod compat;
 mod compatibility;
 mod crash;
 mod e2e;
+mod evidence;
 mod manifest;
 mod object_store;
 mod policy;

@@ -376,13 +376,14 @@ async fn hostile_retry_after_values_neither_panic_nor_hang() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_echoed_by_the_model_or_a_command_are_never_stored_or_printed() {
+    const GITHUB: &str = "ghp_CanaryCanaryCanaryCanaryCanary012345";
     let home = Home::new(&format!(
         r#"
         [[turns]]
         text = "I see your key {KEY} and will check the token."
-        tool_calls = [{{ name = "exec_command", arguments = {{ cmd = "echo token=$TOKEN" }} }}]
+        tool_calls = [{{ name = "exec_command", arguments = {{ cmd = "echo token=$TOKEN; printf 'AKIA%s\\n' IOSFODNN7CANARY1" }} }}]
         [[turns]]
-        text = "The key was {KEY}."
+        text = "The key was {KEY}; the file had {GITHUB}."
         "#
     ))
     .await;
@@ -405,26 +406,66 @@ async fn secrets_echoed_by_the_model_or_a_command_are_never_stored_or_printed() 
     let all = String::from_utf8_lossy(&events.stdout);
     assert!(!all.contains(KEY) && !all.contains(token), "{all}");
     assert!(all.contains("token=[redacted: env TOKEN]"), "{all}");
+    // Tokens no one declared, found by the detectors.
+    assert!(all.contains("[redacted: AWS access key id]"), "{all}");
+    assert!(all.contains("[redacted: GitHub token]"), "{all}");
+    let notes: Vec<Value> = all
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["kind"] == "secrets_redacted")
+        .collect();
+    let named = |name: &str| {
+        notes
+            .iter()
+            .any(|n| n["payload"]["found"][name].as_u64() >= Some(1))
+    };
+    assert!(
+        named("env TOKEN")
+            && named("AWS access key id")
+            && named("GitHub token")
+            && named("s API key"),
+        "{notes:?}"
+    );
     let verified = home.run(&["verify", &run_id]).await;
     assert!(verified.status.success(), "{}", text(&verified));
-    for file in std::fs::read_dir(home.path()).unwrap() {
-        let p = file.unwrap().path();
-        if p.file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("runs.db")
-            && p.is_file()
-        {
-            let bytes = std::fs::read(&p).unwrap();
-            for secret in [KEY, token] {
+    let full = home.run(&["show", "--full", &run_id]).await;
+    let exported = home
+        .run(&["export", &run_id, "--bundle", "run.bundle"])
+        .await;
+    assert!(exported.status.success(), "{}", text(&exported));
+    let canaries = [KEY, token, "AKIAIOSFODNN7CANARY1", GITHUB];
+    let printed = [text(&out), text(&full), text(&exported), all.to_string()];
+    for (secret, shown) in canaries
+        .iter()
+        .flat_map(|c| printed.iter().map(move |p| (c, p)))
+    {
+        assert!(!shown.contains(secret), "{secret} printed: {shown}");
+    }
+    // Every file cordon wrote: the store, its WAL, the heads, the bundle, and every
+    // snapshot listing and (decompressed) content.
+    let mut files = 0;
+    for entry in walkdir::WalkDir::new(home.path()) {
+        let entry = entry.unwrap();
+        if !entry.file_type().is_file() || entry.path().ends_with("config.toml") {
+            continue;
+        }
+        files += 1;
+        let raw = std::fs::read(entry.path()).unwrap();
+        let unpacked = zstd::decode_all(&raw[..]).unwrap_or_default();
+        for bytes in [&raw, &unpacked] {
+            for secret in canaries {
                 assert!(
                     !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
                     "{secret} in {}",
-                    p.display()
+                    entry.path().display()
                 );
             }
         }
     }
+    assert!(
+        files > 5,
+        "the store, heads, snapshots and bundle were searched"
+    );
     let second = home.server.requests()[1].body.to_string();
     assert!(
         !second.contains(token),

@@ -112,6 +112,7 @@ async fn story(db: &Path) {
                 { "path": "src", "type": "local_dir", "files": 12, "bytes": 40960 },
                 { "path": "README.md", "type": "file", "files": 1, "bytes": 300 }
             ]),
+            manifest: Some("root = \"/workspace\"\n".into()),
         },
         EventPayload::UserInput {
             text: "Make the tests pass.".into(),
@@ -316,6 +317,22 @@ async fn story(db: &Path) {
         EventPayload::ModelResponse {
             turn: 4,
             response: answer("{\"answer\": \"fixed\"}", &[], (2100, 9)),
+        },
+        EventPayload::SecretsRedacted {
+            seq: 30,
+            event: "model_response".into(),
+            found: [("GitHub token".to_string(), 2)].into_iter().collect(),
+        },
+        EventPayload::ArtifactsCollected {
+            artifacts: vec![cordon_core::Artifact {
+                path: "out/review_summary.md".into(),
+                bytes: 1200,
+                sha256: "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+                    .into(),
+                media_type: "text/markdown".into(),
+            }],
+            missing: vec![],
+            notes: vec!["out/latest is a link: links are not followed".into()],
         },
         EventPayload::RunCompleted {
             output: "{\"answer\": \"fixed\"}".into(),

@@ -207,25 +207,9 @@ impl SnapshotStore {
         stats.skipped_count = skipped_count;
         // In byte order of the exact paths (for UTF-8 names, the order of the text).
         entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut id = blake3::Hasher::new();
-        for (rel, e) in &entries {
-            let target = e.target_bytes()?.unwrap_or_default();
-            id.update(rel);
-            id.update(
-                format!(
-                    "\0{:?}\0{:o}\0{}\0",
-                    e.kind,
-                    e.mode,
-                    e.hash.as_deref().unwrap_or("")
-                )
-                .as_bytes(),
-            );
-            id.update(&target);
-            id.update(b"\n");
-        }
-        let entries = entries.into_iter().map(|(_, e)| e).collect();
+        let entries: Vec<Entry> = entries.into_iter().map(|(_, e)| e).collect();
         let snapshot = Snapshot {
-            id: id.finalize().to_hex().to_string(),
+            id: Snapshot::id_of(&entries)?,
             created: now(),
             entries,
         };

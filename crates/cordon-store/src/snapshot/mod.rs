@@ -122,6 +122,29 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The id of a listing of `entries` (in their order, sorted by exact path): BLAKE3 over
+    /// each entry's exact path, kind, mode, content hash and link target. Sizes, times and
+    /// inodes are not part of it.
+    pub fn id_of(entries: &[Entry]) -> Result<String, SnapshotError> {
+        let mut id = blake3::Hasher::new();
+        for e in entries {
+            let target = e.target_bytes()?.unwrap_or_default();
+            id.update(&e.path_bytes()?);
+            id.update(
+                format!(
+                    "\0{:?}\0{:o}\0{}\0",
+                    e.kind,
+                    e.mode,
+                    e.hash.as_deref().unwrap_or("")
+                )
+                .as_bytes(),
+            );
+            id.update(&target);
+            id.update(b"\n");
+        }
+        Ok(id.finalize().to_hex().to_string())
+    }
+
     /// Total bytes of file content.
     pub fn bytes(&self) -> u64 {
         self.entries.iter().map(|e| e.size).sum()

@@ -167,6 +167,11 @@ impl SnapshotStore {
         Ok(report)
     }
 
+    /// The content whose BLAKE3 hash is `hash`, checked against it.
+    pub fn read_content(&self, hash: &str) -> Result<Vec<u8>, SnapshotError> {
+        self.content(Some(hash), hash)
+    }
+
     /// A content by hash, checked against it.
     fn content(&self, hash: Option<&str>, path: &str) -> Result<Vec<u8>, SnapshotError> {
         let hash = hash

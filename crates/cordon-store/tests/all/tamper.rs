@@ -420,3 +420,131 @@ async fn reading_a_store_changes_nothing_in_it() {
     store.close().await;
     assert_eq!(std::fs::read(lab.db()).unwrap(), before);
 }
+
+/// Rewrites a run's head record as someone with the files would: a consistent count and
+/// last hash, and whatever key and signature lines they choose.
+fn forge_head(lab: &Lab, run: &RunId, count: u64, last_hash: &str, key: &str, sig: &str) {
+    let mut text = format!(
+        "cordon-head 2\ncount {count}\nhash {last_hash}\npending -\nkey {key}\nsig {sig}\n"
+    )
+    .into_bytes();
+    text.resize(511, b' ');
+    text.push(b'\n');
+    let path = lab.dir.path().join("runs.db.heads").join(run.as_str());
+    std::fs::write(path, text).unwrap();
+}
+
+/// The run's events rewritten and re-hashed end to end; returns the new last hash.
+async fn rewrite_run(lab: &Lab, run: &RunId) -> String {
+    let pool = raw(&lab.db()).await;
+    let rows = all_rows(&pool, run).await;
+    sqlx::query("DELETE FROM events WHERE run_id = ?")
+        .bind(run.as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut prev = GENESIS_HASH.to_string();
+    for (seq, ts, ..) in rows {
+        let e = Event::new(
+            run,
+            seq as u64,
+            ts,
+            &EventPayload::UserInput {
+                text: format!("forged {seq}"),
+            },
+            &prev,
+        );
+        prev = e.hash.clone();
+        insert(&pool, &e).await;
+    }
+    pool.close().await;
+    prev
+}
+
+#[tokio::test]
+async fn heads_are_signed_and_a_consistent_rewrite_of_events_and_head_is_caught() {
+    use cordon_store::signing::{HeadSigner, KeyFile, PublicKey, head_message};
+    let lab = lab().await;
+    let run = &lab.runs[0];
+    let store = Store::open_read_only(&lab.db()).await.unwrap();
+    let key = store.public_key().unwrap().expect("the store made a key");
+    let v = verify_run(&store, run).await.unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+    assert_eq!(v.signed_by, Some(key.to_text()));
+    let old = v.head.unwrap().signature.unwrap();
+
+    // A third party checks the head with OpenSSL alone.
+    let dir = lab.dir.path();
+    std::fs::write(
+        dir.join("head.json"),
+        head_message(run.as_str(), v.events, v.last_hash.as_deref().unwrap()),
+    )
+    .unwrap();
+    std::fs::write(dir.join("head.sig"), hex::decode(&old.signature).unwrap()).unwrap();
+    std::fs::write(dir.join("pub.pem"), key.to_pem()).unwrap();
+    let openssl = |sig: &str| {
+        std::process::Command::new("openssl")
+            .args([
+                "pkeyutl", "-verify", "-pubin", "-inkey", "pub.pem", "-rawin",
+            ])
+            .args(["-in", "head.json", "-sigfile", sig])
+            .current_dir(dir)
+            .output()
+            .expect("openssl is installed by scripts/test")
+    };
+    assert!(openssl("head.sig").status.success());
+    let mut bad = hex::decode(&old.signature).unwrap();
+    bad[0] ^= 1;
+    std::fs::write(dir.join("bad.sig"), bad).unwrap();
+    assert!(!openssl("bad.sig").status.success());
+
+    // Events and head rewritten together, the old signature kept.
+    let last = rewrite_run(&lab, run).await;
+    forge_head(&lab, run, 5, &last, &old.key, &old.signature);
+    let problems = |v: cordon_store::verify::Verdict| {
+        assert!(!v.ok());
+        v.problems
+            .iter()
+            .map(|p| p.reason.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let store = Store::open_read_only(&lab.db()).await.unwrap();
+    let p = problems(verify_run(&store, run).await.unwrap());
+    assert!(p.contains("signature does not verify"), "{p}");
+
+    // The signature removed.
+    forge_head(&lab, run, 5, &last, "-", "-");
+    let p = problems(verify_run(&store, run).await.unwrap());
+    assert!(p.contains("not signed"), "{p}");
+
+    // Signed with the forger's own key: valid, but not the store's.
+    let theirs = KeyFile::load_or_create(&dir.join("theirs.pem")).unwrap();
+    let sig = theirs
+        .sign(head_message(run.as_str(), 5, &last).as_bytes())
+        .unwrap();
+    forge_head(
+        &lab,
+        run,
+        5,
+        &last,
+        &theirs.public_key().to_text(),
+        &hex::encode(sig),
+    );
+    let p = problems(verify_run(&store, run).await.unwrap());
+    assert!(p.contains("not by the trusted key"), "{p}");
+    // Someone trusting the forger's key would accept it: the trust is in the key.
+    let forged = cordon_store::verify::verify_run_with(&store, run, Some(&theirs.public_key()))
+        .await
+        .unwrap();
+    assert!(forged.ok(), "{:?}", forged.problems);
+
+    // The untouched run, checked against another key, is refused.
+    let other = PublicKey::parse(&theirs.public_key().to_text()).unwrap();
+    let p = problems(
+        cordon_store::verify::verify_run_with(&store, &lab.runs[1], Some(&other))
+            .await
+            .unwrap(),
+    );
+    assert!(p.contains("not by the trusted key"), "{p}");
+}

@@ -68,7 +68,7 @@ pub async fn manifest(files: u32, mib: u32, json: bool) -> anyhow::Result<ExitCo
     let started = Instant::now();
     let prepared = super::sandbox::create(&args, &[]).await?;
     let elapsed = started.elapsed();
-    let (_, receipts) = prepared.materialized.clone().expect("a manifest was given");
+    let (_, receipts, _) = prepared.materialized.clone().expect("a manifest was given");
     let bytes: u64 = receipts.iter().map(|r| r.bytes).sum();
     let written: u64 = receipts.iter().map(|r| r.files).sum();
     anyhow::ensure!(

@@ -1,0 +1,309 @@
+//! Evidence: `cordon export --bundle`, `cordon verify --bundle`, `cordon artifacts` and
+//! `cordon key`.
+
+use super::{Paths, find_run, print_bytes, store_failure, store_path};
+use crate::exit::{self, Failure};
+use crate::render::call::bytes as show_bytes;
+use crate::render::{plural, safe};
+use cordon_evidence::bundle;
+use cordon_store::Store;
+use cordon_store::signing::PublicKey;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// The largest bundle `verify --bundle` reads.
+const MAX_BUNDLE: u64 = 1 << 30;
+
+/// `cordon export RUN --bundle FILE`.
+pub async fn export(
+    store: &Store,
+    paths: &Paths<'_>,
+    run: &str,
+    to: &Path,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let run_id = find_run(store, run).await?;
+    let events = store.events(&run_id).await.map_err(store_failure)?;
+    let snapshots = cordon_session::Snapshots::open(paths.snapshots)?;
+    let mut listings = std::collections::BTreeMap::new();
+    for id in bundle::checkpoint_snapshots(&events) {
+        if let Ok(s) = snapshots.load(&id).await {
+            listings.insert(id, s);
+        }
+    }
+    let bytes = bundle::export(store, &run_id, &listings)
+        .await
+        .map_err(|e| match e {
+            bundle::ExportError::Store(s) => store_failure(s),
+            bundle::ExportError::Tampered { .. } => anyhow::Error::new(Failure {
+                code: exit::TAMPERED,
+                message: e.to_string(),
+                hint: Some(format!("`cordon verify {run_id}` shows what is wrong")),
+            }),
+            other => Failure::bad_input(
+                other.to_string(),
+                "only a run whose every event is covered by a signed head can be exported",
+            ),
+        })?;
+    let report = bundle::verify(&bytes, None);
+    if to == Path::new("-") {
+        return print_bytes(&bytes);
+    }
+    write_new(to, &bytes)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "run_id": run_id, "bundle": to, "bytes": bytes.len(), "events": report.events,
+                "snapshots": report.snapshots, "missing_snapshots": report.missing_snapshots,
+                "signed_by": report.signed_by,
+            })
+        );
+    } else {
+        println!(
+            "wrote {} ({}): run {run_id}, {}, {}, signed by {}",
+            to.display(),
+            show_bytes(bytes.len() as u64),
+            plural(report.events, "event", "events"),
+            plural(report.snapshots, "snapshot listing", "snapshot listings"),
+            report.signed_by.as_deref().unwrap_or("-")
+        );
+        if !report.missing_snapshots.is_empty() {
+            println!(
+                "  note: {} the run's checkpoints took {} no longer in {}: the bundle names {} without {}",
+                plural(
+                    report.missing_snapshots.len() as u64,
+                    "snapshot",
+                    "snapshots"
+                ),
+                if report.missing_snapshots.len() == 1 {
+                    "is"
+                } else {
+                    "are"
+                },
+                snapshots.shown(),
+                if report.missing_snapshots.len() == 1 {
+                    "it"
+                } else {
+                    "them"
+                },
+                if report.missing_snapshots.len() == 1 {
+                    "its listing"
+                } else {
+                    "their listings"
+                },
+            );
+        }
+        println!(
+            "  check it anywhere: cordon verify --bundle {} --key STORE.pub.pem  (`cordon key` prints the key)",
+            to.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `bytes` to a file that must not exist yet, all or nothing.
+fn write_new(to: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let cannot = |e: std::io::Error| {
+        Failure::bad_input(
+            format!("cannot write {}: {e}", to.display()),
+            "give a path in a directory you may write, to a file that does not exist yet",
+        )
+    };
+    if to.exists() {
+        return Err(Failure::bad_input(
+            format!("{} exists", to.display()),
+            "give a new file name, or remove the old bundle first",
+        ));
+    }
+    let dir = to
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(cannot)?;
+    tmp.write_all(bytes).map_err(cannot)?;
+    tmp.as_file().sync_all().map_err(cannot)?;
+    tmp.persist_noclobber(to).map_err(|e| cannot(e.error))?;
+    Ok(())
+}
+
+/// `cordon verify --bundle FILE [--key KEY]`.
+pub fn verify_bundle(from: &Path, key: Option<&PublicKey>, json: bool) -> anyhow::Result<ExitCode> {
+    let mut bytes = Vec::new();
+    let read = if from == Path::new("-") {
+        std::io::stdin()
+            .take(MAX_BUNDLE + 1)
+            .read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(from).and_then(|f| f.take(MAX_BUNDLE + 1).read_to_end(&mut bytes))
+    };
+    read.map_err(|e| {
+        Failure::bad_input(
+            format!("cannot read {}: {e}", from.display()),
+            "give the file `cordon export RUN --bundle FILE` wrote",
+        )
+    })?;
+    if bytes.len() as u64 > MAX_BUNDLE {
+        return Err(Failure::bad_input(
+            format!(
+                "{} is larger than 1 GiB: not a bundle cordon reads",
+                from.display()
+            ),
+            "give the file `cordon export RUN --bundle FILE` wrote",
+        ));
+    }
+    let report = bundle::verify(&bytes, key);
+    if json {
+        let first = report.problems.first();
+        println!(
+            "{}",
+            serde_json::json!({
+                "bundle": from, "ok": report.ok(), "run_id": report.run_id,
+                "events": report.events, "snapshots": report.snapshots,
+                "missing_snapshots": report.missing_snapshots, "signed_by": report.signed_by,
+                "key_trusted": report.key_trusted,
+                "bad_line": first.and_then(|p| p.line), "bad_seq": first.and_then(|p| p.seq),
+                "bad_kind": first.and_then(|p| p.kind.clone()),
+                "reason": first.map(|p| p.reason.clone()),
+            })
+        );
+    } else if let Some(p) = report.problems.first() {
+        eprintln!(
+            "TAMPERED: bundle {}: {}",
+            safe(&from.display().to_string()),
+            safe(&p.to_string())
+        );
+        eprintln!(
+            "  hint: the bundle is not what cordon exported; ask for it again from the store it came from"
+        );
+    } else {
+        let run = report.run_id.as_deref().unwrap_or("-");
+        let signed = report.signed_by.as_deref().unwrap_or("-");
+        println!(
+            "ok: bundle {}: run {run}, {}, hash chain intact, {}, head signed by {signed}{}",
+            from.display(),
+            plural(report.events, "event", "events"),
+            plural(report.snapshots, "snapshot listing", "snapshot listings"),
+            if report.key_trusted {
+                ", the key you trust"
+            } else {
+                " (the key the bundle names: pass --key with the store's public key to know who signed it)"
+            }
+        );
+        if !report.missing_snapshots.is_empty() {
+            println!(
+                "  note: {} the run's checkpoints took {} not in it",
+                plural(
+                    report.missing_snapshots.len() as u64,
+                    "snapshot",
+                    "snapshots"
+                ),
+                if report.missing_snapshots.len() == 1 {
+                    "is"
+                } else {
+                    "are"
+                },
+            );
+        }
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::TAMPERED)
+    })
+}
+
+/// `cordon artifacts RUN [--export DIR]`.
+pub async fn artifacts(
+    store: &Store,
+    paths: &Paths<'_>,
+    run: &str,
+    export: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let run_id = find_run(store, run).await?;
+    let events = store.events(&run_id).await.map_err(store_failure)?;
+    if let Some(dir) = export {
+        let snapshots = cordon_session::Snapshots::open(paths.snapshots)?;
+        let written = cordon_session::artifacts::export(&events, &snapshots, dir).await?;
+        for w in &written {
+            if json {
+                println!("{}", serde_json::to_string(w)?);
+            } else {
+                let from = match &w.source {
+                    cordon_session::artifacts::Source::Workspace => "the workspace".to_string(),
+                    cordon_session::artifacts::Source::Snapshot(id) => {
+                        format!("checkpoint {}", &id[..id.len().min(12)])
+                    }
+                };
+                println!("{}  (from {from}, digest checked)", w.artifact.path);
+            }
+        }
+        if !json {
+            println!(
+                "{} written to {}",
+                plural(written.len() as u64, "artifact", "artifacts"),
+                dir.display()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(list) = cordon_session::artifacts::recorded(&events) else {
+        if !json {
+            eprintln!(
+                "run {run_id} collected no artifacts (a run collects its manifest's outputs when it completes)"
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    if json {
+        for a in &list {
+            println!("{}", serde_json::to_string(a)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let width = list
+        .iter()
+        .map(|a| a.path.chars().count())
+        .max()
+        .unwrap_or(4);
+    for a in &list {
+        println!(
+            "{:<width$}  {:>9}  {:<24}  {}",
+            safe(&a.path),
+            show_bytes(a.bytes),
+            a.media_type,
+            a.sha256
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cordon key`.
+pub fn key(paths: &Paths<'_>, json: bool) -> anyhow::Result<ExitCode> {
+    let path = match paths.signing_key {
+        Some(p) => p.to_path_buf(),
+        None => cordon_store::signing::default_key_path(&store_path(paths.store)?),
+    };
+    let public = cordon_store::signing::public_path(&path);
+    let read = if public.exists() && paths.signing_key.is_none() {
+        PublicKey::from_file(&public)
+    } else if path.exists() {
+        PublicKey::from_file(&path)
+    } else {
+        return Err(Failure::bad_input(
+            format!("there is no signing key at {} yet", path.display()),
+            "a store makes its key when it records its first run",
+        ));
+    };
+    let key = read.map_err(|e| Failure::bad_input(e.to_string(), "the key file is damaged"))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"key": key.to_text(), "file": path, "public_file": public})
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_bytes(key.to_pem().as_bytes())
+}

@@ -1,0 +1,217 @@
+//! Evidence through the real binary: artifacts collected and exported, signed heads, and a
+//! bundle checked in a directory with no store.
+
+use crate::common;
+use serde_json::Value;
+use std::path::Path;
+
+/// A manifest with an output directory and a required output file, and a script whose
+/// command makes the files `makes` names.
+fn project(home: &Path, makes: &str) -> (String, String) {
+    std::fs::write(home.join("config.toml"), "").unwrap();
+    std::fs::write(
+        home.join("m.toml"),
+        r#"outputs = ["out", { path = "review_summary.md", required = true }]
+
+[entries."notes.txt"]
+type = "file"
+content = "review the notes"
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        home.join("s.toml"),
+        format!(
+            "[[turns]]\ntool_calls = [{{ name = \"exec_command\", arguments = {{ cmd = {} }} }}]\n[[turns]]\ntext = \"reviewed\"\n",
+            serde_json::to_string(makes).unwrap()
+        ),
+    )
+    .unwrap();
+    (
+        home.join("m.toml").display().to_string(),
+        format!("scripted:{}", home.join("s.toml").display()),
+    )
+}
+
+const MAKES_BOTH: &str = "mkdir -p out/deep && printf 'a,b\\n' > out/deep/t.csv && printf '# Review\\nfine\\n' > review_summary.md";
+
+fn sha256(path: &Path) -> String {
+    use sha2::Digest;
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+    )
+}
+
+#[tokio::test]
+async fn outputs_are_collected_exported_and_a_missing_required_one_fails_the_run() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let (manifest, model) = project(h, MAKES_BOTH);
+    let ws = h.join("ws");
+    let ws_arg = ws.display().to_string();
+    let args = [
+        "run",
+        "--manifest",
+        &manifest,
+        "--workspace",
+        &ws_arg,
+        "--model",
+        &model,
+        "review",
+    ];
+    common::expect(h, &args, 0).await;
+
+    let out = common::expect(h, &["artifacts", "last", "--json"], 0).await;
+    let listed = common::json_lines(&out.stdout);
+    let paths: Vec<&str> = listed.iter().map(|a| a["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["out/deep/t.csv", "review_summary.md"]);
+    assert_eq!(listed[1]["media_type"], "text/markdown");
+    assert_eq!(listed[1]["bytes"], 14);
+    assert_eq!(listed[1]["sha256"], sha256(&ws.join("review_summary.md")));
+    let shown = common::expect(h, &["show", "last"], 0).await;
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("artifacts   2 files"), "{shown}");
+
+    // Exported from the workspace; then, with the file changed there, from the checkpoint.
+    common::expect(h, &["artifacts", "last", "--export", "a1"], 0).await;
+    assert_eq!(
+        std::fs::read_to_string(h.join("a1/review_summary.md")).unwrap(),
+        "# Review\nfine\n"
+    );
+    std::fs::write(ws.join("review_summary.md"), "edited after the run").unwrap();
+    let out = common::expect(h, &["artifacts", "last", "--export", "a2", "--json"], 0).await;
+    let written = common::json_lines(&out.stdout);
+    assert_eq!(written[1]["source"]["from"], "snapshot", "{written:?}");
+    assert_eq!(
+        std::fs::read_to_string(h.join("a2/review_summary.md")).unwrap(),
+        "# Review\nfine\n"
+    );
+    let again = common::expect(h, &["artifacts", "last", "--export", "a2"], 2).await;
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
+
+    // A run that does not make its required output fails, saying which.
+    let (manifest, model) = project(h, "mkdir -p out && echo x > out/x.txt");
+    let args = ["run", "--manifest", &manifest, "--model", &model, "review"];
+    let out = common::expect(h, &args, 1).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("without the output it must produce: review_summary.md"),
+        "{stderr}"
+    );
+    let out = common::expect(h, &["show", "last", "--json"], 0).await;
+    let kinds: Vec<Value> = common::json_lines(&out.stdout)
+        .into_iter()
+        .map(|e| e["kind"].clone())
+        .collect();
+    assert_eq!(kinds[kinds.len() - 2], "artifacts_collected");
+    assert_eq!(kinds[kinds.len() - 1], "run_failed");
+}
+
+#[tokio::test]
+async fn a_bundle_verifies_with_no_store_and_a_changed_byte_is_named() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let (manifest, model) = project(h, MAKES_BOTH);
+    common::expect(
+        h,
+        &["run", "--manifest", &manifest, "--model", &model, "go"],
+        0,
+    )
+    .await;
+    let out = common::expect(h, &["verify", "last"], 0).await;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(", signed by ed25519:"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let key = h.join("runs.db.signing-key.pem");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the private key is its owner's alone");
+
+    common::expect(h, &["export", "last", "--bundle", "run.bundle"], 0).await;
+    let again = common::expect(h, &["export", "last", "--bundle", "run.bundle"], 2).await;
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    let pem = common::expect(h, &["key"], 0).await.stdout;
+    assert!(String::from_utf8_lossy(&pem).starts_with("-----BEGIN PUBLIC KEY-----"));
+    let bundle = std::fs::read(h.join("run.bundle")).unwrap();
+    let text = String::from_utf8_lossy(&bundle);
+    assert!(
+        text.contains("review the notes"),
+        "the manifest's text is in it"
+    );
+    assert!(text.contains("review_summary.md") && text.contains("artifacts_collected"));
+
+    // Elsewhere: a fresh directory, no store, no state.
+    let away = tempfile::tempdir().unwrap();
+    let a = away.path();
+    std::fs::write(a.join("run.bundle"), &bundle).unwrap();
+    std::fs::write(a.join("store.pub.pem"), &pem).unwrap();
+    let check = |file: &str, key: Option<&str>| {
+        let mut c = common::cordon_std(a);
+        c.args(["verify", "--bundle", file]);
+        if let Some(k) = key {
+            c.args(["--key", k]);
+        }
+        c.output().unwrap()
+    };
+    let ok = check("run.bundle", Some("store.pub.pem"));
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(stdout.contains("the key you trust"), "{stdout}");
+    assert!(
+        !a.join("runs.db").exists(),
+        "verifying a bundle makes no store"
+    );
+
+    // One byte of the final answer changed.
+    let at = text.find("\"output\":\"reviewed\"").unwrap() + 10;
+    let mut changed = bundle.clone();
+    changed[at] = b'R';
+    std::fs::write(a.join("changed.bundle"), &changed).unwrap();
+    let bad = check("changed.bundle", Some("store.pub.pem"));
+    assert_eq!(bad.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("run_completed"),
+        "names the event: {stderr}"
+    );
+
+    // Another key than the store's.
+    let other = h.join("other.pem");
+    let made = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let bad = check("run.bundle", Some(other.to_str().unwrap()));
+    assert_eq!(bad.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not by the key you trust"));
+
+    // A store signing with a key made by OpenSSL, given with --signing-key.
+    let signed = common::expect(
+        h,
+        &[
+            "--signing-key",
+            other.to_str().unwrap(),
+            "run",
+            "--model",
+            &model,
+            "--manifest",
+            &manifest,
+            "again",
+        ],
+        0,
+    )
+    .await;
+    drop(signed);
+    common::expect(h, &["verify", "last", "--key", other.to_str().unwrap()], 0).await;
+    let wrong = common::expect(h, &["verify", "last"], 4).await;
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("not by the trusted key"));
+}
