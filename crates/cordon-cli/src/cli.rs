@@ -251,6 +251,42 @@ pub enum Command {
         json: bool,
     },
 
+    /// The figures across runs: outcomes, failures, approvals, denials, tokens, cost, time
+    ///
+    /// Computed from the runs' logs: runs by status, the completion rate of those that ended,
+    /// failure classes, approvals asked for and how long they waited, how often a person had
+    /// to act, denials by rule, network requests refused, tokens and cost per completed run
+    /// (cost from the config's [prices]), and p50/p95 durations less the waits for people.
+    ///
+    /// Examples:
+    ///   cordon stats --since 7d
+    ///   cordon stats --agent reviewer --json
+    #[command(verbatim_doc_comment)]
+    Stats {
+        /// Only runs started within this long before now (`24h`, `7d`, `30m`).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Only runs of this agent (its name, as `cordon show` prints it).
+        #[arg(long, value_name = "NAME")]
+        agent: Option<String>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Draw a run as a timeline: model calls, tools, approvals and waits, with durations
+    ///
+    /// Each line is a span: when it started (from the run's start), how long it took, a bar
+    /// on the run's time scale (░ a wait for a person), and what it was. The spans are
+    /// derived from the run's log, named as OpenTelemetry's GenAI conventions name them.
+    Trace {
+        /// The run: its id, `last` (the newest), its start, or a unique piece of its random end.
+        run: String,
+        /// The spans as JSON Lines (name, kind, start and end in ms, attributes, parent).
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Write a run as one evidence bundle, to check on another machine with no store
     ///
     /// The bundle holds the run's events as stored (with the manifest's text, the policy and
@@ -653,6 +689,17 @@ pub enum BenchCommand {
         /// The download's size, in MiB.
         #[arg(long, default_value_t = 100)]
         mib: u32,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evidence costs per event: appending to the run log with and without signing the head
+    /// (each event flushed alone, the worst case), one signature, and redacting an event with
+    /// the known secrets alone and with the token detectors.
+    Evidence {
+        /// Events (and redactions) to time each way.
+        #[arg(long, default_value_t = 2000)]
+        events: u32,
         /// Print the results as JSON.
         #[arg(long)]
         json: bool,

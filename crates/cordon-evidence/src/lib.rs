@@ -17,3 +17,5 @@
 //! ```
 
 pub mod bundle;
+pub mod stats;
+pub mod trace;

@@ -8,6 +8,8 @@ mod policy;
 mod run;
 pub mod sandbox;
 mod snapshot;
+mod stats;
+mod trace;
 
 use crate::cli::{BenchCommand, Cli, Command, ManifestCommand, SandboxCommand};
 use crate::exit::Failure;
@@ -149,6 +151,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             evidence::artifacts(&store, &paths, &run, export.as_deref(), json).await
         }
         Command::Key { json } => evidence::key(&paths, json),
+        Command::Stats { since, agent, json } => {
+            let store = open_store_read_only(cli.store.as_deref()).await?;
+            let config = cordon_session::Config::load(paths.config)?;
+            let filter = stats::Filter { since, agent };
+            stats::stats(store.as_ref(), &config, &filter, json).await
+        }
+        Command::Trace { run, json } => {
+            let store = store_with_run(cli.store.as_deref(), &run).await?;
+            trace::trace(&store, &run, json).await
+        }
         Command::Bench(BenchCommand::Harness {
             turns,
             short,
@@ -164,6 +176,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             mib,
             json,
         }) => bench::egress(requests, mib, json).await,
+        Command::Bench(BenchCommand::Evidence { events, json }) => {
+            bench::evidence(events, json).await
+        }
         Command::Bench(BenchCommand::Sandbox {
             iterations,
             sandbox,

@@ -215,3 +215,101 @@ async fn a_bundle_verifies_with_no_store_and_a_changed_byte_is_named() {
     let wrong = common::expect(h, &["verify", "last"], 4).await;
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("not by the trusted key"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trace_and_the_fleet_figures_come_from_the_log() {
+    let (_server, home) = common::scripted_home(
+        r#"
+            [[turns]]
+            tool_calls = [{ name = "exec_command", arguments = { cmd = "echo a > a.txt" } }]
+            [[turns]]
+            text = "done"
+            "#,
+    )
+    .await;
+    let h = home.path();
+    std::fs::write(
+        h.join("agent.toml"),
+        "name = \"careful\"\ntools = [\"exec_command\"]\n[approvals]\ncommands = [\"echo a*\"]\n",
+    )
+    .unwrap();
+    std::fs::create_dir(h.join("ws")).unwrap();
+    let args = [
+        "run",
+        "--agent",
+        "agent.toml",
+        "--model",
+        "s:m",
+        "--workspace",
+        "ws",
+        "go",
+    ];
+    common::expect(h, &args, 5).await;
+    let waiting = common::expect(h, &["approvals", "--json"], 0).await;
+    let call = common::json_lines(&waiting.stdout)[0]["call_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    common::expect(h, &["approve", "last", &call, "--as", "ana"], 0).await;
+    common::expect(h, &["resume", "last"], 0).await;
+
+    let out = common::expect(h, &["trace", "last", "--json"], 0).await;
+    let spans = common::json_lines(&out.stdout);
+    let of = |kind: &str| -> Vec<&Value> { spans.iter().filter(|s| s["kind"] == kind).collect() };
+    assert_eq!(spans[0]["name"], "invoke_agent careful");
+    assert_eq!(spans[0]["attributes"]["cordon.run.status"], "completed");
+    assert_eq!(of("model").len(), 2, "{spans:?}");
+    assert_eq!(
+        of("model")[0]["attributes"]["gen_ai.operation.name"],
+        "chat"
+    );
+    assert!(of("model")[0]["attributes"]["gen_ai.usage.input_tokens"].as_u64() > Some(0));
+    let tool = of("tool")[0];
+    assert_eq!(tool["attributes"]["gen_ai.tool.name"], "exec_command");
+    assert_eq!(tool["attributes"]["gen_ai.tool.call.id"], call.as_str());
+    let approval = of("approval")[0];
+    assert_eq!(approval["attributes"]["cordon.approval.by"], "ana");
+    // The call ran after the person approved it.
+    assert!(
+        approval["end_ms"].as_i64().unwrap() <= tool["start_ms"].as_i64().unwrap() + 1,
+        "{approval} then {tool}"
+    );
+    let shown = common::expect(h, &["trace", "last"], 0).await;
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("approval exec_command · approved by ana"),
+        "{shown}"
+    );
+    assert!(shown.contains("execute_tool exec_command"), "{shown}");
+
+    // A second run, of another agent, that fails.
+    let (manifest, model) = project(h, "true");
+    common::expect(
+        h,
+        &["run", "--manifest", &manifest, "--model", &model, "go"],
+        1,
+    )
+    .await;
+    let out = common::expect(h, &["stats", "--json"], 0).await;
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["runs"], 2);
+    assert_eq!(s["completion_rate"], 0.5);
+    assert_eq!(s["approvals_requested"], 1);
+    assert_eq!(s["runs_with_intervention"], 1);
+    assert_eq!(
+        s["failures"]["the run ended without the output it must produce"], 1,
+        "{s}"
+    );
+    let careful = common::expect(h, &["stats", "--agent", "careful", "--json"], 0).await;
+    let careful: Value = serde_json::from_slice(&careful.stdout).unwrap();
+    assert_eq!(
+        (
+            careful["runs"].as_u64(),
+            careful["completion_rate"].as_f64()
+        ),
+        (Some(1), Some(1.0))
+    );
+    let text = common::expect(h, &["stats", "--since", "1h"], 0).await;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("2 runs in the last 1h"), "{text}");
+}

@@ -1,6 +1,7 @@
 //! `cordon bench`: measurements of cordon itself.
 
 mod egress;
+mod evidence;
 #[cfg(feature = "scripted")]
 mod harness;
 
@@ -8,6 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 pub use egress::egress;
+pub use evidence::evidence;
 #[cfg(feature = "scripted")]
 pub use harness::harness;
 

@@ -1,0 +1,482 @@
+//! A run as spans, derived from its log: what `cordon trace` draws and what is sent as
+//! OpenTelemetry traces. The log is the source; spans are a view of it, so a finished run's
+//! trace can be made again at any time and always agrees with the record.
+//!
+//! Names and attributes follow the OpenTelemetry GenAI semantic conventions where they
+//! apply (`invoke_agent`, `chat`, `execute_tool`; `gen_ai.request.model`,
+//! `gen_ai.usage.input_tokens`, `gen_ai.tool.name`, `gen_ai.tool.call.id`), and `cordon.*`
+//! for the rest (approvals and their waiting, checkpoints, the workspace, policy decisions).
+
+use cordon_core::{Event, EventPayload};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// What a span stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpanKind {
+    /// The whole run (`invoke_agent`).
+    Agent,
+    /// One model call (`chat`).
+    Model,
+    /// One tool call's execution (`execute_tool`).
+    Tool,
+    /// A call waiting for a person's decision.
+    Approval,
+    /// The run waiting: for a host to be approved, or paused until resumed.
+    Wait,
+    /// A checkpoint of the workspace.
+    Checkpoint,
+    /// The workspace built from a manifest.
+    Workspace,
+}
+
+/// One span of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Span {
+    /// The span it is inside (an index into the list); `None` for the run's.
+    pub parent: Option<usize>,
+    /// What it stands for.
+    pub kind: SpanKind,
+    /// Its name, as OpenTelemetry's conventions give it (`chat gpt-5-mini`).
+    pub name: String,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub start_ms: i64,
+    /// When it ended.
+    pub end_ms: i64,
+    /// Its attributes.
+    pub attributes: BTreeMap<String, Value>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    /// The events it was made from (their positions in the run).
+    pub events: Vec<u64>,
+}
+
+impl Span {
+    /// How long it lasted, in milliseconds.
+    pub fn duration_ms(&self) -> i64 {
+        (self.end_ms - self.start_ms).max(0)
+    }
+
+    fn new(kind: SpanKind, name: String, start_ms: i64, seq: u64) -> Span {
+        Span {
+            parent: Some(0),
+            kind,
+            name,
+            start_ms,
+            end_ms: start_ms,
+            attributes: BTreeMap::new(),
+            error: None,
+            events: vec![seq],
+        }
+    }
+
+    fn set(&mut self, key: &str, value: impl Into<Value>) {
+        self.attributes.insert(key.to_string(), value.into());
+    }
+}
+
+/// An event's time in milliseconds since the epoch (`None` when it cannot be read).
+pub fn millis(ts: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// The spans of a run, the run's own first. Events that cannot be read are skipped.
+pub fn spans(events: &[Event]) -> Vec<Span> {
+    let Some(first) = events.first() else {
+        return Vec::new();
+    };
+    let start = millis(&first.ts).unwrap_or(0);
+    let mut out = vec![Span {
+        parent: None,
+        kind: SpanKind::Agent,
+        name: "invoke_agent".into(),
+        start_ms: start,
+        end_ms: start,
+        attributes: BTreeMap::new(),
+        error: None,
+        events: Vec::new(),
+    }];
+    out[0].set("gen_ai.operation.name", "invoke_agent");
+    out[0].set("cordon.run.id", first.run_id.as_str());
+    let mut models: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut intents: BTreeMap<String, (i64, u64)> = BTreeMap::new();
+    let mut decisions: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+    let mut approvals: BTreeMap<String, usize> = BTreeMap::new();
+    let mut waits: Vec<usize> = Vec::new();
+    let mut model_name = String::new();
+    let (mut input, mut output) = (0u64, 0u64);
+    let mut previous = start;
+    for e in events {
+        let Some(at) = millis(&e.ts) else { continue };
+        let Ok(p) = EventPayload::from_parts(&e.kind, &e.payload) else {
+            continue;
+        };
+        out[0].end_ms = out[0].end_ms.max(at);
+        match p {
+            EventPayload::RunStarted { agent, .. } => {
+                out[0].name = format!("invoke_agent {}", agent.name);
+                out[0].set("gen_ai.agent.name", agent.name.as_str());
+                let (provider, model) = agent.model.split_once(':').unwrap_or(("", &agent.model));
+                model_name = model.to_string();
+                out[0].set("gen_ai.request.model", model);
+                out[0].set("gen_ai.provider.name", provider);
+                out[0].set("cordon.api", agent.api.as_str());
+            }
+            EventPayload::WorkspaceMaterialized { receipts, .. } => {
+                let mut s = Span::new(
+                    SpanKind::Workspace,
+                    "materialize workspace".into(),
+                    at,
+                    e.seq,
+                );
+                s.set(
+                    "cordon.workspace.entries",
+                    receipts.as_array().map_or(0, Vec::len) as u64,
+                );
+                out.push(s);
+            }
+            EventPayload::ModelRequest { turn, input_items } => {
+                let mut s = Span::new(SpanKind::Model, format!("chat {model_name}"), at, e.seq);
+                s.set("gen_ai.operation.name", "chat");
+                s.set("gen_ai.request.model", model_name.as_str());
+                s.set("cordon.turn", turn);
+                s.set("cordon.input_items", input_items as u64);
+                models.insert(turn, out.len());
+                out.push(s);
+            }
+            EventPayload::ModelRetry { turn, error, .. } => {
+                if let Some(&i) = models.get(&turn) {
+                    let n = out[i]
+                        .attributes
+                        .get("cordon.retries")
+                        .and_then(Value::as_u64);
+                    out[i].set("cordon.retries", n.unwrap_or(0) + 1);
+                    out[i].set("cordon.last_retry_error", error);
+                    out[i].events.push(e.seq);
+                }
+            }
+            EventPayload::ModelResponse { turn, response } => {
+                if let Some(i) = models.remove(&turn) {
+                    let s = &mut out[i];
+                    s.end_ms = at;
+                    s.events.push(e.seq);
+                    s.set("gen_ai.usage.input_tokens", response.usage.input_tokens);
+                    s.set("gen_ai.usage.output_tokens", response.usage.output_tokens);
+                    if let Some(m) = &response.model {
+                        s.set("gen_ai.response.model", m.as_str());
+                    }
+                    if let Some(id) = &response.id {
+                        s.set("gen_ai.response.id", id.as_str());
+                    }
+                    if let Some(r) = &response.stop_reason {
+                        s.set("gen_ai.response.finish_reasons", json!([r]));
+                    }
+                }
+                input += response.usage.input_tokens;
+                output += response.usage.output_tokens;
+            }
+            EventPayload::PolicyDecision {
+                call_id,
+                verdict,
+                rules,
+                ..
+            } => {
+                decisions.insert(call_id, (verdict, rules));
+            }
+            EventPayload::ToolCallIntent { call_id, .. } => {
+                intents.insert(call_id, (at, e.seq));
+            }
+            EventPayload::ToolResult {
+                call_id,
+                tool,
+                is_error,
+                duration_ms,
+                not_run,
+                output: text,
+                ..
+            } => {
+                let began = at - i64::try_from(duration_ms).unwrap_or(0);
+                let mut s = Span::new(SpanKind::Tool, format!("execute_tool {tool}"), began, e.seq);
+                s.end_ms = at;
+                s.set("gen_ai.operation.name", "execute_tool");
+                s.set("gen_ai.tool.name", tool.as_str());
+                s.set("gen_ai.tool.call.id", call_id.as_str());
+                if not_run {
+                    s.set("cordon.tool.not_run", true);
+                }
+                if let Some((intent_at, seq)) = intents.remove(&call_id) {
+                    s.events.insert(0, seq);
+                    s.set("cordon.tool.intent_ms", intent_at);
+                }
+                if let Some((verdict, rules)) = decisions.remove(&call_id) {
+                    s.set("cordon.policy.verdict", verdict);
+                    s.set("cordon.policy.rules", json!(rules));
+                }
+                if is_error {
+                    s.error = Some(first_line(&text));
+                }
+                out.push(s);
+            }
+            EventPayload::ToolReplayed {
+                call_id,
+                tool,
+                is_error,
+                duration_ms,
+                ..
+            } => {
+                let began = at - i64::try_from(duration_ms).unwrap_or(0);
+                let mut s = Span::new(SpanKind::Tool, format!("execute_tool {tool}"), began, e.seq);
+                s.end_ms = at;
+                s.set("gen_ai.operation.name", "execute_tool");
+                s.set("gen_ai.tool.name", tool.as_str());
+                s.set("gen_ai.tool.call.id", call_id.as_str());
+                s.set("cordon.tool.replayed", true);
+                if is_error {
+                    s.error = Some("the replayed call failed".into());
+                }
+                out.push(s);
+            }
+            EventPayload::ApprovalRequested {
+                call_id,
+                tool,
+                rules,
+                ..
+            } => {
+                let mut s = Span::new(SpanKind::Approval, format!("approval {tool}"), at, e.seq);
+                s.set("gen_ai.tool.call.id", call_id.as_str());
+                s.set("cordon.approval.rules", json!(rules));
+                approvals.insert(call_id, out.len());
+                out.push(s);
+            }
+            EventPayload::ApprovalGranted { call_id, by, .. } => {
+                close_approval(
+                    &mut out,
+                    &mut approvals,
+                    &call_id,
+                    at,
+                    e.seq,
+                    "approved",
+                    &by,
+                );
+            }
+            EventPayload::ApprovalRejected { call_id, by, .. } => {
+                close_approval(
+                    &mut out,
+                    &mut approvals,
+                    &call_id,
+                    at,
+                    e.seq,
+                    "rejected",
+                    &by,
+                );
+            }
+            EventPayload::HostRequested { hosts } => {
+                let mut s = Span::new(SpanKind::Wait, "wait for host approval".into(), at, e.seq);
+                s.set("cordon.hosts", json!(hosts));
+                waits.push(out.len());
+                out.push(s);
+            }
+            EventPayload::RunPaused { reason } => {
+                let mut s = Span::new(SpanKind::Wait, "paused".into(), at, e.seq);
+                s.set("cordon.pause.reason", reason);
+                waits.push(out.len());
+                out.push(s);
+            }
+            EventPayload::RunResumed { .. } => {
+                for i in waits.drain(..) {
+                    out[i].end_ms = at;
+                    out[i].events.push(e.seq);
+                    let waited = out[i].duration_ms();
+                    out[i].set("cordon.wait_ms", waited);
+                }
+            }
+            EventPayload::Checkpoint {
+                snapshot_id,
+                files_read,
+                bytes_read,
+                ..
+            } => {
+                let mut s = Span::new(SpanKind::Checkpoint, "checkpoint".into(), previous, e.seq);
+                s.end_ms = at;
+                s.set("cordon.snapshot.id", snapshot_id);
+                s.set("cordon.checkpoint.files_read", files_read);
+                s.set("cordon.checkpoint.bytes_read", bytes_read);
+                out.push(s);
+            }
+            EventPayload::RunFailed { error } => {
+                for (_, i) in std::mem::take(&mut models) {
+                    out[i].end_ms = at;
+                    out[i].error = Some(first_line(&error));
+                }
+                out[0].error = Some(first_line(&error));
+            }
+            EventPayload::BudgetExceeded { budget, .. } => {
+                out[0].error = Some(format!("the {budget} budget ran out"));
+            }
+            _ => {}
+        }
+        previous = at;
+    }
+    let end = out[0].end_ms;
+    for i in models
+        .into_values()
+        .chain(approvals.into_values())
+        .chain(waits)
+    {
+        out[i].end_ms = end;
+        out[i].set("cordon.unfinished", true);
+    }
+    let status = cordon_core::RunState::fold(events)
+        .map(|s| s.status.as_str())
+        .unwrap_or("unknown");
+    out[0].set("cordon.run.status", status);
+    out[0].set("gen_ai.usage.input_tokens", input);
+    out[0].set("gen_ai.usage.output_tokens", output);
+    out[0].events = events.iter().map(|e| e.seq).collect();
+    out
+}
+
+fn close_approval(
+    out: &mut [Span],
+    open: &mut BTreeMap<String, usize>,
+    call_id: &str,
+    at: i64,
+    seq: u64,
+    decision: &str,
+    by: &str,
+) {
+    if let Some(i) = open.remove(call_id) {
+        let s = &mut out[i];
+        s.end_ms = at;
+        s.events.push(seq);
+        s.set("cordon.approval.decision", decision);
+        s.set("cordon.approval.by", by);
+        let waited = s.duration_ms();
+        s.set("cordon.wait_ms", waited);
+    }
+}
+
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    line.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cordon_core::RunId;
+
+    fn at(ms: i64) -> String {
+        let t =
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap();
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    }
+
+    #[test]
+    fn model_calls_tools_approvals_and_waits_become_spans_with_their_times() {
+        let run = RunId::new();
+        let mut prev = cordon_core::event::GENESIS_HASH.to_string();
+        let mut events = Vec::new();
+        let mut push = |ms: i64, p: EventPayload| {
+            let e = Event::new(&run, events.len() as u64, at(ms), &p, &prev);
+            prev = e.hash.clone();
+            events.push(e);
+        };
+        let agent: cordon_core::AgentInfo = serde_json::from_value(json!({
+            "name": "reviewer", "instructions": "", "model": "openai:gpt-5-mini",
+            "api": "responses", "settings": {}, "tools": [], "max_turns": 5
+        }))
+        .unwrap();
+        push(
+            1_000,
+            EventPayload::RunStarted {
+                agent,
+                cordon_version: "0".into(),
+                manifest_digest: None,
+                policy_digest: None,
+                sandbox: None,
+                policy: None,
+            },
+        );
+        push(
+            1_010,
+            EventPayload::ModelRequest {
+                turn: 1,
+                input_items: 1,
+            },
+        );
+        let response: cordon_core::ModelResponse = serde_json::from_value(json!({
+            "items": [], "usage": {"input_tokens": 100, "output_tokens": 7}
+        }))
+        .unwrap();
+        push(1_310, EventPayload::ModelResponse { turn: 1, response });
+        push(
+            1_311,
+            EventPayload::ToolCallIntent {
+                call_id: "c1".into(),
+                tool: "exec_command".into(),
+                arguments: "{}".into(),
+                idempotency_key: "k".into(),
+            },
+        );
+        push(
+            1_312,
+            EventPayload::ApprovalRequested {
+                call_id: "c1".into(),
+                tool: "exec_command".into(),
+                arguments: "{}".into(),
+                arguments_hash: "h".into(),
+                rules: vec!["ask-rm".into()],
+                approvers: vec![],
+            },
+        );
+        push(
+            61_312,
+            EventPayload::ApprovalGranted {
+                call_id: "c1".into(),
+                arguments_hash: "h".into(),
+                by: "ana".into(),
+                always: false,
+                always_rules: vec![],
+            },
+        );
+        push(
+            61_400,
+            EventPayload::ToolResult {
+                call_id: "c1".into(),
+                tool: "exec_command".into(),
+                output: "exit 2\nboom".into(),
+                images: vec![],
+                is_error: true,
+                duration_ms: 40,
+                not_run: false,
+            },
+        );
+        let s = spans(&events);
+        let kinds: Vec<SpanKind> = s.iter().map(|s| s.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                SpanKind::Agent,
+                SpanKind::Model,
+                SpanKind::Approval,
+                SpanKind::Tool
+            ]
+        );
+        assert_eq!(s[0].name, "invoke_agent reviewer");
+        assert_eq!(s[0].duration_ms(), 60_400);
+        assert_eq!(s[1].name, "chat gpt-5-mini");
+        assert_eq!(s[1].duration_ms(), 300);
+        assert_eq!(s[1].attributes["gen_ai.usage.input_tokens"], 100);
+        assert_eq!(s[2].attributes["cordon.wait_ms"], 60_000);
+        assert_eq!(s[2].attributes["cordon.approval.by"], "ana");
+        assert_eq!((s[3].start_ms, s[3].end_ms), (61_360, 61_400));
+        assert_eq!(s[3].attributes["gen_ai.tool.call.id"], "c1");
+        assert_eq!(s[3].error.as_deref(), Some("exit 2"));
+        assert!(s.iter().skip(1).all(|x| x.parent == Some(0)));
+    }
+}
