@@ -285,6 +285,10 @@ pub enum Command {
         /// The spans as JSON Lines (name, kind, start and end in ms, attributes, parent).
         #[arg(long)]
         json: bool,
+        /// Send the run's spans to the OpenTelemetry collector the OTEL_EXPORTER_OTLP_*
+        /// variables name (again: a run's spans keep their ids), instead of drawing them.
+        #[arg(long, conflicts_with = "json")]
+        otlp: bool,
     },
 
     /// Write a run as one evidence bundle, to check on another machine with no store

@@ -17,5 +17,6 @@
 //! ```
 
 pub mod bundle;
+pub mod otlp;
 pub mod stats;
 pub mod trace;

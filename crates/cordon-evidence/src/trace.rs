@@ -85,6 +85,13 @@ pub fn millis(ts: &str) -> Option<i64> {
 
 /// The spans of a run, the run's own first. Events that cannot be read are skipped.
 pub fn spans(events: &[Event]) -> Vec<Span> {
+    spans_with(events, false)
+}
+
+/// [`spans`]; with `content`, model answers and tool arguments and results go in their
+/// spans too (`gen_ai.output.messages`, `gen_ai.tool.call.arguments`,
+/// `gen_ai.tool.call.result`), as the log holds them (secrets replaced).
+pub fn spans_with(events: &[Event], content: bool) -> Vec<Span> {
     let Some(first) = events.first() else {
         return Vec::new();
     };
@@ -102,7 +109,7 @@ pub fn spans(events: &[Event]) -> Vec<Span> {
     out[0].set("gen_ai.operation.name", "invoke_agent");
     out[0].set("cordon.run.id", first.run_id.as_str());
     let mut models: BTreeMap<u32, usize> = BTreeMap::new();
-    let mut intents: BTreeMap<String, (i64, u64)> = BTreeMap::new();
+    let mut intents: BTreeMap<String, (i64, u64, String)> = BTreeMap::new();
     let mut decisions: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
     let mut approvals: BTreeMap<String, usize> = BTreeMap::new();
     let mut waits: Vec<usize> = Vec::new();
@@ -174,6 +181,13 @@ pub fn spans(events: &[Event]) -> Vec<Span> {
                     if let Some(r) = &response.stop_reason {
                         s.set("gen_ai.response.finish_reasons", json!([r]));
                     }
+                    if content {
+                        let parts = json!([{"type": "text", "content": response.text()}]);
+                        s.set(
+                            "gen_ai.output.messages",
+                            json!([{"role": "assistant", "parts": parts}]).to_string(),
+                        );
+                    }
                 }
                 input += response.usage.input_tokens;
                 output += response.usage.output_tokens;
@@ -186,8 +200,10 @@ pub fn spans(events: &[Event]) -> Vec<Span> {
             } => {
                 decisions.insert(call_id, (verdict, rules));
             }
-            EventPayload::ToolCallIntent { call_id, .. } => {
-                intents.insert(call_id, (at, e.seq));
+            EventPayload::ToolCallIntent {
+                call_id, arguments, ..
+            } => {
+                intents.insert(call_id, (at, e.seq, arguments));
             }
             EventPayload::ToolResult {
                 call_id,
@@ -207,9 +223,15 @@ pub fn spans(events: &[Event]) -> Vec<Span> {
                 if not_run {
                     s.set("cordon.tool.not_run", true);
                 }
-                if let Some((intent_at, seq)) = intents.remove(&call_id) {
+                if let Some((intent_at, seq, arguments)) = intents.remove(&call_id) {
                     s.events.insert(0, seq);
                     s.set("cordon.tool.intent_ms", intent_at);
+                    if content {
+                        s.set("gen_ai.tool.call.arguments", arguments);
+                    }
+                }
+                if content {
+                    s.set("gen_ai.tool.call.result", text.as_str());
                 }
                 if let Some((verdict, rules)) = decisions.remove(&call_id) {
                     s.set("cordon.policy.verdict", verdict);

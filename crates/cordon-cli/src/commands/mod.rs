@@ -157,9 +157,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let filter = stats::Filter { since, agent };
             stats::stats(store.as_ref(), &config, &filter, json).await
         }
-        Command::Trace { run, json } => {
+        Command::Trace { run, json, otlp } => {
             let store = store_with_run(cli.store.as_deref(), &run).await?;
-            trace::trace(&store, &run, json).await
+            match otlp {
+                true => trace::send(&store, &run).await,
+                false => trace::trace(&store, &run, json).await,
+            }
         }
         Command::Bench(BenchCommand::Harness {
             turns,

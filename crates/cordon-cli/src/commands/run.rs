@@ -41,7 +41,7 @@ pub async fn run(args: RunArgs, paths: &Paths<'_>) -> anyhow::Result<ExitCode> {
     request.stop = Some(stop_on_ctrl_c());
     request.observers.push(observer(args.json));
     let prepared = session.new_run(request).await?;
-    go(prepared, args.json).await
+    go(prepared, args.json, session.store()).await
 }
 
 /// `cordon resume RUN`.
@@ -54,7 +54,7 @@ pub async fn resume(
     request.stop = Some(stop_on_ctrl_c());
     request.observers.push(observer(json));
     let prepared = session.resume(request).await?;
-    go(prepared, json).await
+    go(prepared, json, session.store()).await
 }
 
 /// The most task text cordon reads from a file or stdin.
@@ -157,7 +157,23 @@ fn observer(json: bool) -> Arc<dyn RunObserver> {
 
 /// Says where the run works (on stderr, so even with --json), drives it here, and renders
 /// how it ended.
-async fn go(prepared: PreparedRun, json: bool) -> anyhow::Result<ExitCode> {
+async fn go(
+    prepared: PreparedRun,
+    json: bool,
+    store: &cordon_store::Store,
+) -> anyhow::Result<ExitCode> {
+    // Checked before the run, so a wrong variable is said before any work is done.
+    let otlp = cordon_evidence::otlp::from_env().map_err(|e| {
+        exit::Failure::bad_input(e, "fix or unset the OTEL_EXPORTER_OTLP_* variable")
+    })?;
+    let run_id = prepared.run_id().clone();
+    let from_seq = match &otlp {
+        Some(_) => match store.events(&run_id).await {
+            Ok(events) => cordon_evidence::otlp::resume_point(&events),
+            Err(_) => 0,
+        },
+        None => 0,
+    };
     if let Some(w) = prepared.workspace() {
         match &w.restored_from {
             Some(id) => eprintln!(
@@ -172,7 +188,41 @@ async fn go(prepared: PreparedRun, json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     let outcome = prepared.run().await?;
+    if let Some(settings) = otlp {
+        send_spans(store, &settings, &outcome, from_seq).await;
+    }
     Ok(finish(&outcome, json))
+}
+
+/// Sends the spans this process's part of the run finished to the OTLP collector; a
+/// collector that cannot take them is reported, never a reason to fail the run.
+async fn send_spans(
+    store: &cordon_store::Store,
+    settings: &cordon_evidence::otlp::Settings,
+    outcome: &cordon_harness::RunOutcome,
+    from_seq: u64,
+) {
+    use cordon_evidence::otlp;
+    let Ok(events) = store.events(&outcome.run_id).await else {
+        return;
+    };
+    let ended = matches!(
+        outcome.status,
+        RunStatus::Completed | RunStatus::Failed | RunStatus::BudgetExceeded
+    );
+    let spans = cordon_evidence::trace::spans_with(&events, settings.content);
+    let chosen = otlp::finished_since(&spans, from_seq, ended);
+    match otlp::send(settings, &events, &chosen).await {
+        Ok(n) => eprintln!(
+            "trace: {} sent to {}",
+            crate::render::plural(n as u64, "span", "spans"),
+            settings.endpoint
+        ),
+        Err(e) => eprintln!(
+            "warning: {e}\n  hint: `cordon trace {} --otlp` sends the run's spans again",
+            outcome.run_id
+        ),
+    }
 }
 
 /// The `cordon resume` flag that raises the budget a run ran out of (to twice its limit).

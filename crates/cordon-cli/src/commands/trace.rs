@@ -85,6 +85,35 @@ pub async fn trace(store: &Store, run: &str, json: bool) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// `cordon trace RUN --otlp`: sends every span of the run, with the ids it always has.
+pub async fn send(store: &Store, run: &str) -> anyhow::Result<ExitCode> {
+    use cordon_evidence::otlp;
+    let settings = otlp::from_env()
+        .map_err(|e| crate::exit::Failure::bad_input(e, "fix or unset the OTEL_EXPORTER_OTLP_* variable"))?
+        .ok_or_else(|| {
+            crate::exit::Failure::bad_input(
+                "no OpenTelemetry collector is named",
+                "set OTEL_EXPORTER_OTLP_ENDPOINT (and OTEL_EXPORTER_OTLP_PROTOCOL: grpc, http/protobuf or http/json)",
+            )
+        })?;
+    let run_id = find_run(store, run).await?;
+    let events = store.events(&run_id).await.map_err(store_failure)?;
+    let spans = cordon_evidence::trace::spans_with(&events, settings.content);
+    let n = otlp::send(&settings, &events, &spans).await.map_err(|e| {
+        anyhow::Error::new(crate::exit::Failure {
+            code: crate::exit::RUN_FAILED,
+            message: e,
+            hint: Some("check that the collector runs and the variables name it".into()),
+        })
+    })?;
+    println!(
+        "run {run_id}: {} sent to {}",
+        plural(n as u64, "span", "spans"),
+        settings.endpoint
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// A span's name with what matters about it.
 fn label(s: &Span) -> String {
     let a = |k: &str| s.attributes.get(k);

@@ -313,3 +313,219 @@ async fn the_trace_and_the_fleet_figures_come_from_the_log() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("2 runs in the last 1h"), "{text}");
 }
+
+/// An OTLP/HTTP receiver: decodes each protobuf export and keeps its spans.
+async fn http_collector() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>,
+) {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use prost::Message;
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let keep = keep.clone();
+            async move {
+                let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                for rs in request.resource_spans {
+                    for ss in rs.scope_spans {
+                        keep.lock().unwrap().extend(ss.spans);
+                    }
+                }
+                (
+                    [("content-type", "application/x-protobuf")],
+                    ExportTraceServiceResponse::default().encode_to_vec(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_an_otlp_collector_over_grpc_and_again_over_http() {
+    let mut collector = fake_opentelemetry_collector::FakeCollectorServer::start()
+        .await
+        .unwrap();
+    let (_server, home) = common::scripted_home(
+        r#"
+            [[turns]]
+            tool_calls = [{ name = "exec_command", arguments = { cmd = "echo a > a.txt" } }]
+            [[turns]]
+            text = "done"
+            "#,
+    )
+    .await;
+    let h = home.path();
+    std::fs::write(
+        h.join("agent.toml"),
+        "name = \"careful\"\ntools = [\"exec_command\"]\n[approvals]\ncommands = [\"echo a*\"]\n",
+    )
+    .unwrap();
+    std::fs::create_dir(h.join("ws")).unwrap();
+    let endpoint = collector.endpoint();
+    let traced = |args: &[&str]| {
+        let mut c = common::as_tester(h);
+        c.env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+            .args(args);
+        c
+    };
+    let args = [
+        "run",
+        "--agent",
+        "agent.toml",
+        "--model",
+        "s:m",
+        "--workspace",
+        "ws",
+        "go",
+    ];
+    let out = common::output(traced(&args)).await;
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = collector
+        .exported_spans(2, std::time::Duration::from_secs(20))
+        .await;
+    let names = |spans: &[fake_opentelemetry_collector::ExportedSpan]| -> Vec<String> {
+        let mut v: Vec<String> = spans.iter().map(|s| s.name.clone()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names(&first),
+        ["chat m", "checkpoint"],
+        "the run is not over: no run span, no approval yet"
+    );
+
+    let waiting = common::expect(h, &["approvals", "--json"], 0).await;
+    let call = common::json_lines(&waiting.stdout)[0]["call_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    common::expect(h, &["approve", "last", &call, "--as", "ana"], 0).await;
+    let out = common::output(traced(&["resume", "last"])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("trace: "));
+    let second = collector
+        .exported_spans(5, std::time::Duration::from_secs(20))
+        .await;
+    let all: Vec<_> = first.iter().chain(&second).cloned().collect();
+
+    // The same spans `cordon trace` derives, each sent once.
+    let derived = common::expect(h, &["trace", "last", "--json"], 0).await;
+    let mut want: Vec<String> = common::json_lines(&derived.stdout)
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    want.sort();
+    assert_eq!(names(&all), want);
+    let ids: std::collections::BTreeSet<&str> = all.iter().map(|s| s.span_id.as_str()).collect();
+    assert_eq!(ids.len(), all.len(), "no span sent twice");
+
+    // One trace, whose id is the run's; every span under the run's.
+    let run_id =
+        common::json_lines(&common::expect(h, &["runs", "--json"], 0).await.stdout)[0]["run_id"]
+            .as_str()
+            .unwrap()
+            .replace('-', "");
+    let root = all.iter().find(|s| s.parent_span_id.is_empty()).unwrap();
+    assert!(all.iter().all(|s| s.trace_id == run_id));
+    assert!(
+        all.iter()
+            .filter(|s| s.span_id != root.span_id)
+            .all(|s| s.parent_span_id == root.span_id)
+    );
+    let attr = |s: &fake_opentelemetry_collector::ExportedSpan, k: &str| {
+        s.attributes.get(k).cloned().unwrap_or_default()
+    };
+    let named = |n: &str| all.iter().find(|s| s.name == n).unwrap();
+    assert_eq!(root.name, "invoke_agent careful");
+    assert!(attr(root, "gen_ai.operation.name").contains("\"invoke_agent\""));
+    assert!(attr(root, "gen_ai.agent.name").contains("\"careful\""));
+    assert!(attr(root, "cordon.run.status").contains("\"completed\""));
+    let chat = named("chat m");
+    assert_eq!(chat.kind, "SPAN_KIND_CLIENT");
+    assert!(attr(chat, "gen_ai.request.model").contains("\"m\""));
+    assert!(attr(chat, "gen_ai.usage.input_tokens").contains("IntValue("));
+    assert!(attr(chat, "gen_ai.usage.output_tokens").contains("IntValue("));
+    let tool = named("execute_tool exec_command");
+    assert!(attr(tool, "gen_ai.tool.name").contains("\"exec_command\""));
+    assert!(attr(tool, "gen_ai.tool.call.id").contains(&format!("\"{call}\"")));
+    assert!(
+        attr(tool, "cordon.policy.verdict").contains("\"ask\""),
+        "{tool:?}"
+    );
+    assert!(
+        !tool.attributes.contains_key("gen_ai.tool.call.arguments"),
+        "content is opt-in"
+    );
+    let approval = named("approval exec_command");
+    assert!(attr(approval, "cordon.approval.by").contains("\"ana\""));
+    assert!(attr(approval, "cordon.wait_ms").contains("IntValue("));
+    assert!(approval.end_time_unix_nano <= tool.start_time_unix_nano + 1_000_000);
+    assert!(root.start_time_unix_nano <= chat.start_time_unix_nano);
+    assert!(root.end_time_unix_nano >= tool.end_time_unix_nano);
+
+    // Sent again after the fact, over HTTP, with content: the same ids.
+    let (url, got) = http_collector().await;
+    let mut c = common::as_tester(h);
+    c.env("OTEL_EXPORTER_OTLP_ENDPOINT", &url)
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .env("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+        .args(["trace", "last", "--otlp"]);
+    let out = common::output(c).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resent = got.lock().unwrap().clone();
+    let again: std::collections::BTreeSet<String> =
+        resent.iter().map(|s| hex::encode(&s.span_id)).collect();
+    assert_eq!(again, ids.iter().map(|s| s.to_string()).collect());
+    let tool = resent
+        .iter()
+        .find(|s| s.name == "execute_tool exec_command")
+        .unwrap();
+    let args = tool
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "gen_ai.tool.call.arguments")
+        .expect("content was asked for");
+    assert!(format!("{:?}", args.value).contains("echo a"), "{args:?}");
+
+    // A collector that is not there is reported, and the run is not failed for it.
+    std::fs::write(h.join("hi.toml"), "[[turns]]\ntext = \"hi\"\n").unwrap();
+    let model = format!("scripted:{}", h.join("hi.toml").display());
+    let mut c = common::as_tester(h);
+    c.env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+        .env("OTEL_EXPORTER_OTLP_TIMEOUT", "2000")
+        .args(["run", "--model", &model, "--workspace", "ws", "again"]);
+    let out = common::output(c).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cordon trace"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
