@@ -291,6 +291,20 @@ pub enum Command {
         otlp: bool,
     },
 
+    /// Write a run as one self-contained HTML page for people who were not there
+    ///
+    /// The page shows the run's timeline as a chart, each tool call with its arguments,
+    /// output, policy decision and approval, the workspace's changes between checkpoints as
+    /// diffs, approvals with who and when, policy and network decisions, budgets used and
+    /// cost, artifacts, and whether the record verifies. It loads nothing from the network.
+    Report {
+        /// The run: its id, `last` (the newest), its start, or a unique piece of its random end.
+        run: String,
+        /// Where to write the page. An existing file is not overwritten.
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+    },
+
     /// Write a run as one evidence bundle, to check on another machine with no store
     ///
     /// The bundle holds the run's events as stored (with the manifest's text, the policy and

@@ -18,5 +18,6 @@
 
 pub mod bundle;
 pub mod otlp;
+pub mod report;
 pub mod stats;
 pub mod trace;

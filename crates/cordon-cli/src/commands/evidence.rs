@@ -307,3 +307,64 @@ pub fn key(paths: &Paths<'_>, json: bool) -> anyhow::Result<ExitCode> {
     }
     print_bytes(key.to_pem().as_bytes())
 }
+
+/// `cordon report RUN --html FILE`.
+pub async fn report(
+    store: &Store,
+    paths: &Paths<'_>,
+    run: &str,
+    to: &Path,
+) -> anyhow::Result<ExitCode> {
+    use cordon_evidence::report;
+    let run_id = find_run(store, run).await?;
+    let events = store.events(&run_id).await.map_err(store_failure)?;
+    let verdict = cordon_store::verify::verify_run(store, &run_id)
+        .await
+        .map_err(store_failure)?;
+    let verification = match verdict.problems.first() {
+        None => report::Verification {
+            ok: true,
+            detail: format!(
+                "{} events, hash chain intact, head record matches{}",
+                verdict.events,
+                verdict
+                    .signed_by
+                    .as_deref()
+                    .map_or(String::new(), |k| format!(", signed by {k}"))
+            ),
+        },
+        Some(p) => report::Verification {
+            ok: false,
+            detail: p.to_string(),
+        },
+    };
+    let snapshots = cordon_session::Snapshots::open(paths.snapshots)?;
+    let mut listings = Vec::new();
+    for id in bundle::checkpoint_snapshots(&events) {
+        if let Ok(s) = snapshots.load(&id).await {
+            listings.push(s);
+        }
+    }
+    let read = |hash: &str| snapshots.local.read_content(hash).ok();
+    let steps = report::steps(&listings, &read);
+    let config = cordon_session::Config::load(paths.config)?;
+    let state = cordon_core::RunState::fold(&events).ok();
+    let cost = state.as_ref().and_then(|s| {
+        let model = s.agent.as_ref()?.model.clone();
+        let name = model.split_once(':').map_or(model.as_str(), |(_, m)| m);
+        config.prices.get(name).map(|p| p.cost(&s.usage))
+    });
+    let page = report::html(&report::Input {
+        events: &events,
+        verification,
+        steps,
+        cost_usd: cost,
+    });
+    write_new(to, page.as_bytes())?;
+    println!(
+        "wrote {} ({}): run {run_id}; open it in a browser (it loads nothing from the network)",
+        to.display(),
+        show_bytes(page.len() as u64)
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -151,6 +151,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             evidence::artifacts(&store, &paths, &run, export.as_deref(), json).await
         }
         Command::Key { json } => evidence::key(&paths, json),
+        Command::Report { run, html } => {
+            let store = store_with_run(cli.store.as_deref(), &run).await?;
+            evidence::report(&store, &paths, &run, &html).await
+        }
         Command::Stats { since, agent, json } => {
             let store = open_store_read_only(cli.store.as_deref()).await?;
             let config = cordon_session::Config::load(paths.config)?;

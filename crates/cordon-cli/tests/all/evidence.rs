@@ -529,3 +529,132 @@ async fn spans_reach_an_otlp_collector_over_grpc_and_again_over_http() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Chromium, which scripts/test installs: a failure under CORDON_REQUIRE_PEERS, else a skip.
+fn chromium() -> Option<std::path::PathBuf> {
+    let found = ["chromium", "chromium-browser"].iter().find_map(|name| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+    });
+    if found.is_none() {
+        let msg = "chromium is not installed: run scripts/test, which installs it";
+        assert!(std::env::var_os("CORDON_REQUIRE_PEERS").is_none(), "{msg}");
+        eprintln!("SKIPPED: {msg}");
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_report_renders_in_chromium() {
+    let Some(chromium) = chromium() else { return };
+    let script = format!(
+        "[[turns]]\ntool_calls = [{{ name = \"exec_command\", arguments = {{ cmd = {} }} }}]\n\
+         [[turns]]\ntool_calls = [{{ name = \"apply_patch\", input = \"*** Begin Patch\\n*** Update File: review_summary.md\\n@@\\n # Review\\n-fine\\n+fine </b><script>alert(2)</script>\\n*** End Patch\\n\" }}]\n\
+         [[turns]]\ntext = \"reviewed\"\n",
+        serde_json::to_string(&format!("{MAKES_BOTH}; echo '<script>alert(1)</script>'")).unwrap()
+    );
+    let (_server, home) = common::scripted_home(&script).await;
+    let h = home.path();
+    std::fs::write(
+        h.join("m.toml"),
+        "outputs = [\"out\", { path = \"review_summary.md\", required = true }]\n",
+    )
+    .unwrap();
+    let manifest = h.join("m.toml").display().to_string();
+    std::fs::write(
+        h.join("agent.toml"),
+        "name = \"reviewer\"\ntools = [\"exec_command\", \"apply_patch\"]\n[approvals]\ncommands = [\"mkdir*\"]\n",
+    )
+    .unwrap();
+    let model = "s:m".to_string();
+    let args = [
+        "run",
+        "--agent",
+        "agent.toml",
+        "--manifest",
+        &manifest,
+        "--model",
+        &model,
+        "review",
+    ];
+    common::expect(h, &args, 5).await;
+    let waiting = common::expect(h, &["approvals", "--json"], 0).await;
+    let call = common::json_lines(&waiting.stdout)[0]["call_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    common::expect(h, &["approve", "last", &call, "--as", "ana"], 0).await;
+    common::expect(h, &["resume", "last"], 0).await;
+    common::expect(h, &["report", "last", "--html", "report.html"], 0).await;
+    let spans = common::json_lines(
+        &common::expect(h, &["trace", "last", "--json"], 0)
+            .await
+            .stdout,
+    );
+
+    let page = format!("file://{}", h.join("report.html").display());
+    let chrome = |extra: &[&str]| {
+        let out = std::process::Command::new(&chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+            ])
+            .arg(format!("--user-data-dir={}", h.join("chrome").display()))
+            .args(extra)
+            .arg(&page)
+            .env("HOME", h)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // What Chromium rendered, after the page's script drew the chart.
+    let dom = chrome(&["--dump-dom"]);
+    let bars = dom.matches("<rect").count();
+    assert_eq!(bars, spans.len(), "one bar per span: {dom}");
+    assert!(dom.contains("class=\"span approval\""), "{dom}");
+    assert!(dom.contains("id=\"verification\" class=\"ok\""), "{dom}");
+    assert!(dom.contains("<td>approval exec_command <code>"), "{dom}");
+    assert!(dom.contains("<td>ana</td>"), "{dom}");
+    assert!(dom.contains("<span class=\"del\">-fine</span>"), "{dom}");
+    assert!(
+        dom.contains(
+            "<span class=\"add\">+fine &lt;/b&gt;&lt;script&gt;alert(2)&lt;/script&gt;</span>"
+        ),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{dom}"
+    );
+    assert!(
+        !dom.contains("<script>alert"),
+        "nothing from the run became markup"
+    );
+    assert!(dom.contains("<code>review_summary.md</code>"), "{dom}");
+
+    // A picture of it, kept beside the build for people to look at.
+    let kept = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts");
+    std::fs::create_dir_all(&kept).unwrap();
+    let shot = kept.join("report.png");
+    let _ = std::fs::remove_file(&shot);
+    chrome(&[
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1200,2400",
+    ]);
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "{} bytes",
+        png.len()
+    );
+}
