@@ -282,6 +282,9 @@ pub enum EventPayload {
         /// (runs recorded before it was kept have only the digest).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         manifest: Option<String>,
+        /// How long building it took, in milliseconds (before the run started).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u64>,
     },
     /// Secrets were replaced in the event before this one before it was stored: which kinds
     /// and how many. Never the values.

@@ -30,6 +30,8 @@ pub enum SpanKind {
     Checkpoint,
     /// The workspace built from a manifest.
     Workspace,
+    /// The sandbox made (for the run's start, or again for a resume).
+    Sandbox,
 }
 
 /// One span of a run.
@@ -114,6 +116,11 @@ pub fn spans_with(events: &[Event], content: bool) -> Vec<Span> {
     let mut approvals: BTreeMap<String, usize> = BTreeMap::new();
     let mut waits: Vec<usize> = Vec::new();
     let mut model_name = String::new();
+    // Building the workspace happened before the run's first event; it is recorded after.
+    let materialize_ms = events.iter().find_map(|e| match e.kind.as_str() {
+        "workspace_materialized" => e.payload["duration_ms"].as_i64(),
+        _ => None,
+    });
     let (mut input, mut output) = (0u64, 0u64);
     let mut previous = start;
     for e in events {
@@ -123,7 +130,27 @@ pub fn spans_with(events: &[Event], content: bool) -> Vec<Span> {
         };
         out[0].end_ms = out[0].end_ms.max(at);
         match p {
-            EventPayload::RunStarted { agent, .. } => {
+            EventPayload::RunStarted {
+                ref agent,
+                ref sandbox,
+                ..
+            } => {
+                let built = materialize_ms.unwrap_or(0);
+                if let Some(made) = sandbox.as_ref().and_then(|s| s["create_ms"].as_i64()) {
+                    let mut s = Span::new(
+                        SpanKind::Sandbox,
+                        "create sandbox".into(),
+                        at - built - made,
+                        e.seq,
+                    );
+                    s.end_ms = at - built;
+                    if let Some(tier) = sandbox.as_ref().and_then(|s| s["tier"].as_str()) {
+                        s.set("cordon.sandbox.tier", tier);
+                    }
+                    out[0].start_ms = out[0].start_ms.min(s.start_ms);
+                    out.push(s);
+                }
+                out[0].start_ms = out[0].start_ms.min(at - built);
                 out[0].name = format!("invoke_agent {}", agent.name);
                 out[0].set("gen_ai.agent.name", agent.name.as_str());
                 let (provider, model) = agent.model.split_once(':').unwrap_or(("", &agent.model));
@@ -132,13 +159,21 @@ pub fn spans_with(events: &[Event], content: bool) -> Vec<Span> {
                 out[0].set("gen_ai.provider.name", provider);
                 out[0].set("cordon.api", agent.api.as_str());
             }
-            EventPayload::WorkspaceMaterialized { receipts, .. } => {
+            EventPayload::WorkspaceMaterialized {
+                receipts,
+                duration_ms,
+                ..
+            } => {
+                // It ended when the run started (the previous event).
+                let ended = previous;
+                let took = duration_ms.and_then(|d| i64::try_from(d).ok()).unwrap_or(0);
                 let mut s = Span::new(
                     SpanKind::Workspace,
                     "materialize workspace".into(),
-                    at,
+                    ended - took,
                     e.seq,
                 );
+                s.end_ms = ended;
                 s.set(
                     "cordon.workspace.entries",
                     receipts.as_array().map_or(0, Vec::len) as u64,
@@ -307,7 +342,13 @@ pub fn spans_with(events: &[Event], content: bool) -> Vec<Span> {
                 waits.push(out.len());
                 out.push(s);
             }
-            EventPayload::RunResumed { .. } => {
+            EventPayload::RunResumed { ref sandbox, .. } => {
+                if let Some(made) = sandbox.as_ref().and_then(|s| s["create_ms"].as_i64()) {
+                    let mut s =
+                        Span::new(SpanKind::Sandbox, "create sandbox".into(), at - made, e.seq);
+                    s.end_ms = at;
+                    out.push(s);
+                }
                 for i in waits.drain(..) {
                     out[i].end_ms = at;
                     out[i].events.push(e.seq);

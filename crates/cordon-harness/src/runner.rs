@@ -77,7 +77,7 @@ pub struct Runner {
     store: Store,
     observer: Arc<dyn RunObserver>,
     sandbox: Option<Value>,
-    workspace: Option<(String, Value, Option<String>)>,
+    workspace: Option<(String, Value, Option<String>, Option<u64>)>,
     checkpointer: Option<Arc<dyn crate::Checkpointer>>,
     collector: Option<Arc<dyn crate::ArtifactCollector>>,
     stop: Option<Arc<std::sync::atomic::AtomicBool>>,
@@ -225,14 +225,15 @@ impl Runner {
     }
 
     /// Records, at the start of each run, the manifest the workspace was built from (its
-    /// digest and, when known, its text) and its receipts.
+    /// digest and, when known, its text), its receipts, and how long building it took (ms).
     pub fn workspace_receipts(
         mut self,
         manifest_digest: String,
         receipts: Value,
         manifest: Option<String>,
+        duration_ms: Option<u64>,
     ) -> Self {
-        self.workspace = Some((manifest_digest, receipts, manifest));
+        self.workspace = Some((manifest_digest, receipts, manifest, duration_ms));
         self
     }
 
@@ -338,11 +339,12 @@ impl Runner {
             policy: agent.policy_in_force().record(),
         })
         .await?;
-        if let Some((manifest_digest, receipts, manifest)) = &self.workspace {
+        if let Some((manifest_digest, receipts, manifest, duration_ms)) = &self.workspace {
             live.record(EventPayload::WorkspaceMaterialized {
                 manifest_digest: manifest_digest.clone(),
                 receipts: receipts.clone(),
                 manifest: manifest.clone(),
+                duration_ms: *duration_ms,
             })
             .await?;
         }

@@ -544,6 +544,7 @@ impl Session {
                         SessionError::new(ErrorKind::Failed, format!("receipts: {e}"))
                     })?,
                     Some(text.clone()),
+                    p.materialize_ms,
                 );
             }
             if !p.spec.outputs.is_empty() {
@@ -553,11 +554,13 @@ impl Session {
                 }));
             }
             runner = runner
-                .sandbox_info(workspace::sandbox_record(
-                    p.sandbox.as_ref(),
-                    &p.workspace,
-                    &p.spec,
-                ))
+                .sandbox_info({
+                    let mut record =
+                        workspace::sandbox_record(p.sandbox.as_ref(), &p.workspace, &p.spec);
+                    // How long making it took, for the run's trace.
+                    record["create_ms"] = p.create_ms.into();
+                    record
+                })
                 .checkpointer(Arc::new(SnapshotCheckpointer {
                     store: self.snapshots.clone(),
                     dir: p.workspace.clone(),
@@ -640,6 +643,7 @@ impl Session {
         dir: &Path,
         run: workspace::RunLimits<'_>,
     ) -> Result<PreparedSandbox, SessionError> {
+        let began = std::time::Instant::now();
         let (sandbox, secrets) =
             workspace::build(self.provider()?, spec, dir, &self.protected, run).await?;
         Ok(PreparedSandbox {
@@ -648,6 +652,8 @@ impl Session {
             spec: spec.clone(),
             materialized: None,
             secrets,
+            create_ms: workspace::millis_since(began),
+            materialize_ms: None,
         })
     }
 }

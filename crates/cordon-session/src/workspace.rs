@@ -73,6 +73,16 @@ pub struct PreparedSandbox {
     /// Secret values handed to the sandbox (`from_host` environment), by name: redacted from
     /// everything the run records or shows.
     pub secrets: Vec<(String, String)>,
+    /// How long making the sandbox took (both sandboxes, when one steps aside for another
+    /// that mounts entries read-only), in milliseconds.
+    pub create_ms: u64,
+    /// How long materializing the manifest took, in milliseconds.
+    pub materialize_ms: Option<u64>,
+}
+
+/// Milliseconds since `began`.
+pub(crate) fn millis_since(began: std::time::Instant) -> u64 {
+    u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Loads a manifest, turning its problems into one bad-input error.
@@ -235,7 +245,10 @@ pub(crate) async fn prepare_named(
 ) -> Result<PreparedSandbox, SessionError> {
     let workspace = workspace_dir(options, workspaces, name)?;
     let mut spec = spec_for(options);
+    let began = std::time::Instant::now();
     let (mut sandbox, secrets) = build(provider, &spec, &workspace, protected, run).await?;
+    let mut create_ms = millis_since(began);
+    let began = std::time::Instant::now();
     let materialized = match &options.manifest {
         None => None,
         Some(m) => match cordon_manifest::materialize(m, sandbox.as_ref(), progress).await {
@@ -268,6 +281,7 @@ pub(crate) async fn prepare_named(
             }
         },
     };
+    let materialize_ms = materialized.as_ref().map(|_| millis_since(began));
     let read_only: Vec<String> = options
         .manifest
         .iter()
@@ -288,7 +302,9 @@ pub(crate) async fn prepare_named(
         // sandbox that built them steps aside for one that mounts them read-only.
         let _ = sandbox.stop().await;
         spec.read_only_paths = read_only;
+        let began = std::time::Instant::now();
         sandbox = build(provider, &spec, &workspace, protected, run).await?.0;
+        create_ms += millis_since(began);
     }
     Ok(PreparedSandbox {
         sandbox,
@@ -296,6 +312,8 @@ pub(crate) async fn prepare_named(
         spec,
         materialized,
         secrets,
+        create_ms,
+        materialize_ms,
     })
 }
 

@@ -162,7 +162,7 @@ fn label(s: &Span) -> String {
                 out.push_str(&format!(" · read {}", plural(n, "file", "files")));
             }
         }
-        SpanKind::Wait | SpanKind::Agent | SpanKind::Workspace => {}
+        SpanKind::Wait | SpanKind::Agent | SpanKind::Workspace | SpanKind::Sandbox => {}
     }
     if let Some(e) = &s.error {
         out.push_str(&format!(" · ✗ {e}"));

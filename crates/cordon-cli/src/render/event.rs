@@ -120,6 +120,7 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
         EventPayload::WorkspaceMaterialized {
             manifest_digest,
             receipts,
+            duration_ms,
             ..
         } => {
             let entries = receipts.as_array().map_or(&[][..], Vec::as_slice);
@@ -135,11 +136,12 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             (
                 "workspace",
                 format!(
-                    "built from manifest {} · {} · {} · {}",
+                    "built from manifest {} · {} · {} · {}{}",
                     short(manifest_digest),
                     plural(entries.len() as u64, "entry", "entries"),
                     plural(files, "file", "files"),
-                    bytes(size)
+                    bytes(size),
+                    duration_ms.map_or(String::new(), |ms| format!(" · {ms} ms"))
                 ),
                 details,
             )

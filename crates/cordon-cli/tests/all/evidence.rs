@@ -405,9 +405,11 @@ async fn spans_reach_an_otlp_collector_over_grpc_and_again_over_http() {
     };
     assert_eq!(
         names(&first),
-        ["chat m", "checkpoint"],
+        ["chat m", "checkpoint", "create sandbox"],
         "the run is not over: no run span, no approval yet"
     );
+    let sandbox = first.iter().find(|s| s.name == "create sandbox").unwrap();
+    assert!(sandbox.end_time_unix_nano > sandbox.start_time_unix_nano);
 
     let waiting = common::expect(h, &["approvals", "--json"], 0).await;
     let call = common::json_lines(&waiting.stdout)[0]["call_id"]

@@ -433,8 +433,19 @@ async fn secrets_echoed_by_the_model_or_a_command_are_never_stored_or_printed() 
         .run(&["export", &run_id, "--bundle", "run.bundle"])
         .await;
     assert!(exported.status.success(), "{}", text(&exported));
+    let traced = home.run(&["trace", "--json", &run_id]).await;
+    let reported = home
+        .run(&["report", &run_id, "--html", "report.html"])
+        .await;
+    assert!(reported.status.success(), "{}", text(&reported));
     let canaries = [KEY, token, "AKIAIOSFODNN7CANARY1", GITHUB];
-    let printed = [text(&out), text(&full), text(&exported), all.to_string()];
+    let printed = [
+        text(&out),
+        text(&full),
+        text(&exported),
+        all.to_string(),
+        text(&traced),
+    ];
     for (secret, shown) in canaries
         .iter()
         .flat_map(|c| printed.iter().map(move |p| (c, p)))
@@ -464,8 +475,9 @@ async fn secrets_echoed_by_the_model_or_a_command_are_never_stored_or_printed() 
     }
     assert!(
         files > 5,
-        "the store, heads, snapshots and bundle were searched"
+        "the store, heads, snapshots, bundle and report were searched"
     );
+    assert!(home.path().join("report.html").exists());
     let second = home.server.requests()[1].body.to_string();
     assert!(
         !second.contains(token),

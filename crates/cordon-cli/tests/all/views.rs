@@ -113,6 +113,7 @@ async fn story(db: &Path) {
                 { "path": "README.md", "type": "file", "files": 1, "bytes": 300 }
             ]),
             manifest: Some("root = \"/workspace\"\n".into()),
+            duration_ms: Some(420),
         },
         EventPayload::UserInput {
             text: "Make the tests pass.".into(),
