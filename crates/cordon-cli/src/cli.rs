@@ -256,7 +256,7 @@ pub enum Command {
     /// Computed from the runs' logs: runs by status, the completion rate of those that ended,
     /// failure classes, approvals asked for and how long they waited, how often a person had
     /// to act, denials by rule, network requests refused, tokens and cost per completed run
-    /// (cost from the config's [prices]), and p50/p95 durations less the waits for people.
+    /// (cost from the config's `[prices]`), and p50/p95 durations less the waits for people.
     ///
     /// Examples:
     ///   cordon stats --since 7d
