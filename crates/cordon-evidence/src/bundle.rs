@@ -398,8 +398,13 @@ fn check(bytes: &[u8], key: Option<&PublicKey>, report: &mut Report) -> Result<(
     }
     report.events = events.len() as u64;
     if let Err(b) = verify_chain(&events) {
+        // The line the event is on, which its (perhaps edited) seq need not say.
+        let at = events
+            .iter()
+            .position(|e| e.seq == b.seq && e.kind == b.kind)
+            .unwrap_or(b.seq as usize);
         return Err(Problem {
-            line: Some(b.seq as usize + 2),
+            line: Some(at + 2),
             seq: Some(b.seq),
             kind: Some(b.kind),
             reason: b.reason,

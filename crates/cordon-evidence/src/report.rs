@@ -244,6 +244,18 @@ pub fn html(input: &Input<'_>) -> String {
         },
         vdetail = escape(&input.verification.detail),
     );
+    let task: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == "user_input")
+        .filter_map(|e| e.payload["text"].as_str())
+        .collect();
+    if !task.is_empty() {
+        page.push_str("<section id=\"task\"><h2>Task</h2>");
+        for t in task {
+            let _ = write!(page, "<pre>{}</pre>", escape(t));
+        }
+        page.push_str("</section>\n");
+    }
     timeline(&mut page, &spans);
     budgets(&mut page, events, state.as_ref(), root, input.cost_usd);
     calls(&mut page, events);

@@ -89,6 +89,13 @@ async fn a_bundle_verifies_without_a_store_and_any_changed_byte_is_caught() {
         "{p}"
     );
 
+    // An edited position names the line it is on, not the position it claims.
+    let at = text.find("\"seq\":1,").unwrap() + 6;
+    let mut b = bytes.clone();
+    b[at] = b'9';
+    let p = verify(&b, None).problems[0].to_string();
+    assert!(p.starts_with("line 3 (event 9, checkpoint)"), "{p}");
+
     // Someone trusting another key refuses it.
     let other = tempfile::tempdir().unwrap();
     let other = cordon_store::signing::KeyFile::load_or_create(&other.path().join("k.pem"))

@@ -41,6 +41,7 @@ impl ArtifactCollector for WorkspaceOutputs {
 pub fn collect(dir: &Path, outputs: &[OutputSpec]) -> Collected {
     let mut found = Collected::default();
     let mut skipped = 0usize;
+    let mut seen = std::collections::HashSet::new();
     for output in outputs {
         let path = output.path.trim_end_matches('/');
         let start = match walk_start(dir, path) {
@@ -54,7 +55,7 @@ pub fn collect(dir: &Path, outputs: &[OutputSpec]) -> Collected {
             Err(why) => {
                 found.notes.push(format!("{path}: {why}; not collected"));
                 if output.required {
-                    found.missing.push(path.to_string());
+                    found.missing.push(format!("{path} ({why})"));
                 }
                 continue;
             }
@@ -91,6 +92,10 @@ pub fn collect(dir: &Path, outputs: &[OutputSpec]) -> Collected {
                 found
                     .notes
                     .push(format!("{rel} is not a regular file: not collected"));
+                continue;
+            }
+            // Outputs may nest (`out` and `out/sub`): a file is collected once.
+            if !seen.insert(rel.clone()) {
                 continue;
             }
             if found.artifacts.len() >= MAX_ARTIFACTS {
@@ -206,14 +211,25 @@ pub struct Exported {
     pub source: Source,
 }
 
+/// What [`export`] did: the artifacts it wrote, and those it could not, with why.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ExportReport {
+    /// Written, each checked against its recorded digest.
+    pub written: Vec<Exported>,
+    /// Not written: (recorded path, why).
+    pub not_written: Vec<(String, String)>,
+}
+
 /// Writes the artifacts a run recorded into `to` (a new or empty directory), each checked
 /// against its recorded SHA-256: from the run's workspace when the file there is unchanged,
-/// else from the newest checkpoint snapshot that holds it.
+/// else from the newest checkpoint snapshot that holds it. An artifact that cannot be
+/// written (its content is gone, or its name held a secret and was redacted in the record)
+/// is reported and the others are written.
 pub async fn export(
     events: &[cordon_core::Event],
     snapshots: &crate::Snapshots,
     to: &Path,
-) -> Result<Vec<Exported>, crate::SessionError> {
+) -> Result<ExportReport, crate::SessionError> {
     use crate::SessionError;
     let artifacts = recorded(events).ok_or_else(|| {
         SessionError::bad_input(
@@ -252,8 +268,16 @@ pub async fn export(
         )
         .collect();
     let mut listings = Vec::new();
-    let mut out = Vec::new();
+    let mut out = ExportReport::default();
     for artifact in artifacts {
+        if artifact.path.contains("[redacted: ") {
+            out.not_written.push((
+                artifact.path.clone(),
+                "its name held a secret, which the record replaced, so where it was is not known"
+                    .into(),
+            ));
+            continue;
+        }
         // A stored row is untrusted: the path must stay inside `to`.
         let rel = Path::new(&artifact.path);
         if artifact.path.is_empty()
@@ -288,7 +312,7 @@ pub async fn export(
                 .map_err(|e| failed(format!("cannot write {}: {e}", target.display())))?;
             // Checked again: the file could have changed between the two reads.
             if digest(&target).map(|(_, s)| s).ok().as_deref() == Some(artifact.sha256.as_str()) {
-                out.push(Exported {
+                out.written.push(Exported {
                     artifact,
                     source: Source::Workspace,
                 });
@@ -326,14 +350,18 @@ pub async fn export(
         }
         let Some((id, bytes)) = found else {
             let _ = std::fs::remove_file(&target);
-            return Err(failed(format!(
-                "{}: neither the workspace nor any of the run's checkpoints holds the content it had ({}): it was changed after the run, and no checkpoint took it",
-                artifact.path, artifact.sha256
-            )));
+            out.not_written.push((
+                artifact.path.clone(),
+                format!(
+                    "neither the workspace nor any of the run's checkpoints holds the content it had ({}): it changed after the run, and no checkpoint took it",
+                    artifact.sha256
+                ),
+            ));
+            continue;
         };
         std::fs::write(&target, bytes)
             .map_err(|e| failed(format!("cannot write {}: {e}", target.display())))?;
-        out.push(Exported {
+        out.written.push(Exported {
             artifact,
             source: Source::Snapshot(id),
         });
@@ -363,6 +391,7 @@ mod tests {
             ws,
             &[
                 spec("out", false),
+                spec("out/sub", false),
                 spec("summary.md", true),
                 spec("linked", true),
                 spec("../secret", false),
@@ -377,7 +406,12 @@ mod tests {
             c.artifacts[0].sha256,
             format!("sha256:{}", hex::encode(Sha256::digest(b"# hi\n")))
         );
-        assert_eq!(c.missing, ["summary.md", "linked"]);
+        assert_eq!(c.missing[0], "summary.md");
+        assert!(
+            c.missing[1].starts_with("linked (linked is a link"),
+            "{:?}",
+            c.missing
+        );
         let notes = c.notes.join("\n");
         assert!(notes.contains("out/leak is a link"), "{notes}");
         assert!(notes.contains("linked is a link"), "{notes}");

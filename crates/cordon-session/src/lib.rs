@@ -85,7 +85,9 @@ pub use cordon_policy::Policy;
 pub use error::{ErrorKind, SessionError};
 pub use events::{EVENT_QUEUE, RunEvent};
 pub use models::{Config, ModelResolver, Models, ResolveFuture, ResolvedModel};
-pub use resume::{BUDGET_NAMES, ResumeRequest, last_workspace, parse_budget};
+pub use resume::{
+    BUDGET_NAMES, ResumeRequest, last_workspace, parse_budget, redactor_after_the_fact,
+};
 pub use retention::{Retention, SnapshotUse};
 pub use session::{PreparedRun, RunHandle, RunRequest, Session, SessionBuilder, WorkspaceInfo};
 pub use snapshots::Snapshots;

@@ -371,3 +371,27 @@ impl Session {
         .await
     }
 }
+
+/// A redactor for what is read of a run after the fact (its snapshots' file names and
+/// contents, for a report or a bundle): the config's detectors, and the values the run's
+/// `from_host` variables have on this host now (the run's own values were never recorded).
+pub fn redactor_after_the_fact(
+    events: &[cordon_core::Event],
+    config: &crate::Config,
+) -> cordon_core::Redactor {
+    let mut r = cordon_core::Redactor::new();
+    // Checked when the config was loaded.
+    let _ = config.redaction.apply(&mut r);
+    let sandbox = events
+        .iter()
+        .find(|e| e.kind == "run_started")
+        .and_then(|e| e.payload.get("sandbox"));
+    if let Ok(spec) = recorded_spec(sandbox) {
+        for var in &spec.env {
+            if let Some(value) = var.from_host.as_deref().and_then(|h| std::env::var(h).ok()) {
+                r.add(&format!("env {}", var.name), &value);
+            }
+        }
+    }
+    r
+}

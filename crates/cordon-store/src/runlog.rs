@@ -148,6 +148,10 @@ impl RunLog {
                 head.path().display()
             ))
         };
+        // The key, made now if the store has none; and then the runs recorded before it get
+        // signed heads too.
+        self.store.signer()?;
+        self.store.sign_earlier_heads().await?;
         let _lock = head.lock().await.map_err(io)?;
         // Another process may have appended since this log was opened.
         let signature = match head.read() {
@@ -172,6 +176,7 @@ impl RunLog {
         let signed = self
             .store
             .sign_head(&self.run_id, self.next_seq, &self.prev_hash)?;
+
         let before = Head {
             count: self.stored_seq,
             last_hash: self.stored_hash.clone(),

@@ -132,8 +132,13 @@ impl KeyFile {
     /// Reads the key in `path`, or makes one there (mode 0600, with its public half beside it
     /// as `PATH.pub`) when there is none.
     pub fn load_or_create(path: &Path) -> Result<KeyFile, SigningError> {
+        KeyFile::load_or_make(path).map(|(key, _)| key)
+    }
+
+    /// [`KeyFile::load_or_create`], saying whether this call made the key.
+    pub fn load_or_make(path: &Path) -> Result<(KeyFile, bool), SigningError> {
         match std::fs::metadata(path) {
-            Ok(_) => return KeyFile::load(path),
+            Ok(_) => return KeyFile::load(path).map(|k| (k, false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(SigningError(format!("cannot read {}: {e}", path.display()))),
         }
@@ -142,9 +147,14 @@ impl KeyFile {
             .and_then(|mut f| f.read_exact(&mut seed))
             .map_err(|e| SigningError(format!("cannot read the system's random source: {e}")))?;
         let key = SigningKey::from_bytes(&seed);
-        let pem = key
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| SigningError(format!("cannot encode a new key: {e}")))?;
+        // PKCS#8 v1 (the private half alone), which every tool reads (OpenSSL 3.0 does not
+        // read the v2 form that carries the public half too).
+        let pem = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: key.to_bytes(),
+            public_key: None,
+        }
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| SigningError(format!("cannot encode a new key: {e}")))?;
         let cannot = |e: std::io::Error| {
             SigningError(format!(
                 "cannot create the store's signing key {}: {e}",
@@ -176,10 +186,12 @@ impl KeyFile {
             Ok(()) => {
                 let file = KeyFile { key };
                 std::fs::write(public_path(path), file.public_key().to_pem()).map_err(cannot)?;
-                Ok(file)
+                Ok((file, true))
             }
             // Another process made it first: use theirs.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => KeyFile::load(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                KeyFile::load(path).map(|k| (k, false))
+            }
             Err(e) => Err(cannot(e)),
         }
     }

@@ -119,6 +119,9 @@ pub struct Store {
     /// use, unless [`Store::set_signer`] gave another.
     signer: std::sync::Arc<std::sync::OnceLock<Result<std::sync::Arc<dyn HeadSigner>, String>>>,
     key_path: PathBuf,
+    /// Set when this process made the store's key: the heads recorded before it are signed
+    /// by the next flush (see [`Store::sign_earlier_heads`]).
+    made_key: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Store {
@@ -177,6 +180,7 @@ impl Store {
             read_only: false,
             signer: Default::default(),
             key_path: signing::default_key_path(path),
+            made_key: Default::default(),
         })
     }
 
@@ -266,6 +270,7 @@ impl Store {
             read_only: true,
             signer: Default::default(),
             key_path: signing::default_key_path(path),
+            made_key: Default::default(),
         })
     }
 
@@ -311,8 +316,14 @@ impl Store {
         self.refuse_if_read_only()?;
         self.signer
             .get_or_init(|| {
-                KeyFile::load_or_create(&self.key_path)
-                    .map(|k| std::sync::Arc::new(k) as std::sync::Arc<dyn HeadSigner>)
+                KeyFile::load_or_make(&self.key_path)
+                    .map(|(k, made)| {
+                        if made {
+                            self.made_key
+                                .store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        std::sync::Arc::new(k) as std::sync::Arc<dyn HeadSigner>
+                    })
                     .map_err(|e| e.to_string())
             })
             .clone()
@@ -333,6 +344,58 @@ impl Store {
             }
         }
         Ok(None)
+    }
+
+    /// When this process has just made the store's key: signs the head of every run recorded
+    /// before it (making a head for a run that has none), as it stands now. From then on a
+    /// store with a key expects every run's head to be signed, so no marker that someone
+    /// editing the store could change decides which runs must be. A head that does not agree
+    /// with its run's events is left as it is, for `verify` to report.
+    pub(crate) async fn sign_earlier_heads(&self) -> Result<(), StoreError> {
+        if !self
+            .made_key
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        let io = |e: std::io::Error| StoreError::Io(format!("cannot sign the earlier heads: {e}"));
+        for run_id in self.run_ids().await? {
+            let Some(row) = sqlx::query(
+                "SELECT seq, CAST(hash AS BLOB) AS hash FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(run_id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            else {
+                continue;
+            };
+            let (Ok(seq), Ok(hash)) = (column_u64(&row, "seq"), column_text(&row, "hash")) else {
+                continue;
+            };
+            let Some(file) =
+                head::HeadFile::open(&self.heads, run_id.as_str(), true).map_err(io)?
+            else {
+                continue;
+            };
+            let _lock = file.lock().await.map_err(io)?;
+            let unsigned = match file.read() {
+                Ok(None) => true,
+                Ok(Some(h)) => {
+                    h.signature.is_none() && h.pending.is_none() && h.agrees(seq + 1, &hash)
+                }
+                Err(_) => false,
+            };
+            if unsigned {
+                file.write(&Head {
+                    count: seq + 1,
+                    last_hash: hash.clone(),
+                    pending: None,
+                    signature: Some(self.sign_head(&run_id, seq + 1, &hash)?),
+                })
+                .map_err(io)?;
+            }
+        }
+        Ok(())
     }
 
     /// The signed head of `run_id` at `count` events ending with `last_hash`.
@@ -379,11 +442,6 @@ impl Store {
                     message: "a head record for this new run already exists".into(),
                 });
             }
-            // Runs from here on must be signed (see `expects_signature`).
-            sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('signed_since', ?)")
-                .bind(run_id.as_str())
-                .execute(&self.pool)
-                .await?;
             f.write(&Head {
                 count: 0,
                 last_hash: cordon_core::event::GENESIS_HASH.to_string(),
@@ -573,12 +631,6 @@ impl Store {
     /// keeping them.
     pub async fn expects_head(&self, run_id: &RunId) -> Result<bool, StoreError> {
         self.meta_since("heads_since", run_id).await
-    }
-
-    /// Whether this run's head must be signed: it was created after this store began
-    /// signing.
-    pub async fn expects_signature(&self, run_id: &RunId) -> Result<bool, StoreError> {
-        self.meta_since("signed_since", run_id).await
     }
 
     /// Whether `run_id` is at or after the run named by the meta entry `key`.

@@ -46,6 +46,9 @@ pub struct Verdict {
     pub head_expected: bool,
     /// The key whose valid signature covers the head, `ed25519:HEX`.
     pub signed_by: Option<String>,
+    /// Whether the signature was checked against a key the caller trusts (the one given, or
+    /// the store's own key file), rather than only against the key the head names.
+    pub key_trusted: bool,
     /// What is wrong; empty when the record is intact.
     pub problems: Vec<Problem>,
 }
@@ -96,13 +99,20 @@ pub async fn verify_run_with(
         Some(StoredRow::Event(e)) => Some(e.hash.clone()),
         _ => None,
     };
+    let mut head_unreadable = false;
     let head = match store.head(run_id) {
         Ok(h) => h,
         Err(e) => {
+            head_unreadable = true;
+            // The verdict names the run already.
+            let reason = match e {
+                StoreError::HeadRecord { source, .. } => source.to_string(),
+                other => other.to_string(),
+            };
             problems.push(Problem {
                 seq: None,
                 kind: None,
-                reason: e.to_string(),
+                reason,
             });
             None
         }
@@ -130,7 +140,7 @@ pub async fn verify_run_with(
                 });
             }
         }
-        None if head_expected && count > 0 => problems.push(Problem {
+        None if head_expected && count > 0 && !head_unreadable => problems.push(Problem {
             seq: None,
             kind: None,
             reason: "its head record is missing (it was deleted), so events missing at its end could not be noticed".into(),
@@ -148,14 +158,20 @@ pub async fn verify_run_with(
             None
         }),
     };
-    let must_sign = key.is_some() || store.expects_signature(run_id).await?;
-    let signed_by = check_signature(
-        run_id,
-        head.as_ref(),
-        trusted.as_ref(),
-        must_sign && count > 0,
-        &mut problems,
-    );
+    // A store with a key signs every head (the heads recorded before the key was made were
+    // signed when it was made), so with a key to trust, a head without a valid signature by
+    // it is refused: nothing in the store decides which runs may go unsigned.
+    let signed_by = if head_unreadable {
+        None
+    } else {
+        check_signature(
+            run_id,
+            head.as_ref(),
+            trusted.as_ref(),
+            trusted.is_some() && count > 0,
+            &mut problems,
+        )
+    };
     Ok(Verdict {
         run_id: run_id.clone(),
         events: count,
@@ -163,6 +179,7 @@ pub async fn verify_run_with(
         head,
         head_expected,
         signed_by,
+        key_trusted: trusted.is_some(),
         problems,
     })
 }
@@ -191,7 +208,7 @@ pub fn check_signature(
     let Some(sig) = &head.signature else {
         if required {
             problem(
-                "its head record is not signed, though every head of this store is: it was replaced by someone without the store's key"
+                "its head record is not signed, though the store signs every head (those recorded before its key was made were signed then): it was replaced by someone without the key"
                     .into(),
             );
         }

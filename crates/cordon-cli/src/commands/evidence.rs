@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 /// The largest bundle `verify --bundle` reads.
-const MAX_BUNDLE: u64 = 1 << 30;
+const MAX_BUNDLE: u64 = 256 << 20;
 
 /// `cordon export RUN --bundle FILE`.
 pub async fn export(
@@ -26,9 +26,22 @@ pub async fn export(
     let run_id = find_run(store, run).await?;
     let events = store.events(&run_id).await.map_err(store_failure)?;
     let snapshots = cordon_session::Snapshots::open(paths.snapshots)?;
+    let config = cordon_session::Config::load(paths.config)?;
+    let redactor = cordon_session::redactor_after_the_fact(&events, &config);
     let mut listings = std::collections::BTreeMap::new();
+    let mut withheld = 0u64;
     for id in bundle::checkpoint_snapshots(&events) {
         if let Ok(s) = snapshots.load(&id).await {
+            // A listing whose file names hold a secret is left out whole: its id covers
+            // the names, so they cannot be replaced.
+            let secret = s.entries.iter().any(|e| {
+                redactor.redact(&e.path) != e.path
+                    || e.target.as_ref().is_some_and(|t| redactor.redact(t) != *t)
+            });
+            if secret {
+                withheld += 1;
+                continue;
+            }
             listings.insert(id, s);
         }
     }
@@ -69,35 +82,23 @@ pub async fn export(
             plural(report.snapshots, "snapshot listing", "snapshot listings"),
             report.signed_by.as_deref().unwrap_or("-")
         );
-        if !report.missing_snapshots.is_empty() {
+        let gone = report.missing_snapshots.len() as u64 - withheld;
+        if gone > 0 {
             println!(
-                "  note: {} the run's checkpoints took {} no longer in {}: the bundle names {} without {}",
-                plural(
-                    report.missing_snapshots.len() as u64,
-                    "snapshot",
-                    "snapshots"
-                ),
-                if report.missing_snapshots.len() == 1 {
-                    "is"
-                } else {
-                    "are"
-                },
+                "  note: {} the run's checkpoints took no longer in {}: the bundle names them without their listings",
+                plural(gone, "snapshot", "snapshots"),
                 snapshots.shown(),
-                if report.missing_snapshots.len() == 1 {
-                    "it"
-                } else {
-                    "them"
-                },
-                if report.missing_snapshots.len() == 1 {
-                    "its listing"
-                } else {
-                    "their listings"
-                },
+            );
+        }
+        if withheld > 0 {
+            println!(
+                "  note: {} left out: a file name in them holds a secret",
+                plural(withheld, "snapshot listing", "snapshot listings"),
             );
         }
         println!(
-            "  check it anywhere: cordon verify --bundle {} --key STORE.pub.pem  (`cordon key` prints the key)",
-            to.display()
+            "  check it anywhere: `cordon key > store.pub.pem` here, then `cordon verify --bundle {} --key store.pub.pem` there",
+            safe(&to.display().to_string())
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -114,7 +115,7 @@ fn write_new(to: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if to.exists() {
         return Err(Failure::bad_input(
             format!("{} exists", to.display()),
-            "give a new file name, or remove the old bundle first",
+            "give a new file name, or remove the old file first",
         ));
     }
     let dir = to
@@ -131,6 +132,25 @@ fn write_new(to: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// `cordon verify --bundle FILE [--key KEY]`.
 pub fn verify_bundle(from: &Path, key: Option<&PublicKey>, json: bool) -> anyhow::Result<ExitCode> {
     let mut bytes = Vec::new();
+    let too_big = |what: String| {
+        Failure::bad_input(
+            format!("{what} is larger than 256 MiB: not a bundle cordon reads"),
+            "give the file `cordon export RUN --bundle FILE` wrote",
+        )
+    };
+    if from != Path::new("-")
+        && let Ok(m) = std::fs::metadata(from)
+    {
+        if m.is_dir() {
+            return Err(Failure::bad_input(
+                format!("{} is a directory", from.display()),
+                "give the file `cordon export RUN --bundle FILE` wrote",
+            ));
+        }
+        if m.len() > MAX_BUNDLE {
+            return Err(too_big(from.display().to_string()));
+        }
+    }
     let read = if from == Path::new("-") {
         std::io::stdin()
             .take(MAX_BUNDLE + 1)
@@ -145,13 +165,7 @@ pub fn verify_bundle(from: &Path, key: Option<&PublicKey>, json: bool) -> anyhow
         )
     })?;
     if bytes.len() as u64 > MAX_BUNDLE {
-        return Err(Failure::bad_input(
-            format!(
-                "{} is larger than 1 GiB: not a bundle cordon reads",
-                from.display()
-            ),
-            "give the file `cordon export RUN --bundle FILE` wrote",
-        ));
+        return Err(too_big(from.display().to_string()));
     }
     let report = bundle::verify(&bytes, key);
     if json {
@@ -170,13 +184,19 @@ pub fn verify_bundle(from: &Path, key: Option<&PublicKey>, json: bool) -> anyhow
         );
     } else if let Some(p) = report.problems.first() {
         eprintln!(
-            "TAMPERED: bundle {}: {}",
+            "DOES NOT VERIFY: bundle {}: {}",
             safe(&from.display().to_string()),
             safe(&p.to_string())
         );
-        eprintln!(
-            "  hint: the bundle is not what cordon exported; ask for it again from the store it came from"
-        );
+        if p.reason.contains("not by the key you trust") {
+            eprintln!(
+                "  hint: the bundle is whole but another key signed it: check that --key is the public key of the store it came from (`cordon key` there)"
+            );
+        } else {
+            eprintln!(
+                "  hint: the file is not what cordon exported (changed, cut short, or not a bundle); ask for it again from the store it came from"
+            );
+        }
     } else {
         let run = report.run_id.as_deref().unwrap_or("-");
         let signed = report.signed_by.as_deref().unwrap_or("-");
@@ -224,10 +244,24 @@ pub async fn artifacts(
 ) -> anyhow::Result<ExitCode> {
     let run_id = find_run(store, run).await?;
     let events = store.events(&run_id).await.map_err(store_failure)?;
+    // The digests come from the log: a log that does not hold vouches for nothing.
+    let verdict = cordon_store::verify::verify_run(store, &run_id)
+        .await
+        .map_err(store_failure)?;
+    if let Some(p) = verdict.problems.first() {
+        return Err(anyhow::Error::new(Failure {
+            code: exit::TAMPERED,
+            message: format!(
+                "run {run_id} does not verify, so its artifacts' digests cannot be trusted: {p}"
+            ),
+            hint: Some(format!("`cordon verify {run_id}` shows what is wrong")),
+        }));
+    }
     if let Some(dir) = export {
         let snapshots = cordon_session::Snapshots::open(paths.snapshots)?;
-        let written = cordon_session::artifacts::export(&events, &snapshots, dir).await?;
-        for w in &written {
+        let report = cordon_session::artifacts::export(&events, &snapshots, dir).await?;
+        let written = &report.written;
+        for w in written {
             if json {
                 println!("{}", serde_json::to_string(w)?);
             } else {
@@ -240,6 +274,13 @@ pub async fn artifacts(
                 println!("{}  (from {from}, digest checked)", w.artifact.path);
             }
         }
+        for (path, why) in &report.not_written {
+            if json {
+                println!("{}", serde_json::json!({"path": path, "not_written": why}));
+            } else {
+                eprintln!("not written: {}: {}", safe(path), safe(why));
+            }
+        }
         if !json {
             println!(
                 "{} written to {}",
@@ -247,7 +288,11 @@ pub async fn artifacts(
                 dir.display()
             );
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(if report.not_written.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(exit::RUN_FAILED)
+        });
     }
     let Some(list) = cordon_session::artifacts::recorded(&events) else {
         if !json {
@@ -346,8 +391,16 @@ pub async fn report(
         }
     }
     let read = |hash: &str| snapshots.local.read_content(hash).ok();
-    let steps = report::steps(&listings, &read);
     let config = cordon_session::Config::load(paths.config)?;
+    // File names and contents come from the snapshots, not the redacted log.
+    let redactor = cordon_session::redactor_after_the_fact(&events, &config);
+    let mut steps = report::steps(&listings, &read);
+    for step in &mut steps {
+        for change in &mut step.changes {
+            change.path = redactor.redact(&change.path);
+            change.diff = change.diff.as_deref().map(|d| redactor.redact(d));
+        }
+    }
     let state = cordon_core::RunState::fold(&events).ok();
     let cost = state.as_ref().and_then(|s| {
         let model = s.agent.as_ref()?.model.clone();

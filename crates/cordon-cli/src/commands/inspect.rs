@@ -331,7 +331,7 @@ pub async fn verify(
                 serde_json::json!({
                     "run_id": v.run_id, "ok": v.ok(), "events": v.events,
                     "last_hash": v.last_hash, "head": v.head, "head_expected": v.head_expected,
-                    "signed_by": v.signed_by,
+                    "signed_by": v.signed_by, "key_trusted": v.key_trusted,
                     "bad_seq": first.and_then(|p| p.seq), "bad_kind": first.and_then(|p| p.kind.clone()),
                     "reason": first.map(|p| p.reason.clone()), "problems": v.problems,
                 })
@@ -351,12 +351,15 @@ pub async fn verify(
                     }
                     (None, true) => "no head record",
                 };
-                let signed = match &v.signed_by {
-                    Some(k) => format!(", signed by {k}"),
-                    None if v.events > 0 => {
-                        ", not signed (recorded before cordon signed heads)".into()
+                let signed = match (&v.signed_by, v.key_trusted) {
+                    (Some(k), true) => format!(", signed by {k}"),
+                    (Some(k), false) => format!(
+                        ", signed by {k}, the key its head names (this store has no key file to trust; pass --key with the store's public key)"
+                    ),
+                    (None, _) if v.events > 0 => {
+                        ", not signed (this store has no signing key: it was recorded before cordon signed heads, or the key was removed)".into()
                     }
-                    None => String::new(),
+                    (None, _) => String::new(),
                 };
                 println!(
                     "ok: run {run_id}: {} events, hash chain intact, {head}{signed} (last hash {last}…)",

@@ -1,7 +1,7 @@
 //! One event of the run log as a labelled line with, where it helps, lines under it.
 
 use super::call::{self, ResultView, bytes, seconds};
-use super::{Limit, Style, clip, first_line, lines_within, number, plural, text};
+use super::{Limit, Style, clip, first_line, lines_within, number, plural, safe, text};
 use cordon_core::EventPayload;
 use cordon_harness::approval::describe_rule;
 use serde_json::Value;
@@ -93,7 +93,7 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
                 bytes(size)
             );
             if !missing.is_empty() {
-                line.push_str(&format!(" · missing: {}", missing.join(", ")));
+                line.push_str(&format!(" · missing: {}", safe(&missing.join(", "))));
             }
             let shown = match limit {
                 Limit::Full => artifacts.len(),
@@ -104,7 +104,7 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
                 .map(|a| {
                     format!(
                         "{} · {} · {} · {}",
-                        a.path,
+                        safe(&a.path),
                         bytes(a.bytes),
                         a.media_type,
                         short(a.sha256.trim_start_matches("sha256:"))

@@ -660,3 +660,84 @@ async fn the_html_report_renders_in_chromium() {
         png.len()
     );
 }
+
+#[tokio::test]
+async fn secrets_in_file_names_and_contents_stay_out_of_reports_and_bundles() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::write(h.join("config.toml"), "").unwrap();
+    let token = "tok-Canary-4c1e9a77d2";
+    let github = "ghp_CanaryCanaryCanaryCanaryCanary012345";
+    std::fs::write(
+        h.join("m.toml"),
+        "outputs = [\"out\"]\n[env]\nTOKEN = { from_host = \"HOST_TOKEN\" }\n",
+    )
+    .unwrap();
+    let cmd = format!(
+        "mkdir -p out && echo \"$TOKEN\" > out/f.txt && touch \"out/$TOKEN\" \"out/{github}\" && echo plain > out/ok.txt"
+    );
+    std::fs::write(
+        h.join("s.toml"),
+        format!(
+            "[[turns]]\ntool_calls = [{{ name = \"exec_command\", arguments = {{ cmd = {} }} }}]\n[[turns]]\ntext = \"done\"\n",
+            serde_json::to_string(&cmd).unwrap()
+        ),
+    )
+    .unwrap();
+    let model = format!("scripted:{}", h.join("s.toml").display());
+    let run = |args: &[&str]| {
+        let mut c = common::as_tester(h);
+        c.env("HOST_TOKEN", token).args(args);
+        c.output().unwrap()
+    };
+    let out = run(&["run", "--manifest", "m.toml", "--model", &model, "go"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = run(&["report", "last", "--html", "r.html"]);
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let export = run(&["export", "last", "--bundle", "b.jsonl"]);
+    let said = String::from_utf8_lossy(&export.stdout);
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    assert!(
+        said.contains("left out: a file name in them holds a secret"),
+        "{said}"
+    );
+    let verified = run(&["verify", "--bundle", "b.jsonl"]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    for file in ["r.html", "b.jsonl"] {
+        let text = std::fs::read_to_string(h.join(file)).unwrap();
+        for secret in [token, github] {
+            assert!(!text.contains(secret), "{secret} in {file}");
+        }
+    }
+    let page = std::fs::read_to_string(h.join("r.html")).unwrap();
+    assert!(
+        page.contains("[redacted: env TOKEN]"),
+        "the diff and the name show the placeholder"
+    );
+
+    // An artifact whose name held a secret is said not to be written; the rest are.
+    let exported = run(&["artifacts", "last", "--export", "a"]);
+    assert_eq!(exported.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&exported.stderr);
+    assert!(stderr.contains("its name held a secret"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(h.join("a/out/ok.txt")).unwrap(),
+        "plain\n"
+    );
+}

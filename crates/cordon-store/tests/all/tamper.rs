@@ -493,6 +493,22 @@ async fn heads_are_signed_and_a_consistent_rewrite_of_events_and_head_is_caught(
             .expect("openssl is installed by scripts/test")
     };
     assert!(openssl("head.sig").status.success());
+    // The store's own key file is one OpenSSL reads (PKCS#8 v1), and its public half is the
+    // store's key.
+    let public = std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(lab.dir.path().join("runs.db.signing-key.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        public.status.success(),
+        "{}",
+        String::from_utf8_lossy(&public.stderr)
+    );
+    assert_eq!(
+        PublicKey::parse(&String::from_utf8_lossy(&public.stdout)).unwrap(),
+        key
+    );
     let mut bad = hex::decode(&old.signature).unwrap();
     bad[0] ^= 1;
     std::fs::write(dir.join("bad.sig"), bad).unwrap();
@@ -547,4 +563,90 @@ async fn heads_are_signed_and_a_consistent_rewrite_of_events_and_head_is_caught(
             .unwrap(),
     );
     assert!(p.contains("not by the trusted key"), "{p}");
+}
+
+#[tokio::test]
+async fn a_rewrite_that_pretends_the_run_predates_signing_is_caught() {
+    let lab = lab().await;
+    let run = &lab.runs[0];
+    let last = rewrite_run(&lab, run).await;
+    // Everything in the store that could say "this run is older than signing": the meta
+    // markers moved past it, the head replaced by an unsigned one of the old format, or gone.
+    let pool = SqlitePool::connect(&format!("sqlite://{}", lab.db().display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE meta SET value = 'ffffffff' WHERE key IN ('heads_since', 'signed_since')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let head = lab.dir.path().join("runs.db.heads").join(run.as_str());
+    let mut v1 = format!("cordon-head 1\ncount 5\nhash {last}\npending -\n").into_bytes();
+    v1.resize(256, b' ');
+    std::fs::write(&head, &v1).unwrap();
+    let store = Store::open_read_only(&lab.db()).await.unwrap();
+    let v = verify_run(&store, run).await.unwrap();
+    let p = format!("{:?}", v.problems);
+    assert!(!v.ok() && p.contains("not signed"), "{p}");
+    std::fs::remove_file(&head).unwrap();
+    let v = verify_run(&store, run).await.unwrap();
+    let p = format!("{:?}", v.problems);
+    assert!(!v.ok() && p.contains("no head record"), "{p}");
+    assert!(
+        verify_run(&store, &lab.runs[1]).await.unwrap().ok(),
+        "the other run is intact"
+    );
+}
+
+#[tokio::test]
+async fn runs_recorded_before_the_store_had_a_key_are_signed_when_it_gets_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.db");
+    // A store whose runs were written before heads and keys: events only.
+    let store = Store::open(&db).await.unwrap();
+    store.close().await;
+    let pool = raw(&db).await;
+    sqlx::query("DELETE FROM meta")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let old: Vec<RunId> = (0..2).map(|_| RunId::new()).collect();
+    for run in &old {
+        let mut prev = GENESIS_HASH.to_string();
+        for seq in 0..3 {
+            let e = Event::new(
+                run,
+                seq,
+                "2026-01-01T00:00:00.000Z".into(),
+                &EventPayload::UserInput {
+                    text: format!("old {seq}"),
+                },
+                &prev,
+            );
+            prev = e.hash.clone();
+            insert(&pool, &e).await;
+        }
+    }
+    pool.close().await;
+    let store = Store::open(&db).await.unwrap();
+    for run in &old {
+        let v = verify_run(&store, run).await.unwrap();
+        assert!(
+            v.ok() && v.signed_by.is_none(),
+            "no key yet: {:?}",
+            v.problems
+        );
+    }
+    assert!(store.public_key().unwrap().is_none());
+    // The first append makes the key, and signs the earlier runs' heads as they are.
+    let mut log = store.open_run(&old[0]).await.unwrap();
+    log.append(&EventPayload::UserInput { text: "new".into() })
+        .await
+        .unwrap();
+    let key = store.public_key().unwrap().expect("made").to_text();
+    for run in &old {
+        let v = verify_run(&store, run).await.unwrap();
+        assert!(v.ok(), "{:?}", v.problems);
+        assert_eq!(v.signed_by.as_deref(), Some(key.as_str()));
+    }
 }
