@@ -249,12 +249,7 @@ pub fn spans_with(events: &[Event], content: bool) -> Vec<Span> {
                 output: text,
                 ..
             } => {
-                let began = at - i64::try_from(duration_ms).unwrap_or(0);
-                let mut s = Span::new(SpanKind::Tool, format!("execute_tool {tool}"), began, e.seq);
-                s.end_ms = at;
-                s.set("gen_ai.operation.name", "execute_tool");
-                s.set("gen_ai.tool.name", tool.as_str());
-                s.set("gen_ai.tool.call.id", call_id.as_str());
+                let mut s = tool_span(&tool, &call_id, at, duration_ms, e.seq);
                 if not_run {
                     s.set("cordon.tool.not_run", true);
                 }
@@ -284,12 +279,7 @@ pub fn spans_with(events: &[Event], content: bool) -> Vec<Span> {
                 duration_ms,
                 ..
             } => {
-                let began = at - i64::try_from(duration_ms).unwrap_or(0);
-                let mut s = Span::new(SpanKind::Tool, format!("execute_tool {tool}"), began, e.seq);
-                s.end_ms = at;
-                s.set("gen_ai.operation.name", "execute_tool");
-                s.set("gen_ai.tool.name", tool.as_str());
-                s.set("gen_ai.tool.call.id", call_id.as_str());
+                let mut s = tool_span(&tool, &call_id, at, duration_ms, e.seq);
                 s.set("cordon.tool.replayed", true);
                 if is_error {
                     s.error = Some("the replayed call failed".into());
@@ -400,6 +390,17 @@ pub fn spans_with(events: &[Event], content: bool) -> Vec<Span> {
     out[0].set("gen_ai.usage.output_tokens", output);
     out[0].events = events.iter().map(|e| e.seq).collect();
     out
+}
+
+/// A tool call's execution: the `duration_ms` before its result, recorded `at`.
+fn tool_span(tool: &str, call_id: &str, at: i64, duration_ms: u64, seq: u64) -> Span {
+    let began = at - i64::try_from(duration_ms).unwrap_or(0);
+    let mut s = Span::new(SpanKind::Tool, format!("execute_tool {tool}"), began, seq);
+    s.end_ms = at;
+    s.set("gen_ai.operation.name", "execute_tool");
+    s.set("gen_ai.tool.name", tool);
+    s.set("gen_ai.tool.call.id", call_id);
+    s
 }
 
 fn close_approval(

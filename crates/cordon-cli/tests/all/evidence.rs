@@ -216,9 +216,10 @@ async fn a_bundle_verifies_with_no_store_and_a_changed_byte_is_named() {
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("not by the trusted key"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_trace_and_the_fleet_figures_come_from_the_log() {
-    let (_server, home) = common::scripted_home(
+/// A home whose agent `careful` asks a person before `echo a*`, with a script that runs one
+/// such command and then answers "done".
+async fn careful_home() -> (cordon_testkit::ScriptedServer, tempfile::TempDir) {
+    let (server, home) = common::scripted_home(
         r#"
             [[turns]]
             tool_calls = [{ name = "exec_command", arguments = { cmd = "echo a > a.txt" } }]
@@ -227,29 +228,42 @@ async fn the_trace_and_the_fleet_figures_come_from_the_log() {
             "#,
     )
     .await;
-    let h = home.path();
     std::fs::write(
-        h.join("agent.toml"),
+        home.path().join("agent.toml"),
         "name = \"careful\"\ntools = [\"exec_command\"]\n[approvals]\ncommands = [\"echo a*\"]\n",
     )
     .unwrap();
-    std::fs::create_dir(h.join("ws")).unwrap();
-    let args = [
-        "run",
-        "--agent",
-        "agent.toml",
-        "--model",
-        "s:m",
-        "--workspace",
-        "ws",
-        "go",
-    ];
-    common::expect(h, &args, 5).await;
+    std::fs::create_dir(home.path().join("ws")).unwrap();
+    (server, home)
+}
+
+/// Runs `careful` in its workspace (it stops to wait for approval).
+const CAREFUL_RUN: [&str; 8] = [
+    "run",
+    "--agent",
+    "agent.toml",
+    "--model",
+    "s:m",
+    "--workspace",
+    "ws",
+    "go",
+];
+
+/// The id of the first call waiting for approval.
+async fn waiting_call(h: &Path) -> String {
     let waiting = common::expect(h, &["approvals", "--json"], 0).await;
-    let call = common::json_lines(&waiting.stdout)[0]["call_id"]
+    common::json_lines(&waiting.stdout)[0]["call_id"]
         .as_str()
         .unwrap()
-        .to_string();
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trace_and_the_fleet_figures_come_from_the_log() {
+    let (_server, home) = careful_home().await;
+    let h = home.path();
+    common::expect(h, &CAREFUL_RUN, 5).await;
+    let call = waiting_call(h).await;
     common::expect(h, &["approve", "last", &call, "--as", "ana"], 0).await;
     common::expect(h, &["resume", "last"], 0).await;
 
@@ -354,22 +368,8 @@ async fn spans_reach_an_otlp_collector_over_grpc_and_again_over_http() {
     let mut collector = fake_opentelemetry_collector::FakeCollectorServer::start()
         .await
         .unwrap();
-    let (_server, home) = common::scripted_home(
-        r#"
-            [[turns]]
-            tool_calls = [{ name = "exec_command", arguments = { cmd = "echo a > a.txt" } }]
-            [[turns]]
-            text = "done"
-            "#,
-    )
-    .await;
+    let (_server, home) = careful_home().await;
     let h = home.path();
-    std::fs::write(
-        h.join("agent.toml"),
-        "name = \"careful\"\ntools = [\"exec_command\"]\n[approvals]\ncommands = [\"echo a*\"]\n",
-    )
-    .unwrap();
-    std::fs::create_dir(h.join("ws")).unwrap();
     let endpoint = collector.endpoint();
     let traced = |args: &[&str]| {
         let mut c = common::as_tester(h);
@@ -378,17 +378,7 @@ async fn spans_reach_an_otlp_collector_over_grpc_and_again_over_http() {
             .args(args);
         c
     };
-    let args = [
-        "run",
-        "--agent",
-        "agent.toml",
-        "--model",
-        "s:m",
-        "--workspace",
-        "ws",
-        "go",
-    ];
-    let out = common::output(traced(&args)).await;
+    let out = common::output(traced(&CAREFUL_RUN)).await;
     assert_eq!(
         out.status.code(),
         Some(5),
@@ -411,11 +401,7 @@ async fn spans_reach_an_otlp_collector_over_grpc_and_again_over_http() {
     let sandbox = first.iter().find(|s| s.name == "create sandbox").unwrap();
     assert!(sandbox.end_time_unix_nano > sandbox.start_time_unix_nano);
 
-    let waiting = common::expect(h, &["approvals", "--json"], 0).await;
-    let call = common::json_lines(&waiting.stdout)[0]["call_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let call = waiting_call(h).await;
     common::expect(h, &["approve", "last", &call, "--as", "ana"], 0).await;
     let out = common::output(traced(&["resume", "last"])).await;
     assert!(
@@ -583,11 +569,7 @@ async fn the_html_report_renders_in_chromium() {
         "review",
     ];
     common::expect(h, &args, 5).await;
-    let waiting = common::expect(h, &["approvals", "--json"], 0).await;
-    let call = common::json_lines(&waiting.stdout)[0]["call_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let call = waiting_call(h).await;
     common::expect(h, &["approve", "last", &call, "--as", "ana"], 0).await;
     common::expect(h, &["resume", "last"], 0).await;
     common::expect(h, &["report", "last", "--html", "report.html"], 0).await;

@@ -202,29 +202,8 @@ async fn an_event_moved_to_another_run_is_caught_in_both() {
 #[tokio::test]
 async fn a_chain_rehashed_end_to_end_is_caught() {
     let lab = lab().await;
-    let pool = raw(&lab.db()).await;
     let run = &lab.runs[0];
-    let rows = all_rows(&pool, run).await;
-    sqlx::query("DELETE FROM events WHERE run_id = ?")
-        .bind(run.as_str())
-        .execute(&pool)
-        .await
-        .unwrap();
-    let mut prev = GENESIS_HASH.to_string();
-    for (seq, ts, _kind, _payload, _, _) in rows {
-        let e = Event::new(
-            run,
-            seq as u64,
-            ts,
-            &EventPayload::UserInput {
-                text: format!("rewritten {seq}"),
-            },
-            &prev,
-        );
-        prev = e.hash.clone();
-        insert(&pool, &e).await;
-    }
-    pool.close().await;
+    rewrite_run(&lab, run).await;
     let store = Store::open_read_only(&lab.db()).await.unwrap();
     cordon_core::verify_chain(&store.events(run).await.unwrap())
         .expect("the rewritten chain is internally consistent");
