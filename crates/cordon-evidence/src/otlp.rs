@@ -30,6 +30,8 @@ pub const CONTENT_VAR: &str = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTEN
 pub struct Settings {
     /// The wire protocol.
     pub protocol: Protocol,
+    /// The longest one export may take (`OTEL_EXPORTER_OTLP_TIMEOUT`, default 10 s).
+    pub timeout: Duration,
     /// Where to, as the variables said (for messages).
     pub endpoint: String,
     /// Whether message and tool content is sent.
@@ -68,8 +70,20 @@ pub fn from_env() -> Result<Option<Settings>, String> {
         }
     };
     let content = var(CONTENT_VAR).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let timeout = match var("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+        .map(|t| ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", t))
+        .or_else(|| var("OTEL_EXPORTER_OTLP_TIMEOUT").map(|t| ("OTEL_EXPORTER_OTLP_TIMEOUT", t)))
+    {
+        None => Duration::from_secs(10),
+        Some((name, t)) => Duration::from_millis(
+            t.trim()
+                .parse()
+                .map_err(|_| format!("{name}={t} is not a number of milliseconds"))?,
+        ),
+    };
     Ok(Some(Settings {
         protocol,
+        timeout,
         endpoint,
         content,
     }))
@@ -129,11 +143,13 @@ pub async fn send(settings: &Settings, events: &[Event], spans: &[Span]) -> Resu
         Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
             .with_protocol(Protocol::Grpc)
+            .with_timeout(settings.timeout)
             .build(),
         protocol => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(protocol)
-            .with_http_client(http::Client::new())
+            .with_timeout(settings.timeout)
+            .with_http_client(http::Client::new(settings.timeout))
             .build(),
     };
     let mut exporter = built.map_err(|e| format!("cannot set up OTLP export: {e}"))?;
@@ -142,7 +158,18 @@ pub async fn send(settings: &Settings, events: &[Event], spans: &[Span]) -> Resu
         _ => Resource::builder().with_service_name("cordon").build(),
     };
     exporter.set_resource(&resource);
-    let result = exporter.export(batch).await;
+    // A collector that takes the connection and never answers must not hold the run's
+    // process (and its lock) open.
+    let result = match tokio::time::timeout(settings.timeout, exporter.export(batch)).await {
+        Ok(r) => r,
+        Err(_) => {
+            return Err(format!(
+                "the collector at {} did not answer within {} ms",
+                settings.endpoint,
+                settings.timeout.as_millis()
+            ));
+        }
+    };
     let _ = exporter.shutdown_with_timeout(Duration::from_secs(2));
     result.map(|()| n).map_err(|e| {
         format!(
@@ -259,8 +286,13 @@ mod http {
     pub struct Client(reqwest::Client);
 
     impl Client {
-        pub fn new() -> Self {
-            Client(reqwest::Client::new())
+        pub fn new(timeout: std::time::Duration) -> Self {
+            Client(
+                reqwest::Client::builder()
+                    .timeout(timeout)
+                    .build()
+                    .unwrap_or_default(),
+            )
         }
     }
 

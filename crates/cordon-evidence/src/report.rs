@@ -150,6 +150,8 @@ pub struct Input<'a> {
     pub verification: Verification,
     /// The workspace's changes between its checkpoints.
     pub steps: Vec<Step>,
+    /// Why the changes are not shown, when they are left out.
+    pub changes_withheld: Option<String>,
     /// What it cost, when its model has a price.
     pub cost_usd: Option<f64>,
 }
@@ -261,7 +263,16 @@ pub fn html(input: &Input<'_>) -> String {
     calls(&mut page, events);
     approvals(&mut page, &spans);
     policy(&mut page, events);
-    changes(&mut page, &input.steps);
+    match &input.changes_withheld {
+        Some(why) => {
+            let _ = writeln!(
+                page,
+                "<section id=\"changes\"><h2>Workspace changes between checkpoints</h2><p class=\"meta\">{}</p></section>",
+                escape(why)
+            );
+        }
+        None => changes(&mut page, &input.steps),
+    }
     artifacts(&mut page, events);
     if let Some(s) = &state
         && let Some(out) = &s.final_output
@@ -289,8 +300,8 @@ fn timeline(page: &mut String, spans: &[Span]) {
         .iter()
         .map(|s| {
             serde_json::json!({
-                "name": s.name, "kind": s.kind, "start": s.start_ms - root.start_ms,
-                "end": s.end_ms - root.start_ms, "error": s.error,
+                "name": s.name, "kind": s.kind, "start": s.start_ms.saturating_sub(root.start_ms),
+                "end": s.end_ms.saturating_sub(root.start_ms), "error": s.error,
             })
         })
         .collect();

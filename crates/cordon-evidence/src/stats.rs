@@ -105,7 +105,10 @@ pub fn run_figures(events: &[Event], status: RunStatus) -> Option<RunFigures> {
         status,
         started_ms: millis(&first.ts).unwrap_or(0),
         duration_ms: root.duration_ms(),
-        working_ms: (root.duration_ms() - waits.iter().sum::<i64>()).max(0),
+        working_ms: root
+            .duration_ms()
+            .saturating_sub(waits.iter().fold(0, |a, b| a.saturating_add(*b)))
+            .max(0),
         usage: state.usage,
         approval_waits_ms,
         intervened,
@@ -212,7 +215,7 @@ pub fn summarize(runs: &[RunFigures], cost: &dyn Fn(&str, &Usage) -> Option<f64>
             RunStatus::Completed => {
                 ended += 1;
                 completed += 1;
-                tokens += r.usage.total_tokens();
+                tokens = tokens.saturating_add(r.usage.total_tokens());
                 costs.extend(cost(&r.model, &r.usage));
             }
             RunStatus::Failed | RunStatus::BudgetExceeded => ended += 1,

@@ -58,7 +58,7 @@ pub struct Span {
 impl Span {
     /// How long it lasted, in milliseconds.
     pub fn duration_ms(&self) -> i64 {
-        (self.end_ms - self.start_ms).max(0)
+        self.end_ms.saturating_sub(self.start_ms).max(0)
     }
 
     fn new(kind: SpanKind, name: String, start_ms: i64, seq: u64) -> Span {
@@ -140,17 +140,17 @@ pub fn spans_with(events: &[Event], content: bool) -> Vec<Span> {
                     let mut s = Span::new(
                         SpanKind::Sandbox,
                         "create sandbox".into(),
-                        at - built - made,
+                        at.saturating_sub(built).saturating_sub(made),
                         e.seq,
                     );
-                    s.end_ms = at - built;
+                    s.end_ms = at.saturating_sub(built);
                     if let Some(tier) = sandbox.as_ref().and_then(|s| s["tier"].as_str()) {
                         s.set("cordon.sandbox.tier", tier);
                     }
                     out[0].start_ms = out[0].start_ms.min(s.start_ms);
                     out.push(s);
                 }
-                out[0].start_ms = out[0].start_ms.min(at - built);
+                out[0].start_ms = out[0].start_ms.min(at.saturating_sub(built));
                 out[0].name = format!("invoke_agent {}", agent.name);
                 out[0].set("gen_ai.agent.name", agent.name.as_str());
                 let (provider, model) = agent.model.split_once(':').unwrap_or(("", &agent.model));
@@ -170,7 +170,7 @@ pub fn spans_with(events: &[Event], content: bool) -> Vec<Span> {
                 let mut s = Span::new(
                     SpanKind::Workspace,
                     "materialize workspace".into(),
-                    ended - took,
+                    ended.saturating_sub(took),
                     e.seq,
                 );
                 s.end_ms = ended;
@@ -224,8 +224,8 @@ pub fn spans_with(events: &[Event], content: bool) -> Vec<Span> {
                         );
                     }
                 }
-                input += response.usage.input_tokens;
-                output += response.usage.output_tokens;
+                input = input.saturating_add(response.usage.input_tokens);
+                output = output.saturating_add(response.usage.output_tokens);
             }
             EventPayload::PolicyDecision {
                 call_id,
@@ -334,8 +334,12 @@ pub fn spans_with(events: &[Event], content: bool) -> Vec<Span> {
             }
             EventPayload::RunResumed { ref sandbox, .. } => {
                 if let Some(made) = sandbox.as_ref().and_then(|s| s["create_ms"].as_i64()) {
-                    let mut s =
-                        Span::new(SpanKind::Sandbox, "create sandbox".into(), at - made, e.seq);
+                    let mut s = Span::new(
+                        SpanKind::Sandbox,
+                        "create sandbox".into(),
+                        at.saturating_sub(made),
+                        e.seq,
+                    );
                     s.end_ms = at;
                     out.push(s);
                 }
@@ -394,7 +398,7 @@ pub fn spans_with(events: &[Event], content: bool) -> Vec<Span> {
 
 /// A tool call's execution: the `duration_ms` before its result, recorded `at`.
 fn tool_span(tool: &str, call_id: &str, at: i64, duration_ms: u64, seq: u64) -> Span {
-    let began = at - i64::try_from(duration_ms).unwrap_or(0);
+    let began = at.saturating_sub(i64::try_from(duration_ms).unwrap_or(0));
     let mut s = Span::new(SpanKind::Tool, format!("execute_tool {tool}"), began, seq);
     s.end_ms = at;
     s.set("gen_ai.operation.name", "execute_tool");

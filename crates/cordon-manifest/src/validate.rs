@@ -401,14 +401,19 @@ fn parse_located(
     }
     let mut outputs: Vec<Output> = Vec::new();
     for raw_out in &raw.outputs {
+        // `out/` names the directory `out`.
+        let tidy = |p: &str| match p.trim_end_matches('/') {
+            "" => p.to_string(),
+            t => t.to_string(),
+        };
         let output = match raw_out {
             RawOutput::Dir(path) => Output {
-                path: path.clone(),
+                path: tidy(path),
                 required: false,
                 made: true,
             },
             RawOutput::Path(t) => Output {
-                path: t.path.clone(),
+                path: tidy(&t.path),
                 required: t.required,
                 made: false,
             },

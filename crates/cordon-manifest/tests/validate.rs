@@ -200,7 +200,7 @@ fn checkpoint_rules_are_read_and_bad_patterns_pointed_at() {
 #[test]
 fn outputs_are_directories_made_empty_or_paths_the_run_must_make() {
     let m = check(
-        r#"outputs = ["out", { path = "review_summary.md", required = true }, { path = "maybe" }]"#,
+        r#"outputs = ["out/", { path = "review_summary.md", required = true }, { path = "maybe" }]"#,
     )
     .unwrap();
     let got: Vec<_> = m

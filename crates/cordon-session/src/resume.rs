@@ -374,11 +374,13 @@ impl Session {
 
 /// A redactor for what is read of a run after the fact (its snapshots' file names and
 /// contents, for a report or a bundle): the config's detectors, and the values the run's
-/// `from_host` variables have on this host now (the run's own values were never recorded).
+/// `from_host` variables have on this host now (the run's own values were never recorded);
+/// and the host variables it needed and did not find, whose values it cannot replace.
 pub fn redactor_after_the_fact(
     events: &[cordon_core::Event],
     config: &crate::Config,
-) -> cordon_core::Redactor {
+) -> (cordon_core::Redactor, Vec<String>) {
+    let mut missing = Vec::new();
     let mut r = cordon_core::Redactor::new();
     // Checked when the config was loaded.
     let _ = config.redaction.apply(&mut r);
@@ -388,10 +390,16 @@ pub fn redactor_after_the_fact(
         .and_then(|e| e.payload.get("sandbox"));
     if let Ok(spec) = recorded_spec(sandbox) {
         for var in &spec.env {
-            if let Some(value) = var.from_host.as_deref().and_then(|h| std::env::var(h).ok()) {
-                r.add(&format!("env {}", var.name), &value);
+            let Some(host) = var.from_host.as_deref() else {
+                continue;
+            };
+            match std::env::var(host) {
+                Ok(value) => {
+                    r.add(&format!("env {}", var.name), &value);
+                }
+                Err(_) => missing.push(host.to_string()),
             }
         }
     }
-    r
+    (r, missing)
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The size of a head file: one fixed-size record, written in place with one `pwrite`.
-const RECORD: usize = 512;
+const RECORD: usize = 1024;
 /// The first line of every head record.
 const MAGIC: &str = "cordon-head 2";
 /// The size and first line of the records written before heads were signed; still read.
@@ -37,6 +37,9 @@ pub struct Head {
     pub last_hash: String,
     /// An append that had begun and may or may not have been stored: its new count and hash.
     pub pending: Option<(u64, String)>,
+    /// The signature of the pending append's count and hash (hex, by the head's key), so
+    /// the events it adds are covered too should it land and the head not follow.
+    pub pending_signature: Option<String>,
     /// The signature of `count` and `last_hash` (see [`crate::signing`]), when the store
     /// signs.
     pub signature: Option<HeadSignature>,
@@ -55,17 +58,27 @@ impl Head {
     /// Whether a run whose stored events number `count` and end with `last_hash` agrees
     /// with this head (a pending append may or may not have landed).
     pub fn agrees(&self, count: u64, last_hash: &str) -> bool {
-        (count == self.count && last_hash == self.last_hash)
-            || self
-                .pending
-                .as_ref()
-                .is_some_and(|(c, h)| *c == count && h == last_hash)
+        self.at_head(count, last_hash) || self.at_pending(count, last_hash)
+    }
+
+    /// Whether the stored events end exactly at the head.
+    pub fn at_head(&self, count: u64, last_hash: &str) -> bool {
+        count == self.count && last_hash == self.last_hash
+    }
+
+    /// Whether the stored events end at the pending append (which adds events: its count
+    /// is past the head's).
+    pub fn at_pending(&self, count: u64, last_hash: &str) -> bool {
+        self.pending
+            .as_ref()
+            .is_some_and(|(c, h)| *c == count && *c > self.count && h == last_hash)
     }
 
     fn encode(&self) -> Vec<u8> {
-        let pending = match &self.pending {
-            Some((c, h)) => format!("{c} {h}"),
-            None => "-".to_string(),
+        let pending = match (&self.pending, &self.pending_signature) {
+            (Some((c, h)), Some(sig)) => format!("{c} {h} {sig}"),
+            (Some((c, h)), None) => format!("{c} {h}"),
+            (None, _) => "-".to_string(),
         };
         let (key, signature) = match &self.signature {
             Some(s) => (s.key.as_str(), s.signature.as_str()),
@@ -102,11 +115,24 @@ impl Head {
             .map_err(|_| "its count is not a number")?;
         let last_hash = field("hash", "its hash line is missing")?;
         check_hash(&last_hash)?;
+        let mut pending_signature = None;
         let pending = match field("pending", "its pending line is missing")?.as_str() {
             "-" => None,
             p => {
-                let (c, h) = p.split_once(' ').ok_or("its pending line is malformed")?;
+                let mut parts = p.split(' ');
+                let (Some(c), Some(h)) = (parts.next(), parts.next()) else {
+                    return Err("its pending line is malformed");
+                };
                 check_hash(h)?;
+                if let Some(sig) = parts.next() {
+                    if !signed || sig.len() != 128 || !sig.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err("its pending line's signature is malformed");
+                    }
+                    pending_signature = Some(sig.to_string());
+                }
+                if parts.next().is_some() {
+                    return Err("its pending line is malformed");
+                }
                 Some((
                     c.parse().map_err(|_| "its pending count is not a number")?,
                     h.to_string(),
@@ -135,6 +161,7 @@ impl Head {
             count,
             last_hash,
             pending,
+            pending_signature,
             signature,
         })
     }
@@ -344,6 +371,7 @@ mod tests {
             count: 3,
             last_hash: "a".repeat(64),
             pending: Some((4, "b".repeat(64))),
+            pending_signature: Some("e".repeat(128)),
             signature: Some(HeadSignature {
                 key: format!("ed25519:{}", "c".repeat(64)),
                 signature: "d".repeat(128),

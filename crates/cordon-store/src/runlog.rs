@@ -181,10 +181,12 @@ impl RunLog {
             count: self.stored_seq,
             last_hash: self.stored_hash.clone(),
             pending: None,
+            pending_signature: None,
             signature,
         };
         head.write(&Head {
             pending: Some((self.next_seq, self.prev_hash.clone())),
+            pending_signature: Some(signed.signature.clone()),
             ..before.clone()
         })
         .map_err(io)?;
@@ -197,6 +199,7 @@ impl RunLog {
             count: self.next_seq,
             last_hash: self.prev_hash.clone(),
             pending: None,
+            pending_signature: None,
             signature: Some(signed),
         })
         .map_err(io)?;

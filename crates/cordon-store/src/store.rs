@@ -336,6 +336,12 @@ impl Store {
         if let Some(Ok(signer)) = self.signer.get() {
             return Ok(Some(signer.public_key()));
         }
+        // The private key, when this user may read it, is what signs: its public half is the
+        // one to trust (a `.pub` beside it that differs would only mislead). Otherwise the
+        // `.pub` file.
+        if let Ok(key) = PublicKey::from_file(&self.key_path) {
+            return Ok(Some(key));
+        }
         for path in [signing::public_path(&self.key_path), self.key_path.clone()] {
             if path.exists() {
                 return PublicKey::from_file(&path)
@@ -390,6 +396,7 @@ impl Store {
                     count: seq + 1,
                     last_hash: hash.clone(),
                     pending: None,
+                    pending_signature: None,
                     signature: Some(self.sign_head(&run_id, seq + 1, &hash)?),
                 })
                 .map_err(io)?;
@@ -446,6 +453,7 @@ impl Store {
                 count: 0,
                 last_hash: cordon_core::event::GENESIS_HASH.to_string(),
                 pending: None,
+                pending_signature: None,
                 signature: None,
             })
             .map_err(|e| StoreError::Io(format!("cannot write {}: {e}", f.path().display())))?;
@@ -483,12 +491,26 @@ impl Store {
                 })?;
                 match recorded {
                     Some(h) if h.agrees(count, &hash) => {
+                        if !h.at_head(count, &hash)
+                            && h.signature.is_some()
+                            && !crate::verify::pending_is_signed(run_id, &h)
+                        {
+                            return Err(StoreError::Head {
+                                run_id: run_id.to_string(),
+                                message: format!(
+                                    "events {} to {} are past its signed head and no signature covers them: they were added by someone without the key",
+                                    h.count,
+                                    count - 1
+                                ),
+                            });
+                        }
                         if h.count != count || h.pending.is_some() {
                             // A crash between an append and its head update: settle it.
                             f.write(&Head {
                                 count,
                                 last_hash: hash.clone(),
                                 pending: None,
+                                pending_signature: None,
                                 signature: Some(self.sign_head(run_id, count, &hash)?),
                             })
                             .map_err(|e| StoreError::Io(e.to_string()))?;
@@ -524,6 +546,7 @@ impl Store {
                         count,
                         last_hash: hash.clone(),
                         pending: None,
+                        pending_signature: None,
                         signature: Some(self.sign_head(run_id, count, &hash)?),
                     })
                     .map_err(|e| StoreError::Io(e.to_string()))?;

@@ -164,13 +164,35 @@ pub async fn verify_run_with(
     let signed_by = if head_unreadable {
         None
     } else {
-        check_signature(
+        let signed = check_signature(
             run_id,
             head.as_ref(),
             trusted.as_ref(),
             trusted.is_some() && count > 0,
             &mut problems,
-        )
+        );
+        // Events that match only the head's pending append (one whose head update never
+        // came) are covered only if that append was signed too.
+        if let (Some(h), Some(_)) = (&head, &signed) {
+            let last = last_hash.as_deref().unwrap_or_default();
+            let via_pending = !h.at_head(count, last) && h.at_pending(count, last);
+            if via_pending && !pending_is_signed(run_id, h) {
+                problems.push(Problem {
+                    seq: Some(h.count),
+                    kind: None,
+                    reason: format!(
+                        "events {} to {} are past its signed head and no signature covers them: they were added, or the head's pending line written, by someone without the key",
+                        h.count,
+                        count.saturating_sub(1)
+                    ),
+                });
+                None
+            } else {
+                signed
+            }
+        } else {
+            signed
+        }
     };
     Ok(Verdict {
         run_id: run_id.clone(),
@@ -182,6 +204,22 @@ pub async fn verify_run_with(
         key_trusted: trusted.is_some(),
         problems,
     })
+}
+
+/// Whether the head's pending append carries a valid signature by the head's own key.
+pub(crate) fn pending_is_signed(run_id: &RunId, head: &Head) -> bool {
+    let (Some((count, hash)), Some(sig), Some(main)) =
+        (&head.pending, &head.pending_signature, &head.signature)
+    else {
+        return false;
+    };
+    let Ok(key) = PublicKey::parse(&main.key) else {
+        return false;
+    };
+    key.verifies(
+        signing::head_message(run_id.as_str(), *count, hash).as_bytes(),
+        sig,
+    )
 }
 
 /// Checks a head's signature; returns the key that made it when it holds.

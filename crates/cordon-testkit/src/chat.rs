@@ -96,7 +96,7 @@ pub fn render(
     let u = usage_for(turn, request_bytes);
     let usage = json!({
         "prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
-        "total_tokens": u.input_tokens + u.output_tokens,
+        "total_tokens": u.input_tokens.saturating_add(u.output_tokens),
         "prompt_tokens_details": { "cached_tokens": 0 },
         "completion_tokens_details": { "reasoning_tokens": 0 },
     });

@@ -27,10 +27,15 @@ pub async fn export(
     let events = store.events(&run_id).await.map_err(store_failure)?;
     let snapshots = cordon_session::Snapshots::open(paths.snapshots)?;
     let config = cordon_session::Config::load(paths.config)?;
-    let redactor = cordon_session::redactor_after_the_fact(&events, &config);
+    let (redactor, unknown) = cordon_session::redactor_after_the_fact(&events, &config);
     let mut listings = std::collections::BTreeMap::new();
     let mut withheld = 0u64;
     for id in bundle::checkpoint_snapshots(&events) {
+        // Without the values the run's secrets came from, no file name can be cleared.
+        if !unknown.is_empty() {
+            withheld += 1;
+            continue;
+        }
         if let Ok(s) = snapshots.load(&id).await {
             // A listing whose file names hold a secret is left out whole: its id covers
             // the names, so they cannot be replaced.
@@ -90,7 +95,14 @@ pub async fn export(
                 snapshots.shown(),
             );
         }
-        if withheld > 0 {
+        if withheld > 0 && !unknown.is_empty() {
+            println!(
+                "  note: {} left out: the run's secrets came from {}, which {} not set here, so their file names could not be checked for them",
+                plural(withheld, "snapshot listing", "snapshot listings"),
+                unknown.join(", "),
+                if unknown.len() == 1 { "is" } else { "are" },
+            );
+        } else if withheld > 0 {
             println!(
                 "  note: {} left out: a file name in them holds a secret",
                 plural(withheld, "snapshot listing", "snapshot listings"),
@@ -393,8 +405,17 @@ pub async fn report(
     let read = |hash: &str| snapshots.local.read_content(hash).ok();
     let config = cordon_session::Config::load(paths.config)?;
     // File names and contents come from the snapshots, not the redacted log.
-    let redactor = cordon_session::redactor_after_the_fact(&events, &config);
+    let (redactor, unknown) = cordon_session::redactor_after_the_fact(&events, &config);
     let mut steps = report::steps(&listings, &read);
+    let mut changes_withheld = None;
+    if !unknown.is_empty() {
+        steps.clear();
+        changes_withheld = Some(format!(
+            "The workspace's changes are not shown: the run's secrets came from {}, which {} not set where this page was made, so file names and contents could not be checked for them.",
+            unknown.join(", "),
+            if unknown.len() == 1 { "is" } else { "are" }
+        ));
+    }
     for step in &mut steps {
         for change in &mut step.changes {
             change.path = redactor.redact(&change.path);
@@ -411,6 +432,7 @@ pub async fn report(
         events: &events,
         verification,
         steps,
+        changes_withheld,
         cost_usd: cost,
     });
     write_new(to, page.as_bytes())?;

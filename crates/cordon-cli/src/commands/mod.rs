@@ -407,6 +407,17 @@ pub async fn open_store(paths: &Paths<'_>) -> anyhow::Result<Store> {
             )
         })?;
     }
+    // The key is read (or made) before anything is recorded, so a key that cannot sign
+    // stops the command here rather than after a run has begun.
+    store.signer().map_err(|e| {
+        Failure::bad_input(
+            format!("the store's signing key cannot be used: {e}"),
+            format!(
+                "{} must be an Ed25519 private key (PKCS#8 PEM) this user may read; give another with --signing-key",
+                store.signing_key_path().display()
+            ),
+        )
+    })?;
     Ok(store)
 }
 
@@ -415,10 +426,17 @@ pub async fn open_store(paths: &Paths<'_>) -> anyhow::Result<Store> {
 pub fn trusted_key(text: &str) -> anyhow::Result<cordon_store::signing::PublicKey> {
     use cordon_store::signing::PublicKey;
     let path = Path::new(text);
-    let read = if text.starts_with("ed25519:") || !path.exists() {
+    let looks_like_a_path = text.contains('/') || text.ends_with(".pem") || text.ends_with(".pub");
+    let read = if text.starts_with("ed25519:") {
         PublicKey::parse(text)
-    } else {
+    } else if path.exists() {
         PublicKey::from_file(path)
+    } else if looks_like_a_path {
+        Err(cordon_store::signing::SigningError(
+            "there is no such file".into(),
+        ))
+    } else {
+        PublicKey::parse(text)
     };
     read.map_err(|e| {
         Failure::bad_input(

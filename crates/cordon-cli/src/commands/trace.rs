@@ -29,14 +29,16 @@ pub async fn trace(store: &Store, run: &str, json: bool) -> anyhow::Result<ExitC
     let tokens = root.attributes["gen_ai.usage.input_tokens"]
         .as_u64()
         .unwrap_or(0)
-        + root.attributes["gen_ai.usage.output_tokens"]
-            .as_u64()
-            .unwrap_or(0);
+        .saturating_add(
+            root.attributes["gen_ai.usage.output_tokens"]
+                .as_u64()
+                .unwrap_or(0),
+        );
     let waited: i64 = spans
         .iter()
         .filter(|s| matches!(s.kind, SpanKind::Approval | SpanKind::Wait))
         .map(Span::duration_ms)
-        .sum();
+        .fold(0, i64::saturating_add);
     println!(
         "{} · {} · {} · {} · {} · {} · {}{}",
         style.bold(&format!("run {run_id}")),
@@ -54,7 +56,7 @@ pub async fn trace(store: &Store, run: &str, json: bool) -> anyhow::Result<ExitC
     );
     let total = root.duration_ms().max(1);
     for s in &spans {
-        let offset = s.start_ms - root.start_ms;
+        let offset = s.start_ms.saturating_sub(root.start_ms);
         let from = (offset.max(0) as u128 * BAR as u128 / total as u128) as usize;
         let width = ((s.duration_ms() as u128 * BAR as u128).div_ceil(total as u128) as usize)
             .clamp(1, BAR - from.min(BAR - 1));

@@ -177,7 +177,7 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             let mut line = format!(
                 "turn {turn} · {} · {} tokens",
                 plural(calls, "tool call", "tool calls"),
-                usage.input_tokens + usage.output_tokens
+                usage.total_tokens()
             );
             if usage.estimated {
                 line.push_str(" (estimated: the server reported none)");

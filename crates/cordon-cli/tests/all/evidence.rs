@@ -498,6 +498,33 @@ async fn spans_reach_an_otlp_collector_over_grpc_and_again_over_http() {
         .expect("content was asked for");
     assert!(format!("{:?}", args.value).contains("echo a"), "{args:?}");
 
+    // A collector that takes the connection and never answers: the export gives up at the
+    // timeout, says so, and the process ends.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
+    let mut c = common::cordon(h);
+    c.env("USER", "tester")
+        .env("CORDON_CONFIG", h.join("config.toml"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &silent_url)
+        .env("OTEL_EXPORTER_OTLP_TIMEOUT", "1500")
+        .args(["trace", "last", "--otlp"])
+        .timeout(std::time::Duration::from_secs(30));
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("error: the collector at"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // A collector that is not there is reported, and the run is not failed for it.
     std::fs::write(h.join("hi.toml"), "[[turns]]\ntext = \"hi\"\n").unwrap();
     let model = format!("scripted:{}", h.join("hi.toml").display());
@@ -711,6 +738,42 @@ async fn secrets_in_file_names_and_contents_stay_out_of_reports_and_bundles() {
     assert!(
         page.contains("[redacted: env TOKEN]"),
         "the diff and the name show the placeholder"
+    );
+
+    // Where the host variable the secret came from is not set, nothing from the snapshots
+    // can be cleared of it: the bundle leaves every listing out, the report the changes.
+    let bare = |args: &[&str]| {
+        let mut c = common::as_tester(h);
+        c.args(args);
+        c.output().unwrap()
+    };
+    let export = bare(&["export", "last", "--bundle", "b2.jsonl"]);
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let said = String::from_utf8_lossy(&export.stdout);
+    assert!(
+        said.contains("came from HOST_TOKEN, which is not set here"),
+        "{said}"
+    );
+    let report = bare(&["report", "last", "--html", "r2.html"]);
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    for file in ["r2.html", "b2.jsonl"] {
+        let text = std::fs::read_to_string(h.join(file)).unwrap();
+        for secret in [token, github] {
+            assert!(!text.contains(secret), "{secret} in {file}");
+        }
+    }
+    assert!(
+        std::fs::read_to_string(h.join("r2.html"))
+            .unwrap()
+            .contains("changes are not shown")
     );
 
     // An artifact whose name held a secret is said not to be written; the rest are.

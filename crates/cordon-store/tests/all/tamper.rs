@@ -403,11 +403,24 @@ async fn reading_a_store_changes_nothing_in_it() {
 /// Rewrites a run's head record as someone with the files would: a consistent count and
 /// last hash, and whatever key and signature lines they choose.
 fn forge_head(lab: &Lab, run: &RunId, count: u64, last_hash: &str, key: &str, sig: &str) {
+    forge_head_pending(lab, run, count, last_hash, "-", key, sig);
+}
+
+/// [`forge_head`] with a pending line of one's choosing.
+fn forge_head_pending(
+    lab: &Lab,
+    run: &RunId,
+    count: u64,
+    last_hash: &str,
+    pending: &str,
+    key: &str,
+    sig: &str,
+) {
     let mut text = format!(
-        "cordon-head 2\ncount {count}\nhash {last_hash}\npending -\nkey {key}\nsig {sig}\n"
+        "cordon-head 2\ncount {count}\nhash {last_hash}\npending {pending}\nkey {key}\nsig {sig}\n"
     )
     .into_bytes();
-    text.resize(511, b' ');
+    text.resize(1023, b' ');
     text.push(b'\n');
     let path = lab.dir.path().join("runs.db.heads").join(run.as_str());
     std::fs::write(path, text).unwrap();
@@ -628,4 +641,111 @@ async fn runs_recorded_before_the_store_had_a_key_are_signed_when_it_gets_one() 
         assert!(v.ok(), "{:?}", v.problems);
         assert_eq!(v.signed_by.as_deref(), Some(key.as_str()));
     }
+}
+
+#[tokio::test]
+async fn events_past_the_signed_head_need_a_signed_pending_append() {
+    let lab = lab().await;
+    let run = &lab.runs[0];
+    let store = Store::open_read_only(&lab.db()).await.unwrap();
+    let old = verify_run(&store, run).await.unwrap();
+    let head = old.head.clone().unwrap();
+    let sig = head.signature.clone().unwrap();
+    // A whole rewrite, its new last hash put in the pending line beside the old signature.
+    let last = rewrite_run(&lab, run).await;
+    forge_head_pending(
+        &lab,
+        run,
+        head.count,
+        &head.last_hash,
+        &format!("{} {last}", head.count),
+        &sig.key,
+        &sig.signature,
+    );
+    let v = verify_run(&store, run).await.unwrap();
+    assert!(!v.ok(), "a rewrite is not a pending append");
+
+    // An event appended outside cordon, named as a pending append: not signed, so refused,
+    // by verify and by a resume alike.
+    let lab = self::lab().await;
+    let run = &lab.runs[0];
+    let store = Store::open_read_only(&lab.db()).await.unwrap();
+    let head = verify_run(&store, run).await.unwrap().head.unwrap();
+    let sig = head.signature.clone().unwrap();
+    let pool = raw(&lab.db()).await;
+    let e = Event::new(
+        run,
+        head.count,
+        "2026-12-01T00:00:00.000Z".into(),
+        &EventPayload::UserInput {
+            text: "forged".into(),
+        },
+        &head.last_hash,
+    );
+    insert(&pool, &e).await;
+    pool.close().await;
+    forge_head_pending(
+        &lab,
+        run,
+        head.count,
+        &head.last_hash,
+        &format!("{} {}", head.count + 1, e.hash),
+        &sig.key,
+        &sig.signature,
+    );
+    let v = verify_run(&store, run).await.unwrap();
+    let p = format!("{:?}", v.problems);
+    assert!(!v.ok() && p.contains("no signature covers them"), "{p}");
+    let writable = Store::open(&lab.db()).await.unwrap();
+    let err = writable.open_run(run).await.err().expect("refused");
+    assert!(
+        err.to_string().contains("no signature covers them"),
+        "{err}"
+    );
+
+    // A crash after the insert, before the head moved, is a pending append cordon signed:
+    // it verifies and a resume settles it.
+    let lab = self::lab().await;
+    let run = &lab.runs[0];
+    let writable = Store::open(&lab.db()).await.unwrap();
+    let mut log = writable.open_run(run).await.unwrap();
+    log.append(&EventPayload::UserInput { text: "six".into() })
+        .await
+        .unwrap();
+    let after = writable.head(run).unwrap().unwrap();
+    assert!(verify_run(&writable, run).await.unwrap().ok());
+    // Put the head back to where it was before that append, with the append pending.
+    let signer = writable.signer().unwrap();
+    let message =
+        cordon_store::signing::head_message(run.as_str(), 5, &head_hash_at(&lab, run, 4).await);
+    let old_sig = hex::encode(signer.sign(message.as_bytes()).unwrap());
+    forge_head_pending(
+        &lab,
+        run,
+        5,
+        &head_hash_at(&lab, run, 4).await,
+        &format!(
+            "6 {} {}",
+            after.last_hash,
+            after.signature.as_ref().unwrap().signature
+        ),
+        &signer.public_key().to_text(),
+        &old_sig,
+    );
+    let v = verify_run(&writable, run).await.unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+    writable
+        .open_run(run)
+        .await
+        .expect("a signed pending append settles");
+}
+
+/// The hash of event `seq` of `run`.
+async fn head_hash_at(lab: &Lab, run: &RunId, seq: i64) -> String {
+    let pool = SqlitePool::connect(&format!("sqlite://{}", lab.db().display()))
+        .await
+        .unwrap();
+    let rows = all_rows(&pool, run).await;
+    pool.close().await;
+    rows.into_iter().find(|r| r.0 == seq).unwrap().5
 }
