@@ -316,6 +316,14 @@ impl Store {
         self.refuse_if_read_only()?;
         self.signer
             .get_or_init(|| {
+                if !self.key_path.exists()
+                    && let Some(key) = self.signed_heads_key()
+                {
+                    return Err(format!(
+                        "the store's heads are signed by {key}, but its key file {} is missing: restore it, or give that key with --signing-key (a new key would sign whatever the store now holds)",
+                        self.key_path.display()
+                    ));
+                }
                 KeyFile::load_or_make(&self.key_path)
                     .map(|(k, made)| {
                         if made {
@@ -328,6 +336,25 @@ impl Store {
             })
             .clone()
             .map_err(StoreError::Signing)
+    }
+
+    /// Makes the store ready to record: its key read (or made), and, when this call made it,
+    /// the heads of the runs recorded before it signed. Returns the key that will sign.
+    pub async fn ready_to_sign(&self) -> Result<PublicKey, StoreError> {
+        let key = self.signer()?.public_key();
+        self.sign_earlier_heads().await?;
+        Ok(key)
+    }
+
+    /// The key some head in the store is signed with, if any is.
+    fn signed_heads_key(&self) -> Option<String> {
+        head::list(&self.heads).into_iter().find_map(|run| {
+            head::read(&self.heads, &run)
+                .ok()
+                .flatten()
+                .and_then(|h| h.signature)
+                .map(|s| s.key)
+        })
     }
 
     /// The public key of this store's signing key, without making one: `None` when the
@@ -449,12 +476,17 @@ impl Store {
                     message: "a head record for this new run already exists".into(),
                 });
             }
+            // Signed from the start, so an emptied run cannot pass for a new one.
+            let signature = match self.signer() {
+                Ok(_) => Some(self.sign_head(run_id, 0, cordon_core::event::GENESIS_HASH)?),
+                Err(_) => None,
+            };
             f.write(&Head {
                 count: 0,
                 last_hash: cordon_core::event::GENESIS_HASH.to_string(),
                 pending: None,
                 pending_signature: None,
-                signature: None,
+                signature,
             })
             .map_err(|e| StoreError::Io(format!("cannot write {}: {e}", f.path().display())))?;
         }
@@ -471,6 +503,8 @@ impl Store {
     /// whose head record does not match its events.
     pub async fn open_run(&self, run_id: &RunId) -> Result<RunLog, StoreError> {
         self.refuse_if_read_only()?;
+        // A key made by this process signs the earlier heads first (a no-op otherwise).
+        self.sign_earlier_heads().await?;
         let row = sqlx::query(
             "SELECT seq, CAST(hash AS BLOB) AS hash FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
         )
@@ -491,6 +525,14 @@ impl Store {
                 })?;
                 match recorded {
                     Some(h) if h.agrees(count, &hash) => {
+                        // A store with a key signs every head: an unsigned one was put there
+                        // by someone without it, and is not signed now by appending to it.
+                        if h.signature.is_none() && self.public_key()?.is_some() {
+                            return Err(StoreError::Head {
+                                run_id: run_id.to_string(),
+                                message: "its head record is not signed, though the store signs every head: it was replaced by someone without the key".into(),
+                            });
+                        }
                         if !h.at_head(count, &hash)
                             && h.signature.is_some()
                             && !crate::verify::pending_is_signed(run_id, &h)
@@ -971,6 +1013,8 @@ enum RowDamage {
     NotCount(&'static str),
     #[error("its payload is not JSON ({0})")]
     Payload(serde_json::Error),
+    #[error("its payload is not stored as cordon writes it (canonical JSON): the text was edited")]
+    NotCanonical,
 }
 
 fn column_bytes(r: &SqliteRow, col: &'static str) -> Result<Option<Vec<u8>>, RowDamage> {
@@ -1003,7 +1047,17 @@ fn decode_row(run_id: &RunId, r: &SqliteRow) -> StoredRow {
         let seq = column_u64(r, "seq")?;
         let stored_run = column_text(r, "run_id")?;
         let payload = column_text(r, "payload")?;
-        let payload: Value = serde_json::from_str(&payload).map_err(RowDamage::Payload)?;
+        let text = payload;
+        let payload: Value = serde_json::from_str(&text).map_err(RowDamage::Payload)?;
+        // The hash covers the parsed payload; the stored text must be exactly the canonical
+        // form cordon wrote (or, for old events, the form it wrote then), or a reader of the
+        // file (a duplicate key, which a JSON reader may take either way) could see other
+        // than what verified.
+        if cordon_core::canonical::canonical_json(&payload) != text
+            && cordon_core::canonical::legacy_json(&payload) != text
+        {
+            return Err(RowDamage::NotCanonical);
+        }
         Ok(Event {
             run_id: RunId::from(stored_run),
             seq,

@@ -168,7 +168,7 @@ pub async fn verify_run_with(
             run_id,
             head.as_ref(),
             trusted.as_ref(),
-            trusted.is_some() && count > 0,
+            trusted.is_some() && (count > 0 || head.is_some()),
             &mut problems,
         );
         // Events that match only the head's pending append (one whose head update never

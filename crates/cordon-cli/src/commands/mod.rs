@@ -409,7 +409,7 @@ pub async fn open_store(paths: &Paths<'_>) -> anyhow::Result<Store> {
     }
     // The key is read (or made) before anything is recorded, so a key that cannot sign
     // stops the command here rather than after a run has begun.
-    store.signer().map_err(|e| {
+    store.ready_to_sign().await.map_err(|e| {
         Failure::bad_input(
             format!("the store's signing key cannot be used: {e}"),
             format!(

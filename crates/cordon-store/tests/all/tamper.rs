@@ -749,3 +749,56 @@ async fn head_hash_at(lab: &Lab, run: &RunId, seq: i64) -> String {
     pool.close().await;
     rows.into_iter().find(|r| r.0 == seq).unwrap().5
 }
+
+#[tokio::test]
+async fn stored_text_must_be_what_the_hash_covers_and_a_lost_key_is_not_replaced() {
+    let lab = lab().await;
+    let run = &lab.runs[0];
+    // A duplicate key: the parsed value (last key wins) still hashes right, but a reader of
+    // the file may take the first.
+    let pool = raw(&lab.db()).await;
+    sqlx::query(
+        "UPDATE events SET payload = '{\"text\":\"rm -rf /\",\"text\":\"run 0 event 2\"}' WHERE run_id = ? AND seq = 2",
+    )
+    .bind(run.as_str())
+    .execute(&pool)
+    .await
+    .unwrap();
+    // An emptied run, with a head that says it never began.
+    sqlx::query("DELETE FROM events WHERE run_id = ?")
+        .bind(lab.runs[1].as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let genesis = GENESIS_HASH;
+    let mut empty =
+        format!("cordon-head 2\ncount 0\nhash {genesis}\npending -\nkey -\nsig -\n").into_bytes();
+    empty.resize(1024, b' ');
+    std::fs::write(
+        lab.dir
+            .path()
+            .join("runs.db.heads")
+            .join(lab.runs[1].as_str()),
+        &empty,
+    )
+    .unwrap();
+    let store = Store::open_read_only(&lab.db()).await.unwrap();
+    let v = verify_run(&store, run).await.unwrap();
+    let p = format!("{:?}", v.problems);
+    assert!(
+        !v.ok() && p.contains("not stored as cordon writes it"),
+        "{p}"
+    );
+    let v = verify_run(&store, &lab.runs[1]).await.unwrap();
+    let p = format!("{:?}", v.problems);
+    assert!(!v.ok() && p.contains("not signed"), "{p}");
+
+    // The key files removed: no new key is made to sign what the store now holds.
+    std::fs::remove_file(lab.dir.path().join("runs.db.signing-key.pem")).unwrap();
+    std::fs::remove_file(lab.dir.path().join("runs.db.signing-key.pem.pub")).unwrap();
+    let writable = Store::open(&lab.db()).await.unwrap();
+    let err = writable.ready_to_sign().await.unwrap_err().to_string();
+    assert!(err.contains("key file") && err.contains("missing"), "{err}");
+    assert!(!lab.dir.path().join("runs.db.signing-key.pem").exists());
+}
