@@ -40,6 +40,16 @@ impl RunStatus {
         }
     }
 
+    /// The status a run's events leave it in: that of its last status-changing event (the
+    /// fold reaches the same, without reading every payload).
+    pub fn of_events(events: &[crate::Event]) -> RunStatus {
+        events
+            .iter()
+            .rev()
+            .find_map(|e| RunStatus::after_kind(&e.kind))
+            .unwrap_or(RunStatus::Running)
+    }
+
     /// Every event kind that changes a run's status.
     pub const CHANGING_KINDS: [&'static str; 8] = [
         "host_requested",

@@ -118,7 +118,7 @@ pub fn resume_point(events: &[Event]) -> u64 {
             cordon_core::RunStatus::after_kind(&e.kind)
                 .is_some_and(|s| s != cordon_core::RunStatus::Running)
         })
-        .map_or(0, |e| e.seq + 1)
+        .map_or(0, |e| e.seq.saturating_add(1))
 }
 
 /// Sends `spans` of the run `events` belong to; returns how many were sent.

@@ -134,6 +134,11 @@ pub fn steps(
     out
 }
 
+/// The start of a snapshot id, as people read it (the id is stored text: cut by characters).
+fn short_id(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
 fn unified(a: &str, b: &str, path: &str) -> String {
     similar::TextDiff::from_lines(a, b)
         .unified_diff()
@@ -605,13 +610,13 @@ fn changes(page: &mut String, steps: &[Step]) {
             .from
             .as_deref()
             .map_or("the empty workspace".to_string(), |f| {
-                format!("checkpoint {}", &f[..f.len().min(12)])
+                format!("checkpoint {}", short_id(f))
             });
         let _ = writeln!(
             page,
             "<h3>{} → checkpoint {}</h3>",
             escape(&from),
-            escape(&step.to[..step.to.len().min(12)])
+            escape(&short_id(&step.to))
         );
         for c in &step.changes {
             let _ = write!(

@@ -386,10 +386,10 @@ pub fn spans_with(events: &[Event], content: bool) -> Vec<Span> {
         out[i].end_ms = end;
         out[i].set("cordon.unfinished", true);
     }
-    let status = cordon_core::RunState::fold(events)
-        .map(|s| s.status.as_str())
-        .unwrap_or("unknown");
-    out[0].set("cordon.run.status", status);
+    out[0].set(
+        "cordon.run.status",
+        cordon_core::RunStatus::of_events(events).as_str(),
+    );
     out[0].set("gen_ai.usage.input_tokens", input);
     out[0].set("gen_ai.usage.output_tokens", output);
     out[0].events = events.iter().map(|e| e.seq).collect();

@@ -147,6 +147,15 @@ fn walk_start(dir: &Path, path: &str) -> Result<Option<PathBuf>, String> {
 
 /// A file's size and `sha256:HEX`, read without following a link put in its place.
 pub fn digest(path: &Path) -> std::io::Result<(u64, String)> {
+    read_hashing(path, None)
+}
+
+/// [`digest`], writing what it reads to `copy` too: one read both copies and checks.
+fn read_hashing(
+    path: &Path,
+    mut copy: Option<&mut std::fs::File>,
+) -> std::io::Result<(u64, String)> {
+    use std::io::Write;
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
@@ -164,6 +173,9 @@ pub fn digest(path: &Path) -> std::io::Result<(u64, String)> {
         }
         bytes += n as u64;
         hasher.update(&buf[..n]);
+        if let Some(out) = copy.as_deref_mut() {
+            out.write_all(&buf[..n])?;
+        }
     }
     Ok((bytes, format!("sha256:{}", hex::encode(hasher.finalize()))))
 }
@@ -295,23 +307,15 @@ pub async fn export(
             std::fs::create_dir_all(parent)
                 .map_err(|e| failed(format!("cannot create {}: {e}", parent.display())))?;
         }
-        let from_workspace = workspace.as_ref().and_then(|dir| {
-            let start = walk_start(dir, &artifact.path).ok()??;
-            let (_, sha) = digest(&start).ok()?;
-            (sha == artifact.sha256).then_some(start)
-        });
-        if let Some(path) = from_workspace {
-            let mut src = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(nix::libc::O_NOFOLLOW)
-                .open(&path)
-                .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
+        let in_workspace = workspace
+            .as_ref()
+            .and_then(|dir| walk_start(dir, &artifact.path).ok().flatten());
+        if let Some(path) = in_workspace {
             let mut dst = std::fs::File::create(&target)
                 .map_err(|e| failed(format!("cannot write {}: {e}", target.display())))?;
-            std::io::copy(&mut src, &mut dst)
-                .map_err(|e| failed(format!("cannot write {}: {e}", target.display())))?;
-            // Checked again: the file could have changed between the two reads.
-            if digest(&target).map(|(_, s)| s).ok().as_deref() == Some(artifact.sha256.as_str()) {
+            // Copied and hashed in one read: what is written is what was checked.
+            let copied = read_hashing(&path, Some(&mut dst));
+            if copied.map(|(_, s)| s).ok().as_deref() == Some(artifact.sha256.as_str()) {
                 out.written.push(Exported {
                     artifact,
                     source: Source::Workspace,

@@ -122,6 +122,9 @@ pub struct Store {
     /// Set when this process made the store's key: the heads recorded before it are signed
     /// by the next flush (see [`Store::sign_earlier_heads`]).
     made_key: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The public key once read from the key files: `verify --all` and every `open_run`
+    /// ask for it, and it does not change while the store is open.
+    public: std::sync::Arc<std::sync::OnceLock<PublicKey>>,
 }
 
 impl Store {
@@ -181,6 +184,7 @@ impl Store {
             signer: Default::default(),
             key_path: signing::default_key_path(path),
             made_key: Default::default(),
+            public: Default::default(),
         })
     }
 
@@ -271,6 +275,7 @@ impl Store {
             signer: Default::default(),
             key_path: signing::default_key_path(path),
             made_key: Default::default(),
+            public: Default::default(),
         })
     }
 
@@ -363,20 +368,26 @@ impl Store {
         if let Some(Ok(signer)) = self.signer.get() {
             return Ok(Some(signer.public_key()));
         }
+        if let Some(key) = self.public.get() {
+            return Ok(Some(*key));
+        }
         // The private key, when this user may read it, is what signs: its public half is the
         // one to trust (a `.pub` beside it that differs would only mislead). Otherwise the
         // `.pub` file.
-        if let Ok(key) = PublicKey::from_file(&self.key_path) {
-            return Ok(Some(key));
-        }
-        for path in [signing::public_path(&self.key_path), self.key_path.clone()] {
-            if path.exists() {
-                return PublicKey::from_file(&path)
-                    .map(Some)
-                    .map_err(|e| StoreError::Signing(e.to_string()));
+        let read = match PublicKey::from_file(&self.key_path) {
+            Ok(key) => key,
+            Err(_) => {
+                let public = signing::public_path(&self.key_path);
+                let Some(path) = [public, self.key_path.clone()]
+                    .into_iter()
+                    .find(|p| p.exists())
+                else {
+                    return Ok(None);
+                };
+                PublicKey::from_file(&path).map_err(|e| StoreError::Signing(e.to_string()))?
             }
-        }
-        Ok(None)
+        };
+        Ok(Some(*self.public.get_or_init(|| read)))
     }
 
     /// When this process has just made the store's key: signs the head of every run recorded

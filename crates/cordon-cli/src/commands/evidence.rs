@@ -280,7 +280,10 @@ pub async fn artifacts(
                 let from = match &w.source {
                     cordon_session::artifacts::Source::Workspace => "the workspace".to_string(),
                     cordon_session::artifacts::Source::Snapshot(id) => {
-                        format!("checkpoint {}", &id[..id.len().min(12)])
+                        format!(
+                            "checkpoint {}",
+                            safe(&id.chars().take(12).collect::<String>())
+                        )
                     }
                 };
                 println!("{}  (from {from}, digest checked)", w.artifact.path);

@@ -41,9 +41,7 @@ pub async fn stats(
                 unreadable += 1;
                 continue;
             };
-            let recorded = cordon_core::RunState::fold(&events)
-                .map(|s| s.status)
-                .unwrap_or(cordon_core::RunStatus::Running);
+            let recorded = cordon_core::RunStatus::of_events(&events);
             let status = store.live_status(&run_id, recorded);
             let Some(f) = run_figures(&events, status) else {
                 unreadable += 1;
