@@ -38,4 +38,6 @@ pub mod truncate;
 pub use function::FunctionTool;
 pub use registry::{Needs, Registration, Registry, RegistryError, ToolEnv};
 pub use shell::ShellTools;
-pub use tool::{Effects, Tool, ToolContext, ToolError, ToolFuture, ToolOutput};
+pub use tool::{
+    Effects, RefreshFuture, Tool, ToolContext, ToolError, ToolFuture, ToolOutput, ToolSource,
+};

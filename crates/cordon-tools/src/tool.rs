@@ -83,3 +83,21 @@ pub trait Tool: Send + Sync {
     /// free text for a custom tool) and returns what the model reads.
     fn call<'a>(&'a self, ctx: &'a ToolContext, input: &'a str) -> ToolFuture<'a>;
 }
+
+/// The future a [`ToolSource`] refresh returns: the new tool names when the list changed.
+pub type RefreshFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<Vec<String>>, String>> + Send + 'a>>;
+
+/// Tools whose list can change while a run goes on (an MCP server's, which says so with
+/// `notifications/tools/list_changed`). The runner asks each source to refresh before every
+/// model call and records the change when there was one.
+pub trait ToolSource: Send + Sync {
+    /// The source's name (an MCP server's name in the agent file).
+    fn name(&self) -> &str;
+
+    /// The tools it offers now.
+    fn tools(&self) -> Vec<std::sync::Arc<dyn Tool>>;
+
+    /// Lists the tools again if the source said they changed; the new names when they did.
+    fn refresh(&self) -> RefreshFuture<'_>;
+}
