@@ -195,6 +195,20 @@ impl RunObserver for Human {
                 Self::end_lines(&mut live);
                 self.tool_line("⇄", &p);
             }
+            EventPayload::McpServerStarted { .. }
+            | EventPayload::ToolsChanged { .. }
+            | EventPayload::ContextCompacted { .. } => {
+                Self::end_lines(&mut live);
+                let entry = crate::render::event::entry(
+                    &p,
+                    crate::render::Style::PLAIN,
+                    crate::render::Limit::Clip,
+                );
+                eprintln!(
+                    "  {}",
+                    self.err.dim(&format!("{} {}", entry.label, entry.summary))
+                );
+            }
             EventPayload::RunStarted { .. }
             | EventPayload::HostGranted { .. }
             | EventPayload::HostRequested { .. }

@@ -122,6 +122,12 @@ pub struct AgentInfo {
     /// Which tool calls need a person's approval, as set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approvals: Option<Value>,
+    /// The MCP servers the agent declared (`[mcp_servers]`), without secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_servers: Option<Value>,
+    /// The skills placed for the agent: name, description, where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skills: Option<Value>,
 }
 
 /// One file of a policy, as read.
@@ -252,6 +258,8 @@ pub struct Artifact {
 /// What happened, one kind per variant. The tag is the event's `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
+// `run_started` carries the whole agent, once per run; boxing it would cost every reader.
+#[allow(clippy::large_enum_variant)]
 pub enum EventPayload {
     /// A run began.
     RunStarted {
@@ -329,6 +337,55 @@ pub enum EventPayload {
         error: String,
         /// How long cordon waits before the next attempt.
         delay_ms: u64,
+    },
+    /// An MCP server started for the run and answered; the tools it offers.
+    McpServerStarted {
+        /// Its name in the agent file.
+        server: String,
+        /// Where it runs: `sandbox`, `host` (declared trusted) or `remote`.
+        runs: String,
+        /// `stdio` or `http`.
+        transport: String,
+        /// The MCP protocol version agreed.
+        protocol: String,
+        /// The server's own name and version, as it gave them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        implementation: Option<String>,
+        /// The tools offered, as the model calls them.
+        tools: Vec<String>,
+        /// Its tools that the allow and deny lists hold back.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        withheld: Vec<String>,
+    },
+    /// A source's tools changed during the run (an MCP server said so): what it offers now,
+    /// or why they could not be listed (the old list stays).
+    ToolsChanged {
+        /// The source (an MCP server's name).
+        source: String,
+        /// The tools it offers now.
+        tools: Vec<String>,
+        /// Why listing them failed, when it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// The conversation neared the model's context window, and its older part was replaced
+    /// by a summary the model wrote: later requests carry the first `kept_head` items, the
+    /// summary, and the items after the `replaced` ones.
+    ContextCompacted {
+        /// The turn it came before.
+        turn: u32,
+        /// The items kept at the start (the task).
+        kept_head: usize,
+        /// How many items after those the summary replaces.
+        replaced: usize,
+        /// The summary.
+        summary: String,
+        /// The conversation's estimated size before and after, in tokens.
+        tokens_before: u64,
+        /// See `tokens_before`.
+        tokens_after: u64,
+        /// What writing the summary cost (it counts against the budgets).
+        usage: Usage,
     },
     /// The model answered, in full.
     ModelResponse {
@@ -596,6 +653,9 @@ impl EventPayload {
             EventPayload::BudgetExceeded { .. } => "budget_exceeded",
             EventPayload::RunResumed { .. } => "run_resumed",
             EventPayload::RunPaused { .. } => "run_paused",
+            EventPayload::McpServerStarted { .. } => "mcp_server_started",
+            EventPayload::ToolsChanged { .. } => "tools_changed",
+            EventPayload::ContextCompacted { .. } => "context_compacted",
             EventPayload::RunCompleted { .. } => "run_completed",
             EventPayload::RunFailed { .. } => "run_failed",
         }

@@ -76,6 +76,9 @@ impl RunStatus {
     }
 }
 
+/// What the summary of a compacted conversation starts with, as the model reads it.
+pub const SUMMARY_PREFIX: &str = "[The earlier part of this conversation was compacted to fit the model's context window. A summary of it follows; the turns after it are as they were.]\n\n";
+
 /// A budget figure as people read it: whole numbers plainly, others to two places.
 fn number(v: f64) -> String {
     if v.fract() == 0.0 {
@@ -267,6 +270,22 @@ impl RunState {
                 self.awaiting.remove(call_id);
                 self.rejected.insert(call_id.clone(), (by.clone(), message.clone()));
             }
+            EventPayload::ContextCompacted {
+                kept_head,
+                replaced,
+                summary,
+                usage,
+                ..
+            } => {
+                self.usage.add(usage);
+                let head = (*kept_head).min(self.items.len());
+                let end = head.saturating_add(*replaced).min(self.items.len());
+                self.items.splice(
+                    head..end,
+                    [Item::text(Role::User, format!("{SUMMARY_PREFIX}{summary}"))],
+                );
+            }
+            EventPayload::McpServerStarted { .. } | EventPayload::ToolsChanged { .. } => {}
             EventPayload::ModelResponse { response, .. } => {
                 self.turns += 1;
                 self.usage.add(&response.usage);

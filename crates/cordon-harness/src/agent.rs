@@ -4,7 +4,7 @@ use crate::output::OutputValidator;
 use cordon_core::AgentInfo;
 use cordon_model::ModelSettings;
 use cordon_policy::Policy;
-use cordon_tools::Tool;
+use cordon_tools::{Tool, ToolSource};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -28,6 +28,12 @@ pub struct Agent {
     pub max_turns: u32,
     /// The tools offered to the model.
     pub tools: Vec<Arc<dyn Tool>>,
+    /// Sources of more tools, whose lists can change during the run (MCP servers).
+    pub sources: Vec<Arc<dyn ToolSource>>,
+    /// The MCP servers, as declared (recorded so that a resume starts them again).
+    pub mcp_servers: Option<Value>,
+    /// The skills the instructions list, as found (recorded for resume).
+    pub skills: Option<Value>,
     /// Limits beyond `max_turns`.
     pub budgets: crate::Budgets,
     /// The model's price, for `max_cost_usd`.
@@ -69,6 +75,9 @@ impl Agent {
             settings: ModelSettings::default(),
             max_turns: DEFAULT_MAX_TURNS,
             tools: Vec::new(),
+            sources: Vec::new(),
+            mcp_servers: None,
+            skills: None,
             budgets: crate::Budgets::default(),
             price: None,
             approvals: crate::ApprovalRules::default(),
@@ -88,6 +97,22 @@ impl Agent {
     pub fn tool(mut self, tool: Arc<dyn Tool>) -> Self {
         self.tools.push(tool);
         self
+    }
+
+    /// Adds a source of tools (an MCP server): its tools are offered beside the agent's own,
+    /// and listed again when it says they changed.
+    pub fn source(mut self, source: Arc<dyn ToolSource>) -> Self {
+        self.sources.push(source);
+        self
+    }
+
+    /// Every tool offered now: the agent's own, then each source's.
+    pub fn offered(&self) -> Vec<Arc<dyn Tool>> {
+        let mut all = self.tools.clone();
+        for s in &self.sources {
+            all.extend(s.tools());
+        }
+        all
     }
 
     /// Sets the limit on model calls.
@@ -154,7 +179,7 @@ impl Agent {
             return Err(AgentError::NoPrice);
         }
         let mut seen = std::collections::HashSet::new();
-        for t in &self.tools {
+        for t in self.offered() {
             let name = t.spec().name;
             if !seen.insert(name.clone()) {
                 return Err(AgentError::DuplicateTool(name));
@@ -178,10 +203,18 @@ impl Agent {
                 .then(|| serde_json::to_value(&self.budgets).unwrap_or(Value::Null)),
             approvals: (!self.approvals.is_empty())
                 .then(|| serde_json::to_value(&self.approvals).unwrap_or(Value::Null)),
+            mcp_servers: self.mcp_servers.clone(),
+            skills: self.skills.clone(),
         }
     }
 
-    pub(crate) fn find_tool(&self, name: &str) -> Option<&Arc<dyn Tool>> {
-        self.tools.iter().find(|t| t.spec().name == name)
+    pub(crate) fn find_tool(&self, name: &str) -> Option<Arc<dyn Tool>> {
+        if let Some(t) = self.tools.iter().find(|t| t.spec().name == name) {
+            return Some(t.clone());
+        }
+        self.sources
+            .iter()
+            .flat_map(|s| s.tools())
+            .find(|t| t.spec().name == name)
     }
 }

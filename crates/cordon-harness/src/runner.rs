@@ -83,6 +83,7 @@ pub struct Runner {
     stop: Option<Arc<std::sync::atomic::AtomicBool>>,
     redactor: Option<Arc<cordon_core::Redactor>>,
     network: Option<Arc<dyn crate::NetworkFeed>>,
+    at_start: Vec<EventPayload>,
 }
 
 /// One run in progress: its log, its folded state, and who watches.
@@ -202,7 +203,15 @@ impl Runner {
             collector: None,
             stop: None,
             redactor: None,
+            at_start: Vec::new(),
         }
+    }
+
+    /// Records `event` when the run starts or resumes, after what the runner records then
+    /// (the session says this way which MCP servers it started).
+    pub fn at_start(mut self, event: EventPayload) -> Self {
+        self.at_start.push(event);
+        self
     }
 
     /// Replaces these secret values (provider keys, credentials passed to the sandbox) in
@@ -348,6 +357,9 @@ impl Runner {
             })
             .await?;
         }
+        for event in &self.at_start {
+            live.record(event.clone()).await?;
+        }
         // The workspace as it starts: resume restores it if the run stops before the next.
         self.checkpoint(live).await?;
         live.record(EventPayload::UserInput {
@@ -378,6 +390,7 @@ impl Runner {
                 live.overrun(overrun).await?;
                 break;
             }
+            self.refresh_tools(agent, live).await?;
             let turn = live.state.turns + 1;
             live.record(EventPayload::ModelRequest {
                 turn,
@@ -454,6 +467,27 @@ impl Runner {
             hint,
             state,
         })
+    }
+
+    /// Lists again the tools of every source that said they changed, and records each change.
+    async fn refresh_tools(&self, agent: &Agent, live: &mut Live<'_>) -> Result<(), StoreError> {
+        for source in &agent.sources {
+            let (tools, error) = match source.refresh().await {
+                Ok(None) => continue,
+                Ok(Some(tools)) => (tools, None),
+                Err(e) => (
+                    source.tools().iter().map(|t| t.spec().name).collect(),
+                    Some(e),
+                ),
+            };
+            live.record(EventPayload::ToolsChanged {
+                source: source.name().to_string(),
+                tools,
+                error,
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Collects and records the run's artifacts; why the run fails, when a required output
@@ -545,7 +579,7 @@ impl Runner {
             model: agent.model_name.clone(),
             instructions: Some(agent.instructions.clone()).filter(|i| !i.is_empty()),
             input: std::mem::take(&mut live.state.items),
-            tools: agent.tools.iter().map(|t| t.spec()).collect(),
+            tools: agent.offered().iter().map(|t| t.spec()).collect(),
             settings,
             output_schema: agent.output.as_ref().map(|o| OutputSchema {
                 name: "final_output".into(),
@@ -1022,6 +1056,9 @@ impl Runner {
                 .flatten(),
         })
         .await?;
+        for event in &self.at_start {
+            live.record(event.clone()).await?;
+        }
         live.flush().await?;
         self.replay(agent, live).await?;
         // Calls that were running: those that can run again, after the restore, do; the model
@@ -1104,8 +1141,8 @@ fn call_tool(
         call_id: call.call_id.clone(),
         idempotency_key: format!("{run_id}/{}", call.call_id),
     };
-    let tool = agent.find_tool(&call.name).cloned();
-    let available: Vec<String> = agent.tools.iter().map(|t| t.spec().name).collect();
+    let tool = agent.find_tool(&call.name);
+    let available: Vec<String> = agent.offered().iter().map(|t| t.spec().name).collect();
     let (name, input) = (call.name.clone(), call.input.clone());
     async move {
         let started = Instant::now();

@@ -70,11 +70,14 @@ pub fn to_output(result: &Value) -> Result<ToolOutput, ToolError> {
             )),
         }
     }
-    // Structured content is shown as JSON, unless a text block already says the same.
+    // Structured content is shown as JSON, unless the text blocks already say it: one is
+    // its JSON, or every value in it is in them (servers send both, for older clients).
     if let Some(structured) = result.get("structuredContent").filter(|v| !v.is_null()) {
+        let joined = texts.join("\n");
         let said = texts
             .iter()
-            .any(|t| serde_json::from_str::<Value>(t).ok().as_ref() == Some(structured));
+            .any(|t| serde_json::from_str::<Value>(t).ok().as_ref() == Some(structured))
+            || (!joined.is_empty() && leaves_in(structured, &joined));
         if !said {
             texts.push(structured.to_string());
         }
@@ -89,6 +92,17 @@ pub fn to_output(result: &Value) -> Result<ToolOutput, ToolError> {
         return Err(ToolError::Failed(text));
     }
     Ok(ToolOutput { text, images })
+}
+
+/// Whether every string and number in `v` appears in `text`.
+fn leaves_in(v: &Value, text: &str) -> bool {
+    match v {
+        Value::String(s) => text.contains(s.as_str()),
+        Value::Number(n) => text.contains(&n.to_string()),
+        Value::Array(a) => a.iter().all(|v| leaves_in(v, text)),
+        Value::Object(m) => m.values().all(|v| leaves_in(v, text)),
+        Value::Bool(_) | Value::Null => true,
+    }
 }
 
 #[cfg(test)]
@@ -129,6 +143,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(both.text, "{\"sum\":5}");
+        let echoed = to_output(&json!({"content": [{"type": "text", "text": "the file's text"}], "structuredContent": {"content": "the file's text"}})).unwrap();
+        assert_eq!(echoed.text, "the file's text");
+        let more = to_output(&json!({"content": [{"type": "text", "text": "see data"}], "structuredContent": {"rows": 3}})).unwrap();
+        assert_eq!(more.text, "see data\n{\"rows\":3}");
         let only = to_output(&json!({"content": [], "structuredContent": s})).unwrap();
         assert_eq!(only.text, "{\"sum\":5}");
         let err = to_output(

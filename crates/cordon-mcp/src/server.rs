@@ -413,9 +413,13 @@ impl ToolSource for McpServer {
             if !self.changed.swap(false, Ordering::SeqCst) {
                 return Ok(None);
             }
+            let before = self.info().map(|i| i.tools);
             let listed = tokio::time::timeout(self.spec.startup_timeout(), self.list()).await;
             match listed {
-                Ok(Ok(())) => Ok(Some(self.info().map(|i| i.tools).unwrap_or_default())),
+                Ok(Ok(())) => {
+                    let now = self.info().map(|i| i.tools);
+                    Ok((now != before).then(|| now.unwrap_or_default()))
+                }
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err("tools/list took longer than the startup timeout".into()),
             }

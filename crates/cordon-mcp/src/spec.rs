@@ -247,16 +247,29 @@ pub struct Resolved {
 }
 
 impl Resolved {
-    /// The values to keep out of the log: everything read from the host.
-    pub fn secrets(&self, spec: &ServerSpec) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        if spec.url_from_host.is_some() {
-            out.extend(self.url.iter().cloned());
+    /// The values to keep out of the log (everything read from the host), each with the
+    /// name of where it came from (`FIELD VAR`), as the log's redaction notes name them.
+    pub fn secrets(&self, spec: &ServerSpec) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        if let (Some(var), Some(url)) = (&spec.url_from_host, &self.url) {
+            out.push((format!("url_from_host {var}"), url.clone()));
         }
-        out.extend(self.bearer.iter().cloned());
-        out.extend(self.headers.iter().map(|(_, v)| v.clone()));
-        out.extend(self.env.iter().map(|(_, v)| v.clone()));
-        out.retain(|v| !v.is_empty());
+        if let (Some(var), Some(token)) = (&spec.bearer_token_from_host, &self.bearer) {
+            out.push((format!("bearer_token_from_host {var}"), token.clone()));
+        }
+        for (header, value) in &self.headers {
+            let var = spec
+                .headers_from_host
+                .get(header)
+                .cloned()
+                .unwrap_or_default();
+            out.push((format!("headers_from_host {var}"), value.clone()));
+        }
+        for (key, value) in &self.env {
+            let var = spec.env_from_host.get(key).cloned().unwrap_or_default();
+            out.push((format!("env_from_host {var}"), value.clone()));
+        }
+        out.retain(|(_, v)| !v.is_empty());
         out
     }
 }

@@ -74,6 +74,9 @@ pub struct AgentSpec {
     /// none: everything runs but what `[approvals]` names.
     #[serde(skip)]
     pub policy: Option<cordon_policy::Policy>,
+    /// MCP servers whose tools the agent is offered, by name (`[mcp_servers.NAME]`).
+    #[serde(default)]
+    pub mcp_servers: std::collections::BTreeMap<String, cordon_mcp::ServerSpec>,
 }
 
 /// The `[output]` section.
@@ -103,6 +106,7 @@ impl AgentSpec {
             checkpoints: cordon_core::CheckpointRules::default(),
             policy_name: None,
             policy: None,
+            mcp_servers: Default::default(),
         }
     }
 
@@ -189,6 +193,14 @@ impl AgentSpec {
                 ));
             }
         }
+        for (name, server) in &spec.mcp_servers {
+            server.check(name).map_err(|e| {
+                SessionError::bad_input(
+                    format!("the agent file {shown}: {e}"),
+                    "see `[mcp_servers]` in the README for how servers are declared",
+                )
+            })?;
+        }
         if let Some(name) = &spec.policy_name {
             let policy = crate::policy::resolve(name, path.parent(), None).map_err(|e| {
                 SessionError::bad_input(
@@ -273,6 +285,13 @@ impl AgentSpec {
             // The policy is recorded apart from the agent (see `crate::policy::recorded`).
             policy_name: None,
             policy: None,
+            mcp_servers: info
+                .mcp_servers
+                .clone()
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| damaged("MCP servers", e))?
+                .unwrap_or_default(),
         })
     }
 
@@ -298,6 +317,9 @@ impl AgentSpec {
             );
         if let Some(n) = self.max_turns {
             agent = agent.max_turns(n);
+        }
+        if !self.mcp_servers.is_empty() {
+            agent.mcp_servers = serde_json::to_value(&self.mcp_servers).ok();
         }
         for tool in tools {
             agent = agent.tool(tool);

@@ -69,6 +69,7 @@ mod checkpoint;
 mod egress;
 mod error;
 mod events;
+mod mcp;
 pub mod models;
 pub mod policy;
 mod resume;

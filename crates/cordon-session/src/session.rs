@@ -231,6 +231,7 @@ pub struct PreparedRun {
     events: broadcast::Sender<RunEvent>,
     stop: Arc<AtomicBool>,
     egress: Option<crate::egress::RunEgress>,
+    mcp: Vec<Arc<cordon_mcp::McpServer>>,
     _keep_alive: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
@@ -259,6 +260,7 @@ impl PreparedRun {
             start,
             sandbox,
             egress,
+            mcp,
             _keep_alive,
             ..
         } = self;
@@ -266,8 +268,11 @@ impl PreparedRun {
             Start::New { task } => runner.run_as(run_id.clone(), &agent, &task).await,
             Start::Resume(how) => runner.resume(&agent, &run_id, how).await,
         };
-        // The tools hold the sandbox too: let them go, then stop it and wait for its cleanup.
+        // The tools hold the sandbox too: let them go (the MCP servers first, some of which
+        // run in it), then stop it and wait for its cleanup.
         drop(agent);
+        crate::mcp::stop(&mcp).await;
+        drop(mcp);
         if let Some(sb) = sandbox {
             let _ = sb.stop().await;
         }
@@ -498,6 +503,8 @@ impl Session {
             .as_ref()
             .map_or_else(Vec::new, |s| s.secrets.clone());
         secrets.extend(egress.iter().flat_map(|e| e.secrets().iter().cloned()));
+        let servers = crate::mcp::resolve(&agent, &origin)?;
+        secrets.extend(servers.iter().flat_map(|s| s.secrets()));
         let mut redactor = redactor(&resolved.provider, &secrets);
         // Checked when the config was loaded.
         let _ = self.models.config().redaction.apply(&mut redactor);
@@ -529,6 +536,24 @@ impl Session {
         })?;
         let price = self.models.price(&resolved.model_name);
         let mut agent = agent.into_agent(&model, &resolved.model_name, &origin, tools, price)?;
+        let place = cordon_mcp::Place {
+            sandbox: sandbox.as_ref().map(|p| p.sandbox.clone()),
+            host_dir: sandbox.as_ref().map(|p| p.workspace.clone()),
+        };
+        let mcp = crate::mcp::start(servers, place, &origin).await?;
+        for server in &mcp {
+            if let Some(event) = crate::mcp::started_event(server) {
+                runner = runner.at_start(event);
+            }
+            agent = agent.source(server.clone());
+        }
+        if let Err(e) = agent.check() {
+            crate::mcp::stop(&mcp).await;
+            return Err(SessionError::bad_input(
+                format!("{origin}: {e}"),
+                "an MCP server's tool has the name of another tool: rename the server",
+            ));
+        }
         let mut workspace_info = None;
         let mut kept_sandbox = None;
         if let Some(p) = sandbox {
@@ -585,6 +610,7 @@ impl Session {
             events,
             stop,
             egress,
+            mcp,
             _keep_alive: resolved.keep_alive,
         })
     }

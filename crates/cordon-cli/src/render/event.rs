@@ -67,6 +67,79 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             details.push(style.dim(&format!("cordon {cordon_version}")));
             ("started", line, details)
         }
+        EventPayload::McpServerStarted {
+            server,
+            runs,
+            transport,
+            protocol,
+            implementation,
+            tools,
+            withheld,
+        } => {
+            let place = match runs.as_str() {
+                "sandbox" => "in the sandbox".to_string(),
+                "host" => "ON THE HOST (trusted)".to_string(),
+                "remote" => "remote".to_string(),
+                other => other.to_string(),
+            };
+            let mut details = vec![format!("tools: {}", tools.join(", "))];
+            if !withheld.is_empty() {
+                details.push(format!("withheld by its lists: {}", withheld.join(", ")));
+            }
+            if let Some(i) = implementation {
+                details.push(format!("server {}", clip(i, 120)));
+            }
+            (
+                "mcp",
+                format!(
+                    "server {server} {place} · {transport} · protocol {protocol} · {}",
+                    plural(tools.len() as u64, "tool", "tools")
+                ),
+                details,
+            )
+        }
+        EventPayload::ToolsChanged {
+            source,
+            tools,
+            error,
+        } => (
+            "mcp",
+            match error {
+                Some(e) => {
+                    format!("server {source} changed its tools, and listing them failed: {e}")
+                }
+                None => format!(
+                    "server {source} changed its tools · now {}",
+                    plural(tools.len() as u64, "tool", "tools")
+                ),
+            },
+            vec![format!("tools: {}", tools.join(", "))],
+        ),
+        EventPayload::ContextCompacted {
+            turn,
+            kept_head,
+            replaced,
+            summary,
+            tokens_before,
+            tokens_after,
+            usage,
+        } => (
+            "compacted",
+            format!(
+                "before turn {turn}: {} summarised · ~{tokens_before} → ~{tokens_after} tokens · the summary took {} in, {} out",
+                plural(*replaced as u64, "item", "items"),
+                usage.input_tokens,
+                usage.output_tokens
+            ),
+            match limit {
+                Limit::Full => {
+                    let mut d = vec![format!("kept first: {kept_head}")];
+                    d.extend(summary.lines().map(str::to_string));
+                    d
+                }
+                Limit::Clip => vec![clip(summary.lines().next().unwrap_or(""), 160)],
+            },
+        ),
         EventPayload::SecretsRedacted { seq, event, found } => {
             let what: Vec<String> = found
                 .iter()

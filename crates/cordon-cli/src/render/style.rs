@@ -10,7 +10,6 @@ pub struct Style {
 
 impl Style {
     /// No colour at all (pipes, files, tests).
-    #[cfg(test)]
     pub const PLAIN: Style = Style { color: false };
 
     /// Colour when `stream` is a terminal and `NO_COLOR` is unset (<https://no-color.org>).

@@ -11,6 +11,7 @@ mod crash;
 mod e2e;
 mod evidence;
 mod manifest;
+mod mcp;
 mod object_store;
 mod policy;
 mod resume;

@@ -96,6 +96,8 @@ async fn story(db: &Path) {
                 output_schema: None,
                 budgets: Some(json!({ "max_tool_calls": 3.0, "max_cost_usd": 0.5 })),
                 approvals: Some(json!({ "tools": ["apply_patch"], "commands": ["rm *"] })),
+                mcp_servers: None,
+                skills: None,
             },
             cordon_version: "0.1.0".into(),
             manifest_digest: Some(

@@ -185,11 +185,13 @@ async fn the_reference_server_over_streamable_http() {
         _ => None,
     };
     let resolved = spec.resolve("remote", &host).unwrap();
-    assert!(resolved.secrets(&spec).contains(&"token-123".to_string()));
-    assert!(
-        resolved.secrets(&spec).contains(&url),
-        "the URL is a secret"
-    );
+    let secrets: Vec<String> = resolved
+        .secrets(&spec)
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert!(secrets.contains(&"token-123".to_string()));
+    assert!(secrets.contains(&url), "the URL is a secret");
     let server = McpServer::start("remote", spec, resolved, Place::default())
         .await
         .unwrap();

@@ -1,0 +1,259 @@
+//! MCP servers through the real binary: the reference filesystem server inside the run's
+//! sandbox (it cannot read what the sandbox hides, whatever directories it is allowed), the
+//! reference "everything" server trusted on the host, their calls in the log and the view.
+//!
+//! `scripts/test` installs the servers from npm under `target/peers/node_modules` and sets
+//! CORDON_REQUIRE_PEERS=1, which makes a missing server a failure rather than a skip.
+
+use crate::common;
+use std::path::{Path, PathBuf};
+
+/// Where the npm peers are, or `None` (a failure under CORDON_REQUIRE_PEERS).
+pub fn peers() -> Option<PathBuf> {
+    let dir = std::env::var_os("CORDON_MCP_PEERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/peers/node_modules")
+        });
+    if dir.join("@modelcontextprotocol/server-filesystem").is_dir() {
+        return Some(dir.canonicalize().unwrap());
+    }
+    let msg = format!(
+        "the MCP reference servers are not installed in {} (scripts/test installs them)",
+        dir.display()
+    );
+    assert!(std::env::var_os("CORDON_REQUIRE_PEERS").is_none(), "{msg}");
+    eprintln!("skipped: {msg}");
+    None
+}
+
+/// An agent with the filesystem server in the sandbox (allowed the workspace and `/tmp`,
+/// where the tests' host files are: only the sandbox keeps it from them) and the everything
+/// server on the host.
+fn agent(h: &Path, peers: &Path) -> String {
+    let text = format!(
+        r#"name = "mcp-user"
+instructions = "Use the MCP tools."
+
+[mcp_servers.files]
+command = "node"
+args = ["{fs}", "/workspace", "/tmp"]
+
+[mcp_servers.everything]
+command = "node"
+args = ["{everything}", "stdio"]
+trusted = true
+allow_tools = ["echo", "get-sum"]
+"#,
+        fs = peers
+            .join("@modelcontextprotocol/server-filesystem/dist/index.js")
+            .display(),
+        everything = peers
+            .join("@modelcontextprotocol/server-everything/dist/index.js")
+            .display(),
+    );
+    std::fs::write(h.join("agent.toml"), text).unwrap();
+    h.join("agent.toml").display().to_string()
+}
+
+#[tokio::test]
+async fn servers_in_the_sandbox_and_on_the_host_serve_a_scripted_run() {
+    let Some(peers) = peers() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::write(h.join("config.toml"), "").unwrap();
+    // A file beside the workspace on the host: the sandboxed server must not reach it.
+    let secret = h.join("host-secret.txt");
+    std::fs::write(&secret, "the host's secret").unwrap();
+    std::fs::write(
+        h.join("m.toml"),
+        format!(
+            "grants = [{{ path = \"{}\" }}]\n\n[entries.\"notes.txt\"]\ntype = \"file\"\ncontent = \"notes for the agent\"\n",
+            peers.display()
+        ),
+    )
+    .unwrap();
+    let call = |id: &str, name: &str, args: serde_json::Value| {
+        format!(
+            "{{ call_id = \"{id}\", name = \"{name}\", arguments = {} }}",
+            toml_inline(&args)
+        )
+    };
+    let script = format!(
+        "[[turns]]\ntool_calls = [{}, {}, {}, {}, {}]\n\n[[turns]]\ntext = \"done\"\n",
+        call(
+            "read",
+            "files__read_text_file",
+            serde_json::json!({"path": "/workspace/notes.txt"})
+        ),
+        call(
+            "steal",
+            "files__read_text_file",
+            serde_json::json!({"path": secret.display().to_string()})
+        ),
+        call(
+            "write",
+            "files__write_file",
+            serde_json::json!({"path": "/workspace/from-mcp.txt", "content": "written by the server"})
+        ),
+        call(
+            "echo",
+            "everything__echo",
+            serde_json::json!({"message": "hello host"})
+        ),
+        call("env", "everything__get-env", serde_json::json!({})),
+    );
+    std::fs::write(h.join("s.toml"), script).unwrap();
+    let agent = agent(h, &peers);
+    let ws = h.join("ws");
+    let model = format!("scripted:{}", h.join("s.toml").display());
+    let out = common::expect(
+        h,
+        &[
+            "run",
+            "--agent",
+            &agent,
+            "--manifest",
+            &h.join("m.toml").display().to_string(),
+            "--workspace",
+            &ws.display().to_string(),
+            "--model",
+            &model,
+            "use the servers",
+        ],
+        0,
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("mcp server files in the sandbox"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("mcp server everything ON THE HOST (trusted)"),
+        "{stderr}"
+    );
+
+    let events = common::json_lines(
+        &common::expect(h, &["show", "last", "--json"], 0)
+            .await
+            .stdout,
+    );
+    let of = |kind: &str| -> Vec<&serde_json::Value> {
+        events.iter().filter(|e| e["kind"] == kind).collect()
+    };
+    let started = of("mcp_server_started");
+    assert_eq!(started.len(), 2, "{started:?}");
+    let files = started
+        .iter()
+        .find(|e| e["payload"]["server"] == "files")
+        .unwrap();
+    assert_eq!(files["payload"]["runs"], "sandbox");
+    assert!(
+        files["payload"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "files__write_file")
+    );
+    let everything = started
+        .iter()
+        .find(|e| e["payload"]["server"] == "everything")
+        .unwrap();
+    assert_eq!(everything["payload"]["runs"], "host");
+    assert_eq!(
+        everything["payload"]["tools"],
+        serde_json::json!(["everything__echo", "everything__get-sum"])
+    );
+    let results: std::collections::BTreeMap<String, (String, bool)> = of("tool_result")
+        .iter()
+        .map(|e| {
+            let p = &e["payload"];
+            (
+                p["call_id"].as_str().unwrap().to_string(),
+                (
+                    p["output"].as_str().unwrap().to_string(),
+                    p["is_error"].as_bool().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(results["read"], ("notes for the agent".to_string(), false));
+    let (stolen, failed) = &results["steal"];
+    assert!(*failed && !stolen.contains("the host's secret"), "{stolen}");
+    // The server allowed the path; the sandbox has no such file.
+    assert!(stolen.contains("ENOENT"), "{stolen}");
+    assert!(!results["write"].1, "{:?}", results["write"]);
+    assert_eq!(
+        std::fs::read_to_string(ws.join("from-mcp.txt")).unwrap(),
+        "written by the server"
+    );
+    assert_eq!(results["echo"], ("Echo: hello host".to_string(), false));
+    // A tool the allow list holds back is not there to call.
+    assert!(
+        results["env"].1 && results["env"].0.contains("no tool named"),
+        "{:?}",
+        results["env"]
+    );
+    // The workspace write is an external effect (not read-only): its intent is on disk first.
+    let decisions = of("policy_decision");
+    assert!(
+        decisions
+            .iter()
+            .any(|d| d["payload"]["tool"] == "files__write_file")
+    );
+
+    let shown =
+        String::from_utf8_lossy(&common::expect(h, &["show", "last"], 0).await.stdout).to_string();
+    assert!(
+        shown.contains("server everything ON THE HOST (trusted) · stdio"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_start_is_named_before_the_run() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::write(h.join("config.toml"), "").unwrap();
+    std::fs::write(h.join("s.toml"), "[[turns]]\ntext = \"never\"\n").unwrap();
+    std::fs::write(
+        h.join("agent.toml"),
+        "name = \"a\"\n[mcp_servers.broken]\ncommand = \"/no/such/server\"\ntrusted = true\n",
+    )
+    .unwrap();
+    let model = format!("scripted:{}", h.join("s.toml").display());
+    let agent = h.join("agent.toml").display().to_string();
+    let out = common::expect(h, &["run", "--agent", &agent, "--model", &model, "go"], 2).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the MCP server 'broken' did not start"),
+        "{err}"
+    );
+    assert!(err.contains("/no/such/server"), "{err}");
+    // A sandboxed server given host secrets is refused when the agent file is read.
+    std::fs::write(
+        h.join("agent.toml"),
+        "name = \"a\"\n[mcp_servers.leaky]\ncommand = \"node\"\nenv_from_host = { TOKEN = \"HOME\" }\n",
+    )
+    .unwrap();
+    let out = common::expect(h, &["run", "--agent", &agent, "--model", &model, "go"], 2).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mcp_servers.leaky") && err.contains("no host secrets"),
+        "{err}"
+    );
+}
+
+fn toml_inline(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => format!(
+            "{{ {} }}",
+            m.iter()
+                .map(|(k, v)| format!("{} = {}", serde_json::to_string(k).unwrap(), toml_inline(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
