@@ -77,6 +77,15 @@ pub struct AgentSpec {
     /// MCP servers whose tools the agent is offered, by name (`[mcp_servers.NAME]`).
     #[serde(default)]
     pub mcp_servers: std::collections::BTreeMap<String, cordon_mcp::ServerSpec>,
+    /// Skills: host folders to place, and where in the workspace (`[skills]`).
+    #[serde(default)]
+    pub skills: Option<crate::skills::SkillsSection>,
+    /// What skill `paths` are relative to (the agent file's folder; else the current one).
+    #[serde(skip)]
+    pub skills_base: Option<std::path::PathBuf>,
+    /// The skills a run recorded (for its resume).
+    #[serde(skip)]
+    pub(crate) placed_skills: Option<Vec<crate::skills::Skill>>,
 }
 
 /// The `[output]` section.
@@ -107,6 +116,9 @@ impl AgentSpec {
             policy_name: None,
             policy: None,
             mcp_servers: Default::default(),
+            skills: None,
+            skills_base: None,
+            placed_skills: None,
         }
     }
 
@@ -192,6 +204,18 @@ impl AgentSpec {
                     "exclusions are gitignore-style patterns, like target/ or *.log",
                 ));
             }
+        }
+        if let Some(section) = &spec.skills {
+            let base = path.parent().unwrap_or(Path::new("."));
+            let checked = crate::skills::checked_dir(section)
+                .and_then(|_| crate::skills::from_host(section, base));
+            if let Err(e) = checked {
+                return Err(SessionError::bad_input(
+                    format!("the agent file {shown}: {}", e.message()),
+                    e.hint_text().unwrap_or_default().to_string(),
+                ));
+            }
+            spec.skills_base = Some(base.to_path_buf());
         }
         for (name, server) in &spec.mcp_servers {
             server.check(name).map_err(|e| {
@@ -292,6 +316,15 @@ impl AgentSpec {
                 .transpose()
                 .map_err(|e| damaged("MCP servers", e))?
                 .unwrap_or_default(),
+            // Placed in the workspace (restored with it) or listed in the instructions.
+            skills: None,
+            skills_base: None,
+            placed_skills: info
+                .skills
+                .clone()
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| damaged("skills", e))?,
         })
     }
 

@@ -77,6 +77,7 @@ mod retention;
 #[cfg(feature = "scripted")]
 pub mod scripted;
 mod session;
+pub mod skills;
 pub mod snapshots;
 mod workspace;
 

@@ -531,11 +531,27 @@ impl Session {
             ),
             None => ToolEnv::without_sandbox(),
         };
-        let tools = self.tools.build(&agent.tools, &env).map_err(|e| {
+        let mut tools = self.tools.build(&agent.tools, &env).map_err(|e| {
             SessionError::bad_input(format!("{origin}: {e}"), "name tools the registry has")
         })?;
+        let new_run = matches!(start, Start::New { .. });
+        let (skills, skill_tool) = crate::skills::for_run(
+            &agent,
+            sandbox.as_ref().map(|p| p.workspace.as_path()),
+            new_run,
+            &origin,
+        )?;
+        tools.extend(skill_tool);
         let price = self.models.price(&resolved.model_name);
         let mut agent = agent.into_agent(&model, &resolved.model_name, &origin, tools, price)?;
+        if !skills.is_empty() {
+            if new_run {
+                // A resumed run's instructions list them already.
+                let listed = crate::skills::instructions(&skills, sandbox.is_some());
+                agent.instructions = format!("{}\n\n{listed}", agent.instructions);
+            }
+            agent.skills = serde_json::to_value(&skills).ok();
+        }
         let place = cordon_mcp::Place {
             sandbox: sandbox.as_ref().map(|p| p.sandbox.clone()),
             host_dir: sandbox.as_ref().map(|p| p.workspace.clone()),

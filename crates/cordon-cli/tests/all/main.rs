@@ -18,6 +18,7 @@ mod resume;
 mod sandbox_cli;
 mod shell_sessions;
 mod shell_tools;
+mod skills;
 mod snapshot_cli;
 mod trust;
 mod view_image;
