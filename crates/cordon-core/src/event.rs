@@ -128,6 +128,9 @@ pub struct AgentInfo {
     /// The skills placed for the agent: name, description, where.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skills: Option<Value>,
+    /// When the conversation is compacted: the context window and shares used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compaction: Option<Value>,
 }
 
 /// One file of a policy, as read.

@@ -34,6 +34,9 @@ pub struct Agent {
     pub mcp_servers: Option<Value>,
     /// The skills the instructions list, as found (recorded for resume).
     pub skills: Option<Value>,
+    /// When and how the conversation is compacted to fit the model's context window
+    /// (none: never).
+    pub compaction: Option<crate::Compaction>,
     /// Limits beyond `max_turns`.
     pub budgets: crate::Budgets,
     /// The model's price, for `max_cost_usd`.
@@ -78,6 +81,7 @@ impl Agent {
             sources: Vec::new(),
             mcp_servers: None,
             skills: None,
+            compaction: None,
             budgets: crate::Budgets::default(),
             price: None,
             approvals: crate::ApprovalRules::default(),
@@ -205,6 +209,10 @@ impl Agent {
                 .then(|| serde_json::to_value(&self.approvals).unwrap_or(Value::Null)),
             mcp_servers: self.mcp_servers.clone(),
             skills: self.skills.clone(),
+            compaction: self
+                .compaction
+                .as_ref()
+                .and_then(|c| serde_json::to_value(c).ok()),
         }
     }
 

@@ -106,6 +106,9 @@ struct Live<'a> {
     network: Option<&'a dyn crate::NetworkFeed>,
     /// Hosts whose requests the policy left to a person since the last batch of tools.
     asked_hosts: std::collections::BTreeSet<String>,
+    /// The input tokens the provider counted in the last request, and how many items that
+    /// request held (what compaction measures from, beside its own estimate).
+    reported: Option<(u64, usize)>,
 }
 
 impl Live<'_> {
@@ -327,6 +330,7 @@ impl Runner {
             unseen: Vec::new(),
             network: self.network.as_deref(),
             asked_hosts: Default::default(),
+            reported: None,
         };
         let result = self.start(agent, task, &mut live).await;
         settle(&mut live, result).await
@@ -392,6 +396,17 @@ impl Runner {
             }
             self.refresh_tools(agent, live).await?;
             let turn = live.state.turns + 1;
+            if let Some(c) = &agent.compaction
+                && let Err(e) = self.compact(agent, c, live, turn).await?
+            {
+                hint = Some(e.hint_for(self.client.provider()));
+                live.record(EventPayload::RunFailed {
+                    error: format!("the conversation could not be compacted: {e}"),
+                })
+                .await?;
+                break;
+            }
+            let sent_items = live.state.items.len();
             live.record(EventPayload::ModelRequest {
                 turn,
                 input_items: live.state.items.len(),
@@ -408,6 +423,7 @@ impl Runner {
                     break;
                 }
             };
+            live.reported = Some((response.usage.input_tokens, sent_items));
             live.state.make_call_ids_unique(&mut response);
             let calls = response.tool_calls();
             let text = response.text();
@@ -467,6 +483,93 @@ impl Runner {
             hint,
             state,
         })
+    }
+
+    /// Compacts the conversation when the next request would pass the threshold: the model
+    /// summarises the older items, and the summary is recorded (`context_compacted`).
+    async fn compact(
+        &self,
+        agent: &Agent,
+        compaction: &crate::Compaction,
+        live: &mut Live<'_>,
+        turn: u32,
+    ) -> Result<Result<(), ModelError>, StoreError> {
+        use crate::compaction as c;
+        let tools: Vec<cordon_core::ToolSpec> = agent.offered().iter().map(|t| t.spec()).collect();
+        let items = &live.state.items;
+        let estimate = c::request_tokens(&agent.instructions, &tools, items);
+        // What the provider counted last time, and what was added since, when it counted
+        // more than cordon estimates.
+        let measured = live.reported.map_or(0, |(tokens, held)| {
+            tokens.saturating_add(items.iter().skip(held).map(c::item_tokens).sum::<u64>())
+        });
+        let before = estimate.max(measured);
+        if before <= compaction.limit() {
+            return Ok(Ok(()));
+        }
+        let fixed = c::request_tokens(&agent.instructions, &tools, &[]);
+        let keep = ((compaction.context_window as f64 * compaction.keep_recent) as u64)
+            .saturating_sub(fixed);
+        let Some(cut) = c::cut(items, keep) else {
+            return Ok(Ok(()));
+        };
+        let request = c::summary_request(agent, compaction, items, cut);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let answer = self.client.respond(&request, &tx).await;
+        drop(tx);
+        // The summary is not shown as it streams; its retries are recorded.
+        while let Some(ev) = rx.recv().await {
+            if let StreamEvent::Retrying {
+                attempt,
+                error,
+                delay,
+            } = ev
+            {
+                let error = self
+                    .redactor
+                    .as_ref()
+                    .map_or_else(|| error.clone(), |r| r.redact(&error));
+                live.record(EventPayload::ModelRetry {
+                    turn,
+                    attempt,
+                    error,
+                    delay_ms: delay.as_millis() as u64,
+                })
+                .await?;
+            }
+        }
+        let response = match answer {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        let summary = response.text().trim().to_string();
+        if summary.is_empty() {
+            return Ok(Err(ModelError::Provider {
+                provider: self.client.provider().name.clone(),
+                message: "it answered the summary request with no text".into(),
+                retryable: false,
+            }));
+        }
+        let mut after = live.state.items.clone();
+        after.splice(
+            cut.kept_head..cut.kept_head + cut.replaced,
+            [cordon_core::Item::text(
+                cordon_core::Role::User,
+                format!("{}{summary}", cordon_core::state::SUMMARY_PREFIX),
+            )],
+        );
+        live.record(EventPayload::ContextCompacted {
+            turn,
+            kept_head: cut.kept_head,
+            replaced: cut.replaced,
+            summary,
+            tokens_before: before,
+            tokens_after: c::request_tokens(&agent.instructions, &tools, &after),
+            usage: response.usage,
+        })
+        .await?;
+        live.reported = None;
+        Ok(Ok(()))
     }
 
     /// Lists again the tools of every source that said they changed, and records each change.
@@ -1023,6 +1126,7 @@ impl Runner {
             unseen: Vec::new(),
             network: self.network.as_deref(),
             asked_hosts: Default::default(),
+            reported: None,
         };
         let result = self.continue_run(agent, &mut live, how).await;
         settle(&mut live, result).await

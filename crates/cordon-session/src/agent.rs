@@ -86,6 +86,54 @@ pub struct AgentSpec {
     /// The skills a run recorded (for its resume).
     #[serde(skip)]
     pub(crate) placed_skills: Option<Vec<crate::skills::Skill>>,
+    /// When the conversation is compacted (`[compaction]`).
+    #[serde(default)]
+    pub compaction: Option<CompactionSection>,
+    /// The compaction a run recorded (for its resume).
+    #[serde(skip)]
+    pub(crate) recorded_compaction: Option<cordon_harness::Compaction>,
+}
+
+/// The `[compaction]` section of an agent file. By default a run compacts when the model's
+/// context window is known (from this section, the config's `[context_windows]`, or the
+/// models cordon knows).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompactionSection {
+    /// `false` turns compaction off.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// The model's context window, in tokens.
+    #[serde(default)]
+    pub context_window: Option<u64>,
+    /// The share of the window a request may reach (default 0.8).
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// The share of the window kept verbatim after a compaction (default 0.25).
+    #[serde(default)]
+    pub keep_recent: Option<f64>,
+    /// Instructions for writing the summary, instead of cordon's.
+    #[serde(default)]
+    pub instructions: Option<String>,
+}
+
+impl CompactionSection {
+    /// The compaction for a model whose window is `known` (when cordon knows it), or `None`
+    /// when it is off or no window is known.
+    pub fn resolve(&self, known: Option<u64>) -> Option<cordon_harness::Compaction> {
+        if self.enabled == Some(false) {
+            return None;
+        }
+        let mut c = cordon_harness::Compaction::new(self.context_window.or(known)?);
+        if let Some(t) = self.threshold {
+            c.threshold = t;
+        }
+        if let Some(k) = self.keep_recent {
+            c.keep_recent = k;
+        }
+        c.instructions = self.instructions.clone();
+        Some(c)
+    }
 }
 
 /// The `[output]` section.
@@ -119,6 +167,8 @@ impl AgentSpec {
             skills: None,
             skills_base: None,
             placed_skills: None,
+            compaction: None,
+            recorded_compaction: None,
         }
     }
 
@@ -216,6 +266,17 @@ impl AgentSpec {
                 ));
             }
             spec.skills_base = Some(base.to_path_buf());
+        }
+        if let Some(problem) = spec
+            .compaction
+            .as_ref()
+            .and_then(|c| c.resolve(Some(400_000)))
+            .and_then(|c| c.problem())
+        {
+            return Err(SessionError::bad_input(
+                format!("the agent file {shown}: [compaction] {problem}"),
+                "context_window is in tokens; threshold and keep_recent are shares of it, like 0.8 and 0.25",
+            ));
         }
         for (name, server) in &spec.mcp_servers {
             server.check(name).map_err(|e| {
@@ -325,6 +386,13 @@ impl AgentSpec {
                 .map(serde_json::from_value)
                 .transpose()
                 .map_err(|e| damaged("skills", e))?,
+            compaction: None,
+            recorded_compaction: info
+                .compaction
+                .clone()
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| damaged("compaction settings", e))?,
         })
     }
 

@@ -81,7 +81,7 @@ pub mod skills;
 pub mod snapshots;
 mod workspace;
 
-pub use agent::AgentSpec;
+pub use agent::{AgentSpec, CompactionSection};
 pub use approvals::Approved;
 pub use cordon_policy::Policy;
 pub use error::{ErrorKind, SessionError};

@@ -120,6 +120,10 @@ pub struct Config {
     /// cordon knows.
     #[serde(default)]
     pub redaction: Redaction,
+    /// Context windows by model name (as the provider names it), in tokens, for
+    /// compaction: beside (and before) those cordon knows.
+    #[serde(default)]
+    pub context_windows: BTreeMap<String, u64>,
     #[serde(skip)]
     path: Option<PathBuf>,
 }
@@ -241,6 +245,15 @@ impl Models {
     /// The price of a model (as its provider names it), if the config sets one.
     pub fn price(&self, model_name: &str) -> Option<cordon_harness::Price> {
         self.config.prices.get(model_name).copied()
+    }
+
+    /// The context window of a model: the config's, else the one cordon knows.
+    pub fn context_window(&self, model_name: &str) -> Option<u64> {
+        self.config
+            .context_windows
+            .get(model_name)
+            .copied()
+            .or_else(|| cordon_harness::compaction::known_window(model_name))
     }
 
     /// The model a run uses: the one asked for, else the agent's, else the config's default.

@@ -543,7 +543,23 @@ impl Session {
         )?;
         tools.extend(skill_tool);
         let price = self.models.price(&resolved.model_name);
+        // A resumed run compacts as it did; a new one as its agent and the model say.
+        let compaction = match new_run {
+            false => agent.recorded_compaction.clone(),
+            true => agent
+                .compaction
+                .clone()
+                .unwrap_or_default()
+                .resolve(self.models.context_window(&resolved.model_name)),
+        };
+        if let Some(problem) = compaction.as_ref().and_then(|c| c.problem()) {
+            return Err(SessionError::bad_input(
+                format!("{origin}: [compaction] {problem}"),
+                "context_window is in tokens; threshold and keep_recent are shares of it, like 0.8 and 0.25",
+            ));
+        }
         let mut agent = agent.into_agent(&model, &resolved.model_name, &origin, tools, price)?;
+        agent.compaction = compaction;
         if !skills.is_empty() {
             if new_run {
                 // A resumed run's instructions list them already.

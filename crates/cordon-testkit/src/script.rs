@@ -38,6 +38,23 @@ pub struct Script {
     /// The turns, in order.
     #[serde(default)]
     pub turns: Vec<Turn>,
+    /// Answers to requests of another kind (a compaction's summary request), picked by what
+    /// the request's body holds; they do not use up a turn.
+    #[serde(default)]
+    pub replies: Vec<Reply>,
+}
+
+/// An answer given to every request whose body holds a string, out of the turns' order.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reply {
+    /// The string the request's raw body must hold.
+    pub when_body_contains: String,
+    /// The answer's text; `{n}` becomes how many replies were served before this one.
+    pub text: String,
+    /// Reported usage; estimated from sizes when absent.
+    #[serde(default)]
+    pub usage: Option<ScriptUsage>,
 }
 
 /// Shapes of Chat Completions answers that real servers send (all off by default).

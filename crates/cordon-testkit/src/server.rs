@@ -2,7 +2,7 @@
 //! `POST /v1/chat/completions` from a [`Script`], recording every request it receives.
 
 use crate::frame::Frame;
-use crate::script::{Fault, Script, TurnFrom};
+use crate::script::{Fault, Script, Turn, TurnFrom};
 use crate::{chat, responses};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -147,6 +147,7 @@ impl Peek<'static> {
 #[derive(Debug, Clone)]
 enum Action {
     Fault(Fault),
+    Reply(Turn),
     Serve { turn: usize, malformed: bool },
     Exhausted,
 }
@@ -155,6 +156,7 @@ enum Action {
 struct Cursor {
     turn: usize,
     fault: usize,
+    replies: usize,
 }
 
 struct Shared {
@@ -165,12 +167,33 @@ struct Shared {
 }
 
 impl Shared {
-    fn next_action(&self, body: &Peek<'_>) -> Action {
+    fn next_action(&self, body: &Peek<'_>, raw: &[u8]) -> Action {
         let mut c = self.cursor.lock().expect("cursor lock");
+        let holds = |needle: &str| {
+            !needle.is_empty() && raw.windows(needle.len()).any(|w| w == needle.as_bytes())
+        };
+        if let Some(reply) = self
+            .script
+            .replies
+            .iter()
+            .find(|r| holds(&r.when_body_contains))
+        {
+            let n = c.replies;
+            c.replies += 1;
+            return Action::Reply(Turn {
+                text: Some(reply.text.replace("{n}", &n.to_string())),
+                usage: reply.usage,
+                ..Turn::default()
+            });
+        }
         if self.script.turn_from == TurnFrom::Conversation {
             let turn = answers_in(body);
             if turn != c.turn {
-                *c = Cursor { turn, fault: 0 };
+                *c = Cursor {
+                    turn,
+                    fault: 0,
+                    replies: c.replies,
+                };
             }
         }
         let Some(turn) = self.script.turns.get(c.turn) else {
@@ -422,9 +445,10 @@ async fn handle(
             None,
         );
     }
-    let action = shared.next_action(&body);
+    let action = shared.next_action(&body, &raw);
     let served = match &action {
         Action::Fault(f) => format!("fault {f:?}"),
+        Action::Reply(_) => "reply".into(),
         Action::Serve { turn, .. } => format!("turn {turn}"),
         Action::Exhausted => "exhausted".into(),
     };
@@ -436,7 +460,12 @@ async fn handle(
         .unwrap_or(false);
     let request = shared.record(path, &raw, &headers, served);
 
+    let mut reply = None;
     let (turn_index, malformed, fault) = match action {
+        Action::Reply(turn) => {
+            reply = Some(turn);
+            (0, false, None)
+        }
         Action::Exhausted => {
             let n = shared.script.turns.len();
             return api_error(
@@ -477,7 +506,7 @@ async fn handle(
         ),
         Action::Serve { turn, malformed } => (turn, malformed, None),
     };
-    let Some(turn) = shared.script.turns.get(turn_index) else {
+    let Some(turn) = reply.as_ref().or(shared.script.turns.get(turn_index)) else {
         return api_error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",

@@ -5,6 +5,7 @@ mod approvals;
 mod checkpoints;
 #[allow(dead_code)] // each module uses part of it
 mod common;
+mod compaction;
 mod compat;
 mod compatibility;
 mod crash;

@@ -98,6 +98,7 @@ async fn story(db: &Path) {
                 approvals: Some(json!({ "tools": ["apply_patch"], "commands": ["rm *"] })),
                 mcp_servers: None,
                 skills: None,
+                compaction: None,
             },
             cordon_version: "0.1.0".into(),
             manifest_digest: Some(
