@@ -17,14 +17,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
-/// Where a run's servers can run: its sandbox, if it has one, and its workspace on the host
-/// (where a trusted server starts unless its `cwd` says otherwise).
+/// Where a run's servers can run: its sandbox, if it has one (a trusted server runs on the
+/// host, where cordon runs unless its `cwd` says otherwise).
 #[derive(Clone, Default)]
 pub struct Place {
     /// The run's sandbox.
     pub sandbox: Option<Arc<dyn Sandbox>>,
-    /// The run's workspace directory on the host.
-    pub host_dir: Option<PathBuf>,
 }
 
 /// What is recorded about a server once it answered.
@@ -202,12 +200,7 @@ impl McpServer {
                     )
                     .await?
                 } else {
-                    let cwd = match (&spec.cwd, &self.place.host_dir) {
-                        (Some(c), Some(dir)) => Some(dir.join(c)),
-                        (Some(c), None) => Some(PathBuf::from(c)),
-                        (None, dir) => dir.clone(),
-                    };
-                    transport::on_host(argv(), cwd, env())?
+                    transport::on_host(argv(), spec.cwd.as_ref().map(PathBuf::from), env())?
                 };
                 let exit = pipe.exit.clone();
                 let stop = pipe.stop.clone();

@@ -44,8 +44,8 @@ pub struct ServerSpec {
     /// their values are secrets, kept out of the log.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env_from_host: BTreeMap<String, String>,
-    /// Where a stdio server starts: workspace-relative in the sandbox; on the host, the
-    /// run's workspace directory when it has one.
+    /// Where a stdio server starts: workspace-relative in the sandbox (default its root); on
+    /// the host, relative to where cordon runs (default there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
     /// A streamable HTTP server's URL (no credentials in it: it is recorded).

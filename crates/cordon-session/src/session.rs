@@ -570,7 +570,6 @@ impl Session {
         }
         let place = cordon_mcp::Place {
             sandbox: sandbox.as_ref().map(|p| p.sandbox.clone()),
-            host_dir: sandbox.as_ref().map(|p| p.workspace.clone()),
         };
         let mcp = crate::mcp::start(servers, place, &origin).await?;
         for server in &mcp {

@@ -257,3 +257,46 @@ fn toml_inline(v: &serde_json::Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// The README's example of an MCP server, a skill and a long run that compacts, run as the
+/// README says (from the repository's root).
+#[tokio::test]
+async fn the_readme_long_run_example_works() {
+    if peers().is_none() {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap();
+    let mut c = common::cordon_std(h);
+    c.current_dir(&root)
+        .env("CORDON_CONFIG", h.join("none.toml"))
+        .args([
+            "run",
+            "--agent",
+            "examples/long-run/agent.toml",
+            "--manifest",
+            "examples/long-run/manifest.toml",
+            "--model",
+            "scripted:examples/long-run/script.toml",
+            "Write the release notes.",
+        ]);
+    std::fs::write(h.join("none.toml"), "").unwrap();
+    let out = common::output(c).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("## Release notes"));
+    assert!(
+        stderr.contains("mcp server everything ON THE HOST (trusted)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cat .agents/skills/release-notes/SKILL.md"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("The sum of 2 and 1 is 3."), "{stderr}");
+    assert!(stderr.contains("compacted before turn"), "{stderr}");
+}
