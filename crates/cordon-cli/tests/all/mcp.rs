@@ -300,3 +300,43 @@ async fn the_readme_long_run_example_works() {
     assert!(stderr.contains("The sum of 2 and 1 is 3."), "{stderr}");
     assert!(stderr.contains("compacted before turn"), "{stderr}");
 }
+
+/// An MCP call waits for a person like any call; the resume starts the server again and runs
+/// it.
+#[tokio::test]
+async fn an_approved_mcp_call_runs_after_a_resume_that_starts_the_server_again() {
+    let Some(peers) = peers() else { return };
+    let (_server, home) = common::scripted_home(
+        "[[turns]]\ntool_calls = [{ call_id = \"e\", name = \"everything__echo\", arguments = { message = \"approved\" } }]\n[[turns]]\ntext = \"done\"\n",
+    )
+    .await;
+    let h = home.path();
+    std::fs::write(
+        h.join("agent.toml"),
+        format!(
+            "name = \"a\"\n[approvals]\ntools = [\"everything__echo\"]\n\n[mcp_servers.everything]\ncommand = \"node\"\nargs = [\"{}\", \"stdio\"]\ntrusted = true\n",
+            peers
+                .join("@modelcontextprotocol/server-everything/dist/index.js")
+                .display()
+        ),
+    )
+    .unwrap();
+    let agent = h.join("agent.toml").display().to_string();
+    common::expect(h, &["run", "--agent", &agent, "--model", "s:m", "echo"], 5).await;
+    common::expect(h, &["approve", "last", "--as", "alice"], 0).await;
+    let out = common::expect(h, &["resume", "last"], 0).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "done");
+    let events = common::json_lines(
+        &common::expect(h, &["show", "last", "--json"], 0)
+            .await
+            .stdout,
+    );
+    let started = events
+        .iter()
+        .filter(|e| e["kind"] == "mcp_server_started")
+        .count();
+    assert_eq!(started, 2, "started for the run and again for its resume");
+    let result = events.iter().find(|e| e["kind"] == "tool_result").unwrap();
+    assert_eq!(result["payload"]["output"], "Echo: approved");
+    assert_eq!(result["payload"]["tool"], "everything__echo");
+}
