@@ -389,6 +389,10 @@ pub enum EventPayload {
         tokens_after: u64,
         /// What writing the summary cost (it counts against the budgets).
         usage: Usage,
+        /// When the provider compacted (server-side): the items that replace the replaced
+        /// ones, instead of the summary.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        items: Option<Vec<Item>>,
     },
     /// The model answered, in full.
     ModelResponse {

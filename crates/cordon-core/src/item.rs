@@ -102,6 +102,12 @@ pub enum Item {
         /// The item exactly as the provider sent it.
         raw: Value,
     },
+    /// The provider's own compaction of earlier turns (the Responses API's `compaction`
+    /// item, its content encrypted), passed back verbatim; protocols without it drop it.
+    Compaction {
+        /// The item exactly as the provider sent it.
+        raw: Value,
+    },
     /// The model asks for a tool call.
     ToolCall(ToolCall),
     /// A tool call's result.

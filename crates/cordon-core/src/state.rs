@@ -275,15 +275,17 @@ impl RunState {
                 replaced,
                 summary,
                 usage,
+                items,
                 ..
             } => {
                 self.usage.add(usage);
                 let head = (*kept_head).min(self.items.len());
                 let end = head.saturating_add(*replaced).min(self.items.len());
-                self.items.splice(
-                    head..end,
-                    [Item::text(Role::User, format!("{SUMMARY_PREFIX}{summary}"))],
-                );
+                let by = match items {
+                    Some(items) => items.clone(),
+                    None => vec![Item::text(Role::User, format!("{SUMMARY_PREFIX}{summary}"))],
+                };
+                self.items.splice(head..end, by);
             }
             EventPayload::McpServerStarted { .. } | EventPayload::ToolsChanged { .. } => {}
             EventPayload::ModelResponse { response, .. } => {

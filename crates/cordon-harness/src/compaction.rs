@@ -47,6 +47,28 @@ pub struct Compaction {
     /// Instructions for writing the summary, instead of cordon's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instructions: Option<String>,
+    /// Who compacts: cordon by a summary the model writes (any provider), or the provider
+    /// itself (the Responses API's `responses/compact`).
+    #[serde(default, skip_serializing_if = "Mode::is_summary")]
+    pub mode: Mode,
+}
+
+/// Who compacts a conversation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// cordon: the model writes a summary of the older turns (any provider, either protocol).
+    #[default]
+    Summary,
+    /// The provider: the Responses API's `responses/compact` replaces the conversation with
+    /// the user's messages and an encrypted compaction item (opt-in).
+    Server,
+}
+
+impl Mode {
+    fn is_summary(&self) -> bool {
+        *self == Mode::Summary
+    }
 }
 
 fn default_threshold() -> f64 {
@@ -65,6 +87,7 @@ impl Compaction {
             threshold: DEFAULT_THRESHOLD,
             keep_recent: DEFAULT_KEEP_RECENT,
             instructions: None,
+            mode: Mode::Summary,
         }
     }
 
@@ -111,7 +134,9 @@ pub fn item_tokens(item: &Item) -> u64 {
         Item::ToolResult(r) => {
             approx_tokens(&r.output) as u64 + r.images.len() as u64 * IMAGE_TOKENS
         }
-        Item::Reasoning { raw } => approx_tokens(&raw.to_string()) as u64,
+        Item::Reasoning { raw } | Item::Compaction { raw } => {
+            approx_tokens(&raw.to_string()) as u64
+        }
     };
     text + PER_ITEM
 }
@@ -214,6 +239,9 @@ pub fn transcript(items: &[Item], cut: Cut, budget: usize) -> String {
                 bound(&r.output)
             )),
             Item::Reasoning { .. } => {}
+            Item::Compaction { .. } => {
+                out.push("[earlier turns, compacted by the provider: not readable]".into())
+            }
         }
     }
     truncate_middle(&out.join("\n\n"), budget)

@@ -507,6 +507,11 @@ impl Runner {
         if before <= compaction.limit() {
             return Ok(Ok(()));
         }
+        if compaction.mode == c::Mode::Server {
+            return self
+                .compact_on_server(agent, live, turn, before, tools)
+                .await;
+        }
         let fixed = c::request_tokens(&agent.instructions, &tools, &[]);
         let keep = ((compaction.context_window as f64 * compaction.keep_recent) as u64)
             .saturating_sub(fixed);
@@ -518,26 +523,7 @@ impl Runner {
         let answer = self.client.respond(&request, &tx).await;
         drop(tx);
         // The summary is not shown as it streams; its retries are recorded.
-        while let Some(ev) = rx.recv().await {
-            if let StreamEvent::Retrying {
-                attempt,
-                error,
-                delay,
-            } = ev
-            {
-                let error = self
-                    .redactor
-                    .as_ref()
-                    .map_or_else(|| error.clone(), |r| r.redact(&error));
-                live.record(EventPayload::ModelRetry {
-                    turn,
-                    attempt,
-                    error,
-                    delay_ms: delay.as_millis() as u64,
-                })
-                .await?;
-            }
-        }
+        self.record_retries(live, turn, &mut rx).await?;
         let response = match answer {
             Ok(r) => r,
             Err(e) => return Ok(Err(e)),
@@ -566,6 +552,79 @@ impl Runner {
             tokens_before: before,
             tokens_after: c::request_tokens(&agent.instructions, &tools, &after),
             usage: response.usage,
+            items: None,
+        })
+        .await?;
+        live.reported = None;
+        Ok(Ok(()))
+    }
+
+    /// Records the retries of a call whose stream is not shown (a compaction's).
+    async fn record_retries(
+        &self,
+        live: &mut Live<'_>,
+        turn: u32,
+        rx: &mut tokio::sync::mpsc::UnboundedReceiver<StreamEvent>,
+    ) -> Result<(), StoreError> {
+        while let Some(ev) = rx.recv().await {
+            if let StreamEvent::Retrying {
+                attempt,
+                error,
+                delay,
+            } = ev
+            {
+                let error = self
+                    .redactor
+                    .as_ref()
+                    .map_or_else(|| error.clone(), |r| r.redact(&error));
+                live.record(EventPayload::ModelRetry {
+                    turn,
+                    attempt,
+                    error,
+                    delay_ms: delay.as_millis() as u64,
+                })
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Server-side compaction: the provider replaces the whole conversation with the user's
+    /// messages and its own encrypted compaction item; cordon records what it gave.
+    async fn compact_on_server(
+        &self,
+        agent: &Agent,
+        live: &mut Live<'_>,
+        turn: u32,
+        before: u64,
+        tools: Vec<cordon_core::ToolSpec>,
+    ) -> Result<Result<(), ModelError>, StoreError> {
+        let request = ModelRequest {
+            model: agent.model_name.clone(),
+            instructions: Some(agent.instructions.clone()).filter(|i| !i.is_empty()),
+            input: live.state.items.clone(),
+            tools: Vec::new(),
+            settings: Default::default(),
+            output_schema: None,
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let answer = self.client.compact(&request, &tx).await;
+        drop(tx);
+        self.record_retries(live, turn, &mut rx).await?;
+        let (items, usage) = match answer {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        let after = crate::compaction::request_tokens(&agent.instructions, &tools, &items);
+        live.record(EventPayload::ContextCompacted {
+            turn,
+            kept_head: 0,
+            replaced: live.state.items.len(),
+            summary: String::new(),
+            tokens_before: before,
+            tokens_after: after,
+            usage,
+            items: Some(items),
         })
         .await?;
         live.reported = None;

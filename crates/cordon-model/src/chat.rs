@@ -136,7 +136,7 @@ fn push_item(out: &mut Vec<Value>, item: &Item) {
             };
             out.push(json!({ "role": role, "content": content }));
         }
-        Item::Reasoning { .. } => {}
+        Item::Reasoning { .. } | Item::Compaction { .. } => {}
         Item::ToolCall(c) => {
             let arguments = match c.kind {
                 CallKind::Function => c.input.clone(),

@@ -63,29 +63,96 @@ impl ModelClient {
         req: &ModelRequest,
         events: &UnboundedSender<StreamEvent>,
     ) -> Result<ModelResponse, ModelError> {
+        let mut r = self.retrying(events, || self.attempt(req, events)).await?;
+        if r.usage == cordon_core::Usage::default() {
+            // No usage reported: count, so token and cost budgets still hold.
+            r.usage = crate::tokens::estimate(req, &r);
+        }
+        Ok(r)
+    }
+
+    /// Asks the provider to compact `req`'s conversation itself (the Responses API's
+    /// `responses/compact`): the items that replace it (the user's messages and an encrypted
+    /// compaction item) and what it cost. Retried like [`ModelClient::respond`].
+    pub async fn compact(
+        &self,
+        req: &ModelRequest,
+        events: &UnboundedSender<StreamEvent>,
+    ) -> Result<(Vec<cordon_core::Item>, cordon_core::Usage), ModelError> {
+        if self.provider.api != Api::Responses {
+            return Err(self.provider_error(
+                "server-side compaction needs a Responses API provider; use compaction by summary (the default) with Chat Completions".into(),
+                false,
+            ));
+        }
+        self.retrying(events, || self.compact_attempt(req)).await
+    }
+
+    async fn compact_attempt(
+        &self,
+        req: &ModelRequest,
+    ) -> Result<(Vec<cordon_core::Item>, cordon_core::Usage), ModelError> {
+        let p = &self.provider;
+        let url = format!("{}/compact", p.endpoint());
+        let mut http = self.http.post(&url).json(&responses::compact_body(req));
+        if let Some(key) = &p.api_key {
+            http = http.bearer_auth(key.expose());
+        }
+        let resp = http.send().await.map_err(|e| ModelError::Connect {
+            provider: p.name.clone(),
+            url: url.clone(),
+            message: p.redact(&error_chain(&e)),
+        })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let retry_after = retry_after(resp.headers());
+            let text = resp.text().await.unwrap_or_default();
+            return Err(ModelError::Http {
+                provider: p.name.clone(),
+                url,
+                status: status.as_u16(),
+                body: p.redact(&excerpt(&text)),
+                retry_after,
+            });
+        }
+        let cut = |detail: String| ModelError::StreamCut {
+            provider: p.name.clone(),
+            detail: p.redact(&detail),
+        };
+        let v: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| cut(format!("the compaction's answer is not JSON: {e}")))?;
+        responses::parse_compacted(&v).map_err(|m| self.provider_error(m, false))
+    }
+
+    /// Runs `attempt` until it succeeds or the error is not worth another try: the same
+    /// answer twice, retries spent, or a wait longer than cordon waits.
+    async fn retrying<T, F, Fut>(
+        &self,
+        events: &UnboundedSender<StreamEvent>,
+        mut attempt_once: F,
+    ) -> Result<T, ModelError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ModelError>>,
+    {
         let mut attempt = 1;
         let mut previous: Option<String> = None;
         loop {
-            let result =
-                tokio::time::timeout(self.provider.attempt_timeout, self.attempt(req, events))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(ModelError::Timeout {
-                            provider: self.provider.name.clone(),
-                            detail: format!(
-                                "the attempt took longer than {}s",
-                                self.provider.attempt_timeout.as_secs()
-                            ),
-                        })
-                    });
+            let result = tokio::time::timeout(self.provider.attempt_timeout, attempt_once())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ModelError::Timeout {
+                        provider: self.provider.name.clone(),
+                        detail: format!(
+                            "the attempt took longer than {}s",
+                            self.provider.attempt_timeout.as_secs()
+                        ),
+                    })
+                });
             let err = match result {
-                Ok(mut r) => {
-                    if r.usage == cordon_core::Usage::default() {
-                        // No usage reported: count, so token and cost budgets still hold.
-                        r.usage = crate::tokens::estimate(req, &r);
-                    }
-                    return Ok(r);
-                }
+                Ok(r) => return Ok(r),
                 Err(e) => e,
             };
             if !err.is_retryable() {

@@ -147,6 +147,7 @@ fn input_item(item: &Item, store: bool) -> Option<Value> {
             }
             r
         }
+        Item::Compaction { raw } => raw.clone(),
         Item::ToolCall(c) => match c.kind {
             CallKind::Function => with_id(
                 json!({ "type": "function_call", "call_id": c.call_id, "name": c.name, "arguments": c.input }),
@@ -379,13 +380,21 @@ fn parse_item(raw: &Value) -> Option<Item> {
                         .collect()
                 })
                 .unwrap_or_default();
+            // A response's messages are the model's; a compaction's output keeps the user's.
+            let role = match raw["role"].as_str() {
+                Some("user") => Role::User,
+                Some("developer") => Role::Developer,
+                Some("system") => Role::System,
+                _ => Role::Assistant,
+            };
             Some(Item::Message {
-                role: Role::Assistant,
+                role,
                 content,
                 id: s("id"),
             })
         }
         "reasoning" => Some(Item::Reasoning { raw: raw.clone() }),
+        "compaction" => Some(Item::Compaction { raw: raw.clone() }),
         "function_call" => Some(Item::ToolCall(ToolCall {
             call_id: s("call_id")?,
             name: s("name")?,
@@ -402,6 +411,34 @@ fn parse_item(raw: &Value) -> Option<Item> {
         })),
         _ => None,
     }
+}
+
+/// The body of a `responses/compact` request: the model, the instructions and the whole
+/// conversation (stateless: provider ids left out).
+pub(crate) fn compact_body(req: &ModelRequest) -> Value {
+    let input: Vec<Value> = req
+        .input
+        .iter()
+        .filter_map(|i| input_item(i, false))
+        .collect();
+    let mut body = json!({ "model": req.model, "input": input });
+    if let Some(i) = &req.instructions {
+        body["instructions"] = json!(i);
+    }
+    body
+}
+
+/// What a `responses/compact` answer gives: the conversation that replaces the one sent
+/// (the user's messages kept, and the provider's compaction item), and what it cost.
+pub(crate) fn parse_compacted(v: &Value) -> Result<(Vec<Item>, Usage), String> {
+    let output = v["output"]
+        .as_array()
+        .ok_or("the answer has no `output` list")?;
+    let items: Vec<Item> = output.iter().filter_map(parse_item).collect();
+    if !items.iter().any(|i| matches!(i, Item::Compaction { .. })) {
+        return Err("the answer holds no compaction item".into());
+    }
+    Ok((items, parse_usage(&v["usage"])))
 }
 
 fn parse_usage(u: &Value) -> Usage {

@@ -36,6 +36,10 @@ fn item_tokens(item: &Item) -> u64 {
         Item::ToolCall(c) => count(&c.name) + count(&c.input),
         Item::ToolResult(r) => count(&r.output),
         Item::Reasoning { .. } => 0,
+        // Encrypted: what it costs the provider alone knows; its size is a fair guess.
+        Item::Compaction { raw } => raw["encrypted_content"]
+            .as_str()
+            .map_or(0, |e| e.len() as u64 / 4),
     }
 }
 

@@ -115,6 +115,10 @@ pub struct CompactionSection {
     /// Instructions for writing the summary, instead of cordon's.
     #[serde(default)]
     pub instructions: Option<String>,
+    /// `summary` (cordon's, the default) or `server` (the provider's own, on the Responses
+    /// API).
+    #[serde(default)]
+    pub mode: Option<cordon_harness::compaction::Mode>,
 }
 
 impl CompactionSection {
@@ -132,6 +136,7 @@ impl CompactionSection {
             c.keep_recent = k;
         }
         c.instructions = self.instructions.clone();
+        c.mode = self.mode.unwrap_or_default();
         Some(c)
     }
 }

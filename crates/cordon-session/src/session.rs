@@ -552,6 +552,19 @@ impl Session {
                 .unwrap_or_default()
                 .resolve(self.models.context_window(&resolved.model_name)),
         };
+        if compaction
+            .as_ref()
+            .is_some_and(|c| c.mode == cordon_harness::compaction::Mode::Server)
+            && resolved.provider.api != cordon_model::Api::Responses
+        {
+            return Err(SessionError::bad_input(
+                format!(
+                    "{origin}: [compaction] mode = \"server\" needs a Responses API provider, and {} speaks Chat Completions",
+                    resolved.provider.name
+                ),
+                "leave out `mode` to compact by summary, which works with every provider",
+            ));
+        }
         if let Some(problem) = compaction.as_ref().and_then(|c| c.problem()) {
             return Err(SessionError::bad_input(
                 format!("{origin}: [compaction] {problem}"),

@@ -327,6 +327,7 @@ impl ScriptedServer {
         let app = Router::new()
             .route("/v1/responses", post(handle_responses))
             .route("/v1/chat/completions", post(handle_chat))
+            .route("/v1/responses/compact", post(handle_compact))
             .route("/_testkit/requests", get(handle_requests))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -380,6 +381,61 @@ async fn handle_responses(
     body: Bytes,
 ) -> Response {
     handle(shared, headers, body, Protocol::Responses).await
+}
+
+/// `responses/compact`, as the Responses API answers it: the user's messages kept, then an
+/// "encrypted" compaction item (here `compacted-N:` and how many items it replaced), with
+/// usage from the sizes.
+async fn handle_compact(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parsed: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            shared.record("/v1/responses/compact", &body, &headers, "rejected".into());
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("body is not JSON: {e}"),
+                None,
+            );
+        }
+    };
+    let Some(input) = parsed["input"].as_array() else {
+        shared.record("/v1/responses/compact", &body, &headers, "rejected".into());
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "Missing required parameter: 'input'.",
+            None,
+        );
+    };
+    let n = {
+        let mut c = shared.cursor.lock().expect("cursor lock");
+        c.replies += 1;
+        c.replies - 1
+    };
+    shared.record("/v1/responses/compact", &body, &headers, "compact".into());
+    let mut output: Vec<Value> = input
+        .iter()
+        .filter(|i| i["type"] == "message" && i["role"] == "user")
+        .cloned()
+        .collect();
+    output.push(serde_json::json!({
+        "type": "compaction",
+        "id": format!("cmp_{n}"),
+        "encrypted_content": format!("compacted-{n}:{}", input.len()),
+    }));
+    axum::Json(serde_json::json!({
+        "id": format!("resp_compact_{n}"),
+        "object": "response.compaction",
+        "created_at": crate::frame::now_secs(),
+        "output": output,
+        "usage": { "input_tokens": (body.len() / 4).max(1), "output_tokens": 64, "total_tokens": (body.len() / 4).max(1) + 64 },
+    }))
+    .into_response()
 }
 
 async fn handle_chat(

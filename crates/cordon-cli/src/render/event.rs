@@ -123,15 +123,23 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             tokens_before,
             tokens_after,
             usage,
+            items,
         } => (
             "compacted",
             format!(
-                "before turn {turn}: {} summarised · ~{tokens_before} → ~{tokens_after} tokens · the summary took {} in, {} out",
+                "before turn {turn}: {} {} · ~{tokens_before} → ~{tokens_after} tokens · {} took {} in, {} out",
                 plural(*replaced as u64, "item", "items"),
+                if items.is_some() {
+                    "compacted by the provider"
+                } else {
+                    "summarised"
+                },
+                if items.is_some() { "it" } else { "the summary" },
                 usage.input_tokens,
                 usage.output_tokens
             ),
             match limit {
+                _ if items.is_some() => Vec::new(),
                 Limit::Full => {
                     let mut d = vec![format!("kept first: {kept_head}")];
                     d.extend(summary.lines().map(str::to_string));

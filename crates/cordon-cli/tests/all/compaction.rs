@@ -237,3 +237,86 @@ async fn a_run_killed_after_a_compaction_resumes_with_the_same_history() {
         "{carried}"
     );
 }
+
+/// Opt-in server-side compaction: the Responses API's `responses/compact` replaces the
+/// conversation, and later requests pass its compaction item back verbatim. A Chat
+/// Completions provider is refused before the run.
+#[tokio::test]
+async fn server_side_compaction_passes_the_providers_item_back() {
+    let (server, home) = common::scripted_home(&script(14, 6_000, None)).await;
+    let h = home.path();
+    std::fs::create_dir_all(h.join("ws")).unwrap();
+    let agent_text = format!(
+        "name = \"long\"\ntools = [\"exec_command\"]\nmax_turns = 40\n\n[compaction]\ncontext_window = {WINDOW}\nmode = \"server\"\n"
+    );
+    std::fs::write(h.join("agent.toml"), &agent_text).unwrap();
+    let agent = h.join("agent.toml").display().to_string();
+    let args = [
+        "run",
+        "--agent",
+        &agent,
+        "--workspace",
+        "ws",
+        "--model",
+        "s:m",
+        "go",
+    ];
+    let out = common::expect(h, &args, 2).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mode = \"server\" needs a Responses API provider"),
+        "{err}"
+    );
+
+    let config = std::fs::read_to_string(h.join("config.toml")).unwrap();
+    std::fs::write(
+        h.join("config.toml"),
+        config.replace("api = \"chat\"", "api = \"responses\""),
+    )
+    .unwrap();
+    let out = common::expect(h, &args, 0).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "done");
+    let requests = server.requests();
+    let compact = requests
+        .iter()
+        .find(|r| r.served == "compact")
+        .expect("a compaction");
+    assert_eq!(compact.path, "/v1/responses/compact");
+    assert_eq!(compact.body["model"], "m");
+    assert!(compact.body["input"].as_array().unwrap().len() > 10);
+    assert!(
+        requests.iter().all(|r| r.served != "reply"),
+        "no summary was asked for"
+    );
+    let after = requests
+        .iter()
+        .find(|r| r.index > compact.index && r.served.starts_with("turn"))
+        .unwrap();
+    let input = after.body["input"].as_array().unwrap();
+    assert_eq!(input[0]["role"], "user");
+    assert_eq!(input[0]["content"][0]["text"], "go");
+    assert_eq!(input[1]["type"], "compaction");
+    assert!(
+        input[1]["encrypted_content"]
+            .as_str()
+            .unwrap()
+            .starts_with("compacted-0:")
+    );
+    for r in requests.iter().filter(|r| r.served.starts_with("turn")) {
+        let bytes = serde_json::to_vec(&r.body).unwrap().len() as u64;
+        assert!(bytes / 4 <= WINDOW, "request {} is {bytes} bytes", r.index);
+    }
+    let events = common::json_lines(
+        &common::expect(h, &["show", "last", "--json"], 0)
+            .await
+            .stdout,
+    );
+    let compacted = events
+        .iter()
+        .find(|e| e["kind"] == "context_compacted")
+        .unwrap();
+    assert_eq!(compacted["payload"]["items"][1]["type"], "compaction");
+    let shown =
+        String::from_utf8_lossy(&common::expect(h, &["show", "last"], 0).await.stdout).to_string();
+    assert!(shown.contains("compacted by the provider"), "{shown}");
+}
