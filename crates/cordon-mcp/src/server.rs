@@ -158,6 +158,16 @@ impl McpServer {
             let _ = tokio::time::timeout(Duration::from_secs(2), c.service.cancel()).await;
             if let Some(stop) = c.stop {
                 stop.kill().await;
+                // Its end is seen (or two seconds pass) before stop returns.
+                let exit = self.exit.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                if let Some(exit) = exit {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+                    while transport::why_ended(&exit).is_none()
+                        && tokio::time::Instant::now() < deadline
+                    {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
             }
         }
     }
@@ -403,6 +413,9 @@ impl ToolSource for McpServer {
 
     fn refresh(&self) -> RefreshFuture<'_> {
         Box::pin(async move {
+            // rmcp hands notifications to the handler in tasks of their own: let one that
+            // came with the last result run first.
+            tokio::task::yield_now().await;
             if !self.changed.swap(false, Ordering::SeqCst) {
                 return Ok(None);
             }

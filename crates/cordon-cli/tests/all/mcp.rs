@@ -340,3 +340,67 @@ async fn an_approved_mcp_call_runs_after_a_resume_that_starts_the_server_again()
     assert_eq!(result["payload"]["output"], "Echo: approved");
     assert_eq!(result["payload"]["tool"], "everything__echo");
 }
+
+/// A server that adds a tool mid-run says so; the next request offers it, the change is
+/// recorded, and the model can call it.
+#[tokio::test]
+async fn a_tool_a_server_adds_mid_run_is_offered_on_the_next_turn() {
+    let Some(peers) = peers() else { return };
+    let (server, home) = common::scripted_home(
+        "[[turns]]\ntool_calls = [{ name = \"changing__add_tool\", arguments = {} }]\n[[turns]]\ntool_calls = [{ call_id = \"n\", name = \"changing__added\", arguments = { n = 3 } }]\n[[turns]]\ntext = \"done\"\n",
+    )
+    .await;
+    let h = home.path();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../cordon-mcp/tests/fixtures/changing-server.cjs")
+        .canonicalize()
+        .unwrap();
+    std::fs::write(
+        h.join("agent.toml"),
+        format!(
+            "name = \"a\"\n[mcp_servers.changing]\ncommand = \"node\"\nargs = [\"{}\"]\ntrusted = true\nenv = {{ NODE_PATH = \"{}\" }}\n",
+            fixture.display(),
+            peers.display()
+        ),
+    )
+    .unwrap();
+    let agent = h.join("agent.toml").display().to_string();
+    let out = common::expect(h, &["run", "--agent", &agent, "--model", "s:m", "go"], 0).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "done");
+    let offered = |i: usize| -> Vec<String> {
+        server.requests()[i].body["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(!offered(0).contains(&"changing__added".to_string()));
+    assert!(
+        offered(1).contains(&"changing__added".to_string()),
+        "{:?}",
+        offered(1)
+    );
+    let events = common::json_lines(
+        &common::expect(h, &["show", "last", "--json"], 0)
+            .await
+            .stdout,
+    );
+    let changed = events
+        .iter()
+        .find(|e| e["kind"] == "tools_changed")
+        .unwrap();
+    assert_eq!(changed["payload"]["source"], "changing");
+    assert!(
+        changed["payload"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "changing__added")
+    );
+    let result = events
+        .iter()
+        .find(|e| e["kind"] == "tool_result" && e["payload"]["call_id"] == "n")
+        .unwrap();
+    assert_eq!(result["payload"]["output"], "added 3");
+}

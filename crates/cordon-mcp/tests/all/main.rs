@@ -354,3 +354,119 @@ async fn startup_failures_name_what_went_wrong() {
         .unwrap();
     assert!(err.contains("this run has none"), "{err}");
 }
+
+/// The supervisor a test sandbox runs: `CORDON_TEST_SUPERVISOR`, else the one the workspace's
+/// build put beside the test binaries.
+fn supervisor() -> Option<cordon_sandbox::SupervisorCommand> {
+    let program = std::env::var_os("CORDON_TEST_SUPERVISOR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            let dir = exe.parent()?.parent()?;
+            ["cordon-supervisor", "cordon-test-supervisor"]
+                .iter()
+                .map(|n| dir.join(n))
+                .find(|p| p.exists())
+        });
+    let Some(program) = program else {
+        let msg = "no sandbox supervisor was built (cargo test --workspace builds it)";
+        assert!(std::env::var_os("CORDON_REQUIRE_PEERS").is_none(), "{msg}");
+        eprintln!("skipped: {msg}");
+        return None;
+    };
+    Some(cordon_sandbox::SupervisorCommand {
+        program,
+        args: vec![],
+        fallback: None,
+    })
+}
+
+/// The reference filesystem server inside a real sandbox, allowed the workspace and `/tmp`:
+/// it reads and writes the workspace, and a host file under `/tmp` it would allow stays out
+/// of its reach, because the sandbox has its own `/tmp`. (scripts/test runs this as an
+/// unprivileged user too.)
+#[tokio::test]
+async fn sandboxed_filesystem_server_reaches_the_workspace_and_nothing_else() {
+    let Some(peers) = peers() else { return };
+    let Some(supervisor) = supervisor() else {
+        return;
+    };
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::write(ws.path().join("notes.txt"), "inside").unwrap();
+    let host = tempfile::tempdir().unwrap();
+    let secret = host.path().join("secret.txt");
+    std::fs::write(&secret, "the host's secret").unwrap();
+    let mut config = cordon_sandbox::SandboxConfig::new(ws.path(), supervisor);
+    config.grants = vec![(peers.clone(), false)];
+    let sandbox = Arc::new(cordon_sandbox::LocalSandbox::create(config).await.unwrap());
+    let spec = ServerSpec {
+        command: Some("node".into()),
+        args: vec![
+            peers
+                .join("@modelcontextprotocol/server-filesystem/dist/index.js")
+                .display()
+                .to_string(),
+            "/workspace".into(),
+            "/tmp".into(),
+        ],
+        ..Default::default()
+    };
+    let place = Place {
+        sandbox: Some(sandbox.clone() as Arc<dyn cordon_sandbox::Sandbox>),
+    };
+    let server = McpServer::start("files", spec, Default::default(), place)
+        .await
+        .unwrap();
+    assert_eq!(server.info().unwrap().runs, cordon_mcp::Runs::Sandbox);
+    let read = call(
+        &server,
+        "files__read_text_file",
+        r#"{"path":"/workspace/notes.txt"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(read.text, "inside");
+    let stolen = call(
+        &server,
+        "files__read_text_file",
+        &serde_json::json!({ "path": secret.display().to_string() }).to_string(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        stolen.contains("ENOENT") && !stolen.contains("the host's secret"),
+        "{stolen}"
+    );
+    call(
+        &server,
+        "files__write_file",
+        r#"{"path":"/workspace/made.txt","content":"by the server"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("made.txt")).unwrap(),
+        "by the server"
+    );
+    // Stopping the server ends its process in the sandbox.
+    server.stop().await;
+    let ps = cordon_sandbox::Sandbox::run(
+        sandbox.as_ref(),
+        &[
+            "/bin/sh".into(),
+            "-c".into(),
+            "cat /proc/[0-9]*/cmdline | tr '\\0' ' '".into(),
+        ],
+        ".",
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert!(
+        !ps.stdout_text().contains("server-filesystem"),
+        "{}",
+        ps.stdout_text()
+    );
+    sandbox.stop().await;
+}
