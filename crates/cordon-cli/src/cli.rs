@@ -395,11 +395,16 @@ pub enum Command {
     #[command(subcommand, verbatim_doc_comment)]
     Policy(PolicyCommand),
 
-    /// Check which isolation tiers work on this host, and why or why not.
+    /// Check which isolation tiers work on this host, and why or why not; with --agent, also
+    /// the agent's MCP servers (where each runs, and whether those outside the sandbox start
+    /// and list their tools) and its skills.
     Doctor {
         /// A JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Also check this agent file's MCP servers and skills.
+        #[arg(long, value_name = "FILE")]
+        agent: Option<PathBuf>,
     },
 
     /// Print a shell completion script: `cordon completions bash > /etc/bash_completion.d/cordon`,

@@ -350,6 +350,39 @@ pub fn spans_with(events: &[Event], content: bool) -> Vec<Span> {
                     out[i].set("cordon.wait_ms", waited);
                 }
             }
+            EventPayload::ContextCompacted {
+                turn,
+                replaced,
+                tokens_before,
+                tokens_after,
+                usage,
+                items,
+                ..
+            } => {
+                // The summary call ran from the event before this one to this one.
+                let mut s = Span::new(
+                    SpanKind::Model,
+                    format!("chat {model_name}"),
+                    previous,
+                    e.seq,
+                );
+                s.end_ms = at;
+                s.set("gen_ai.operation.name", "chat");
+                s.set("gen_ai.request.model", model_name.as_str());
+                s.set("cordon.turn", turn);
+                s.set(
+                    "cordon.compaction",
+                    if items.is_some() { "server" } else { "summary" },
+                );
+                s.set("cordon.compaction.replaced_items", replaced as u64);
+                s.set("cordon.compaction.tokens_before", tokens_before);
+                s.set("cordon.compaction.tokens_after", tokens_after);
+                s.set("gen_ai.usage.input_tokens", usage.input_tokens);
+                s.set("gen_ai.usage.output_tokens", usage.output_tokens);
+                input = input.saturating_add(usage.input_tokens);
+                output = output.saturating_add(usage.output_tokens);
+                out.push(s);
+            }
             EventPayload::Checkpoint {
                 snapshot_id,
                 files_read,

@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod agent_check;
 mod approve;
 mod bench;
 mod evidence;
@@ -204,7 +205,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let bash = ["/bin/bash".to_string(), "-l".to_string()];
             sandbox::interactive(&sandbox, &protected, u64::MAX / 4, &bash).await
         }
-        Command::Doctor { json } => sandbox::doctor(json).await,
+        Command::Doctor { json, agent } => sandbox::doctor(json, agent.as_deref()).await,
         Command::Completions { shell } => {
             let mut command = <crate::cli::Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

@@ -271,7 +271,11 @@ impl Drop for RawMode {
 }
 
 /// `cordon doctor`: tries each tier for real and says what works.
-pub async fn doctor(json: bool) -> anyhow::Result<ExitCode> {
+pub async fn doctor(json: bool, agent: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let checked = match agent {
+        Some(path) => Some(crate::commands::agent_check::check(path).await?),
+        None => None,
+    };
     // The probe runs bubblewrap: off the runtime's threads.
     let probe = tokio::task::spawn_blocking(cordon_sandbox::tier::probe).await?;
     let scratch = tempfile::tempdir()?;
@@ -313,6 +317,7 @@ pub async fn doctor(json: bool) -> anyhow::Result<ExitCode> {
                 "bwrap": probe.bwrap, "supervisor": supervisor,
                 "supervisor_build": cordon_sandbox::supervisor::BUILD,
                 "tiers": tiers, "auto": auto.map(|t| t.as_str()),
+                "agent": checked.as_ref().map(|c| &c.json),
             })
         );
     } else {
@@ -361,11 +366,18 @@ pub async fn doctor(json: bool) -> anyhow::Result<ExitCode> {
                 "auto picks: nothing: cordon will refuse to run commands (install bubblewrap, or use a kernel with Landlock)"
             ),
         }
+        if let Some(c) = &checked {
+            for line in &c.lines {
+                println!("{line}");
+            }
+        }
     }
-    Ok(if auto.is_some() {
-        ExitCode::SUCCESS
-    } else {
+    Ok(if auto.is_none() {
         ExitCode::from(SANDBOX_FAILED)
+    } else if checked.is_some_and(|c| !c.ok) {
+        ExitCode::from(crate::exit::BAD_INPUT)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 

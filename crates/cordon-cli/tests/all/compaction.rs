@@ -158,6 +158,13 @@ async fn a_400_turn_run_stays_within_the_window() {
     let shown =
         String::from_utf8_lossy(&common::expect(h, &["show", "last"], 0).await.stdout).to_string();
     assert!(shown.contains("compacted"), "{shown}");
+    // Each summary call is a span of the run's trace.
+    let trace = common::expect(h, &["trace", "last", "--json"], 0).await;
+    let trace = String::from_utf8_lossy(&trace.stdout);
+    assert_eq!(
+        trace.matches("\"cordon.compaction\":\"summary\"").count(),
+        summaries.len()
+    );
 }
 
 #[tokio::test]

@@ -404,3 +404,56 @@ async fn a_tool_a_server_adds_mid_run_is_offered_on_the_next_turn() {
         .unwrap();
     assert_eq!(result["payload"]["output"], "added 3");
 }
+
+/// `cordon doctor --agent` says where each server runs, starts those outside the sandbox, and
+/// lists the skills; a server that does not start makes it exit 2.
+#[tokio::test]
+async fn doctor_checks_an_agents_servers_and_skills() {
+    if peers().is_none() {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap();
+    let mut c = common::cordon_std(h);
+    c.current_dir(&root).args([
+        "doctor",
+        "--json",
+        "--agent",
+        "examples/long-run/agent.toml",
+    ]);
+    let out = common::output(c).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let agent = &report["agent"];
+    assert_eq!(agent["mcp_servers"][0]["runs"], "host");
+    assert_eq!(agent["mcp_servers"][0]["started"], true);
+    assert_eq!(
+        agent["mcp_servers"][0]["tools"],
+        serde_json::json!(["everything__echo", "everything__get-sum"])
+    );
+    assert_eq!(agent["skills"][0]["name"], "release-notes");
+
+    std::fs::write(
+        h.join("agent.toml"),
+        "name = \"x\"\n[mcp_servers.gone]\ncommand = \"/no/such/server\"\ntrusted = true\n[mcp_servers.boxed]\ncommand = \"node\"\n",
+    )
+    .unwrap();
+    let out = common::expect(h, &["doctor", "--agent", "agent.toml"], 2).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("mcp gone") && text.contains("DOES NOT START"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mcp boxed") && text.contains("in each run's sandbox"),
+        "{text}"
+    );
+}
