@@ -395,9 +395,11 @@ pub enum Command {
     #[command(subcommand, verbatim_doc_comment)]
     Policy(PolicyCommand),
 
-    /// Check which isolation tiers work on this host, and why or why not; with --agent, also
-    /// the agent's MCP servers (where each runs, and whether those outside the sandbox start
-    /// and list their tools) and its skills.
+    /// Check which isolation tiers work on this host, and an agent's MCP servers and skills
+    ///
+    /// Which sandbox tiers start here, what each enforces and what it cannot. With --agent,
+    /// also the agent file's MCP servers (where each runs, and whether those outside the
+    /// sandbox start and which tools they list) and its skills.
     Doctor {
         /// A JSON object instead of text.
         #[arg(long)]
