@@ -107,8 +107,13 @@ fn events(response: reqwest::Response) -> BoxStream<'static, Result<Sse, SseErro
     let mut pending = 0usize;
     let bytes = response.bytes_stream().map(move |chunk| {
         let chunk = chunk.map_err(|e| std::io::Error::other(without_url(&e)))?;
-        // Bytes since the last blank line: an event that never ends is refused.
-        match chunk.windows(2).rposition(|w| w == b"\n\n") {
+        // Bytes since the last blank line (an event's end, `\n\n` or `\r\n\r\n`): an
+        // event that never ends is refused.
+        let end = chunk
+            .windows(2)
+            .rposition(|w| w == b"\n\n")
+            .max(chunk.windows(4).rposition(|w| w == b"\r\n\r\n"));
+        match end {
             Some(at) => pending = chunk.len() - at,
             None => pending += chunk.len(),
         }

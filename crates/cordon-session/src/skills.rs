@@ -213,10 +213,15 @@ pub fn from_host(
 /// Copies a skill folder into `to` (made new): plain files and folders only. A link is an
 /// error: it could point anywhere on the host, and the workspace would then hold that.
 pub fn copy_skill(from: &Path, to: &Path) -> Result<(), SessionError> {
-    if to.exists() {
+    if std::fs::symlink_metadata(to).is_ok() {
+        // An earlier run on this workspace placed it: the same files are fine as they are.
+        if same_files(from, to) {
+            return Ok(());
+        }
         return Err(bad(format!(
-            "skills: {} is in the workspace already (a manifest entry put it there?); a skill of that name cannot be placed twice",
-            to.display()
+            "skills: {} is in the workspace already, with other files than {} (changed since an earlier run placed it, or put there by a manifest entry); cordon does not overwrite it",
+            to.display(),
+            from.display()
         )));
     }
     let mut files = 0usize;
@@ -254,6 +259,36 @@ pub fn copy_skill(from: &Path, to: &Path) -> Result<(), SessionError> {
         }
     }
     Ok(())
+}
+
+/// Whether two folders hold the same plain files and folders, byte for byte (no links).
+fn same_files(a: &Path, b: &Path) -> bool {
+    fn listing(root: &Path) -> Option<Vec<(PathBuf, bool)>> {
+        let mut out = Vec::new();
+        for entry in walkdir::WalkDir::new(root)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
+            let entry = entry.ok()?;
+            let kind = entry.file_type();
+            if kind.is_symlink() || out.len() > MAX_FILES {
+                return None;
+            }
+            let rel = entry.path().strip_prefix(root).ok()?.to_path_buf();
+            out.push((rel, kind.is_dir()));
+        }
+        Some(out)
+    }
+    let (Some(left), Some(right)) = (listing(a), listing(b)) else {
+        return false;
+    };
+    left == right
+        && left.iter().filter(|(_, dir)| !dir).all(|(rel, _)| {
+            matches!(
+                (std::fs::read(a.join(rel)), std::fs::read(b.join(rel))),
+                (Ok(x), Ok(y)) if x == y
+            )
+        })
 }
 
 /// Every skill in the workspace's skills folder (`workspace`/`dir`), read and checked. A
@@ -591,6 +626,22 @@ mod tests {
         }
         let md = rt.block_on(tool.call(&ctx, r#"{"name":"leaky"}"#)).unwrap();
         assert!(md.text.contains("name: leaky"));
+        // A skill placed by an earlier run is left as it is; one changed since is refused.
+        let plain = skill(
+            t.path(),
+            "src/plain",
+            "---\nname: plain\ndescription: d\n---\n",
+        );
+        let placed = t.path().join("ws3/.agents/skills/plain");
+        copy_skill(&plain, &placed).unwrap();
+        copy_skill(&plain, &placed).unwrap();
+        std::fs::write(
+            placed.join("SKILL.md"),
+            "---\nname: plain\ndescription: edited\n---\n",
+        )
+        .unwrap();
+        let err = copy_skill(&plain, &placed).unwrap_err();
+        assert!(err.to_string().contains("does not overwrite"), "{err}");
         for dir in ["../out", "/abs", ""] {
             let s = SkillsSection {
                 paths: vec![],
