@@ -98,23 +98,7 @@ impl ModelClient {
         if let Some(key) = &p.api_key {
             http = http.bearer_auth(key.expose());
         }
-        let resp = http.send().await.map_err(|e| ModelError::Connect {
-            provider: p.name.clone(),
-            url: url.clone(),
-            message: p.redact(&error_chain(&e)),
-        })?;
-        let status = resp.status();
-        if !status.is_success() {
-            let retry_after = retry_after(resp.headers());
-            let text = resp.text().await.unwrap_or_default();
-            return Err(ModelError::Http {
-                provider: p.name.clone(),
-                url,
-                status: status.as_u16(),
-                body: p.redact(&excerpt(&text)),
-                retry_after,
-            });
-        }
+        let resp = self.send(http, &url).await?;
         let cut = |detail: String| ModelError::StreamCut {
             provider: p.name.clone(),
             detail: p.redact(&detail),
@@ -124,6 +108,34 @@ impl ModelClient {
             .await
             .map_err(|e| cut(format!("the compaction's answer is not JSON: {e}")))?;
         responses::parse_compacted(&v).map_err(|m| self.provider_error(m, false))
+    }
+
+    /// Sends a request; an answer that is not a success is an error with the start of its
+    /// body (the key redacted) and any `Retry-After`.
+    async fn send(
+        &self,
+        http: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::Response, ModelError> {
+        let p = &self.provider;
+        let resp = http.send().await.map_err(|e| ModelError::Connect {
+            provider: p.name.clone(),
+            url: url.to_string(),
+            message: p.redact(&error_chain(&e)),
+        })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let retry_after = retry_after(resp.headers());
+        let text = resp.text().await.unwrap_or_default();
+        Err(ModelError::Http {
+            provider: p.name.clone(),
+            url: url.to_string(),
+            status: status.as_u16(),
+            body: p.redact(&excerpt(&text)),
+            retry_after,
+        })
     }
 
     /// Runs `attempt` until it succeeds or the error is not worth another try: the same
@@ -241,24 +253,7 @@ impl ModelClient {
         if let Some(key) = &p.api_key {
             http = http.bearer_auth(key.expose());
         }
-        let connect_err = |e: reqwest::Error| ModelError::Connect {
-            provider: p.name.clone(),
-            url: url.clone(),
-            message: p.redact(&error_chain(&e)),
-        };
-        let resp = http.send().await.map_err(connect_err)?;
-        let status = resp.status();
-        if !status.is_success() {
-            let retry_after = retry_after(resp.headers());
-            let text = resp.text().await.unwrap_or_default();
-            return Err(ModelError::Http {
-                provider: p.name.clone(),
-                url,
-                status: status.as_u16(),
-                body: p.redact(&excerpt(&text)),
-                retry_after,
-            });
-        }
+        let resp = self.send(http, &url).await?;
         let emit = |e: StreamEvent| {
             let _ = events.send(e);
         };

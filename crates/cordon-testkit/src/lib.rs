@@ -20,6 +20,7 @@
 
 pub mod chat;
 pub mod frame;
+pub mod peers;
 pub mod responses;
 pub mod script;
 pub mod server;

@@ -9,22 +9,8 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 /// Where the npm peers are, or `None` (a failure under CORDON_REQUIRE_PEERS).
-pub fn peers() -> Option<PathBuf> {
-    let dir = std::env::var_os("CORDON_MCP_PEERS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/peers/node_modules")
-        });
-    if dir.join("@modelcontextprotocol/server-filesystem").is_dir() {
-        return Some(dir.canonicalize().unwrap());
-    }
-    let msg = format!(
-        "the MCP reference servers are not installed in {} (scripts/test installs them)",
-        dir.display()
-    );
-    assert!(std::env::var_os("CORDON_REQUIRE_PEERS").is_none(), "{msg}");
-    eprintln!("skipped: {msg}");
-    None
+fn peers() -> Option<PathBuf> {
+    cordon_testkit::peers::mcp_servers()
 }
 
 /// An agent with the filesystem server in the sandbox (allowed the workspace and `/tmp`,

@@ -12,21 +12,7 @@ use std::sync::Arc;
 
 /// Where the npm peers are, or `None` (a failure under CORDON_REQUIRE_PEERS).
 fn peers() -> Option<PathBuf> {
-    let dir = std::env::var_os("CORDON_MCP_PEERS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/peers/node_modules")
-        });
-    if dir.join("@modelcontextprotocol/server-everything").is_dir() {
-        return Some(dir);
-    }
-    let msg = format!(
-        "the MCP reference servers are not installed in {} (scripts/test installs them)",
-        dir.display()
-    );
-    assert!(std::env::var_os("CORDON_REQUIRE_PEERS").is_none(), "{msg}");
-    eprintln!("skipped: {msg}");
-    None
+    cordon_testkit::peers::mcp_servers()
 }
 
 fn everything(peers: &std::path::Path) -> String {
@@ -369,9 +355,9 @@ fn supervisor() -> Option<cordon_sandbox::SupervisorCommand> {
                 .find(|p| p.exists())
         });
     let Some(program) = program else {
-        let msg = "no sandbox supervisor was built (cargo test --workspace builds it)";
-        assert!(std::env::var_os("CORDON_REQUIRE_PEERS").is_none(), "{msg}");
-        eprintln!("skipped: {msg}");
+        cordon_testkit::peers::missing(
+            "no sandbox supervisor was built (cargo test --workspace builds it)",
+        );
         return None;
     };
     Some(cordon_sandbox::SupervisorCommand {
