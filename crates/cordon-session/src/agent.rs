@@ -191,6 +191,16 @@ impl AgentSpec {
         self
     }
 
+    /// Whether a run of this agent needs a sandbox: a tool of `registry` that runs in one,
+    /// or an MCP server that does (one not declared `trusted`). Unknown tools are an error.
+    pub fn needs_sandbox(&self, registry: &Registry) -> Result<bool, cordon_tools::RegistryError> {
+        let servers = self
+            .mcp_servers
+            .values()
+            .any(|s| s.runs() == cordon_mcp::Runs::Sandbox);
+        Ok(registry.needs_sandbox(&self.tools)? || servers)
+    }
+
     /// What is wrong with the agent's limits, if anything: `max_turns = 0`, a budget of 0,
     /// a cost that is not a positive number.
     pub fn limits_problem(&self) -> Option<String> {
@@ -352,7 +362,13 @@ impl AgentSpec {
             model: Some(info.model.clone()),
             instructions: info.instructions.clone(),
             max_turns: Some(info.max_turns),
-            tools: info.tools.clone(),
+            // `read_skill` is not in the registry: the resume builds it from the skills.
+            tools: info
+                .tools
+                .iter()
+                .filter(|t| !(info.skills.is_some() && *t == crate::skills::READ_SKILL))
+                .cloned()
+                .collect(),
             model_settings: serde_json::from_value(info.settings.clone()).unwrap_or_default(),
             output: None,
             output_schema: info.output_schema.clone(),

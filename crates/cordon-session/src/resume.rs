@@ -238,7 +238,7 @@ impl Session {
             },
             None => None,
         };
-        let needs_sandbox = self.tools.needs_sandbox(&agent.tools).map_err(|e| {
+        let needs_sandbox = agent.needs_sandbox(&self.tools).map_err(|e| {
             SessionError::bad_input(
                 format!("run {run_id}: {e}"),
                 "resume it with a session whose registry has the tools it was given",

@@ -427,7 +427,7 @@ impl Session {
         let model = self
             .models
             .recorded(&self.models.choose(model.as_deref(), agent.model.as_deref()));
-        let needs_sandbox = self.tools.needs_sandbox(&agent.tools).map_err(|e| {
+        let needs_sandbox = agent.needs_sandbox(&self.tools).map_err(|e| {
             SessionError::bad_input(format!("{origin}: {e}"), "name tools the registry has")
         })?;
         let run_id = RunId::new();
@@ -537,7 +537,9 @@ impl Session {
         let new_run = matches!(start, Start::New { .. });
         let (skills, skill_tool) = crate::skills::for_run(
             &agent,
-            sandbox.as_ref().map(|p| p.workspace.as_path()),
+            sandbox
+                .as_ref()
+                .map(|p| (p.workspace.as_path(), p.spec.read_only)),
             new_run,
             &origin,
         )?;

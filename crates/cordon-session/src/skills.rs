@@ -17,6 +17,8 @@ use crate::SessionError;
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 
+/// The name of the tool that reads skills from the host.
+pub const READ_SKILL: &str = "read_skill";
 /// Where skills are placed in the workspace by default.
 pub const DEFAULT_DIR: &str = ".agents/skills";
 /// The largest `SKILL.md` read.
@@ -210,6 +212,41 @@ pub fn from_host(
     Ok(out)
 }
 
+/// `workspace`/`dir`, made when missing, with no link on the way: a link there could carry
+/// the skills out of the workspace onto the host.
+fn folder_inside(workspace: &Path, dir: &str) -> Result<PathBuf, SessionError> {
+    let mut at = workspace.to_path_buf();
+    for part in Path::new(dir).components() {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(bad_place(format!(
+                    "skills: {} in the workspace is a link, which could lead out of it; skills are not placed through links",
+                    at.display()
+                )));
+            }
+            Ok(m) if !m.is_dir() => {
+                return Err(bad_place(format!(
+                    "skills: {} in the workspace is not a folder",
+                    at.display()
+                )));
+            }
+            Ok(_) => {}
+            Err(_) => std::fs::create_dir(&at)
+                .map_err(|e| bad_place(format!("skills: cannot make {}: {e}", at.display())))?,
+        }
+    }
+    Ok(at)
+}
+
+/// A problem with where skills go (not with a skill itself).
+fn bad_place(what: String) -> SessionError {
+    SessionError::bad_input(
+        what,
+        "skills go to `dir` (default .agents/skills) inside the workspace, a plain folder",
+    )
+}
+
 /// Copies a skill folder into `to` (made new): plain files and folders only. A link is an
 /// error: it could point anywhere on the host, and the workspace would then hold that.
 pub fn copy_skill(from: &Path, to: &Path) -> Result<(), SessionError> {
@@ -218,8 +255,8 @@ pub fn copy_skill(from: &Path, to: &Path) -> Result<(), SessionError> {
         if same_files(from, to) {
             return Ok(());
         }
-        return Err(bad(format!(
-            "skills: {} is in the workspace already, with other files than {} (changed since an earlier run placed it, or put there by a manifest entry); cordon does not overwrite it",
+        return Err(bad_place(format!(
+            "skills: {} is in the workspace already, with other files than {} (changed since an earlier run placed it, or put there by a manifest entry); cordon does not overwrite it: remove it, or leave the skill out of `paths`",
             to.display(),
             from.display()
         )));
@@ -365,7 +402,7 @@ pub(crate) type RunSkills = (Vec<Skill>, Option<std::sync::Arc<dyn cordon_tools:
 /// and finds every skill there; a resumed run has them as it recorded them.
 pub(crate) fn for_run(
     agent: &crate::AgentSpec,
-    workspace: Option<&Path>,
+    workspace: Option<(&Path, bool)>,
     new_run: bool,
     origin: &str,
 ) -> Result<RunSkills, SessionError> {
@@ -393,17 +430,31 @@ pub(crate) fn for_run(
         };
         return Ok((placed, tool));
     }
-    let section = agent.skills.clone().unwrap_or_default();
+    // An agent without `[skills]` has none: a workspace's own folders are not read.
+    let Some(section) = agent.skills.clone() else {
+        return Ok((Vec::new(), None));
+    };
     let base = agent
         .skills_base
         .clone()
         .unwrap_or_else(|| PathBuf::from("."));
     let from_host = from_host(&section, &base).map_err(with_origin)?;
     match workspace {
-        Some(ws) => {
+        Some((ws, read_only)) => {
             let dir = checked_dir(&section).map_err(with_origin)?;
-            for (folder, name, _) in &from_host {
-                copy_skill(folder, &ws.join(&dir).join(name)).map_err(with_origin)?;
+            if !from_host.is_empty() {
+                if read_only {
+                    return Err(SessionError::bad_input(
+                        format!(
+                            "{origin}: skills cannot be placed in a read-only workspace ({dir})"
+                        ),
+                        "put them in the workspace yourself, or with a manifest entry at .agents/skills/NAME, and leave out `paths`",
+                    ));
+                }
+                let root = folder_inside(ws, &dir).map_err(with_origin)?;
+                for (folder, name, _) in &from_host {
+                    copy_skill(folder, &root.join(name)).map_err(with_origin)?;
+                }
             }
             Ok((in_workspace(ws, &dir).map_err(with_origin)?, None))
         }
@@ -441,7 +492,7 @@ pub fn read_skill_tool(skills: Vec<(String, PathBuf)>) -> std::sync::Arc<dyn cor
     use cordon_tools::ToolError;
     let skills = std::sync::Arc::new(skills);
     std::sync::Arc::new(cordon_tools::FunctionTool::new(
-        "read_skill",
+        READ_SKILL,
         "Reads a skill's SKILL.md, or another file of the skill (a folder is listed). Skills are listed in your instructions.",
         move |a: ReadSkill| {
             let skills = skills.clone();
@@ -492,6 +543,9 @@ pub fn read_skill_tool(skills: Vec<(String, PathBuf)>) -> std::sync::Arc<dyn cor
                         .collect();
                     names.sort();
                     return Ok(names.join("\n"));
+                }
+                if !meta.is_file() {
+                    return Err(ToolError::Failed(format!("{rel} is not a plain file")));
                 }
                 if meta.len() > MAX_SKILL_MD {
                     return Err(ToolError::Failed(format!(

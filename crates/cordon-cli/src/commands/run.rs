@@ -21,7 +21,7 @@ pub async fn run(args: RunArgs, paths: &Paths<'_>) -> anyhow::Result<ExitCode> {
             "the default agent".to_string(),
         ),
     };
-    let needs_sandbox = session.tools().needs_sandbox(&agent.tools).map_err(|e| {
+    let needs_sandbox = agent.needs_sandbox(session.tools()).map_err(|e| {
         crate::exit::Failure::bad_input(format!("{origin}: {e}"), "name tools cordon has")
     })?;
     let sandbox = match (needs_sandbox, &args.sandbox.manifest) {

@@ -443,3 +443,62 @@ async fn doctor_checks_an_agents_servers_and_skills() {
         "{text}"
     );
 }
+
+/// An agent whose only sandboxed part is an MCP server gets a sandbox, on `run` with a
+/// workspace and on its resume.
+#[tokio::test]
+async fn a_sandboxed_server_alone_gets_the_run_a_sandbox_and_its_resume_too() {
+    let Some(peers) = peers() else { return };
+    let (_server, home) = common::scripted_home(
+        "[[turns]]\ntool_calls = [{ call_id = \"r\", name = \"files__read_text_file\", arguments = { path = \"/workspace/n.txt\" } }]\n[[turns]]\ntext = \"done\"\n",
+    )
+    .await;
+    let h = home.path();
+    std::fs::write(
+        h.join("m.toml"),
+        format!(
+            "grants = [{{ path = \"{}\" }}]\n[entries.\"n.txt\"]\ntype = \"file\"\ncontent = \"in the workspace\"\n",
+            peers.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("agent.toml"),
+        format!(
+            "name = \"a\"\ntools = [\"calculator\"]\n[approvals]\ntools = [\"files__read_text_file\"]\n[mcp_servers.files]\ncommand = \"node\"\nargs = [\"{}\", \"/workspace\"]\n",
+            peers
+                .join("@modelcontextprotocol/server-filesystem/dist/index.js")
+                .display()
+        ),
+    )
+    .unwrap();
+    let agent = h.join("agent.toml").display().to_string();
+    let m = h.join("m.toml").display().to_string();
+    common::expect(
+        h,
+        &[
+            "run",
+            "--agent",
+            &agent,
+            "--manifest",
+            &m,
+            "--model",
+            "s:m",
+            "go",
+        ],
+        5,
+    )
+    .await;
+    common::expect(h, &["approve", "last"], 0).await;
+    common::expect(h, &["resume", "last"], 0).await;
+    let events = common::json_lines(
+        &common::expect(h, &["show", "last", "--json"], 0)
+            .await
+            .stdout,
+    );
+    let read = events
+        .iter()
+        .find(|e| e["kind"] == "tool_result" && e["payload"]["call_id"] == "r")
+        .unwrap();
+    assert_eq!(read["payload"]["output"], "in the workspace");
+}

@@ -191,3 +191,133 @@ async fn malformed_and_duplicate_skills_are_refused_before_the_run() {
     let out = common::expect(h, &["run", "--agent", &agent, "--model", &model, "go"], 2).await;
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a folder inside the workspace"));
 }
+
+/// Skills and a user's own workspace: placed once and left for the next run, never through a
+/// link out of it; a workspace's folders are not read for an agent with no `[skills]`.
+#[tokio::test]
+async fn skills_in_a_users_workspace_run_again_and_never_leave_it() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::write(h.join("config.toml"), "").unwrap();
+    write(&h.join("skills/review/SKILL.md"), REVIEW);
+    write(
+        &h.join("agent.toml"),
+        "name = \"r\"\ntools = [\"exec_command\"]\n[skills]\npaths = [\"skills\"]\n",
+    );
+    write(&h.join("s.toml"), "[[turns]]\ntext = \"ok\"\n");
+    let model = format!("scripted:{}", h.join("s.toml").display());
+    let agent = h.join("agent.toml").display().to_string();
+    std::fs::create_dir_all(h.join("proj")).unwrap();
+    for _ in 0..2 {
+        common::expect(
+            h,
+            &[
+                "run",
+                "--agent",
+                &agent,
+                "--workspace",
+                "proj",
+                "--model",
+                &model,
+                "go",
+            ],
+            0,
+        )
+        .await;
+    }
+    assert!(h.join("proj/.agents/skills/review/SKILL.md").exists());
+    // A link on the way to the skills folder: refused, and nothing written where it leads.
+    std::fs::create_dir_all(h.join("proj2")).unwrap();
+    std::fs::create_dir_all(h.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(h.join("elsewhere"), h.join("proj2/.agents")).unwrap();
+    let out = common::expect(
+        h,
+        &[
+            "run",
+            "--agent",
+            &agent,
+            "--workspace",
+            "proj2",
+            "--model",
+            &model,
+            "go",
+        ],
+        2,
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a link"));
+    assert_eq!(std::fs::read_dir(h.join("elsewhere")).unwrap().count(), 0);
+    // A read-only workspace gets no skills copied into it.
+    let out = common::expect(
+        h,
+        &[
+            "run",
+            "--agent",
+            &agent,
+            "--workspace",
+            "proj",
+            "--read-only",
+            "--model",
+            &model,
+            "go",
+        ],
+        2,
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read-only workspace"));
+    // An agent without [skills] runs in a repository whose skills folder it would refuse.
+    write(
+        &h.join("proj3/.agents/skills/other/README.md"),
+        "not a skill",
+    );
+    write(
+        &h.join("plain.toml"),
+        "name = \"p\"\ntools = [\"exec_command\"]\n",
+    );
+    let plain = h.join("plain.toml").display().to_string();
+    common::expect(
+        h,
+        &[
+            "run",
+            "--agent",
+            &plain,
+            "--workspace",
+            "proj3",
+            "--model",
+            &model,
+            "go",
+        ],
+        0,
+    )
+    .await;
+}
+
+/// A run that reads skills from the host waits for an approval and resumes with `read_skill`.
+#[tokio::test]
+async fn a_run_with_host_skills_resumes() {
+    let (_server, home) = common::scripted_home(
+        "[[turns]]\ntool_calls = [{ name = \"calculator\", arguments = { expression = \"1 + 1\" } }]\n[[turns]]\ntool_calls = [{ call_id = \"r\", name = \"read_skill\", arguments = { name = \"review\" } }]\n[[turns]]\ntext = \"done\"\n",
+    )
+    .await;
+    let h = home.path();
+    write(&h.join("skills/review/SKILL.md"), REVIEW);
+    write(
+        &h.join("agent.toml"),
+        "name = \"r\"\ntools = [\"calculator\"]\n[approvals]\ntools = [\"calculator\"]\n[skills]\npaths = [\"skills\"]\n",
+    );
+    let agent = h.join("agent.toml").display().to_string();
+    common::expect(h, &["run", "--agent", &agent, "--model", "s:m", "go"], 5).await;
+    common::expect(h, &["approve", "last"], 0).await;
+    common::expect(h, &["resume", "last"], 0).await;
+    let events = events(&common::expect(h, &["show", "last", "--json"], 0).await);
+    let read = events
+        .iter()
+        .find(|e| e["kind"] == "tool_result" && e["payload"]["call_id"] == "r")
+        .unwrap();
+    assert!(
+        read["payload"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("Read checklist.md")
+    );
+}
