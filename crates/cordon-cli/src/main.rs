@@ -47,9 +47,11 @@ fn quiet_on_broken_pipe() {
 
 /// Logs go to stderr: warnings by default, more with `-v`, or as `RUST_LOG` says.
 fn init_tracing(verbose: u8) {
+    // rmcp's own lines repeat what MCP servers said (an echoed token among it); cordon
+    // reports their failures itself, with the run's secrets replaced.
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "warn,rmcp=off",
+        1 => "info,rmcp=off",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

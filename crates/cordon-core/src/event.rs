@@ -367,7 +367,8 @@ pub enum EventPayload {
         source: String,
         /// The tools it offers now.
         tools: Vec<String>,
-        /// Why listing them failed, when it did.
+        /// What went wrong: listing them failed (the old list stays), or a name another
+        /// tool has already was not offered.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },

@@ -30,6 +30,9 @@ pub struct Agent {
     pub tools: Vec<Arc<dyn Tool>>,
     /// Sources of more tools, whose lists can change during the run (MCP servers).
     pub sources: Vec<Arc<dyn ToolSource>>,
+    /// Which source offered each of the sources' tool names first: while it offers it, a
+    /// tool of that name from another source is not offered (no source shadows another's).
+    claimed: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     /// The MCP servers, as declared (recorded so that a resume starts them again).
     pub mcp_servers: Option<Value>,
     /// The skills the instructions list, as found (recorded for resume).
@@ -79,6 +82,7 @@ impl Agent {
             max_turns: DEFAULT_MAX_TURNS,
             tools: Vec::new(),
             sources: Vec::new(),
+            claimed: Default::default(),
             mcp_servers: None,
             skills: None,
             compaction: None,
@@ -110,11 +114,40 @@ impl Agent {
         self
     }
 
-    /// Every tool offered now: the agent's own, then each source's.
+    /// Every tool offered now: the agent's own, then each source's. A name is offered
+    /// once: the agent's own tools keep theirs, and a source's tool keeps its name while
+    /// the source that offered it first still does.
     pub fn offered(&self) -> Vec<Arc<dyn Tool>> {
         let mut all = self.tools.clone();
-        for s in &self.sources {
-            all.extend(s.tools());
+        if self.sources.is_empty() {
+            return all;
+        }
+        let lists: Vec<Vec<(String, Arc<dyn Tool>)>> = self
+            .sources
+            .iter()
+            .map(|s| s.tools().into_iter().map(|t| (t.spec().name, t)).collect())
+            .collect();
+        let offers = |i: usize, name: &str| lists[i].iter().any(|(n, _)| n == name);
+        let mut claimed = self.claimed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut owner: std::collections::HashMap<&str, usize> = Default::default();
+        for (i, list) in lists.iter().enumerate() {
+            for (name, _) in list {
+                let first = match claimed.get(name) {
+                    Some(&o) if o < lists.len() && offers(o, name) => o,
+                    _ => i,
+                };
+                owner.entry(name.as_str()).or_insert(first);
+            }
+        }
+        let mut taken: std::collections::HashSet<String> =
+            self.tools.iter().map(|t| t.spec().name).collect();
+        for (i, list) in lists.iter().enumerate() {
+            for (name, tool) in list {
+                if owner.get(name.as_str()) == Some(&i) && taken.insert(name.clone()) {
+                    claimed.insert(name.clone(), i);
+                    all.push(tool.clone());
+                }
+            }
         }
         all
     }
@@ -183,7 +216,8 @@ impl Agent {
             return Err(AgentError::NoPrice);
         }
         let mut seen = std::collections::HashSet::new();
-        for t in self.offered() {
+        let sources = self.sources.iter().flat_map(|s| s.tools());
+        for t in self.tools.iter().cloned().chain(sources) {
             let name = t.spec().name;
             if !seen.insert(name.clone()) {
                 return Err(AgentError::DuplicateTool(name));
@@ -224,5 +258,56 @@ impl Agent {
             .iter()
             .flat_map(|s| s.tools())
             .find(|t| t.spec().name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cordon_tools::{FunctionTool, RefreshFuture, ToolError};
+    use std::sync::Mutex;
+
+    struct Listed(&'static str, Mutex<Vec<&'static str>>);
+
+    fn tool(name: &'static str) -> Arc<dyn Tool> {
+        Arc::new(FunctionTool::new(name, "t", |_: serde_json::Value| async {
+            Ok::<_, ToolError>(String::new())
+        }))
+    }
+
+    impl ToolSource for Listed {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn tools(&self) -> Vec<Arc<dyn Tool>> {
+            self.1.lock().unwrap().iter().map(|n| tool(n)).collect()
+        }
+        fn refresh(&self) -> RefreshFuture<'_> {
+            Box::pin(async { Ok(None) })
+        }
+    }
+
+    #[test]
+    fn a_source_never_shadows_a_name_offered_before() {
+        let a = Arc::new(Listed("a", Mutex::new(vec!["a__x"])));
+        let b = Arc::new(Listed("b", Mutex::new(vec!["b__y", "shared"])));
+        let agent = Agent::new("t", "p:m", "m")
+            .tool(tool("own"))
+            .source(a.clone())
+            .source(b.clone());
+        let names = |agent: &Agent| -> Vec<String> {
+            agent.offered().iter().map(|t| t.spec().name).collect()
+        };
+        assert_eq!(names(&agent), ["own", "a__x", "b__y", "shared"]);
+        // `a` adds a name `b` offers, and one the agent has: neither is offered from `a`.
+        a.1.lock().unwrap().extend(["shared", "own"]);
+        assert_eq!(names(&agent), ["own", "a__x", "b__y", "shared"]);
+        // Once `b` drops it, `a` may offer it.
+        b.1.lock().unwrap().retain(|n| *n != "shared");
+        assert_eq!(names(&agent), ["own", "a__x", "shared", "b__y"]);
+        // Duplicates among what is there at the start are refused.
+        let c = Arc::new(Listed("c", Mutex::new(vec!["own"])));
+        let bad = Agent::new("t", "p:m", "m").tool(tool("own")).source(c);
+        assert!(matches!(bad.check(), Err(AgentError::DuplicateTool(n)) if n == "own"));
     }
 }

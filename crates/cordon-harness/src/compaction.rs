@@ -110,6 +110,13 @@ impl Compaction {
                 self.threshold
             ));
         }
+        if self
+            .instructions
+            .as_deref()
+            .is_some_and(|i| i.trim().is_empty())
+        {
+            return Some("instructions is empty; leave it out to use cordon's".into());
+        }
         if !(self.keep_recent > 0.0 && self.keep_recent < self.threshold) {
             return Some(format!(
                 "keep_recent {} must be more than 0 and below the threshold {}",
@@ -202,6 +209,17 @@ pub fn cut(items: &[Item], keep: u64) -> Option<Cut> {
         kept_head,
         replaced: at - kept_head,
     })
+}
+
+/// Whether replacing the items `cut` names can make the conversation smaller: they take
+/// more than a summary may (a cut that would replace a few small items, beside a task that
+/// alone fills the window, is not made).
+pub fn worth_it(items: &[Item], cut: Cut) -> bool {
+    let replaced: u64 = items[cut.kept_head..cut.kept_head + cut.replaced]
+        .iter()
+        .map(item_tokens)
+        .sum();
+    replaced > SUMMARY_MAX_OUTPUT
 }
 
 /// The older items as a transcript for the summary request: every item by who said it,

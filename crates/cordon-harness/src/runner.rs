@@ -515,7 +515,7 @@ impl Runner {
         let fixed = c::request_tokens(&agent.instructions, &tools, &[]);
         let keep = ((compaction.context_window as f64 * compaction.keep_recent) as u64)
             .saturating_sub(fixed);
-        let Some(cut) = c::cut(items, keep) else {
+        let Some(cut) = c::cut(items, keep).filter(|&cut| c::worth_it(items, cut)) else {
             return Ok(Ok(()));
         };
         let request = c::summary_request(agent, compaction, items, cut);
@@ -634,7 +634,7 @@ impl Runner {
     /// Lists again the tools of every source that said they changed, and records each change.
     async fn refresh_tools(&self, agent: &Agent, live: &mut Live<'_>) -> Result<(), StoreError> {
         for source in &agent.sources {
-            let (tools, error) = match source.refresh().await {
+            let (tools, mut error) = match source.refresh().await {
                 Ok(None) => continue,
                 Ok(Some(tools)) => (tools, None),
                 Err(e) => (
@@ -642,6 +642,24 @@ impl Runner {
                     Some(e),
                 ),
             };
+            // A new name another tool has already is not offered: say so.
+            let offered: std::collections::HashSet<String> =
+                agent.offered().iter().map(|t| t.spec().name).collect();
+            let withheld: Vec<&String> = tools.iter().filter(|t| !offered.contains(*t)).collect();
+            if !withheld.is_empty() {
+                let note = format!(
+                    "not offered, another tool has the name: {}",
+                    withheld
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                error = Some(match error {
+                    Some(e) => format!("{e}; {note}"),
+                    None => note,
+                });
+            }
             live.record(EventPayload::ToolsChanged {
                 source: source.name().to_string(),
                 tools,

@@ -183,11 +183,19 @@ impl StreamableHttpClient for HttpClient {
         let expects_answer = matches!(message, ClientJsonRpcMessage::Request(_));
         if !status.is_success() {
             let body = bounded_body(response).await?;
-            // A JSON-RPC error in a failed answer is still the server's answer.
+            // A JSON-RPC error in a failed answer is still the server's answer, when it
+            // names the request it answers (one without an id, as a server that lost the
+            // session sends, answers nothing: it would leave the call waiting).
             if kind.as_deref() == Some(JSON)
+                && serde_json::from_slice::<serde_json::Value>(&body)
+                    .is_ok_and(|v| !v["id"].is_null())
                 && let Ok(m @ ServerJsonRpcMessage::Error(_)) = serde_json::from_slice(&body)
             {
                 return Ok(StreamableHttpPostResponse::Json(m, session));
+            }
+            if status == reqwest::StatusCode::BAD_REQUEST && session_id.is_some() {
+                // The server no longer knows the session (it restarted): start a new one.
+                return Err(StreamableHttpError::SessionExpired);
             }
             return Err(StreamableHttpError::UnexpectedServerResponse(Cow::Owned(
                 format!("HTTP {status}: {}", preview(&body)),

@@ -232,8 +232,12 @@ impl McpServer {
             }
             Runs::Remote => {
                 let url = self.resolved.url.clone().unwrap_or_default();
+                // No redirects (headers and the URL's query would follow them to another
+                // origin) and no Referer.
                 let client = reqwest::Client::builder()
                     .connect_timeout(Duration::from_secs(10))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .referer(false)
                     .build()
                     .map_err(|e| format!("no HTTP client: {e}"))?;
                 let mut config = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url);
@@ -387,7 +391,11 @@ impl McpServer {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 let ended = self.exit_note();
                 Err(ToolError::Failed(if ended.is_empty() {
-                    format!("the MCP server '{}' failed the call: {e}", self.name)
+                    format!(
+                        "the MCP server '{}' failed the call: {}",
+                        self.name,
+                        describe(&e)
+                    )
                 } else {
                     format!(
                         "the MCP server '{}' stopped during the call{ended}; it is started again for the next call",
@@ -399,6 +407,19 @@ impl McpServer {
                 crate::result::to_output(&serde_json::to_value(&result).unwrap_or(Value::Null))
             }
         }
+    }
+}
+
+/// What a failed request says, in words for the model and people (rmcp's own names its
+/// transport's types).
+fn describe(e: &rmcp::ServiceError) -> String {
+    match e {
+        rmcp::ServiceError::McpError(m) => format!("{} (error {})", m.message, m.code.0),
+        rmcp::ServiceError::TransportSend(t) => {
+            format!("the request could not be sent: {}", t.error)
+        }
+        rmcp::ServiceError::TransportClosed => "the connection to it closed".into(),
+        other => other.to_string(),
     }
 }
 

@@ -212,6 +212,23 @@ impl ServerSpec {
                 return fail(format!("{what} is 0; give a number of seconds"));
             }
         }
+        for name in self.env.keys().chain(self.env_from_host.keys()) {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return fail(format!(
+                    "'{name}' is not an environment variable's name (empty, or holding '=')"
+                ));
+            }
+        }
+        if self.bearer_token_from_host.is_some()
+            && self
+                .headers_from_host
+                .keys()
+                .any(|h| h.eq_ignore_ascii_case("authorization"))
+        {
+            return fail(
+                "both `bearer_token_from_host` and an Authorization header in `headers_from_host`: give one".into(),
+            );
+        }
         for header in self.headers_from_host.keys() {
             if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
                 return fail(format!(
@@ -253,6 +270,17 @@ impl Resolved {
         let mut out: Vec<(String, String)> = Vec::new();
         if let (Some(var), Some(url)) = (&spec.url_from_host, &self.url) {
             out.push((format!("url_from_host {var}"), url.clone()));
+            // Its parts too: a model or a server may echo a key without the rest.
+            if let Ok(parsed) = reqwest::Url::parse(url) {
+                let parts = parsed
+                    .query_pairs()
+                    .map(|(_, v)| v.into_owned())
+                    .chain(parsed.password().map(str::to_string))
+                    .chain(Some(parsed.username().to_string()));
+                for part in parts.filter(|p| p.len() >= 8) {
+                    out.push((format!("url_from_host {var}"), part));
+                }
+            }
         }
         if let (Some(var), Some(token)) = (&spec.bearer_token_from_host, &self.bearer) {
             out.push((format!("bearer_token_from_host {var}"), token.clone()));
@@ -382,6 +410,14 @@ mod tests {
             ),
             ("command = \"a\"\ndeny_tools = [\"[\"]", "not a glob"),
             ("command = \"a\"\ncall_timeout_secs = 0", "is 0"),
+            (
+                "command = \"a\"\nenv = { \"A=B\" = \"x\" }",
+                "environment variable",
+            ),
+            (
+                "url = \"http://x/mcp\"\nbearer_token_from_host = \"T\"\nheaders_from_host = { Authorization = \"U\" }",
+                "give one",
+            ),
         ];
         for (text, says) in bad {
             let err = spec(text).check("s").unwrap_err().to_string();

@@ -34,7 +34,7 @@ impl Exit {
         Some(if tail.is_empty() {
             ended.clone()
         } else {
-            let last: Vec<&str> = tail.lines().rev().take(6).collect();
+            let last: Vec<&str> = tail.lines().rev().take(10).collect();
             let last: Vec<&str> = last.into_iter().rev().collect();
             format!("{ended}; its last words on stderr: {}", last.join(" | "))
         })

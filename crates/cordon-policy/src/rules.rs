@@ -31,7 +31,7 @@ pub struct ToolRule {
     /// The rule's key in the log and in approvals (default `tool:NAME`).
     #[serde(default)]
     pub id: Option<String>,
-    /// Tool names; `*` matches any text (`mcp__github__*`).
+    /// Tool names; `*` matches any text (`github__*`, an MCP server's tools).
     pub name: OneOrMany,
     /// What calls of these tools get.
     pub decision: Verdict,

@@ -51,6 +51,13 @@ pub(crate) async fn start(
     place: Place,
     origin: &str,
 ) -> Result<Vec<Arc<McpServer>>, SessionError> {
+    // What a failure says may echo what the server was given (its stderr, a 401's body).
+    let mut redactor = cordon_core::Redactor::new();
+    for d in &declared {
+        for (name, value) in d.secrets() {
+            redactor.add(&name, &value);
+        }
+    }
     let starts = declared.into_iter().map(|d| {
         let place = place.clone();
         async move {
@@ -70,6 +77,7 @@ pub(crate) async fn start(
     }
     if let Some((name, why)) = failed {
         stop(&started).await;
+        let why = redactor.redact(&why);
         return Err(SessionError::bad_input(
             format!("{origin}: the MCP server '{name}' did not start: {why}"),
             "check its command or URL by hand; `trusted = true` servers run on the host, others in the run's sandbox",

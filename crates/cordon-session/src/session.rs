@@ -554,9 +554,29 @@ impl Session {
                 .unwrap_or_default()
                 .resolve(self.models.context_window(&resolved.model_name)),
         };
-        if compaction
+        let section = agent
+            .compaction
             .as_ref()
-            .is_some_and(|c| c.mode == cordon_harness::compaction::Mode::Server)
+            .filter(|c| c.enabled != Some(false));
+        if new_run && section.is_some() && compaction.is_none() {
+            return Err(SessionError::bad_input(
+                format!(
+                    "{origin}: [compaction] is set, and no context window is known for the model {}",
+                    resolved.model_name
+                ),
+                format!(
+                    "give [compaction] context_window, or [context_windows] \"{}\" = TOKENS in the config",
+                    resolved.model_name
+                ),
+            ));
+        }
+        let server_mode = |m: Option<cordon_harness::compaction::Mode>| {
+            m == Some(cordon_harness::compaction::Mode::Server)
+        };
+        if (compaction
+            .as_ref()
+            .is_some_and(|c| server_mode(Some(c.mode)))
+            || (new_run && section.is_some_and(|c| server_mode(c.mode))))
             && resolved.provider.api != cordon_model::Api::Responses
         {
             return Err(SessionError::bad_input(

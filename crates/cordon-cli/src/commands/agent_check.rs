@@ -36,13 +36,18 @@ pub async fn check(path: &Path) -> anyhow::Result<Checked> {
             Runs::Host | Runs::Remote => match server.resolve(name, &|v| std::env::var(v).ok()) {
                 Err(e) => Err(e.problem),
                 Ok(resolved) => {
+                    // What a failure says may echo what the server was given.
+                    let mut redactor = cordon_core::Redactor::new();
+                    for (secret, value) in resolved.secrets(server) {
+                        redactor.add(&secret, &value);
+                    }
                     match McpServer::start(name, server.clone(), resolved, Place::default()).await {
                         Ok(started) => {
                             let info = started.info();
                             started.stop().await;
                             Ok(info)
                         }
-                        Err(e) => Err(e),
+                        Err(e) => Err(redactor.redact(&e)),
                     }
                 }
             },

@@ -104,15 +104,14 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             error,
         } => (
             "mcp",
-            match error {
-                Some(e) => {
-                    format!("server {source} changed its tools, and listing them failed: {e}")
-                }
-                None => format!(
-                    "server {source} changed its tools · now {}",
-                    plural(tools.len() as u64, "tool", "tools")
-                ),
-            },
+            format!(
+                "server {source} changed its tools · now {}{}",
+                plural(tools.len() as u64, "tool", "tools"),
+                error
+                    .as_ref()
+                    .map(|e| format!(" · {e}"))
+                    .unwrap_or_default()
+            ),
             vec![format!("tools: {}", tools.join(", "))],
         ),
         EventPayload::ContextCompacted {
