@@ -502,3 +502,35 @@ async fn a_sandboxed_server_alone_gets_the_run_a_sandbox_and_its_resume_too() {
         .unwrap();
     assert_eq!(read["payload"]["output"], "in the workspace");
 }
+
+/// A trusted server that fails at start with its secret on stderr: the error names the
+/// failure, not the secret.
+#[tokio::test]
+async fn a_startup_failure_does_not_print_the_servers_secrets() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::write(h.join("config.toml"), "").unwrap();
+    std::fs::write(h.join("s.toml"), "[[turns]]\ntext = \"never\"\n").unwrap();
+    std::fs::write(
+        h.join("agent.toml"),
+        "name = \"a\"\n[mcp_servers.leaky]\ncommand = \"sh\"\nargs = [\"-c\", \"echo token is $T >&2; exit 1\"]\ntrusted = true\nenv_from_host = { T = \"MCP_TEST_TOKEN\" }\n",
+    )
+    .unwrap();
+    let mut c = common::as_tester(h);
+    c.env("MCP_TEST_TOKEN", "sk-startup-secret-98765").args([
+        "run",
+        "--agent",
+        &h.join("agent.toml").display().to_string(),
+        "--model",
+        &format!("scripted:{}", h.join("s.toml").display()),
+        "go",
+    ]);
+    let out = common::output(c).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("exited with code 1") && err.contains("token is"),
+        "{err}"
+    );
+    assert!(!err.contains("sk-startup-secret-98765"), "{err}");
+}

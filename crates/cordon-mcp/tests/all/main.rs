@@ -456,3 +456,64 @@ async fn sandboxed_filesystem_server_reaches_the_workspace_and_nothing_else() {
     );
     sandbox.stop().await;
 }
+
+/// An HTTP server that restarts (and forgets the session) is given a new session: calls go on
+/// working rather than waiting out their timeout.
+#[tokio::test]
+async fn an_http_server_that_restarted_gets_a_new_session() {
+    let Some(peers) = peers() else { return };
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let serve = || {
+        tokio::process::Command::new("node")
+            .args([everything(&peers), "streamableHttp".into()])
+            .env("PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let up = || async {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the server did not listen");
+    };
+    let mut first = serve();
+    up().await;
+    let spec = ServerSpec {
+        url: Some(format!("http://127.0.0.1:{port}/mcp")),
+        call_timeout_secs: Some(20),
+        ..Default::default()
+    };
+    let server = start("remote", spec).await;
+    call(&server, "remote__echo", r#"{"message":"one"}"#)
+        .await
+        .unwrap();
+    first.kill().await.unwrap();
+    first.wait().await.unwrap();
+    let _second = serve();
+    up().await;
+    let started = std::time::Instant::now();
+    let mut answer = call(&server, "remote__echo", r#"{"message":"two"}"#).await;
+    if answer.is_err() {
+        // At most the call that found the session gone fails; the next one works.
+        answer = call(&server, "remote__echo", r#"{"message":"two"}"#).await;
+    }
+    assert_eq!(answer.unwrap().text, "Echo: two");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    server.stop().await;
+}
