@@ -660,6 +660,17 @@ pub struct RunArgs {
     /// a path (./team, team.toml) is a file. Without one, calls run unless `[approvals]` ask.
     #[arg(long, value_name = "NAME|FILE")]
     pub policy: Option<String>,
+
+    /// Carry on the conversation of an ended run (`last`, an id or a piece of one): the new
+    /// run starts from its history, and the task is the next message. The link is recorded
+    /// in both runs.
+    #[arg(long = "continue", value_name = "RUN")]
+    pub continues: Option<String>,
+
+    /// The conversation this run belongs to, by name: it carries on the conversation's
+    /// newest run (the first run of a name starts the conversation).
+    #[arg(long, value_name = "NAME")]
+    pub conversation: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -215,6 +215,8 @@ impl RunObserver for Human {
             | EventPayload::WorkspaceMaterialized { .. }
             | EventPayload::ArtifactsCollected { .. }
             | EventPayload::SecretsRedacted { .. }
+            | EventPayload::ConversationContinued { .. }
+            | EventPayload::ContinuedBy { .. }
             | EventPayload::UserInput { .. }
             | EventPayload::ModelRetry { .. }
             | EventPayload::Checkpoint { .. }

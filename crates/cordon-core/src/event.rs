@@ -341,6 +341,24 @@ pub enum EventPayload {
         /// How long cordon waits before the next attempt.
         delay_ms: u64,
     },
+    /// This run carries on a conversation: it starts from the history of the run `from` (its
+    /// conversation as that run ended), and belongs to the conversation named
+    /// `conversation`, if it was given a name.
+    ConversationContinued {
+        /// The run whose history this one starts from (none: the conversation's first run).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// The conversation's name, when it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<String>,
+        /// The history carried over, as that run's model would next have seen it.
+        items: Vec<Item>,
+    },
+    /// A later run carries on this run's conversation (recorded in the earlier run).
+    ContinuedBy {
+        /// The later run.
+        run: String,
+    },
     /// An MCP server started for the run and answered; the tools it offers.
     McpServerStarted {
         /// Its name in the agent file.
@@ -661,6 +679,8 @@ impl EventPayload {
             EventPayload::BudgetExceeded { .. } => "budget_exceeded",
             EventPayload::RunResumed { .. } => "run_resumed",
             EventPayload::RunPaused { .. } => "run_paused",
+            EventPayload::ConversationContinued { .. } => "conversation_continued",
+            EventPayload::ContinuedBy { .. } => "continued_by",
             EventPayload::McpServerStarted { .. } => "mcp_server_started",
             EventPayload::ToolsChanged { .. } => "tools_changed",
             EventPayload::ContextCompacted { .. } => "context_compacted",

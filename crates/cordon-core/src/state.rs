@@ -287,7 +287,12 @@ impl RunState {
                 };
                 self.items.splice(head..end, by);
             }
-            EventPayload::McpServerStarted { .. } | EventPayload::ToolsChanged { .. } => {}
+            EventPayload::ConversationContinued { items, .. } => {
+                self.items.extend(items.iter().cloned())
+            }
+            EventPayload::McpServerStarted { .. }
+            | EventPayload::ToolsChanged { .. }
+            | EventPayload::ContinuedBy { .. } => {}
             EventPayload::ModelResponse { response, .. } => {
                 self.turns += 1;
                 self.usage.add(&response.usage);

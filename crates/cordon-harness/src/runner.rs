@@ -84,6 +84,7 @@ pub struct Runner {
     redactor: Option<Arc<cordon_core::Redactor>>,
     network: Option<Arc<dyn crate::NetworkFeed>>,
     at_start: Vec<EventPayload>,
+    history: Option<EventPayload>,
 }
 
 /// One run in progress: its log, its folded state, and who watches.
@@ -207,7 +208,15 @@ impl Runner {
             stop: None,
             redactor: None,
             at_start: Vec::new(),
+            history: None,
         }
+    }
+
+    /// Starts each new run from the history of an earlier one (a `conversation_continued`
+    /// event, recorded before the task).
+    pub fn history(mut self, event: EventPayload) -> Self {
+        self.history = Some(event);
+        self
     }
 
     /// Records `event` when the run starts or resumes, after what the runner records then
@@ -363,6 +372,9 @@ impl Runner {
         }
         for event in &self.at_start {
             live.record(event.clone()).await?;
+        }
+        if let Some(history) = &self.history {
+            live.record(history.clone()).await?;
         }
         // The workspace as it starts: resume restores it if the run stops before the next.
         self.checkpoint(live).await?;

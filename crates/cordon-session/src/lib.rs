@@ -66,6 +66,7 @@ mod agent;
 mod approvals;
 pub mod artifacts;
 mod checkpoint;
+mod conversation;
 mod egress;
 mod error;
 mod events;

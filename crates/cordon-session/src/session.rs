@@ -148,6 +148,12 @@ pub struct RunRequest {
     pub stop: Option<Arc<AtomicBool>>,
     /// The policy the run is under, over the agent's own (see [`crate::policy::resolve`]).
     pub policy: Option<cordon_policy::Policy>,
+    /// The run (`last`, an id or a piece of one) whose conversation this run carries on: it
+    /// starts from that run's history. The run must have ended.
+    pub continues: Option<String>,
+    /// The conversation this run belongs to, by name: without `continues`, it carries on the
+    /// conversation's newest run (or starts the conversation).
+    pub conversation: Option<String>,
 }
 
 impl RunRequest {
@@ -164,6 +170,8 @@ impl RunRequest {
             observers: Vec::new(),
             stop: None,
             policy: None,
+            continues: None,
+            conversation: None,
         }
     }
 
@@ -199,7 +207,10 @@ pub struct WorkspaceInfo {
 
 /// How a prepared run begins.
 pub(crate) enum Start {
-    New { task: String },
+    New {
+        task: String,
+        continuation: Option<crate::conversation::Continuation>,
+    },
     Resume(Resumption),
 }
 
@@ -264,8 +275,25 @@ impl PreparedRun {
             _keep_alive,
             ..
         } = self;
+        // A run that carries on a conversation is linked from the earlier run first.
+        let (runner, start) = match start {
+            Start::New {
+                task,
+                continuation: Some(c),
+            } => {
+                c.link(runner.store(), &run_id).await?;
+                (
+                    runner.history(c.event()),
+                    Start::New {
+                        task,
+                        continuation: None,
+                    },
+                )
+            }
+            other => (runner, other),
+        };
         let result = match start {
-            Start::New { task } => runner.run_as(run_id.clone(), &agent, &task).await,
+            Start::New { task, .. } => runner.run_as(run_id.clone(), &agent, &task).await,
             Start::Resume(how) => runner.resume(&agent, &run_id, how).await,
         };
         // The tools hold the sandbox too: let them go (the MCP servers first, some of which
@@ -417,7 +445,12 @@ impl Session {
             observers,
             stop,
             policy,
+            continues,
+            conversation,
         } = request;
+        let continuation = self
+            .continuation(continues.as_deref(), conversation.as_deref())
+            .await?;
         if let Some(n) = max_turns {
             agent.max_turns = Some(n);
         }
@@ -473,7 +506,7 @@ impl Session {
             last_checkpoint: None,
             restored_from: None,
             notes: Vec::new(),
-            start: Start::New { task },
+            start: Start::New { task, continuation },
             observers,
             stop,
             egress,

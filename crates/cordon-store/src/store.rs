@@ -809,6 +809,20 @@ impl Store {
         }
     }
 
+    /// The newest run in the conversation called `name` (the run whose
+    /// `conversation_continued` event names it), if any. A pointer only: the run must still
+    /// be checked before its history is used.
+    pub async fn latest_in_conversation(&self, name: &str) -> Result<Option<RunId>, StoreError> {
+        let id: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT CAST(run_id AS BLOB) FROM events WHERE kind = 'conversation_continued' \
+             AND json_extract(payload, '$.conversation') = ? ORDER BY run_id DESC LIMIT 1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(id.map(|b| RunId::from(String::from_utf8_lossy(&b).into_owned())))
+    }
+
     /// Every run the store knows of: from its events and from its head records.
     pub async fn run_ids(&self) -> Result<Vec<RunId>, StoreError> {
         let mut ids: Vec<String> =

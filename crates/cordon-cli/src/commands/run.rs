@@ -33,6 +33,8 @@ pub async fn run(args: RunArgs, paths: &Paths<'_>) -> anyhow::Result<ExitCode> {
     request.model = args.model.clone();
     request.sandbox = sandbox;
     request.max_turns = args.max_turns;
+    request.continues = args.continues.clone();
+    request.conversation = args.conversation.clone();
     request.policy = args
         .policy
         .as_deref()

@@ -67,6 +67,27 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             details.push(style.dim(&format!("cordon {cordon_version}")));
             ("started", line, details)
         }
+        EventPayload::ConversationContinued {
+            from,
+            conversation,
+            items,
+        } => (
+            "continues",
+            format!(
+                "{}{} · {} carried over",
+                match from {
+                    Some(run) => format!("run {run}"),
+                    None => "a new conversation".to_string(),
+                },
+                conversation
+                    .as_ref()
+                    .map(|c| format!(" · conversation {}", clip(c, 80)))
+                    .unwrap_or_default(),
+                plural(items.len() as u64, "item", "items")
+            ),
+            Vec::new(),
+        ),
+        EventPayload::ContinuedBy { run } => ("continued", format!("by run {run}"), Vec::new()),
         EventPayload::McpServerStarted {
             server,
             runs,

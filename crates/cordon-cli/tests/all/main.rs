@@ -8,6 +8,7 @@ mod common;
 mod compaction;
 mod compat;
 mod compatibility;
+mod conversations;
 mod crash;
 mod e2e;
 mod evidence;
