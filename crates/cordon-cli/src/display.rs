@@ -197,6 +197,7 @@ impl RunObserver for Human {
             }
             EventPayload::McpServerStarted { .. }
             | EventPayload::ToolsChanged { .. }
+            | EventPayload::GuardrailTripped { .. }
             | EventPayload::ContextCompacted { .. } => {
                 Self::end_lines(&mut live);
                 let entry = crate::render::event::entry(

@@ -8,6 +8,7 @@
 //! | 3 | the run stopped because a budget (`max_turns`) ran out |
 //! | 4 | `cordon verify` found a broken hash chain |
 //! | 5 | the run is waiting for a person to approve a tool call |
+//! | 6 | a guardrail stopped the run (on its task or its final answer) |
 //! | 125 | no sandbox could be started |
 //! | 130 | Ctrl-C: the first paused the run after its current step (resumable); a second aborted |
 //! | 141 | whoever read stdout went away (`cordon runs \| head -1`): cordon stops quietly |
@@ -26,6 +27,8 @@ pub const BUDGET_EXCEEDED: u8 = 3;
 pub const TAMPERED: u8 = 4;
 /// The run waits for an approval.
 pub const AWAITING_APPROVAL: u8 = 5;
+/// A guardrail stopped the run.
+pub const GUARDRAIL: u8 = 6;
 /// Ctrl-C: paused (first) or aborted (second).
 pub const INTERRUPTED: u8 = 130;
 /// No sandbox could be started (as `cordon sandbox exec` reports it, like `env`'s 125).

@@ -131,6 +131,9 @@ pub struct AgentInfo {
     /// When the conversation is compacted: the context window and shares used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compaction: Option<Value>,
+    /// The guardrails declared in the agent file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardrails: Option<Value>,
 }
 
 /// One file of a policy, as read.
@@ -353,6 +356,19 @@ pub enum EventPayload {
         conversation: Option<String>,
         /// The history carried over, as that run's model would next have seen it.
         items: Vec<Item>,
+    },
+    /// A guardrail tripped: on the task or the final answer (the run stops), or on a tool
+    /// call's arguments (the call does not run) or its result (the model is not shown it).
+    GuardrailTripped {
+        /// The guardrail's name.
+        guardrail: String,
+        /// `input`, `output`, `tool_call` or `tool_result`.
+        stage: String,
+        /// The call, for the tool stages.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_id: Option<String>,
+        /// Why it tripped.
+        reason: String,
     },
     /// A later run carries on this run's conversation (recorded in the earlier run).
     ContinuedBy {
@@ -681,6 +697,7 @@ impl EventPayload {
             EventPayload::RunPaused { .. } => "run_paused",
             EventPayload::ConversationContinued { .. } => "conversation_continued",
             EventPayload::ContinuedBy { .. } => "continued_by",
+            EventPayload::GuardrailTripped { .. } => "guardrail_tripped",
             EventPayload::McpServerStarted { .. } => "mcp_server_started",
             EventPayload::ToolsChanged { .. } => "tools_changed",
             EventPayload::ContextCompacted { .. } => "context_compacted",

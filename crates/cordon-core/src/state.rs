@@ -159,6 +159,8 @@ pub struct RunState {
     pub granted_hosts: std::collections::BTreeSet<String>,
     /// Hosts the sandbox asked to reach that wait for a person.
     pub waiting_hosts: std::collections::BTreeSet<String>,
+    /// The input or output guardrail that stopped the run, and why.
+    pub tripped: Option<String>,
     /// Sequence number of the next event.
     pub next_seq: u64,
 }
@@ -185,6 +187,7 @@ impl Default for RunState {
             always_approved: Default::default(),
             granted_hosts: Default::default(),
             waiting_hosts: Default::default(),
+            tripped: None,
             next_seq: 0,
         }
     }
@@ -293,6 +296,16 @@ impl RunState {
             EventPayload::McpServerStarted { .. }
             | EventPayload::ToolsChanged { .. }
             | EventPayload::ContinuedBy { .. } => {}
+            EventPayload::GuardrailTripped {
+                guardrail,
+                stage,
+                reason,
+                ..
+            } => {
+                if stage == "input" || stage == "output" {
+                    self.tripped = Some(format!("{guardrail}: {reason}"));
+                }
+            }
             EventPayload::ModelResponse { response, .. } => {
                 self.turns += 1;
                 self.usage.add(&response.usage);

@@ -40,6 +40,10 @@ pub struct Agent {
     /// When and how the conversation is compacted to fit the model's context window
     /// (none: never).
     pub compaction: Option<crate::Compaction>,
+    /// Checks on the task, the final answer, and tool calls and their results.
+    pub guardrails: Vec<Arc<dyn crate::guardrail::Guardrail>>,
+    /// The guardrails as an agent file declared them (recorded so a resume builds them).
+    pub guardrail_specs: Option<Value>,
     /// Limits beyond `max_turns`.
     pub budgets: crate::Budgets,
     /// The model's price, for `max_cost_usd`.
@@ -86,6 +90,8 @@ impl Agent {
             mcp_servers: None,
             skills: None,
             compaction: None,
+            guardrails: Vec::new(),
+            guardrail_specs: None,
             budgets: crate::Budgets::default(),
             price: None,
             approvals: crate::ApprovalRules::default(),
@@ -150,6 +156,12 @@ impl Agent {
             }
         }
         all
+    }
+
+    /// Adds a guardrail.
+    pub fn guardrail(mut self, guardrail: Arc<dyn crate::guardrail::Guardrail>) -> Self {
+        self.guardrails.push(guardrail);
+        self
     }
 
     /// Sets the limit on model calls.
@@ -247,6 +259,7 @@ impl Agent {
                 .compaction
                 .as_ref()
                 .and_then(|c| serde_json::to_value(c).ok()),
+            guardrails: self.guardrail_specs.clone(),
         }
     }
 

@@ -30,6 +30,7 @@ mod artifacts;
 pub mod budget;
 mod checkpoint;
 pub mod compaction;
+pub mod guardrail;
 mod network;
 mod observer;
 mod output;

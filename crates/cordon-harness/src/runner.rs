@@ -384,6 +384,26 @@ impl Runner {
         .await?;
         // A run exists once its start is stored, before anything is asked of the model.
         live.flush().await?;
+        if let Some((guardrail, reason)) = crate::guardrail::first_trip(
+            &agent.guardrails,
+            crate::guardrail::Stage::Input,
+            None,
+            task,
+        )
+        .await
+        {
+            live.record(EventPayload::GuardrailTripped {
+                guardrail: guardrail.clone(),
+                stage: "input".into(),
+                call_id: None,
+                reason: reason.clone(),
+            })
+            .await?;
+            live.record(EventPayload::RunFailed {
+                error: format!("the input guardrail '{guardrail}' tripped: {reason}"),
+            })
+            .await?;
+        }
         self.drive(agent, live).await
     }
 
@@ -467,6 +487,29 @@ impl Runner {
                             .await?
                     }
                     checked => {
+                        if let Some((guardrail, reason)) = crate::guardrail::first_trip(
+                            &agent.guardrails,
+                            crate::guardrail::Stage::Output,
+                            None,
+                            &text,
+                        )
+                        .await
+                        {
+                            live.record(EventPayload::GuardrailTripped {
+                                guardrail: guardrail.clone(),
+                                stage: "output".into(),
+                                call_id: None,
+                                reason: reason.clone(),
+                            })
+                            .await?;
+                            live.record(EventPayload::RunFailed {
+                                error: format!(
+                                    "the output guardrail '{guardrail}' tripped: {reason}"
+                                ),
+                            })
+                            .await?;
+                            break;
+                        }
                         if let Some(missing) = self.collect_artifacts(live).await? {
                             live.record(EventPayload::RunFailed { error: missing })
                                 .await?;
@@ -1015,7 +1058,41 @@ impl Runner {
             }
             return Ok(());
         }
-        let calls = ready;
+        // Tool-call guardrails judge each call's arguments before it runs.
+        let mut calls = Vec::new();
+        for call in ready {
+            match crate::guardrail::first_trip(
+                &agent.guardrails,
+                crate::guardrail::Stage::ToolCall,
+                Some(&call.name),
+                &call.input,
+            )
+            .await
+            {
+                None => calls.push(call),
+                Some((guardrail, reason)) => {
+                    live.record(EventPayload::GuardrailTripped {
+                        guardrail: guardrail.clone(),
+                        stage: "tool_call".into(),
+                        call_id: Some(call.call_id.clone()),
+                        reason: reason.clone(),
+                    })
+                    .await?;
+                    live.record(EventPayload::ToolResult {
+                        call_id: call.call_id.clone(),
+                        tool: call.name.clone(),
+                        output: format!(
+                            "error: the guardrail '{guardrail}' refused this call: {reason}. Do not retry it as it is."
+                        ),
+                        images: Vec::new(),
+                        is_error: true,
+                        duration_ms: 0,
+                        not_run: true,
+                    })
+                    .await?;
+                }
+            }
+        }
         let run_id = live.log.run_id().clone();
         for call in &calls {
             live.record(EventPayload::ToolCallIntent {
@@ -1075,10 +1152,32 @@ impl Runner {
             .collect();
         for (call, task) in tasks {
             let (result, elapsed) = joined(&call, task.await);
-            let (output, images, is_error) = match result {
+            let (mut output, mut images, mut is_error) = match result {
                 Ok(out) => (out.text, out.images, false),
                 Err(e) => (format!("error: {e}"), Vec::new(), true),
             };
+            // Tool-result guardrails judge what the model would read.
+            if let Some((guardrail, reason)) = crate::guardrail::first_trip(
+                &agent.guardrails,
+                crate::guardrail::Stage::ToolResult,
+                Some(&call.name),
+                &output,
+            )
+            .await
+            {
+                live.record(EventPayload::GuardrailTripped {
+                    guardrail: guardrail.clone(),
+                    stage: "tool_result".into(),
+                    call_id: Some(call.call_id.clone()),
+                    reason: reason.clone(),
+                })
+                .await?;
+                output = format!(
+                    "error: the call ran, and the guardrail '{guardrail}' withheld its result: {reason}"
+                );
+                images.clear();
+                is_error = true;
+            }
             live.record(EventPayload::ToolResult {
                 call_id: call.call_id,
                 tool: call.name,

@@ -501,3 +501,50 @@ async fn resume_runs_calls_a_recorded_response_asked_for_without_asking_again() 
             .contains("completed")
     );
 }
+
+/// Guardrails written as Rust functions: one refuses a call, one stops the run at its
+/// answer; both are recorded.
+#[tokio::test]
+async fn rust_guardrails_refuse_a_call_and_stop_the_run() {
+    use cordon_harness::guardrail::{FnGuardrail, Stage};
+    let s = setup(
+        r#"
+        [[turns]]
+        tool_calls = [{ name = "calculator", arguments = { expression = "666 * 1" } }, { name = "calculator", arguments = { expression = "2 * 3" } }]
+        [[turns]]
+        text = "The answer is SECRET-6."
+        "#,
+        Api::Chat,
+    )
+    .await;
+    let no_666 = FnGuardrail::new("no-666", &[Stage::ToolCall], |tool, args| {
+        (tool == Some("calculator") && args.contains("666")).then(|| "not that number".to_string())
+    });
+    let no_secret = FnGuardrail::new("no-secret", &[Stage::Output], |_, text| {
+        text.contains("SECRET")
+            .then(|| "the answer holds a secret".to_string())
+    });
+    let agent = Agent::new("t", "scripted:x", "m")
+        .tool(cordon_tools::builtin::calculator())
+        .guardrail(Arc::new(no_666))
+        .guardrail(Arc::new(no_secret));
+    let out = s.runner.run(&agent, "go").await.unwrap();
+    assert_eq!(out.status, RunStatus::Failed);
+    assert_eq!(
+        out.state.tripped.as_deref(),
+        Some("no-secret: the answer holds a secret")
+    );
+    let fed_back = s.server.requests()[1].body["messages"].to_string();
+    assert!(
+        fed_back.contains("'no-666' refused this call: not that number"),
+        "{fed_back}"
+    );
+    assert!(fed_back.contains("\"6\""), "the other call ran: {fed_back}");
+    let events = s.runner.store().events(&out.run_id).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "guardrail_tripped").count(),
+        2
+    );
+    assert!(!kinds.contains(&"run_completed"));
+}

@@ -92,6 +92,9 @@ pub struct AgentSpec {
     /// The compaction a run recorded (for its resume).
     #[serde(skip)]
     pub(crate) recorded_compaction: Option<cordon_harness::Compaction>,
+    /// Checks on the task, the answer, tool calls and results (`[[guardrails]]`).
+    #[serde(default)]
+    pub guardrails: Vec<crate::guardrails::GuardrailSpec>,
 }
 
 /// The `[compaction]` section of an agent file. By default a run compacts when the model's
@@ -174,6 +177,7 @@ impl AgentSpec {
             placed_skills: None,
             compaction: None,
             recorded_compaction: None,
+            guardrails: Vec::new(),
         }
     }
 
@@ -291,6 +295,12 @@ impl AgentSpec {
             return Err(SessionError::bad_input(
                 format!("the agent file {shown}: [compaction] {problem}"),
                 "context_window is in tokens; threshold and keep_recent are shares of it, like 0.8 and 0.25",
+            ));
+        }
+        if let Some(problem) = spec.guardrails.iter().find_map(|g| g.problem()) {
+            return Err(SessionError::bad_input(
+                format!("the agent file {shown}: [[guardrails]] {problem}"),
+                "each guardrail has a name, `on` (input, output, tool_call, tool_result) and one of `command` or `model_check`",
             ));
         }
         for (name, server) in &spec.mcp_servers {
@@ -414,6 +424,13 @@ impl AgentSpec {
                 .map(serde_json::from_value)
                 .transpose()
                 .map_err(|e| damaged("compaction settings", e))?,
+            guardrails: info
+                .guardrails
+                .clone()
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| damaged("guardrails", e))?
+                .unwrap_or_default(),
         })
     }
 
@@ -442,6 +459,9 @@ impl AgentSpec {
         }
         if !self.mcp_servers.is_empty() {
             agent.mcp_servers = serde_json::to_value(&self.mcp_servers).ok();
+        }
+        if !self.guardrails.is_empty() {
+            agent.guardrail_specs = serde_json::to_value(&self.guardrails).ok();
         }
         for tool in tools {
             agent = agent.tool(tool);

@@ -70,6 +70,7 @@ mod conversation;
 mod egress;
 mod error;
 mod events;
+pub mod guardrails;
 mod mcp;
 pub mod models;
 pub mod policy;

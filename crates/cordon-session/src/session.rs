@@ -546,7 +546,7 @@ impl Session {
         let events = fanout.sender();
         let stop = stop.unwrap_or_default();
         let client = Arc::new(ModelClient::new(resolved.provider.clone())?);
-        let mut runner = Runner::new(client, self.store.clone())
+        let mut runner = Runner::new(client.clone(), self.store.clone())
             .observer(Arc::new(fanout))
             .redactor(redactor)
             .stop_flag(stop.clone());
@@ -626,8 +626,18 @@ impl Session {
                 "context_window is in tokens; threshold and keep_recent are shares of it, like 0.8 and 0.25",
             ));
         }
+        let guardrails = crate::guardrails::build(
+            &agent.guardrails,
+            sandbox.as_ref().map(|p| p.sandbox.clone()),
+            client.clone(),
+            &resolved.model_name,
+            &origin,
+        )?;
         let mut agent = agent.into_agent(&model, &resolved.model_name, &origin, tools, price)?;
         agent.compaction = compaction;
+        for g in guardrails {
+            agent = agent.guardrail(g);
+        }
         if !skills.is_empty() {
             if new_run {
                 // A resumed run's instructions list them already.

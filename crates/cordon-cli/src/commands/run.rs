@@ -327,6 +327,14 @@ pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
             }
             ExitCode::from(exit::AWAITING_APPROVAL)
         }
+        RunStatus::Failed if s.tripped.is_some() => {
+            eprintln!(
+                "stopped by a guardrail: {}",
+                crate::render::safe_lines(out.error.as_deref().unwrap_or_default())
+            );
+            eprintln!("  (the run is recorded: `cordon show {}`)", out.run_id);
+            ExitCode::from(exit::GUARDRAIL)
+        }
         RunStatus::Failed | RunStatus::Running | RunStatus::Interrupted => {
             eprintln!(
                 "error: {}",

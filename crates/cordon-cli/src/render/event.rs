@@ -87,6 +87,24 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             ),
             Vec::new(),
         ),
+        EventPayload::GuardrailTripped {
+            guardrail,
+            stage,
+            call_id,
+            reason,
+        } => (
+            "guardrail",
+            format!(
+                "{guardrail} tripped on the {}{}: {}",
+                stage.replace('_', " "),
+                call_id
+                    .as_ref()
+                    .map(|c| format!(" of call {c}"))
+                    .unwrap_or_default(),
+                clip(reason, 200)
+            ),
+            Vec::new(),
+        ),
         EventPayload::ContinuedBy { run } => ("continued", format!("by run {run}"), Vec::new()),
         EventPayload::McpServerStarted {
             server,

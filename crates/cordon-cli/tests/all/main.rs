@@ -12,6 +12,7 @@ mod conversations;
 mod crash;
 mod e2e;
 mod evidence;
+mod guardrails;
 mod manifest;
 mod mcp;
 mod object_store;

@@ -99,6 +99,7 @@ async fn story(db: &Path) {
                 mcp_servers: None,
                 skills: None,
                 compaction: None,
+                guardrails: None,
             },
             cordon_version: "0.1.0".into(),
             manifest_digest: Some(
