@@ -1387,7 +1387,30 @@ impl Runner {
         if let Some(text) = input
             && live.state.status == RunStatus::Running
         {
-            live.record(EventPayload::UserInput { text }).await?;
+            live.record(EventPayload::UserInput { text: text.clone() })
+                .await?;
+            // New input is judged like a task.
+            live.flush().await?;
+            if let Some((guardrail, reason)) = crate::guardrail::first_trip(
+                &agent.guardrails,
+                crate::guardrail::Stage::Input,
+                None,
+                &text,
+            )
+            .await
+            {
+                live.record(EventPayload::GuardrailTripped {
+                    guardrail: guardrail.clone(),
+                    stage: "input".into(),
+                    call_id: None,
+                    reason: reason.clone(),
+                })
+                .await?;
+                live.record(EventPayload::RunFailed {
+                    error: format!("the input guardrail '{guardrail}' tripped: {reason}"),
+                })
+                .await?;
+            }
         }
         self.drive(agent, live).await
     }

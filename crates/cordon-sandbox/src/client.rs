@@ -364,7 +364,12 @@ impl Process {
     /// Collects everything until it ends, killing its process group at `timeout`.
     pub async fn collect(mut self, timeout: Duration) -> Result<Output, SandboxError> {
         let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + timeout;
+        // A timeout too large to add is no timeout at all (a century).
+        let deadline = tokio::time::Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| {
+                tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 86_400)
+            });
         let mut out = Output::default();
         let mut stdout = crate::HeadTail::new(COLLECT_KEEP, COLLECT_KEEP);
         let mut stderr = crate::HeadTail::new(COLLECT_KEEP, COLLECT_KEEP);

@@ -202,7 +202,8 @@ impl AgentSpec {
             .mcp_servers
             .values()
             .any(|s| s.runs() == cordon_mcp::Runs::Sandbox);
-        Ok(registry.needs_sandbox(&self.tools)? || servers)
+        let commands = self.guardrails.iter().any(|g| g.command.is_some());
+        Ok(registry.needs_sandbox(&self.tools)? || servers || commands)
     }
 
     /// What is wrong with the agent's limits, if anything: `max_turns = 0`, a budget of 0,

@@ -77,6 +77,14 @@ impl Session {
         self.require_intact(&from).await?;
         let events = self.store().events(&from).await?;
         let state = cordon_core::RunState::fold(&events)?;
+        if let Some(tripped) = &state.tripped {
+            return Err(SessionError::bad_input(
+                format!(
+                    "a guardrail stopped run {from} ({tripped}): its history holds what was refused, and is not carried on"
+                ),
+                "start a new conversation, or continue the run before it",
+            ));
+        }
         let status = self.store().live_status(&from, state.status);
         if !matches!(
             status,
@@ -112,19 +120,23 @@ impl Session {
 }
 
 fn check_name(name: &str) -> Result<(), SessionError> {
-    if name.trim().is_empty()
+    if name.trim() != name
+        || name.is_empty()
         || name.chars().count() > MAX_NAME
         || name.chars().any(char::is_control)
     {
+        let shown: String = name.chars().take(MAX_NAME).collect();
+        let cut = if name.chars().count() > MAX_NAME {
+            "…"
+        } else {
+            ""
+        };
         return Err(SessionError::new(
             ErrorKind::BadInput,
-            format!(
-                "'{}' is not a conversation name",
-                name.chars().take(MAX_NAME).collect::<String>()
-            ),
+            format!("'{}{cut}' is not a conversation name", shown.escape_debug()),
         )
         .hint(format!(
-            "a conversation's name is 1 to {MAX_NAME} characters, with no control characters"
+            "a conversation's name is 1 to {MAX_NAME} characters, with no control characters and no spaces at either end"
         )));
     }
     Ok(())

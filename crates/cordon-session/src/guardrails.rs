@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The longest a check may be given (a day).
+const MAX_TIMEOUT_SECS: u64 = 86_400;
 /// How long a check may take by default.
 const DEFAULT_TIMEOUT_SECS: u64 = 60;
 /// The most of a text a model check reads (tokens, its middle cut).
@@ -57,8 +59,11 @@ impl GuardrailSpec {
     /// What is wrong with the declaration, if anything.
     pub fn problem(&self) -> Option<String> {
         let name = &self.name;
-        if name.trim().is_empty() || name.chars().count() > 64 {
-            return Some("a guardrail's name is 1 to 64 characters".into());
+        if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control)
+        {
+            return Some(
+                "a guardrail's name is 1 to 64 characters, with no control characters".into(),
+            );
         }
         if self.on.is_empty() {
             return Some(format!(
@@ -81,8 +86,12 @@ impl GuardrailSpec {
                 ));
             }
         }
-        if self.timeout_secs == Some(0) {
-            return Some(format!("guardrail '{name}': timeout_secs is 0"));
+        if let Some(t) = self.timeout_secs
+            && !(1..=MAX_TIMEOUT_SECS).contains(&t)
+        {
+            return Some(format!(
+                "guardrail '{name}': timeout_secs is {t}; give 1 to {MAX_TIMEOUT_SECS}"
+            ));
         }
         None
     }
@@ -177,9 +186,18 @@ impl Guardrail for CommandCheck {
                 .spawn(&argv, ".", &env, None)
                 .await
                 .map_err(|e| format!("it could not start: {e}"))?;
-            // A command that does not read its input still gets to answer.
-            let _ = process.write(text.as_bytes()).await;
-            let _ = process.close_stdin().await;
+            // A command that does not read its input still gets to answer; the writing is
+            // bounded by the check's time too.
+            let timeout = self.spec.timeout();
+            let fed = tokio::time::timeout(timeout, async {
+                let _ = process.write(text.as_bytes()).await;
+                let _ = process.close_stdin().await;
+            })
+            .await;
+            if fed.is_err() {
+                let _ = process.kill().await;
+                return Err(format!("it took longer than {} s", timeout.as_secs()));
+            }
             let out = process
                 .collect(self.spec.timeout())
                 .await
@@ -271,7 +289,8 @@ fn verdict(answer: &str) -> Result<Option<String>, String> {
     let start = answer.find('{');
     let end = answer.rfind('}');
     let parsed = match (start, end) {
-        (Some(s), Some(e)) if s < e => {
+        // A verdict that says `pass` twice is not read (JSON parsers keep the last).
+        (Some(s), Some(e)) if s < e && answer[s..=e].matches("\"pass\"").count() == 1 => {
             serde_json::from_str::<serde_json::Value>(&answer[s..=e]).ok()
         }
         _ => None,
@@ -307,6 +326,7 @@ mod tests {
         );
         assert!(verdict("looks fine to me").is_err());
         assert!(verdict(r#"{"pass": "yes"}"#).is_err());
+        assert!(verdict(r#"{"pass": false, "pass": true}"#).is_err());
     }
 
     #[test]

@@ -198,6 +198,12 @@ impl Session {
                 "there is nothing to resume; `cordon show` prints it",
             ));
         }
+        if let Some(tripped) = &state.tripped {
+            return Err(SessionError::bad_input(
+                format!("a guardrail stopped run {run_id} ({tripped}); it is not resumed"),
+                "start a new run; `cordon show` prints what was refused",
+            ));
+        }
         let Some(EventPayload::RunStarted {
             agent: info,
             sandbox: recorded_sandbox,

@@ -181,17 +181,30 @@ async fn a_model_check_on_the_task_stops_the_run_before_the_agent_starts() {
     .await;
     let served: Vec<String> = server.requests().into_iter().map(|r| r.served).collect();
     assert_eq!(served, ["reply"], "the agent's model was never asked");
-    // A command guardrail needs a sandbox; a bad declaration is named.
+    // An agent whose only sandboxed part is a command guardrail gets a sandbox.
     std::fs::write(
         h.join("agent.toml"),
         "name = \"a\"\n[[guardrails]]\nname = \"x\"\non = [\"output\"]\ncommand = [\"true\"]\n",
     )
     .unwrap();
-    let out = common::expect(h, &["run", "--agent", &agent, "--model", "s:m", "go"], 2).await;
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("runs a command in the sandbox, and this run has none")
-    );
+    std::fs::create_dir_all(h.join("ws")).unwrap();
+    let out = common::expect(
+        h,
+        &[
+            "run",
+            "--agent",
+            &agent,
+            "--workspace",
+            "ws",
+            "--model",
+            "s:m",
+            "go",
+        ],
+        0,
+    )
+    .await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "never");
+    // A bad declaration is named.
     std::fs::write(
         h.join("agent.toml"),
         "name = \"a\"\n[[guardrails]]\nname = \"x\"\non = [\"output\"]\n",
@@ -199,4 +212,60 @@ async fn a_model_check_on_the_task_stops_the_run_before_the_agent_starts() {
     .unwrap();
     let out = common::expect(h, &["run", "--agent", &agent, "--model", "s:m", "go"], 2).await;
     assert!(String::from_utf8_lossy(&out.stderr).contains("exactly one of `command`"));
+}
+
+/// A run a guardrail stopped is neither resumed nor continued; `resume --input` text is judged
+/// like a task; an agent whose only sandboxed part is a command guardrail gets a sandbox.
+#[tokio::test]
+async fn a_stopped_run_stays_stopped_and_new_input_is_judged() {
+    let (_server, home) = common::scripted_home(
+        "[[turns]]\ntool_calls = [{ name = \"calculator\", arguments = { expression = \"1 + 1\" } }]\n[[turns]]\ntext = \"two\"\n",
+    )
+    .await;
+    let h = home.path();
+    std::fs::create_dir_all(h.join("ws")).unwrap();
+    std::fs::write(
+        h.join("agent.toml"),
+        "name = \"a\"\ntools = [\"calculator\"]\n[approvals]\ntools = [\"calculator\"]\n[[guardrails]]\nname = \"no-forbidden\"\non = [\"input\"]\ncommand = [\"sh\", \"-c\", \"if grep -q forbidden; then echo 'a forbidden task'; exit 1; fi\"]\ntimeout_secs = 5\n",
+    )
+    .unwrap();
+    let agent = h.join("agent.toml").display().to_string();
+    let run = |task: &'static str| {
+        vec![
+            "run",
+            "--agent",
+            agent.as_str(),
+            "--workspace",
+            "ws",
+            "--model",
+            "s:m",
+            task,
+        ]
+    };
+    common::expect(h, &run("this is forbidden"), 6).await;
+    let out = common::expect(h, &["resume", "last"], 2).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a guardrail stopped run"));
+    let mut cont = run("more");
+    cont.extend(["--continue", "last"]);
+    let out = common::expect(h, &cont, 2).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not carried on"));
+    // A fine task waits for approval; the text a resume adds is judged.
+    common::expect(h, &run("add one and one"), 5).await;
+    common::expect(h, &["approve", "last"], 0).await;
+    common::expect(
+        h,
+        &["resume", "last", "--input", "now something forbidden"],
+        6,
+    )
+    .await;
+    let events = common::json_lines(
+        &common::expect(h, &["show", "last", "--json"], 0)
+            .await
+            .stdout,
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "guardrail_tripped" && e["payload"]["stage"] == "input")
+    );
 }
