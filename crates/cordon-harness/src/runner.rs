@@ -384,26 +384,7 @@ impl Runner {
         .await?;
         // A run exists once its start is stored, before anything is asked of the model.
         live.flush().await?;
-        if let Some((guardrail, reason)) = crate::guardrail::first_trip(
-            &agent.guardrails,
-            crate::guardrail::Stage::Input,
-            None,
-            task,
-        )
-        .await
-        {
-            live.record(EventPayload::GuardrailTripped {
-                guardrail: guardrail.clone(),
-                stage: "input".into(),
-                call_id: None,
-                reason: reason.clone(),
-            })
-            .await?;
-            live.record(EventPayload::RunFailed {
-                error: format!("the input guardrail '{guardrail}' tripped: {reason}"),
-            })
-            .await?;
-        }
+        self.judge_input(agent, live, task).await?;
         self.drive(agent, live).await
     }
 
@@ -684,6 +665,33 @@ impl Runner {
         .await?;
         live.reported = None;
         Ok(Ok(()))
+    }
+
+    /// Judges a task (or a resume's new input) with the input guardrails; the first that
+    /// trips is recorded and fails the run.
+    async fn judge_input(
+        &self,
+        agent: &Agent,
+        live: &mut Live<'_>,
+        text: &str,
+    ) -> Result<(), StoreError> {
+        let stage = crate::guardrail::Stage::Input;
+        if let Some((guardrail, reason)) =
+            crate::guardrail::first_trip(&agent.guardrails, stage, None, text).await
+        {
+            live.record(EventPayload::GuardrailTripped {
+                guardrail: guardrail.clone(),
+                stage: stage.as_str().into(),
+                call_id: None,
+                reason: reason.clone(),
+            })
+            .await?;
+            live.record(EventPayload::RunFailed {
+                error: format!("the input guardrail '{guardrail}' tripped: {reason}"),
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Lists again the tools of every source that said they changed, and records each change.
@@ -1391,26 +1399,7 @@ impl Runner {
                 .await?;
             // New input is judged like a task.
             live.flush().await?;
-            if let Some((guardrail, reason)) = crate::guardrail::first_trip(
-                &agent.guardrails,
-                crate::guardrail::Stage::Input,
-                None,
-                &text,
-            )
-            .await
-            {
-                live.record(EventPayload::GuardrailTripped {
-                    guardrail: guardrail.clone(),
-                    stage: "input".into(),
-                    call_id: None,
-                    reason: reason.clone(),
-                })
-                .await?;
-                live.record(EventPayload::RunFailed {
-                    error: format!("the input guardrail '{guardrail}' tripped: {reason}"),
-                })
-                .await?;
-            }
+            self.judge_input(agent, live, &text).await?;
         }
         self.drive(agent, live).await
     }
