@@ -263,14 +263,16 @@ impl Agent {
         }
     }
 
+    /// The tool offered under `name`: the one the model was shown (a source's tool that
+    /// another holds the name of is not found).
     pub(crate) fn find_tool(&self, name: &str) -> Option<Arc<dyn Tool>> {
         if let Some(t) = self.tools.iter().find(|t| t.spec().name == name) {
             return Some(t.clone());
         }
-        self.sources
-            .iter()
-            .flat_map(|s| s.tools())
-            .find(|t| t.spec().name == name)
+        if self.sources.is_empty() {
+            return None;
+        }
+        self.offered().into_iter().find(|t| t.spec().name == name)
     }
 }
 
@@ -283,9 +285,16 @@ mod tests {
     struct Listed(&'static str, Mutex<Vec<&'static str>>);
 
     fn tool(name: &'static str) -> Arc<dyn Tool> {
-        Arc::new(FunctionTool::new(name, "t", |_: serde_json::Value| async {
-            Ok::<_, ToolError>(String::new())
-        }))
+        tool_of(name, "t")
+    }
+
+    /// A tool whose description names where it comes from.
+    fn tool_of(name: &'static str, from: &'static str) -> Arc<dyn Tool> {
+        Arc::new(FunctionTool::new(
+            name,
+            from,
+            |_: serde_json::Value| async { Ok::<_, ToolError>(String::new()) },
+        ))
     }
 
     impl ToolSource for Listed {
@@ -293,7 +302,12 @@ mod tests {
             self.0
         }
         fn tools(&self) -> Vec<Arc<dyn Tool>> {
-            self.1.lock().unwrap().iter().map(|n| tool(n)).collect()
+            self.1
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|n| tool_of(n, self.0))
+                .collect()
         }
         fn refresh(&self) -> RefreshFuture<'_> {
             Box::pin(async { Ok(None) })
@@ -315,6 +329,8 @@ mod tests {
         // `a` adds a name `b` offers, and one the agent has: neither is offered from `a`.
         a.1.lock().unwrap().extend(["shared", "own"]);
         assert_eq!(names(&agent), ["own", "a__x", "b__y", "shared"]);
+        // A call goes to the tool that was offered: `b`'s.
+        assert_eq!(agent.find_tool("shared").unwrap().spec().description, "b");
         // Once `b` drops it, `a` may offer it.
         b.1.lock().unwrap().retain(|n| *n != "shared");
         assert_eq!(names(&agent), ["own", "a__x", "shared", "b__y"]);

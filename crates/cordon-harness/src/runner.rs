@@ -1,6 +1,7 @@
 //! The agent loop.
 
 use crate::Agent;
+use crate::guardrail::Stage;
 use crate::observer::{RunObserver, Silent};
 use cordon_core::{EventPayload, ModelResponse, RunId, RunState, RunStatus, ToolCall, VERSION};
 use cordon_model::{ModelClient, ModelError, ModelRequest, OutputSchema, StreamEvent};
@@ -384,7 +385,7 @@ impl Runner {
         .await?;
         // A run exists once its start is stored, before anything is asked of the model.
         live.flush().await?;
-        self.judge_input(agent, live, task).await?;
+        self.stops_run(agent, live, Stage::Input, task).await?;
         self.drive(agent, live).await
     }
 
@@ -468,27 +469,7 @@ impl Runner {
                             .await?
                     }
                     checked => {
-                        if let Some((guardrail, reason)) = crate::guardrail::first_trip(
-                            &agent.guardrails,
-                            crate::guardrail::Stage::Output,
-                            None,
-                            &text,
-                        )
-                        .await
-                        {
-                            live.record(EventPayload::GuardrailTripped {
-                                guardrail: guardrail.clone(),
-                                stage: "output".into(),
-                                call_id: None,
-                                reason: reason.clone(),
-                            })
-                            .await?;
-                            live.record(EventPayload::RunFailed {
-                                error: format!(
-                                    "the output guardrail '{guardrail}' tripped: {reason}"
-                                ),
-                            })
-                            .await?;
+                        if self.stops_run(agent, live, Stage::Output, &text).await? {
                             break;
                         }
                         if let Some(missing) = self.collect_artifacts(live).await? {
@@ -667,31 +648,52 @@ impl Runner {
         Ok(Ok(()))
     }
 
-    /// Judges a task (or a resume's new input) with the input guardrails; the first that
-    /// trips is recorded and fails the run.
-    async fn judge_input(
+    /// Judges `text` at `stage` (for the tool stages, of `call`) with the agent's
+    /// guardrails; the first that trips is recorded, and its name and reason returned.
+    async fn judge(
         &self,
         agent: &Agent,
         live: &mut Live<'_>,
+        stage: Stage,
+        call: Option<&ToolCall>,
         text: &str,
-    ) -> Result<(), StoreError> {
-        let stage = crate::guardrail::Stage::Input;
-        if let Some((guardrail, reason)) =
-            crate::guardrail::first_trip(&agent.guardrails, stage, None, text).await
-        {
-            live.record(EventPayload::GuardrailTripped {
-                guardrail: guardrail.clone(),
-                stage: stage.as_str().into(),
-                call_id: None,
-                reason: reason.clone(),
-            })
-            .await?;
-            live.record(EventPayload::RunFailed {
-                error: format!("the input guardrail '{guardrail}' tripped: {reason}"),
-            })
-            .await?;
-        }
-        Ok(())
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let tool = call.map(|c| c.name.as_str());
+        let Some((guardrail, reason)) =
+            crate::guardrail::first_trip(&agent.guardrails, stage, tool, text).await
+        else {
+            return Ok(None);
+        };
+        live.record(EventPayload::GuardrailTripped {
+            guardrail: guardrail.clone(),
+            stage: stage.as_str().into(),
+            call_id: call.map(|c| c.call_id.clone()),
+            reason: reason.clone(),
+        })
+        .await?;
+        Ok(Some((guardrail, reason)))
+    }
+
+    /// Judges the task, new input or the final answer; whether a guardrail tripped (then the
+    /// run has failed).
+    async fn stops_run(
+        &self,
+        agent: &Agent,
+        live: &mut Live<'_>,
+        stage: Stage,
+        text: &str,
+    ) -> Result<bool, StoreError> {
+        let Some((guardrail, reason)) = self.judge(agent, live, stage, None, text).await? else {
+            return Ok(false);
+        };
+        live.record(EventPayload::RunFailed {
+            error: format!(
+                "the {} guardrail '{guardrail}' tripped: {reason}",
+                stage.as_str()
+            ),
+        })
+        .await?;
+        Ok(true)
     }
 
     /// Lists again the tools of every source that said they changed, and records each change.
@@ -1069,23 +1071,12 @@ impl Runner {
         // Tool-call guardrails judge each call's arguments before it runs.
         let mut calls = Vec::new();
         for call in ready {
-            match crate::guardrail::first_trip(
-                &agent.guardrails,
-                crate::guardrail::Stage::ToolCall,
-                Some(&call.name),
-                &call.input,
-            )
-            .await
+            match self
+                .judge(agent, live, Stage::ToolCall, Some(&call), &call.input)
+                .await?
             {
                 None => calls.push(call),
                 Some((guardrail, reason)) => {
-                    live.record(EventPayload::GuardrailTripped {
-                        guardrail: guardrail.clone(),
-                        stage: "tool_call".into(),
-                        call_id: Some(call.call_id.clone()),
-                        reason: reason.clone(),
-                    })
-                    .await?;
                     live.record(EventPayload::ToolResult {
                         call_id: call.call_id.clone(),
                         tool: call.name.clone(),
@@ -1165,21 +1156,10 @@ impl Runner {
                 Err(e) => (format!("error: {e}"), Vec::new(), true),
             };
             // Tool-result guardrails judge what the model would read.
-            if let Some((guardrail, reason)) = crate::guardrail::first_trip(
-                &agent.guardrails,
-                crate::guardrail::Stage::ToolResult,
-                Some(&call.name),
-                &output,
-            )
-            .await
+            if let Some((guardrail, reason)) = self
+                .judge(agent, live, Stage::ToolResult, Some(&call), &output)
+                .await?
             {
-                live.record(EventPayload::GuardrailTripped {
-                    guardrail: guardrail.clone(),
-                    stage: "tool_result".into(),
-                    call_id: Some(call.call_id.clone()),
-                    reason: reason.clone(),
-                })
-                .await?;
                 output = format!(
                     "error: the call ran, and the guardrail '{guardrail}' withheld its result: {reason}"
                 );
@@ -1399,7 +1379,7 @@ impl Runner {
                 .await?;
             // New input is judged like a task.
             live.flush().await?;
-            self.judge_input(agent, live, &text).await?;
+            self.stops_run(agent, live, Stage::Input, &text).await?;
         }
         self.drive(agent, live).await
     }
@@ -1446,7 +1426,11 @@ fn call_tool(
         idempotency_key: format!("{run_id}/{}", call.call_id),
     };
     let tool = agent.find_tool(&call.name);
-    let available: Vec<String> = agent.offered().iter().map(|t| t.spec().name).collect();
+    // Only an unknown name needs the list, to say what there is.
+    let available: Vec<String> = match tool {
+        Some(_) => Vec::new(),
+        None => agent.offered().iter().map(|t| t.spec().name).collect(),
+    };
     let (name, input) = (call.name.clone(), call.input.clone());
     async move {
         let started = Instant::now();

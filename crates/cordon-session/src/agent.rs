@@ -206,6 +206,53 @@ impl AgentSpec {
         Ok(registry.needs_sandbox(&self.tools)? || servers || commands)
     }
 
+    /// The compaction a new run of this agent uses with the model `model_name` (whose window
+    /// is `window`, when known) at `provider`: none when it is off, or when no window is
+    /// known and the agent file does not ask for it; checked.
+    pub(crate) fn compaction_for(
+        &self,
+        model_name: &str,
+        window: Option<u64>,
+        provider: &cordon_model::ProviderConfig,
+        origin: &str,
+    ) -> Result<Option<cordon_harness::Compaction>, SessionError> {
+        let asked = self
+            .compaction
+            .as_ref()
+            .is_some_and(|c| c.enabled != Some(false));
+        let Some(c) = self.compaction.clone().unwrap_or_default().resolve(window) else {
+            if asked {
+                return Err(SessionError::bad_input(
+                    format!(
+                        "{origin}: [compaction] is set, and no context window is known for the model {model_name}"
+                    ),
+                    format!(
+                        "give [compaction] context_window, or [context_windows] \"{model_name}\" = TOKENS in the config"
+                    ),
+                ));
+            }
+            return Ok(None);
+        };
+        if c.mode == cordon_harness::compaction::Mode::Server
+            && provider.api != cordon_model::Api::Responses
+        {
+            return Err(SessionError::bad_input(
+                format!(
+                    "{origin}: [compaction] mode = \"server\" needs a Responses API provider, and {} speaks Chat Completions",
+                    provider.name
+                ),
+                "leave out `mode` to compact by summary, which works with every provider",
+            ));
+        }
+        if let Some(problem) = c.problem() {
+            return Err(SessionError::bad_input(
+                format!("{origin}: [compaction] {problem}"),
+                "context_window is in tokens; threshold and keep_recent are shares of it, like 0.8 and 0.25",
+            ));
+        }
+        Ok(Some(c))
+    }
+
     /// What is wrong with the agent's limits, if anything: `max_turns = 0`, a budget of 0,
     /// a cost that is not a positive number.
     pub fn limits_problem(&self) -> Option<String> {

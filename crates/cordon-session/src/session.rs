@@ -581,51 +581,13 @@ impl Session {
         // A resumed run compacts as it did; a new one as its agent and the model say.
         let compaction = match new_run {
             false => agent.recorded_compaction.clone(),
-            true => agent
-                .compaction
-                .clone()
-                .unwrap_or_default()
-                .resolve(self.models.context_window(&resolved.model_name)),
+            true => agent.compaction_for(
+                &resolved.model_name,
+                self.models.context_window(&resolved.model_name),
+                &resolved.provider,
+                &origin,
+            )?,
         };
-        let section = agent
-            .compaction
-            .as_ref()
-            .filter(|c| c.enabled != Some(false));
-        if new_run && section.is_some() && compaction.is_none() {
-            return Err(SessionError::bad_input(
-                format!(
-                    "{origin}: [compaction] is set, and no context window is known for the model {}",
-                    resolved.model_name
-                ),
-                format!(
-                    "give [compaction] context_window, or [context_windows] \"{}\" = TOKENS in the config",
-                    resolved.model_name
-                ),
-            ));
-        }
-        let server_mode = |m: Option<cordon_harness::compaction::Mode>| {
-            m == Some(cordon_harness::compaction::Mode::Server)
-        };
-        if (compaction
-            .as_ref()
-            .is_some_and(|c| server_mode(Some(c.mode)))
-            || (new_run && section.is_some_and(|c| server_mode(c.mode))))
-            && resolved.provider.api != cordon_model::Api::Responses
-        {
-            return Err(SessionError::bad_input(
-                format!(
-                    "{origin}: [compaction] mode = \"server\" needs a Responses API provider, and {} speaks Chat Completions",
-                    resolved.provider.name
-                ),
-                "leave out `mode` to compact by summary, which works with every provider",
-            ));
-        }
-        if let Some(problem) = compaction.as_ref().and_then(|c| c.problem()) {
-            return Err(SessionError::bad_input(
-                format!("{origin}: [compaction] {problem}"),
-                "context_window is in tokens; threshold and keep_recent are shares of it, like 0.8 and 0.25",
-            ));
-        }
         let guardrails = crate::guardrails::build(
             &agent.guardrails,
             sandbox.as_ref().map(|p| p.sandbox.clone()),
