@@ -198,6 +198,8 @@ impl RunObserver for Human {
             EventPayload::McpServerStarted { .. }
             | EventPayload::ToolsChanged { .. }
             | EventPayload::GuardrailTripped { .. }
+            | EventPayload::HandedOff { .. }
+            | EventPayload::SpawnedBy { .. }
             | EventPayload::ContextCompacted { .. } => {
                 Self::end_lines(&mut live);
                 let entry = crate::render::event::entry(

@@ -134,6 +134,18 @@ pub struct AgentInfo {
     /// The guardrails declared in the agent file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guardrails: Option<Value>,
+    /// The agents this one may hand the conversation to: `[{agent, tool, description,
+    /// history}]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoffs: Option<Value>,
+    /// The other agents of the run's team (those handoffs reach), as the entry agent records
+    /// them, so a resume goes on with whichever was active.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<AgentInfo>,
+    /// Agents offered as tools, as declared (each with its agent), so a resume offers them
+    /// again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_tools: Option<Value>,
 }
 
 /// One file of a policy, as read.
@@ -369,6 +381,42 @@ pub enum EventPayload {
         call_id: Option<String>,
         /// Why it tripped.
         reason: String,
+    },
+    /// The active agent handed the conversation to another agent of the run's team (the
+    /// model called `transfer_to_NAME`): that agent answers from the next model call on, and
+    /// sees the history its handoff's filter keeps.
+    HandedOff {
+        /// The call that asked for it.
+        call_id: String,
+        /// The agent that handed off.
+        from: String,
+        /// The agent that continues.
+        to: String,
+        /// Why, as the model said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// The filter, as declared: `all`, `none` or `last N turns`.
+        history: String,
+        /// The conversation the receiving agent sees keeps its first item and the items from
+        /// this index on (1: all of it).
+        kept_from: usize,
+        /// A message added after them, telling the receiving agent who handed off and why
+        /// (when history was left out).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// This run is a sub-agent: a call of another run's (its parent's) started it, and its
+    /// final answer is that call's result.
+    SpawnedBy {
+        /// The parent run.
+        parent: String,
+        /// The parent's call that started this run.
+        call_id: String,
+        /// The tool that call used (the sub-agent's name in the parent).
+        tool: String,
+        /// Where it works: `shared` (the parent's workspace), `copy` (a copy of the parent's
+        /// workspace at its last checkpoint) or `manifest` (its own).
+        workspace: String,
     },
     /// A later run carries on this run's conversation (recorded in the earlier run).
     ContinuedBy {
@@ -697,6 +745,8 @@ impl EventPayload {
             EventPayload::RunPaused { .. } => "run_paused",
             EventPayload::ConversationContinued { .. } => "conversation_continued",
             EventPayload::ContinuedBy { .. } => "continued_by",
+            EventPayload::HandedOff { .. } => "handed_off",
+            EventPayload::SpawnedBy { .. } => "spawned_by",
             EventPayload::GuardrailTripped { .. } => "guardrail_tripped",
             EventPayload::McpServerStarted { .. } => "mcp_server_started",
             EventPayload::ToolsChanged { .. } => "tools_changed",

@@ -161,6 +161,9 @@ pub struct RunState {
     pub waiting_hosts: std::collections::BTreeSet<String>,
     /// The input or output guardrail that stopped the run, and why.
     pub tripped: Option<String>,
+    /// The agent of the team that answers now, once a handoff has happened (none: the
+    /// entry agent).
+    pub active_agent: Option<String>,
     /// Sequence number of the next event.
     pub next_seq: u64,
 }
@@ -188,6 +191,7 @@ impl Default for RunState {
             granted_hosts: Default::default(),
             waiting_hosts: Default::default(),
             tripped: None,
+            active_agent: None,
             next_seq: 0,
         }
     }
@@ -295,7 +299,20 @@ impl RunState {
             }
             EventPayload::McpServerStarted { .. }
             | EventPayload::ToolsChanged { .. }
+            | EventPayload::SpawnedBy { .. }
             | EventPayload::ContinuedBy { .. } => {}
+            EventPayload::HandedOff {
+                to, kept_from, note, ..
+            } => {
+                self.active_agent = Some(to.clone());
+                let len = self.items.len();
+                if len > 1 {
+                    self.items.drain(1..(*kept_from).clamp(1, len));
+                }
+                if let Some(note) = note {
+                    self.items.push(Item::text(Role::User, note.clone()));
+                }
+            }
             EventPayload::GuardrailTripped {
                 guardrail,
                 stage,
@@ -375,6 +392,25 @@ impl RunState {
                 self.ended_by = Some(error.clone());
             }
         }
+    }
+
+    /// Where each model answer's items begin in the conversation (after the first item):
+    /// an item that is neither the user's nor a tool's result, right after one that is.
+    /// Cutting the conversation at one of these keeps every call with its result.
+    pub fn answer_starts(&self) -> Vec<usize> {
+        let answer = |i: &Item| {
+            !matches!(
+                i,
+                Item::ToolResult(_)
+                    | Item::Message {
+                        role: Role::User,
+                        ..
+                    }
+            )
+        };
+        (1..self.items.len())
+            .filter(|&k| answer(&self.items[k]) && !answer(&self.items[k - 1]))
+            .collect()
     }
 
     /// Tool calls the model asked for that have neither an intent nor a result: the run

@@ -44,6 +44,13 @@ pub struct Agent {
     pub guardrails: Vec<Arc<dyn crate::guardrail::Guardrail>>,
     /// The guardrails as an agent file declared them (recorded so a resume builds them).
     pub guardrail_specs: Option<Value>,
+    /// The agents this one may hand the conversation to (each offered as `transfer_to_NAME`).
+    pub handoffs: Vec<crate::Handoff>,
+    /// The team's other agents, which handoffs reach (kept by the entry agent; a member's
+    /// own `members` are not used).
+    pub members: Vec<Agent>,
+    /// Agents offered as tools, as declared (recorded so a resume offers them again).
+    pub agent_tools: Option<Value>,
     /// Limits beyond `max_turns`.
     pub budgets: crate::Budgets,
     /// The model's price, for `max_cost_usd`.
@@ -67,6 +74,12 @@ pub enum AgentError {
     /// Two tools share a name.
     #[error("two tools are named '{0}'; tool names must be unique")]
     DuplicateTool(String),
+    /// Two agents of a team share a name.
+    #[error("two agents of the team are named '{0}'; agent names must be unique")]
+    DuplicateAgent(String),
+    /// A handoff to an agent the team does not have.
+    #[error("the agent '{0}' hands off to '{1}', which is not an agent of the team")]
+    UnknownHandoff(String, String),
     /// A cost budget without a price to count it with.
     #[error(
         "max_cost_usd needs the model's price: add it to the [prices] table of the config file"
@@ -92,6 +105,9 @@ impl Agent {
             compaction: None,
             guardrails: Vec::new(),
             guardrail_specs: None,
+            handoffs: Vec::new(),
+            members: Vec::new(),
+            agent_tools: None,
             budgets: crate::Budgets::default(),
             price: None,
             approvals: crate::ApprovalRules::default(),
@@ -125,6 +141,7 @@ impl Agent {
     /// the source that offered it first still does.
     pub fn offered(&self) -> Vec<Arc<dyn Tool>> {
         let mut all = self.tools.clone();
+        all.extend(self.handoffs.iter().map(|h| h.tool()));
         if self.sources.is_empty() {
             return all;
         }
@@ -145,8 +162,12 @@ impl Agent {
                 owner.entry(name.as_str()).or_insert(first);
             }
         }
-        let mut taken: std::collections::HashSet<String> =
-            self.tools.iter().map(|t| t.spec().name).collect();
+        let mut taken: std::collections::HashSet<String> = self
+            .tools
+            .iter()
+            .map(|t| t.spec().name)
+            .chain(self.handoffs.iter().map(|h| h.tool_name()))
+            .collect();
         for (i, list) in lists.iter().enumerate() {
             for (name, tool) in list {
                 if owner.get(name.as_str()) == Some(&i) && taken.insert(name.clone()) {
@@ -156,6 +177,37 @@ impl Agent {
             }
         }
         all
+    }
+
+    /// Lets the agent hand the conversation to `handoff.agent` (the entry agent, or a member
+    /// added with [`Agent::member`]).
+    pub fn handoff(mut self, handoff: crate::Handoff) -> Self {
+        self.handoffs.push(handoff);
+        self
+    }
+
+    /// Adds an agent to the run's team (on the entry agent): handoffs can reach it. It
+    /// answers with its own instructions, model, settings, tools, output schema and
+    /// guardrails; the policy, approvals, budgets and compaction stay the entry agent's.
+    pub fn member(mut self, member: Agent) -> Self {
+        self.members.push(member);
+        self
+    }
+
+    /// The team's agent named `name` (none: this one, the entry agent).
+    pub fn active(&self, name: Option<&str>) -> &Agent {
+        name.filter(|n| *n != self.name)
+            .and_then(|n| self.members.iter().find(|m| m.name == n))
+            .unwrap_or(self)
+    }
+
+    /// The tool named `name` of whichever agent of the team has it (the active one first):
+    /// what a resume runs again a call with, whoever made it.
+    pub(crate) fn team_tool(&self, active: &Agent, name: &str) -> Option<Arc<dyn Tool>> {
+        active
+            .find_tool(name)
+            .or_else(|| self.find_tool(name))
+            .or_else(|| self.members.iter().find_map(|m| m.find_tool(name)))
     }
 
     /// Adds a guardrail.
@@ -222,17 +274,37 @@ impl Agent {
         );
     }
 
-    /// Checks the definition as a whole (unique tool names, a price for a cost budget).
+    /// Checks the definition as a whole (unique tool names, a price for a cost budget,
+    /// handoffs to agents of the team).
     pub fn check(&self) -> Result<(), AgentError> {
         if self.budgets.max_cost_usd.is_some() && self.price.is_none() {
             return Err(AgentError::NoPrice);
         }
-        let mut seen = std::collections::HashSet::new();
-        let sources = self.sources.iter().flat_map(|s| s.tools());
-        for t in self.tools.iter().cloned().chain(sources) {
-            let name = t.spec().name;
-            if !seen.insert(name.clone()) {
-                return Err(AgentError::DuplicateTool(name));
+        let mut names = std::collections::HashSet::from([self.name.as_str()]);
+        for m in &self.members {
+            if !names.insert(m.name.as_str()) {
+                return Err(AgentError::DuplicateAgent(m.name.clone()));
+            }
+        }
+        for agent in std::iter::once(self).chain(&self.members) {
+            if let Some(h) = agent
+                .handoffs
+                .iter()
+                .find(|h| !names.contains(h.agent.as_str()))
+            {
+                return Err(AgentError::UnknownHandoff(
+                    agent.name.clone(),
+                    h.agent.clone(),
+                ));
+            }
+            let mut seen = std::collections::HashSet::new();
+            let sources = agent.sources.iter().flat_map(|s| s.tools());
+            let handoffs = agent.handoffs.iter().map(|h| h.tool());
+            for t in agent.tools.iter().cloned().chain(handoffs).chain(sources) {
+                let name = t.spec().name;
+                if !seen.insert(name.clone()) {
+                    return Err(AgentError::DuplicateTool(name));
+                }
             }
         }
         Ok(())
@@ -260,6 +332,10 @@ impl Agent {
                 .as_ref()
                 .and_then(|c| serde_json::to_value(c).ok()),
             guardrails: self.guardrail_specs.clone(),
+            handoffs: (!self.handoffs.is_empty())
+                .then(|| serde_json::to_value(&self.handoffs).unwrap_or(Value::Null)),
+            members: self.members.iter().map(|m| m.info(api)).collect(),
+            agent_tools: self.agent_tools.clone(),
         }
     }
 

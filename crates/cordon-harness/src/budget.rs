@@ -60,36 +60,109 @@ impl Price {
 /// A budget that ran out: its name, its limit, what was used.
 pub type Overrun = (&'static str, f64, f64);
 
-/// The first budget used up before another model call, if any.
+/// What runs have spent: what budgets count, beside turns.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Spent {
+    /// Tool calls finished.
+    pub tool_calls: u64,
+    /// Tokens.
+    pub usage: Usage,
+    /// US dollars, at each run's model's price (0 without one).
+    pub cost: f64,
+}
+
+impl Spent {
+    /// What one run has spent, from its state, at `price`.
+    pub fn of(state: &RunState, price: Option<&Price>) -> Self {
+        Spent {
+            tool_calls: state.tool_calls as u64,
+            usage: state.usage,
+            cost: price.map_or(0.0, |p| p.cost(&state.usage)),
+        }
+    }
+
+    fn add(&mut self, other: &Spent) {
+        self.tool_calls += other.tool_calls;
+        self.usage.add(&other.usage);
+        self.cost += other.cost;
+    }
+}
+
+/// What a tree of runs (a run and the sub-agents it started) has spent, run by run, so that
+/// their budgets are shared: each run of the tree writes what it has spent before each
+/// check, and checks the tree's total against the budgets. Wall time counts from the tree's
+/// first run's start.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    runs: std::sync::Mutex<std::collections::BTreeMap<String, Spent>>,
+    started: std::sync::Mutex<Option<time::OffsetDateTime>>,
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Ledger::default()
+    }
+
+    /// Sets what `run` has spent so far (what it had spent before this process, on resume).
+    pub fn set(&self, run: &str, spent: Spent) {
+        self.runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run.to_string(), spent);
+    }
+
+    /// The tree's total.
+    pub fn total(&self) -> Spent {
+        let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut total = Spent::default();
+        for s in runs.values() {
+            total.add(s);
+        }
+        total
+    }
+
+    /// Counts wall time from `t`, unless an earlier start is known.
+    pub fn started_at(&self, t: time::OffsetDateTime) {
+        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        if started.is_none_or(|s| t < s) {
+            *started = Some(t);
+        }
+    }
+
+    /// When the tree started, if known.
+    pub fn started(&self) -> Option<time::OffsetDateTime> {
+        *self.started.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The first budget used up before another model call, if any: `turns` is the run's own,
+/// `spent` the run's (or its tree's).
 pub fn before_model(
     max_turns: u32,
     b: &Budgets,
-    price: Option<&Price>,
-    state: &RunState,
+    turns: u32,
+    spent: &Spent,
     elapsed_secs: f64,
 ) -> Option<Overrun> {
     let checks: [(&'static str, Option<f64>, f64); 5] = [
-        ("max_turns", Some(max_turns as f64), state.turns as f64),
+        ("max_turns", Some(max_turns as f64), turns as f64),
         (
             "max_input_tokens",
             b.max_input_tokens.map(|v| v as f64),
-            state.usage.input_tokens as f64,
+            spent.usage.input_tokens as f64,
         ),
         (
             "max_output_tokens",
             b.max_output_tokens.map(|v| v as f64),
-            state.usage.output_tokens as f64,
+            spent.usage.output_tokens as f64,
         ),
         (
             "max_wall_time_secs",
             b.max_wall_time_secs.map(|v| v as f64),
             elapsed_secs,
         ),
-        (
-            "max_cost_usd",
-            b.max_cost_usd,
-            price.map_or(0.0, |p| p.cost(&state.usage)),
-        ),
+        ("max_cost_usd", b.max_cost_usd, spent.cost),
     ];
     checks
         .into_iter()
@@ -99,12 +172,12 @@ pub fn before_model(
 /// The budget a batch of `calls` tool calls would break, if any.
 pub fn before_tools(
     b: &Budgets,
-    state: &RunState,
+    spent: &Spent,
     calls: usize,
     elapsed_secs: f64,
 ) -> Option<Overrun> {
     if let Some(max) = b.max_tool_calls {
-        let after = state.tool_calls as u64 + calls as u64;
+        let after = spent.tool_calls + calls as u64;
         if after > max {
             return Some(("max_tool_calls", max as f64, after as f64));
         }
@@ -144,7 +217,7 @@ mod tests {
             ..Budgets::default()
         };
         assert_eq!(
-            before_model(10, &b, None, &s, 0.0),
+            before_model(10, &b, s.turns, &Spent::of(&s, None), 0.0),
             Some(("max_output_tokens", 100.0, 120.0))
         );
         s.tool_calls = 3;
@@ -153,9 +226,19 @@ mod tests {
             ..Budgets::default()
         };
         assert_eq!(
-            before_tools(&b, &s, 2, 0.0),
+            before_tools(&b, &Spent::of(&s, None), 2, 0.0),
             Some(("max_tool_calls", 4.0, 5.0))
         );
-        assert_eq!(before_tools(&b, &s, 1, 0.0), None);
+        assert_eq!(before_tools(&b, &Spent::of(&s, None), 1, 0.0), None);
+        // A tree's runs count together.
+        let ledger = Ledger::new();
+        ledger.set("a", Spent::of(&s, None));
+        ledger.set("b", Spent::of(&s, None));
+        ledger.set("a", Spent::of(&s, None));
+        assert_eq!(ledger.total().tool_calls, 6);
+        assert_eq!(
+            before_tools(&b, &ledger.total(), 1, 0.0),
+            Some(("max_tool_calls", 4.0, 7.0))
+        );
     }
 }

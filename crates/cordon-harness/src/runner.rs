@@ -86,6 +86,8 @@ pub struct Runner {
     network: Option<Arc<dyn crate::NetworkFeed>>,
     at_start: Vec<EventPayload>,
     history: Option<EventPayload>,
+    ledger: Option<Arc<crate::Ledger>>,
+    also_pause: Option<RunId>,
 }
 
 /// One run in progress: its log, its folded state, and who watches.
@@ -111,6 +113,9 @@ struct Live<'a> {
     /// The input tokens the provider counted in the last request, and how many items that
     /// request held (what compaction measures from, beside its own estimate).
     reported: Option<(u64, usize)>,
+    /// Why the run must pause at the next step boundary, when a call could not finish (a
+    /// sub-agent that paused or waits for a person).
+    halt: Option<String>,
 }
 
 impl Live<'_> {
@@ -210,7 +215,22 @@ impl Runner {
             redactor: None,
             at_start: Vec::new(),
             history: None,
+            ledger: None,
+            also_pause: None,
         }
+    }
+
+    /// Shares budgets with the other runs of a tree (a run and its sub-agents): this run
+    /// writes what it spends into `ledger`, and its budgets count the tree's total.
+    pub fn ledger(mut self, ledger: Arc<crate::Ledger>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    /// Pauses the run too when a pause of `run` (its tree's root) is asked for.
+    pub fn pause_with(mut self, run: RunId) -> Self {
+        self.also_pause = Some(run);
+        self
     }
 
     /// Starts each new run from the history of an earlier one (a `conversation_continued`
@@ -341,6 +361,7 @@ impl Runner {
             network: self.network.as_deref(),
             asked_hosts: Default::default(),
             reported: None,
+            halt: None,
         };
         let result = self.start(agent, task, &mut live).await;
         settle(&mut live, result).await
@@ -389,28 +410,49 @@ impl Runner {
         self.drive(agent, live).await
     }
 
-    /// The loop: model call, tool calls, repeat.
-    async fn drive(&self, agent: &Agent, live: &mut Live<'_>) -> Result<RunOutcome, RunError> {
+    /// What the run (with its tree, when it shares a ledger) has spent, and the seconds
+    /// since it (or its tree) started.
+    fn spent(&self, root: &Agent, live: &Live<'_>) -> (crate::Spent, f64) {
+        let own = crate::Spent::of(&live.state, root.price.as_ref());
+        let Some(ledger) = &self.ledger else {
+            return (own, live.elapsed_secs());
+        };
+        ledger.set(live.log.run_id().as_str(), own);
+        if let Some(t) = live.started {
+            ledger.started_at(t);
+        }
+        let elapsed = ledger.started().map_or(live.elapsed_secs(), |t| {
+            (time::OffsetDateTime::now_utc() - t)
+                .as_seconds_f64()
+                .max(0.0)
+        });
+        (ledger.total(), elapsed)
+    }
+
+    /// The loop: model call, tool calls, repeat. The team's active agent answers each turn;
+    /// the budgets, policy and compaction are the entry agent's (`root`).
+    async fn drive(&self, root: &Agent, live: &mut Live<'_>) -> Result<RunOutcome, RunError> {
         let mut hint = None;
         let mut structured = None;
         while live.state.status == RunStatus::Running {
             if self.pause_if_asked(live).await? {
                 break;
             }
-            let elapsed = live.elapsed_secs();
+            let (spent, elapsed) = self.spent(root, live);
             if let Some(overrun) = crate::budget::before_model(
-                agent.max_turns,
-                &agent.budgets,
-                agent.price.as_ref(),
-                &live.state,
+                root.max_turns,
+                &root.budgets,
+                live.state.turns,
+                &spent,
                 elapsed,
             ) {
                 live.overrun(overrun).await?;
                 break;
             }
-            self.refresh_tools(agent, live).await?;
+            self.refresh_tools(root, live).await?;
+            let agent = root.active(live.state.active_agent.as_deref());
             let turn = live.state.turns + 1;
-            if let Some(c) = &agent.compaction
+            if let Some(c) = &root.compaction
                 && let Err(e) = self.compact(agent, c, live, turn).await?
             {
                 hint = Some(e.hint_for(self.client.provider()));
@@ -487,7 +529,13 @@ impl Runner {
                 }
                 continue;
             }
-            self.run_tools(agent, live, calls).await?;
+            self.run_tools(root, agent, live, calls).await?;
+        }
+        if let Some(ledger) = &self.ledger {
+            ledger.set(
+                live.log.run_id().as_str(),
+                crate::Spent::of(&live.state, root.price.as_ref()),
+            );
         }
         live.flush().await?;
         let state = live.state.clone();
@@ -770,13 +818,14 @@ impl Runner {
     /// Records a pause and takes the request back when one was asked for (Ctrl-C, or
     /// `cordon pause` from any process); whether the run is to stop here.
     async fn pause_if_asked(&self, live: &mut Live<'_>) -> Result<bool, StoreError> {
-        let Some(reason) = self.pause_reason(live.log.run_id()) else {
-            return Ok(false);
+        let reason = match live.halt.take() {
+            Some(why) => why,
+            None => match self.pause_reason(live.log.run_id()) {
+                Some(reason) => reason.to_string(),
+                None => return Ok(false),
+            },
         };
-        live.record(EventPayload::RunPaused {
-            reason: reason.into(),
-        })
-        .await?;
+        live.record(EventPayload::RunPaused { reason }).await?;
         self.store.clear_pause(live.log.run_id());
         Ok(true)
     }
@@ -788,7 +837,12 @@ impl Runner {
             .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
         {
             Some("interrupted by the user")
-        } else if self.store.pause_requested(run_id) {
+        } else if self.store.pause_requested(run_id)
+            || self
+                .also_pause
+                .as_ref()
+                .is_some_and(|root| self.store.pause_requested(root))
+        {
             Some("a pause was requested")
         } else {
             None
@@ -944,17 +998,16 @@ impl Runner {
     /// Records every call's intent, then runs them all at once (see [`Runner::execute`]).
     async fn run_tools(
         &self,
+        root: &Agent,
         agent: &Agent,
         live: &mut Live<'_>,
         calls: Vec<ToolCall>,
     ) -> Result<(), StoreError> {
         // A batch that would break a budget does not start at all.
-        if let Some(overrun) = crate::budget::before_tools(
-            &agent.budgets,
-            &live.state,
-            calls.len(),
-            live.elapsed_secs(),
-        ) {
+        let (spent, elapsed) = self.spent(root, live);
+        if let Some(overrun) =
+            crate::budget::before_tools(&root.budgets, &spent, calls.len(), elapsed)
+        {
             return live.overrun(overrun).await;
         }
         // The policy judges every call, and each decision is recorded. A denied call does not
@@ -967,7 +1020,7 @@ impl Runner {
         for call in calls {
             let class =
                 crate::approval::risk_class(agent.find_tool(&call.name).map(|t| t.effects()));
-            let mut decision = agent.gate().decide_call(&call.name, &call.input, class);
+            let mut decision = root.gate().decide_call(&call.name, &call.input, class);
             // The rules a waiting call was asked under: only an approval of those lets it
             // run, whatever rules ask for it now.
             let asked_under = live
@@ -1092,6 +1145,10 @@ impl Runner {
                 }
             }
         }
+        // Handoffs are made by the runner, after the batch's other calls have their results.
+        let (handoffs, calls): (Vec<ToolCall>, Vec<ToolCall>) = calls
+            .into_iter()
+            .partition(|c| agent.handoffs.iter().any(|h| h.tool_name() == c.name));
         let run_id = live.log.run_id().clone();
         for call in &calls {
             live.record(EventPayload::ToolCallIntent {
@@ -1102,7 +1159,8 @@ impl Runner {
             })
             .await?;
         }
-        self.execute(agent, live, calls).await?;
+        self.execute(root, agent, live, calls).await?;
+        self.hand_off(agent, live, handoffs).await?;
         // A request the policy leaves to a person was refused for now: the run waits for
         // the person (`cordon approve RUN --host HOST`, then `cordon resume`).
         if !live.asked_hosts.is_empty() {
@@ -1117,35 +1175,107 @@ impl Runner {
         Ok(())
     }
 
-    /// Runs calls whose intents are recorded, concurrently, each in its own task (a panic stays
-    /// in its call); records each result in the model's order; then one checkpoint for the
-    /// batch if any call may have changed the workspace.
-    async fn execute(
+    /// Makes the first handoff of a batch (the others are refused): answers its call, then
+    /// records `handed_off`, whose filter the state applies. A batch that could not finish
+    /// (a call suspended) hands off when the run is resumed.
+    async fn hand_off(
         &self,
         agent: &Agent,
         live: &mut Live<'_>,
         calls: Vec<ToolCall>,
     ) -> Result<(), StoreError> {
-        let run_id = live.log.run_id().clone();
-        let changed = calls.iter().any(|c| {
-            agent
-                .find_tool(&c.name)
-                .is_some_and(|t| t.changes_workspace())
+        if live.halt.is_some() {
+            return Ok(());
+        }
+        let mut calls = calls.into_iter();
+        let Some(call) = calls.next() else {
+            return Ok(());
+        };
+        let Some(handoff) = agent.handoffs.iter().find(|h| h.tool_name() == call.name) else {
+            return Ok(());
+        };
+        for other in calls {
+            live.record(EventPayload::ToolResult {
+                call_id: other.call_id,
+                tool: other.name,
+                output: format!(
+                    "error: only one handoff is made per turn; the conversation went to '{}', and this one was not made",
+                    handoff.agent
+                ),
+                images: Vec::new(),
+                is_error: true,
+                duration_ms: 0,
+                not_run: true,
+            })
+            .await?;
+        }
+        live.record(EventPayload::ToolResult {
+            call_id: call.call_id.clone(),
+            tool: call.name.clone(),
+            output: format!("Transferred to '{}'.", handoff.agent),
+            images: Vec::new(),
+            is_error: false,
+            duration_ms: 0,
+            not_run: false,
+        })
+        .await?;
+        let reason = crate::handoff::reason(&call.input);
+        let (kept_from, noted) = handoff.history.kept_from(&live.state);
+        let note = noted.then(|| {
+            format!(
+                "[cordon] The agent '{}' handed this conversation to you{}.",
+                agent.name,
+                reason
+                    .as_deref()
+                    .map(|r| format!(", saying: {r}"))
+                    .unwrap_or_default()
+            )
         });
+        live.record(EventPayload::HandedOff {
+            call_id: call.call_id,
+            from: agent.name.clone(),
+            to: handoff.agent.clone(),
+            reason,
+            history: handoff.history.describe(),
+            kept_from,
+            note,
+        })
+        .await
+    }
+
+    /// Runs calls whose intents are recorded, concurrently, each in its own task (a panic stays
+    /// in its call); records each result in the model's order; then one checkpoint for the
+    /// batch if any call may have changed the workspace.
+    async fn execute(
+        &self,
+        root: &Agent,
+        agent: &Agent,
+        live: &mut Live<'_>,
+        calls: Vec<ToolCall>,
+    ) -> Result<(), StoreError> {
+        let run_id = live.log.run_id().clone();
+        let calls: Vec<(ToolCall, Option<Arc<dyn cordon_tools::Tool>>)> = calls
+            .into_iter()
+            .map(|c| {
+                let tool = root.team_tool(agent, &c.name);
+                (c, tool)
+            })
+            .collect();
+        let changed = calls
+            .iter()
+            .any(|(_, t)| t.as_ref().is_some_and(|t| t.changes_workspace()));
         // A call that may act is on disk (its intent, and all before it) before it runs;
         // calls that only read run at once, and are stored with the next step.
-        let acts = calls.iter().any(|c| {
-            agent
-                .find_tool(&c.name)
-                .is_none_or(|t| t.effects() != Effects::None)
-        });
+        let acts = calls
+            .iter()
+            .any(|(_, t)| t.as_ref().is_none_or(|t| t.effects() != Effects::None));
         if acts {
             live.flush().await?;
         }
         let tasks: Vec<_> = calls
             .into_iter()
-            .map(|call| {
-                let task = tokio::spawn(call_tool(agent, &run_id, &call));
+            .map(|(call, tool)| {
+                let task = tokio::spawn(call_tool(agent, tool, &run_id, &call));
                 (call, task)
             })
             .collect();
@@ -1153,6 +1283,11 @@ impl Runner {
             let (result, elapsed) = joined(&call, task.await);
             let (mut output, mut images, mut is_error) = match result {
                 Ok(out) => (out.text, out.images, false),
+                // Not answered: the run pauses, and a resume runs the call again.
+                Err(ToolError::Suspended(why)) => {
+                    live.halt.get_or_insert(why);
+                    continue;
+                }
                 Err(e) => (format!("error: {e}"), Vec::new(), true),
             };
             // Tool-result guardrails judge what the model would read.
@@ -1213,18 +1348,22 @@ impl Runner {
     /// Puts back into the restored workspace what calls that finished after its checkpoint
     /// did: calls confined to the workspace run again, silently (their recorded results stay
     /// what the model saw); the model is told about the others. Then a checkpoint.
-    async fn replay(&self, agent: &Agent, live: &mut Live<'_>) -> Result<(), StoreError> {
+    async fn replay(&self, root: &Agent, live: &mut Live<'_>) -> Result<(), StoreError> {
         let run_id = live.log.run_id().clone();
         let mut replayed = false;
         let mut undone = Vec::new();
+        let agent = root.active(live.state.active_agent.as_deref());
         for (call_id, tool) in live.state.since_checkpoint.clone() {
-            let effects = agent.find_tool(&tool).map(|t| t.effects());
+            let found = root.team_tool(agent, &tool);
+            let effects = found.as_ref().map(|t| t.effects());
             let call = find_call(&live.state, &call_id);
             match (effects, call) {
                 (None | Some(Effects::None), _) => {}
                 (Some(Effects::Workspace), Some(call)) => {
-                    let (result, elapsed) =
-                        joined(&call, tokio::spawn(call_tool(agent, &run_id, &call)).await);
+                    let (result, elapsed) = joined(
+                        &call,
+                        tokio::spawn(call_tool(agent, found, &run_id, &call)).await,
+                    );
                     let recorded = live.state.items.iter().find_map(|i| match i {
                         cordon_core::Item::ToolResult(r) if r.call_id == call_id => {
                             Some(r.output.as_str())
@@ -1303,6 +1442,7 @@ impl Runner {
             network: self.network.as_deref(),
             asked_hosts: Default::default(),
             reported: None,
+            halt: None,
         };
         let result = self.continue_run(agent, &mut live, how).await;
         settle(&mut live, result).await
@@ -1344,8 +1484,9 @@ impl Runner {
         // Calls that were running: those that can run again, after the restore, do; the model
         // hears that the others were interrupted.
         let mut again = Vec::new();
+        let active = agent.active(live.state.active_agent.as_deref());
         for p in live.state.pending.clone() {
-            let effects = agent.find_tool(&p.tool).map(|t| t.effects());
+            let effects = agent.team_tool(active, &p.tool).map(|t| t.effects());
             match find_call(&live.state, &p.call_id) {
                 Some(call) if matches!(effects, Some(Effects::None | Effects::Workspace)) => {
                     again.push(call)
@@ -1365,11 +1506,11 @@ impl Runner {
             }
         }
         if !again.is_empty() {
-            self.execute(agent, live, again).await?;
+            self.execute(agent, active, live, again).await?;
         }
         let unstarted = live.state.unstarted_calls();
-        if !unstarted.is_empty() {
-            self.run_tools(agent, live, unstarted).await?;
+        if !unstarted.is_empty() && live.halt.is_none() {
+            self.run_tools(agent, active, live, unstarted).await?;
         }
         // New input goes after the answers to every call, right before the next model call.
         if let Some(text) = input
@@ -1417,6 +1558,7 @@ fn take_held(held: &std::sync::Mutex<Option<Vec<StreamEvent>>>) -> Option<Vec<St
 /// Runs one call of `agent`'s, timing it.
 fn call_tool(
     agent: &Agent,
+    tool: Option<Arc<dyn cordon_tools::Tool>>,
     run_id: &RunId,
     call: &ToolCall,
 ) -> impl std::future::Future<Output = (Result<ToolOutput, ToolError>, Duration)> + Send + 'static {
@@ -1425,7 +1567,6 @@ fn call_tool(
         call_id: call.call_id.clone(),
         idempotency_key: format!("{run_id}/{}", call.call_id),
     };
-    let tool = agent.find_tool(&call.name);
     // Only an unknown name needs the list, to say what there is.
     let available: Vec<String> = match tool {
         Some(_) => Vec::new(),

@@ -169,15 +169,17 @@ async fn build(
             .await
             .map_err(|err| fail(&o.path, err))?;
     }
-    let mut receipts: Vec<Receipt> = futures::stream::iter(
-        manifest
-            .entries
-            .iter()
-            .map(|e| entry(manifest, sandbox, e, progress)),
-    )
-    .buffer_unordered(PARALLEL_ENTRIES)
-    .try_collect()
-    .await?;
+    // Made before they are streamed: a lazy map would keep a closure in this future that
+    // stops it from being sent between threads in some callers (a sub-agent's run).
+    let jobs: Vec<_> = manifest
+        .entries
+        .iter()
+        .map(|e| entry(manifest, sandbox, e, progress))
+        .collect();
+    let mut receipts: Vec<Receipt> = futures::stream::iter(jobs)
+        .buffer_unordered(PARALLEL_ENTRIES)
+        .try_collect()
+        .await?;
     receipts.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(receipts)
 }

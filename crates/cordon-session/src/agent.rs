@@ -95,6 +95,24 @@ pub struct AgentSpec {
     /// Checks on the task, the answer, tool calls and results (`[[guardrails]]`).
     #[serde(default)]
     pub guardrails: Vec<crate::guardrails::GuardrailSpec>,
+    /// Agents the conversation may be handed to, as written (`[[handoffs]]`).
+    #[serde(default, rename = "handoffs")]
+    pub handoff_sections: Vec<crate::team::HandoffSection>,
+    /// Agents offered as tools, as written (`[[agent_tools]]`).
+    #[serde(default, rename = "agent_tools")]
+    pub agent_tool_sections: Vec<crate::team::AgentToolSection>,
+    /// The most sub-agents that run at once (default 4).
+    #[serde(default)]
+    pub max_parallel_agents: Option<u32>,
+    /// The handoffs, resolved to the team's agents (by [`AgentSpec::load`], or as recorded).
+    #[serde(skip)]
+    pub handoffs: Vec<cordon_harness::Handoff>,
+    /// The team's other agents, which the handoffs reach.
+    #[serde(skip)]
+    pub members: Vec<AgentSpec>,
+    /// The agents offered as tools, resolved.
+    #[serde(skip)]
+    pub agent_tools: Vec<crate::team::AgentTool>,
 }
 
 /// The `[compaction]` section of an agent file. By default a run compacts when the model's
@@ -178,6 +196,12 @@ impl AgentSpec {
             compaction: None,
             recorded_compaction: None,
             guardrails: Vec::new(),
+            handoff_sections: Vec::new(),
+            agent_tool_sections: Vec::new(),
+            max_parallel_agents: None,
+            handoffs: Vec::new(),
+            members: Vec::new(),
+            agent_tools: Vec::new(),
         }
     }
 
@@ -278,8 +302,16 @@ impl AgentSpec {
         }
     }
 
-    /// Reads and checks an agent file.
+    /// Reads and checks an agent file, and the agent files its handoffs and agent tools
+    /// name.
     pub fn load(path: &Path) -> Result<AgentSpec, SessionError> {
+        let mut spec = AgentSpec::load_one(path)?;
+        crate::team::load(&mut spec, path)?;
+        Ok(spec)
+    }
+
+    /// Reads and checks one agent file (not the files it names).
+    pub(crate) fn load_one(path: &Path) -> Result<AgentSpec, SessionError> {
         let shown = path.display();
         let text = std::fs::read_to_string(path).map_err(|e| {
             SessionError::bad_input(
@@ -415,16 +447,27 @@ impl AgentSpec {
             )
             .caused_by(e)
         };
+        let agent_tools: Vec<crate::team::AgentTool> = info
+            .agent_tools
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| damaged("agent tools", e))?
+            .unwrap_or_default();
+        let agent_tool_names: std::collections::HashSet<&str> =
+            agent_tools.iter().map(|t| t.name.as_str()).collect();
         Ok(AgentSpec {
             name: info.name.clone(),
-            model: Some(info.model.clone()),
+            model: Some(info.model.clone()).filter(|m| !m.is_empty()),
             instructions: info.instructions.clone(),
             max_turns: Some(info.max_turns),
             // `read_skill` is not in the registry: the resume builds it from the skills.
+            // Nor are the agent tools: the resume builds them from their declarations.
             tools: info
                 .tools
                 .iter()
                 .filter(|t| !(info.skills.is_some() && *t == crate::skills::READ_SKILL))
+                .filter(|t| !agent_tool_names.contains(t.as_str()))
                 .cloned()
                 .collect(),
             model_settings: serde_json::from_value(info.settings.clone()).unwrap_or_default(),
@@ -479,6 +522,22 @@ impl AgentSpec {
                 .transpose()
                 .map_err(|e| damaged("guardrails", e))?
                 .unwrap_or_default(),
+            handoff_sections: Vec::new(),
+            agent_tool_sections: Vec::new(),
+            max_parallel_agents: None,
+            handoffs: info
+                .handoffs
+                .clone()
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| damaged("handoffs", e))?
+                .unwrap_or_default(),
+            members: info
+                .members
+                .iter()
+                .map(AgentSpec::recorded)
+                .collect::<Result<_, _>>()?,
+            agent_tools: agent_tools.clone(),
         })
     }
 

@@ -15,7 +15,7 @@ pub(crate) struct SnapshotCheckpointer {
     pub store: Snapshots,
     pub dir: PathBuf,
     pub exclude: Exclusions,
-    pub previous: Mutex<Option<Snapshot>>,
+    pub previous: std::sync::Arc<Mutex<Option<Snapshot>>>,
     pub progress: std::sync::Arc<dyn cordon_core::Progress>,
 }
 

@@ -81,6 +81,8 @@ pub mod scripted;
 mod session;
 pub mod skills;
 pub mod snapshots;
+mod subagent;
+pub mod team;
 mod workspace;
 
 pub use agent::{AgentSpec, CompactionSection};

@@ -47,6 +47,8 @@ pub struct ResumeRequest {
     pub stop: Option<Arc<AtomicBool>>,
     /// Another policy to go on under (recorded); by default the run's own.
     pub policy: Option<cordon_policy::Policy>,
+    /// The tree of runs it is a sub-agent in.
+    pub(crate) tree: Option<crate::session::Tree>,
 }
 
 impl ResumeRequest {
@@ -127,16 +129,11 @@ fn recorded_spec(sandbox: Option<&Value>) -> Result<SandboxSpec, SessionError> {
 
 /// Whether `dir` holds exactly what `snap` recorded (off the runtime's threads: it reads
 /// the tree).
-async fn holds(store: &SnapshotStore, dir: &Path, exclude: &Exclusions, snap: &Snapshot) -> bool {
+async fn holds(store: &SnapshotStore, dir: PathBuf, exclude: Exclusions, snap: Snapshot) -> bool {
     if !dir.is_dir() {
         return false;
     }
-    let (store, dir, exclude, snap) = (
-        store.clone(),
-        dir.to_path_buf(),
-        exclude.clone(),
-        snap.clone(),
-    );
+    let store = store.clone();
     tokio::task::spawn_blocking(move || store.matches(&dir, &exclude, &snap).unwrap_or(false))
         .await
         .unwrap_or(false)
@@ -146,11 +143,11 @@ async fn holds(store: &SnapshotStore, dir: &Path, exclude: &Exclusions, snap: &S
 /// returns what the restore noticed.
 async fn restore(
     store: &SnapshotStore,
-    snap: &Snapshot,
-    dir: &Path,
+    snap: Snapshot,
+    dir: PathBuf,
     progress: Arc<dyn Progress>,
 ) -> Result<Vec<String>, SessionError> {
-    let (store, snap, to) = (store.clone(), snap.clone(), dir.to_path_buf());
+    let (store, to) = (store.clone(), dir.clone());
     let report =
         tokio::task::spawn_blocking(move || store.restore_reporting(&snap, &to, progress.as_ref()))
             .await
@@ -278,27 +275,26 @@ impl Session {
             let dir = match &checkpoint {
                 Some(snap) => {
                     let candidate = given.clone().or_else(|| last_workspace(&events));
+                    let exclude = crate::checkpoint::exclusions(&spec);
+                    let as_left = match candidate.clone() {
+                        Some(c) => holds(&self.snapshots.local, c, exclude, snap.clone()).await,
+                        None => false,
+                    };
                     match candidate {
                         // The workspace is as the checkpoint left it (a pause, an approval,
                         // a budget): the run goes on there.
-                        Some(c)
-                            if holds(
-                                &self.snapshots.local,
-                                &c,
-                                &crate::checkpoint::exclusions(&spec),
-                                snap,
-                            )
-                            .await =>
-                        {
-                            c
-                        }
+                        Some(c) if as_left => c,
                         _ => {
                             let dir = given.unwrap_or_else(|| {
                                 fresh_workspace(&self.workspaces, &run_id, events.len())
                             });
-                            notes =
-                                restore(&self.snapshots.local, snap, &dir, self.progress.clone())
-                                    .await?;
+                            notes = restore(
+                                &self.snapshots.local,
+                                snap.clone(),
+                                dir.clone(),
+                                self.progress.clone(),
+                            )
+                            .await?;
                             restored_from = Some(snap.id.clone());
                             dir
                         }
@@ -373,6 +369,7 @@ impl Session {
             observers: request.observers,
             stop: request.stop,
             egress,
+            tree: request.tree,
         })
         .await
     }

@@ -154,6 +154,23 @@ pub struct RunRequest {
     /// The conversation this run belongs to, by name: without `continues`, it carries on the
     /// conversation's newest run (or starts the conversation).
     pub conversation: Option<String>,
+    /// The tree of runs this one is a sub-agent in.
+    pub(crate) tree: Option<Tree>,
+}
+
+/// What links a sub-agent's run to its tree: the budgets it shares, the run whose pause
+/// pauses it, what started it.
+#[derive(Clone)]
+pub(crate) struct Tree {
+    /// What the tree has spent.
+    pub ledger: Arc<cordon_harness::Ledger>,
+    /// The tree's first run.
+    pub root: RunId,
+    /// Recorded when a new sub-agent starts (`spawned_by`).
+    pub spawned: Option<cordon_core::EventPayload>,
+    /// Whether the run checkpoints its workspace (not in its parent's workspace: the
+    /// parent's checkpoints cover that).
+    pub checkpoints: bool,
 }
 
 impl RunRequest {
@@ -172,6 +189,7 @@ impl RunRequest {
             policy: None,
             continues: None,
             conversation: None,
+            tree: None,
         }
     }
 
@@ -229,6 +247,8 @@ pub(crate) struct Plan {
     pub stop: Option<Arc<AtomicBool>>,
     /// The run's egress proxy, when its sandbox has a way out.
     pub egress: Option<crate::egress::RunEgress>,
+    /// The tree of runs it is a sub-agent in.
+    pub tree: Option<Tree>,
 }
 
 /// A run ready to go: its sandbox made, its model resolved, its tools built.
@@ -447,6 +467,7 @@ impl Session {
             policy,
             continues,
             conversation,
+            tree,
         } = request;
         let continuation = self
             .continuation(continues.as_deref(), conversation.as_deref())
@@ -510,6 +531,7 @@ impl Session {
             observers,
             stop,
             egress,
+            tree,
         })
         .await
     }
@@ -519,7 +541,7 @@ impl Session {
     pub(crate) async fn prepare(&self, plan: Plan) -> Result<PreparedRun, SessionError> {
         let Plan {
             run_id,
-            agent,
+            mut agent,
             origin,
             model,
             sandbox,
@@ -530,6 +552,7 @@ impl Session {
             observers,
             stop,
             egress,
+            tree,
         } = plan;
         let resolved = self.models.resolve(&model).await?;
         let mut secrets = sandbox
@@ -578,6 +601,81 @@ impl Session {
         )?;
         tools.extend(skill_tool);
         let price = self.models.price(&resolved.model_name);
+        // The tree's budgets: shared with the parent's, or this run's (with what its
+        // sub-agents spent before, on resume).
+        let ledger = match &tree {
+            Some(t) => t.ledger.clone(),
+            None => {
+                let ledger = Arc::new(cordon_harness::Ledger::new());
+                if !new_run {
+                    for child in self.store.descendants(&run_id).await? {
+                        let state = cordon_core::RunState::fold(&self.store.events(&child).await?)?;
+                        ledger.set(
+                            child.as_str(),
+                            cordon_harness::Spent::of(&state, price.as_ref()),
+                        );
+                    }
+                }
+                ledger
+            }
+        };
+        runner = runner.ledger(ledger.clone());
+        let root = tree
+            .as_ref()
+            .map_or_else(|| run_id.clone(), |t| t.root.clone());
+        if let Some(t) = &tree {
+            runner = runner.pause_with(t.root.clone());
+            if let (true, Some(event)) = (new_run, &t.spawned) {
+                runner = runner.at_start(event.clone());
+            }
+        }
+        let previous = Arc::new(std::sync::Mutex::new(last_checkpoint));
+        // A new run's instructions describe its workspace (a resumed run's already do).
+        let context = match (&sandbox, new_run) {
+            (Some(p), true) => Some(cordon_manifest::workspace_context(p.sandbox.as_ref()).await),
+            _ => None,
+        };
+        let members = crate::team::build_members(
+            self,
+            &mut agent,
+            &model,
+            &resolved.model_name,
+            &env,
+            sandbox.as_ref().map(|p| p.sandbox.clone()),
+            &client,
+            context.as_deref(),
+            &origin,
+        )?;
+        let handoffs = std::mem::take(&mut agent.handoffs);
+        let agent_tools = std::mem::take(&mut agent.agent_tools);
+        if !agent_tools.is_empty() {
+            let parent = Arc::new(crate::subagent::Parent {
+                run_id: run_id.clone(),
+                root: root.clone(),
+                model: model.clone(),
+                policy: agent.policy.clone(),
+                budgets: agent.budgets.clone(),
+                ledger: ledger.clone(),
+                stop: stop.clone(),
+                limit: Arc::new(tokio::sync::Semaphore::new(
+                    agent_tools
+                        .first()
+                        .map_or(crate::team::DEFAULT_MAX_PARALLEL_AGENTS, |t| t.max_parallel)
+                        .max(1) as usize,
+                )),
+                workspace: sandbox
+                    .as_ref()
+                    .map(|p| (p.workspace.clone(), p.spec.clone())),
+                checkpoint: previous.clone(),
+            });
+            for decl in &agent_tools {
+                tools.push(Arc::new(crate::subagent::SubagentTool::new(
+                    decl.clone(),
+                    self.clone(),
+                    parent.clone(),
+                )));
+            }
+        }
         // A resumed run compacts as it did; a new one as its agent and the model say.
         let compaction = match new_run {
             false => agent.recorded_compaction.clone(),
@@ -597,6 +695,11 @@ impl Session {
         )?;
         let mut agent = agent.into_agent(&model, &resolved.model_name, &origin, tools, price)?;
         agent.compaction = compaction;
+        agent.handoffs = handoffs;
+        agent.members = members;
+        if !agent_tools.is_empty() {
+            agent.agent_tools = serde_json::to_value(&agent_tools).ok();
+        }
         for g in guardrails {
             agent = agent.guardrail(g);
         }
@@ -628,9 +731,7 @@ impl Session {
         let mut workspace_info = None;
         let mut kept_sandbox = None;
         if let Some(p) = sandbox {
-            if let Start::New { .. } = start {
-                // A resumed run's instructions already describe its workspace.
-                let context = cordon_manifest::workspace_context(p.sandbox.as_ref()).await;
+            if let Some(context) = &context {
                 agent.instructions = format!("{}\n\n{context}", agent.instructions);
             }
             if let Some((digest, receipts, text)) = &p.materialized {
@@ -649,21 +750,23 @@ impl Session {
                     outputs: p.spec.outputs.clone(),
                 }));
             }
-            runner = runner
-                .sandbox_info({
-                    let mut record =
-                        workspace::sandbox_record(p.sandbox.as_ref(), &p.workspace, &p.spec);
-                    // How long making it took, for the run's trace.
-                    record["create_ms"] = p.create_ms.into();
-                    record
-                })
-                .checkpointer(Arc::new(SnapshotCheckpointer {
+            runner = runner.sandbox_info({
+                let mut record =
+                    workspace::sandbox_record(p.sandbox.as_ref(), &p.workspace, &p.spec);
+                // How long making it took, for the run's trace.
+                record["create_ms"] = p.create_ms.into();
+                record
+            });
+            // A sub-agent in its parent's workspace leaves checkpoints to the parent.
+            if tree.as_ref().is_none_or(|t| t.checkpoints) {
+                runner = runner.checkpointer(Arc::new(SnapshotCheckpointer {
                     store: self.snapshots.clone(),
                     dir: p.workspace.clone(),
                     exclude: crate::checkpoint::exclusions(&p.spec),
-                    previous: std::sync::Mutex::new(last_checkpoint),
+                    previous: previous.clone(),
                     progress: self.progress.clone(),
                 }));
+            }
             workspace_info = Some(WorkspaceInfo {
                 dir: p.workspace,
                 restored_from,

@@ -823,6 +823,46 @@ impl Store {
         Ok(id.map(|b| RunId::from(String::from_utf8_lossy(&b).into_owned())))
     }
 
+    /// The sub-agent runs that calls of `parent` started (`spawned_by`), oldest first: each
+    /// run's id and the call that started it.
+    pub async fn children(&self, parent: &RunId) -> Result<Vec<(RunId, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT CAST(run_id AS BLOB) AS run_id, CAST(json_extract(payload, '$.call_id') AS BLOB) AS call_id \
+             FROM events WHERE kind = 'spawned_by' AND json_extract(payload, '$.parent') = ? ORDER BY run_id",
+        )
+        .bind(parent.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    RunId::from(column_text(r, "run_id").ok()?),
+                    column_text(r, "call_id").ok()?,
+                ))
+            })
+            .collect())
+    }
+
+    /// Every run below `root` in its tree of sub-agents, parents before their children
+    /// (bounded: a tree of more than 10 000 runs is cut there).
+    pub async fn descendants(&self, root: &RunId) -> Result<Vec<RunId>, StoreError> {
+        let mut found = Vec::new();
+        let mut next = 0;
+        let mut parents = vec![root.clone()];
+        while let Some(parent) = parents.get(next).cloned() {
+            next += 1;
+            for (child, _) in self.children(&parent).await? {
+                if found.len() >= 10_000 || found.contains(&child) || child == *root {
+                    continue;
+                }
+                found.push(child.clone());
+                parents.push(child);
+            }
+        }
+        Ok(found)
+    }
+
     /// Every run the store knows of: from its events and from its head records.
     pub async fn run_ids(&self) -> Result<Vec<RunId>, StoreError> {
         let mut ids: Vec<String> =

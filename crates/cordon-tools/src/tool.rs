@@ -25,6 +25,11 @@ pub enum ToolError {
     /// The tool ran and failed.
     #[error("{0}")]
     Failed(String),
+    /// The call has not finished and is not to be answered yet: the run pauses, and the
+    /// call runs again when the run is resumed (a sub-agent that paused, or that waits for
+    /// a person). Only tools whose calls may run again return it.
+    #[error("suspended: {0}")]
+    Suspended(String),
 }
 
 /// What a tool call gives back to the model: text, and images (as `data:` URLs).

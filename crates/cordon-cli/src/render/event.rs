@@ -106,6 +106,38 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             Vec::new(),
         ),
         EventPayload::ContinuedBy { run } => ("continued", format!("by run {run}"), Vec::new()),
+        EventPayload::HandedOff {
+            from,
+            to,
+            reason,
+            history,
+            ..
+        } => (
+            "handoff",
+            format!(
+                "{} → {} · history: {history}{}",
+                clip(from, 64),
+                clip(to, 64),
+                reason
+                    .as_ref()
+                    .map(|r| format!(" · “{}”", clip(r, 160)))
+                    .unwrap_or_default()
+            ),
+            Vec::new(),
+        ),
+        EventPayload::SpawnedBy {
+            parent,
+            call_id,
+            tool,
+            workspace,
+        } => (
+            "sub-agent",
+            format!(
+                "{} of run {parent} (call {call_id}) · workspace: {workspace}",
+                clip(tool, 64)
+            ),
+            Vec::new(),
+        ),
         EventPayload::McpServerStarted {
             server,
             runs,

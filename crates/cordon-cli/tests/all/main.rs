@@ -23,6 +23,7 @@ mod shell_sessions;
 mod shell_tools;
 mod skills;
 mod snapshot_cli;
+mod team;
 mod trust;
 mod view_image;
 mod views;

@@ -100,6 +100,9 @@ async fn story(db: &Path) {
                 skills: None,
                 compaction: None,
                 guardrails: None,
+                handoffs: None,
+                members: Vec::new(),
+                agent_tools: None,
             },
             cordon_version: "0.1.0".into(),
             manifest_digest: Some(

@@ -6,8 +6,10 @@ mod apply;
 mod parse;
 mod target;
 mod tool;
+mod write;
 
 pub use apply::{ApplyError, Plan, plan};
 pub use parse::{Hunk, Op, ParseError, parse};
 pub use target::{PatchError, apply_in_sandbox, apply_to_dir, apply_to_dir_with};
 pub use tool::{ApplyPatch, spec};
+pub use write::between;

@@ -1,0 +1,102 @@
+//! Writing patches: the changes between two trees of files, in the format `apply_patch`
+//! reads, so that an agent can apply what another one changed.
+
+use std::collections::BTreeMap;
+
+/// A patch that turns the files `before` into `after` (workspace-relative path → content),
+/// with three lines of context around each change; and the paths it leaves out (contents
+/// that are not UTF-8 text). `None` when nothing changed.
+pub fn between(
+    before: &BTreeMap<String, Vec<u8>>,
+    after: &BTreeMap<String, Vec<u8>>,
+) -> (Option<String>, Vec<String>) {
+    let mut out = String::new();
+    let mut left_out = Vec::new();
+    let paths: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    for path in paths {
+        let (old, new) = (before.get(path), after.get(path));
+        if old == new {
+            continue;
+        }
+        match (text(old), text(new)) {
+            (Some(None), _) | (_, Some(None)) => left_out.push(path.clone()),
+            (None, Some(Some(new))) => {
+                out.push_str(&format!("*** Add File: {path}\n"));
+                for line in new.lines() {
+                    out.push_str(&format!("+{line}\n"));
+                }
+            }
+            (Some(Some(_)), None) => out.push_str(&format!("*** Delete File: {path}\n")),
+            (Some(Some(old)), Some(Some(new))) => {
+                out.push_str(&format!("*** Update File: {path}\n"));
+                update(&mut out, old, new);
+            }
+            (None, None) => {}
+        }
+    }
+    let patch = (!out.is_empty()).then(|| format!("*** Begin Patch\n{out}*** End Patch\n"));
+    (patch, left_out)
+}
+
+/// A file's content as text: `None` for no file, `Some(None)` for one that is not UTF-8.
+fn text(bytes: Option<&Vec<u8>>) -> Option<Option<&str>> {
+    bytes.map(|b| std::str::from_utf8(b).ok())
+}
+
+/// The hunks of one file's update.
+fn update(out: &mut String, old: &str, new: &str) {
+    let diff = similar::TextDiff::from_lines(old, new);
+    for group in diff.grouped_ops(3) {
+        out.push_str("@@\n");
+        for op in group {
+            for change in diff.iter_changes(&op) {
+                let sign = match change.tag() {
+                    similar::ChangeTag::Equal => ' ',
+                    similar::ChangeTag::Delete => '-',
+                    similar::ChangeTag::Insert => '+',
+                };
+                let line = change.value();
+                out.push(sign);
+                out.push_str(line.strip_suffix('\n').unwrap_or(line));
+                out.push('\n');
+            }
+        }
+    }
+    if !new.ends_with('\n') && !new.is_empty() {
+        out.push_str("*** End of File\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_patch_applies_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let old_main: String = (1..=20).map(|i| format!("line {i}\n")).collect();
+        let new_main = old_main.replace("line 10\n", "line ten\n");
+        std::fs::write(dir.path().join("main.txt"), &old_main).unwrap();
+        std::fs::write(dir.path().join("gone.txt"), "bye\n").unwrap();
+        let before = BTreeMap::from([
+            ("main.txt".to_string(), old_main.into_bytes()),
+            ("gone.txt".to_string(), b"bye\n".to_vec()),
+            ("blob.bin".to_string(), vec![0xff, 0xfe]),
+        ]);
+        let after = BTreeMap::from([
+            ("main.txt".to_string(), new_main.clone().into_bytes()),
+            ("new/added.txt".to_string(), b"hello\nworld\n".to_vec()),
+            ("blob.bin".to_string(), vec![0xff, 0x00]),
+        ]);
+        let (patch, left_out) = between(&before, &after);
+        let patch = patch.unwrap();
+        assert_eq!(left_out, ["blob.bin"]);
+        assert!(patch.contains("-line 10\n+line ten\n"), "{patch}");
+        crate::patch::apply_to_dir(dir.path(), &patch).unwrap();
+        let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).unwrap();
+        assert_eq!(read("main.txt"), new_main);
+        assert_eq!(read("new/added.txt"), "hello\nworld\n");
+        assert!(!dir.path().join("gone.txt").exists());
+        assert_eq!(between(&before, &before), (None, Vec::new()));
+    }
+}
