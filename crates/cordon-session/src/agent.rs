@@ -220,14 +220,28 @@ impl AgentSpec {
     }
 
     /// Whether a run of this agent needs a sandbox: a tool of `registry` that runs in one,
-    /// or an MCP server that does (one not declared `trusted`). Unknown tools are an error.
+    /// an MCP server that does (one not declared `trusted`), a command guardrail, or an
+    /// agent of its team that works in it. Unknown tools are an error.
     pub fn needs_sandbox(&self, registry: &Registry) -> Result<bool, cordon_tools::RegistryError> {
         let servers = self
             .mcp_servers
             .values()
             .any(|s| s.runs() == cordon_mcp::Runs::Sandbox);
         let commands = self.guardrails.iter().any(|g| g.command.is_some());
-        Ok(registry.needs_sandbox(&self.tools)? || servers || commands)
+        // The team's other agents work in the run's sandbox; a sub-agent in the parent's
+        // workspace too, and a copy is made from the parent's checkpoints.
+        let mut team = false;
+        for member in &self.members {
+            team |= member.needs_sandbox(registry)?;
+        }
+        for t in &self.agent_tools {
+            team |= match t.workspace {
+                crate::team::WorkspaceMode::Shared => registry.needs_sandbox(&t.agent.tools)?,
+                crate::team::WorkspaceMode::Copy => true,
+                crate::team::WorkspaceMode::Manifest => false,
+            };
+        }
+        Ok(registry.needs_sandbox(&self.tools)? || servers || commands || team)
     }
 
     /// The compaction a new run of this agent uses with the model `model_name` (whose window

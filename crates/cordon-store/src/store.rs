@@ -754,7 +754,8 @@ impl Store {
             .collect()
     }
 
-    /// The run `id` names: `last` (the newest run), a whole id, the start of one, or any
+    /// The run `id` names: `last` (the newest run that is not a sub-agent), a whole id, the
+    /// start of one, or any
     /// unique piece of an id's random part (the part after the time it starts with). Runs
     /// whose events are gone but whose head records remain are found too, so that `verify`
     /// can say what happened to them.
@@ -765,9 +766,19 @@ impl Store {
         }
         let all = self.run_ids().await?;
         if id == LAST {
-            // Run ids are UUIDv7: they sort by the time the run started.
+            // Run ids are UUIDv7: they sort by the time the run started. A sub-agent's run
+            // is not the last run: its tree's first run is (which resumes it).
+            let spawned: std::collections::HashSet<String> = sqlx::query_scalar::<_, Vec<u8>>(
+                "SELECT CAST(run_id AS BLOB) FROM events WHERE kind = 'spawned_by'",
+            )
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .collect();
             return all
                 .into_iter()
+                .filter(|r| !spawned.contains(r.as_str()))
                 .max_by(|a, b| a.as_str().cmp(b.as_str()))
                 .ok_or_else(|| StoreError::NoSuchRun(id.to_string()));
         }

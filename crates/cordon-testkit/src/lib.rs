@@ -26,6 +26,6 @@ pub mod script;
 pub mod server;
 pub mod upstream;
 
-pub use script::{ChatQuirks, Fault, Reply, Script, ScriptedCall, Turn, TurnFrom};
+pub use script::{ChatQuirks, Fault, Reply, Script, ScriptedCall, Thread, Turn, TurnFrom};
 pub use server::{RecordedRequest, ScriptedServer};
 pub use upstream::Upstream;

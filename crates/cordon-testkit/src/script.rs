@@ -42,6 +42,23 @@ pub struct Script {
     /// the request's body holds; they do not use up a turn.
     #[serde(default)]
     pub replies: Vec<Reply>,
+    /// Conversations of their own (sub-agents working at once), each picked by what the
+    /// request's body holds; they do not use up the turns.
+    #[serde(default)]
+    pub threads: Vec<Thread>,
+}
+
+/// A conversation answered from turns of its own: a request whose body holds the string
+/// gets the thread's turn numbered by how many model answers its conversation holds, so
+/// conversations that go on at once (and one sent again after a crash) each get theirs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thread {
+    /// The string the request's raw body must hold (a sub-agent's instructions).
+    pub when_body_contains: String,
+    /// Its turns.
+    #[serde(default)]
+    pub turns: Vec<Turn>,
 }
 
 /// An answer given to every request whose body holds a string, out of the turns' order.

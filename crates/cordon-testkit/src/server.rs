@@ -186,6 +186,17 @@ impl Shared {
                 ..Turn::default()
             });
         }
+        if let Some(thread) = self
+            .script
+            .threads
+            .iter()
+            .find(|t| holds(&t.when_body_contains))
+        {
+            return match thread.turns.get(answers_in(body)) {
+                Some(turn) => Action::Reply(turn.clone()),
+                None => Action::Exhausted,
+            };
+        }
         if self.script.turn_from == TurnFrom::Conversation {
             let turn = answers_in(body);
             if turn != c.turn {
@@ -465,11 +476,12 @@ async fn handle(
     // The quick read skips what it does not need (the conversation's items too, unless the
     // turn is chosen from them); a body it cannot read that way (a field of another type) is
     // parsed whole, and one that is not JSON is refused.
-    let quick = if shared.script.turn_from == TurnFrom::Conversation {
-        serde_json::from_slice::<Peek<'_>>(&raw)
-    } else {
-        serde_json::from_slice::<Presence>(&raw).map(Presence::into_peek)
-    };
+    let quick =
+        if shared.script.turn_from == TurnFrom::Conversation || !shared.script.threads.is_empty() {
+            serde_json::from_slice::<Peek<'_>>(&raw)
+        } else {
+            serde_json::from_slice::<Presence>(&raw).map(Presence::into_peek)
+        };
     let body: Peek<'_> = match quick {
         Ok(p) => p,
         Err(_) => match serde_json::from_slice::<Value>(&raw) {

@@ -106,6 +106,75 @@ pub struct ShowOptions {
     pub raw: bool,
 }
 
+/// Prints the sub-agents a run started, and theirs, as a tree: each one's tool, status, run,
+/// the call that started it and how it ended.
+async fn sub_agents(
+    store: &Store,
+    run_id: &cordon_core::RunId,
+    style: Style,
+) -> anyhow::Result<()> {
+    let mut stack: Vec<(cordon_core::RunId, String, usize)> = store
+        .children(run_id)
+        .await
+        .map_err(super::store_failure)?
+        .into_iter()
+        .rev()
+        .map(|(id, call)| (id, call, 1))
+        .collect();
+    if stack.is_empty() {
+        return Ok(());
+    }
+    println!("{}", style.dim("── sub-agents ──"));
+    let mut shown = 0;
+    while let Some((id, call, depth)) = stack.pop() {
+        shown += 1;
+        if shown > 1000 {
+            println!("  … (more than 1000: `cordon show RUN` on one of them shows its own)");
+            break;
+        }
+        let events = store.events(&id).await.map_err(super::store_failure)?;
+        let tool = events
+            .iter()
+            .find(|e| e.kind == "spawned_by")
+            .and_then(|e| e.payload["tool"].as_str())
+            .unwrap_or("?")
+            .to_string();
+        let (status, ended) = match cordon_core::RunState::fold(&events) {
+            Ok(state) => {
+                let status = store.live_status(&id, state.status);
+                let ended = state
+                    .final_output
+                    .clone()
+                    .or(state.ended_by.clone())
+                    .map(|t| format!(" · “{}”", clip(t.trim(), 80)))
+                    .unwrap_or_default();
+                (status.as_str().to_string(), ended)
+            }
+            Err(e) => (
+                format!("unreadable ({})", clip(&e.to_string(), 60)),
+                String::new(),
+            ),
+        };
+        println!(
+            "{:indent$}↳ {} · {status} · run {id} · call {}{ended}",
+            "",
+            clip(&tool, 64),
+            clip(&call, 64),
+            indent = depth * 2
+        );
+        for (child, c) in store
+            .children(&id)
+            .await
+            .map_err(super::store_failure)?
+            .into_iter()
+            .rev()
+        {
+            stack.push((child, c, depth + 1));
+        }
+    }
+    Ok(())
+}
+
 pub async fn show(store: &Store, run: &str, how: &ShowOptions) -> anyhow::Result<ExitCode> {
     let run_id = find_run(store, run).await?;
     let rows = store.rows(&run_id).await.map_err(super::store_failure)?;
@@ -192,6 +261,7 @@ pub async fn show(store: &Store, run: &str, how: &ShowOptions) -> anyhow::Result
     }
     if !how.json && how.call.is_none() {
         still_going(store, &run_id, &rows, style);
+        sub_agents(store, &run_id, style).await?;
     }
     if damaged > 0 {
         eprintln!(

@@ -225,3 +225,385 @@ async fn a_team_with_a_bad_handoff_is_refused_before_the_run() {
     std::fs::write(h.join("e.toml"), "name = \"d\"\n").unwrap();
     assert!(err("d.toml").await.contains("named 'd' already"));
 }
+
+#[tokio::test]
+async fn an_agent_used_as_a_tool_works_in_the_parents_workspace_and_answers_typed() {
+    let (server, home) = common::scripted_home(
+        r#"
+[[turns]]
+tool_calls = [{ call_id = "ask", name = "counter", arguments = { task = "Count the files here." } }]
+[[turns]]
+text = "There are 2 files."
+
+[[threads]]
+when_body_contains = '"content":"Count the files here."'
+[[threads.turns]]
+tool_calls = [{ name = "exec_command", arguments = { cmd = "echo counted > from-child.txt && ls | wc -l" } }]
+[[threads.turns]]
+text = '{"files": 2}'
+"#,
+    )
+    .await;
+    let h = home.path();
+    std::fs::create_dir_all(h.join("ws")).unwrap();
+    std::fs::write(h.join("ws/data.txt"), "data\n").unwrap();
+    std::fs::write(
+        h.join("lead.toml"),
+        r#"name = "lead"
+instructions = "You are the lead."
+
+[[agent_tools]]
+agent = "counter.toml"
+description = "Counts files."
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("counter.toml"),
+        r#"name = "counter"
+instructions = "You are the counter."
+tools = ["exec_command"]
+
+[output]
+schema = { type = "object", required = ["files"], properties = { files = { type = "integer" } } }
+"#,
+    )
+    .unwrap();
+    let agent = h.join("lead.toml").display().to_string();
+    let out = common::expect(
+        h,
+        &[
+            "run",
+            "--agent",
+            &agent,
+            "--workspace",
+            "ws",
+            "--model",
+            "s:m",
+            "How many files?",
+        ],
+        0,
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "There are 2 files."
+    );
+    // It worked in the parent's workspace.
+    eprintln!(
+        "{}",
+        String::from_utf8_lossy(&common::expect(h, &["show", "last"], 0).await.stdout)
+    );
+    assert_eq!(
+        std::fs::read_to_string(h.join("ws/from-child.txt")).unwrap(),
+        "counted\n"
+    );
+    let requests = server.requests();
+    assert_eq!(requests.len(), 4);
+    // The tool says what the agent answers with.
+    let offered = requests[0].body["tools"][0]["function"].clone();
+    assert_eq!(offered["name"], "counter");
+    assert!(
+        offered["description"]
+            .as_str()
+            .unwrap()
+            .contains("\"files\"")
+    );
+    let events = common::json_lines(
+        &common::expect(h, &["show", "last", "--json"], 0)
+            .await
+            .stdout,
+    );
+    let result = events
+        .iter()
+        .find(|e| e["kind"] == "tool_result" && e["payload"]["call_id"] == "ask")
+        .unwrap();
+    let output = result["payload"]["output"].as_str().unwrap();
+    assert!(output.starts_with(r#"{"files":2}"#), "{output}");
+    let child = output
+        .rsplit("sub-agent run ")
+        .next()
+        .unwrap()
+        .trim_end_matches(')');
+    let child_events = common::json_lines(
+        &common::expect(h, &["show", child, "--json"], 0)
+            .await
+            .stdout,
+    );
+    let spawned = child_events
+        .iter()
+        .find(|e| e["kind"] == "spawned_by")
+        .unwrap();
+    assert_eq!(spawned["payload"]["call_id"], "ask");
+    assert_eq!(spawned["payload"]["workspace"], "shared");
+    assert_eq!(spawned["payload"]["parent"], events[0]["run_id"]);
+    assert!(
+        child_events.iter().all(|e| e["kind"] != "checkpoint"),
+        "the parent checkpoints its own workspace"
+    );
+    let root = events[0]["run_id"].as_str().unwrap();
+    let shown =
+        String::from_utf8_lossy(&common::expect(h, &["show", root], 0).await.stdout).to_string();
+    assert!(
+        shown.contains(child),
+        "the tree shows the sub-agent: {shown}"
+    );
+    common::expect(h, &["verify", "--all"], 0).await;
+}
+
+/// The script of a lead that sends three workers at once, each on a copy of its workspace,
+/// then applies their patches.
+const PARALLEL: &str = r#"
+[[turns]]
+tool_calls = [
+  { call_id = "a", name = "worker", arguments = { task = "Part alpha" } },
+  { call_id = "b", name = "worker", arguments = { task = "Part beta" } },
+  { call_id = "c", name = "worker", arguments = { task = "Part gamma" } },
+]
+[[turns]]
+tool_calls = [{ call_id = "merge", name = "apply_patch", input = "*** Begin Patch\n*** Add File: alpha.txt\n+alpha\n*** Add File: beta.txt\n+beta\n*** Add File: gamma.txt\n+gamma\n*** End Patch\n" }]
+[[turns]]
+text = "All three parts are merged."
+
+[[threads]]
+when_body_contains = '"content":"Part alpha"'
+[[threads.turns]]
+tool_calls = [{ name = "exec_command", arguments = { cmd = "echo alpha > alpha.txt" } }]
+[[threads.turns]]
+text = "alpha done"
+
+[[threads]]
+when_body_contains = '"content":"Part beta"'
+[[threads.turns]]
+tool_calls = [{ name = "exec_command", arguments = { cmd = "echo beta > beta.txt" } }]
+[[threads.turns]]
+text = "beta done"
+
+[[threads]]
+when_body_contains = '"content":"Part gamma"'
+[[threads.turns]]
+tool_calls = [{ name = "exec_command", arguments = { cmd = "sleep 4 && echo gamma > gamma.txt" } }]
+[[threads.turns]]
+text = "gamma done"
+"#;
+
+/// A home with the lead, its worker and a workspace, for [`PARALLEL`].
+async fn parallel_home() -> (cordon_testkit::ScriptedServer, tempfile::TempDir) {
+    let (server, home) = common::scripted_home(PARALLEL).await;
+    let h = home.path();
+    std::fs::create_dir_all(h.join("ws")).unwrap();
+    std::fs::write(h.join("ws/data.txt"), "shared data\n").unwrap();
+    std::fs::write(
+        h.join("lead.toml"),
+        r#"name = "lead"
+instructions = "You are the lead."
+tools = ["apply_patch"]
+
+[budgets]
+max_tool_calls = 20
+
+[[agent_tools]]
+agent = "worker.toml"
+description = "Does one part of the job."
+workspace = "copy"
+patch = true
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("worker.toml"),
+        "name = \"worker\"\ninstructions = \"You are a worker.\"\ntools = [\"exec_command\"]\n",
+    )
+    .unwrap();
+    (server, home)
+}
+
+/// Starts the lead; kills it (SIGKILL) once `kill` says so. Returns the run's id.
+async fn run_lead(
+    h: &std::path::Path,
+    kill: Option<&(dyn Fn() -> bool + Sync)>,
+) -> (String, std::process::Output) {
+    let mut c = common::as_tester(h);
+    c.args(["run", "--json", "--agent"])
+        .arg(h.join("lead.toml"))
+        .args(["--workspace", "ws", "--model", "s:m", "Do the three parts."])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    if let Some(kill) = kill {
+        let began = std::time::Instant::now();
+        while !kill() {
+            assert!(began.elapsed().as_secs() < 60, "the kill point never came");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // The slow worker's command is running now.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        child.kill().unwrap();
+    }
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let first = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .expect("the run printed its start");
+    (first["run_id"].as_str().unwrap().to_string(), out)
+}
+
+/// The files of a directory, path → content.
+fn files(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            (
+                p.file_name().unwrap().to_string_lossy().to_string(),
+                std::fs::read_to_string(&p).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// A run's final answer, as recorded.
+async fn final_answer(h: &std::path::Path, root: String) -> Option<Value> {
+    let events = common::json_lines(
+        &common::expect(h, &["show", &root, "--json"], 0)
+            .await
+            .stdout,
+    );
+    events
+        .iter()
+        .find(|e| e["kind"] == "run_completed")
+        .map(|e| e["payload"]["output"].clone())
+}
+
+/// How many requests each worker's conversation made.
+fn per_thread(server: &cordon_testkit::ScriptedServer) -> Vec<usize> {
+    ["alpha", "beta", "gamma"]
+        .iter()
+        .map(|part| {
+            let marker = format!("\"content\":\"Part {part}\"");
+            server
+                .requests()
+                .iter()
+                .filter(|r| r.body.to_string().contains(&marker))
+                .count()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_sub_agents_in_their_own_sandboxes_resume_as_a_tree_after_a_kill() {
+    // Uninterrupted.
+    let (server, home) = parallel_home().await;
+    let h = home.path();
+    let (root, out) = run_lead(h, None).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let whole = files(&h.join("ws"));
+    assert_eq!(whole["gamma.txt"], "gamma\n");
+    assert_eq!(per_thread(&server), [2, 2, 2]);
+    let expected = final_answer(h, root.clone()).await;
+    assert_eq!(expected, Some(Value::from("All three parts are merged.")));
+    // Each worker's answer carried its patch.
+    let events = common::json_lines(
+        &common::expect(h, &["show", &root, "--json"], 0)
+            .await
+            .stdout,
+    );
+    let result = |id: &str| {
+        events
+            .iter()
+            .find(|e| e["kind"] == "tool_result" && e["payload"]["call_id"] == id)
+            .unwrap()["payload"]["output"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        result("a").contains("*** Add File: alpha.txt\n+alpha\n"),
+        "{}",
+        result("a")
+    );
+    assert!(
+        !result("a").contains("beta.txt"),
+        "each worker has its own copy"
+    );
+    // The copies never touched the lead's workspace: only its patch did.
+    assert!(result("merge").contains("alpha.txt"));
+
+    // Killed while the slow worker runs, then resumed.
+    let (server2, home2) = parallel_home().await;
+    let h2 = home2.path();
+    let ready = || {
+        let counts = per_thread(&server2);
+        counts[0] == 2 && counts[1] == 2 && counts[2] >= 1
+    };
+    let (root2, out) = run_lead(h2, Some(&ready)).await;
+    assert!(!out.status.success());
+    assert!(!h2.join("ws/gamma.txt").exists());
+    let listed =
+        String::from_utf8_lossy(&common::expect(h2, &["show", &root2], 0).await.stdout).to_string();
+    assert!(listed.contains("worker"), "{listed}");
+    let out = common::expect(h2, &["resume", &root2], 0).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "All three parts are merged."
+    );
+    assert_eq!(files(&h2.join("ws")), whole, "the same workspace");
+    assert_eq!(final_answer(h2, root2.clone()).await, expected);
+    // No recorded answer was asked for again: each worker's conversation made its two
+    // requests, and the lead its three.
+    assert_eq!(per_thread(&server2), [2, 2, 2]);
+    let lead: Vec<String> = server2
+        .requests()
+        .iter()
+        .filter(|r| r.served.starts_with("turn"))
+        .map(|r| r.served.clone())
+        .collect();
+    assert_eq!(lead, ["turn 0", "turn 1", "turn 2"]);
+    // The tree: the lead and its three workers, all completed.
+    let shown =
+        String::from_utf8_lossy(&common::expect(h2, &["show", &root2], 0).await.stdout).to_string();
+    assert_eq!(shown.matches("worker · completed").count(), 3, "{shown}");
+    // The finished workers were not run again; the killed one was resumed.
+    let events = common::json_lines(
+        &common::expect(h2, &["show", &root2, "--json"], 0)
+            .await
+            .stdout,
+    );
+    let resumed = |call: &str| {
+        let output = events
+            .iter()
+            .find(|e| e["kind"] == "tool_result" && e["payload"]["call_id"] == call)
+            .unwrap()["payload"]["output"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let child = output
+            .rsplit("sub-agent run ")
+            .next()
+            .unwrap()
+            .trim_end_matches(')')
+            .to_string();
+        async move {
+            let child_events = common::json_lines(
+                &common::expect(h2, &["show", &child, "--json"], 0)
+                    .await
+                    .stdout,
+            );
+            child_events
+                .iter()
+                .filter(|e| e["kind"] == "run_resumed")
+                .count()
+        }
+    };
+    assert_eq!(resumed("a").await, 0);
+    assert_eq!(resumed("b").await, 0);
+    assert_eq!(resumed("c").await, 1);
+    common::expect(h2, &["verify", "--all"], 0).await;
+}
