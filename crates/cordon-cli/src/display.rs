@@ -200,6 +200,7 @@ impl RunObserver for Human {
             | EventPayload::GuardrailTripped { .. }
             | EventPayload::HandedOff { .. }
             | EventPayload::SpawnedBy { .. }
+            | EventPayload::ToolSuspended { .. }
             | EventPayload::ContextCompacted { .. } => {
                 Self::end_lines(&mut live);
                 let entry = crate::render::event::entry(

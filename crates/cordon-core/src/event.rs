@@ -405,6 +405,17 @@ pub enum EventPayload {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },
+    /// A call could not finish and was left unanswered: the run pauses, and a resume runs
+    /// it again, whatever it may act on (a sub-agent that paused, or waits for a person,
+    /// goes on from where it stopped).
+    ToolSuspended {
+        /// The call.
+        call_id: String,
+        /// Its tool.
+        tool: String,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// This run is a sub-agent: a call of another run's (its parent's) started it, and its
     /// final answer is that call's result.
     SpawnedBy {
@@ -747,6 +758,7 @@ impl EventPayload {
             EventPayload::ContinuedBy { .. } => "continued_by",
             EventPayload::HandedOff { .. } => "handed_off",
             EventPayload::SpawnedBy { .. } => "spawned_by",
+            EventPayload::ToolSuspended { .. } => "tool_suspended",
             EventPayload::GuardrailTripped { .. } => "guardrail_tripped",
             EventPayload::McpServerStarted { .. } => "mcp_server_started",
             EventPayload::ToolsChanged { .. } => "tools_changed",

@@ -161,6 +161,8 @@ pub struct RunState {
     pub waiting_hosts: std::collections::BTreeSet<String>,
     /// The input or output guardrail that stopped the run, and why.
     pub tripped: Option<String>,
+    /// Calls left unanswered on purpose (`tool_suspended`): a resume runs them again.
+    pub suspended: std::collections::BTreeSet<String>,
     /// The agent of the team that answers now, once a handoff has happened (none: the
     /// entry agent).
     pub active_agent: Option<String>,
@@ -192,6 +194,7 @@ impl Default for RunState {
             waiting_hosts: Default::default(),
             tripped: None,
             active_agent: None,
+            suspended: Default::default(),
             next_seq: 0,
         }
     }
@@ -301,6 +304,9 @@ impl RunState {
             | EventPayload::ToolsChanged { .. }
             | EventPayload::SpawnedBy { .. }
             | EventPayload::ContinuedBy { .. } => {}
+            EventPayload::ToolSuspended { call_id, .. } => {
+                self.suspended.insert(call_id.clone());
+            }
             EventPayload::HandedOff {
                 to, kept_from, note, ..
             } => {
@@ -352,6 +358,7 @@ impl RunState {
                 self.approved.remove(call_id);
                 self.rejected.remove(call_id);
                 self.awaiting.remove(call_id);
+                self.suspended.remove(call_id);
                 let was_pending = self.pending.iter().any(|p| &p.call_id == call_id);
                 self.pending.retain(|p| &p.call_id != call_id);
                 if was_pending && !not_run {

@@ -116,6 +116,8 @@ struct Live<'a> {
     /// Why the run must pause at the next step boundary, when a call could not finish (a
     /// sub-agent that paused or waits for a person).
     halt: Option<String>,
+    /// Why the run paused, when a call's halt paused it.
+    halted: Option<String>,
 }
 
 impl Live<'_> {
@@ -362,6 +364,7 @@ impl Runner {
             asked_hosts: Default::default(),
             reported: None,
             halt: None,
+            halted: None,
         };
         let result = self.start(agent, task, &mut live).await;
         settle(&mut live, result).await
@@ -544,7 +547,7 @@ impl Runner {
             status: state.status,
             output: state.final_output.clone(),
             structured,
-            error: state.ended_by.clone(),
+            error: state.ended_by.clone().or(live.halted.take()),
             hint,
             state,
         })
@@ -819,7 +822,10 @@ impl Runner {
     /// `cordon pause` from any process); whether the run is to stop here.
     async fn pause_if_asked(&self, live: &mut Live<'_>) -> Result<bool, StoreError> {
         let reason = match live.halt.take() {
-            Some(why) => why,
+            Some(why) => {
+                live.halted = Some(why.clone());
+                why
+            }
             None => match self.pause_reason(live.log.run_id()) {
                 Some(reason) => reason.to_string(),
                 None => return Ok(false),
@@ -1285,6 +1291,12 @@ impl Runner {
                 Ok(out) => (out.text, out.images, false),
                 // Not answered: the run pauses, and a resume runs the call again.
                 Err(ToolError::Suspended(why)) => {
+                    live.record(EventPayload::ToolSuspended {
+                        call_id: call.call_id.clone(),
+                        tool: call.name.clone(),
+                        reason: why.clone(),
+                    })
+                    .await?;
                     live.halt.get_or_insert(why);
                     continue;
                 }
@@ -1443,6 +1455,7 @@ impl Runner {
             asked_hosts: Default::default(),
             reported: None,
             halt: None,
+            halted: None,
         };
         let result = self.continue_run(agent, &mut live, how).await;
         settle(&mut live, result).await
@@ -1487,8 +1500,12 @@ impl Runner {
         let active = agent.active(live.state.active_agent.as_deref());
         for p in live.state.pending.clone() {
             let effects = agent.team_tool(active, &p.tool).map(|t| t.effects());
+            // A call left unanswered on purpose runs again, whatever it may act on.
+            let suspended = live.state.suspended.contains(&p.call_id) && effects.is_some();
             match find_call(&live.state, &p.call_id) {
-                Some(call) if matches!(effects, Some(Effects::None | Effects::Workspace)) => {
+                Some(call)
+                    if suspended || matches!(effects, Some(Effects::None | Effects::Workspace)) =>
+                {
                     again.push(call)
                 }
                 _ => {

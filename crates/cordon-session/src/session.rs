@@ -655,6 +655,7 @@ impl Session {
                 model: model.clone(),
                 policy: agent.policy.clone(),
                 budgets: agent.budgets.clone(),
+                approvals: agent.approvals.clone(),
                 ledger: ledger.clone(),
                 stop: stop.clone(),
                 limit: Arc::new(tokio::sync::Semaphore::new(

@@ -37,6 +37,8 @@ pub(crate) struct Parent {
     pub policy: Option<cordon_policy::Policy>,
     /// Its budgets, counted over the whole tree.
     pub budgets: Budgets,
+    /// Its approval rules: the sub-agents' calls wait for a person as its own do.
+    pub approvals: cordon_harness::ApprovalRules,
     /// What the tree has spent.
     pub ledger: Arc<Ledger>,
     /// Its stop flag (Ctrl-C), which the sub-agents share.
@@ -107,6 +109,7 @@ impl SubagentTool {
         }
         let mut agent = AgentSpec::recorded(&self.decl.agent)?;
         agent.budgets = self.parent.budgets.clone();
+        agent.approvals = self.parent.approvals.clone();
         agent.policy = self.parent.policy.clone();
         let model = agent
             .model

@@ -293,10 +293,14 @@ pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
             ExitCode::from(exit::BUDGET_EXCEEDED)
         }
         RunStatus::Paused => {
-            eprintln!(
-                "paused after the current step; `cordon resume {}` continues it",
-                out.run_id
-            );
+            match &out.error {
+                // A call that could not finish paused it (a sub-agent paused or waits).
+                Some(why) => eprintln!("paused: {}", crate::render::safe_lines(why)),
+                None => eprintln!(
+                    "paused after the current step; `cordon resume {}` continues it",
+                    out.run_id
+                ),
+            }
             ExitCode::from(exit::INTERRUPTED)
         }
         RunStatus::AwaitingApproval => {

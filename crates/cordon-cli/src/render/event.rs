@@ -125,6 +125,20 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             ),
             Vec::new(),
         ),
+        EventPayload::ToolSuspended {
+            call_id,
+            tool,
+            reason,
+        } => (
+            "suspended",
+            format!(
+                "{} {} · {}",
+                clip(tool, 64),
+                clip(call_id, 64),
+                clip(reason, 240)
+            ),
+            Vec::new(),
+        ),
         EventPayload::SpawnedBy {
             parent,
             call_id,

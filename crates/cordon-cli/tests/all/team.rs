@@ -607,3 +607,258 @@ async fn three_sub_agents_in_their_own_sandboxes_resume_as_a_tree_after_a_kill()
     assert_eq!(resumed("c").await, 1);
     common::expect(h2, &["verify", "--all"], 0).await;
 }
+
+#[tokio::test]
+async fn a_sub_agent_waiting_for_a_person_pauses_the_tree_until_approved() {
+    let (server, home) = common::scripted_home(
+        r#"
+[[turns]]
+tool_calls = [{ call_id = "clean", name = "cleaner", arguments = { task = "Remove old.txt" } }]
+[[turns]]
+text = "Cleaned."
+
+[[threads]]
+when_body_contains = '"content":"Remove old.txt"'
+[[threads.turns]]
+tool_calls = [{ call_id = "rm", name = "exec_command", arguments = { cmd = "rm -f old.txt" } }]
+[[threads.turns]]
+text = "removed"
+"#,
+    )
+    .await;
+    let h = home.path();
+    std::fs::create_dir_all(h.join("ws")).unwrap();
+    std::fs::write(h.join("ws/old.txt"), "old\n").unwrap();
+    std::fs::write(
+        h.join("lead.toml"),
+        r#"name = "lead"
+instructions = "You are the lead."
+
+[approvals]
+commands = ["rm *"]
+
+[[agent_tools]]
+agent = "cleaner.toml"
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("cleaner.toml"),
+        "name = \"cleaner\"\ninstructions = \"You clean.\"\ntools = [\"exec_command\"]\n",
+    )
+    .unwrap();
+    let agent = h.join("lead.toml").display().to_string();
+    // The entry agent's approvals hold for its sub-agents: the cleaner waits, and so does
+    // the tree.
+    let out = common::expect(
+        h,
+        &[
+            "run",
+            "--agent",
+            &agent,
+            "--workspace",
+            "ws",
+            "--model",
+            "s:m",
+            "Clean up.",
+        ],
+        130,
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(stderr.contains("the sub-agent 'cleaner'"), "{stderr}");
+    assert!(
+        stderr.contains("waits for a person: `cordon approve "),
+        "{stderr}"
+    );
+    assert!(h.join("ws/old.txt").exists());
+    let child = stderr
+        .split("`cordon approve ")
+        .nth(1)
+        .unwrap()
+        .split('`')
+        .next()
+        .unwrap()
+        .to_string();
+    let events = common::json_lines(
+        &common::expect(h, &["show", "last", "--json"], 0)
+            .await
+            .stdout,
+    );
+    let suspended = events
+        .iter()
+        .find(|e| e["kind"] == "tool_suspended")
+        .unwrap();
+    assert_eq!(suspended["payload"]["call_id"], "clean");
+    assert_eq!(events.last().unwrap()["kind"], "run_paused");
+    // Approved in the sub-agent, resumed from the tree's first run.
+    common::expect(h, &["approve", &child], 0).await;
+    let out = common::expect(h, &["resume", "last"], 0).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Cleaned.");
+    assert!(!h.join("ws/old.txt").exists());
+    // Each answer was asked for once.
+    assert_eq!(server.requests().len(), 4);
+    let events = common::json_lines(
+        &common::expect(h, &["show", "last", "--json"], 0)
+            .await
+            .stdout,
+    );
+    let result = events
+        .iter()
+        .find(|e| e["kind"] == "tool_result" && e["payload"]["call_id"] == "clean")
+        .unwrap();
+    assert!(
+        result["payload"]["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("removed")
+    );
+    common::expect(h, &["verify", "--all"], 0).await;
+}
+
+#[tokio::test]
+async fn budgets_count_the_whole_tree() {
+    let (_server, home) = common::scripted_home(
+        r#"
+[[turns]]
+tool_calls = [{ call_id = "a", name = "worker", arguments = { task = "Part A" } }]
+[[turns]]
+tool_calls = [{ call_id = "b", name = "worker", arguments = { task = "Part B" } }]
+[[turns]]
+text = "Finished with what the budget allowed."
+
+[[threads]]
+when_body_contains = '"content":"Part A"'
+[[threads.turns]]
+tool_calls = [{ name = "exec_command", arguments = { cmd = "echo a" } }]
+[[threads.turns]]
+text = "a done"
+
+[[threads]]
+when_body_contains = '"content":"Part B"'
+[[threads.turns]]
+tool_calls = [{ name = "exec_command", arguments = { cmd = "echo b1" } }]
+[[threads.turns]]
+tool_calls = [{ name = "exec_command", arguments = { cmd = "echo b2" } }]
+[[threads.turns]]
+text = "b done"
+"#,
+    )
+    .await;
+    let h = home.path();
+    std::fs::create_dir_all(h.join("ws")).unwrap();
+    std::fs::write(
+        h.join("lead.toml"),
+        "name = \"lead\"\n[budgets]\nmax_tool_calls = 3\n[[agent_tools]]\nagent = \"worker.toml\"\nworkspace = \"copy\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("worker.toml"),
+        "name = \"worker\"\ntools = [\"exec_command\"]\n",
+    )
+    .unwrap();
+    let agent = h.join("lead.toml").display().to_string();
+    let out = common::expect(
+        h,
+        &[
+            "run",
+            "--agent",
+            &agent,
+            "--workspace",
+            "ws",
+            "--model",
+            "s:m",
+            "Go.",
+        ],
+        0,
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Finished with what the budget allowed."
+    );
+    let events = common::json_lines(
+        &common::expect(h, &["show", "last", "--json"], 0)
+            .await
+            .stdout,
+    );
+    let output = |call: &str| {
+        events
+            .iter()
+            .find(|e| e["kind"] == "tool_result" && e["payload"]["call_id"] == call)
+            .unwrap()["payload"]["output"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(output("a").starts_with("a done"));
+    // B's first command made three calls in the tree (the lead's first, A's, its own); its
+    // second would have made four. On its own B had room for both.
+    let b = output("b");
+    assert!(b.contains("did not finish"), "{b}");
+    assert!(b.contains("max_tool_calls"), "{b}");
+    let child = b.split("(run ").nth(1).unwrap().split(')').next().unwrap();
+    let child_events = common::json_lines(
+        &common::expect(h, &["show", child, "--json"], 0)
+            .await
+            .stdout,
+    );
+    let exceeded = child_events
+        .iter()
+        .find(|e| e["kind"] == "budget_exceeded")
+        .unwrap();
+    assert_eq!(exceeded["payload"]["budget"], "max_tool_calls");
+    assert_eq!(exceeded["payload"]["limit"], 3.0);
+    assert_eq!(exceeded["payload"]["used"], 4.0);
+    assert_eq!(
+        child_events
+            .iter()
+            .filter(|e| e["kind"] == "tool_result")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pausing_the_first_run_pauses_the_whole_tree() {
+    let (server, home) = parallel_home().await;
+    let h = home.path().to_path_buf();
+    let mut c = common::as_tester(&h);
+    c.args(["run", "--agent"]).arg(h.join("lead.toml")).args([
+        "--workspace",
+        "ws",
+        "--model",
+        "s:m",
+        "Do the three parts.",
+    ]);
+    let running = tokio::spawn(common::output(c));
+    let began = std::time::Instant::now();
+    while per_thread(&server)[2] == 0 {
+        assert!(
+            began.elapsed().as_secs() < 60,
+            "the slow worker never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // `last` names the tree's first run, not a sub-agent.
+    common::expect(&h, &["pause", "last"], 0).await;
+    let out = running.await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(stderr.contains("paused; `cordon resume "), "{stderr}");
+    let shown =
+        String::from_utf8_lossy(&common::expect(&h, &["show", "last"], 0).await.stdout).to_string();
+    assert!(shown.contains("worker · paused"), "{shown}");
+    let out = common::expect(&h, &["resume", "last"], 0).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "All three parts are merged."
+    );
+    assert_eq!(files(&h.join("ws"))["gamma.txt"], "gamma\n");
+    assert_eq!(per_thread(&server), [2, 2, 2]);
+}
