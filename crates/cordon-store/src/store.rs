@@ -68,6 +68,9 @@ pub struct RunSummary {
     pub events: u64,
     /// The task it was given.
     pub task: String,
+    /// The run whose call started it, when it is a sub-agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<RunId>,
     /// Set when the run's stored record is damaged (`cordon verify` says where).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub damaged: Option<String>,
@@ -925,7 +928,8 @@ impl Store {
                 (SELECT CAST(payload AS BLOB) FROM events u WHERE u.run_id = s.run_id AND u.kind = 'user_input' ORDER BY seq LIMIT 1) AS task,
                 (SELECT CAST(kind AS BLOB) FROM events k WHERE k.run_id = s.run_id AND k.kind IN ({changing}) ORDER BY seq DESC LIMIT 1) AS last_kind,
                 (SELECT seq FROM events c WHERE c.run_id = s.run_id ORDER BY seq DESC LIMIT 1) AS last_seq,
-                (SELECT CAST(ts AS BLOB) FROM events l WHERE l.run_id = s.run_id ORDER BY seq DESC LIMIT 1) AS updated
+                (SELECT CAST(ts AS BLOB) FROM events l WHERE l.run_id = s.run_id ORDER BY seq DESC LIMIT 1) AS updated,
+                (SELECT CAST(json_extract(payload, '$.parent') AS BLOB) FROM events p WHERE p.run_id = s.run_id AND p.kind = 'spawned_by' LIMIT 1) AS parent
              FROM events s WHERE s.seq = 0 ORDER BY s.run_id DESC"
         );
         // Built from constants only (the kinds that change a run's status).
@@ -948,6 +952,7 @@ impl Store {
             let started = text("started");
             let updated = text("updated");
             let last_kind = text("last_kind");
+            let parent = Some(text("parent")).filter(|p| !p.is_empty());
             let (started_payload, task) = (text("started_payload"), text("task"));
             let json = |t: &str| serde_json::from_str::<Value>(t).unwrap_or(Value::Null);
             let (started_payload, task) = (json(&started_payload), json(&task));
@@ -973,6 +978,7 @@ impl Store {
                 status,
                 events,
                 task: str_of(&task["text"]),
+                parent: parent.map(RunId::from),
                 damaged: (!damaged.is_empty()).then(|| damaged.join("; ")),
             });
             if out.len() >= limit {

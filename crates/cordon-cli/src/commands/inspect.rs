@@ -71,7 +71,11 @@ pub async fn runs(
             started.replace('T', " "),
             r.events,
             clip_middle(&r.model, 24),
-            clip(&r.task, 60)
+            match &r.parent {
+                // A sub-agent: its tree's runs list it (`cordon show PARENT`).
+                Some(p) => format!("↳ {} · of {}", clip(&r.task, 40), clip(p.as_str(), 13)),
+                None => clip(&r.task, 60),
+            }
         );
     }
     if let Some(r) = interrupted {

@@ -862,3 +862,56 @@ async fn pausing_the_first_run_pauses_the_whole_tree() {
     assert_eq!(files(&h.join("ws"))["gamma.txt"], "gamma\n");
     assert_eq!(per_thread(&server), [2, 2, 2]);
 }
+
+#[tokio::test]
+async fn the_readme_team_example_works() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap();
+    std::fs::write(h.join("none.toml"), "").unwrap();
+    let mut c = common::cordon_std(h);
+    c.current_dir(&root)
+        .env("CORDON_CONFIG", h.join("none.toml"))
+        .args([
+            "run",
+            "--agent",
+            "examples/team/lead.toml",
+            "--manifest",
+            "examples/team/manifest.toml",
+            "--model",
+            "scripted:examples/team/script.toml",
+            "Make the greeting polite, note why, and have it reviewed.",
+        ]);
+    let out = common::output(c).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    let verdict: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verdict["approved"], true);
+    assert!(stderr.contains("handoff lead → reviewer"), "{stderr}");
+    assert!(stderr.contains("Welcome, world."), "{stderr}");
+    let workspace = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("workspace: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let ws = std::path::Path::new(&workspace);
+    assert_eq!(
+        std::fs::read_to_string(ws.join("greeting.txt")).unwrap(),
+        "Welcome, world.\n"
+    );
+    assert!(
+        std::fs::read_to_string(ws.join("NOTES.md"))
+            .unwrap()
+            .contains("rude")
+    );
+    let mut c = common::cordon_std(h);
+    c.current_dir(&root)
+        .env("CORDON_CONFIG", h.join("none.toml"))
+        .args(["show", "last"]);
+    let shown = String::from_utf8_lossy(&common::output(c).await.stdout).to_string();
+    assert_eq!(shown.matches("↳ editor · completed").count(), 2, "{shown}");
+}
