@@ -915,3 +915,128 @@ async fn the_readme_team_example_works() {
     let shown = String::from_utf8_lossy(&common::output(c).await.stdout).to_string();
     assert_eq!(shown.matches("↳ editor · completed").count(), 2, "{shown}");
 }
+
+#[tokio::test]
+async fn sub_agents_with_their_own_manifest_take_turns_under_the_limit() {
+    let mut script = String::from(
+        "[[turns]]\ntool_calls = [\n  { call_id = \"a\", name = \"builder\", arguments = { task = \"Job one\" } },\n  { call_id = \"b\", name = \"builder\", arguments = { task = \"Job two\" } },\n  { call_id = \"c\", name = \"builder\", arguments = { task = \"Job three\" } },\n]\n[[turns]]\ntext = \"built\"\n",
+    );
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    // Each builder also tries to read the lead's workspace by its host path.
+    let theirs = h.join("ws/parent-only.txt").display().to_string();
+    for job in ["one", "two", "three"] {
+        script.push_str(&format!(
+            "[[threads]]\nwhen_body_contains = '\"content\":\"Job {job}\"'\n[[threads.turns]]\ntool_calls = [{{ name = \"exec_command\", arguments = {{ cmd = \"ls && echo {job} > out.txt; cat {theirs}\" }} }}]\n[[threads.turns]]\ntext = \"{job} built\"\n"
+        ));
+    }
+    let server =
+        cordon_testkit::ScriptedServer::start(cordon_testkit::Script::from_toml(&script).unwrap())
+            .await
+            .unwrap();
+    std::fs::write(
+        h.join("config.toml"),
+        format!(
+            "[providers.s]\napi = \"chat\"\nbase_url = \"{}\"\n",
+            server.base_url()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(h.join("ws")).unwrap();
+    std::fs::write(h.join("ws/parent-only.txt"), "the lead's\n").unwrap();
+    std::fs::write(
+        h.join("builder.manifest.toml"),
+        "[entries.\"base.txt\"]\ntype = \"file\"\ncontent = \"from the builder's manifest\\n\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("lead.toml"),
+        "name = \"lead\"\nmax_parallel_agents = 1\n[[agent_tools]]\nagent = \"builder.toml\"\nmanifest = \"builder.manifest.toml\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("builder.toml"),
+        "name = \"builder\"\ntools = [\"exec_command\"]\n",
+    )
+    .unwrap();
+    let agent = h.join("lead.toml").display().to_string();
+    let out = common::expect(
+        h,
+        &[
+            "run",
+            "--agent",
+            &agent,
+            "--workspace",
+            "ws",
+            "--model",
+            "s:m",
+            "Build.",
+        ],
+        0,
+    )
+    .await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "built");
+    assert!(
+        !h.join("ws/out.txt").exists(),
+        "builders work in workspaces of their own"
+    );
+    let events = common::json_lines(
+        &common::expect(h, &["show", "last", "--json"], 0)
+            .await
+            .stdout,
+    );
+    let mut spans = Vec::new();
+    for call in ["a", "b", "c"] {
+        let output = events
+            .iter()
+            .find(|e| e["kind"] == "tool_result" && e["payload"]["call_id"] == call)
+            .unwrap()["payload"]["output"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let child = output
+            .rsplit("sub-agent run ")
+            .next()
+            .unwrap()
+            .trim_end_matches(')');
+        let child_events = common::json_lines(
+            &common::expect(h, &["show", child, "--json"], 0)
+                .await
+                .stdout,
+        );
+        let spawned = child_events
+            .iter()
+            .find(|e| e["kind"] == "spawned_by")
+            .unwrap();
+        assert_eq!(spawned["payload"]["workspace"], "manifest");
+        assert!(
+            child_events
+                .iter()
+                .any(|e| e["kind"] == "workspace_materialized")
+        );
+        let listed = child_events
+            .iter()
+            .find(|e| e["kind"] == "tool_result")
+            .unwrap()["payload"]["output"]
+            .to_string();
+        // `ls` lists the manifest's file alone; the lead's file is not there by its host path.
+        assert!(listed.contains("Output:\\nbase.txt\\ncat:"), "{listed}");
+        assert!(listed.contains("No such file"), "{listed}");
+        assert!(!listed.contains("the lead's"), "{listed}");
+        spans.push((
+            child_events.first().unwrap()["ts"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            child_events.last().unwrap()["ts"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ));
+    }
+    // One at a time: each began after the one before it ended.
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "{spans:?}");
+    }
+}
