@@ -24,6 +24,32 @@ fn messages(body: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A run's events, as `cordon show RUN --json` prints them.
+async fn events_of(h: &std::path::Path, run: &str) -> Vec<Value> {
+    common::json_lines(&common::expect(h, &["show", run, "--json"], 0).await.stdout)
+}
+
+/// What the result of `call` told the model.
+fn output_of(events: &[Value], call: &str) -> String {
+    events
+        .iter()
+        .find(|e| e["kind"] == "tool_result" && e["payload"]["call_id"] == call)
+        .unwrap_or_else(|| panic!("no result for {call}"))["payload"]["output"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The sub-agent run a call's result names.
+fn child_in(output: &str) -> String {
+    output
+        .rsplit("sub-agent run ")
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string()
+}
+
 /// The tool names a request offers.
 fn tools(body: &Value) -> Vec<String> {
     body["tools"]
@@ -155,11 +181,7 @@ schema = { type = "object", required = ["refund"], properties = { refund = { typ
         "refund"
     );
 
-    let events = common::json_lines(
-        &common::expect(h, &["show", "last", "--json"], 0)
-            .await
-            .stdout,
-    );
+    let events = events_of(h, "last").await;
     let handoffs: Vec<&Value> = events
         .iter()
         .filter(|e| e["kind"] == "handed_off")
@@ -309,27 +331,11 @@ schema = { type = "object", required = ["files"], properties = { files = { type 
             .unwrap()
             .contains("\"files\"")
     );
-    let events = common::json_lines(
-        &common::expect(h, &["show", "last", "--json"], 0)
-            .await
-            .stdout,
-    );
-    let result = events
-        .iter()
-        .find(|e| e["kind"] == "tool_result" && e["payload"]["call_id"] == "ask")
-        .unwrap();
-    let output = result["payload"]["output"].as_str().unwrap();
+    let events = events_of(h, "last").await;
+    let output = output_of(&events, "ask");
     assert!(output.starts_with(r#"{"files":2}"#), "{output}");
-    let child = output
-        .rsplit("sub-agent run ")
-        .next()
-        .unwrap()
-        .trim_end_matches(')');
-    let child_events = common::json_lines(
-        &common::expect(h, &["show", child, "--json"], 0)
-            .await
-            .stdout,
-    );
+    let child = child_in(&output);
+    let child_events = events_of(h, &child).await;
     let spawned = child_events
         .iter()
         .find(|e| e["kind"] == "spawned_by")
@@ -345,7 +351,7 @@ schema = { type = "object", required = ["files"], properties = { files = { type 
     let shown =
         String::from_utf8_lossy(&common::expect(h, &["show", root], 0).await.stdout).to_string();
     assert!(
-        shown.contains(child),
+        shown.contains(&child),
         "the tree shows the sub-agent: {shown}"
     );
     common::expect(h, &["verify", "--all"], 0).await;
@@ -467,11 +473,7 @@ fn files(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
 
 /// A run's final answer, as recorded.
 async fn final_answer(h: &std::path::Path, root: String) -> Option<Value> {
-    let events = common::json_lines(
-        &common::expect(h, &["show", &root, "--json"], 0)
-            .await
-            .stdout,
-    );
+    let events = events_of(h, &root).await;
     events
         .iter()
         .find(|e| e["kind"] == "run_completed")
@@ -510,20 +512,8 @@ async fn three_sub_agents_in_their_own_sandboxes_resume_as_a_tree_after_a_kill()
     let expected = final_answer(h, root.clone()).await;
     assert_eq!(expected, Some(Value::from("All three parts are merged.")));
     // Each worker's answer carried its patch.
-    let events = common::json_lines(
-        &common::expect(h, &["show", &root, "--json"], 0)
-            .await
-            .stdout,
-    );
-    let result = |id: &str| {
-        events
-            .iter()
-            .find(|e| e["kind"] == "tool_result" && e["payload"]["call_id"] == id)
-            .unwrap()["payload"]["output"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let events = events_of(h, &root).await;
+    let result = |id: &str| output_of(&events, id);
     assert!(
         result("a").contains("*** Add File: alpha.txt\n+alpha\n"),
         "{}",
@@ -571,31 +561,11 @@ async fn three_sub_agents_in_their_own_sandboxes_resume_as_a_tree_after_a_kill()
         String::from_utf8_lossy(&common::expect(h2, &["show", &root2], 0).await.stdout).to_string();
     assert_eq!(shown.matches("worker · completed").count(), 3, "{shown}");
     // The finished workers were not run again; the killed one was resumed.
-    let events = common::json_lines(
-        &common::expect(h2, &["show", &root2, "--json"], 0)
-            .await
-            .stdout,
-    );
+    let events = events_of(h2, &root2).await;
     let resumed = |call: &str| {
-        let output = events
-            .iter()
-            .find(|e| e["kind"] == "tool_result" && e["payload"]["call_id"] == call)
-            .unwrap()["payload"]["output"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let child = output
-            .rsplit("sub-agent run ")
-            .next()
-            .unwrap()
-            .trim_end_matches(')')
-            .to_string();
+        let child = child_in(&output_of(&events, call));
         async move {
-            let child_events = common::json_lines(
-                &common::expect(h2, &["show", &child, "--json"], 0)
-                    .await
-                    .stdout,
-            );
+            let child_events = events_of(h2, &child).await;
             child_events
                 .iter()
                 .filter(|e| e["kind"] == "run_resumed")
@@ -680,11 +650,7 @@ agent = "cleaner.toml"
         .next()
         .unwrap()
         .to_string();
-    let events = common::json_lines(
-        &common::expect(h, &["show", "last", "--json"], 0)
-            .await
-            .stdout,
-    );
+    let events = events_of(h, "last").await;
     let suspended = events
         .iter()
         .find(|e| e["kind"] == "tool_suspended")
@@ -698,21 +664,8 @@ agent = "cleaner.toml"
     assert!(!h.join("ws/old.txt").exists());
     // Each answer was asked for once.
     assert_eq!(server.requests().len(), 4);
-    let events = common::json_lines(
-        &common::expect(h, &["show", "last", "--json"], 0)
-            .await
-            .stdout,
-    );
-    let result = events
-        .iter()
-        .find(|e| e["kind"] == "tool_result" && e["payload"]["call_id"] == "clean")
-        .unwrap();
-    assert!(
-        result["payload"]["output"]
-            .as_str()
-            .unwrap()
-            .starts_with("removed")
-    );
+    let events = events_of(h, "last").await;
+    assert!(output_of(&events, "clean").starts_with("removed"));
     common::expect(h, &["verify", "--all"], 0).await;
 }
 
@@ -777,20 +730,8 @@ text = "b done"
         String::from_utf8_lossy(&out.stdout).trim(),
         "Finished with what the budget allowed."
     );
-    let events = common::json_lines(
-        &common::expect(h, &["show", "last", "--json"], 0)
-            .await
-            .stdout,
-    );
-    let output = |call: &str| {
-        events
-            .iter()
-            .find(|e| e["kind"] == "tool_result" && e["payload"]["call_id"] == call)
-            .unwrap()["payload"]["output"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let events = events_of(h, "last").await;
+    let output = |call: &str| output_of(&events, call);
     assert!(output("a").starts_with("a done"));
     // B's first command made three calls in the tree (the lead's first, A's, its own); its
     // second would have made four. On its own B had room for both.
@@ -798,11 +739,7 @@ text = "b done"
     assert!(b.contains("did not finish"), "{b}");
     assert!(b.contains("max_tool_calls"), "{b}");
     let child = b.split("(run ").nth(1).unwrap().split(')').next().unwrap();
-    let child_events = common::json_lines(
-        &common::expect(h, &["show", child, "--json"], 0)
-            .await
-            .stdout,
-    );
+    let child_events = events_of(h, child).await;
     let exceeded = child_events
         .iter()
         .find(|e| e["kind"] == "budget_exceeded")
@@ -980,30 +917,11 @@ async fn sub_agents_with_their_own_manifest_take_turns_under_the_limit() {
         !h.join("ws/out.txt").exists(),
         "builders work in workspaces of their own"
     );
-    let events = common::json_lines(
-        &common::expect(h, &["show", "last", "--json"], 0)
-            .await
-            .stdout,
-    );
+    let events = events_of(h, "last").await;
     let mut spans = Vec::new();
     for call in ["a", "b", "c"] {
-        let output = events
-            .iter()
-            .find(|e| e["kind"] == "tool_result" && e["payload"]["call_id"] == call)
-            .unwrap()["payload"]["output"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let child = output
-            .rsplit("sub-agent run ")
-            .next()
-            .unwrap()
-            .trim_end_matches(')');
-        let child_events = common::json_lines(
-            &common::expect(h, &["show", child, "--json"], 0)
-                .await
-                .stdout,
-        );
+        let child = child_in(&output_of(&events, call));
+        let child_events = events_of(h, &child).await;
         let spawned = child_events
             .iter()
             .find(|e| e["kind"] == "spawned_by")
