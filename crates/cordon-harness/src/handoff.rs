@@ -7,6 +7,22 @@
 //! guardrails. The handoff's [`History`] filter chooses what of the conversation it sees.
 //! The team's other agents are the entry agent's [`members`](crate::Agent::member); the
 //! policy, approvals, budgets and compaction are the entry agent's for the whole run.
+//!
+//! ```
+//! use cordon_harness::{Agent, Handoff, History};
+//!
+//! let billing = Agent::new("billing", "openai:gpt-5-mini", "gpt-5-mini")
+//!     .instructions("You handle invoices and refunds.")
+//!     .handoff(Handoff::new("triage", "Anything that is not about money."));
+//! let triage = Agent::new("triage", "openai:gpt-5-mini", "gpt-5-mini")
+//!     .instructions("Route the customer to the right agent.")
+//!     .handoff(Handoff::new("billing", "Invoices and refunds.").history(History::LastTurns(2)))
+//!     .member(billing);
+//! assert!(triage.check().is_ok());
+//! // The model is offered the handoff as a tool.
+//! let offered: Vec<String> = triage.offered().iter().map(|t| t.spec().name).collect();
+//! assert_eq!(offered, ["transfer_to_billing"]);
+//! ```
 
 use cordon_core::{RunState, ToolSpec};
 use cordon_tools::{Tool, ToolContext, ToolError, ToolFuture};
