@@ -201,6 +201,7 @@ impl RunObserver for Human {
             | EventPayload::HandedOff { .. }
             | EventPayload::SpawnedBy { .. }
             | EventPayload::ToolSuspended { .. }
+            | EventPayload::RunWaiting { .. }
             | EventPayload::ContextCompacted { .. } => {
                 Self::end_lines(&mut live);
                 let entry = crate::render::event::entry(

@@ -7,7 +7,7 @@
 //! | 2 | bad input: command line, agent file, config, model name, missing API key, unknown run |
 //! | 3 | the run stopped because a budget (`max_turns`) ran out |
 //! | 4 | `cordon verify` found a broken hash chain |
-//! | 5 | the run is waiting for a person to approve a tool call |
+//! | 5 | the run is waiting for a person to approve a tool call (its own, or a sub-agent's) |
 //! | 6 | a guardrail stopped the run (on its task or its final answer) |
 //! | 125 | no sandbox could be started |
 //! | 130 | Ctrl-C: the first paused the run after its current step (resumable); a second aborted |

@@ -416,6 +416,12 @@ pub enum EventPayload {
         /// Why, and what to do.
         reason: String,
     },
+    /// The run waits for a person through a call it left unanswered (a sub-agent's call
+    /// waits for an approval): it stops here, and `resume` goes on once they decided.
+    RunWaiting {
+        /// Who waits for what, and what to do.
+        reason: String,
+    },
     /// This run is a sub-agent: a call of another run's (its parent's) started it, and its
     /// final answer is that call's result.
     SpawnedBy {
@@ -678,6 +684,9 @@ pub enum EventPayload {
         limit: f64,
         /// How much had been used (or would have been, for a batch of tool calls).
         used: f64,
+        /// For a batch of tool calls: how many the model asked for (they did not run).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        asked: Option<u64>,
     },
     /// The run was picked up again (after a crash, a failure or a budget), in a fresh sandbox
     /// restored from its last checkpoint.
@@ -759,6 +768,7 @@ impl EventPayload {
             EventPayload::HandedOff { .. } => "handed_off",
             EventPayload::SpawnedBy { .. } => "spawned_by",
             EventPayload::ToolSuspended { .. } => "tool_suspended",
+            EventPayload::RunWaiting { .. } => "run_waiting",
             EventPayload::GuardrailTripped { .. } => "guardrail_tripped",
             EventPayload::McpServerStarted { .. } => "mcp_server_started",
             EventPayload::ToolsChanged { .. } => "tools_changed",
@@ -1096,6 +1106,7 @@ mod tests {
                 budget: String::new(),
                 limit: 0.0,
                 used: 0.0,
+                asked: None,
             },
             EventPayload::RunCompleted {
                 output: String::new(),
@@ -1116,6 +1127,7 @@ mod tests {
             budget: "max_turns".into(),
             limit: 3.0,
             used: 3.0,
+            asked: None,
         };
         let (kind, payload) = p.to_parts();
         assert_eq!(kind, "budget_exceeded");

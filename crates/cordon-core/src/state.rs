@@ -34,7 +34,9 @@ impl RunStatus {
             "run_completed" => Some(RunStatus::Completed),
             "run_failed" => Some(RunStatus::Failed),
             "budget_exceeded" => Some(RunStatus::BudgetExceeded),
-            "approval_requested" | "host_requested" => Some(RunStatus::AwaitingApproval),
+            "approval_requested" | "host_requested" | "run_waiting" => {
+                Some(RunStatus::AwaitingApproval)
+            }
             "run_paused" => Some(RunStatus::Paused),
             _ => None,
         }
@@ -51,8 +53,9 @@ impl RunStatus {
     }
 
     /// Every event kind that changes a run's status.
-    pub const CHANGING_KINDS: [&'static str; 8] = [
+    pub const CHANGING_KINDS: [&'static str; 9] = [
         "host_requested",
+        "run_waiting",
         "run_started",
         "run_resumed",
         "run_completed",
@@ -161,6 +164,9 @@ pub struct RunState {
     pub waiting_hosts: std::collections::BTreeSet<String>,
     /// The input or output guardrail that stopped the run, and why.
     pub tripped: Option<String>,
+    /// What the run waits for through a call it left unanswered (`run_waiting`), until it
+    /// is resumed.
+    pub waiting_on: Option<String>,
     /// Calls left unanswered on purpose (`tool_suspended`): a resume runs them again.
     pub suspended: std::collections::BTreeSet<String>,
     /// The agent of the team that answers now, once a handoff has happened (none: the
@@ -194,6 +200,7 @@ impl Default for RunState {
             waiting_hosts: Default::default(),
             tripped: None,
             active_agent: None,
+            waiting_on: None,
             suspended: Default::default(),
             next_seq: 0,
         }
@@ -222,10 +229,12 @@ impl RunState {
                 self.agent = Some(agent.clone());
                 self.policy = policy.clone();
             }
-            EventPayload::RunResumed {
-                policy: Some(policy),
-                ..
-            } => self.policy = Some(policy.clone()),
+            EventPayload::RunResumed { policy, .. } => {
+                self.waiting_on = None;
+                if let Some(policy) = policy {
+                    self.policy = Some(policy.clone());
+                }
+            }
             EventPayload::PolicyDecision { .. } | EventPayload::NetworkRequest { .. } => {}
             EventPayload::HostGranted { host, .. } => {
                 self.waiting_hosts.remove(host);
@@ -240,7 +249,6 @@ impl RunState {
             | EventPayload::WorkspaceMaterialized { .. }
             | EventPayload::ArtifactsCollected { .. }
             | EventPayload::SecretsRedacted { .. }
-            | EventPayload::RunResumed { .. }
             | EventPayload::RunPaused { .. } => {}
             EventPayload::Checkpoint { snapshot_id, .. } => {
                 self.last_checkpoint = Some(snapshot_id.clone());
@@ -304,6 +312,7 @@ impl RunState {
             | EventPayload::ToolsChanged { .. }
             | EventPayload::SpawnedBy { .. }
             | EventPayload::ContinuedBy { .. } => {}
+            EventPayload::RunWaiting { reason } => self.waiting_on = Some(reason.clone()),
             EventPayload::ToolSuspended { call_id, .. } => {
                 self.suspended.insert(call_id.clone());
             }
@@ -377,8 +386,15 @@ impl RunState {
                 Role::User,
                 format!("Your final answer must be JSON matching the required schema. It did not: {error}. Answer again."),
             )),
-            EventPayload::BudgetExceeded { budget, limit, used } => {
-                let ran = self.tool_calls as f64;
+            EventPayload::BudgetExceeded {
+                budget,
+                limit,
+                used,
+                asked,
+            } => {
+                // `used` counts the batch the model asked for, which did not run (and, for a
+                // run that shares its budgets, the other runs' calls).
+                let ran = asked.map_or(self.tool_calls as f64, |a| *used - a as f64);
                 self.ended_by = Some(if budget == "max_tool_calls" && *used > ran {
                     // `used` counts the batch the model asked for, which did not run.
                     format!(

@@ -345,6 +345,9 @@ impl Agent {
         if let Some(t) = self.tools.iter().find(|t| t.spec().name == name) {
             return Some(t.clone());
         }
+        if let Some(h) = self.handoffs.iter().find(|h| h.tool_name() == name) {
+            return Some(h.tool());
+        }
         if self.sources.is_empty() {
             return None;
         }
@@ -388,6 +391,24 @@ mod tests {
         fn refresh(&self) -> RefreshFuture<'_> {
             Box::pin(async { Ok(None) })
         }
+    }
+
+    #[test]
+    fn a_handoff_is_found_and_judged_as_reading() {
+        let agent = Agent::new("a", "p:m", "m")
+            .handoff(crate::Handoff::new("b", "Bees."))
+            .member(Agent::new("b", "p:m", "m"));
+        let found = agent
+            .find_tool("transfer_to_b")
+            .expect("the handoff is a tool of the run");
+        assert_eq!(
+            crate::approval::risk_class(Some(found.judged_as())),
+            cordon_policy::RiskClass::ReadOnly
+        );
+        let bad = Agent::new("a", "p:m", "m").handoff(crate::Handoff::new("c", ""));
+        assert!(
+            matches!(bad.check(), Err(AgentError::UnknownHandoff(a, c)) if a == "a" && c == "c")
+        );
     }
 
     #[test]

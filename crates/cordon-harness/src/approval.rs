@@ -24,8 +24,8 @@ impl ApprovalRules {
     }
 }
 
-/// The risk class a tool's calls have by what the tool says they can change (`None`: a
-/// tool the run does not have, taken as reaching outside).
+/// The risk class a tool's calls have by what the tool says they can change (its
+/// `Tool::judged_as`; `None`: a tool the run does not have, taken as reaching outside).
 pub fn risk_class(effects: Option<cordon_tools::Effects>) -> cordon_policy::RiskClass {
     use cordon_policy::RiskClass;
     use cordon_tools::Effects;

@@ -130,6 +130,32 @@ impl Ledger {
         }
     }
 
+    /// Checks a batch of `calls` tool calls of `run` (which has spent `own`) against the
+    /// tree's total, and when it fits, counts them as spent at once (until `run` writes what
+    /// it has spent again), so that runs going on at once cannot all take the same room.
+    pub fn take_batch(
+        &self,
+        run: &str,
+        own: Spent,
+        calls: usize,
+        b: &Budgets,
+        elapsed_secs: f64,
+    ) -> Option<Overrun> {
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        runs.insert(run.to_string(), own);
+        let mut total = Spent::default();
+        for s in runs.values() {
+            total.add(s);
+        }
+        let overrun = before_tools(b, &total, calls, elapsed_secs);
+        if overrun.is_none() {
+            let mut taken = own;
+            taken.tool_calls += calls as u64;
+            runs.insert(run.to_string(), taken);
+        }
+        overrun
+    }
+
     /// When the tree started, if known.
     pub fn started(&self) -> Option<time::OffsetDateTime> {
         *self.started.lock().unwrap_or_else(|e| e.into_inner())

@@ -36,7 +36,8 @@ pub enum History {
     All,
     /// Only its first message (the task), and a note of who handed off and why.
     None,
-    /// The first message and the last N model answers (with their calls' results).
+    /// The first message, the last N model answers before the handoff and the handoff's
+    /// own (with their calls' results).
     LastTurns(u32),
 }
 
@@ -57,12 +58,11 @@ impl History {
             History::All => (1, false),
             History::None => (state.items.len().max(1), true),
             History::LastTurns(n) => {
+                // The handoff's own answer is the last; N more before it.
                 let starts = state.answer_starts();
-                let n = *n as usize;
-                match starts.len().checked_sub(n) {
-                    Some(i) if n > 0 => (starts[i], i > 0),
-                    _ if n == 0 => (state.items.len().max(1), true),
-                    _ => (1, false),
+                match starts.len().checked_sub(*n as usize + 1) {
+                    Some(i) => (starts[i], i > 0),
+                    None => (1, false),
                 }
             }
         }
@@ -212,8 +212,8 @@ mod tests {
         assert_eq!(s.answer_starts(), [1, 3, 6]);
         assert_eq!(History::All.kept_from(&s), (1, false));
         assert_eq!(History::None.kept_from(&s), (8, true));
-        assert_eq!(History::LastTurns(1).kept_from(&s), (6, true));
-        assert_eq!(History::LastTurns(2).kept_from(&s), (3, true));
+        assert_eq!(History::LastTurns(1).kept_from(&s), (3, true));
+        assert_eq!(History::LastTurns(2).kept_from(&s), (1, false));
         assert_eq!(History::LastTurns(3).kept_from(&s), (1, false));
         assert_eq!(History::LastTurns(9).kept_from(&s), (1, false));
     }

@@ -113,9 +113,9 @@ struct Live<'a> {
     /// The input tokens the provider counted in the last request, and how many items that
     /// request held (what compaction measures from, beside its own estimate).
     reported: Option<(u64, usize)>,
-    /// Why the run must pause at the next step boundary, when a call could not finish (a
-    /// sub-agent that paused or waits for a person).
-    halt: Option<String>,
+    /// Why the run must stop at the next step boundary, when a call could not finish (a
+    /// sub-agent that paused, or waits for a person: then `true`).
+    halt: Option<(String, bool)>,
     /// Why the run paused, when a call's halt paused it.
     halted: Option<String>,
 }
@@ -187,15 +187,42 @@ impl Live<'_> {
         })
     }
 
+    /// Leaves `call` unanswered (`tool_suspended`): the run stops at the next step
+    /// boundary, waiting for a person when the call does (`waits`), paused otherwise.
+    async fn suspend(
+        &mut self,
+        call: &ToolCall,
+        why: String,
+        waits: bool,
+    ) -> Result<(), StoreError> {
+        self.record(EventPayload::ToolSuspended {
+            call_id: call.call_id.clone(),
+            tool: call.name.clone(),
+            reason: why.clone(),
+        })
+        .await?;
+        // The first reason stands, but waiting for a person wins over a pause.
+        let first_stands = match &self.halt {
+            None => false,
+            Some((_, waited)) => *waited || !waits,
+        };
+        if !first_stands {
+            self.halt = Some((why, waits));
+        }
+        Ok(())
+    }
+
     /// Records that a budget ran out.
     async fn overrun(
         &mut self,
         (budget, limit, used): crate::budget::Overrun,
+        asked: Option<u64>,
     ) -> Result<(), StoreError> {
         self.record(EventPayload::BudgetExceeded {
             budget: budget.into(),
             limit,
             used,
+            asked,
         })
         .await
     }
@@ -449,7 +476,7 @@ impl Runner {
                 &spent,
                 elapsed,
             ) {
-                live.overrun(overrun).await?;
+                live.overrun(overrun, None).await?;
                 break;
             }
             self.refresh_tools(root, live).await?;
@@ -822,7 +849,14 @@ impl Runner {
     /// `cordon pause` from any process); whether the run is to stop here.
     async fn pause_if_asked(&self, live: &mut Live<'_>) -> Result<bool, StoreError> {
         let reason = match live.halt.take() {
-            Some(why) => {
+            // A call waits for a person: so does the run.
+            Some((why, true)) => {
+                live.halted = Some(why.clone());
+                live.record(EventPayload::RunWaiting { reason: why })
+                    .await?;
+                return Ok(true);
+            }
+            Some((why, false)) => {
                 live.halted = Some(why.clone());
                 why
             }
@@ -1009,12 +1043,21 @@ impl Runner {
         live: &mut Live<'_>,
         calls: Vec<ToolCall>,
     ) -> Result<(), StoreError> {
-        // A batch that would break a budget does not start at all.
+        // A batch that would break a budget does not start at all; one that fits takes its
+        // room in the tree's budgets at once.
         let (spent, elapsed) = self.spent(root, live);
-        if let Some(overrun) =
-            crate::budget::before_tools(&root.budgets, &spent, calls.len(), elapsed)
-        {
-            return live.overrun(overrun).await;
+        let overrun = match &self.ledger {
+            Some(ledger) => ledger.take_batch(
+                live.log.run_id().as_str(),
+                crate::Spent::of(&live.state, root.price.as_ref()),
+                calls.len(),
+                &root.budgets,
+                elapsed,
+            ),
+            None => crate::budget::before_tools(&root.budgets, &spent, calls.len(), elapsed),
+        };
+        if let Some(overrun) = overrun {
+            return live.overrun(overrun, Some(calls.len() as u64)).await;
         }
         // The policy judges every call, and each decision is recorded. A denied call does not
         // run; the model is told which rule refused it. Calls that need a person wait, and
@@ -1025,7 +1068,7 @@ impl Runner {
         let mut waiting = Vec::new();
         for call in calls {
             let class =
-                crate::approval::risk_class(agent.find_tool(&call.name).map(|t| t.effects()));
+                crate::approval::risk_class(agent.find_tool(&call.name).map(|t| t.judged_as()));
             let mut decision = root.gate().decide_call(&call.name, &call.input, class);
             // The rules a waiting call was asked under: only an approval of those lets it
             // run, whatever rules ask for it now.
@@ -1233,7 +1276,7 @@ impl Runner {
                 agent.name,
                 reason
                     .as_deref()
-                    .map(|r| format!(", saying: {r}"))
+                    .map(|r| format!(", saying: {}", r.trim_end_matches('.')))
                     .unwrap_or_default()
             )
         });
@@ -1291,13 +1334,11 @@ impl Runner {
                 Ok(out) => (out.text, out.images, false),
                 // Not answered: the run pauses, and a resume runs the call again.
                 Err(ToolError::Suspended(why)) => {
-                    live.record(EventPayload::ToolSuspended {
-                        call_id: call.call_id.clone(),
-                        tool: call.name.clone(),
-                        reason: why.clone(),
-                    })
-                    .await?;
-                    live.halt.get_or_insert(why);
+                    live.suspend(&call, why, false).await?;
+                    continue;
+                }
+                Err(ToolError::Waiting(why)) => {
+                    live.suspend(&call, why, true).await?;
                     continue;
                 }
                 Err(e) => (format!("error: {e}"), Vec::new(), true),
@@ -1493,7 +1534,11 @@ impl Runner {
             live.record(event.clone()).await?;
         }
         live.flush().await?;
-        self.replay(agent, live).await?;
+        // Calls after the checkpoint are put back only into a workspace restored from it: one
+        // the run goes on in as it was has them already.
+        if restored {
+            self.replay(agent, live).await?;
+        }
         // Calls that were running: those that can run again, after the restore, do; the model
         // hears that the others were interrupted.
         let mut again = Vec::new();

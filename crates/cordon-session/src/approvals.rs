@@ -33,6 +33,13 @@ impl Session {
         let run_id = self.store.resolve(run).await?;
         self.require_intact(&run_id).await?;
         let state = RunState::fold(&self.store.events(&run_id).await?)?;
+        if let (true, Some(why)) = (state.awaiting.is_empty(), &state.waiting_on) {
+            // The tree waits for one of its sub-agents' calls.
+            return Err(SessionError::bad_input(
+                format!("run {run_id} waits for one of its sub-agents, not for a call of its own"),
+                why.clone(),
+            ));
+        }
         if state.awaiting.is_empty() {
             return Err(SessionError::bad_input(
                 format!("run {run_id} is not waiting for any approval"),

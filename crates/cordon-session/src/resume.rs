@@ -195,6 +195,31 @@ impl Session {
                 "there is nothing to resume; `cordon show` prints it",
             ));
         }
+        // A sub-agent goes on with its tree, when its parent's call still waits for it.
+        if request.tree.is_none()
+            && let Some((parent, call)) = self.store.parent(&run_id).await?
+        {
+            let root = self.store.tree_root(&run_id).await?;
+            let answered = RunState::fold(&self.store.events(&parent).await?)?
+                .items
+                .iter()
+                .any(|i| matches!(i, cordon_core::Item::ToolResult(r) if r.call_id == call));
+            return Err(if answered {
+                SessionError::bad_input(
+                    format!(
+                        "run {run_id} is a sub-agent, and the call of run {parent} that started it ({call}) has its answer: it is not resumed"
+                    ),
+                    format!("`cordon show {parent}` shows what that run was told"),
+                )
+            } else {
+                SessionError::bad_input(
+                    format!(
+                        "run {run_id} is a sub-agent of run {parent}: it goes on with its tree"
+                    ),
+                    format!("`cordon resume {root}` goes on with every unfinished run of the tree"),
+                )
+            });
+        }
         if let Some(tripped) = &state.tripped {
             return Err(SessionError::bad_input(
                 format!("a guardrail stopped run {run_id} ({tripped}); it is not resumed"),

@@ -156,6 +156,9 @@ pub struct RunRequest {
     pub conversation: Option<String>,
     /// The tree of runs this one is a sub-agent in.
     pub(crate) tree: Option<Tree>,
+    /// A sandbox made as a recorded spec says, over an existing directory (a sub-agent's,
+    /// like its parent's), instead of `sandbox`.
+    pub(crate) rebuilt: Option<(SandboxSpec, PathBuf)>,
 }
 
 /// What links a sub-agent's run to its tree: the budgets it shares, the run whose pause
@@ -190,6 +193,7 @@ impl RunRequest {
             continues: None,
             conversation: None,
             tree: None,
+            rebuilt: None,
         }
     }
 
@@ -468,6 +472,7 @@ impl Session {
             continues,
             conversation,
             tree,
+            rebuilt,
         } = request;
         let continuation = self
             .continuation(continues.as_deref(), conversation.as_deref())
@@ -486,7 +491,7 @@ impl Session {
         })?;
         let run_id = RunId::new();
         // A sandbox's one way out, when the run's policy could let something through.
-        let egress = match sandbox.is_some() {
+        let egress = match sandbox.is_some() || rebuilt.is_some() {
             true => {
                 crate::egress::RunEgress::start(agent.policy.as_ref(), &run_id, Default::default())
                     .await?
@@ -494,6 +499,18 @@ impl Session {
             false => None,
         };
         let sandbox = match (sandbox, needs_sandbox) {
+            // A sub-agent's sandbox, made as its parent's was.
+            _ if rebuilt.is_some() => {
+                let (spec, dir) = rebuilt.expect("checked");
+                let limits = workspace::RunLimits {
+                    egress: egress.as_ref().map(|e| e.endpoint()),
+                    policy: agent.policy.as_ref(),
+                };
+                let mut prepared = self.rebuild(&spec, &dir, limits).await?;
+                crate::egress::check_isolation(agent.policy.as_ref(), prepared.sandbox.as_ref())?;
+                prepared.spec.checkpoints.merge(&agent.checkpoints);
+                Some(prepared)
+            }
             // A workspace cordon makes for the run carries the run's id.
             (Some(options), _) => {
                 let mut prepared = self
@@ -670,6 +687,17 @@ impl Session {
                 checkpoint: previous.clone(),
             });
             for decl in &agent_tools {
+                // A built-in's name would stand for the agent where the model expects the
+                // tool (the shell's write_stdin beside exec_command).
+                if self.tools.get(&decl.name).is_some() {
+                    return Err(SessionError::bad_input(
+                        format!(
+                            "{origin}: the agent tool '{}' has the name of a tool cordon has",
+                            decl.name
+                        ),
+                        "give the agent tool another `name`",
+                    ));
+                }
                 tools.push(Arc::new(crate::subagent::SubagentTool::new(
                     decl.clone(),
                     self.clone(),
@@ -726,7 +754,7 @@ impl Session {
             crate::mcp::stop(&mcp).await;
             return Err(SessionError::bad_input(
                 format!("{origin}: {e}"),
-                "an MCP server's tool has the name of another tool: rename the server",
+                "two tools share a name: rename one (an MCP server, an agent tool's `name`, or the agent a handoff names)",
             ));
         }
         let mut workspace_info = None;
@@ -814,6 +842,15 @@ impl Session {
         }
         self.store.request_pause(&run_id)?;
         Ok(run_id)
+    }
+
+    /// The run to resume to go on with `run`: the first run of its tree of sub-agents (`run`
+    /// itself when it is no sub-agent).
+    pub async fn resume_target(&self, run: &RunId) -> RunId {
+        self.store
+            .tree_root(run)
+            .await
+            .unwrap_or_else(|_| run.clone())
     }
 
     /// Refuses to go on with a run whose record does not verify: appending after a

@@ -99,7 +99,16 @@ impl SubagentTool {
             }
             let mut request = ResumeRequest::new(id.as_str());
             request.stop = Some(self.parent.stop.clone());
-            request.budgets = budget_values(&self.parent.budgets);
+            // The tree's budgets, when they were raised since it started.
+            let recorded: Budgets = state
+                .agent
+                .as_ref()
+                .and_then(|a| a.budgets.clone())
+                .and_then(|b| serde_json::from_value(b).ok())
+                .unwrap_or_default();
+            if recorded != self.parent.budgets {
+                request.budgets = budget_values(&self.parent.budgets);
+            }
             if self.decl.workspace == WorkspaceMode::Shared {
                 request.workspace = self.parent.workspace.as_ref().map(|(d, _)| d.clone());
             }
@@ -119,7 +128,7 @@ impl SubagentTool {
         request.origin = format!("the agent tool '{}'", self.decl.name);
         request.stop = Some(self.parent.stop.clone());
         request.policy = self.parent.policy.clone();
-        request.sandbox = self.sandbox(call_id).await?;
+        self.sandbox(call_id, &mut request).await?;
         request.tree = Some(self.tree(Some(call_id)));
         let prepared = new_run(&self.session, request).await?;
         let id = prepared.run_id().clone();
@@ -141,24 +150,26 @@ impl SubagentTool {
         }
     }
 
-    /// Where a new sub-agent works.
-    async fn sandbox(&self, call_id: &str) -> Result<Option<SandboxOptions>, SessionError> {
+    /// Where a new sub-agent works: a sandbox made as the parent's was (its environment,
+    /// grants, read-only entries, tier), over the parent's workspace or a copy of it; or one
+    /// built from its own manifest.
+    async fn sandbox(&self, call_id: &str, request: &mut RunRequest) -> Result<(), SessionError> {
         let like_parent = |dir: PathBuf| {
-            let mut o = SandboxOptions::in_dir(dir);
-            if let Some((_, spec)) = &self.parent.workspace {
-                o.isolation = spec.tier.clone();
-                o.command_timeout_secs = spec
-                    .command_timeout_secs
-                    .unwrap_or(crate::DEFAULT_COMMAND_TIMEOUT);
-            }
-            o
+            self.parent.workspace.as_ref().map(|(_, spec)| {
+                let mut spec = spec.clone();
+                // The parent's outputs are the parent's to produce.
+                spec.outputs.clear();
+                (spec, dir)
+            })
         };
         match self.decl.workspace {
-            WorkspaceMode::Shared => Ok(self.parent.workspace.as_ref().map(|(dir, spec)| {
-                let mut o = like_parent(dir.clone());
-                o.read_only = spec.read_only;
-                o
-            })),
+            WorkspaceMode::Shared => {
+                request.rebuilt = self
+                    .parent
+                    .workspace
+                    .as_ref()
+                    .and_then(|(dir, _)| like_parent(dir.clone()));
+            }
             WorkspaceMode::Manifest => {
                 let path = self.decl.manifest.as_ref().ok_or_else(|| {
                     SessionError::bad_input(
@@ -170,7 +181,7 @@ impl SubagentTool {
                 if let Some((_, spec)) = &self.parent.workspace {
                     o.isolation = spec.tier.clone();
                 }
-                Ok(Some(o))
+                request.sandbox = Some(o);
             }
             WorkspaceMode::Copy => {
                 let snap = self
@@ -213,9 +224,11 @@ impl SubagentTool {
                             format!("cannot copy the workspace for the sub-agent: {e}"),
                         )
                     })?;
-                Ok(Some(like_parent(dir)))
+                let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+                request.rebuilt = like_parent(dir);
             }
         }
+        Ok(())
     }
 
     /// What the sub-agent changed in its copy, as a patch: from its first checkpoint (the
@@ -246,11 +259,13 @@ impl SubagentTool {
             }
             Ok(files)
         };
+        let others = not_files(&before, &after);
         let (patch, left_out) = tokio::task::spawn_blocking(move || {
-            Ok::<_, String>(cordon_tools::patch::between(
-                &files(&before)?,
-                &files(&after)?,
-            ))
+            let (patch, mut left_out) =
+                cordon_tools::patch::between(&files(&before)?, &files(&after)?);
+            left_out.extend(others);
+            left_out.sort();
+            Ok::<_, String>((patch, left_out))
         })
         .await
         .map_err(|e| SessionError::new(crate::ErrorKind::Failed, e.to_string()))?
@@ -261,7 +276,13 @@ impl SubagentTool {
             )
         })?;
         let Some(patch) = patch else {
-            return Ok(None);
+            if left_out.is_empty() {
+                return Ok(None);
+            }
+            return Ok(Some(format!(
+                "(no patch: its changes are not text: {}; its workspace's last checkpoint is snapshot {last})",
+                left_out.join(", ")
+            )));
         };
         let mut text = if patch.len() > MAX_PATCH {
             format!(
@@ -274,12 +295,53 @@ impl SubagentTool {
         };
         if !left_out.is_empty() {
             text.push_str(&format!(
-                "\n(not in the patch, not text: {})",
+                "\n(not in the patch: {}; its workspace's last checkpoint is snapshot {last})",
                 left_out.join(", ")
             ));
         }
         Ok(Some(text))
     }
+}
+
+/// What changed between two snapshots that a patch cannot carry: links, and files whose
+/// mode changed (or new ones that are executable), each as `path (why)`.
+fn not_files(before: &Snapshot, after: &Snapshot) -> Vec<String> {
+    use cordon_store::snapshot::Kind;
+    let index = |s: &Snapshot| -> BTreeMap<String, cordon_store::snapshot::Entry> {
+        s.entries
+            .iter()
+            .map(|e| (e.path.clone(), e.clone()))
+            .collect()
+    };
+    let (old, new) = (index(before), index(after));
+    let mut out = Vec::new();
+    for path in old
+        .keys()
+        .chain(new.keys().filter(|p| !old.contains_key(*p)))
+    {
+        let (a, b) = (old.get(path), new.get(path));
+        let link =
+            |e: Option<&cordon_store::snapshot::Entry>| e.is_some_and(|e| e.kind == Kind::Symlink);
+        if (link(a) || link(b))
+            && a.map(|e| (&e.kind, &e.target)) != b.map(|e| (&e.kind, &e.target))
+        {
+            out.push(format!("{path} (a link)"));
+            continue;
+        }
+        let exec = |e: &cordon_store::snapshot::Entry| e.mode & 0o111 != 0;
+        match (a, b) {
+            (Some(a), Some(b))
+                if a.kind == Kind::File && b.kind == Kind::File && exec(a) != exec(b) =>
+            {
+                out.push(format!("{path} (its mode changed to {:o})", b.mode & 0o777))
+            }
+            (None, Some(b)) if b.kind == Kind::File && exec(b) => {
+                out.push(format!("{path} (executable, mode {:o})", b.mode & 0o777))
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The budgets as `NAME=VALUE` pairs a resume sets.
@@ -360,6 +422,11 @@ impl Tool for SubagentTool {
         self.effects
     }
 
+    /// Each of the sub-agent's calls is judged by the same policy: starting it is not.
+    fn judged_as(&self) -> Effects {
+        Effects::None
+    }
+
     fn changes_workspace(&self) -> bool {
         self.decl.workspace == WorkspaceMode::Shared && self.effects == Effects::External
     }
@@ -415,7 +482,7 @@ impl Tool for SubagentTool {
                     "the sub-agent '{name}' (run {id}) paused; `cordon resume {}` goes on with the whole tree",
                     self.parent.root
                 ))),
-                RunStatus::AwaitingApproval => Err(ToolError::Suspended(format!(
+                RunStatus::AwaitingApproval => Err(ToolError::Waiting(format!(
                     "the sub-agent '{name}' (run {id}) waits for a person: `cordon approve {id}`, then `cordon resume {}`",
                     self.parent.root
                 ))),

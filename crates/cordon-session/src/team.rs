@@ -120,16 +120,17 @@ pub struct AgentTool {
 }
 
 /// What an agent of a team other than the entry agent may not declare: the run's
-/// settings are the entry agent's.
-fn member_problem(spec: &AgentSpec) -> Option<&'static str> {
+/// settings are the entry agent's (and a handoff target's turns are the run's).
+fn member_problem(spec: &AgentSpec, handoff: bool) -> Option<&'static str> {
     let checks = [
+        (handoff && spec.max_turns.is_some(), "max_turns"),
         (!spec.mcp_servers.is_empty(), "[mcp_servers]"),
         (spec.skills.is_some(), "[skills]"),
         (spec.compaction.is_some(), "[compaction]"),
         (!spec.budgets.is_empty(), "[budgets]"),
         (!spec.approvals.is_empty(), "[approvals]"),
         (spec.policy_name.is_some(), "policy"),
-        (!spec.checkpoints.exclude.is_empty(), "[checkpoints]"),
+        (!spec.checkpoints.is_empty(), "[checkpoints]"),
         (!spec.agent_tool_sections.is_empty(), "[[agent_tools]]"),
         (spec.max_parallel_agents.is_some(), "max_parallel_agents"),
     ];
@@ -158,8 +159,9 @@ fn history(h: &HandoffSection, shown: &str) -> Result<History, SessionError> {
     }
 }
 
-/// Checks a team agent's name: it is a tool name's part and shown in events.
-fn check_name(name: &str, shown: &str) -> Result<(), SessionError> {
+/// Checks a name (`what`: an agent's, a tool's): it is a tool name's part and shown in
+/// events.
+fn check_name(what: &str, name: &str, shown: &str) -> Result<(), SessionError> {
     let ok = !name.is_empty()
         && name.len() <= 48
         && name
@@ -170,10 +172,10 @@ fn check_name(name: &str, shown: &str) -> Result<(), SessionError> {
     }
     Err(SessionError::bad_input(
         format!(
-            "{shown}: the agent name '{}' cannot name a handoff or a tool",
+            "{shown}: the {what} name '{}' cannot name a handoff or a tool",
             name.escape_debug()
         ),
-        "agents of a team have names of at most 48 letters, digits, '_' or '-'",
+        "names in a team are at most 48 letters, digits, '_' or '-'",
     ))
 }
 
@@ -181,11 +183,17 @@ fn check_name(name: &str, shown: &str) -> Result<(), SessionError> {
 /// handoffs reach (and theirs), and its agent tools.
 pub(crate) fn load(root: &mut AgentSpec, path: &Path) -> Result<(), SessionError> {
     let has_team = !root.handoff_sections.is_empty() || !root.agent_tool_sections.is_empty();
+    let shown = path.display().to_string();
+    if root.max_parallel_agents.is_some() && root.agent_tool_sections.is_empty() {
+        return Err(SessionError::bad_input(
+            format!("{shown}: max_parallel_agents is set, and the agent has no [[agent_tools]]"),
+            "it bounds how many sub-agents work at once: leave it out, or add an agent tool",
+        ));
+    }
     if !has_team {
         return Ok(());
     }
-    let shown = path.display().to_string();
-    check_name(&root.name, &shown)?;
+    check_name("agent", &root.name, &shown)?;
     if root.max_parallel_agents == Some(0) {
         return Err(SessionError::bad_input(
             format!("{shown}: max_parallel_agents is 0"),
@@ -267,11 +275,11 @@ fn load_member(file: &Path, from: &str, written: &str) -> Result<AgentSpec, Sess
     }
     let spec = AgentSpec::load_one(file)?;
     let shown = file.display().to_string();
-    check_name(&spec.name, &shown)?;
-    if let Some(what) = member_problem(&spec) {
+    check_name("agent", &spec.name, &shown)?;
+    if let Some(what) = member_problem(&spec, true) {
         return Err(SessionError::bad_input(
             format!("{shown}: an agent reached by a handoff cannot set {what}"),
-            "the run's policy, approvals, budgets, compaction, MCP servers, skills and agent tools are the entry agent's: set them there",
+            "the run's turns, policy, approvals, budgets, compaction, MCP servers, skills and agent tools are the entry agent's: set them there",
         ));
     }
     Ok(spec)
@@ -292,8 +300,8 @@ fn agent_tool(t: &AgentToolSection, dir: &Path, shown: &str) -> Result<AgentTool
     }
     let spec = AgentSpec::load_one(&file)?;
     let at = file.display().to_string();
-    check_name(&spec.name, &at)?;
-    if let Some(what) = member_problem(&spec) {
+    check_name("agent", &spec.name, &at)?;
+    if let Some(what) = member_problem(&spec, false) {
         return Err(SessionError::bad_input(
             format!("{at}: an agent used as a tool cannot set {what}"),
             "the run's policy, approvals, budgets and the rest are the entry agent's: set them there",
@@ -306,7 +314,15 @@ fn agent_tool(t: &AgentToolSection, dir: &Path, shown: &str) -> Result<AgentTool
         ));
     }
     let name = t.name.clone().unwrap_or_else(|| spec.name.clone());
-    check_name(&name, shown)?;
+    check_name("tool", &name, shown)?;
+    if name.starts_with("transfer_to_") {
+        return Err(SessionError::bad_input(
+            format!(
+                "{shown}: [[agent_tools]] {name}: names starting with transfer_to_ are the handoffs'"
+            ),
+            "give the agent tool another `name`",
+        ));
+    }
     let workspace = match (t.workspace, &t.manifest) {
         (None, Some(_)) => WorkspaceMode::Manifest,
         (Some(_), Some(_)) => {
@@ -336,7 +352,17 @@ fn agent_tool(t: &AgentToolSection, dir: &Path, shown: &str) -> Result<AgentTool
     let manifest = match &t.manifest {
         Some(m) => {
             let p = std::path::absolute(dir.join(m)).unwrap_or_else(|_| dir.join(m));
-            crate::workspace::load_manifest(&p)?;
+            crate::workspace::load_manifest(&p).map_err(|e| {
+                SessionError::bad_input(
+                    format!(
+                        "{shown}: [[agent_tools]] {name}: manifest = \"{m}\": {}",
+                        e.message()
+                    ),
+                    e.hint_text()
+                        .unwrap_or("the path is relative to the agent file that names it")
+                        .to_string(),
+                )
+            })?;
             Some(p)
         }
         None => None,

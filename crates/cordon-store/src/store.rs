@@ -858,6 +858,37 @@ impl Store {
             .collect())
     }
 
+    /// The run that started `run` as a sub-agent, and the call it used, if it is one.
+    pub async fn parent(&self, run: &RunId) -> Result<Option<(RunId, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT CAST(json_extract(payload, '$.parent') AS BLOB) AS parent, CAST(json_extract(payload, '$.call_id') AS BLOB) AS call_id \
+             FROM events WHERE kind = 'spawned_by' AND run_id = ? LIMIT 1",
+        )
+        .bind(run.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|r| {
+            Some((
+                RunId::from(column_text(&r, "parent").ok()?),
+                column_text(&r, "call_id").ok()?,
+            ))
+        }))
+    }
+
+    /// The first run of `run`'s tree of sub-agents (`run` itself when it is no sub-agent):
+    /// the one whose resume goes on with the whole tree.
+    pub async fn tree_root(&self, run: &RunId) -> Result<RunId, StoreError> {
+        let mut at = run.clone();
+        // Bounded: a store that links runs in a loop does not hold this forever.
+        for _ in 0..64 {
+            match self.parent(&at).await? {
+                Some((parent, _)) if parent != *run => at = parent,
+                _ => break,
+            }
+        }
+        Ok(at)
+    }
+
     /// Every run below `root` in its tree of sub-agents, parents before their children
     /// (bounded: a tree of more than 10 000 runs is cut there).
     pub async fn descendants(&self, root: &RunId) -> Result<Vec<RunId>, StoreError> {

@@ -51,6 +51,10 @@ pub struct Script {
 /// A conversation answered from turns of its own: a request whose body holds the string
 /// gets the thread's turn numbered by how many model answers its conversation holds, so
 /// conversations that go on at once (and one sent again after a crash) each get theirs.
+///
+/// Pick a string only that conversation's requests hold: a sub-agent's task as a message
+/// (`"text":"TASK"` on the Responses API, `"content":"TASK"` on Chat Completions), not the
+/// task alone, which the parent's requests also hold (in the call's arguments).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Thread {

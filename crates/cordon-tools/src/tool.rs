@@ -30,6 +30,10 @@ pub enum ToolError {
     /// a person). Only tools whose calls may run again return it.
     #[error("suspended: {0}")]
     Suspended(String),
+    /// Like [`ToolError::Suspended`], and the call waits for a person (a sub-agent's call
+    /// waits for an approval): the run waits too.
+    #[error("waiting: {0}")]
+    Waiting(String),
 }
 
 /// What a tool call gives back to the model: text, and images (as `data:` URLs).
@@ -77,6 +81,13 @@ pub trait Tool: Send + Sync {
     /// What a call can change (by default nothing).
     fn effects(&self) -> Effects {
         Effects::None
+    }
+
+    /// What the policy judges a call by, as its risk class: by default what it can change.
+    /// A tool whose work is judged call by call elsewhere (a sub-agent, each of whose calls
+    /// the policy judges) says less.
+    fn judged_as(&self) -> Effects {
+        self.effects()
     }
 
     /// Whether a call may change the workspace, so that a checkpoint should follow it.

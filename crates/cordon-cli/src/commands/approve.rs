@@ -113,7 +113,8 @@ pub async fn approve(
             call::call_line(&a.waiting.tool, &a.waiting.arguments)
         );
     }
-    eprintln!("continue with: cordon resume {run_id}");
+    let target = session.resume_target(&run_id).await;
+    eprintln!("continue with: cordon resume {target}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -142,7 +143,8 @@ pub async fn grant_host(
         safe(&host),
         clip(&by, 64)
     );
-    eprintln!("continue with: cordon resume {run_id}");
+    let target = session.resume_target(&run_id).await;
+    eprintln!("continue with: cordon resume {target}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -175,7 +177,8 @@ pub async fn reject(
         clip(&waiting.tool, 64),
         call::call_line(&waiting.tool, &waiting.arguments)
     );
-    eprintln!("continue with: cordon resume {run_id}");
+    let target = session.resume_target(&run_id).await;
+    eprintln!("continue with: cordon resume {target}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -278,6 +281,7 @@ pub async fn pause(paths: &Paths<'_>, run: &str, json: bool) -> anyhow::Result<E
         return Ok(ExitCode::SUCCESS);
     }
     println!("asked run {run_id} to pause after its current step");
-    eprintln!("once it has: cordon resume {run_id}");
+    let target = session.resume_target(&run_id).await;
+    eprintln!("once it has: cordon resume {target}");
     Ok(ExitCode::SUCCESS)
 }

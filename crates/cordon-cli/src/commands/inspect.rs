@@ -51,9 +51,10 @@ pub async fn runs(
         "{:<36}  {:<17}  {:<20}  {:>6}  {:<24}  TASK",
         "RUN", "STATUS", "STARTED", "EVENTS", "MODEL"
     );
+    // Sub-agents go on with their tree: the first run of it is the one to resume.
     let stopped: Vec<&cordon_store::RunSummary> = runs
         .iter()
-        .filter(|r| r.status == RunStatus::Interrupted)
+        .filter(|r| r.status == RunStatus::Interrupted && r.parent.is_none())
         .collect();
     let interrupted_count = stopped.len();
     let interrupted = stopped.first().map(|r| r.run_id.to_string());
@@ -264,7 +265,11 @@ pub async fn show(store: &Store, run: &str, how: &ShowOptions) -> anyhow::Result
         }
     }
     if !how.json && how.call.is_none() {
-        still_going(store, &run_id, &rows, style);
+        let target = store
+            .tree_root(&run_id)
+            .await
+            .unwrap_or_else(|_| run_id.clone());
+        still_going(store, &run_id, &target, &rows, style);
         sub_agents(store, &run_id, style).await?;
     }
     if damaged > 0 {
@@ -291,7 +296,13 @@ pub async fn show(store: &Store, run: &str, how: &ShowOptions) -> anyhow::Result
 
 /// Under a run whose log ends without an end: whether a process still drives it, or it was
 /// interrupted and how to go on.
-fn still_going(store: &Store, run_id: &cordon_core::RunId, rows: &[StoredRow], style: Style) {
+fn still_going(
+    store: &Store,
+    run_id: &cordon_core::RunId,
+    target: &cordon_core::RunId,
+    rows: &[StoredRow],
+    style: Style,
+) {
     let recorded = rows
         .iter()
         .rev()
@@ -315,7 +326,7 @@ fn still_going(store: &Store, run_id: &cordon_core::RunId, rows: &[StoredRow], s
             );
         }
         RunStatus::Interrupted => println!(
-            "{:indent$}{}  interrupted: no process drives this run any more (it was killed or crashed before recording its end); `cordon resume {run_id}` continues it",
+            "{:indent$}{}  interrupted: no process drives this run any more (it was killed or crashed before recording its end); `cordon resume {target}` continues it",
             "",
             style.yellow(&format!("{:<LABEL_WIDTH$}", "status")),
         ),

@@ -321,7 +321,10 @@ pub fn finish(out: &cordon_harness::RunOutcome, json: bool) -> ExitCode {
             } else {
                 ""
             };
-            if s.awaiting.is_empty() {
+            if let (true, Some(why)) = (s.awaiting.is_empty(), &s.waiting_on) {
+                // A sub-agent's call waits, not one of this run's.
+                eprintln!("  {}", crate::render::safe_lines(why));
+            } else if s.awaiting.is_empty() {
                 eprintln!("  then `cordon resume {}`", out.run_id);
             } else {
                 eprintln!(

@@ -125,6 +125,9 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             ),
             Vec::new(),
         ),
+        EventPayload::RunWaiting { reason } => {
+            ("waiting", style.yellow(&clip(reason, 300)), Vec::new())
+        }
         EventPayload::ToolSuspended {
             call_id,
             tool,
@@ -616,6 +619,7 @@ pub fn entry(p: &EventPayload, style: Style, limit: Limit) -> Entry {
             budget,
             limit: max,
             used,
+            ..
         } => {
             let (max, used) = if budget == "max_cost_usd" {
                 (format!("${}", number(*max)), format!("${}", number(*used)))

@@ -40,14 +40,14 @@ fn output_of(events: &[Value], call: &str) -> String {
         .to_string()
 }
 
-/// The sub-agent run a call's result names.
+/// The sub-agent run a call's result names: at its end once it answered, or where it says
+/// why it did not.
 fn child_in(output: &str) -> String {
-    output
-        .rsplit("sub-agent run ")
-        .next()
-        .unwrap()
-        .trim_end_matches(')')
-        .to_string()
+    let after = match output.rsplit_once("(sub-agent run ") {
+        Some((_, after)) => after,
+        None => output.split_once("(run ").expect("a run is named").1,
+    };
+    after.split(')').next().unwrap().to_string()
 }
 
 /// The tool names a request offers.
@@ -68,6 +68,8 @@ async fn a_handoff_chain_filters_history_and_resumes_with_the_active_agent() {
         r#"
 [[turns]]
 tool_calls = [{ call_id = "sum", name = "calculator", arguments = { expression = "40 + 2" } }]
+[[turns]]
+tool_calls = [{ call_id = "check", name = "calculator", arguments = { expression = "21 * 2" } }]
 [[turns]]
 text = "This is about an invoice."
 tool_calls = [{ call_id = "h1", name = "transfer_to_billing", arguments = { reason = "invoice question" } }]
@@ -146,12 +148,13 @@ schema = { type = "object", required = ["refund"], properties = { refund = { typ
     );
 
     let requests = server.requests();
-    assert_eq!(requests.len(), 4, "no answer was asked for twice");
+    assert_eq!(requests.len(), 5, "no answer was asked for twice");
     let system = |i: usize| messages(&requests[i].body)[0].1.clone();
     assert!(system(0).starts_with("You are triage."));
-    assert!(system(1).starts_with("You are triage."));
-    assert!(system(2).starts_with("You are billing."));
-    assert!(system(3).starts_with("You are refunds."));
+    assert!(system(2).starts_with("You are triage."));
+    assert!(system(3).starts_with("You are billing."));
+    assert!(system(4).starts_with("You are refunds."));
+    let requests = &requests[1..];
     assert_eq!(
         tools(&requests[0].body),
         ["calculator", "transfer_to_billing"]
@@ -161,11 +164,14 @@ schema = { type = "object", required = ["refund"], properties = { refund = { typ
         ["transfer_to_refunds", "transfer_to_triage"]
     );
     assert!(tools(&requests[3].body).is_empty());
-    // Billing sees the task and the last turn (the handoff), not the sum before it.
+    // Billing sees the task, the last turn before the handoff and the handoff, not the sum
+    // before them.
     let billing = messages(&requests[2].body);
     assert_eq!(billing[1], ("user".into(), "I was billed twice".into()));
-    assert!(!requests[2].body.to_string().contains("40 + 2"));
-    assert!(requests[2].body.to_string().contains("transfer_to_billing"));
+    let seen = requests[2].body.to_string();
+    assert!(!seen.contains("40 + 2"), "{seen}");
+    assert!(seen.contains("21 * 2"), "{seen}");
+    assert!(seen.contains("transfer_to_billing"));
     assert!(requests[1].body.to_string().contains("40 + 2"));
     // Refunds sees the task and who handed it over, and nothing else.
     let refunds = messages(&requests[3].body);
@@ -579,7 +585,7 @@ async fn three_sub_agents_in_their_own_sandboxes_resume_as_a_tree_after_a_kill()
 }
 
 #[tokio::test]
-async fn a_sub_agent_waiting_for_a_person_pauses_the_tree_until_approved() {
+async fn a_sub_agent_waiting_for_a_person_makes_the_tree_wait_until_approved() {
     let (server, home) = common::scripted_home(
         r#"
 [[turns]]
@@ -589,6 +595,8 @@ text = "Cleaned."
 
 [[threads]]
 when_body_contains = '"content":"Remove old.txt"'
+[[threads.turns]]
+tool_calls = [{ call_id = "log", name = "exec_command", arguments = { cmd = "echo looked >> log.txt" } }]
 [[threads.turns]]
 tool_calls = [{ call_id = "rm", name = "exec_command", arguments = { cmd = "rm -f old.txt" } }]
 [[threads.turns]]
@@ -632,10 +640,11 @@ agent = "cleaner.toml"
             "s:m",
             "Clean up.",
         ],
-        130,
+        5,
     )
     .await;
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(stderr.contains("waiting for approval:"), "{stderr}");
     assert!(stderr.contains("the sub-agent 'cleaner'"), "{stderr}");
     assert!(
         stderr.contains("waits for a person: `cordon approve "),
@@ -656,14 +665,44 @@ agent = "cleaner.toml"
         .find(|e| e["kind"] == "tool_suspended")
         .unwrap();
     assert_eq!(suspended["payload"]["call_id"], "clean");
-    assert_eq!(events.last().unwrap()["kind"], "run_paused");
+    assert_eq!(events.last().unwrap()["kind"], "run_waiting");
+    let listed = String::from_utf8_lossy(
+        &common::expect(h, &["runs", "--status", "awaiting_approval"], 0)
+            .await
+            .stdout,
+    )
+    .to_string();
+    assert_eq!(
+        listed.lines().count(),
+        3,
+        "the lead and its cleaner: {listed}"
+    );
+    // Approving the tree's first run says which sub-agent to approve.
+    let out = common::expect(h, &["approve", "last"], 2).await;
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(said.contains("waits for one of its sub-agents"), "{said}");
+    assert!(said.contains(&format!("cordon approve {child}")), "{said}");
+    // A sub-agent goes on with its tree, not on its own.
+    let out = common::expect(h, &["resume", &child], 2).await;
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(said.contains("it goes on with its tree"), "{said}");
     // Approved in the sub-agent, resumed from the tree's first run.
-    common::expect(h, &["approve", &child], 0).await;
+    let out = common::expect(h, &["approve", &child], 0).await;
+    let root = events[0]["run_id"].as_str().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("cordon resume {root}")),
+        "the hint names the tree's first run"
+    );
     let out = common::expect(h, &["resume", "last"], 0).await;
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Cleaned.");
     assert!(!h.join("ws/old.txt").exists());
+    // What the cleaner did before it waited was not done again.
+    assert_eq!(
+        std::fs::read_to_string(h.join("ws/log.txt")).unwrap(),
+        "looked\n"
+    );
     // Each answer was asked for once.
-    assert_eq!(server.requests().len(), 4);
+    assert_eq!(server.requests().len(), 5);
     let events = events_of(h, "last").await;
     assert!(output_of(&events, "clean").starts_with("removed"));
     common::expect(h, &["verify", "--all"], 0).await;
@@ -733,11 +772,14 @@ text = "b done"
     let events = events_of(h, "last").await;
     let output = |call: &str| output_of(&events, call);
     assert!(output("a").starts_with("a done"));
-    // B's first command made three calls in the tree (the lead's first, A's, its own); its
-    // second would have made four. On its own B had room for both.
+    // The lead's two calls (the one to B still going) and A's command make three in the
+    // tree: B's first command would make four. On its own B had room for both of its own.
     let b = output("b");
     assert!(b.contains("did not finish"), "{b}");
-    assert!(b.contains("max_tool_calls"), "{b}");
+    assert!(
+        b.contains("the max_tool_calls budget ran out: 3 of 3 ran, and the model asked for 1 more"),
+        "{b}"
+    );
     let child = b.split("(run ").nth(1).unwrap().split(')').next().unwrap();
     let child_events = events_of(h, child).await;
     let exceeded = child_events
@@ -747,13 +789,63 @@ text = "b done"
     assert_eq!(exceeded["payload"]["budget"], "max_tool_calls");
     assert_eq!(exceeded["payload"]["limit"], 3.0);
     assert_eq!(exceeded["payload"]["used"], 4.0);
-    assert_eq!(
-        child_events
+    assert_eq!(exceeded["payload"]["asked"], 1);
+    assert!(child_events.iter().all(|e| e["kind"] != "tool_result"));
+}
+
+#[tokio::test]
+async fn sub_agents_working_at_once_share_the_tree_budget() {
+    let mut script = String::from(
+        "[[turns]]\ntool_calls = [\n  { call_id = \"a\", name = \"worker\", arguments = { task = \"Part A\" } },\n  { call_id = \"b\", name = \"worker\", arguments = { task = \"Part B\" } },\n]\n[[turns]]\ntext = \"Done.\"\n",
+    );
+    for part in ["A", "B"] {
+        script.push_str(&format!(
+            "[[threads]]\nwhen_body_contains = '\"content\":\"Part {part}\"'\n[[threads.turns]]\ntool_calls = [{{ name = \"exec_command\", arguments = {{ cmd = \"echo {part}1\" }} }}]\n[[threads.turns]]\ntool_calls = [{{ name = \"exec_command\", arguments = {{ cmd = \"echo {part}2\" }} }}]\n[[threads.turns]]\ntext = \"{part} done\"\n"
+        ));
+    }
+    let (_server, home) = common::scripted_home(&script).await;
+    let h = home.path();
+    std::fs::create_dir_all(h.join("ws")).unwrap();
+    std::fs::write(
+        h.join("lead.toml"),
+        "name = \"lead\"\n[budgets]\nmax_tool_calls = 3\n[[agent_tools]]\nagent = \"worker.toml\"\nworkspace = \"copy\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("worker.toml"),
+        "name = \"worker\"\ntools = [\"exec_command\"]\n",
+    )
+    .unwrap();
+    let agent = h.join("lead.toml").display().to_string();
+    common::expect(
+        h,
+        &[
+            "run",
+            "--agent",
+            &agent,
+            "--workspace",
+            "ws",
+            "--model",
+            "s:m",
+            "Go.",
+        ],
+        0,
+    )
+    .await;
+    // The lead's two calls take two of the three: of the four commands the workers ask
+    // for, at once, one runs.
+    let events = events_of(h, "last").await;
+    let mut ran = 0;
+    for call in ["a", "b"] {
+        let child = child_in(&output_of(&events, call));
+        let child_events = events_of(h, &child).await;
+        ran += child_events
             .iter()
             .filter(|e| e["kind"] == "tool_result")
-            .count(),
-        1
-    );
+            .count();
+        assert!(child_events.iter().any(|e| e["kind"] == "budget_exceeded"));
+    }
+    assert_eq!(ran, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -957,4 +1049,71 @@ async fn sub_agents_with_their_own_manifest_take_turns_under_the_limit() {
     for pair in spans.windows(2) {
         assert!(pair[0].1 <= pair[1].0, "{spans:?}");
     }
+}
+
+#[tokio::test]
+async fn a_sub_agent_in_the_parents_workspace_has_the_parents_sandbox() {
+    let (_server, home) = common::scripted_home(
+        r#"
+[[turns]]
+tool_calls = [{ call_id = "try", name = "helper", arguments = { task = "Try the locked file." } }]
+[[turns]]
+text = "tried"
+
+[[threads]]
+when_body_contains = '"content":"Try the locked file."'
+[[threads.turns]]
+tool_calls = [{ name = "exec_command", arguments = { cmd = "echo LEVEL=$LEVEL; echo changed >> locked.txt; cat locked.txt" } }]
+[[threads.turns]]
+text = "done trying"
+"#,
+    )
+    .await;
+    let h = home.path();
+    std::fs::write(
+        h.join("manifest.toml"),
+        "[entries.\"locked.txt\"]\ntype = \"file\"\ncontent = \"fixed\\n\"\nread_only = true\n\n[env]\nLEVEL = \"parent's\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("lead.toml"),
+        "name = \"lead\"\n[[agent_tools]]\nagent = \"helper.toml\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("helper.toml"),
+        "name = \"helper\"\ntools = [\"exec_command\"]\n",
+    )
+    .unwrap();
+    let agent = h.join("lead.toml").display().to_string();
+    let manifest = h.join("manifest.toml").display().to_string();
+    common::expect(
+        h,
+        &[
+            "run",
+            "--agent",
+            &agent,
+            "--manifest",
+            &manifest,
+            "--model",
+            "s:m",
+            "Go.",
+        ],
+        0,
+    )
+    .await;
+    let events = events_of(h, "last").await;
+    let child = child_in(&output_of(&events, "try"));
+    let child_events = events_of(h, &child).await;
+    let ran = child_events
+        .iter()
+        .find(|e| e["kind"] == "tool_result")
+        .unwrap()["payload"]["output"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The parent's environment, and its read-only entry stays read-only.
+    assert!(ran.contains("LEVEL=parent's"), "{ran}");
+    assert!(ran.contains("Read-only file system"), "{ran}");
+    assert!(ran.ends_with("fixed\n"), "{ran}");
 }

@@ -278,6 +278,7 @@ async fn story(db: &Path) {
             budget: "max_tool_calls".into(),
             limit: 3.0,
             used: 4.0,
+            asked: None,
         },
         EventPayload::RunResumed {
             from_checkpoint: Some("5db2154ac034b5008e5d63ff15000d9f24761cdb0d314ad503d08".into()),

@@ -223,7 +223,7 @@ impl SnapshotStore {
     /// Stores a snapshot's listing (under a temporary name, then renamed).
     pub(crate) fn write_listing(&self, snapshot: &Snapshot) -> Result<(), SnapshotError> {
         let path = self.snapshot_path(&snapshot.id);
-        let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
+        let tmp = path.with_extension(format!("json.tmp{}", super::unique_suffix()));
         std::fs::write(
             &tmp,
             serde_json::to_vec(snapshot).map_err(|e| SnapshotError::Io(e.to_string()))?,
@@ -238,7 +238,7 @@ impl SnapshotStore {
         let path = self.object_path(hash);
         let shard = path.parent().expect("objects have a shard directory");
         std::fs::create_dir_all(shard).map_err(|e| io(shard.display(), e))?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let tmp = path.with_extension(format!("tmp{}", super::unique_suffix()));
         let mut f = std::fs::File::create(&tmp).map_err(|e| io(tmp.display(), e))?;
         f.write_all(packed).map_err(|e| io(tmp.display(), e))?;
         f.sync_all().map_err(|e| io(tmp.display(), e))?;

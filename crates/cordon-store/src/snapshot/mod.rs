@@ -333,3 +333,12 @@ impl SnapshotStore {
         Ok((removed, bytes))
     }
 }
+
+/// A suffix for a temporary name no other writer uses at the same time: this process's id
+/// and a count of the names it made (runs of one process, sub-agents, write the same
+/// content-addressed objects at once).
+pub(crate) fn unique_suffix() -> String {
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}

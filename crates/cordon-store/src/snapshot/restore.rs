@@ -90,11 +90,7 @@ impl SnapshotStore {
         };
         std::fs::create_dir_all(&parent).map_err(|e| io(parent.display(), e))?;
         sweep_stale_staging(&parent, &name);
-        let staging = parent.join(format!(
-            ".{name}.restoring-{}-{}",
-            std::process::id(),
-            fastrand_suffix()
-        ));
+        let staging = parent.join(format!(".{name}.restoring-{}", super::unique_suffix()));
         std::fs::create_dir(&staging).map_err(|e| io(staging.display(), e))?;
         let result = self.fill(snapshot, &staging, hook).and_then(|report| {
             std::fs::rename(&staging, to)
@@ -232,13 +228,6 @@ fn safe_relative(bytes: &[u8], shown: &str) -> Result<PathBuf, SnapshotError> {
         )));
     }
     Ok(p.to_path_buf())
-}
-
-fn fastrand_suffix() -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{n:08x}")
 }
 
 /// Removes a tree this process made, making its directories writable first (a restored

@@ -560,3 +560,33 @@ impl cordon_core::Progress for Counter {
     }
     fn end(&self) {}
 }
+
+/// Runs of one process (sub-agents on copies of one workspace) take the same snapshot at
+/// once: each write of the same listing and objects succeeds.
+#[test]
+fn identical_snapshots_taken_at_once_all_succeed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(&tmp.path().join("store")).unwrap();
+    let dirs: Vec<std::path::PathBuf> = (0..4)
+        .map(|i| {
+            let ws = tmp.path().join(format!("ws{i}"));
+            std::fs::create_dir_all(ws.join("src")).unwrap();
+            std::fs::write(ws.join("src/main.rs"), "fn main() {}\n").unwrap();
+            std::fs::write(ws.join("README"), "same everywhere\n").unwrap();
+            ws
+        })
+        .collect();
+    for _ in 0..20 {
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let takers: Vec<_> = dirs
+                .iter()
+                .map(|ws| s.spawn(|| store.take(ws, &[], None).map(|(snap, _)| snap.id)))
+                .collect();
+            takers
+                .into_iter()
+                .map(|t| t.join().unwrap().expect("every take succeeds"))
+                .collect()
+        });
+        assert!(ids.windows(2).all(|w| w[0] == w[1]));
+    }
+}

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 /// A patch that turns the files `before` into `after` (workspace-relative path → content),
-/// with three lines of context around each change; and the paths it leaves out (contents
-/// that are not UTF-8 text). `None` when nothing changed.
+/// with three lines of context around each change; and what it leaves out, each as `path
+/// (why)`: contents that are not text (not UTF-8, or with NUL bytes), and new files the
+/// format cannot write (empty, without a final newline, or with carriage returns). `None` when nothing changed.
 pub fn between(
     before: &BTreeMap<String, Vec<u8>>,
     after: &BTreeMap<String, Vec<u8>>,
@@ -19,7 +20,17 @@ pub fn between(
             continue;
         }
         match (text(old), text(new)) {
-            (Some(None), _) | (_, Some(None)) => left_out.push(path.clone()),
+            (Some(None), _) | (_, Some(None)) => left_out.push(format!("{path} (not text)")),
+            (None, Some(Some(new))) if !new.ends_with('\n') || new.contains('\r') => {
+                let why = if new.is_empty() {
+                    "a new empty file"
+                } else if new.contains('\r') {
+                    "a new file with carriage returns"
+                } else {
+                    "a new file without a final newline"
+                };
+                left_out.push(format!("{path} ({why})"));
+            }
             (None, Some(Some(new))) => {
                 out.push_str(&format!("*** Add File: {path}\n"));
                 for line in new.lines() {
@@ -38,9 +49,10 @@ pub fn between(
     (patch, left_out)
 }
 
-/// A file's content as text: `None` for no file, `Some(None)` for one that is not UTF-8.
+/// A file's content as text: `None` for no file, `Some(None)` for one that is not text
+/// (not UTF-8, or holding a NUL byte).
 fn text(bytes: Option<&Vec<u8>>) -> Option<Option<&str>> {
-    bytes.map(|b| std::str::from_utf8(b).ok())
+    bytes.map(|b| std::str::from_utf8(b).ok().filter(|t| !t.contains('\0')))
 }
 
 /// The hunks of one file's update.
@@ -86,11 +98,24 @@ mod tests {
         let after = BTreeMap::from([
             ("main.txt".to_string(), new_main.clone().into_bytes()),
             ("new/added.txt".to_string(), b"hello\nworld\n".to_vec()),
+            ("dos.txt".to_string(), b"one\r\ntwo\r\n".to_vec()),
             ("blob.bin".to_string(), vec![0xff, 0x00]),
+            ("nul.txt".to_string(), b"a\0b\n".to_vec()),
+            ("empty".to_string(), Vec::new()),
+            ("open-ended.txt".to_string(), b"no newline".to_vec()),
         ]);
         let (patch, left_out) = between(&before, &after);
         let patch = patch.unwrap();
-        assert_eq!(left_out, ["blob.bin"]);
+        assert_eq!(
+            left_out,
+            [
+                "blob.bin (not text)",
+                "dos.txt (a new file with carriage returns)",
+                "empty (a new empty file)",
+                "nul.txt (not text)",
+                "open-ended.txt (a new file without a final newline)"
+            ]
+        );
         assert!(patch.contains("-line 10\n+line ten\n"), "{patch}");
         crate::patch::apply_to_dir(dir.path(), &patch).unwrap();
         let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).unwrap();
