@@ -156,7 +156,9 @@ pub fn result(r: &ResultView<'_>, style: Style, limit: Limit) -> (String, Vec<St
             if r.not_run {
                 line = style.yellow(&format!("not run: {line}"));
             } else if r.is_error {
-                line = style.red(&format!("error: {line}"));
+                // Failed calls' output says so itself ("error: ..."): not twice.
+                let said = line.strip_prefix("error: ").unwrap_or(&line);
+                line = style.red(&format!("error: {said}"));
             }
             for image in r.images {
                 line.push_str(&format!(" · {}", image_label(image)));
