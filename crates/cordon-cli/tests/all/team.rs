@@ -24,6 +24,21 @@ fn messages(body: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Runs `cordon run --agent FILE ARGS --model s:m TASK` in `h`, expecting `code`.
+async fn run_agent(
+    h: &std::path::Path,
+    file: &str,
+    args: &[&str],
+    task: &str,
+    code: i32,
+) -> std::process::Output {
+    let agent = h.join(file).display().to_string();
+    let mut all = vec!["run", "--agent", &agent];
+    all.extend_from_slice(args);
+    all.extend(["--model", "s:m", task]);
+    common::expect(h, &all, code).await
+}
+
 /// A run's events, as `cordon show RUN --json` prints them.
 async fn events_of(h: &std::path::Path, run: &str) -> Vec<Value> {
     common::json_lines(&common::expect(h, &["show", run, "--json"], 0).await.stdout)
@@ -124,22 +139,9 @@ schema = { type = "object", required = ["refund"], properties = { refund = { typ
 "#,
     )
     .unwrap();
-    let agent = h.join("triage.toml").display().to_string();
     // The handoff to refunds waits for a person (the entry agent's approvals hold for the
     // whole team): the run stops with billing active.
-    common::expect(
-        h,
-        &[
-            "run",
-            "--agent",
-            &agent,
-            "--model",
-            "s:m",
-            "I was billed twice",
-        ],
-        5,
-    )
-    .await;
+    run_agent(h, "triage.toml", &[], "I was billed twice", 5).await;
     common::expect(h, &["approve", "last"], 0).await;
     let out = common::expect(h, &["resume", "last"], 0).await;
     assert_eq!(
@@ -297,22 +299,7 @@ schema = { type = "object", required = ["files"], properties = { files = { type 
 "#,
     )
     .unwrap();
-    let agent = h.join("lead.toml").display().to_string();
-    let out = common::expect(
-        h,
-        &[
-            "run",
-            "--agent",
-            &agent,
-            "--workspace",
-            "ws",
-            "--model",
-            "s:m",
-            "How many files?",
-        ],
-        0,
-    )
-    .await;
+    let out = run_agent(h, "lead.toml", &["--workspace", "ws"], "How many files?", 0).await;
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "There are 2 files."
@@ -625,24 +612,9 @@ agent = "cleaner.toml"
         "name = \"cleaner\"\ninstructions = \"You clean.\"\ntools = [\"exec_command\"]\n",
     )
     .unwrap();
-    let agent = h.join("lead.toml").display().to_string();
     // The entry agent's approvals hold for its sub-agents: the cleaner waits, and so does
     // the tree.
-    let out = common::expect(
-        h,
-        &[
-            "run",
-            "--agent",
-            &agent,
-            "--workspace",
-            "ws",
-            "--model",
-            "s:m",
-            "Clean up.",
-        ],
-        5,
-    )
-    .await;
+    let out = run_agent(h, "lead.toml", &["--workspace", "ws"], "Clean up.", 5).await;
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(stderr.contains("waiting for approval:"), "{stderr}");
     assert!(stderr.contains("the sub-agent 'cleaner'"), "{stderr}");
@@ -749,22 +721,7 @@ text = "b done"
         "name = \"worker\"\ntools = [\"exec_command\"]\n",
     )
     .unwrap();
-    let agent = h.join("lead.toml").display().to_string();
-    let out = common::expect(
-        h,
-        &[
-            "run",
-            "--agent",
-            &agent,
-            "--workspace",
-            "ws",
-            "--model",
-            "s:m",
-            "Go.",
-        ],
-        0,
-    )
-    .await;
+    let out = run_agent(h, "lead.toml", &["--workspace", "ws"], "Go.", 0).await;
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "Finished with what the budget allowed."
@@ -816,22 +773,7 @@ async fn sub_agents_working_at_once_share_the_tree_budget() {
         "name = \"worker\"\ntools = [\"exec_command\"]\n",
     )
     .unwrap();
-    let agent = h.join("lead.toml").display().to_string();
-    common::expect(
-        h,
-        &[
-            "run",
-            "--agent",
-            &agent,
-            "--workspace",
-            "ws",
-            "--model",
-            "s:m",
-            "Go.",
-        ],
-        0,
-    )
-    .await;
+    run_agent(h, "lead.toml", &["--workspace", "ws"], "Go.", 0).await;
     // The lead's two calls take two of the three: of the four commands the workers ask
     // for, at once, one runs.
     let events = events_of(h, "last").await;
@@ -988,22 +930,7 @@ async fn sub_agents_with_their_own_manifest_take_turns_under_the_limit() {
         "name = \"builder\"\ntools = [\"exec_command\"]\n",
     )
     .unwrap();
-    let agent = h.join("lead.toml").display().to_string();
-    let out = common::expect(
-        h,
-        &[
-            "run",
-            "--agent",
-            &agent,
-            "--workspace",
-            "ws",
-            "--model",
-            "s:m",
-            "Build.",
-        ],
-        0,
-    )
-    .await;
+    let out = run_agent(h, "lead.toml", &["--workspace", "ws"], "Build.", 0).await;
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "built");
     assert!(
         !h.join("ws/out.txt").exists(),
@@ -1085,23 +1012,8 @@ text = "done trying"
         "name = \"helper\"\ntools = [\"exec_command\"]\n",
     )
     .unwrap();
-    let agent = h.join("lead.toml").display().to_string();
     let manifest = h.join("manifest.toml").display().to_string();
-    common::expect(
-        h,
-        &[
-            "run",
-            "--agent",
-            &agent,
-            "--manifest",
-            &manifest,
-            "--model",
-            "s:m",
-            "Go.",
-        ],
-        0,
-    )
-    .await;
+    run_agent(h, "lead.toml", &["--manifest", &manifest], "Go.", 0).await;
     let events = events_of(h, "last").await;
     let child = child_in(&output_of(&events, "try"));
     let child_events = events_of(h, &child).await;
