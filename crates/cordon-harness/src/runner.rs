@@ -114,8 +114,8 @@ struct Live<'a> {
     /// request held (what compaction measures from, beside its own estimate).
     reported: Option<(u64, usize)>,
     /// Why the run must stop at the next step boundary, when a call could not finish (a
-    /// sub-agent that paused, or waits for a person: then `true`).
-    halt: Option<(String, bool)>,
+    /// sub-agent that paused, waits for a person, or ran out of a shared budget).
+    halt: Option<Halt>,
     /// Why the run paused, when a call's halt paused it.
     halted: Option<String>,
 }
@@ -189,25 +189,16 @@ impl Live<'_> {
 
     /// Leaves `call` unanswered (`tool_suspended`): the run stops at the next step
     /// boundary, waiting for a person when the call does (`waits`), paused otherwise.
-    async fn suspend(
-        &mut self,
-        call: &ToolCall,
-        why: String,
-        waits: bool,
-    ) -> Result<(), StoreError> {
+    async fn suspend(&mut self, call: &ToolCall, halt: Halt) -> Result<(), StoreError> {
         self.record(EventPayload::ToolSuspended {
             call_id: call.call_id.clone(),
             tool: call.name.clone(),
-            reason: why.clone(),
+            reason: halt.reason().to_string(),
         })
         .await?;
-        // The first reason stands, but waiting for a person wins over a pause.
-        let first_stands = match &self.halt {
-            None => false,
-            Some((_, waited)) => *waited || !waits,
-        };
-        if !first_stands {
-            self.halt = Some((why, waits));
+        // The weightiest reason stands: a budget, then a person, then a pause.
+        if self.halt.as_ref().is_none_or(|h| halt.rank() > h.rank()) {
+            self.halt = Some(halt);
         }
         Ok(())
     }
@@ -850,13 +841,30 @@ impl Runner {
     async fn pause_if_asked(&self, live: &mut Live<'_>) -> Result<bool, StoreError> {
         let reason = match live.halt.take() {
             // A call waits for a person: so does the run.
-            Some((why, true)) => {
+            Some(Halt::Wait(why)) => {
                 live.halted = Some(why.clone());
                 live.record(EventPayload::RunWaiting { reason: why })
                     .await?;
                 return Ok(true);
             }
-            Some((why, false)) => {
+            // A call ran out of a budget the run shares: so does the run.
+            Some(Halt::Budget {
+                budget,
+                limit,
+                used,
+                reason,
+            }) => {
+                live.halted = Some(reason);
+                live.record(EventPayload::BudgetExceeded {
+                    budget,
+                    limit,
+                    used,
+                    asked: None,
+                })
+                .await?;
+                return Ok(true);
+            }
+            Some(Halt::Pause(why)) => {
                 live.halted = Some(why.clone());
                 why
             }
@@ -1334,11 +1342,26 @@ impl Runner {
                 Ok(out) => (out.text, out.images, false),
                 // Not answered: the run pauses, and a resume runs the call again.
                 Err(ToolError::Suspended(why)) => {
-                    live.suspend(&call, why, false).await?;
+                    live.suspend(&call, Halt::Pause(why)).await?;
                     continue;
                 }
                 Err(ToolError::Waiting(why)) => {
-                    live.suspend(&call, why, true).await?;
+                    live.suspend(&call, Halt::Wait(why)).await?;
+                    continue;
+                }
+                Err(ToolError::OutOfBudget {
+                    budget,
+                    limit,
+                    used,
+                    reason,
+                }) => {
+                    let halt = Halt::Budget {
+                        budget,
+                        limit,
+                        used,
+                        reason,
+                    };
+                    live.suspend(&call, halt).await?;
                     continue;
                 }
                 Err(e) => (format!("error: {e}"), Vec::new(), true),
@@ -1585,6 +1608,39 @@ impl Runner {
             self.stops_run(agent, live, Stage::Input, &text).await?;
         }
         self.drive(agent, live).await
+    }
+}
+
+/// Why a run stops at its next step boundary because a call could not finish.
+enum Halt {
+    /// What the call ran paused.
+    Pause(String),
+    /// What the call ran waits for a person.
+    Wait(String),
+    /// What the call ran stopped at a budget the run shares.
+    Budget {
+        budget: String,
+        limit: f64,
+        used: f64,
+        reason: String,
+    },
+}
+
+impl Halt {
+    /// What the call's `tool_suspended` says.
+    fn reason(&self) -> &str {
+        match self {
+            Halt::Pause(r) | Halt::Wait(r) | Halt::Budget { reason: r, .. } => r,
+        }
+    }
+
+    /// Which of several stands.
+    fn rank(&self) -> u8 {
+        match self {
+            Halt::Pause(_) => 0,
+            Halt::Wait(_) => 1,
+            Halt::Budget { .. } => 2,
+        }
     }
 }
 

@@ -90,10 +90,8 @@ impl SubagentTool {
             .map(|(id, _)| id);
         if let Some(id) = existing {
             let state = RunState::fold(&store.events(&id).await?)?;
-            let ended = matches!(
-                state.status,
-                RunStatus::Completed | RunStatus::Failed | RunStatus::BudgetExceeded
-            );
+            // One stopped by a budget goes on when the tree's budget was raised.
+            let ended = matches!(state.status, RunStatus::Completed | RunStatus::Failed);
             if ended || state.tripped.is_some() {
                 return Ok((id.clone(), outcome_of(id, state)));
             }
@@ -259,10 +257,14 @@ impl SubagentTool {
             }
             Ok(files)
         };
-        let others = not_files(&before, &after);
+        let (others, kept_out) = not_files(&before, &after);
         let (patch, left_out) = tokio::task::spawn_blocking(move || {
+            let only = |mut files: BTreeMap<String, Vec<u8>>| {
+                files.retain(|p, _| !kept_out.contains(p));
+                files
+            };
             let (patch, mut left_out) =
-                cordon_tools::patch::between(&files(&before)?, &files(&after)?);
+                cordon_tools::patch::between(&only(files(&before)?), &only(files(&after)?));
             left_out.extend(others);
             left_out.sort();
             Ok::<_, String>((patch, left_out))
@@ -303,9 +305,14 @@ impl SubagentTool {
     }
 }
 
-/// What changed between two snapshots that a patch cannot carry: links, and files whose
-/// mode changed (or new ones that are executable), each as `path (why)`.
-fn not_files(before: &Snapshot, after: &Snapshot) -> Vec<String> {
+/// What changed between two snapshots that a patch cannot carry, each as `path (why)`:
+/// links, a path whose kind changed (a link or a directory where a file was, or the
+/// reverse, and what is under it), files whose mode changed (or new ones that are
+/// executable); and the paths the patch must leave out for it.
+fn not_files(
+    before: &Snapshot,
+    after: &Snapshot,
+) -> (Vec<String>, std::collections::BTreeSet<String>) {
     use cordon_store::snapshot::Kind;
     let index = |s: &Snapshot| -> BTreeMap<String, cordon_store::snapshot::Entry> {
         s.entries
@@ -315,10 +322,36 @@ fn not_files(before: &Snapshot, after: &Snapshot) -> Vec<String> {
     };
     let (old, new) = (index(before), index(after));
     let mut out = Vec::new();
+    let mut kept_out = std::collections::BTreeSet::new();
+    // A path whose kind changed, or one under it, is left out of the patch.
+    let kind =
+        |m: &BTreeMap<String, cordon_store::snapshot::Entry>, p: &str| m.get(p).map(|e| e.kind);
+    let changed_kind = |path: &str| {
+        std::iter::successors(Some(path), |p| p.rsplit_once('/').map(|(parent, _)| parent))
+            .find(|p| {
+                let (a, b) = (kind(&old, p), kind(&new, p));
+                a.is_some() && b.is_some() && a != b
+            })
+            .map(str::to_string)
+    };
     for path in old
         .keys()
         .chain(new.keys().filter(|p| !old.contains_key(*p)))
     {
+        if let Some(at) = changed_kind(path) {
+            kept_out.insert(path.clone());
+            if at == *path {
+                out.push(format!(
+                    "{path} (it is now a {})",
+                    match kind(&new, path) {
+                        Some(Kind::File) => "file",
+                        Some(Kind::Dir) => "directory",
+                        _ => "link",
+                    }
+                ));
+            }
+            continue;
+        }
         let (a, b) = (old.get(path), new.get(path));
         let link =
             |e: Option<&cordon_store::snapshot::Entry>| e.is_some_and(|e| e.kind == Kind::Symlink);
@@ -341,7 +374,7 @@ fn not_files(before: &Snapshot, after: &Snapshot) -> Vec<String> {
             _ => {}
         }
     }
-    out
+    (out, kept_out)
 }
 
 /// The budgets as `NAME=VALUE` pairs a resume sets.
@@ -456,48 +489,113 @@ impl Tool for SubagentTool {
                     e.message()
                 ))
             })?;
-            match outcome.status {
-                RunStatus::Completed => {
-                    let mut text = match &outcome.structured {
-                        Some(v) => serde_json::to_string(v).unwrap_or_default(),
-                        None => outcome.output.clone().unwrap_or_default(),
-                    };
-                    if self.decl.patch {
-                        match self.patch(&id).await {
-                            Ok(Some(patch)) => {
-                                text.push_str("\n\n[its changes, as a patch]\n");
-                                text.push_str(&patch);
-                            }
-                            Ok(None) => text.push_str("\n\n[it changed no files]"),
-                            Err(e) => text.push_str(&format!(
-                                "\n\n[its changes could not be read: {}]",
-                                e.message()
-                            )),
-                        }
-                    }
-                    text.push_str(&format!("\n\n(sub-agent run {id})"));
-                    Ok(ToolOutput::from(text))
-                }
-                RunStatus::Paused => Err(ToolError::Suspended(format!(
-                    "the sub-agent '{name}' (run {id}) paused; `cordon resume {}` goes on with the whole tree",
-                    self.parent.root
-                ))),
-                RunStatus::AwaitingApproval => Err(ToolError::Waiting(format!(
-                    "the sub-agent '{name}' (run {id}) waits for a person: `cordon approve {id}`, then `cordon resume {}`",
-                    self.parent.root
-                ))),
-                RunStatus::Running | RunStatus::Interrupted => Err(ToolError::Suspended(format!(
-                    "the sub-agent '{name}' (run {id}) stopped before its end"
-                ))),
-                RunStatus::Failed | RunStatus::BudgetExceeded => Err(ToolError::Failed(format!(
-                    "the sub-agent '{name}' (run {id}) did not finish: {}",
-                    outcome
-                        .error
-                        .unwrap_or_else(|| outcome.status.as_str().into())
-                ))),
+            let result = self.answer(&id, &outcome).await;
+            // A finished sub-agent's copy is not needed any more: its checkpoints hold it.
+            if self.decl.workspace == WorkspaceMode::Copy
+                && matches!(outcome.status, RunStatus::Completed | RunStatus::Failed)
+            {
+                self.remove_copy(&id).await;
             }
+            result
         })
     }
+}
+
+impl SubagentTool {
+    /// Removes the copy a finished sub-agent worked in (only a directory of the session's
+    /// workspaces folder).
+    async fn remove_copy(&self, run: &RunId) {
+        let Ok(events) = self.session.store().events(run).await else {
+            return;
+        };
+        let Some(dir) = crate::last_workspace(&events) else {
+            return;
+        };
+        let within = std::fs::canonicalize(self.session.workspaces_dir())
+            .is_ok_and(|base| dir.parent() == Some(base.as_path()));
+        if !within {
+            return;
+        }
+        let _ = tokio::task::spawn_blocking(move || remove_tree(&dir)).await;
+    }
+
+    /// What the call answers for a sub-agent's outcome.
+    async fn answer(&self, id: &RunId, outcome: &RunOutcome) -> Result<ToolOutput, ToolError> {
+        let name = &self.decl.name;
+        match outcome.status {
+            RunStatus::Completed => {
+                let mut text = match &outcome.structured {
+                    Some(v) => serde_json::to_string(v).unwrap_or_default(),
+                    None => outcome.output.clone().unwrap_or_default(),
+                };
+                if self.decl.patch {
+                    match self.patch(id).await {
+                        Ok(Some(patch)) => {
+                            text.push_str("\n\n[its changes, as a patch]\n");
+                            text.push_str(&patch);
+                        }
+                        Ok(None) => text.push_str("\n\n[it changed no files]"),
+                        Err(e) => text.push_str(&format!(
+                            "\n\n[its changes could not be read: {}]",
+                            e.message()
+                        )),
+                    }
+                }
+                text.push_str(&format!("\n\n(sub-agent run {id})"));
+                Ok(ToolOutput::from(text))
+            }
+            RunStatus::Paused => Err(ToolError::Suspended(format!(
+                "the sub-agent '{name}' (run {id}) paused; `cordon resume {}` goes on with the whole tree",
+                self.parent.root
+            ))),
+            RunStatus::AwaitingApproval => Err(ToolError::Waiting(format!(
+                "the sub-agent '{name}' (run {id}) waits for a person: `cordon approve {id}`, then `cordon resume {}`",
+                self.parent.root
+            ))),
+            RunStatus::Running | RunStatus::Interrupted => Err(ToolError::Suspended(format!(
+                "the sub-agent '{name}' (run {id}) stopped before its end"
+            ))),
+            RunStatus::BudgetExceeded => {
+                let (budget, limit) = outcome
+                    .state
+                    .exceeded
+                    .clone()
+                    .unwrap_or_else(|| ("a budget".into(), 0.0));
+                Err(ToolError::OutOfBudget {
+                    reason: format!(
+                        "the sub-agent '{name}' (run {id}) ran out of the tree's {budget}: `cordon resume {} --budget {budget}=MORE` goes on with it",
+                        self.parent.root
+                    ),
+                    budget,
+                    limit,
+                    used: limit,
+                })
+            }
+            RunStatus::Failed => Err(ToolError::Failed(format!(
+                "the sub-agent '{name}' (run {id}) did not finish: {}",
+                outcome
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| outcome.status.as_str().into())
+            ))),
+        }
+    }
+}
+
+/// Removes a tree this process made, making its directories writable first (a copy may
+/// hold read-only entries).
+fn remove_tree(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fn writable(dir: &std::path::Path) {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                writable(&entry.path());
+            }
+        }
+    }
+    writable(dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A future a sub-agent waits for, checked to be sendable where it is made.

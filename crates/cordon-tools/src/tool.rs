@@ -34,6 +34,20 @@ pub enum ToolError {
     /// waits for an approval): the run waits too.
     #[error("waiting: {0}")]
     Waiting(String),
+    /// Like [`ToolError::Suspended`], and what the call ran (a sub-agent) stopped at a
+    /// budget it shares with the run: the run stops at that budget too, and a resume that
+    /// raises it goes on with the call.
+    #[error("out of budget: {reason}")]
+    OutOfBudget {
+        /// The budget's name (`max_tool_calls`, ...).
+        budget: String,
+        /// Its limit.
+        limit: f64,
+        /// What was used, as the call's run counted it.
+        used: f64,
+        /// What happened, and what to do.
+        reason: String,
+    },
 }
 
 /// What a tool call gives back to the model: text, and images (as `data:` URLs).

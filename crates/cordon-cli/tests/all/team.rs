@@ -516,6 +516,14 @@ async fn three_sub_agents_in_their_own_sandboxes_resume_as_a_tree_after_a_kill()
         !result("a").contains("beta.txt"),
         "each worker has its own copy"
     );
+    // A finished worker's copy is removed (its checkpoints hold it).
+    let child_events = events_of(h, &child_in(&result("a"))).await;
+    let copy = child_events[0]["payload"]["sandbox"]["host_workspace"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(copy.contains("-worker-"), "{copy}");
+    assert!(!std::path::Path::new(&copy).exists(), "{copy}");
     // The copies never touched the lead's workspace: only its patch did.
     assert!(result("merge").contains("alpha.txt"));
 
@@ -721,23 +729,31 @@ text = "b done"
         "name = \"worker\"\ntools = [\"exec_command\"]\n",
     )
     .unwrap();
-    let out = run_agent(h, "lead.toml", &["--workspace", "ws"], "Go.", 0).await;
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "Finished with what the budget allowed."
-    );
-    let events = events_of(h, "last").await;
-    let output = |call: &str| output_of(&events, call);
-    assert!(output("a").starts_with("a done"));
     // The lead's two calls (the one to B still going) and A's command make three in the
-    // tree: B's first command would make four. On its own B had room for both of its own.
-    let b = output("b");
-    assert!(b.contains("did not finish"), "{b}");
+    // tree: B's first command would make four (on its own B had room for both of its own).
+    // B stops at the budget, and the tree with it.
+    let out = run_agent(h, "lead.toml", &["--workspace", "ws"], "Go.", 3).await;
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(said.contains("--budget max_tool_calls="), "{said}");
+    let events = events_of(h, "last").await;
+    assert!(output_of(&events, "a").starts_with("a done"));
+    let suspended = events
+        .iter()
+        .find(|e| e["kind"] == "tool_suspended")
+        .unwrap();
+    assert_eq!(suspended["payload"]["call_id"], "b");
+    let reason = suspended["payload"]["reason"].as_str().unwrap();
     assert!(
-        b.contains("the max_tool_calls budget ran out: 3 of 3 ran, and the model asked for 1 more"),
-        "{b}"
+        reason.contains("ran out of the tree's max_tool_calls"),
+        "{reason}"
     );
-    let child = b.split("(run ").nth(1).unwrap().split(')').next().unwrap();
+    let child = reason
+        .split("(run ")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
     let child_events = events_of(h, child).await;
     let exceeded = child_events
         .iter()
@@ -748,6 +764,22 @@ text = "b done"
     assert_eq!(exceeded["payload"]["used"], 4.0);
     assert_eq!(exceeded["payload"]["asked"], 1);
     assert!(child_events.iter().all(|e| e["kind"] != "tool_result"));
+    // Raising the tree's budget goes on with B where it stopped.
+    let out = common::expect(h, &["resume", "last", "--budget", "max_tool_calls=10"], 0).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Finished with what the budget allowed."
+    );
+    let events = events_of(h, "last").await;
+    assert!(output_of(&events, "b").starts_with("b done"));
+    let child_events = events_of(h, child).await;
+    assert_eq!(
+        child_events
+            .iter()
+            .filter(|e| e["kind"] == "tool_result")
+            .count(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -773,13 +805,22 @@ async fn sub_agents_working_at_once_share_the_tree_budget() {
         "name = \"worker\"\ntools = [\"exec_command\"]\n",
     )
     .unwrap();
-    run_agent(h, "lead.toml", &["--workspace", "ws"], "Go.", 0).await;
+    run_agent(h, "lead.toml", &["--workspace", "ws"], "Go.", 3).await;
     // The lead's two calls take two of the three: of the four commands the workers ask
     // for, at once, one runs.
     let events = events_of(h, "last").await;
     let mut ran = 0;
-    for call in ["a", "b"] {
-        let child = child_in(&output_of(&events, call));
+    let stopped: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "tool_suspended")
+        .collect();
+    assert_eq!(
+        stopped.len(),
+        2,
+        "both workers stopped at the budget, and the lead with them"
+    );
+    for e in stopped {
+        let child = child_in(e["payload"]["reason"].as_str().unwrap());
         let child_events = events_of(h, &child).await;
         ran += child_events
             .iter()

@@ -116,7 +116,19 @@ pub fn parse(text: &str) -> Result<Vec<Op>, ParseError> {
             return Err(err(i, format!("the patch ends without '{END}'")));
         };
         match marker(line) {
-            Some(Marker::End) => break,
+            Some(Marker::End) => {
+                // Nothing may follow: a file's line that reads as the end (a context line
+                // ` *** End Patch`) would otherwise cut the patch short without a word.
+                if let Some(extra) = lines[i + 1..].iter().position(|l| !l.trim().is_empty()) {
+                    return Err(err(
+                        i + 1 + extra,
+                        format!(
+                            "text after '{END}': a line of a file that reads '{END}' cannot be in a patch"
+                        ),
+                    ));
+                }
+                break;
+            }
             Some(Marker::Add(path)) => {
                 let mut body = Vec::new();
                 i += 1;
@@ -277,6 +289,15 @@ mod tests {
                 lines: vec!["b".into()]
             }
         );
+    }
+
+    #[test]
+    fn nothing_may_follow_the_end() {
+        // A context line that reads as the end would have cut the patch short.
+        let e = parse("*** Begin Patch\n*** Update File: t.txt\n@@\n l1\n *** End Patch\n-l3\n+L3\n*** End Patch\n")
+            .unwrap_err();
+        assert_eq!(e.line, 6);
+        assert!(parse("*** Begin Patch\n*** Add File: a\n+x\n*** End Patch\n\n  \n").is_ok());
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 /// A patch that turns the files `before` into `after` (workspace-relative path → content),
 /// with three lines of context around each change; and what it leaves out, each as `path
 /// (why)`: contents that are not text (not UTF-8, or with NUL bytes), and new files the
-/// format cannot write (empty, without a final newline, or with carriage returns). `None` when nothing changed.
+/// format cannot write (empty, without a final newline, or with carriage returns), names
+/// with line breaks, and any change the patch, applied to `before`, would not reproduce
+/// exactly (a final newline gained, line endings changed, lines that read as the format's
+/// markers). `None` when nothing changed.
 pub fn between(
     before: &BTreeMap<String, Vec<u8>>,
     after: &BTreeMap<String, Vec<u8>>,
@@ -19,6 +22,14 @@ pub fn between(
         if old == new {
             continue;
         }
+        if path.contains(['\n', '\r']) {
+            left_out.push(format!(
+                "{} (a name with a line break)",
+                path.escape_debug()
+            ));
+            continue;
+        }
+        let start = out.len();
         match (text(old), text(new)) {
             (Some(None), _) | (_, Some(None)) => left_out.push(format!("{path} (not text)")),
             (None, Some(Some(new))) if !new.ends_with('\n') || new.contains('\r') => {
@@ -44,9 +55,30 @@ pub fn between(
             }
             (None, None) => {}
         }
+        // Each file's part is checked: applied to the file as it was, it must give the file
+        // as it is now.
+        let section = &out[start..];
+        if !section.is_empty() && !reproduces(section, path, old, new) {
+            out.truncate(start);
+            left_out.push(format!("{path} (a change the patch format cannot carry)"));
+        }
     }
     let patch = (!out.is_empty()).then(|| format!("*** Begin Patch\n{out}*** End Patch\n"));
     (patch, left_out)
+}
+
+/// Whether `section` (one file's part of a patch), applied to `old`, gives exactly `new`.
+fn reproduces(section: &str, path: &str, old: Option<&Vec<u8>>, new: Option<&Vec<u8>>) -> bool {
+    let Ok(ops) = crate::patch::parse(&format!("*** Begin Patch\n{section}*** End Patch\n")) else {
+        return false;
+    };
+    let old = old.and_then(|b| String::from_utf8(b.clone()).ok());
+    let read = |p: &str| (p == path).then(|| old.clone()).flatten();
+    let Ok(plan) = crate::patch::plan(&ops, &read) else {
+        return false;
+    };
+    let made = plan.files.get(path).cloned().flatten();
+    made.as_deref().map(str::as_bytes) == new.map(Vec::as_slice)
 }
 
 /// A file's content as text: `None` for no file, `Some(None)` for one that is not text
@@ -123,5 +155,20 @@ mod tests {
         assert_eq!(read("new/added.txt"), "hello\nworld\n");
         assert!(!dir.path().join("gone.txt").exists());
         assert_eq!(between(&before, &before), (None, Vec::new()));
+        // What the format cannot say is left out, not written wrong.
+        let before = BTreeMap::from([
+            ("eol.txt".to_string(), b"q".to_vec()),
+            ("dos.txt".to_string(), b"a\nb\n".to_vec()),
+            ("marks.txt".to_string(), b"l1\n*** End Patch\nl3\n".to_vec()),
+        ]);
+        let after = BTreeMap::from([
+            ("eol.txt".to_string(), b"q\n".to_vec()),
+            ("dos.txt".to_string(), b"a\r\nb\r\n".to_vec()),
+            ("marks.txt".to_string(), b"l1\n*** End Patch\nL3\n".to_vec()),
+            ("a\nb".to_string(), b"x\n".to_vec()),
+        ]);
+        let (patch, left_out) = between(&before, &after);
+        assert_eq!(patch, None, "{left_out:?}");
+        assert_eq!(left_out.len(), 4, "{left_out:?}");
     }
 }
