@@ -188,7 +188,7 @@ impl Live<'_> {
     }
 
     /// Leaves `call` unanswered (`tool_suspended`): the run stops at the next step
-    /// boundary, waiting for a person when the call does (`waits`), paused otherwise.
+    /// boundary, as `halt` says (paused, waiting for a person, or at a budget).
     async fn suspend(&mut self, call: &ToolCall, halt: Halt) -> Result<(), StoreError> {
         self.record(EventPayload::ToolSuspended {
             call_id: call.call_id.clone(),
@@ -834,10 +834,9 @@ impl Runner {
         }))
     }
 
-    /// Why the run should pause now, if it should: the stop flag, or a request through the
-    /// store from any process.
-    /// Records a pause and takes the request back when one was asked for (Ctrl-C, or
-    /// `cordon pause` from any process); whether the run is to stop here.
+    /// Stops the run here when a call could not finish (a sub-agent paused, waits, or ran
+    /// out of budget), or records a pause and takes the request back when one was asked for
+    /// (Ctrl-C, or `cordon pause` from any process); whether the run is to stop here.
     async fn pause_if_asked(&self, live: &mut Live<'_>) -> Result<bool, StoreError> {
         let reason = match live.halt.take() {
             // A call waits for a person: so does the run.
@@ -878,6 +877,8 @@ impl Runner {
         Ok(true)
     }
 
+    /// Why the run should pause now, if it should: the stop flag, or a request through the
+    /// store from any process (for this run or its tree's first run).
     fn pause_reason(&self, run_id: &RunId) -> Option<&'static str> {
         if self
             .stop

@@ -498,42 +498,33 @@ impl Session {
             }
             false => None,
         };
-        let sandbox = match (sandbox, needs_sandbox) {
+        let limits = workspace::RunLimits {
+            egress: egress.as_ref().map(|e| e.endpoint()),
+            policy: agent.policy.as_ref(),
+        };
+        let prepared = match (sandbox, rebuilt, needs_sandbox) {
             // A sub-agent's sandbox, made as its parent's was.
-            _ if rebuilt.is_some() => {
-                let (spec, dir) = rebuilt.expect("checked");
-                let limits = workspace::RunLimits {
-                    egress: egress.as_ref().map(|e| e.endpoint()),
-                    policy: agent.policy.as_ref(),
-                };
-                let mut prepared = self.rebuild(&spec, &dir, limits).await?;
-                crate::egress::check_isolation(agent.policy.as_ref(), prepared.sandbox.as_ref())?;
-                prepared.spec.checkpoints.merge(&agent.checkpoints);
-                Some(prepared)
-            }
+            (_, Some((spec, dir)), _) => Some(self.rebuild(&spec, &dir, limits).await?),
             // A workspace cordon makes for the run carries the run's id.
-            (Some(options), _) => {
-                let mut prepared = self
-                    .sandbox_named(
-                        &options,
-                        run_id.as_str(),
-                        workspace::RunLimits {
-                            egress: egress.as_ref().map(|e| e.endpoint()),
-                            policy: agent.policy.as_ref(),
-                        },
-                    )
-                    .await?;
-                crate::egress::check_isolation(agent.policy.as_ref(), prepared.sandbox.as_ref())?;
-                prepared.spec.checkpoints.merge(&agent.checkpoints);
-                Some(prepared)
-            }
-            (None, false) => None,
-            (None, true) => {
+            (Some(options), None, _) => Some(
+                self.sandbox_named(&options, run_id.as_str(), limits)
+                    .await?,
+            ),
+            (None, None, false) => None,
+            (None, None, true) => {
                 return Err(SessionError::bad_input(
                     format!("{origin}: its tools run commands, and the request names no sandbox"),
                     "give the run a workspace or a manifest",
                 ));
             }
+        };
+        let sandbox = match prepared {
+            Some(mut p) => {
+                crate::egress::check_isolation(agent.policy.as_ref(), p.sandbox.as_ref())?;
+                p.spec.checkpoints.merge(&agent.checkpoints);
+                Some(p)
+            }
+            None => None,
         };
         self.prepare(Plan {
             run_id,

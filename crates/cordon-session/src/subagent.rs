@@ -92,7 +92,7 @@ impl SubagentTool {
             let state = RunState::fold(&store.events(&id).await?)?;
             // One stopped by a budget goes on when the tree's budget was raised.
             let ended = matches!(state.status, RunStatus::Completed | RunStatus::Failed);
-            if ended || state.tripped.is_some() {
+            if ended {
                 return Ok((id.clone(), outcome_of(id, state)));
             }
             let mut request = ResumeRequest::new(id.as_str());
@@ -117,7 +117,6 @@ impl SubagentTool {
         let mut agent = AgentSpec::recorded(&self.decl.agent)?;
         agent.budgets = self.parent.budgets.clone();
         agent.approvals = self.parent.approvals.clone();
-        agent.policy = self.parent.policy.clone();
         let model = agent
             .model
             .clone()
@@ -246,25 +245,35 @@ impl SubagentTool {
         }
         let before = self.session.snapshots.load(first).await?;
         let after = self.session.snapshots.load(last).await?;
-        let store = self.session.snapshots.local.clone();
-        let files = move |snap: &Snapshot| -> Result<BTreeMap<String, Vec<u8>>, String> {
-            let mut files = BTreeMap::new();
-            for e in &snap.entries {
-                if let Some(hash) = &e.hash {
-                    let content = store.read_content(hash).map_err(|e| e.to_string())?;
-                    files.insert(e.path.clone(), content);
-                }
-            }
-            Ok(files)
-        };
         let (others, kept_out) = not_files(&before, &after);
+        // Only the files whose content changed are read (a copy of a big workspace changes
+        // a few).
+        let hashes = |s: &Snapshot| -> BTreeMap<String, String> {
+            s.entries
+                .iter()
+                .filter_map(|e| Some((e.path.clone(), e.hash.clone()?)))
+                .collect()
+        };
+        let (old, new) = (hashes(&before), hashes(&after));
+        let changed: Vec<String> = old
+            .keys()
+            .chain(new.keys().filter(|p| !old.contains_key(*p)))
+            .filter(|p| old.get(*p) != new.get(*p) && !kept_out.contains(*p))
+            .cloned()
+            .collect();
+        let store = self.session.snapshots.local.clone();
         let (patch, left_out) = tokio::task::spawn_blocking(move || {
-            let only = |mut files: BTreeMap<String, Vec<u8>>| {
-                files.retain(|p, _| !kept_out.contains(p));
-                files
+            let files = |hashes: &BTreeMap<String, String>| {
+                let mut files = BTreeMap::new();
+                for path in &changed {
+                    if let Some(hash) = hashes.get(path) {
+                        let content = store.read_content(hash).map_err(|e| e.to_string())?;
+                        files.insert(path.clone(), content);
+                    }
+                }
+                Ok::<_, String>(files)
             };
-            let (patch, mut left_out) =
-                cordon_tools::patch::between(&only(files(&before)?), &only(files(&after)?));
+            let (patch, mut left_out) = cordon_tools::patch::between(&files(&old)?, &files(&new)?);
             left_out.extend(others);
             left_out.sort();
             Ok::<_, String>((patch, left_out))
@@ -282,7 +291,7 @@ impl SubagentTool {
                 return Ok(None);
             }
             return Ok(Some(format!(
-                "(no patch: its changes are not text: {}; its workspace's last checkpoint is snapshot {last})",
+                "(no patch: the format cannot carry what it changed: {}; its workspace's last checkpoint is snapshot {last})",
                 left_out.join(", ")
             )));
         };

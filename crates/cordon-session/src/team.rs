@@ -215,7 +215,7 @@ pub(crate) fn load(root: &mut AgentSpec, path: &Path) -> Result<(), SessionError
             let index = match files.iter().position(|f| *f == file) {
                 Some(i) => i,
                 None => {
-                    let member = load_member(&file, &from, &h.agent)?;
+                    let member = read_agent(&file, &from, &h.agent, Role::Handoff)?;
                     if specs.iter().any(|s| s.name == member.name) {
                         return Err(SessionError::bad_input(
                             format!(
@@ -262,12 +262,29 @@ pub(crate) fn load(root: &mut AgentSpec, path: &Path) -> Result<(), SessionError
     Ok(())
 }
 
-/// Reads one agent file a handoff names.
-fn load_member(file: &Path, from: &str, written: &str) -> Result<AgentSpec, SessionError> {
+/// How a team's agent is reached: by a handoff, or as a tool.
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    Handoff,
+    Tool,
+}
+
+/// Reads the agent file `written` (at `file`) that `from` names for `role`, checked: its
+/// name, and no setting that is the entry agent's.
+fn read_agent(
+    file: &Path,
+    from: &str,
+    written: &str,
+    role: Role,
+) -> Result<AgentSpec, SessionError> {
+    let section = match role {
+        Role::Handoff => "[[handoffs]]",
+        Role::Tool => "[[agent_tools]]",
+    };
     if !file.is_file() {
         return Err(SessionError::bad_input(
             format!(
-                "{from}: [[handoffs]] agent = \"{written}\": there is no file {}",
+                "{from}: {section} agent = \"{written}\": there is no file {}",
                 file.display()
             ),
             "the path is relative to the agent file that names it",
@@ -276,9 +293,13 @@ fn load_member(file: &Path, from: &str, written: &str) -> Result<AgentSpec, Sess
     let spec = AgentSpec::load_one(file)?;
     let shown = file.display().to_string();
     check_name("agent", &spec.name, &shown)?;
-    if let Some(what) = member_problem(&spec, true) {
+    if let Some(what) = member_problem(&spec, role == Role::Handoff) {
+        let reached = match role {
+            Role::Handoff => "an agent reached by a handoff",
+            Role::Tool => "an agent used as a tool",
+        };
         return Err(SessionError::bad_input(
-            format!("{shown}: an agent reached by a handoff cannot set {what}"),
+            format!("{shown}: {reached} cannot set {what}"),
             "the run's turns, policy, approvals, budgets, compaction, MCP servers, skills and agent tools are the entry agent's: set them there",
         ));
     }
@@ -288,25 +309,8 @@ fn load_member(file: &Path, from: &str, written: &str) -> Result<AgentSpec, Sess
 /// Resolves one `[[agent_tools]]` entry: its agent's file read and checked.
 fn agent_tool(t: &AgentToolSection, dir: &Path, shown: &str) -> Result<AgentTool, SessionError> {
     let file = dir.join(&t.agent);
-    if !file.is_file() {
-        return Err(SessionError::bad_input(
-            format!(
-                "{shown}: [[agent_tools]] agent = \"{}\": there is no file {}",
-                t.agent,
-                file.display()
-            ),
-            "the path is relative to the agent file that names it",
-        ));
-    }
-    let spec = AgentSpec::load_one(&file)?;
+    let spec = read_agent(&file, shown, &t.agent, Role::Tool)?;
     let at = file.display().to_string();
-    check_name("agent", &spec.name, &at)?;
-    if let Some(what) = member_problem(&spec, false) {
-        return Err(SessionError::bad_input(
-            format!("{at}: an agent used as a tool cannot set {what}"),
-            "the run's policy, approvals, budgets and the rest are the entry agent's: set them there",
-        ));
-    }
     if !spec.handoff_sections.is_empty() {
         return Err(SessionError::bad_input(
             format!("{at}: an agent used as a tool cannot hand off"),
